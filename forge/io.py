@@ -1,0 +1,118 @@
+"""Atomic Parquet I/O and content fingerprints.
+
+Every ingest and corpus asset writes Parquet (DuckDB takes one writer at a time, see DESIGN.md):
+a file is written under a temporary name in the same directory and renamed into place, so a
+killed run leaves the previous file intact and readers never see half a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` via a temporary sibling file and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_parquet(
+    path: str | os.PathLike[str],
+    rows: Iterable[Mapping[str, Any]] | pa.Table,
+    schema: pa.Schema,
+    *,
+    row_group_size: int = 10_000,
+) -> int:
+    """Write rows (dicts, or an Arrow table) with ``schema`` atomically; return the row count.
+
+    Rows are streamed in batches of ``row_group_size`` so memory stays flat for large inputs.
+    An empty input still writes a valid file with the schema, so downstream SQL sees a table.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    n = 0
+    try:
+        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+            if isinstance(rows, pa.Table):
+                table = rows.select(schema.names).cast(schema)
+                writer.write_table(table, row_group_size=row_group_size)
+                n = table.num_rows
+            else:
+                batch: list[Mapping[str, Any]] = []
+                for row in rows:
+                    batch.append(row)
+                    if len(batch) >= row_group_size:
+                        writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                        n += len(batch)
+                        batch = []
+                if batch:
+                    writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                    n += len(batch)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return n
+
+
+def read_parquet_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Read a Parquet file or a directory of Parquet files into a list of dicts."""
+    path = Path(path)
+    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    rows: list[dict[str, Any]] = []
+    for f in files:
+        rows.extend(pq.read_table(f).to_pylist())
+    return rows
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def fingerprint(*parts: Any) -> str:
+    """A stable digest of JSON-serialisable parts (configs, upstream digests, code versions)."""
+    payload = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+def file_digest(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    """sha256 of a file's bytes, or of all files under a directory (names and bytes)."""
+    path = Path(path)
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        h.update(str(f.relative_to(path) if path.is_dir() else f.name).encode())
+        with open(f, "rb") as fh:
+            while block := fh.read(chunk):
+                h.update(block)
+    return h.hexdigest()
