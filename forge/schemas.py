@@ -99,3 +99,22 @@ DROPPED_ROWS = pa.schema(
         ("source_uri", pa.string()),
     ]
 )
+
+#: raw.agent_documents — agent data rendered as pre-training text: one document per API
+#: (its operations' documentation) and one per valid trajectory (tool docs + conversation).
+AGENT_DOCUMENTS = pa.schema(
+    [
+        ("doc_id", pa.string()),  # "api:<sha>" or "traj:<trajectory_id>"
+        ("subcategory", pa.string()),  # api_doc | trajectory
+        ("provider", pa.string()),
+        ("api_ids", pa.list_(pa.string())),
+        ("source_table", pa.string()),  # lineage: api_operations | trajectories
+        ("source_row_id", pa.string()),  # lineage: api group key or trajectory_id
+        ("source_uri", pa.string()),
+        ("text", pa.string()),
+        ("license", pa.string()),
+        ("is_seed", pa.bool_()),  # part of the high-quality seed set used by CPT stage 2
+        ("n_chars", pa.int64()),
+        ("sha256", pa.string()),
+    ]
+)

@@ -1,0 +1,57 @@
+# Hephaestus Forge — the two commands (`make demo`, `make test`) plus `make ui`.
+# Everything installs into .venv with pip; state lives under .hephaestus/ (git-ignored).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+# A CPU build by default; on a GPU machine: make TORCH_SPEC='torch==<your CUDA build>' ...
+TORCH_SPEC ?= torch==2.13.0
+PROFILE ?= default
+
+export PATH := $(BIN):$(PATH)
+export HEPHAESTUS_HOME ?= $(CURDIR)/.hephaestus
+export DAGSTER_HOME ?= $(HEPHAESTUS_HOME)/dagster_home
+export HEPHAESTUS_PROFILE ?= $(PROFILE)
+# Telemetry off: these machines reach only the package registries.
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+export DAGSTER_DISABLE_TELEMETRY := 1
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export GX_ANALYTICS_ENABLED := false
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export TQDM_DISABLE := 1
+
+.PHONY: install demo test test-fast ui lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	cd dbt_project && $(BIN)/dbt parse --quiet --profiles-dir .
+	touch $@
+
+install: $(VENV)/.installed
+
+## Materialize every asset on the `default` profile and print the scorecard.
+demo: install
+	$(BIN)/python -m orchestration.demo --profile $(PROFILE)
+
+## Create the environment and run the whole test suite (unit, definitions, integration, distributed).
+test: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+## Unit tests only (no integration run).
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not integration and not distributed"
+
+## Dagster UI (port 3000) and MLflow UI (port 5000) on 127.0.0.1, on the stores `make demo` wrote.
+ui: install
+	$(BIN)/python -m orchestration.ui --profile $(PROFILE)
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(HEPHAESTUS_HOME) dbt_project/target dbt_project/logs

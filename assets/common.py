@@ -1,0 +1,62 @@
+"""What every Python asset does around its library call: skip when nothing changed, report.
+
+An asset's fingerprint folds in its configuration, its upstream fingerprints and the digest of
+the library code it calls. When the output's completion marker holds the same fingerprint the
+work is skipped and the asset says so ("up_to_date"); the fingerprint is also the asset's Dagster
+data version, so the UI's staleness view agrees with what a rerun would do.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from dagster import AssetExecutionContext, DataVersion, MaterializeResult, MetadataValue
+
+from forge.markers import is_fresh, read_marker, write_marker
+
+
+def to_metadata(meta: dict[str, Any]) -> dict[str, Any]:
+    """Dagster metadata from a plain dict: scalars as they are, '*_md' keys as Markdown, the rest JSON."""
+    out: dict[str, Any] = {}
+    for key, value in meta.items():
+        if key.endswith("_md") and isinstance(value, str):
+            out[key] = MetadataValue.md(value)
+        elif isinstance(value, bool | int | float | str) or value is None:
+            out[key] = value
+        else:
+            out[key] = MetadataValue.json(json.loads(json.dumps(value, default=str)))
+    return out
+
+
+def materialize_stage(
+    context: AssetExecutionContext,
+    out_dir: Path,
+    fingerprint: str,
+    build: Callable[[], dict[str, Any]],
+) -> MaterializeResult:
+    """Run ``build`` (which writes ``out_dir``) unless ``out_dir`` is fresh for ``fingerprint``."""
+    if is_fresh(out_dir, fingerprint):
+        meta = (read_marker(out_dir) or {}).get("metadata", {})
+        context.log.info(f"{context.asset_key.to_user_string()}: up to date (fingerprint {fingerprint}); skipped")
+        return MaterializeResult(
+            metadata=to_metadata({**meta, "up_to_date": True, "fingerprint": fingerprint}),
+            data_version=DataVersion(fingerprint),
+        )
+    meta = build()
+    write_marker(out_dir, fingerprint, meta)
+    return MaterializeResult(
+        metadata=to_metadata({**meta, "up_to_date": False, "fingerprint": fingerprint}),
+        data_version=DataVersion(fingerprint),
+    )
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "_(empty)_"
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)

@@ -1,0 +1,169 @@
+"""Evaluation assets: BFCL (official data), the unseen-API benchmark, general retention, and the
+scorecard that registers the SFT model in the MLflow registry with its scores."""
+
+
+import json
+from pathlib import Path
+from typing import Any
+
+from dagster import AssetExecutionContext, AssetKey, DataVersion, MaterializeResult, MetadataValue, asset
+
+import evaluation.bfcl_runner
+import evaluation.checker
+import evaluation.generate
+import evaluation.parse
+import evaluation.pipeline
+import forge.corpus
+import forge.unseen
+from assets.common import materialize_stage, to_metadata
+from assets.ingest import bfcl_data_dir, raw_key
+from assets.tracking import active_run, create_run, dataset_input, ensure_experiment
+from assets.warehouse import mart_key
+from evaluation.registry import register_model
+from evaluation.scorecard import build_scorecard, format_scorecard
+from forge.io import atomic_write_json, atomic_write_text, file_digest, fingerprint
+from forge.markers import is_fresh, read_marker, upstream_fingerprint, write_marker
+from forge.warehouse import code_digest, table_fingerprint
+from orchestration.resources import ForgeResource, MlflowResource
+
+SFT = AssetKey("sft_model")
+EVAL_CODE = (evaluation.bfcl_runner, evaluation.checker, evaluation.generate, evaluation.parse, evaluation.pipeline)
+
+
+def _sft_dir(forge: ForgeResource) -> Path:
+    return forge.paths.models / "sft_model"
+
+
+@asset(key=AssetKey("unseen_api_benchmark"), group_name="evaluation", deps=[mart_key("fct_eval_holdout")],
+       kinds={"python", "jsonl"},
+       description="The unseen-API benchmark in BFCL's format, built from the held-out providers only.")
+def unseen_api_benchmark(context: AssetExecutionContext, forge: ForgeResource) -> MaterializeResult:
+    cfg = forge.section("evaluation", "unseen") or {}
+    wh, out = forge.paths.warehouse, forge.paths.evaluation / "unseen_api_benchmark"
+    fp = fingerprint(cfg, table_fingerprint(wh, "fct_eval_holdout"), code_digest(forge.unseen, forge.corpus))
+    return materialize_stage(context, out, fp, lambda: forge.corpus.build_unseen_benchmark(wh, cfg, out))
+
+
+def _eval_asset(name: str, deps: list[AssetKey], description: str, run, inputs):
+    """An evaluation asset: one MLflow run, metrics logged, results as artifacts; skipped when fresh."""
+
+    @asset(key=AssetKey(name), group_name="evaluation", deps=[SFT, *deps], kinds={"pytorch", "mlflow"},
+           description=description)
+    def _asset(context: AssetExecutionContext, forge: ForgeResource, mlflow: MlflowResource) -> MaterializeResult:
+        out = forge.paths.evaluation / name
+        src, cfg = inputs(forge)
+        fp = fingerprint(cfg, upstream_fingerprint(_sft_dir(forge)), src["digest"], code_digest(*EVAL_CODE))
+        if is_fresh(out, fp):
+            context.log.info(f"{name}: up to date (fingerprint {fp}); skipped")
+            meta = (read_marker(out) or {}).get("metadata", {})
+            return MaterializeResult(metadata=to_metadata({**meta, "up_to_date": True}), data_version=DataVersion(fp))
+        uri, experiment = mlflow.resolve(forge)
+        exp_id = ensure_experiment(uri, experiment, forge.paths.artifact_root)
+        run_id = create_run(uri, exp_id, name, tags={
+            "dagster.run_id": context.run_id, "dagster.asset_key": context.asset_key.to_user_string(),
+            "hephaestus.profile": forge.paths.profile, "hephaestus.model_fingerprint": upstream_fingerprint(_sft_dir(forge))})
+        import mlflow as mlf
+
+        with active_run(uri, run_id):
+            mlf.log_params({f"eval.{k}": json.dumps(v) for k, v in cfg.items()})
+            mlf.log_input(dataset_input(name, str(src["path"]), src["digest"], {"path": str(src["path"])}),
+                          context="evaluation")
+            result = run(_sft_dir(forge) / "hf", src["path"], cfg, out)
+            metrics = _flat_metrics(result)
+            mlf.log_metrics(metrics)
+            mlf.log_artifacts(str(out), artifact_path=name)
+        meta = {"mlflow_run_id": run_id, **metrics}
+        write_marker(out, fp, meta)
+        return MaterializeResult(metadata=to_metadata({**meta, "up_to_date": False}), data_version=DataVersion(fp))
+
+    return _asset
+
+
+def _flat_metrics(result: dict[str, Any]) -> dict[str, float]:
+    """Accuracy per category and summary group, or perplexity per category, as MLflow metric names."""
+    out: dict[str, float] = {}
+    for cat, stats in (result.get("categories") or {}).items():
+        out[f"acc.{cat}"] = float(stats["accuracy"])
+    for group, stats in (result.get("summary") or {}).items():
+        out[f"acc.{group}"] = float(stats["accuracy"])
+    for key, value in result.items():
+        if isinstance(value, dict) and "ppl" in value:
+            out[f"ppl.{key}"] = float(value["ppl"])
+            out[f"nll.{key}"] = float(value["nll_per_token"])
+    return out
+
+
+def _bfcl_inputs(forge: ForgeResource):
+    data_dir = bfcl_data_dir(forge)
+    return {"path": data_dir, "digest": file_digest(data_dir)[:32]}, dict(forge.section("evaluation", "bfcl") or {})
+
+
+def _unseen_inputs(forge: ForgeResource):
+    bench = forge.paths.evaluation / "unseen_api_benchmark"
+    return {"path": bench, "digest": upstream_fingerprint(bench)}, dict(forge.section("evaluation", "unseen") or {})
+
+
+def _retention_inputs(forge: ForgeResource):
+    texts = forge.paths.corpus / "heldout_texts"
+    return {"path": texts, "digest": upstream_fingerprint(texts)}, dict(forge.section("evaluation", "perplexity") or {})
+
+
+bfcl_eval = _eval_asset("bfcl_eval", [raw_key("bfcl_items")],
+                        "BFCL non-live Python categories from the official data: generate, parse, AST-check.",
+                        evaluation.pipeline.run_bfcl, _bfcl_inputs)
+unseen_api_eval = _eval_asset("unseen_api_eval", [AssetKey("unseen_api_benchmark")],
+                              "The unseen-API benchmark, scored by the same checker as BFCL.",
+                              evaluation.pipeline.run_unseen, _unseen_inputs)
+general_retention = _eval_asset("general_retention", [AssetKey("heldout_texts")],
+                                "Perplexity on held-out text, code and agent documents.",
+                                evaluation.pipeline.run_perplexity, _retention_inputs)
+
+EVAL_ASSETS = ("bfcl_eval", "unseen_api_eval", "general_retention")
+
+
+@asset(key=AssetKey("scorecard"), group_name="evaluation", deps=[AssetKey(n) for n in EVAL_ASSETS],
+       kinds={"mlflow"},
+       description="The model version's scorecard; registers the SFT model in the MLflow registry with its scores.")
+def scorecard(context: AssetExecutionContext, forge: ForgeResource, mlflow: MlflowResource) -> MaterializeResult:
+    out = forge.paths.evaluation / "scorecard"
+    model_name = forge.section("registry", "model_name") or "hephaestus-sft"
+    fp = fingerprint(model_name, [upstream_fingerprint(forge.paths.evaluation / n) for n in EVAL_ASSETS])
+
+    def build() -> dict[str, Any]:
+        ev = forge.paths.evaluation
+        results: dict[str, Any] = {"model": model_name}
+        results["bfcl"] = json.loads((ev / "bfcl_eval" / "results.json").read_text())
+        results["unseen_api"] = json.loads((ev / "unseen_api_eval" / "results.json").read_text())
+        for cat, res in json.loads((ev / "general_retention" / "results.json").read_text()).items():
+            results[f"ppl_{cat}"] = res
+        card = build_scorecard(results)
+        text, md = format_scorecard(card, "text"), format_scorecard(card, "markdown")
+        atomic_write_json(out / "scorecard.json", card)
+        atomic_write_text(out / "scorecard.txt", text + "\n")
+        atomic_write_text(out / "scorecard.md", md + "\n")
+
+        uri, experiment = mlflow.resolve(forge)
+        exp_id = ensure_experiment(uri, experiment, forge.paths.artifact_root)
+        sft_meta = (read_marker(forge.paths.models / "sft_model") or {}).get("metadata", {})
+        run_id = create_run(uri, exp_id, "scorecard", tags={
+            "dagster.run_id": context.run_id, "dagster.asset_key": "scorecard",
+            "hephaestus.profile": forge.paths.profile, "hephaestus.sft_run_id": str(sft_meta.get("mlflow_run_id"))})
+        import mlflow as mlf
+
+        scores = {k.replace("/", "."): float(v) for k, v in card["headline"].items() if v is not None}
+        with active_run(uri, run_id):
+            mlf.log_metrics(scores)
+            mlf.log_artifacts(str(out), artifact_path="scorecard")
+        registered = register_model(tracking_uri=uri, run_id=run_id, hf_dir=forge.paths.models / "sft_model" / "hf",
+                                    model_name=model_name, scores=scores,
+                                    description=f"Hephaestus SFT model ({forge.paths.profile} profile).\n\n{md}")
+        context.log.info("\n" + text)
+        return {"scorecard_md": md, "scorecard_text": text, **registered, "headline": card["headline"]}
+
+    result = materialize_stage(context, out, fp, build)
+    md = (out / "scorecard.md").read_text() if (out / "scorecard.md").exists() else ""
+    return MaterializeResult(metadata={**(result.metadata or {}), "scorecard": MetadataValue.md(md)},
+                             data_version=result.data_version)
+
+
+evaluation_assets = [unseen_api_benchmark, bfcl_eval, unseen_api_eval, general_retention, scorecard]

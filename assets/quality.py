@@ -1,0 +1,46 @@
+"""Great Expectations suites on the marts as blocking asset checks.
+
+A failing check stops everything downstream of its mart in the same run, and its result names
+each failed expectation with the number of rows that broke it.
+"""
+
+
+import duckdb
+from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, asset_check
+
+from assets.warehouse import mart_key
+from forge.quality import SUITE_TABLES, validate_dataframe
+from orchestration.resources import ForgeResource
+
+
+def _make_check(table: str):
+    @asset_check(
+        asset=mart_key(table),
+        name=f"gx_{table}",
+        blocking=True,
+        description=f"Great Expectations suite on {table} (forge.quality); blocks downstream on failure.",
+    )
+    def _check(context: AssetCheckExecutionContext, forge: ForgeResource) -> AssetCheckResult:
+        with duckdb.connect(str(forge.paths.warehouse), read_only=True) as con:
+            df = con.sql(f"select * from {table}").df()
+        min_chars = int(forge.section("warehouse", "min_chars") or 50)
+        result = validate_dataframe(table, df, min_chars=min_chars)
+        context.log.info(result.summary())
+        return AssetCheckResult(
+            passed=result.success,
+            severity=AssetCheckSeverity.ERROR,
+            description=result.summary(),
+            metadata={
+                "n_rows": result.n_rows,
+                "n_expectations": len(result.outcomes),
+                "failed": [
+                    {"expectation": o.expectation, "column": o.column, "unexpected_count": o.unexpected_count}
+                    for o in result.failed
+                ],
+            },
+        )
+
+    return _check
+
+
+gx_checks = [_make_check(table) for table in SUITE_TABLES]

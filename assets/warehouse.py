@@ -1,0 +1,51 @@
+"""The dbt-duckdb project as Dagster assets: one asset per model, lineage to the raw assets.
+
+dbt is the only writer of the warehouse file (see DESIGN.md); the assets run in the
+``duckdb_writer`` pool so two runs never open it for writing at once.
+"""
+
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from dagster import AssetExecutionContext, AssetKey
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+
+from orchestration.resources import ForgeResource
+
+DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+
+
+def ensure_manifest() -> Path:
+    """``dbt parse`` once when the manifest is missing (fresh clone), so Definitions can load."""
+    if not dbt_project.manifest_path.exists():
+        dbt_project.preparer.prepare(dbt_project)
+    return dbt_project.manifest_path
+
+
+class ForgeDbtTranslator(DagsterDbtTranslator):
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None):
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        if spec.key.path[0] == "raw":
+            return spec  # sources keep their ingest keys and groups
+        return spec.replace_attributes(group_name="warehouse", kinds={"dbt", "duckdb"})
+
+
+def mart_key(name: str) -> AssetKey:
+    return AssetKey([name])
+
+
+def build_dbt_assets():
+    @dbt_assets(
+        manifest=ensure_manifest(),
+        project=dbt_project,
+        dagster_dbt_translator=ForgeDbtTranslator(),
+        pool="duckdb_writer",
+    )
+    def warehouse_models(context: AssetExecutionContext, dbt: DbtCliResource, forge: ForgeResource):
+        forge.export_environment()
+        yield from dbt.cli(["build", "--vars", forge.dbt_vars_json()], context=context).stream()
+
+    return warehouse_models

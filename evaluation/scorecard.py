@@ -1,0 +1,90 @@
+"""One scorecard per model version: the benchmark numbers side by side, as data and as a table.
+
+``build_scorecard`` takes the raw results of the evaluation steps, keyed by benchmark::
+
+    {"model": "sft-v3",                      # optional label
+     "bfcl": evaluate_bfcl(...) / score_items(...) result,
+     "unseen_api": score_items(...) result,  # any other BFCL-format result works the same way
+     "perplexity": perplexity(...) result}
+
+and flattens them into rows ``{benchmark, metric, value, n}`` (accuracies as fractions, perplexity in
+its own unit). ``format_scorecard`` renders the rows as a fixed-width terminal table or Markdown
+(for Dagster metadata / MLflow).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_SUMMARY_ORDER = ("non_live_ast", "non_live_simple", "live_ast", "irrelevance", "relevance", "overall_mean")
+
+
+def _bench_rows(benchmark: str, result: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    if "categories" in result:  # a BFCL-format result
+        summary = result.get("summary", {})
+        for name in _SUMMARY_ORDER:
+            if name in summary:
+                part = summary[name]
+                label = name if part.get("complete", True) else f"{name} (partial)"
+                rows.append({"benchmark": benchmark, "metric": label, "value": part["accuracy"], "n": part["n"]})
+        for category, stats in result["categories"].items():
+            rows.append({"benchmark": benchmark, "metric": category, "value": stats["accuracy"], "n": stats["n"]})
+    elif "ppl" in result:
+        rows.append({"benchmark": benchmark, "metric": "ppl", "value": result["ppl"], "n": result.get("n_tokens")})
+        rows.append(
+            {"benchmark": benchmark, "metric": "nll_per_token", "value": result["nll_per_token"], "n": result.get("n_tokens")}
+        )
+    else:
+        for key, value in result.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                rows.append({"benchmark": benchmark, "metric": key, "value": float(value), "n": None})
+    return rows
+
+
+def build_scorecard(results: dict[str, Any]) -> dict[str, Any]:
+    """Flatten evaluation results into scorecard rows plus a few headline numbers."""
+    rows: list[dict[str, Any]] = []
+    for benchmark, result in results.items():
+        if benchmark == "model" or not isinstance(result, dict):
+            continue
+        rows.extend(_bench_rows(benchmark, result))
+    headline = {}
+    for row in rows:
+        key = f"{row['benchmark']}/{row['metric']}"
+        if row["metric"] in ("non_live_ast", "live_ast", "overall_mean", "ppl"):
+            headline[key] = row["value"]
+    return {"model": results.get("model"), "rows": rows, "headline": headline}
+
+
+def _cell(value: Any, metric: str) -> str:
+    if value is None:
+        return "-"
+    if metric in ("ppl", "nll_per_token") or not isinstance(value, float) or value > 1.0:
+        return f"{value:.3f}" if isinstance(value, float) else str(value)
+    return f"{100 * value:.2f}%"
+
+
+def format_scorecard(scorecard: dict[str, Any], style: str = "text") -> str:
+    """Render as ``style="text"`` (fixed-width, for the terminal) or ``"markdown"`` (for metadata)."""
+    header = ("benchmark", "metric", "value", "n")
+    body = [
+        (row["benchmark"], row["metric"], _cell(row["value"], row["metric"]), "-" if row["n"] is None else str(row["n"]))
+        for row in scorecard["rows"]
+    ]
+    title = f"Scorecard: {scorecard.get('model') or 'model'}"
+    if style == "markdown":
+        lines = [f"**{title}**", "", "| " + " | ".join(header) + " |", "| --- | --- | ---: | ---: |"]
+        lines += ["| " + " | ".join(cells) + " |" for cells in body]
+        return "\n".join(lines)
+    if style != "text":
+        raise ValueError(f"unknown style {style!r}: use 'text' or 'markdown'")
+    widths = [max(len(header[i]), *(len(cells[i]) for cells in body)) if body else len(header[i]) for i in range(4)]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(
+            cell.rjust(widths[i]) if i >= 2 else cell.ljust(widths[i]) for i, cell in enumerate(cells)
+        ).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    return "\n".join([title, line(header), rule, *(line(cells) for cells in body)])

@@ -1,0 +1,151 @@
+"""Bounded resolution of local ``$ref``s in an OpenAPI document.
+
+Specs in the APIs.guru directory are bundled (no external refs) but not dereferenced, and many
+schemas are recursive (trees, error chains) or fan out into thousands of nodes (cloud SDK specs).
+The resolver inlines every local JSON-pointer ref (``#/components/...``, Swagger 2
+``#/definitions/...``, even ``#/paths/...``) and keeps the output bounded:
+
+- a ref met again inside its own expansion becomes ``{"x-recursive-ref": ref}``;
+- more than ``max_ref_depth`` nested expansions become ``{"x-truncated-ref": ref}``;
+- nesting deeper than ``max_depth`` becomes ``{"x-truncated": "depth"}``;
+- more than ``max_nodes`` visited nodes in one call become ``{"x-truncated": "size"}``;
+- strings longer than ``max_chars`` are cut (with an ellipsis).
+
+Vendor extensions (``x-*``), examples, ``xml`` and ``externalDocs`` are dropped from schemas:
+they are noise for a model reading the tool document. Property names are never dropped. Every
+cut is counted in ``events`` so the caller can report it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+from urllib.parse import unquote
+
+_MISSING = object()
+
+#: Keys dropped while walking (never when they are names inside a ``properties`` map).
+DROPPED_KEYS = frozenset({"example", "examples", "xml", "externalDocs"})
+#: Keys whose values are maps from arbitrary names to schemas (their keys are data, not keywords).
+NAME_MAPS = frozenset({"properties", "patternProperties", "definitions", "$defs", "dependentSchemas"})
+
+
+class RefResolver:
+    """Inline local ``$ref``s of one document with bounded depth and size (see module docstring)."""
+
+    def __init__(
+        self,
+        root: dict[str, Any],
+        *,
+        max_ref_depth: int = 8,
+        max_depth: int = 32,
+        max_nodes: int = 4000,
+        max_chars: int = 1000,
+    ) -> None:
+        self.root = root
+        self.max_ref_depth = max_ref_depth
+        self.max_depth = max_depth
+        self.max_nodes = max_nodes
+        self.max_chars = max_chars
+        self.events: Counter = Counter()
+        self._lookups: dict[str, Any] = {}
+        self._nodes = 0
+        self._budget = max_nodes
+        self._ref_depth = max_ref_depth
+        self._cut_size = False
+
+    def lookup(self, ref: str) -> Any:
+        """The raw target of a local ref (``#/a/b~1c``), or ``_MISSING``; cached per ref."""
+        hit = self._lookups.get(ref, _MISSING)
+        if hit is not _MISSING:
+            return hit
+        node: Any = self.root
+        fragment = unquote(ref[1:]) if ref.startswith("#") else _MISSING
+        if fragment is _MISSING:
+            node = _MISSING
+        elif fragment not in ("", "/"):
+            for token in fragment.lstrip("/").split("/"):
+                token = token.replace("~1", "/").replace("~0", "~")
+                if isinstance(node, dict) and token in node:
+                    node = node[token]
+                elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+                    node = node[int(token)]
+                else:
+                    node = _MISSING
+                    break
+        self._lookups[ref] = node
+        return node
+
+    def deref(self, node: Any, limit: int = 16) -> Any:
+        """Follow a chain of refs at the top of ``node`` only (no walk); for parameters, path items."""
+        seen: set[str] = set()
+        while isinstance(node, dict) and isinstance(node.get("$ref"), str) and limit > 0:
+            ref = node["$ref"]
+            if ref in seen:
+                self.events["recursive_ref_cut"] += 1
+                return {"x-recursive-ref": ref}
+            seen.add(ref)
+            target = self.lookup(ref)
+            if target is _MISSING:
+                self.events["unresolved_ref"] += 1
+                return {"x-unresolved-ref": ref}
+            node, limit = target, limit - 1
+        return node
+
+    def resolve(self, node: Any, *, max_nodes: int | None = None, max_ref_depth: int | None = None) -> Any:
+        """A resolved copy of ``node``; the keyword arguments override the bounds for this call."""
+        self._nodes = 0
+        self._budget = self.max_nodes if max_nodes is None else max_nodes
+        self._ref_depth = self.max_ref_depth if max_ref_depth is None else max_ref_depth
+        self._cut_size = False
+        return self._walk(node, 0, (), False)
+
+    def _walk(self, node: Any, depth: int, stack: tuple[str, ...], in_map: bool) -> Any:
+        self._nodes += 1
+        if self._nodes > self._budget:
+            if not self._cut_size:
+                self.events["schema_truncated_size"] += 1
+                self._cut_size = True
+            return {"x-truncated": "size"}
+        if isinstance(node, str):
+            if len(node) > self.max_chars:
+                self.events["string_truncated"] += 1
+                return node[: self.max_chars - 1] + "…"
+            return node
+        if isinstance(node, list):
+            return [self._walk(v, depth + 1, stack, False) for v in node]
+        if not isinstance(node, dict):
+            return node
+        if depth > self.max_depth:
+            self.events["schema_truncated_depth"] += 1
+            return {"x-truncated": "depth"}
+        ref = node.get("$ref") if not in_map else None
+        if isinstance(ref, str):
+            return self._expand(node, ref, depth, stack)
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if not in_map and (key in DROPPED_KEYS or key.startswith("x-")):
+                continue
+            out[key] = self._walk(value, depth + 1, stack, (not in_map) and key in NAME_MAPS)
+        return out
+
+    def _expand(self, node: dict[str, Any], ref: str, depth: int, stack: tuple[str, ...]) -> Any:
+        if not ref.startswith("#"):
+            self.events["external_ref_kept"] += 1
+            return {"x-external-ref": ref}
+        if ref in stack:
+            self.events["recursive_ref_cut"] += 1
+            return {"x-recursive-ref": ref}
+        if len(stack) >= self._ref_depth:
+            self.events["ref_depth_truncated"] += 1
+            return {"x-truncated-ref": ref}
+        target = self.lookup(ref)
+        if target is _MISSING:
+            self.events["unresolved_ref"] += 1
+            return {"x-unresolved-ref": ref}
+        out = self._walk(target, depth, (*stack, ref), False)
+        siblings = {k: v for k, v in node.items() if k != "$ref" and not k.startswith("x-")}
+        if siblings and isinstance(out, dict):
+            # OpenAPI 3.1 allows keywords beside $ref (description, nullable): they refine the target.
+            out = {**out, **{k: self._walk(v, depth + 1, stack, k in NAME_MAPS) for k, v in siblings.items()}}
+        return out

@@ -1,0 +1,241 @@
+"""The corpus stages as plain functions: what the Dagster assets and the CLI both call.
+
+Each stage reads its inputs (files or the read-only warehouse), writes its output directory
+atomically and returns a metadata dict (row counts, drop reasons, small Markdown tables). Skipping
+finished work (fingerprints and markers) is the caller's business, not the stage's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from forge import schemas
+from forge.io import read_parquet_rows, sha256_text, write_parquet
+from forge.stats import StepStats
+
+log = logging.getLogger(__name__)
+
+
+def _dropped_rows(asset: str, stats: Iterable[StepStats]) -> Iterator[dict[str, Any]]:
+    for st in stats:
+        for reason, examples in st.examples.items():
+            for detail in examples:
+                yield {"asset": asset, "reason": f"{st.name}:{reason}", "detail": detail, "source_uri": None}
+
+
+def _stats_meta(*stats: StepStats) -> dict[str, Any]:
+    return {st.name: {"n_in": st.n_in, "n_kept": st.n_kept, "dropped": dict(st.dropped)} for st in stats}
+
+
+# --------------------------------------------------------------------------------------------------
+# Ingest: API documentation
+# --------------------------------------------------------------------------------------------------
+def ingest_api_operations(
+    *,
+    openapi_source: Path | None,
+    providers: list[str] | None,
+    max_specs: int | None,
+    python_modules: list[str],
+    out_dir: Path,
+    module_timeout_s: float = 60.0,
+) -> dict[str, Any]:
+    """OpenAPI operations (a tarball or a folder of specs) + introspected Python functions →
+    ``out_dir/openapi.parquet`` and ``out_dir/python_module.parquet`` (raw.api_operations)."""
+    from forge.openapi import openapi_rows
+    from forge.python_modules import introspect_modules
+
+    op_stats, spec_stats = StepStats("openapi_operations"), StepStats("openapi_specs")
+    n_openapi = 0
+    if openapi_source is not None:
+        rows = openapi_rows(openapi_source, providers=providers, max_specs=max_specs, stats=op_stats, spec_stats=spec_stats)
+        n_openapi = write_parquet(out_dir / "openapi.parquet", rows, schemas.API_OPERATIONS)
+    else:
+        write_parquet(out_dir / "openapi.parquet", [], schemas.API_OPERATIONS)
+
+    mod_stats = StepStats("python_modules")
+    py_rows = introspect_modules(python_modules, mod_stats, timeout_s=module_timeout_s) if python_modules else []
+    n_python = write_parquet(out_dir / "python_module.parquet", py_rows, schemas.API_OPERATIONS)
+    write_parquet(out_dir.parent / "_dropped" / "api_operations.parquet",
+                  _dropped_rows("api_operations", [op_stats, spec_stats, mod_stats]), schemas.DROPPED_ROWS)
+
+    providers_seen = Counter(r["provider"] for r in read_parquet_rows(out_dir / "openapi.parquet")) if n_openapi else Counter()
+    return {
+        "n_rows": n_openapi + n_python,
+        "n_openapi_operations": n_openapi,
+        "n_python_functions": n_python,
+        "n_providers": len(providers_seen),
+        "n_specs": spec_stats.n_kept,
+        "drops": _stats_meta(op_stats, spec_stats, mod_stats),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Ingest: general code and text
+# --------------------------------------------------------------------------------------------------
+def ingest_general_documents(kind: str, cfg: dict[str, Any], out_dir: Path, min_chars: int = 50) -> dict[str, Any]:
+    """Real local code (``kind='code'``) or text (``kind='text'``) → ``out_dir/part-0.parquet``,
+    after the quality filters (every drop counted by reason)."""
+    from forge.filters import apply_filters, default_filters
+    from forge.general_docs import iter_code_documents, iter_text_documents
+
+    src_stats = StepStats(f"{kind}_sources")
+    if kind == "code":
+        docs = iter_code_documents(
+            cfg.get("roots", ["stdlib"]), cfg.get("max_files"), cfg.get("max_bytes_per_file", 100_000), src_stats
+        )
+    elif kind == "text":
+        docs = iter_text_documents(cfg.get("sources", ["module_docstrings"]), cfg.get("max_docs"), src_stats)
+    else:
+        raise ValueError(f"unknown general document kind {kind!r} (code or text)")
+    filter_stats = StepStats(f"{kind}_filters")
+    kept = apply_filters(docs, default_filters(kind, min_chars=min_chars), filter_stats)
+    n = write_parquet(out_dir / "part-0.parquet", kept, schemas.GENERAL_DOCUMENTS)
+    write_parquet(out_dir.parent / "_dropped" / f"{kind}_documents.parquet",
+                  _dropped_rows(f"{kind}_documents", [src_stats, filter_stats]), schemas.DROPPED_ROWS)
+    return {"n_rows": n, "drops": _stats_meta(src_stats, filter_stats)}
+
+
+# --------------------------------------------------------------------------------------------------
+# Ingest: BFCL's official test data (for decontamination and evaluation)
+# --------------------------------------------------------------------------------------------------
+BFCL_DECONTAM_CATEGORIES = [
+    "simple_python", "simple_java", "simple_javascript", "multiple", "parallel", "parallel_multiple",
+    "irrelevance", "live_simple", "live_multiple", "live_parallel", "live_parallel_multiple",
+    "live_irrelevance", "live_relevance",
+]
+
+
+def ingest_bfcl_items(data_dir: Path, out_dir: Path) -> dict[str, Any]:
+    """Every official BFCL AST test item found under ``data_dir`` → ``out_dir/part-0.parquet``."""
+    from evaluation.bfcl_data import load_category
+
+    counts: dict[str, int] = {}
+    missing: list[str] = []
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for category in BFCL_DECONTAM_CATEGORIES:
+            try:
+                items = load_category(data_dir, category)
+            except FileNotFoundError:
+                missing.append(category)
+                continue
+            counts[category] = len(items)
+            for item in items:
+                turns = item.question if isinstance(item.question, list) else []
+                text = " ".join(
+                    m.get("content", "") for turn in turns for m in (turn if isinstance(turn, list) else [turn])
+                    if isinstance(m, dict) and m.get("role") == "user"
+                )
+                yield {
+                    "item_id": item.id,
+                    "category": category,
+                    "question": json.dumps(item.question),
+                    "functions": json.dumps(item.function),
+                    "ground_truth": json.dumps(item.ground_truth) if item.ground_truth is not None else None,
+                    "question_text": text,
+                    "source_uri": str(Path(data_dir) / f"BFCL_v4_{category}.json"),
+                }
+
+    n = write_parquet(out_dir / "part-0.parquet", rows(), schemas.BFCL_ITEMS)
+    return {"n_rows": n, "items_by_category": counts, "missing_categories": missing}
+
+
+# --------------------------------------------------------------------------------------------------
+# Synthesis and rendering
+# --------------------------------------------------------------------------------------------------
+def synthesize_trajectories(
+    api_dir: Path, out_dir: Path, *, seed: int, per_api: int, heldout_providers: list[str]
+) -> dict[str, Any]:
+    """Executed, validated function-calling conversations from the ingested APIs."""
+    from forge.trajectories import synthesize
+
+    stats = StepStats("trajectories")
+    api_rows = read_parquet_rows(api_dir)
+    patterns: Counter = Counter()
+    valid = Counter()
+
+    def counted(rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for row in rows:
+            patterns[row["pattern"]] += 1
+            valid[row["is_valid"]] += 1
+            yield row
+
+    trajectories = synthesize(api_rows, seed=seed, per_api=per_api, patterns=None,
+                              heldout_providers=set(heldout_providers), stats=stats)
+    n = write_parquet(out_dir / "part-0.parquet", counted(trajectories), schemas.TRAJECTORIES)
+    return {
+        "n_rows": n,
+        "n_valid": valid[True],
+        "n_invalid": valid[False],
+        "by_pattern": dict(patterns),
+        "drops": _stats_meta(stats),
+    }
+
+
+def render_agent_documents(api_dir: Path, trajectories_dir: Path, out_dir: Path) -> dict[str, Any]:
+    """Agent pre-training text: one document per API (its operations' docs), one per valid trajectory."""
+    from forge.render import render_api_doc, render_api_group, render_trajectory_text
+
+    api_rows = read_parquet_rows(api_dir)
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for row in api_rows:
+        groups.setdefault((row["source"], row["provider"], row["api_name"]), []).append(row)
+    docs_by_api = {row["api_id"]: render_api_doc(row) for row in api_rows}
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for (source, provider, api_name), ops in sorted(groups.items()):
+            text = render_api_group(ops)
+            key = f"{source}|{provider}|{api_name}"
+            yield {
+                "doc_id": "api:" + sha256_text(key)[:20],
+                "subcategory": "api_doc",
+                "provider": provider,
+                "api_ids": [op["api_id"] for op in ops],
+                "source_table": "api_operations",
+                "source_row_id": key,
+                "source_uri": ops[0]["source_uri"],
+                "text": text,
+                "license": ops[0]["license"],
+                "is_seed": source == "openapi_directory",
+                "n_chars": len(text),
+                "sha256": sha256_text(text),
+            }
+        for traj in read_parquet_rows(trajectories_dir):
+            if not traj["is_valid"]:
+                continue
+            text = render_trajectory_text(traj, docs_by_api)
+            providers = traj.get("providers") or [""]
+            yield {
+                "doc_id": "traj:" + traj["trajectory_id"],
+                "subcategory": "trajectory",
+                "provider": providers[0],
+                "api_ids": traj["api_ids"],
+                "source_table": "trajectories",
+                "source_row_id": traj["trajectory_id"],
+                "source_uri": None,
+                "text": text,
+                "license": traj["license"],
+                "is_seed": True,
+                "n_chars": len(text),
+                "sha256": sha256_text(text),
+            }
+
+    counts: Counter = Counter()
+
+    def counted(it: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for r in it:
+            counts[r["subcategory"]] += 1
+            yield r
+
+    n = write_parquet(out_dir / "part-0.parquet", counted(rows()), schemas.AGENT_DOCUMENTS)
+    return {"n_rows": n, "by_subcategory": dict(counts)}
+
+
+def now() -> datetime:
+    return datetime.now(tz=UTC)

@@ -1,0 +1,50 @@
+"""Read-only access to the DuckDB warehouse that dbt writes (dbt is its only writer)."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import duckdb
+
+
+def connect(warehouse: str | Path) -> duckdb.DuckDBPyConnection:
+    path = Path(warehouse)
+    if not path.exists():
+        raise FileNotFoundError(f"warehouse {path} does not exist: materialize the dbt models first")
+    return duckdb.connect(str(path), read_only=True)
+
+
+def table_fingerprint(warehouse: str | Path, table: str) -> str:
+    """A digest of a table's whole content (row count + order-free hash of every row).
+
+    Downstream assets fold it into their own fingerprint: when dbt rebuilt a mart with the same
+    rows, nothing downstream is redone.
+    """
+    with connect(warehouse) as con:
+        n, h = con.execute(f"select count(*), coalesce(bit_xor(hash(t)), 0) from {table} t").fetchone()
+    return f"{table}:{n}:{h}"
+
+
+def iter_rows(warehouse: str | Path, query: str, batch_size: int = 5_000) -> Iterator[dict[str, Any]]:
+    """Stream a query's rows as dicts, a batch at a time."""
+    with connect(warehouse) as con:
+        reader = con.sql(query).to_arrow_reader(batch_size)
+        for batch in reader:
+            yield from batch.to_pylist()
+
+
+def fetch_all(warehouse: str | Path, query: str) -> list[dict[str, Any]]:
+    return list(iter_rows(warehouse, query))
+
+
+def code_digest(*modules: ModuleType) -> str:
+    """A digest of modules' source files, so a code change invalidates finished work."""
+    h = hashlib.sha256()
+    for module in modules:
+        h.update(inspect.getsource(module).encode("utf-8"))
+    return h.hexdigest()[:12]

@@ -1,0 +1,79 @@
+"""The Dagster Definitions: every domain's assets and checks, jobs, the weekly schedule, resources."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from dagster import (
+    AssetSelection,
+    DefaultScheduleStatus,
+    Definitions,
+    PipesSubprocessClient,
+    ScheduleDefinition,
+    define_asset_job,
+    in_process_executor,
+    multiprocess_executor,
+)
+from dagster_dbt import DbtCliResource
+
+from assets.corpus import corpus_assets
+from assets.evaluation import evaluation_assets
+from assets.ingest import ingest_assets, raw_key
+from assets.quality import gx_checks
+from assets.training import training_assets
+from assets.warehouse import build_dbt_assets, dbt_project
+from orchestration.resources import ForgeResource, MlflowResource
+
+warehouse_models = build_dbt_assets()
+all_assets = [*ingest_assets, warehouse_models, *corpus_assets, *training_assets, *evaluation_assets]
+
+# Everything, in one process: the embedded run of `make demo` (2 cores; no process start-up per step).
+full_pipeline = define_asset_job(
+    "full_pipeline",
+    selection=AssetSelection.all(),
+    executor_def=in_process_executor,
+    description="Every asset, from the API crawl to the registered model. Finished work is skipped "
+                "(fingerprints), so rerunning it rebuilds only what is stale.",
+)
+
+# The weekly rebuild: re-crawl the sources and everything downstream of them; unchanged inputs
+# leave every downstream fingerprint unchanged, so only stale work is redone.
+weekly_rebuild = define_asset_job(
+    "weekly_rebuild",
+    selection=AssetSelection.keys(raw_key("api_operations"), raw_key("code_documents"),
+                                  raw_key("text_documents"), raw_key("bfcl_items")).downstream(),
+    executor_def=in_process_executor,
+)
+
+weekly_rebuild_schedule = ScheduleDefinition(
+    name="weekly_rebuild_schedule",
+    job=weekly_rebuild,
+    cron_schedule="0 3 * * 1",  # Mondays 03:00
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.STOPPED,
+    description="Rebuild the crawl and everything downstream once a week (turn on in the UI).",
+)
+
+
+def _dbt_executable() -> str:
+    local = Path(sys.executable).with_name("dbt")
+    return str(local) if local.exists() else (shutil.which("dbt") or "dbt")
+
+
+defs = Definitions(
+    assets=all_assets,
+    asset_checks=gx_checks,
+    jobs=[full_pipeline, weekly_rebuild],
+    schedules=[weekly_rebuild_schedule],
+    # Materializations launched from the UI run as separate processes, two at a time (2 cores);
+    # the dbt assets sit in the `duckdb_writer` pool and the trainers in `trainer`.
+    executor=multiprocess_executor.configured({"max_concurrent": 2}),
+    resources={
+        "forge": ForgeResource(),
+        "mlflow": MlflowResource(),
+        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=_dbt_executable()),
+        "pipes_subprocess_client": PipesSubprocessClient(),
+    },
+)

@@ -1,0 +1,59 @@
+"""The training subprocess behind the training assets, speaking Dagster Pipes.
+
+``python -m orchestration.pipes_worker <init|cpt|sft> --config CONFIG.json`` runs the same
+``training.run`` as ``python -m training``, and additionally streams its metrics and logs back
+to the Dagster run and reports the asset materialization. It imports only ``dagster_pipes``
+(a small dependency-free package), never Dagster itself, so a GPU node needs no orchestrator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from dagster_pipes import PipesContext, open_dagster_pipes
+
+
+def _scalar_metadata(summary: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in summary.items():
+        if isinstance(value, bool | int | float | str) or value is None:
+            out[key] = value
+        else:
+            out[key] = json.dumps(value, default=str)[:2000]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from training import run
+    from training.config import load_config
+    from training.metrics import CallbackSink
+
+    parser = argparse.ArgumentParser(prog="orchestration.pipes_worker")
+    parser.add_argument("command", choices=["init", "cpt", "sft"])
+    parser.add_argument("--config", required=True)
+    args = parser.parse_args(argv)
+
+    with open_dagster_pipes() as pipes:
+        cfg = load_config(args.config)
+        log_every = max(1, int(getattr(getattr(cfg, "schedule", None), "log_every", 10) or 10))
+
+        def on_metrics(step: int, metrics: dict[str, Any]) -> None:
+            if step % log_every == 0:
+                shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+                pipes.log.info(f"step {step}: {shown}")
+                pipes.report_custom_message({"step": step, **metrics})
+
+        def on_text(message: str) -> None:
+            pipes.log.info(message)
+
+        summary = run(args.command, cfg, sinks=[CallbackSink(on_metrics, on_text)])
+        pipes.report_asset_materialization(metadata=_scalar_metadata(summary))
+    print(json.dumps(summary, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""Training checkpoints (resumable, atomic, last K kept) and the final Hugging Face export.
+
+Layout: `output_dir/checkpoints/step_00000010/{state.pt,meta.json}`. A checkpoint is written to a
+hidden temporary directory beside it and renamed into place, so a killed job leaves either the whole
+checkpoint or none; `latest_checkpoint` ignores the temporaries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+_STEP_DIR = re.compile(r"^step_(\d{8})$")
+
+
+def rng_state() -> dict[str, Any]:
+    """RNG states of python, numpy and torch (CPU and CUDA), in types `torch.load(weights_only=True)` accepts."""
+    np_state = np.random.get_state(legacy=False)
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": {
+            "bit_generator": np_state["bit_generator"],
+            "key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
+            "pos": int(np_state["state"]["pos"]),
+            "has_gauss": int(np_state["has_gauss"]),
+            "gauss": float(np_state["gauss"]),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what `rng_state` captured."""
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = state["numpy"]
+    np.random.set_state(
+        {
+            "bit_generator": n["bit_generator"],
+            "state": {"key": n["key"].numpy().astype(np.uint32), "pos": n["pos"]},
+            "has_gauss": n["has_gauss"],
+            "gauss": n["gauss"],
+        }
+    )
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def trainable_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state dict, restricted to trainable parameters when some are frozen (LoRA): the frozen
+    base is reloaded from its source on resume, so it need not be copied into every checkpoint."""
+    full = model.state_dict()
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    if len(names) == sum(1 for _ in model.parameters()):
+        return full
+    return {k: v for k, v in full.items() if k in names}
+
+
+def save_checkpoint(
+    output_dir: str | Path,
+    step: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    *,
+    data_state: dict[str, Any],
+    tokens_seen: int,
+    config: dict[str, Any],
+    rng: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
+    keep_last: int = 2,
+) -> Path:
+    """Write the checkpoint of optimizer step `step` (the number of steps done) and prune to `keep_last`.
+
+    `model` is the unwrapped module (no DDP / compile wrapper). `rng` is one `rng_state()` per rank.
+    Returns the checkpoint directory.
+    """
+    root = Path(output_dir) / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step_{step:08d}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-step_{step:08d}-", dir=root))
+    try:
+        state = {
+            "step": step,
+            "model": trainable_state_dict(model),
+            "optimizer": optimizer.state_dict(),
+            "data": data_state,
+            "tokens_seen": tokens_seen,
+            "rng": rng or [rng_state()],
+            "config": config,
+            "extra": extra or {},
+        }
+        torch.save(state, tmp / "state.pt")
+        meta = {
+            "step": step,
+            "tokens_seen": tokens_seen,
+            "data": data_state,
+            "config": config,
+            "extra": extra or {},
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+        if final.exists():  # rewriting the same step (e.g. a final checkpoint right after a periodic one)
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for old in list_checkpoints(output_dir)[:-keep_last]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(output_dir: str | Path) -> list[Path]:
+    """Complete checkpoint directories, oldest first."""
+    root = Path(output_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    found = [
+        p for p in root.iterdir() if p.is_dir() and _STEP_DIR.match(p.name) and (p / "state.pt").is_file()
+    ]
+    return sorted(found, key=lambda p: p.name)
+
+
+def latest_checkpoint(output_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint in `output_dir`, or None."""
+    found = list_checkpoints(output_dir)
+    return found[-1] if found else None
+
+
+def load_checkpoint(
+    path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None
+) -> dict[str, Any]:
+    """Load model (and optimizer) state from checkpoint dir `path`; returns the whole state dict
+    (step, data, tokens_seen, rng, config, extra) for the caller to restore the rest."""
+    file = Path(path) / "state.pt"
+    if not file.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {file}")
+    state = torch.load(file, map_location="cpu", weights_only=True)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    missing, unexpected = model.load_state_dict(state["model"], strict=False)
+    bad_missing = [k for k in missing if k in trainable]
+    if unexpected or bad_missing:
+        raise RuntimeError(
+            f"checkpoint {path} does not match the model: missing {bad_missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    if optimizer is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    return state
+
+
+def export_hf(model: Any, tokenizer: Any, out_dir: str | Path) -> Path:
+    """Save `model` (safetensors) and `tokenizer` with `save_pretrained` into `out_dir`, replacing it atomically;
+    the result loads with `AutoModelForCausalLM.from_pretrained(out_dir)` / `AutoTokenizer.from_pretrained`."""
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{out.name}-", dir=out.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        old = None
+        if out.exists():
+            old = out.parent / f".old-{out.name}-{os.getpid()}"
+            os.replace(out, old)
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

@@ -1,0 +1,242 @@
+"""Run configuration: one dataclass per component, a named run is a function returning a RunConfig.
+
+A config is plain data: it is loaded from JSON/YAML (`load_config`), logged to MLflow flattened
+(`flatten`), and saved inside every checkpoint (`to_dict`). Unknown keys are an error, so a typo in a
+config file fails loudly instead of silently running the default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+
+@dataclass
+class ModelConfig:
+    """Which model to train. `init="config"` builds a fresh Llama from the dims below (the default
+    profile: nothing from a hub); `init="pretrained"` loads `name_or_path` (a local HF dir such as a
+    previous stage's `output_dir/hf`, or a hub id) and ignores the dims."""
+
+    init: Literal["config", "pretrained"] = "config"
+    name_or_path: str | None = None
+    # Tokenizer dir (format 7). None: `name_or_path` when pretrained, else the shards manifest's
+    # `tokenizer_dir` (CPT). The vocabulary size and special-token ids come from it.
+    tokenizer_dir: str | None = None
+    hidden_size: int = 64
+    intermediate_size: int = 128
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    max_position_embeddings: int = 128
+    rope_theta: float = 10000.0
+    tie_word_embeddings: bool = True
+    # Dtype the weights are held in. Keep float32 for training: on CUDA the forward runs under bf16
+    # autocast with fp32 master weights.
+    torch_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+
+
+@dataclass
+class DataConfig:
+    """Where the tokens come from. CPT reads packed shards (format 5) from `shards_dir`; SFT reads a
+    JSONL (format 6) from `sft_path`. `seq_len` is the number of input tokens per row (a CPT window
+    holds seq_len + 1 tokens so that targets are the inputs shifted by one)."""
+
+    shards_dir: str | None = None
+    sft_path: str | None = None
+    seq_len: int = 32
+    seed: int = 0
+    # Windows (CPT) or examples (SFT) at the end of the data held out for the eval loss, never trained on.
+    holdout: int = 8
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with linear warmup then cosine decay from `lr` to `min_lr` (per-step, see schedule.py)."""
+
+    lr: float = 3e-3
+    min_lr: float = 3e-4
+    warmup_steps: int = 5
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.95)
+    grad_clip: float = 1.0  # max global L2 norm of the gradients; <= 0 disables clipping
+
+
+@dataclass
+class ScheduleConfig:
+    """Loop lengths, all in optimizer steps. One step = micro_batch_size * grad_accum_steps * world_size
+    rows. 0 disables eval / periodic checkpoints (a final checkpoint is always written)."""
+
+    max_steps: int = 30
+    micro_batch_size: int = 4
+    grad_accum_steps: int = 1
+    eval_every: int = 10
+    eval_batches: int = 2  # micro-batches per eval (capped by the held-out data)
+    checkpoint_every: int = 10
+    keep_checkpoints: int = 2
+    log_every: int = 1
+
+
+@dataclass
+class LoraConfig:
+    """LoRA adapters for SFT (ignored by CPT and when `RunConfig.full_finetune` is true)."""
+
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+@dataclass
+class MlflowConfig:
+    """Log to MLflow. Either `run_id` of a run the caller created (we attach to it), or `experiment`
+    (+ `run_name`, `tags`) for a new run. The run is ended FINISHED, or FAILED on an exception."""
+
+    tracking_uri: str
+    run_id: str | None = None
+    experiment: str | None = None
+    run_name: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RunConfig:
+    """A whole run: the components plus where outputs go and how to run.
+
+    `output_dir` receives `checkpoints/`, `metrics.jsonl`, `summary.json`, `hf/` (the exported model)
+    and, for LoRA SFT, `adapter/`. With `resume` true a run continues from the latest checkpoint in
+    `output_dir` (if any), so rerunning a killed job picks up where it stopped.
+    """
+
+    output_dir: str
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    mlflow: MlflowConfig | None = None
+    name: str = "run"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    seed: int = 1337
+    resume: bool = True
+    full_finetune: bool = False  # SFT only: train all weights instead of LoRA adapters
+    compile: bool = False  # torch.compile the model (GPU profiles)
+    # Peak FLOP/s of one device for the MFU estimate; None: a nominal value per device kind (metrics.py).
+    peak_flops: float | None = None
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """The config as plain JSON-able data (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`{"a": {"b": 1}}` -> `{"a.b": 1}`, for MLflow params."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    """Build dataclass `cls` from a dict, recursing into dataclass-typed fields; unknown keys raise."""
+    if not isinstance(data, dict):
+        raise ValueError(f"config: {where or 'top level'} must be an object, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(
+            f"config: unknown key(s) {unknown} in {where or 'top level'}; known: {sorted(names)}"
+        )
+    kwargs = {}
+    for key, value in data.items():
+        sub = _dataclass_of(hints[key])
+        path = f"{where}.{key}" if where else key
+        if sub is not None and value is not None:
+            kwargs[key] = _build(sub, value, path)
+        elif key == "betas":
+            kwargs[key] = tuple(value)
+        else:
+            kwargs[key] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as e:  # a required field is missing
+        raise ValueError(f"config: {where or 'top level'}: {e}") from e
+
+
+def _dataclass_of(tp: Any) -> type | None:
+    """The dataclass inside `X` or `X | None`, else None."""
+    if dataclasses.is_dataclass(tp):
+        return tp  # type: ignore[return-value]
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        for arg in typing.get_args(tp):
+            if dataclasses.is_dataclass(arg):
+                return arg  # type: ignore[return-value]
+    return None
+
+
+def validate(cfg: RunConfig) -> RunConfig:
+    """Check the values that would otherwise fail deep inside the loop; returns cfg."""
+    errors = []
+    if cfg.model.init not in ("config", "pretrained"):
+        errors.append(f"model.init must be 'config' or 'pretrained', got {cfg.model.init!r}")
+    if cfg.model.init == "pretrained" and not cfg.model.name_or_path:
+        errors.append("model.name_or_path is required when model.init is 'pretrained'")
+    if cfg.device not in ("auto", "cpu", "cuda"):
+        errors.append(f"device must be auto, cpu or cuda, got {cfg.device!r}")
+    for name in ("max_steps", "micro_batch_size", "grad_accum_steps", "log_every", "keep_checkpoints"):
+        if getattr(cfg.schedule, name) < 1:
+            errors.append(f"schedule.{name} must be >= 1")
+    if cfg.data.seq_len < 1:
+        errors.append("data.seq_len must be >= 1")
+    if cfg.optim.min_lr > cfg.optim.lr:
+        errors.append("optim.min_lr must be <= optim.lr")
+    if errors:
+        raise ValueError("config: " + "; ".join(errors))
+    return cfg
+
+
+def config_from_dict(data: dict[str, Any]) -> RunConfig:
+    """Build and validate a RunConfig from nested plain data (the shape `to_dict` returns)."""
+    return validate(_build(RunConfig, data, ""))
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read a RunConfig from a .json or .yaml/.yml file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    text = path.read_text()
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        data = yaml.safe_load(text)
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"config: {path} is not valid JSON: {e}") from e
+    return config_from_dict(data)
+
+
+def debug_config(output_dir: str | Path, **overrides: Any) -> RunConfig:
+    """The tiny debug run used by tests and CI: a 2-layer, 64-wide Llama, seq_len 32, 30 steps on CPU.
+
+    `overrides` are top-level RunConfig fields; pass component objects (or edit the result) for
+    nested changes, e.g. `cfg.schedule.max_steps = 4`.
+    """
+    cfg = RunConfig(output_dir=str(output_dir), name="debug", device="cpu")
+    for key, value in overrides.items():
+        if not hasattr(cfg, key):
+            raise ValueError(f"debug_config: unknown field {key!r}")
+        setattr(cfg, key, value)
+    return validate(cfg)

@@ -1,0 +1,212 @@
+"""Supervised fine-tuning (stage 3): chat-rendered conversations, loss on assistant tokens only.
+
+Each JSONL row (format 6) is rendered by the tokenizer's own chat template (format 4) with
+`return_assistant_tokens_mask=True`; positions outside `{% generation %}` spans get label -100. LoRA
+adapters by default (merged into the base for export), full fine-tuning with `full_finetune=true`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from training import distributed as D
+from training.checkpoint import export_hf
+from training.config import RunConfig, to_dict
+from training.data import EpochSampler
+from training.loop import close_sinks, emit, finish, make_sinks, seed_everything, train_loop
+from training.metrics import MetricSink
+from training.model import count_params, init_model, load_tokenizer, resolve_tokenizer_dir
+
+_GENERATION_TAG = re.compile(r"\{%-?\s*generation\s*-?%\}")
+
+
+def render_example(
+    tokenizer: Any, messages: list[dict], tools: list[dict] | None, seq_len: int
+) -> dict[str, list[int]]:
+    """Tokenize one conversation with the chat template and build next-token labels.
+
+    Returns `input_ids` and `labels` of equal length <= seq_len: labels[t] is the token after
+    input_ids[t] when that token is assistant output, else -100. The conversation is truncated to its
+    first seq_len + 1 tokens.
+    """
+    enc = tokenizer.apply_chat_template(
+        messages, tools=tools or None, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+    )
+    ids, mask = list(enc["input_ids"]), list(enc["assistant_masks"])
+    if any(m.get("role") == "assistant" for m in messages) and not any(mask):
+        raise ValueError(
+            "chat template marked no assistant tokens for a conversation with an assistant turn; the template "
+            "must wrap assistant output in {% generation %}...{% endgeneration %}"
+        )
+    ids, mask = ids[: seq_len + 1], mask[: seq_len + 1]
+    targets = [t if m else -100 for t, m in zip(ids, mask, strict=True)]
+    return {"input_ids": ids[:-1], "labels": targets[1:]}
+
+
+def load_sft_examples(
+    path: str | Path, tokenizer: Any, seq_len: int
+) -> tuple[list[dict[str, list[int]]], Counter]:
+    """Render every row of the SFT JSONL. Returns (examples, skipped-by-reason). Malformed rows raise with
+    file:line; rows left without supervised tokens (no assistant turn, or truncated away) are counted."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"SFT data file not found: {path}")
+    template = tokenizer.chat_template if isinstance(tokenizer.chat_template, str) else ""
+    if not _GENERATION_TAG.search(template or ""):
+        raise ValueError(
+            "tokenizer chat_template has no {% generation %} markers, so the assistant-only loss mask cannot "
+            "be computed; use a tokenizer built per format 7"
+        )
+    examples, skipped = [], Counter()
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                messages = row["messages"]
+            except (json.JSONDecodeError, KeyError, TypeError) as e:
+                raise ValueError(f"{path}:{lineno}: not an SFT row with 'messages' ({e})") from e
+            if not any(m.get("role") == "assistant" for m in messages):
+                skipped["no_assistant_turn"] += 1
+                continue
+            try:
+                ex = render_example(tokenizer, messages, row.get("tools"), seq_len)
+            except ValueError as e:
+                raise ValueError(f"{path}:{lineno} (id {row.get('id')!r}): {e}") from e
+            if all(t == -100 for t in ex["labels"]):
+                skipped["assistant_tokens_truncated"] += 1
+                continue
+            examples.append(ex)
+    return examples, skipped
+
+
+class SftBatches:
+    """Padded batches of rendered examples: the last `holdout` examples are the eval set, the rest are
+    drawn in a resumable shuffled order (EpochSampler)."""
+
+    def __init__(
+        self, examples: list[dict], pad_id: int, holdout: int, seed: int, rank: int = 0, world_size: int = 1
+    ):
+        if len(examples) <= holdout:
+            raise ValueError(
+                f"SFT: {len(examples)} usable examples, need more than the {holdout} held out for eval"
+            )
+        self.train, self.eval = examples[: len(examples) - holdout], examples[len(examples) - holdout :]
+        self.pad_id, self.rank, self.world_size = pad_id, rank, world_size
+        self.sampler = EpochSampler(len(self.train), seed, rank, world_size)
+
+    def collate(self, rows: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+        """Right-pad to the longest row: input pad_id, label -100, attention_mask 0."""
+        width = max(len(r["input_ids"]) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(rows), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            n = len(r["input_ids"])
+            ids[i, :n], labels[i, :n], mask[i, :n] = (
+                torch.tensor(r["input_ids"]),
+                torch.tensor(r["labels"]),
+                1,
+            )
+        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+    def next_batch(self, batch_size: int) -> dict[str, torch.Tensor]:
+        return self.collate([self.train[i] for i in self.sampler.next_indices(batch_size)])
+
+    def eval_batches(self, batch_size: int, max_batches: int) -> list[dict[str, torch.Tensor]]:
+        mine = self.eval[self.rank :: self.world_size]
+        return [self.collate(mine[i : i + batch_size]) for i in range(0, len(mine), batch_size)][:max_batches]
+
+    def state(self) -> dict[str, int]:
+        return self.sampler.state()
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.sampler.load_state(state)
+
+
+def add_lora(model: torch.nn.Module, cfg: RunConfig) -> torch.nn.Module:
+    """Wrap `model` with peft LoRA adapters on `cfg.lora.target_modules`; only the adapters train."""
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(
+        task_type="CAUSAL_LM",
+        r=cfg.lora.r,
+        lora_alpha=cfg.lora.alpha,
+        lora_dropout=cfg.lora.dropout,
+        target_modules=list(cfg.lora.target_modules),
+    )
+    return get_peft_model(model, lora)
+
+
+def train_sft(cfg: RunConfig, sinks: Sequence[MetricSink] = ()) -> dict[str, Any]:
+    """Fine-tune as configured (resuming when possible); export the (merged) model to output_dir/hf and,
+    with LoRA, the adapter to output_dir/adapter. Returns the summary dict."""
+    t0 = time.perf_counter()
+    env = D.setup(cfg.device)
+    own: list[MetricSink] = []
+    error: BaseException | None = None
+    try:
+        Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
+        own = make_sinks(cfg, sinks, env)
+        emit(own, "log_params", to_dict(cfg))  # first, so a run that fails early still shows its config
+        if not cfg.data.sft_path:
+            raise ValueError("sft: data.sft_path is required")
+        tokenizer = load_tokenizer(resolve_tokenizer_dir(cfg.model))
+        examples, skipped = load_sft_examples(cfg.data.sft_path, tokenizer, cfg.data.seq_len)
+        if skipped:
+            emit(own, "log_text", f"sft: skipped rows by reason: {dict(skipped)}")
+        seed_everything(cfg.seed)
+        model = init_model(cfg.model, tokenizer)
+        n_params, n_non_emb = count_params(model, non_embedding=False), count_params(model)
+        if not cfg.full_finetune:
+            model = add_lora(model, cfg)
+        model = model.to(env.device)
+        n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        seed_everything(cfg.seed + env.rank)
+        data = SftBatches(
+            examples, tokenizer.pad_token_id, cfg.data.holdout, cfg.data.seed, env.rank, env.world_size
+        )
+        result = train_loop(cfg, model, data, env, own, n_non_emb)
+        out = Path(cfg.output_dir)
+        adapter_dir = None if cfg.full_finetune else out / "adapter"
+        if env.is_main:
+            if adapter_dir is not None:
+                export_hf(model, tokenizer, adapter_dir)
+                model = model.merge_and_unload()
+            export_hf(model, tokenizer, out / "hf")
+        D.barrier(env)
+        summary = {
+            "command": "sft",
+            "name": cfg.name,
+            **result,
+            "wall_time_s": time.perf_counter() - t0,
+            "tokens_per_s": result["tokens_this_run"] / max(result["train_wall_time_s"], 1e-9),
+            "n_params": n_params,
+            "n_params_non_embedding": n_non_emb,
+            "n_params_trainable": n_trainable,
+            "n_examples_train": len(data.train),
+            "n_examples_eval": len(data.eval),
+            "skipped_rows": dict(skipped),
+            "lora": not cfg.full_finetune,
+            "world_size": env.world_size,
+            "device": str(env.device),
+            "output_dir": str(out),
+            "hf_dir": str(out / "hf"),
+            "adapter_dir": str(adapter_dir) if adapter_dir else None,
+        }
+        return finish(cfg, summary, own, env)
+    except BaseException as e:
+        error = e
+        raise
+    finally:
+        close_sinks(own, error)
+        D.teardown(env)
