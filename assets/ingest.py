@@ -50,18 +50,28 @@ def api_operations(context: AssetExecutionContext, forge: ForgeResource) -> Mate
 
 
 def _general_asset(kind: str):
-    @asset(key=raw_key(f"{kind}_documents"), name=f"{kind}_documents", group_name="ingest",
+    @asset(key=raw_key(f"{kind}_documents"), group_name="ingest",
            kinds={"python", "parquet"},
            description=f"Real local {kind} for the general part of the mixture, with file paths as lineage.")
     def _asset(context: AssetExecutionContext, forge: ForgeResource) -> MaterializeResult:
-        cfg = forge.section("sources", kind) or {}
+        cfg = _resolve_local_paths(forge.section("sources", kind) or {})
         min_chars = int(forge.section("warehouse", "min_chars") or 50)
         out = forge.paths.raw(f"{kind}_documents")
-        fp = fingerprint(cfg, min_chars, code_digest(forge.general_docs, forge.pipeline))
+        local = [file_digest(v) for v in cfg.get("roots", []) + cfg.get("sources", []) if "/" in v]
+        fp = fingerprint(cfg, local, min_chars, code_digest(forge.general_docs, forge.pipeline))
         return materialize_stage(context, out, fp,
                                  lambda: forge.pipeline.ingest_general_documents(kind, cfg, out, min_chars))
 
     return _asset
+
+
+def _resolve_local_paths(cfg: dict) -> dict:
+    """Entries of ``roots``/``sources`` that are paths (contain '/') are relative to the repo root."""
+    out = dict(cfg)
+    for key in ("roots", "sources"):
+        if key in out:
+            out[key] = [str(resolve_repo_path(v)) if "/" in str(v) else v for v in out[key]]
+    return out
 
 
 code_documents = _general_asset("code")

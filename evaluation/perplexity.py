@@ -60,7 +60,9 @@ def perplexity(
                 input_ids, attention = input_ids.to(device), attention.to(device)
                 logits = model(input_ids=input_ids, attention_mask=attention).logits[:, :-1].float()
                 targets = input_ids[:, 1:].masked_fill(attention[:, 1:] == 0, -100)
-                nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="sum")
+                nll = F.cross_entropy(
+                    logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="sum"
+                )
                 total_nll += float(nll)
                 total_tokens += int((targets != -100).sum())
     finally:

@@ -27,13 +27,24 @@ def _bench_rows(benchmark: str, result: dict[str, Any]) -> list[dict[str, Any]]:
             if name in summary:
                 part = summary[name]
                 label = name if part.get("complete", True) else f"{name} (partial)"
-                rows.append({"benchmark": benchmark, "metric": label, "value": part["accuracy"], "n": part["n"]})
+                rows.append(
+                    {"benchmark": benchmark, "metric": label, "value": part["accuracy"], "n": part["n"]}
+                )
         for category, stats in result["categories"].items():
-            rows.append({"benchmark": benchmark, "metric": category, "value": stats["accuracy"], "n": stats["n"]})
+            rows.append(
+                {"benchmark": benchmark, "metric": category, "value": stats["accuracy"], "n": stats["n"]}
+            )
     elif "ppl" in result:
-        rows.append({"benchmark": benchmark, "metric": "ppl", "value": result["ppl"], "n": result.get("n_tokens")})
         rows.append(
-            {"benchmark": benchmark, "metric": "nll_per_token", "value": result["nll_per_token"], "n": result.get("n_tokens")}
+            {"benchmark": benchmark, "metric": "ppl", "value": result["ppl"], "n": result.get("n_tokens")}
+        )
+        rows.append(
+            {
+                "benchmark": benchmark,
+                "metric": "nll_per_token",
+                "value": result["nll_per_token"],
+                "n": result.get("n_tokens"),
+            }
         )
     else:
         for key, value in result.items():
@@ -69,7 +80,12 @@ def format_scorecard(scorecard: dict[str, Any], style: str = "text") -> str:
     """Render as ``style="text"`` (fixed-width, for the terminal) or ``"markdown"`` (for metadata)."""
     header = ("benchmark", "metric", "value", "n")
     body = [
-        (row["benchmark"], row["metric"], _cell(row["value"], row["metric"]), "-" if row["n"] is None else str(row["n"]))
+        (
+            row["benchmark"],
+            row["metric"],
+            _cell(row["value"], row["metric"]),
+            "-" if row["n"] is None else str(row["n"]),
+        )
         for row in scorecard["rows"]
     ]
     title = f"Scorecard: {scorecard.get('model') or 'model'}"
@@ -79,7 +95,9 @@ def format_scorecard(scorecard: dict[str, Any], style: str = "text") -> str:
         return "\n".join(lines)
     if style != "text":
         raise ValueError(f"unknown style {style!r}: use 'text' or 'markdown'")
-    widths = [max(len(header[i]), *(len(cells[i]) for cells in body)) if body else len(header[i]) for i in range(4)]
+    widths = [
+        max(len(header[i]), *(len(cells[i]) for cells in body)) if body else len(header[i]) for i in range(4)
+    ]
 
     def line(cells: tuple[str, ...]) -> str:
         return "  ".join(

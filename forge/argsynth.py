@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import random
 import re
 import string
@@ -291,9 +292,9 @@ def _formatted(fmt: str, rng: random.Random, name: str) -> str | None:
     if fmt == "time":
         return f"{rng.randint(0, 23):02d}:{rng.choice((0, 15, 30, 45)):02d}:00Z"
     if fmt == "email":
-        return _name_string(["email"], rng)
+        return _name_string(("email",), rng)
     if fmt in ("uri", "url", "uri-reference", "iri"):
-        return _name_string(["url"], rng)
+        return _name_string(("url",), rng)
     if fmt == "uuid":
         return str(_uuid(rng))
     if fmt == "hostname":
@@ -480,13 +481,15 @@ _TABLE: list[tuple[frozenset[str], list[str]]] = [
 ]
 
 
-def name_tokens(name: str) -> list[str]:
-    """``maxResults`` / ``max-results`` / ``max_results`` -> ``["max", "results"]``."""
+@functools.lru_cache(maxsize=65536)
+def name_tokens(name: str) -> tuple[str, ...]:
+    """``maxResults`` / ``max-results`` / ``max_results`` -> ``("max", "results")`` (cached: the
+    same property names recur across thousands of operations)."""
     spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name or "")
-    return [t for t in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if t]
+    return tuple(t for t in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if t)
 
 
-def _name_string(tokens: list[str], rng: random.Random) -> str:
+def _name_string(tokens: tuple[str, ...], rng: random.Random) -> str:
     last = tokens[-1] if tokens else ""
     hexid = f"{rng.getrandbits(32):08x}"
     if last == "email" or "email" in tokens:
@@ -517,7 +520,7 @@ def _name_string(tokens: list[str], rng: random.Random) -> str:
     return f"{rng.choice(_WORDS)}-{rng.randint(1, 99)}" if tokens else rng.choice(_WORDS)
 
 
-def _name_number(tokens: list[str], rng: random.Random, integer: bool) -> int | float | None:
+def _name_number(tokens: tuple[str, ...], rng: random.Random, integer: bool) -> int | float | None:
     last = tokens[-1] if tokens else ""
     if last in ("limit", "size", "count", "max", "results", "top", "first", "num") or "per" in tokens:
         return rng.choice([5, 10, 20, 25, 50])

@@ -136,7 +136,9 @@ CHAT_TEMPLATE: str = r"""
 {%- if add_generation_prompt -%}
     {{- '<|im_start|>assistant\n' -}}
 {%- endif -%}
-""".replace("TOOLS_PREAMBLE", json.dumps(TOOLS_PREAMBLE)).replace("TOOLS_POSTAMBLE", json.dumps(TOOLS_POSTAMBLE))
+""".replace("TOOLS_PREAMBLE", json.dumps(TOOLS_PREAMBLE)).replace(
+    "TOOLS_POSTAMBLE", json.dumps(TOOLS_POSTAMBLE)
+)
 
 
 def format_tool_call(name: str, arguments: Mapping[str, Any] | str) -> str:
@@ -146,7 +148,9 @@ def format_tool_call(name: str, arguments: Mapping[str, Any] | str) -> str:
     ``ensure_ascii=False``, default separators, key order kept); a string is inserted verbatim.
     """
     args = arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
-    return f'<tool_call>\n{{"name": {json.dumps(name, ensure_ascii=False)}, "arguments": {args}}}\n</tool_call>'
+    return (
+        f'<tool_call>\n{{"name": {json.dumps(name, ensure_ascii=False)}, "arguments": {args}}}\n</tool_call>'
+    )
 
 
 def _normalize_call(call: Mapping[str, Any]) -> dict[str, Any]:
@@ -158,7 +162,9 @@ def _normalize_call(call: Mapping[str, Any]) -> dict[str, Any]:
         try:
             args = json.loads(args) if args.strip() else {}
         except json.JSONDecodeError as exc:
-            raise ValueError(f"tool call {fn['name']!r} has arguments that are not JSON: {args[:200]!r}") from exc
+            raise ValueError(
+                f"tool call {fn['name']!r} has arguments that are not JSON: {args[:200]!r}"
+            ) from exc
     out = {"name": fn["name"], "arguments": args}
     if call.get("id") is not None:
         out["id"] = call["id"]

@@ -39,10 +39,14 @@ def build_tokenizer(warehouse: Path, cfg: dict[str, Any], out_dir: Path) -> dict
         load_or_adapt_tokenizer(cfg["base"], out_dir)
         origin = f"adapted from {cfg['base']}"
     else:
-        train_tokenizer(_train_texts(warehouse, cfg.get("max_train_docs")), out_dir, int(cfg.get("vocab_size", 8192)))
+        train_tokenizer(
+            _train_texts(warehouse, cfg.get("max_train_docs")), out_dir, int(cfg.get("vocab_size", 8192))
+        )
         origin = "trained on fct_corpus_documents (train split)"
     tok = AutoTokenizer.from_pretrained(str(out_dir))
-    sample = fetch_all(warehouse, "select category, text from fct_corpus_documents where split = 'validation' limit 200")
+    sample = fetch_all(
+        warehouse, "select category, text from fct_corpus_documents where split = 'validation' limit 200"
+    )
     chars = sum(len(r["text"]) for r in sample)
     toks = sum(len(tok(r["text"], add_special_tokens=False)["input_ids"]) for r in sample)
     return {
@@ -67,7 +71,9 @@ def _category_docs(warehouse: Path, seed_only: bool):
     return docs
 
 
-def build_packed_mixture(warehouse: Path, tokenizer_dir: Path, mix_cfg: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+def build_packed_mixture(
+    warehouse: Path, tokenizer_dir: Path, mix_cfg: dict[str, Any], out_dir: Path
+) -> dict[str, Any]:
     """Select documents by the configured category ratios and token budget, pack them into shards."""
     from forge.packing import pack_documents, select_mixture
 
@@ -106,7 +112,13 @@ def export_sft_dataset(warehouse: Path, out_dir: Path) -> dict[str, Any]:
             f"select example_id, pattern, messages, tools from fct_sft_examples where split = '{split}' order by example_id",
         )
         lines = [
-            json.dumps({"id": r["example_id"], "messages": json.loads(r["messages"]), "tools": json.loads(r["tools"] or "[]")})
+            json.dumps(
+                {
+                    "id": r["example_id"],
+                    "messages": json.loads(r["messages"]),
+                    "tools": json.loads(r["tools"] or "[]"),
+                }
+            )
             for r in rows
         ]
         atomic_write_text(out_dir / f"{split}.jsonl", "\n".join(lines) + ("\n" if lines else ""))
@@ -123,7 +135,9 @@ def build_unseen_benchmark(warehouse: Path, cfg: dict[str, Any], out_dir: Path) 
     from forge.unseen import build_unseen_items
 
     rows = fetch_all(warehouse, "select * from fct_eval_holdout order by api_id")
-    items, answers = build_unseen_items(rows, seed=int(cfg.get("seed", 0)), n_items=int(cfg.get("n_items", 200)))
+    items, answers = build_unseen_items(
+        rows, seed=int(cfg.get("seed", 0)), n_items=int(cfg.get("n_items", 200))
+    )
     atomic_write_text(out_dir / "items.jsonl", "".join(json.dumps(i) + "\n" for i in items))
     atomic_write_text(out_dir / "possible_answers.jsonl", "".join(json.dumps(a) + "\n" for a in answers))
     by_category: dict[str, int] = {}
@@ -138,10 +152,17 @@ def build_unseen_benchmark(warehouse: Path, cfg: dict[str, Any], out_dir: Path) 
         + "\n"
     )
     atomic_write_text(out_dir / "README.md", card)
-    return {"n_items": len(items), "by_category": by_category, "n_operations": len(rows), "providers": providers}
+    return {
+        "n_items": len(items),
+        "by_category": by_category,
+        "n_operations": len(rows),
+        "providers": providers,
+    }
 
 
-def export_heldout_texts(warehouse: Path, max_docs_per_category: int, out_dir: Path, seed: int = 0) -> dict[str, Any]:
+def export_heldout_texts(
+    warehouse: Path, max_docs_per_category: int, out_dir: Path, seed: int = 0
+) -> dict[str, Any]:
     """Validation-split documents per category for perplexity (never in the training shards)."""
     counts = {}
     for category in CATEGORIES:

@@ -61,7 +61,9 @@ class NgramIndex:
     n_items: int = 0
     stats: StepStats = field(default_factory=lambda: StepStats("decontam_index"))
 
-    def add(self, item_id: str, benchmark: str, text: str, *, min_item_words: int = DEFAULT_MIN_ITEM_WORDS) -> bool:
+    def add(
+        self, item_id: str, benchmark: str, text: str, *, min_item_words: int = DEFAULT_MIN_ITEM_WORDS
+    ) -> bool:
         """Index one item; return False (and count why) when it is too short to match safely."""
         words = normalize_words(text or "")
         if len(words) < min_item_words:

@@ -8,7 +8,8 @@ The resolver inlines every local JSON-pointer ref (``#/components/...``, Swagger
 - a ref met again inside its own expansion becomes ``{"x-recursive-ref": ref}``;
 - more than ``max_ref_depth`` nested expansions become ``{"x-truncated-ref": ref}``;
 - nesting deeper than ``max_depth`` becomes ``{"x-truncated": "depth"}``;
-- more than ``max_nodes`` visited nodes in one call become ``{"x-truncated": "size"}``;
+- past ``max_nodes`` visited nodes in one call (a string weighs 1 + len/64), objects stop
+  growing and carry ``"x-truncated": "size"`` (a fresh one is just ``{"x-truncated": "size"}``);
 - strings longer than ``max_chars`` are cut (with an ellipsis).
 
 Vendor extensions (``x-*``), examples, ``xml`` and ``externalDocs`` are dropped from schemas:
@@ -101,21 +102,29 @@ class RefResolver:
         return self._walk(node, 0, (), False)
 
     def _walk(self, node: Any, depth: int, stack: tuple[str, ...], in_map: bool) -> Any:
+        if isinstance(node, str):
+            self._nodes += 1 + len(node) // 64  # long texts weigh more: the budget bounds bytes too
+            if len(node) > self.max_chars:
+                self.events["string_truncated"] += 1
+                return node[: self.max_chars - 1] + "…"
+            return node
+        if not isinstance(node, dict | list):
+            self._nodes += 1
+            return node
         self._nodes += 1
         if self._nodes > self._budget:
             if not self._cut_size:
                 self.events["schema_truncated_size"] += 1
                 self._cut_size = True
             return {"x-truncated": "size"}
-        if isinstance(node, str):
-            if len(node) > self.max_chars:
-                self.events["string_truncated"] += 1
-                return node[: self.max_chars - 1] + "…"
-            return node
         if isinstance(node, list):
-            return [self._walk(v, depth + 1, stack, False) for v in node]
-        if not isinstance(node, dict):
-            return node
+            items = []
+            for value in node:
+                if self._nodes > self._budget:  # e.g. an enum of 5,000 codes: keep the first ones
+                    self.events["list_truncated"] += 1
+                    break
+                items.append(self._walk(value, depth + 1, stack, False))
+            return items
         if depth > self.max_depth:
             self.events["schema_truncated_depth"] += 1
             return {"x-truncated": "depth"}
@@ -124,6 +133,9 @@ class RefResolver:
             return self._expand(node, ref, depth, stack)
         out: dict[str, Any] = {}
         for key, value in node.items():
+            if self._nodes > self._budget:
+                out["x-truncated"] = "size"  # the remaining keys (names, mappings) are left out
+                break
             if not in_map and (key in DROPPED_KEYS or key.startswith("x-")):
                 continue
             out[key] = self._walk(value, depth + 1, stack, (not in_map) and key in NAME_MAPS)

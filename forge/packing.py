@@ -122,7 +122,6 @@ def select_mixture(
         if available <= target:
             chosen = [(d, 0) for d in sizes]
             taken = available
-            full = 1
             if allow_repeat and available > 0:
                 full = int(min(target // available, math.floor(max_epochs)))
                 chosen = [(d, e) for e in range(full) for d in sizes]
@@ -167,9 +166,13 @@ def select_mixture(
             if doc_id in uses and doc_id not in seen:
                 seen.add(doc_id)
                 for epoch in uses[doc_id]:
-                    selected.append((_key(seed, "order", cat, epoch, doc_id), {**doc, "category": cat, "epoch": epoch}))
+                    selected.append(
+                        (_key(seed, "order", cat, epoch, doc_id), {**doc, "category": cat, "epoch": epoch})
+                    )
         if len(seen) != len(uses):
-            raise RuntimeError(f"category {cat!r}: the document source returned different documents on the second pass")
+            raise RuntimeError(
+                f"category {cat!r}: the document source returned different documents on the second pass"
+            )
     selected.sort(key=lambda kv: kv[0])
     rows = [doc for _, doc in selected]
 
@@ -328,6 +331,15 @@ def pack_documents(
     return manifest
 
 
+def _sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Plain sha256 of a file's bytes (``forge.io.file_digest`` also hashes the name)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
 def read_manifest(packed_dir: str | os.PathLike[str], *, verify: bool = False) -> dict[str, Any]:
     """Load ``manifest.json``; with ``verify`` also check each shard's size and sha256."""
     packed_dir = Path(packed_dir)
@@ -340,7 +352,7 @@ def read_manifest(packed_dir: str | os.PathLike[str], *, verify: bool = False) -
             path = packed_dir / shard["path"]
             if path.stat().st_size != shard["n_tokens"] * itemsize:
                 raise ValueError(f"{path}: size does not match n_tokens {shard['n_tokens']}")
-            if file_digest(path) != shard["sha256"]:
+            if _sha256_file(path) != shard["sha256"]:
                 raise ValueError(f"{path}: sha256 mismatch")
     return manifest
 

@@ -30,7 +30,10 @@ def _dropped_rows(asset: str, stats: Iterable[StepStats]) -> Iterator[dict[str, 
 
 
 def _stats_meta(*stats: StepStats) -> dict[str, Any]:
-    return {st.name: {"n_in": st.n_in, "n_kept": st.n_kept, "dropped": dict(st.dropped)} for st in stats}
+    return {
+        st.name: {"n_in": st.n_in, "n_kept": st.n_kept, "dropped": dict(st.dropped), "notes": dict(st.notes)}
+        for st in stats
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -53,18 +56,29 @@ def ingest_api_operations(
     op_stats, spec_stats = StepStats("openapi_operations"), StepStats("openapi_specs")
     n_openapi = 0
     if openapi_source is not None:
-        rows = openapi_rows(openapi_source, providers=providers, max_specs=max_specs, stats=op_stats, spec_stats=spec_stats)
+        rows = openapi_rows(
+            openapi_source, providers=providers, max_specs=max_specs, stats=op_stats, spec_stats=spec_stats
+        )
         n_openapi = write_parquet(out_dir / "openapi.parquet", rows, schemas.API_OPERATIONS)
     else:
         write_parquet(out_dir / "openapi.parquet", [], schemas.API_OPERATIONS)
 
     mod_stats = StepStats("python_modules")
-    py_rows = introspect_modules(python_modules, mod_stats, timeout_s=module_timeout_s) if python_modules else []
+    py_rows = (
+        introspect_modules(python_modules, mod_stats, timeout_s=module_timeout_s) if python_modules else []
+    )
     n_python = write_parquet(out_dir / "python_module.parquet", py_rows, schemas.API_OPERATIONS)
-    write_parquet(out_dir.parent / "_dropped" / "api_operations.parquet",
-                  _dropped_rows("api_operations", [op_stats, spec_stats, mod_stats]), schemas.DROPPED_ROWS)
+    write_parquet(
+        out_dir.parent / "_dropped" / "api_operations.parquet",
+        _dropped_rows("api_operations", [op_stats, spec_stats, mod_stats]),
+        schemas.DROPPED_ROWS,
+    )
 
-    providers_seen = Counter(r["provider"] for r in read_parquet_rows(out_dir / "openapi.parquet")) if n_openapi else Counter()
+    providers_seen = (
+        Counter(r["provider"] for r in read_parquet_rows(out_dir / "openapi.parquet"))
+        if n_openapi
+        else Counter()
+    )
     return {
         "n_rows": n_openapi + n_python,
         "n_openapi_operations": n_openapi,
@@ -78,10 +92,25 @@ def ingest_api_operations(
 # --------------------------------------------------------------------------------------------------
 # Ingest: general code and text
 # --------------------------------------------------------------------------------------------------
+def general_filters(kind: str, min_chars: int = 50) -> list:
+    """Quality filters for general documents. Code gets a looser symbol budget (operators and
+    brackets are not noise there) and the same bounds on minified lines and repetition."""
+    from forge.filters import ExactDedup, MaxChars, MaxLineLength, MaxNonAlnumFraction, MaxRepeatedLines, MinChars
+
+    return [
+        MinChars(min_chars),
+        MaxChars(500_000),
+        MaxNonAlnumFraction(0.6 if kind == "code" else 0.5),
+        MaxLineLength(1000),
+        MaxRepeatedLines(0.5 if kind == "code" else 0.3),
+        ExactDedup(),
+    ]
+
+
 def ingest_general_documents(kind: str, cfg: dict[str, Any], out_dir: Path, min_chars: int = 50) -> dict[str, Any]:
     """Real local code (``kind='code'``) or text (``kind='text'``) → ``out_dir/part-0.parquet``,
-    after the quality filters (every drop counted by reason)."""
-    from forge.filters import apply_filters, default_filters
+    after the quality filters; every dropped file is listed in ``data/raw/_dropped/``."""
+    from forge.filters import apply_filters
     from forge.general_docs import iter_code_documents, iter_text_documents
 
     src_stats = StepStats(f"{kind}_sources")
@@ -94,10 +123,16 @@ def ingest_general_documents(kind: str, cfg: dict[str, Any], out_dir: Path, min_
     else:
         raise ValueError(f"unknown general document kind {kind!r} (code or text)")
     filter_stats = StepStats(f"{kind}_filters")
-    kept = apply_filters(docs, default_filters(kind, min_chars=min_chars), filter_stats)
+    dropped: list[dict[str, Any]] = []
+
+    def on_drop(row: dict[str, Any], reason: str) -> None:
+        dropped.append({"asset": f"{kind}_documents", "reason": reason, "detail": row.get("title"),
+                        "source_uri": row.get("uri")})
+
+    kept = apply_filters(docs, general_filters(kind, min_chars), filter_stats, on_drop=on_drop)
     n = write_parquet(out_dir / "part-0.parquet", kept, schemas.GENERAL_DOCUMENTS)
-    write_parquet(out_dir.parent / "_dropped" / f"{kind}_documents.parquet",
-                  _dropped_rows(f"{kind}_documents", [src_stats, filter_stats]), schemas.DROPPED_ROWS)
+    source_drops = list(_dropped_rows(f"{kind}_documents", [src_stats]))
+    write_parquet(out_dir.parent / "_dropped" / f"{kind}_documents.parquet", dropped + source_drops, schemas.DROPPED_ROWS)
     return {"n_rows": n, "drops": _stats_meta(src_stats, filter_stats)}
 
 
@@ -105,9 +140,19 @@ def ingest_general_documents(kind: str, cfg: dict[str, Any], out_dir: Path, min_
 # Ingest: BFCL's official test data (for decontamination and evaluation)
 # --------------------------------------------------------------------------------------------------
 BFCL_DECONTAM_CATEGORIES = [
-    "simple_python", "simple_java", "simple_javascript", "multiple", "parallel", "parallel_multiple",
-    "irrelevance", "live_simple", "live_multiple", "live_parallel", "live_parallel_multiple",
-    "live_irrelevance", "live_relevance",
+    "simple_python",
+    "simple_java",
+    "simple_javascript",
+    "multiple",
+    "parallel",
+    "parallel_multiple",
+    "irrelevance",
+    "live_simple",
+    "live_multiple",
+    "live_parallel",
+    "live_parallel_multiple",
+    "live_irrelevance",
+    "live_relevance",
 ]
 
 
@@ -129,7 +174,9 @@ def ingest_bfcl_items(data_dir: Path, out_dir: Path) -> dict[str, Any]:
             for item in items:
                 turns = item.question if isinstance(item.question, list) else []
                 text = " ".join(
-                    m.get("content", "") for turn in turns for m in (turn if isinstance(turn, list) else [turn])
+                    m.get("content", "")
+                    for turn in turns
+                    for m in (turn if isinstance(turn, list) else [turn])
                     if isinstance(m, dict) and m.get("role") == "user"
                 )
                 yield {
@@ -166,8 +213,14 @@ def synthesize_trajectories(
             valid[row["is_valid"]] += 1
             yield row
 
-    trajectories = synthesize(api_rows, seed=seed, per_api=per_api, patterns=None,
-                              heldout_providers=set(heldout_providers), stats=stats)
+    trajectories = synthesize(
+        api_rows,
+        seed=seed,
+        per_api=per_api,
+        patterns=None,
+        heldout_providers=set(heldout_providers),
+        stats=stats,
+    )
     n = write_parquet(out_dir / "part-0.parquet", counted(trajectories), schemas.TRAJECTORIES)
     return {
         "n_rows": n,

@@ -17,7 +17,15 @@ import pandas as pd
 log = logging.getLogger(__name__)
 
 CATEGORIES = ["agent", "code", "text"]
-PATTERNS = ["simple", "parallel", "multiple", "parallel_multiple", "multi_step", "irrelevance", "error_recovery"]
+PATTERNS = [
+    "simple",
+    "parallel",
+    "multiple",
+    "parallel_multiple",
+    "multi_step",
+    "irrelevance",
+    "error_recovery",
+]
 FUNCTION_NAME_REGEX = r"^[A-Za-z0-9_.\-]{1,64}$"
 
 

@@ -45,7 +45,10 @@ TRAJECTORIES = pa.schema(
     [
         ("trajectory_id", pa.string()),
         ("source", pa.string()),  # synthetic | <dataset name>
-        ("pattern", pa.string()),  # simple | parallel | multiple | parallel_multiple | multi_step | irrelevance | error_recovery
+        (
+            "pattern",
+            pa.string(),
+        ),  # simple | parallel | multiple | parallel_multiple | multi_step | irrelevance | error_recovery
         ("api_ids", pa.list_(pa.string())),
         ("providers", pa.list_(pa.string())),
         ("tools", pa.string()),

@@ -24,6 +24,8 @@ class StepStats:
     dropped: Counter = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
     max_examples: int = 3
+    #: events that are not drops (a truncated description, a cut recursive schema), by kind
+    notes: Counter = field(default_factory=Counter)
 
     def keep(self, n: int = 1) -> None:
         self.n_in += n
@@ -38,6 +40,9 @@ class StepStats:
         if self.dropped[reason] <= self.max_examples:
             log.warning("%s: dropped (%s) %s", self.name, reason, str(detail)[:300])
 
+    def note(self, event: str, n: int = 1) -> None:
+        self.notes[event] += n
+
     @property
     def n_dropped(self) -> int:
         return sum(self.dropped.values())
@@ -46,6 +51,7 @@ class StepStats:
         self.n_in += other.n_in
         self.n_kept += other.n_kept
         self.dropped.update(other.dropped)
+        self.notes.update(other.notes)
         for reason, ex in other.examples.items():
             mine = self.examples.setdefault(reason, [])
             mine.extend(ex[: max(0, self.max_examples - len(mine))])
@@ -58,4 +64,5 @@ class StepStats:
             "n_dropped": self.n_dropped,
             "dropped_by_reason": dict(self.dropped),
             "examples": self.examples,
+            "notes": dict(self.notes),
         }

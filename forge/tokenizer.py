@@ -102,7 +102,9 @@ def train_tokenizer(
 
     reserved = len(SPECIAL_TOKENS) + len(ADDED_TOKENS)
     if vocab_size < reserved + 256:
-        raise ValueError(f"vocab_size {vocab_size} is below the {reserved + 256} ids of bytes and special tokens")
+        raise ValueError(
+            f"vocab_size {vocab_size} is below the {reserved + 256} ids of bytes and special tokens"
+        )
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -166,7 +168,11 @@ def load_or_adapt_tokenizer(
     new_added = [t for t in ADDED_TOKENS if t not in vocab]
     if new_special:
         tok.add_special_tokens(
-            {"additional_special_tokens": [AddedToken(t, special=True, normalized=False) for t in new_special]},
+            {
+                "additional_special_tokens": [
+                    AddedToken(t, special=True, normalized=False) for t in new_special
+                ]
+            },
             replace_extra_special_tokens=False,
         )
     if new_added:

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = Paths(home=default_home(), profile=load_profile(args.profile).get("name", args.profile))
     t0 = time.perf_counter()
     with DagsterInstance.get() as instance:
-        result = defs.get_job_def("full_pipeline").execute_in_process(instance=instance, raise_on_error=False)
+        result = defs.resolve_job_def("full_pipeline").execute_in_process(instance=instance, raise_on_error=False)
     elapsed = time.perf_counter() - t0
 
     rebuilt, fresh = [], []

@@ -123,6 +123,8 @@ def train_loop(
     """Train `model` (on env.device, unwrapped) to `cfg.schedule.max_steps`, resuming from the latest
     checkpoint in output_dir when `cfg.resume`. Returns loss/step/token/time numbers for the summary."""
     sched, out_dir = cfg.schedule, Path(cfg.output_dir)
+    if env.device.type == "cuda":
+        torch.set_float32_matmul_precision("high")  # TF32 for any fp32 matmul left outside autocast
     optimizer = build_optimizer(model, cfg, env.device)
     step, tokens_seen, resumed_from = 0, 0, None
     last_loss, last_eval = math.nan, math.nan

@@ -117,13 +117,13 @@ class MlflowSink(BaseSink):
     def __init__(self, cfg: MlflowConfig) -> None:
         from mlflow import MlflowClient
 
+        if not cfg.run_id and not cfg.experiment:
+            raise ValueError("mlflow: set run_id (an existing run) or experiment (for a new run)")
         self.client = MlflowClient(tracking_uri=cfg.tracking_uri)
         if cfg.run_id:
             self.run_id = cfg.run_id
             self.client.update_run(self.run_id, status="RUNNING")
         else:
-            if not cfg.experiment:
-                raise ValueError("mlflow: set run_id (an existing run) or experiment (for a new run)")
             exp = self.client.get_experiment_by_name(cfg.experiment)
             exp_id = exp.experiment_id if exp else self.client.create_experiment(cfg.experiment)
             self.run_id = self.client.create_run(

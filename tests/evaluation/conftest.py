@@ -40,7 +40,10 @@ def build_tokenizer():
     )
     raw.train_from_iterator(corpus, trainer)
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=raw, eos_token="<|endoftext|>", pad_token="<|pad|>", additional_special_tokens=SPECIALS[2:]
+        tokenizer_object=raw,
+        eos_token="<|endoftext|>",
+        pad_token="<|pad|>",
+        additional_special_tokens=SPECIALS[2:],
     )
     tokenizer.add_tokens(TOOL_TAGS)
     tokenizer.chat_template = CHAT_TEMPLATE

@@ -40,7 +40,9 @@ def test_answers_are_joined_by_id_not_position(tmp_path, fixtures_dir):
     answers = (fixtures_dir / "possible_answer" / "BFCL_v4_simple_python.json").read_text().splitlines()[:2]
     (tmp_path / "possible_answer").mkdir()
     (tmp_path / "BFCL_v4_simple_python.json").write_text("\n".join(questions) + "\n")
-    (tmp_path / "possible_answer" / "BFCL_v4_simple_python.json").write_text("\n".join(reversed(answers)) + "\n")
+    (tmp_path / "possible_answer" / "BFCL_v4_simple_python.json").write_text(
+        "\n".join(reversed(answers)) + "\n"
+    )
     items = load_category(tmp_path, "simple_python")
     for item, line in zip(items, answers, strict=True):
         assert item.ground_truth == json.loads(line)["ground_truth"]
@@ -66,7 +68,9 @@ def test_prompt_functions_rewrites_java_types_but_not_the_original(fixtures_dir)
     assert spec["type"] == "string" and "items" not in spec
     assert "Java ArrayList type parameter in string representation" in spec["description"]
     assert docs[0]["description"].endswith("Java 8 SDK syntax.")
-    assert item.functions[0]["parameters"]["properties"]["ids"]["type"] == "ArrayList"  # checker keeps originals
+    assert (
+        item.functions[0]["parameters"]["properties"]["ids"]["type"] == "ArrayList"
+    )  # checker keeps originals
     python_docs = prompt_functions(load_category(fixtures_dir, "simple_python")[0].functions, "simple_python")
     assert python_docs[0]["description"].endswith("Python 3 syntax.")
 
@@ -128,4 +132,8 @@ def test_extract_rejects_unsafe_paths(tmp_path):
 @pytest.mark.skipif(not FULL_DATA.is_dir(), reason="full BFCL data not extracted at /tmp/dl/bf")
 def test_full_data_counts():
     counts = {category: len(load_category(FULL_DATA, category)) for category in SUPPORTED_CATEGORIES}
-    assert counts["simple_python"] == 400 and counts["live_multiple"] == 1053 and counts["live_irrelevance"] == 884
+    assert (
+        counts["simple_python"] == 400
+        and counts["live_multiple"] == 1053
+        and counts["live_irrelevance"] == 884
+    )

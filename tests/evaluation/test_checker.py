@@ -17,7 +17,11 @@ def _items(fixtures_dir, categories=SUPPORTED_CATEGORIES):
 
 
 def _item(fixtures_dir, item_id):
-    category = item_id.rsplit("_", 1)[0] if not item_id.startswith("live") else item_id.split("_", 2)[0] + "_" + item_id.split("_", 2)[1]
+    category = (
+        item_id.rsplit("_", 1)[0]
+        if not item_id.startswith("live")
+        else item_id.split("_", 2)[0] + "_" + item_id.split("_", 2)[1]
+    )
     return next(i for i in load_category(fixtures_dir, category) if i.id == item_id)
 
 
@@ -57,7 +61,9 @@ def test_wrong_value_is_invalid(fixtures_dir):
             bad[0][name][param] = "zzz other value"
         verdict = _check(item, bad)
         assert not verdict.valid, item.id
-        assert verdict.error_type.startswith(("value_error", "parallel_function_checker_no_order", "type_error")), (
+        assert verdict.error_type.startswith(
+            ("value_error", "parallel_function_checker_no_order", "type_error")
+        ), (
             item.id,
             verdict,
         )
@@ -99,7 +105,9 @@ def test_dotted_names_are_not_underscored(fixtures_dir):
 
 
 def test_parallel_calls_in_any_order_and_count(fixtures_dir):
-    for item in _items(fixtures_dir, ("parallel", "parallel_multiple", "live_parallel", "live_parallel_multiple")):
+    for item in _items(
+        fixtures_dir, ("parallel", "parallel_multiple", "live_parallel", "live_parallel_multiple")
+    ):
         ref = reference_calls(item.category, item.functions, item.ground_truth)
         assert len(ref) > 1
         assert _check(item, list(reversed(ref))).valid, item.id
@@ -115,12 +123,17 @@ def test_wrong_type(fixtures_dir):
     bad[0]["calculate_triangle_area"]["base"] = str(ref[0]["calculate_triangle_area"]["base"])
     verdict = _check(item, bad)
     assert not verdict.valid and verdict.error_type == "type_error:simple"
-    bad[0]["calculate_triangle_area"]["base"] = float(ref[0]["calculate_triangle_area"]["base"])  # float for int
+    bad[0]["calculate_triangle_area"]["base"] = float(
+        ref[0]["calculate_triangle_area"]["base"]
+    )  # float for int
     assert _check(item, bad).error_type == "type_error:simple"
 
 
 def test_int_for_float_is_promoted():
-    function = {"name": "f", "parameters": {"type": "dict", "properties": {"x": {"type": "float"}}, "required": ["x"]}}
+    function = {
+        "name": "f",
+        "parameters": {"type": "dict", "properties": {"x": {"type": "float"}}, "required": ["x"]},
+    }
     answer = [{"f": {"x": [5.0]}}]
     assert check("simple_python", [function], [{"f": {"x": 5}}], answer).valid
     assert check("simple_python", [function], [{"f": {"x": 5.0}}], answer).valid
@@ -130,7 +143,10 @@ def test_int_for_float_is_promoted():
 
 def test_string_normalisation():
     assert normalize_string("April 1, 2024") == normalize_string("april 1 2024") == "april12024"
-    function = {"name": "f", "parameters": {"type": "dict", "properties": {"s": {"type": "string"}}, "required": ["s"]}}
+    function = {
+        "name": "f",
+        "parameters": {"type": "dict", "properties": {"s": {"type": "string"}}, "required": ["s"]},
+    }
     answer = [{"f": {"s": ["New York, NY"]}}]
     assert check("simple_python", [function], [{"f": {"s": "new york ny"}}], answer).valid
     assert check("simple_python", [function], [{"f": {"s": "NEW_YORK-NY."}}], answer).valid
@@ -157,7 +173,16 @@ def test_lists_tuples_dicts_and_nested_types():
         "ld": {"type": "array", "items": {"type": "dict"}},
     }
     function = {"name": "f", "parameters": {"type": "dict", "properties": props, "required": list(props)}}
-    answer = [{"f": {"xs": [[1, 2]], "t": [["a b", "c"]], "d": [{"k": ["V", "w"], "o": ["", 1]}], "ld": [[{"n": [1]}]]}}]
+    answer = [
+        {
+            "f": {
+                "xs": [[1, 2]],
+                "t": [["a b", "c"]],
+                "d": [{"k": ["V", "w"], "o": ["", 1]}],
+                "ld": [[{"n": [1]}]],
+            }
+        }
+    ]
     good = {"xs": [1, 2], "t": ("A_B", "c"), "d": {"k": "v"}, "ld": [{"n": 1}]}
     assert check("simple_python", [function], [{"f": good}], answer).valid
     cases = {
@@ -182,7 +207,10 @@ def test_java_and_javascript_arguments_must_be_literals(fixtures_dir):
     assert _check(java, raw).error_type == "type_error:java"
     js = _item(fixtures_dir, "simple_javascript_0")  # inputField: String, isComplete: Boolean
     assert _check(js, [{"validateUserInput": {"inputField": "'userInputField'", "isComplete": "true"}}]).valid
-    assert _check(js, [{"validateUserInput": {"inputField": "userInputField", "isComplete": True}}]).error_type == "type_error:js"
+    assert (
+        _check(js, [{"validateUserInput": {"inputField": "userInputField", "isComplete": True}}]).error_type
+        == "type_error:js"
+    )
 
 
 def test_relevance_categories(fixtures_dir):
@@ -200,14 +228,21 @@ def test_relevance_categories(fixtures_dir):
 def test_parse_failures_are_wrong_answers_with_a_reason(fixtures_dir):
     item = load_category(fixtures_dir, "simple_python")[0]
     verdict = _check(item, parse_tool_calls('<tool_call>\n{"name": oops}\n</tool_call>'))
-    assert not verdict.valid and verdict.error_type == "ast_decoder:decoder_failed" and "invalid JSON" in verdict.errors[0]
+    assert (
+        not verdict.valid
+        and verdict.error_type == "ast_decoder:decoder_failed"
+        and "invalid JSON" in verdict.errors[0]
+    )
     assert _check(item, ["not a call"]).error_type == "ast_decoder:decoder_wrong_output_format"
     assert _check(item, []).error_type == "simple_function_checker:wrong_count"
 
 
 @pytest.mark.parametrize("bad", [{"f": 1}, {"f": {"x": 1}, "g": {}}])
 def test_malformed_decoded_calls_do_not_crash(bad):
-    function = {"name": "f", "parameters": {"type": "dict", "properties": {"x": {"type": "integer"}}, "required": []}}
+    function = {
+        "name": "f",
+        "parameters": {"type": "dict", "properties": {"x": {"type": "integer"}}, "required": []},
+    }
     assert not check("multiple", [function], [bad], [{"f": {"x": [1]}}]).valid
 
 

@@ -30,7 +30,10 @@ def test_forced_output_is_returned_up_to_end_of_turn(tokenizer, tiny_model):
     state, original = _force(tiny_model, tokenizer, call + "<|im_end|>after the end")
     try:
         prompts = [
-            {"messages": [{"role": "user", "content": "hi"}], "tools": [{"name": "f", "description": "d", "parameters": {}}]},
+            {
+                "messages": [{"role": "user", "content": "hi"}],
+                "tools": [{"name": "f", "description": "d", "parameters": {}}],
+            },
             "a much longer raw prompt " * 5,
         ]
         outputs = generate(tiny_model, tokenizer, prompts, max_new_tokens=40, batch_size=2)
@@ -53,16 +56,20 @@ def test_batched_equals_one_by_one_and_order_is_kept(tokenizer, tiny_model):
     prompts = ["short", "a somewhat longer prompt with more tokens in it", "mid length prompt"]
     batched = generate(tiny_model, tokenizer, prompts, max_new_tokens=6, batch_size=3)
     single = [generate(tiny_model, tokenizer, [p], max_new_tokens=6, batch_size=1)[0] for p in prompts]
-    assert batched == single
+    assert batched == single and any(batched)  # real text, not all empty
     assert tiny_model.training is False
 
 
 def test_chat_prompt_uses_the_template_with_tools(tokenizer):
     text = render_prompt(
-        tokenizer, {"messages": [{"role": "user", "content": "hello"}], "tools": [{"name": "tool_x", "parameters": {}}]}
+        tokenizer,
+        {"messages": [{"role": "user", "content": "hello"}], "tools": [{"name": "tool_x", "parameters": {}}]},
     )
     assert "tool_x" in text and text.endswith("<|im_start|>assistant\n")
-    assert stop_token_ids(tokenizer) == [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>")]
+    assert stop_token_ids(tokenizer) == [
+        tokenizer.eos_token_id,
+        tokenizer.convert_tokens_to_ids("<|im_end|>"),
+    ]
 
 
 def test_bad_arguments(tokenizer, tiny_model):

@@ -12,7 +12,10 @@ def test_single_and_multiple_tool_call_blocks():
     )
     result = parse_tool_calls(text)
     assert result.ok and result.style == "tool_call"
-    assert result.calls == [{"math.sum": {"numbers": [1, 2.5]}}, {"spotify.play": {"artist": "Maroon 5", "duration": 15}}]
+    assert result.calls == [
+        {"math.sum": {"numbers": [1, 2.5]}},
+        {"spotify.play": {"artist": "Maroon 5", "duration": 15}},
+    ]
 
 
 def test_arguments_as_json_string_are_accepted():
@@ -26,7 +29,7 @@ def test_arguments_as_json_string_are_accepted():
         ('<tool_call>\n{"name": "f", "arguments": {"a": 1}\n</tool_call>', "invalid JSON"),
         ('<tool_call>\n{"arguments": {"a": 1}}\n</tool_call>', "name"),
         ('<tool_call>\n{"name": "f", "arguments": [1]}\n</tool_call>', "must be an object"),
-        ('<tool_call>\n[1, 2]\n</tool_call>', "JSON object"),
+        ("<tool_call>\n[1, 2]\n</tool_call>", "JSON object"),
         ('<tool_call>\n{"name": "f", "arguments": {"a": 1}}', "unterminated"),
     ],
 )
@@ -42,7 +45,9 @@ def test_partial_failure_keeps_good_calls_and_reports_the_bad_one():
 
 
 def test_python_call_list():
-    result = parse_tool_calls('[func(a=1, b="x"), mod.other(c=[1, 2], d={"k": (1, 2)}, e=-3.5, f=True, g=None)]')
+    result = parse_tool_calls(
+        '[func(a=1, b="x"), mod.other(c=[1, 2], d={"k": (1, 2)}, e=-3.5, f=True, g=None)]'
+    )
     assert result.ok and result.style == "python"
     assert result.calls == [
         {"func": {"a": 1, "b": "x"}},
@@ -51,7 +56,9 @@ def test_python_call_list():
 
 
 def test_python_call_without_brackets_and_code_fences():
-    assert parse_tool_calls("```\nfunc(a=2**10, b=x, c=3*4.0)\n```").calls == [{"func": {"a": 1024, "b": "x", "c": 12.0}}]
+    assert parse_tool_calls("```\nfunc(a=2**10, b=x, c=3*4.0)\n```").calls == [
+        {"func": {"a": 1024, "b": "x", "c": 12.0}}
+    ]
 
 
 def test_python_call_never_evaluates_code():
@@ -77,7 +84,14 @@ def test_prose_and_non_calls_decode_to_nothing_with_a_reason(text):
 
 
 def test_garbage_never_raises():
-    for text in ["<tool_call>", "</tool_call><tool_call>", "[[[[", "\x00\x01", "f(a=" * 50, "<think>x</think>"]:
+    for text in [
+        "<tool_call>",
+        "</tool_call><tool_call>",
+        "[[[[",
+        "\x00\x01",
+        "f(a=" * 50,
+        "<think>x</think>",
+    ]:
         result = parse_tool_calls(text)
         assert isinstance(result.calls, list)
 

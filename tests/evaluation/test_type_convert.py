@@ -21,7 +21,12 @@ from evaluation.type_convert import UnsupportedType, java_value, js_value
         ('new ArrayList<>(Arrays.asList("a", "b"))', "ArrayList", "String", ["a", "b"]),
         ("new ArrayList<Long>() {{ add(1L); add(2L); }}", "ArrayList", "long", [1, 2]),
         ("new ArrayList<>()", "ArrayList", None, []),
-        ('new HashMap<String, Object>() {{ put("k", 1); put("s", "v"); }}', "HashMap", None, {"k": 1, "s": "v"}),
+        (
+            'new HashMap<String, Object>() {{ put("k", 1); put("s", "v"); }}',
+            "HashMap",
+            None,
+            {"k": 1, "s": "v"},
+        ),
         ("new HashMap<>()", "HashMap", None, {}),
         ("whatever", "any", None, "whatever"),
     ],

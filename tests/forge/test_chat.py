@@ -8,7 +8,14 @@ import re
 import pytest
 from transformers import AutoTokenizer
 
-from forge.chat import ADDED_TOKENS, CHAT_TEMPLATE, SPECIAL_TOKENS, apply_chat_format, format_tool_call, normalize_messages
+from forge.chat import (
+    ADDED_TOKENS,
+    CHAT_TEMPLATE,
+    SPECIAL_TOKENS,
+    apply_chat_format,
+    format_tool_call,
+    normalize_messages,
+)
 from forge.tokenizer import train_tokenizer
 
 TOOLS = [
@@ -18,7 +25,14 @@ TOOLS = [
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
     },
     # OpenAI/HF wrapper with BFCL type names: unwrapped, types untouched.
-    {"type": "function", "function": {"name": "get_time", "description": "Time now.", "parameters": {"type": "dict", "properties": {"tz": {"type": "string"}}}}},
+    {
+        "type": "function",
+        "function": {
+            "name": "get_time",
+            "description": "Time now.",
+            "parameters": {"type": "dict", "properties": {"tz": {"type": "string"}}},
+        },
+    },
 ]
 
 MESSAGES = [
@@ -100,15 +114,28 @@ def test_content_none_and_unknown_role(tok):
         {"role": "assistant", "content": None, "tool_calls": [{"id": "a", "name": "f", "arguments": {}}]},
     ]
     out = tok.apply_chat_template(msgs, tokenize=False)
-    assert out.endswith('<|im_start|>assistant\n<tool_call>\n{"name": "f", "arguments": {}}\n</tool_call><|im_end|>\n')
+    assert out.endswith(
+        '<|im_start|>assistant\n<tool_call>\n{"name": "f", "arguments": {}}\n</tool_call><|im_end|>\n'
+    )
     with pytest.raises(Exception, match="unknown chat role"):
         tok.apply_chat_template([{"role": "robot", "content": "x"}], tokenize=False)
 
 
 def test_format_tool_call_matches_template(tok):
     block = format_tool_call("get_weather", {"city": "Zürich", "days": [1, 2]})
-    assert block == '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Zürich", "days": [1, 2]}}\n</tool_call>'
-    msgs = [{"role": "assistant", "content": "", "tool_calls": [{"id": "1", "name": "get_weather", "arguments": {"city": "Zürich", "days": [1, 2]}}]}]
+    assert (
+        block
+        == '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Zürich", "days": [1, 2]}}\n</tool_call>'
+    )
+    msgs = [
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {"id": "1", "name": "get_weather", "arguments": {"city": "Zürich", "days": [1, 2]}}
+            ],
+        }
+    ]
     assert block in tok.apply_chat_template(msgs, tokenize=False)
 
 
@@ -117,12 +144,17 @@ def test_normalize_messages_parses_string_arguments_and_rejects_bad_json():
     assert out[2]["tool_calls"][1] == {"name": "get_time", "arguments": {"tz": "Europe/Paris"}}
     assert out[2]["tool_calls"][0] == {"id": "c1", "name": "get_weather", "arguments": {"city": "Paris"}}
     with pytest.raises(ValueError, match="not JSON"):
-        normalize_messages([{"role": "assistant", "content": "", "tool_calls": [{"name": "f", "arguments": "{oops"}]}])
+        normalize_messages(
+            [{"role": "assistant", "content": "", "tool_calls": [{"name": "f", "arguments": "{oops"}]}]
+        )
 
 
 def _expected_mask(rendered: str, offsets: list[tuple[int, int]]) -> list[int]:
     """1 for tokens inside an assistant output: after 'assistant\\n' up to and including <|im_end|>."""
-    spans = [(m.end(), rendered.index("<|im_end|>", m.end()) + len("<|im_end|>")) for m in re.finditer(r"<\|im_start\|>assistant\n", rendered)]
+    spans = [
+        (m.end(), rendered.index("<|im_end|>", m.end()) + len("<|im_end|>"))
+        for m in re.finditer(r"<\|im_start\|>assistant\n", rendered)
+    ]
     return [int(any(s <= a and b <= e for s, e in spans)) for a, b in offsets]
 
 

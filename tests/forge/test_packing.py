@@ -24,20 +24,43 @@ ROOT = Path(__file__).resolve().parents[2]
 def _docs(n: int, seed: int = 0) -> list[dict]:
     rng = random.Random(seed)
     cats = ["agent", "code", "text"]
-    words = ["alpha", "beta", "γάμμα", "🙂", "def", "return", "(x)", "{", "}", "\n", "café", "<tool_call>", "42"]
+    words = [
+        "alpha",
+        "beta",
+        "γάμμα",
+        "🙂",
+        "def",
+        "return",
+        "(x)",
+        "{",
+        "}",
+        "\n",
+        "café",
+        "<tool_call>",
+        "42",
+    ]
     return [
-        {"doc_id": f"d{i}", "category": cats[i % 3], "text": " ".join(rng.choices(words, k=rng.randint(1, 60)))}
+        {
+            "doc_id": f"d{i}",
+            "category": cats[i % 3],
+            "text": " ".join(rng.choices(words, k=rng.randint(1, 60))),
+        }
         for i in range(n)
     ]
 
 
 @pytest.fixture(scope="module")
 def tok_dir(tmp_path_factory):
-    return train_tokenizer([d["text"] for d in _docs(300, seed=1)], tmp_path_factory.mktemp("tok") / "tok", 400)
+    return train_tokenizer(
+        [d["text"] for d in _docs(300, seed=1)], tmp_path_factory.mktemp("tok") / "tok", 400
+    )
 
 
 def _stream(out: Path, manifest: dict) -> np.ndarray:
-    parts = [np.fromfile(out / s["path"], dtype=np.dtype(manifest["dtype"]).newbyteorder("<")) for s in manifest["shards"]]
+    parts = [
+        np.fromfile(out / s["path"], dtype=np.dtype(manifest["dtype"]).newbyteorder("<"))
+        for s in manifest["shards"]
+    ]
     return np.concatenate(parts) if parts else np.empty(0, dtype=np.uint16)
 
 
@@ -49,12 +72,16 @@ def test_shards_decode_back_to_documents_plus_eos(tok_dir, tmp_path):
     stream = _stream(out, manifest)
     eos = manifest["eos_id"]
     assert eos == tok.eos_token_id == 0
-    expected = np.concatenate([np.array([*tok.encode(d["text"], add_special_tokens=False), eos]) for d in docs])
+    expected = np.concatenate(
+        [np.array([*tok.encode(d["text"], add_special_tokens=False), eos]) for d in docs]
+    )
     assert np.array_equal(stream, expected)
     # Split on EOS (documents contain no literal <|endoftext|>) and decode each back to its text.
     bounds = np.flatnonzero(stream == eos)
     starts = np.concatenate([[0], bounds[:-1] + 1])
-    assert [tok.decode(stream[a:b].tolist()) for a, b in zip(starts, bounds, strict=True)] == [d["text"] for d in docs]
+    assert [tok.decode(stream[a:b].tolist()) for a, b in zip(starts, bounds, strict=True)] == [
+        d["text"] for d in docs
+    ]
 
 
 def test_manifest_counts_and_shard_layout(tok_dir, tmp_path):
@@ -62,23 +89,40 @@ def test_manifest_counts_and_shard_layout(tok_dir, tmp_path):
     tok = AutoTokenizer.from_pretrained(tok_dir)
     out = tmp_path / "packed"
     manifest = pack_documents(docs, tok_dir, out, shard_tokens=100, batch_size=7)
-    assert set(manifest) == {"format", "dtype", "eos_id", "vocab_size", "tokenizer_dir", "n_tokens", "n_documents", "tokens_by_category", "shards", "fingerprint"}
+    assert set(manifest) == {
+        "format",
+        "dtype",
+        "eos_id",
+        "vocab_size",
+        "tokenizer_dir",
+        "n_tokens",
+        "n_documents",
+        "tokens_by_category",
+        "shards",
+        "fingerprint",
+    }
     assert manifest["format"] == "hephaestus-packed-v1" and manifest["dtype"] == "uint16"
     assert manifest["vocab_size"] == len(tok)
     per_doc = {d["doc_id"]: len(tok.encode(d["text"], add_special_tokens=False)) + 1 for d in docs}
     assert manifest["n_documents"] == 90
     assert manifest["n_tokens"] == sum(per_doc.values()) == sum(s["n_tokens"] for s in manifest["shards"])
     for cat in ("agent", "code", "text"):
-        assert manifest["tokens_by_category"][cat] == sum(per_doc[d["doc_id"]] for d in docs if d["category"] == cat)
+        assert manifest["tokens_by_category"][cat] == sum(
+            per_doc[d["doc_id"]] for d in docs if d["category"] == cat
+        )
     sizes = [s["n_tokens"] for s in manifest["shards"]]
     assert all(n == 100 for n in sizes[:-1]) and 0 < sizes[-1] <= 100
     assert [s["path"] for s in manifest["shards"]] == [f"shard_{i:05d}.bin" for i in range(len(sizes))]
-    assert sorted(p.name for p in out.iterdir()) == sorted(["manifest.json", *(s["path"] for s in manifest["shards"])])
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["manifest.json", *(s["path"] for s in manifest["shards"])]
+    )
     assert read_manifest(out, verify=True) == manifest == json.loads((out / "manifest.json").read_text())
     # Same input, same fingerprint; a different document changes it.
     again = pack_documents(docs, tok_dir, tmp_path / "again", shard_tokens=100)
     assert again["fingerprint"] == manifest["fingerprint"]
-    other = pack_documents([*docs[:-1], {**docs[-1], "text": "changed"}], tok_dir, tmp_path / "other", shard_tokens=100)
+    other = pack_documents(
+        [*docs[:-1], {**docs[-1], "text": "changed"}], tok_dir, tmp_path / "other", shard_tokens=100
+    )
     assert other["fingerprint"] != manifest["fingerprint"]
 
 
@@ -95,7 +139,11 @@ def test_corrupted_shard_fails_verification(tok_dir, tmp_path):
 
 def test_bad_rows_are_counted_not_packed(tok_dir, tmp_path):
     stats = StepStats("pack")
-    docs = [*_docs(5), {"doc_id": "e", "category": "text", "text": ""}, {"doc_id": "n", "text": "no category"}]
+    docs = [
+        *_docs(5),
+        {"doc_id": "e", "category": "text", "text": ""},
+        {"doc_id": "n", "text": "no category"},
+    ]
     manifest = pack_documents(docs, tok_dir, tmp_path / "p", stats=stats)
     assert manifest["n_documents"] == 5
     assert stats.n_kept == 5 and dict(stats.dropped) == {"empty_or_missing_text": 1, "missing_category": 1}
@@ -106,7 +154,9 @@ def test_uint32_for_large_vocab(tmp_path):
     tk = Tokenizer(models.WordLevel(vocab, unk_token="<|endoftext|>"))
     tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<|endoftext|>").save_pretrained(tmp_path / "big")
-    manifest = pack_documents([{"doc_id": "a", "category": "code", "text": "w69999 w1 w65536"}], tmp_path / "big", tmp_path / "p")
+    manifest = pack_documents(
+        [{"doc_id": "a", "category": "code", "text": "w69999 w1 w65536"}], tmp_path / "big", tmp_path / "p"
+    )
     assert manifest["dtype"] == "uint32"
     assert _stream(tmp_path / "p", manifest).tolist() == [70000, 2, 65537, 0]
 
@@ -163,7 +213,9 @@ def test_killed_process_leaves_previous_output_intact(tok_dir, tmp_path):
 def _pool(seed: int, n: dict[str, int]) -> dict[str, list[dict]]:
     rng = random.Random(seed)
     return {
-        cat: [{"doc_id": f"{cat}{i}", "n_tokens": rng.randint(50, 500), "text": f"{cat} {i}"} for i in range(k)]
+        cat: [
+            {"doc_id": f"{cat}{i}", "n_tokens": rng.randint(50, 500), "text": f"{cat} {i}"} for i in range(k)
+        ]
         for cat, k in n.items()
     }
 
@@ -202,16 +254,22 @@ def test_mixture_repeat_counts_epochs():
     pool = _pool(2, {"agent": 10, "code": 400})
     agent_total = sum(d["n_tokens"] for d in pool["agent"])
     target = 30_000
-    rows, report = select_mixture(pool, {"agent": 1, "code": 1}, 2 * target, seed=1, allow_repeat=True, max_epochs=3)
+    rows, report = select_mixture(
+        pool, {"agent": 1, "code": 1}, 2 * target, seed=1, allow_repeat=True, max_epochs=3
+    )
     agent_rows = [r for r in rows if r["category"] == "agent"]
     assert sum(r["n_tokens"] for r in agent_rows) == 3 * agent_total  # capped at max_epochs
     assert sorted({r["epoch"] for r in agent_rows}) == [0, 1, 2]
     assert report["categories"]["agent"]["epochs"] == 3.0 and report["categories"]["agent"]["short"] is True
     assert all(r["epoch"] == 0 for r in rows if r["category"] == "code")
     # Enough epochs allowed: reaches the target (within one document).
-    rows, report = select_mixture(pool, {"agent": 1, "code": 1}, 2 * target, seed=1, allow_repeat=True, max_epochs=1000)
+    rows, report = select_mixture(
+        pool, {"agent": 1, "code": 1}, 2 * target, seed=1, allow_repeat=True, max_epochs=1000
+    )
     got = report["categories"]["agent"]["selected_tokens"]
-    assert target - 500 < got <= target and report["categories"]["agent"]["epochs"] == pytest.approx(got / agent_total, abs=1e-3)
+    assert target - 500 < got <= target and report["categories"]["agent"]["epochs"] == pytest.approx(
+        got / agent_total, abs=1e-3
+    )
 
 
 def test_mixture_is_deterministic_and_order_independent():
@@ -229,7 +287,10 @@ def test_mixture_is_deterministic_and_order_independent():
 
 
 def test_mixture_counts_bad_rows_and_validates_input():
-    pool = {"agent": [{"doc_id": "a", "n_tokens": 5}, {"doc_id": "a", "n_tokens": 5}, {"n_tokens": 5}], "spare": []}
+    pool = {
+        "agent": [{"doc_id": "a", "n_tokens": 5}, {"doc_id": "a", "n_tokens": 5}, {"n_tokens": 5}],
+        "spare": [],
+    }
     rows, report = select_mixture(pool, {"agent": 1}, 100, seed=0)
     assert [r["doc_id"] for r in rows] == ["a"]
     assert report["dropped"]["dropped_by_reason"] == {"duplicate_doc_id": 1, "missing_doc_id": 1}

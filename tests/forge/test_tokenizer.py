@@ -21,7 +21,9 @@ CORPUS = [
 _rng = random.Random(0)
 _SYLLABLES = ["ka", "lo", "mi", "re", "su", "tan", "bor", "quel", "xi", "dra", "pen", "vo"]
 # Pseudo-words so the trainer finds enough frequent pairs to fill the vocabulary.
-CORPUS += [" ".join("".join(_rng.choices(_SYLLABLES, k=_rng.randint(1, 4))) for _ in range(400)) for _ in range(10)]
+CORPUS += [
+    " ".join("".join(_rng.choices(_SYLLABLES, k=_rng.randint(1, 4))) for _ in range(400)) for _ in range(10)
+]
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +32,16 @@ def tok_dir(tmp_path_factory):
 
 
 def _random_unicode(rng: random.Random, n: int) -> str:
-    ranges = [(0x20, 0x7E), (0x00, 0x1F), (0xA0, 0x24F), (0x370, 0x3FF), (0x590, 0x6FF), (0x4E00, 0x4FFF), (0x1F300, 0x1F6FF), (0x300, 0x36F)]
+    ranges = [
+        (0x20, 0x7E),
+        (0x00, 0x1F),
+        (0xA0, 0x24F),
+        (0x370, 0x3FF),
+        (0x590, 0x6FF),
+        (0x4E00, 0x4FFF),
+        (0x1F300, 0x1F6FF),
+        (0x300, 0x36F),
+    ]
     out = []
     for _ in range(n):
         lo, hi = rng.choice(ranges)
@@ -54,7 +65,9 @@ def test_directory_is_format_7(tok_dir):
 def test_round_trips_arbitrary_unicode(tok_dir):
     tok = AutoTokenizer.from_pretrained(tok_dir)
     rng = random.Random(7)
-    samples = ["", " ", "\r\n\t\x00", "a  b   c", "e\u0301 ﬁ Å", "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 \U0010ffff"] + [_random_unicode(rng, 200) for _ in range(50)]
+    samples = ["", " ", "\r\n\t\x00", "a  b   c", "e\u0301 ﬁ Å", "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 \U0010ffff"] + [
+        _random_unicode(rng, 200) for _ in range(50)
+    ]
     for s in samples:
         ids = tok.encode(s, add_special_tokens=False)
         assert tok.decode(ids) == s
@@ -69,7 +82,9 @@ def test_special_and_added_tokens_stay_single_ids(tok_dir):
         assert tok.decode(ids) == f"x{t}y"
     text = "<|im_start|>assistant\n<tool_call>\n{}\n</tool_call><|im_end|><|endoftext|>"
     # Tool tags are not special: kept when special tokens are skipped (evaluation parses them).
-    assert tok.decode(tok.encode(text), skip_special_tokens=True) == "assistant\n<tool_call>\n{}\n</tool_call>"
+    assert (
+        tok.decode(tok.encode(text), skip_special_tokens=True) == "assistant\n<tool_call>\n{}\n</tool_call>"
+    )
 
 
 def test_training_rejects_tiny_vocab(tmp_path):
@@ -108,9 +123,16 @@ def gpt2_like_dir(tmp_path):
     tk = Tokenizer(models.BPE())
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tk.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=500, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=500,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tk.train_from_iterator(CORPUS * 3, trainer=trainer)
-    base = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<|endoftext|>", eos_token="<|endoftext|>", unk_token="<|endoftext|>")
+    base = PreTrainedTokenizerFast(
+        tokenizer_object=tk, bos_token="<|endoftext|>", eos_token="<|endoftext|>", unk_token="<|endoftext|>"
+    )
     base.save_pretrained(tmp_path / "gpt2ish")
     return tmp_path / "gpt2ish"
 
@@ -121,7 +143,9 @@ def test_adapt_base_tokenizer(gpt2_like_dir, tmp_path, monkeypatch):
     sample = "def get_weather(city): return 'Größe 🙂'"
     out = load_or_adapt_tokenizer(gpt2_like_dir, tmp_path / "adapted", model_max_length=256)
     tok = AutoTokenizer.from_pretrained(out)
-    assert tok.encode(sample, add_special_tokens=False) == base.encode(sample, add_special_tokens=False)  # ids kept
+    assert tok.encode(sample, add_special_tokens=False) == base.encode(
+        sample, add_special_tokens=False
+    )  # ids kept
     assert len(tok) == len(base) + 7  # <|endoftext|> existed; 3 special + 4 tool tags added
     assert tok.convert_tokens_to_ids("<|endoftext|>") == base.convert_tokens_to_ids("<|endoftext|>")
     for t in (*SPECIAL_TOKENS, *ADDED_TOKENS):
@@ -134,7 +158,10 @@ def test_adapt_base_tokenizer(gpt2_like_dir, tmp_path, monkeypatch):
     assert all(i >= len(base) for i in meta["added_ids"].values())
     msgs = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok"}]
     enc = tok.apply_chat_template(msgs, return_assistant_tokens_mask=True, return_dict=True)
-    assert tok.decode([i for i, m in zip(enc["input_ids"], enc["assistant_masks"], strict=True) if m]) == "ok<|im_end|>"
+    assert (
+        tok.decode([i for i, m in zip(enc["input_ids"], enc["assistant_masks"], strict=True) if m])
+        == "ok<|im_end|>"
+    )
     tools_text = tok.decode(tok.encode("<tool_call>x</tool_call>"), skip_special_tokens=True)
     assert tools_text == "<tool_call>x</tool_call>"
 

@@ -71,7 +71,14 @@ def tokenizer(tokenizer_dir: Path):
     return AutoTokenizer.from_pretrained(tokenizer_dir)
 
 
-def write_shards(out_dir: Path, docs: list[list[int]], eos_id: int, vocab_size: int, tokenizer_dir: Path | None, n_shards: int = 2) -> Path:
+def write_shards(
+    out_dir: Path,
+    docs: list[list[int]],
+    eos_id: int,
+    vocab_size: int,
+    tokenizer_dir: Path | None,
+    n_shards: int = 2,
+) -> Path:
     """Pack `docs` (token id lists) into `n_shards` raw uint16 files + manifest.json, per format 5."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stream = [t for d in docs for t in [*d, eos_id]]
@@ -122,7 +129,11 @@ def sft_rows(n: int) -> list[dict]:
                 "messages": [
                     {"role": "system", "content": "you are helpful"},
                     {"role": "user", "content": f"weather in {city}?"},
-                    {"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "name": "get_weather", "arguments": {"city": city}}]},
+                    {
+                        "role": "assistant",
+                        "content": "",
+                        "tool_calls": [{"id": "c1", "name": "get_weather", "arguments": {"city": city}}],
+                    },
                     {"role": "tool", "tool_call_id": "c1", "name": "get_weather", "content": "sunny"},
                     {"role": "assistant", "content": f"it is sunny in {city}"},
                 ],

@@ -22,7 +22,13 @@ def test_json_and_yaml_round_trip(tmp_path):
 
 def test_partial_config_fills_defaults_and_mlflow(tmp_path):
     (tmp_path / "c.json").write_text(
-        json.dumps({"output_dir": "o", "schedule": {"max_steps": 3}, "mlflow": {"tracking_uri": "sqlite:///x.db", "experiment": "e"}})
+        json.dumps(
+            {
+                "output_dir": "o",
+                "schedule": {"max_steps": 3},
+                "mlflow": {"tracking_uri": "sqlite:///x.db", "experiment": "e"},
+            }
+        )
     )
     cfg = load_config(tmp_path / "c.json")
     assert cfg.schedule.max_steps == 3 and cfg.schedule.micro_batch_size == 4

@@ -47,7 +47,9 @@ def _losses_sink(store: list, crash_at: int | None = None) -> CallbackSink:
     def on_metrics(step, metrics):
         if crash_at is not None and step == crash_at:
             raise KeyboardInterrupt("simulated kill")
-        store.append((step, {k: metrics[k] for k in ("loss", "eval_loss", "grad_norm", "lr") if k in metrics}))
+        store.append(
+            (step, {k: metrics[k] for k in ("loss", "eval_loss", "grad_norm", "lr") if k in metrics})
+        )
 
     return CallbackSink(on_metrics)
 

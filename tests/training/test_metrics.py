@@ -35,7 +35,9 @@ def test_mlflow_logs_params_metrics_artifacts_and_finishes(make_cfg, tracking_ur
 
     seen = []
     cfg = make_cfg("mlflow_ok", steps=4)
-    cfg.mlflow = MlflowConfig(tracking_uri=tracking_uri, experiment="cpt-tests", run_name="ok", tags={"stage": "1"})
+    cfg.mlflow = MlflowConfig(
+        tracking_uri=tracking_uri, experiment="cpt-tests", run_name="ok", tags={"stage": "1"}
+    )
     train_cpt(cfg, [CallbackSink(lambda step, m: seen.append((step, m)))])
 
     client = MlflowClient(tracking_uri)
@@ -67,10 +69,13 @@ def test_mlflow_run_of_caller_is_marked_failed(make_cfg, tracking_uri, tmp_path)
     run = client.get_run(run_id)
     assert run.info.status == "FAILED"
     assert "no_such_shards" in run.data.tags["error"]
-    assert run.data.params["data.shards_dir"] == cfg.data.shards_dir  # the config is logged before anything can fail
+    assert (
+        run.data.params["data.shards_dir"] == cfg.data.shards_dir
+    )  # the config is logged before anything can fail
     assert run.data.tags["dagster_run"] == "x"
 
 
-def test_mlflow_sink_needs_run_or_experiment():
+def test_mlflow_sink_needs_run_or_experiment(tmp_path):
     with pytest.raises(ValueError, match="set run_id"):
-        MlflowSink(MlflowConfig(tracking_uri="sqlite:///unused.db"))
+        MlflowSink(MlflowConfig(tracking_uri=f"sqlite:///{tmp_path / 'never.db'}"))
+    assert not (tmp_path / "never.db").exists()  # refused before touching any store

@@ -26,4 +26,6 @@ def test_cosine_decay_to_floor():
 def test_no_warmup_and_constant_lr():
     assert lr_at(0, lr=2.0, min_lr=0.0, warmup_steps=0, max_steps=4) == pytest.approx(2.0)
     assert lr_at(2, lr=2.0, min_lr=0.0, warmup_steps=0, max_steps=4) == pytest.approx(1.0)
-    assert all(math.isclose(lr_at(s, lr=0.5, min_lr=0.5, warmup_steps=0, max_steps=9), 0.5) for s in range(12))
+    assert all(
+        math.isclose(lr_at(s, lr=0.5, min_lr=0.5, warmup_steps=0, max_steps=9), 0.5) for s in range(12)
+    )

@@ -14,7 +14,9 @@ def _assistant_texts(messages):
     for m in messages:
         if m["role"] == "assistant":
             calls = "".join(
-                "<tool_call>\n" + json.dumps({"name": c["name"], "arguments": c["arguments"]}) + "\n</tool_call>"
+                "<tool_call>\n"
+                + json.dumps({"name": c["name"], "arguments": c["arguments"]})
+                + "\n</tool_call>"
                 for c in m.get("tool_calls", [])
             )
             out.append(m["content"] + calls + "<|im_end|>")
@@ -26,7 +28,9 @@ def test_labels_are_ignored_exactly_outside_assistant_spans(tokenizer, make_sft_
     ex = render_example(tokenizer, row["messages"], row["tools"], seq_len=1024)
     ids, labels = ex["input_ids"], ex["labels"]
     assert len(ids) == len(labels)
-    full = tokenizer.apply_chat_template(row["messages"], tools=row["tools"], tokenize=True, return_dict=True)["input_ids"]
+    full = tokenizer.apply_chat_template(
+        row["messages"], tools=row["tools"], tokenize=True, return_dict=True
+    )["input_ids"]
     assert ids == full[:-1]  # inputs are the rendering minus the last token
     # supervised targets are exactly the next tokens where supervised, and form the assistant spans
     spans, current = [], []
@@ -40,11 +44,15 @@ def test_labels_are_ignored_exactly_outside_assistant_spans(tokenizer, make_sft_
     if current:
         spans.append(current)
     assert [tokenizer.decode(s) for s in spans] == _assistant_texts(row["messages"])
-    assert sum(lab != -100 for lab in labels) < len(labels) / 2  # the prompt, tools and tool output are masked
+    assert (
+        sum(lab != -100 for lab in labels) < len(labels) / 2
+    )  # the prompt, tools and tool output are masked
 
 
 def test_template_without_generation_markers_is_rejected(tmp_path, sft_path, make_tokenizer):
-    tok_dir = make_tokenizer(tmp_path / "tok", chat_template="{% for m in messages %}{{ m.content }}{% endfor %}")
+    tok_dir = make_tokenizer(
+        tmp_path / "tok", chat_template="{% for m in messages %}{{ m.content }}{% endfor %}"
+    )
     with pytest.raises(ValueError, match="no \\{% generation %\\} markers"):
         load_sft_examples(sft_path, load_tokenizer(tok_dir), seq_len=64)
 
@@ -80,16 +88,18 @@ def base_model_dir(tmp_path, tokenizer):
     from training.model import init_model
 
     torch.manual_seed(0)
-    return export_hf(init_model(ModelConfig(max_position_embeddings=512), tokenizer), tokenizer, tmp_path / "base")
+    return export_hf(
+        init_model(ModelConfig(max_position_embeddings=512), tokenizer), tokenizer, tmp_path / "base"
+    )
 
 
-def _sft_cfg(tmp_path, base_model_dir, sft_path, name, steps=12):
+def _sft_cfg(tmp_path, base_model_dir, sft_path, name, steps=8):
     from training.config import debug_config
 
     cfg = debug_config(tmp_path / name)
     cfg.model.init, cfg.model.name_or_path = "pretrained", str(base_model_dir)
     cfg.data.sft_path, cfg.data.seq_len, cfg.data.holdout = str(sft_path), 256, 4
-    cfg.schedule.max_steps, cfg.schedule.eval_every, cfg.schedule.checkpoint_every = steps, 6, 6
+    cfg.schedule.max_steps, cfg.schedule.eval_every, cfg.schedule.checkpoint_every = steps, 4, 4
     cfg.lora.dropout = 0.0
     cfg.optim.lr, cfg.optim.min_lr = 1e-2, 1e-3
     return cfg

@@ -1,0 +1,168 @@
+"""The whole graph on the `micro` profile: materialize, check what it produced, rerun (nothing
+redone), then plant bad rows and see a blocking quality check stop everything downstream."""
+
+import json
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    home = tmp_path_factory.mktemp("hephaestus_home")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("HEPHAESTUS_HOME", str(home))
+    mp.setenv("HEPHAESTUS_PROFILE", "micro")
+    mp.setenv("DAGSTER_HOME", str(tmp_path_factory.mktemp("dagster_home")))
+    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    from dagster import DagsterInstance
+
+    from orchestration.definitions import defs
+    from orchestration.profile import Paths
+
+    instance = DagsterInstance.ephemeral()
+    yield {"defs": defs, "instance": instance, "paths": Paths(home=home, profile="micro")}
+    mp.undo()
+
+
+def _run(env):
+    return env["defs"].get_job_def("full_pipeline").execute_in_process(instance=env["instance"], raise_on_error=False)
+
+
+def _materialized(result):
+    out = {}
+    for event in result.get_asset_materialization_events():
+        mat = event.asset_materialization
+        out[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}
+    return out
+
+
+def _checks(result):
+    return {
+        e.event_specific_data.check_name: e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+
+
+@pytest.fixture(scope="module")
+def first_run(env):
+    result = _run(env)
+    failures = [e.message for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert result.success, failures
+    return result
+
+
+def test_every_asset_materialized_and_checks_passed(env, first_run):
+    mats = _materialized(first_run)
+    graph = env["defs"].resolve_asset_graph()
+    assert set(mats) == {k.to_user_string() for k in graph.get_all_asset_keys()}
+    checks = _checks(first_run)
+    gx = {name: c for name, c in checks.items() if name.startswith("gx_")}
+    assert len(gx) == 4 and all(c.passed for c in gx.values()), {n: c.passed for n, c in gx.items()}
+    assert all(c.passed for c in checks.values())
+
+
+def test_tables_have_rows_and_lineage(env, first_run):
+    with duckdb.connect(str(env["paths"].warehouse), read_only=True) as con:
+        counts = dict(con.execute("select category, count(*) from fct_corpus_documents group by 1").fetchall())
+        assert set(counts) == {"agent", "code", "text"} and min(counts.values()) > 0
+        assert con.execute("select count(*) from dim_apis").fetchone()[0] > 10
+        assert con.execute("select count(*) from fct_sft_examples").fetchone()[0] > 0
+        assert con.execute("select count(*) from fct_eval_holdout").fetchone()[0] > 0
+        # no held-out provider reaches a training mart
+        heldout = [r[0] for r in con.execute("select distinct provider from fct_eval_holdout").fetchall()]
+        leaked = con.execute(
+            "select count(*) from fct_corpus_documents c join stg_forge__agent_documents a using (doc_id) "
+            "where a.is_heldout").fetchone()[0]
+        assert heldout and leaked == 0
+        # the planted copy of a BFCL question is found and kept out of the corpus
+        hit = con.execute(
+            "select doc_id from fct_contamination where benchmark = 'bfcl' and item_id = 'simple_python_0'").fetchall()
+        assert hit
+        assert con.execute(
+            "select count(*) from fct_corpus_documents where doc_id in (select doc_id from fct_contamination)"
+        ).fetchone()[0] == 0
+        # lineage: every document traces to a raw row
+        assert con.execute(
+            "select count(*) from fct_corpus_documents where source_table is null or source_row_id is null"
+        ).fetchone()[0] == 0
+
+
+def test_shards_manifest_counts_tokens_per_category(env, first_run):
+    manifest = json.loads((env["paths"].corpus / "cpt_stage1_shards" / "manifest.json").read_text())
+    assert manifest["n_tokens"] > 0
+    assert set(manifest["tokens_by_category"]) == {"agent", "code", "text"}
+    assert sum(manifest["tokens_by_category"].values()) == manifest["n_tokens"]
+
+
+def test_trained_checkpoint_loads_and_bfcl_scored_every_category(env, first_run):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    hf = env["paths"].models / "sft_model" / "hf"
+    model = AutoModelForCausalLM.from_pretrained(hf)
+    tok = AutoTokenizer.from_pretrained(hf)
+    assert model.config.vocab_size >= len(tok)
+    assert list(hf.glob("*.safetensors"))
+    results = json.loads((env["paths"].evaluation / "bfcl_eval" / "results.json").read_text())
+    assert set(results["categories"]) == {"simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance"}
+    for stats in results["categories"].values():
+        assert stats["n"] > 0 and 0.0 <= stats["accuracy"] <= 1.0
+    unseen = json.loads((env["paths"].evaluation / "unseen_api_eval" / "results.json").read_text())
+    assert unseen["n_items"] > 0
+
+
+def test_mlflow_runs_and_registered_version(env, first_run):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(env["paths"].tracking_uri)
+    versions = client.search_model_versions("name='hephaestus-sft-micro'")
+    assert versions, "the SFT model was not registered"
+    assert any(k.startswith("bfcl.") for k in versions[0].tags)
+    exp = client.get_experiment_by_name("hephaestus-micro")
+    runs = client.search_runs([exp.experiment_id])
+    by_name = {r.info.run_name: r for r in runs}
+    for name in ("base_model", "cpt_stage1_model", "cpt_stage2_model", "sft_model", "bfcl_eval", "scorecard"):
+        assert name in by_name, name
+        assert by_name[name].info.status == "FINISHED"
+        assert by_name[name].data.tags["dagster.run_id"] == first_run.run_id
+    history = client.get_metric_history(by_name["cpt_stage1_model"].info.run_id, "loss")
+    assert len(history) >= 2
+    assert by_name["cpt_stage1_model"].inputs.dataset_inputs
+
+
+def test_second_run_redoes_nothing(env, first_run):
+    result = _run(env)
+    assert result.success
+    mats = _materialized(result)
+    python_assets = {k: m for k, m in mats.items() if not k.startswith(("stg_", "int_", "fct_", "dim_"))}
+    stale = [k for k, m in python_assets.items() if not m.get("up_to_date")]
+    assert stale == []
+
+
+def test_planted_bad_rows_fail_a_blocking_check_and_stop_downstream(env, first_run):
+    from forge import schemas
+    from forge.io import write_parquet
+
+    raw = env["paths"].raw("text_documents")
+    write_parquet(raw / "planted.parquet", [{
+        "doc_id": "planted-bad-row", "source": "planted", "uri": "planted://1", "title": "bad", "language": "en",
+        "text": "too short", "license": "unknown", "n_chars": 9, "sha256": "0" * 64, "fetched_at": None,
+    }], schemas.GENERAL_DOCUMENTS)
+    try:
+        result = _run(env)
+    finally:
+        (raw / "planted.parquet").unlink()
+    assert not result.success
+    check = _checks(result)["gx_fct_corpus_documents"]
+    assert not check.passed
+    failed = check.metadata["failed"].value
+    assert {"expectation": "expect_column_value_lengths_to_be_between", "column": "text", "unexpected_count": 1} in failed
+    mats = _materialized(result)
+    assert "fct_corpus_documents" in mats  # the mart was built...
+    for downstream in ("tokenizer", "cpt_stage1_shards", "heldout_texts", "scorecard"):
+        assert downstream not in mats, downstream  # ...and nothing downstream of its failed check ran

@@ -1,0 +1,89 @@
+"""Snapshot of the Definitions: an accidental change to the graph shows up here."""
+
+import pytest
+
+from orchestration.definitions import defs
+
+EXPECTED_PYTHON_ASSETS = {
+    "raw/api_operations", "raw/code_documents", "raw/text_documents", "raw/bfcl_items", "raw/trajectories",
+    "raw/agent_documents", "tokenizer", "cpt_stage1_shards", "cpt_stage2_shards", "sft_dataset", "heldout_texts",
+    "base_model", "cpt_stage1_model", "cpt_stage2_model", "sft_model", "unseen_api_benchmark", "bfcl_eval",
+    "unseen_api_eval", "general_retention", "scorecard",
+}
+EXPECTED_DBT_MODELS = {
+    "stg_forge__api_operations", "stg_forge__trajectories", "stg_forge__agent_documents",
+    "stg_forge__code_documents", "stg_forge__text_documents", "stg_bfcl__items",
+    "int_unioned_corpus_candidates", "int_deduplicated_corpus_documents", "int_duplicate_corpus_documents",
+    "int_heldout_api_operations", "dim_apis", "fct_corpus_documents", "fct_sft_examples", "fct_eval_holdout",
+    "fct_contamination", "fct_removed_documents",
+}
+EXPECTED_GX_CHECKS = {"gx_fct_corpus_documents", "gx_fct_sft_examples", "gx_dim_apis", "gx_fct_eval_holdout"}
+
+
+@pytest.fixture(scope="module")
+def graph():
+    return defs.resolve_asset_graph()
+
+
+def test_asset_keys_snapshot(graph):
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == EXPECTED_PYTHON_ASSETS | EXPECTED_DBT_MODELS
+
+
+def test_groups(graph):
+    groups = {k.to_user_string(): graph.get(k).group_name for k in graph.get_all_asset_keys()}
+    assert {groups[k] for k in EXPECTED_DBT_MODELS} == {"warehouse"}
+    assert groups["raw/api_operations"] == "ingest"
+    assert groups["sft_model"] == "training"
+    assert groups["scorecard"] == "evaluation"
+
+
+def test_lineage_runs_from_the_crawl_to_the_registered_model(graph):
+    from dagster import AssetKey
+
+    upstream = graph.get(AssetKey("scorecard")).parent_keys
+    seen, frontier = set(), set(upstream)
+    while frontier:
+        key = frontier.pop()
+        seen.add(key.to_user_string())
+        frontier |= set(graph.get(key).parent_keys) - {AssetKey.from_user_string(s) for s in seen}
+    for key in ("raw/api_operations", "fct_corpus_documents", "tokenizer", "cpt_stage1_model", "sft_model"):
+        assert key in seen, key
+    # dbt sources map onto the ingest assets (not onto separate source assets)
+    stg = graph.get(AssetKey("stg_forge__api_operations"))
+    assert AssetKey(["raw", "api_operations"]) in stg.parent_keys
+
+
+def test_gx_checks_are_blocking_and_on_the_marts(graph):
+    checks = {}
+    for key in graph.asset_check_keys:
+        checks[key.name] = key.asset_key.to_user_string()
+    assert EXPECTED_GX_CHECKS <= set(checks)
+    for name in EXPECTED_GX_CHECKS:
+        assert checks[name] == name.removeprefix("gx_")
+    from assets.quality import gx_checks
+
+    for check_def in gx_checks:
+        for spec in check_def.check_specs:
+            assert spec.blocking, spec.name
+
+
+def test_dbt_tests_are_checks_too(graph):
+    names = {key.name for key in graph.asset_check_keys}
+    assert any(n.startswith("unique_fct_corpus_documents_doc_id") for n in names)
+
+
+def test_jobs_and_schedules():
+    assert {j.name for j in defs.jobs} >= {"full_pipeline", "weekly_rebuild"}
+    schedule = defs.resolve_schedule_def("weekly_rebuild_schedule")
+    assert schedule.cron_schedule == "0 3 * * 1"
+    assert schedule.job_name == "weekly_rebuild"
+    job = defs.resolve_job_def("weekly_rebuild")
+    selected = {k.to_user_string() for k in job.asset_layer.executable_asset_keys} if hasattr(
+        job.asset_layer, "executable_asset_keys") else None
+    if selected is not None:
+        assert "raw/api_operations" in selected and "scorecard" in selected
+
+
+def test_resources_are_configurable():
+    assert set(defs.resources) >= {"forge", "mlflow", "dbt", "pipes_subprocess_client"}
