@@ -40,7 +40,9 @@ def materialize_stage(
     """Run ``build`` (which writes ``out_dir``) unless ``out_dir`` is fresh for ``fingerprint``."""
     if is_fresh(out_dir, fingerprint):
         meta = (read_marker(out_dir) or {}).get("metadata", {})
-        context.log.info(f"{context.asset_key.to_user_string()}: up to date (fingerprint {fingerprint}); skipped")
+        context.log.info(
+            f"{context.asset_key.to_user_string()}: up to date (fingerprint {fingerprint}); skipped"
+        )
         return MaterializeResult(
             metadata=to_metadata({**meta, "up_to_date": True, "fingerprint": fingerprint}),
             data_version=DataVersion(fingerprint),

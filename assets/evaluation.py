@@ -1,7 +1,6 @@
 """Evaluation assets: BFCL (official data), the unseen-API benchmark, general retention, and the
 scorecard that registers the SFT model in the MLflow registry with its scores."""
 
-
 import json
 from pathlib import Path
 from typing import Any
@@ -27,19 +26,29 @@ from forge.warehouse import code_digest, table_fingerprint
 from orchestration.resources import ForgeResource, MlflowResource
 
 SFT = AssetKey("sft_model")
-EVAL_CODE = (evaluation.bfcl_runner, evaluation.checker, evaluation.generate, evaluation.parse, evaluation.pipeline)
+EVAL_CODE = (
+    evaluation.bfcl_runner,
+    evaluation.checker,
+    evaluation.generate,
+    evaluation.parse,
+    evaluation.pipeline,
+)
 
 
-def _sft_dir(forge: ForgeResource) -> Path:
-    return forge.paths.models / "sft_model"
+def _sft_dir(profile: ForgeResource) -> Path:
+    return profile.paths.models / "sft_model"
 
 
-@asset(key=AssetKey("unseen_api_benchmark"), group_name="evaluation", deps=[mart_key("fct_eval_holdout")],
-       kinds={"python", "jsonl"},
-       description="The unseen-API benchmark in BFCL's format, built from the held-out providers only.")
-def unseen_api_benchmark(context: AssetExecutionContext, forge: ForgeResource) -> MaterializeResult:
-    cfg = forge.section("evaluation", "unseen") or {}
-    wh, out = forge.paths.warehouse, forge.paths.evaluation / "unseen_api_benchmark"
+@asset(
+    key=AssetKey("unseen_api_benchmark"),
+    group_name="evaluation",
+    deps=[mart_key("fct_eval_holdout")],
+    kinds={"python", "jsonl"},
+    description="The unseen-API benchmark in BFCL's format, built from the held-out providers only.",
+)
+def unseen_api_benchmark(context: AssetExecutionContext, profile: ForgeResource) -> MaterializeResult:
+    cfg = profile.section("evaluation", "unseen") or {}
+    wh, out = profile.paths.warehouse, profile.paths.evaluation / "unseen_api_benchmark"
     fp = fingerprint(cfg, table_fingerprint(wh, "fct_eval_holdout"), code_digest(forge.unseen, forge.corpus))
     return materialize_stage(context, out, fp, lambda: forge.corpus.build_unseen_benchmark(wh, cfg, out))
 
@@ -47,34 +56,55 @@ def unseen_api_benchmark(context: AssetExecutionContext, forge: ForgeResource) -
 def _eval_asset(name: str, deps: list[AssetKey], description: str, run, inputs):
     """An evaluation asset: one MLflow run, metrics logged, results as artifacts; skipped when fresh."""
 
-    @asset(key=AssetKey(name), group_name="evaluation", deps=[SFT, *deps], kinds={"pytorch", "mlflow"},
-           description=description)
-    def _asset(context: AssetExecutionContext, forge: ForgeResource, mlflow: MlflowResource) -> MaterializeResult:
-        out = forge.paths.evaluation / name
-        src, cfg = inputs(forge)
-        fp = fingerprint(cfg, upstream_fingerprint(_sft_dir(forge)), src["digest"], code_digest(*EVAL_CODE))
+    @asset(
+        key=AssetKey(name),
+        group_name="evaluation",
+        deps=[SFT, *deps],
+        kinds={"pytorch", "mlflow"},
+        description=description,
+    )
+    def _asset(
+        context: AssetExecutionContext, profile: ForgeResource, mlflow: MlflowResource
+    ) -> MaterializeResult:
+        out = profile.paths.evaluation / name
+        src, cfg = inputs(profile)
+        fp = fingerprint(cfg, upstream_fingerprint(_sft_dir(profile)), src["digest"], code_digest(*EVAL_CODE))
         if is_fresh(out, fp):
             context.log.info(f"{name}: up to date (fingerprint {fp}); skipped")
             meta = (read_marker(out) or {}).get("metadata", {})
-            return MaterializeResult(metadata=to_metadata({**meta, "up_to_date": True}), data_version=DataVersion(fp))
-        uri, experiment = mlflow.resolve(forge)
-        exp_id = ensure_experiment(uri, experiment, forge.paths.artifact_root)
-        run_id = create_run(uri, exp_id, name, tags={
-            "dagster.run_id": context.run_id, "dagster.asset_key": context.asset_key.to_user_string(),
-            "hephaestus.profile": forge.paths.profile, "hephaestus.model_fingerprint": upstream_fingerprint(_sft_dir(forge))})
+            return MaterializeResult(
+                metadata=to_metadata({**meta, "up_to_date": True}), data_version=DataVersion(fp)
+            )
+        uri, experiment = mlflow.resolve(profile)
+        exp_id = ensure_experiment(uri, experiment, profile.paths.artifact_root)
+        run_id = create_run(
+            uri,
+            exp_id,
+            name,
+            tags={
+                "dagster.run_id": context.run_id,
+                "dagster.asset_key": context.asset_key.to_user_string(),
+                "hephaestus.profile": profile.paths.profile,
+                "hephaestus.model_fingerprint": upstream_fingerprint(_sft_dir(profile)),
+            },
+        )
         import mlflow as mlf
 
         with active_run(uri, run_id):
             mlf.log_params({f"eval.{k}": json.dumps(v) for k, v in cfg.items()})
-            mlf.log_input(dataset_input(name, str(src["path"]), src["digest"], {"path": str(src["path"])}),
-                          context="evaluation")
-            result = run(_sft_dir(forge) / "hf", src["path"], cfg, out)
+            mlf.log_input(
+                dataset_input(name, str(src["path"]), src["digest"], {"path": str(src["path"])}),
+                context="evaluation",
+            )
+            result = run(_sft_dir(profile) / "hf", src["path"], cfg, out)
             metrics = _flat_metrics(result)
             mlf.log_metrics(metrics)
             mlf.log_artifacts(str(out), artifact_path=name)
         meta = {"mlflow_run_id": run_id, **metrics}
         write_marker(out, fp, meta)
-        return MaterializeResult(metadata=to_metadata({**meta, "up_to_date": False}), data_version=DataVersion(fp))
+        return MaterializeResult(
+            metadata=to_metadata({**meta, "up_to_date": False}), data_version=DataVersion(fp)
+        )
 
     return _asset
 
@@ -93,44 +123,68 @@ def _flat_metrics(result: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def _bfcl_inputs(forge: ForgeResource):
-    data_dir = bfcl_data_dir(forge)
-    return {"path": data_dir, "digest": file_digest(data_dir)[:32]}, dict(forge.section("evaluation", "bfcl") or {})
+def _bfcl_inputs(profile: ForgeResource):
+    data_dir = bfcl_data_dir(profile)
+    return {"path": data_dir, "digest": file_digest(data_dir)[:32]}, dict(
+        profile.section("evaluation", "bfcl") or {}
+    )
 
 
-def _unseen_inputs(forge: ForgeResource):
-    bench = forge.paths.evaluation / "unseen_api_benchmark"
-    return {"path": bench, "digest": upstream_fingerprint(bench)}, dict(forge.section("evaluation", "unseen") or {})
+def _unseen_inputs(profile: ForgeResource):
+    bench = profile.paths.evaluation / "unseen_api_benchmark"
+    return {"path": bench, "digest": upstream_fingerprint(bench)}, dict(
+        profile.section("evaluation", "unseen") or {}
+    )
 
 
-def _retention_inputs(forge: ForgeResource):
-    texts = forge.paths.corpus / "heldout_texts"
-    return {"path": texts, "digest": upstream_fingerprint(texts)}, dict(forge.section("evaluation", "perplexity") or {})
+def _retention_inputs(profile: ForgeResource):
+    texts = profile.paths.corpus / "heldout_texts"
+    return {"path": texts, "digest": upstream_fingerprint(texts)}, dict(
+        profile.section("evaluation", "perplexity") or {}
+    )
 
 
-bfcl_eval = _eval_asset("bfcl_eval", [raw_key("bfcl_items")],
-                        "BFCL non-live Python categories from the official data: generate, parse, AST-check.",
-                        evaluation.pipeline.run_bfcl, _bfcl_inputs)
-unseen_api_eval = _eval_asset("unseen_api_eval", [AssetKey("unseen_api_benchmark")],
-                              "The unseen-API benchmark, scored by the same checker as BFCL.",
-                              evaluation.pipeline.run_unseen, _unseen_inputs)
-general_retention = _eval_asset("general_retention", [AssetKey("heldout_texts")],
-                                "Perplexity on held-out text, code and agent documents.",
-                                evaluation.pipeline.run_perplexity, _retention_inputs)
+bfcl_eval = _eval_asset(
+    "bfcl_eval",
+    [raw_key("bfcl_items")],
+    "BFCL non-live Python categories from the official data: generate, parse, AST-check.",
+    evaluation.pipeline.run_bfcl,
+    _bfcl_inputs,
+)
+unseen_api_eval = _eval_asset(
+    "unseen_api_eval",
+    [AssetKey("unseen_api_benchmark")],
+    "The unseen-API benchmark, scored by the same checker as BFCL.",
+    evaluation.pipeline.run_unseen,
+    _unseen_inputs,
+)
+general_retention = _eval_asset(
+    "general_retention",
+    [AssetKey("heldout_texts")],
+    "Perplexity on held-out text, code and agent documents.",
+    evaluation.pipeline.run_perplexity,
+    _retention_inputs,
+)
 
 EVAL_ASSETS = ("bfcl_eval", "unseen_api_eval", "general_retention")
 
 
-@asset(key=AssetKey("scorecard"), group_name="evaluation", deps=[AssetKey(n) for n in EVAL_ASSETS],
-       kinds={"mlflow"},
-       description="The model version's scorecard; registers the SFT model in the MLflow registry with its scores.")
-def scorecard(context: AssetExecutionContext, forge: ForgeResource, mlflow: MlflowResource) -> MaterializeResult:
-    out = forge.paths.evaluation / "scorecard"
-    model_name = forge.section("registry", "model_name") or "hephaestus-sft"
-    fp = fingerprint(model_name, [upstream_fingerprint(forge.paths.evaluation / n) for n in EVAL_ASSETS])
+@asset(
+    key=AssetKey("scorecard"),
+    group_name="evaluation",
+    deps=[AssetKey(n) for n in EVAL_ASSETS],
+    kinds={"mlflow"},
+    description="The model version's scorecard; registers the SFT model in the MLflow registry with its scores.",
+)
+def scorecard(
+    context: AssetExecutionContext, profile: ForgeResource, mlflow: MlflowResource
+) -> MaterializeResult:
+    out = profile.paths.evaluation / "scorecard"
+    model_name = profile.section("registry", "model_name") or "hephaestus-sft"
+    fp = fingerprint(model_name, [upstream_fingerprint(profile.paths.evaluation / n) for n in EVAL_ASSETS])
 
     def build() -> dict[str, Any]:
-        ev = forge.paths.evaluation
+        ev = profile.paths.evaluation
         results: dict[str, Any] = {"model": model_name}
         results["bfcl"] = json.loads((ev / "bfcl_eval" / "results.json").read_text())
         results["unseen_api"] = json.loads((ev / "unseen_api_eval" / "results.json").read_text())
@@ -142,28 +196,43 @@ def scorecard(context: AssetExecutionContext, forge: ForgeResource, mlflow: Mlfl
         atomic_write_text(out / "scorecard.txt", text + "\n")
         atomic_write_text(out / "scorecard.md", md + "\n")
 
-        uri, experiment = mlflow.resolve(forge)
-        exp_id = ensure_experiment(uri, experiment, forge.paths.artifact_root)
-        sft_meta = (read_marker(forge.paths.models / "sft_model") or {}).get("metadata", {})
-        run_id = create_run(uri, exp_id, "scorecard", tags={
-            "dagster.run_id": context.run_id, "dagster.asset_key": "scorecard",
-            "hephaestus.profile": forge.paths.profile, "hephaestus.sft_run_id": str(sft_meta.get("mlflow_run_id"))})
+        uri, experiment = mlflow.resolve(profile)
+        exp_id = ensure_experiment(uri, experiment, profile.paths.artifact_root)
+        sft_meta = (read_marker(profile.paths.models / "sft_model") or {}).get("metadata", {})
+        run_id = create_run(
+            uri,
+            exp_id,
+            "scorecard",
+            tags={
+                "dagster.run_id": context.run_id,
+                "dagster.asset_key": "scorecard",
+                "hephaestus.profile": profile.paths.profile,
+                "hephaestus.sft_run_id": str(sft_meta.get("mlflow_run_id")),
+            },
+        )
         import mlflow as mlf
 
         scores = {k.replace("/", "."): float(v) for k, v in card["headline"].items() if v is not None}
         with active_run(uri, run_id):
             mlf.log_metrics(scores)
             mlf.log_artifacts(str(out), artifact_path="scorecard")
-        registered = register_model(tracking_uri=uri, run_id=run_id, hf_dir=forge.paths.models / "sft_model" / "hf",
-                                    model_name=model_name, scores=scores,
-                                    description=f"Hephaestus SFT model ({forge.paths.profile} profile).\n\n{md}")
+        registered = register_model(
+            tracking_uri=uri,
+            run_id=run_id,
+            hf_dir=profile.paths.models / "sft_model" / "hf",
+            model_name=model_name,
+            scores=scores,
+            description=f"Hephaestus SFT model ({profile.paths.profile} profile).\n\n{md}",
+        )
         context.log.info("\n" + text)
         return {"scorecard_md": md, "scorecard_text": text, **registered, "headline": card["headline"]}
 
     result = materialize_stage(context, out, fp, build)
     md = (out / "scorecard.md").read_text() if (out / "scorecard.md").exists() else ""
-    return MaterializeResult(metadata={**(result.metadata or {}), "scorecard": MetadataValue.md(md)},
-                             data_version=result.data_version)
+    return MaterializeResult(
+        metadata={**(result.metadata or {}), "scorecard": MetadataValue.md(md)},
+        data_version=result.data_version,
+    )
 
 
 evaluation_assets = [unseen_api_benchmark, bfcl_eval, unseen_api_eval, general_retention, scorecard]

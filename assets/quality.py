@@ -4,7 +4,6 @@ A failing check stops everything downstream of its mart in the same run, and its
 each failed expectation with the number of rows that broke it.
 """
 
-
 import duckdb
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, asset_check
 
@@ -20,10 +19,10 @@ def _make_check(table: str):
         blocking=True,
         description=f"Great Expectations suite on {table} (forge.quality); blocks downstream on failure.",
     )
-    def _check(context: AssetCheckExecutionContext, forge: ForgeResource) -> AssetCheckResult:
-        with duckdb.connect(str(forge.paths.warehouse), read_only=True) as con:
+    def _check(context: AssetCheckExecutionContext, profile: ForgeResource) -> AssetCheckResult:
+        with duckdb.connect(str(profile.paths.warehouse), read_only=True) as con:
             df = con.sql(f"select * from {table}").df()
-        min_chars = int(forge.section("warehouse", "min_chars") or 50)
+        min_chars = int(profile.section("warehouse", "min_chars") or 50)
         result = validate_dataframe(table, df, min_chars=min_chars)
         context.log.info(result.summary())
         return AssetCheckResult(

@@ -5,8 +5,6 @@ so metrics and logs stream back into the Dagster run; on a cluster the same comm
 ``torchrun``. Each is one MLflow run, created here and filled in by the subprocess.
 """
 
-
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -40,29 +38,51 @@ STAGES: dict[str, dict[str, Any]] = {
     "sft_model": {"command": "sft", "parent": "cpt_stage2_model", "data": "sft_dataset"},
 }
 PROFILE_SECTION = {"cpt_stage1_model": "stage1", "cpt_stage2_model": "stage2", "sft_model": "sft"}
-MODEL_DIMS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-              "num_key_value_heads", "max_position_embeddings")
+MODEL_DIMS = (
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "max_position_embeddings",
+)
 
 
-def model_dir(forge: ForgeResource, stage: str) -> Path:
-    return forge.paths.models / stage
+def model_dir(profile: ForgeResource, stage: str) -> Path:
+    return profile.paths.models / stage
 
 
-def data_dir(forge: ForgeResource, name: str) -> Path:
-    return forge.paths.corpus / ("sft" if name == "sft_dataset" else name)
+def data_dir(profile: ForgeResource, name: str) -> Path:
+    return profile.paths.corpus / ("sft" if name == "sft_dataset" else name)
 
 
-def run_config(stage: str, profile: dict[str, Any], *, output_dir: Path, tokenizer_dir: Path,
-               parent_hf: Path | None, data: Path | None, mlflow: dict[str, Any] | None) -> dict[str, Any]:
+def run_config(
+    stage: str,
+    profile: dict[str, Any],
+    *,
+    output_dir: Path,
+    tokenizer_dir: Path,
+    parent_hf: Path | None,
+    data: Path | None,
+    mlflow: dict[str, Any] | None,
+) -> dict[str, Any]:
     """The ``training.RunConfig`` (as a dict) for one stage, from the profile. Pure: tested alone."""
     model = profile.get("model") or {}
     train = profile.get("training") or {}
     section = train.get(PROFILE_SECTION.get(stage, ""), {}) or {}
     if parent_hf is None:  # the base model: from config dims, or a pretrained checkpoint
-        model_cfg = {"init": model.get("init", "config"), "name_or_path": model.get("name_or_path"),
-                     "tokenizer_dir": str(tokenizer_dir), **{k: model[k] for k in MODEL_DIMS if k in model}}
+        model_cfg = {
+            "init": model.get("init", "config"),
+            "name_or_path": model.get("name_or_path"),
+            "tokenizer_dir": str(tokenizer_dir),
+            **{k: model[k] for k in MODEL_DIMS if k in model},
+        }
     else:
-        model_cfg = {"init": "pretrained", "name_or_path": str(parent_hf), "tokenizer_dir": str(tokenizer_dir)}
+        model_cfg = {
+            "init": "pretrained",
+            "name_or_path": str(parent_hf),
+            "tokenizer_dir": str(tokenizer_dir),
+        }
     cfg: dict[str, Any] = {
         "name": stage,
         "output_dir": str(output_dir),
@@ -70,9 +90,23 @@ def run_config(stage: str, profile: dict[str, Any], *, output_dir: Path, tokeniz
         "seed": int(train.get("seed", 1337)),
         "model": model_cfg,
         "data": {"seq_len": int(section.get("seq_len", 256))},
-        "optim": {k: section[k] for k in ("lr", "min_lr", "warmup_steps", "weight_decay", "grad_clip") if k in section},
-        "schedule": {k: section[k] for k in ("max_steps", "micro_batch_size", "grad_accum_steps", "eval_every",
-                                             "checkpoint_every", "log_every") if k in section},
+        "optim": {
+            k: section[k]
+            for k in ("lr", "min_lr", "warmup_steps", "weight_decay", "grad_clip")
+            if k in section
+        },
+        "schedule": {
+            k: section[k]
+            for k in (
+                "max_steps",
+                "micro_batch_size",
+                "grad_accum_steps",
+                "eval_every",
+                "checkpoint_every",
+                "log_every",
+            )
+            if k in section
+        },
         "full_finetune": bool(section.get("full_finetune", False)),
         "compile": bool(train.get("compile", False)),
     }
@@ -89,8 +123,14 @@ def run_config(stage: str, profile: dict[str, Any], *, output_dir: Path, tokeniz
 def worker_command(command: str, config_path: Path, nproc_per_node: int) -> list[str]:
     worker = ["-m", "orchestration.pipes_worker", command, "--config", str(config_path)]
     if nproc_per_node > 1:
-        return [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                f"--nproc-per-node={nproc_per_node}", *worker]
+        return [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc-per-node={nproc_per_node}",
+            *worker,
+        ]
     return [sys.executable, *worker]
 
 
@@ -102,49 +142,83 @@ def _train_asset(stage: str, description: str):
     if spec["data"]:
         deps.append(AssetKey(spec["data"]))
 
-    @asset(key=AssetKey(stage), group_name="training", deps=deps, kinds={"pytorch", "mlflow"},
-           description=description, pool="trainer")
-    def _asset(context: AssetExecutionContext, forge: ForgeResource, mlflow: MlflowResource,
-               pipes_subprocess_client: PipesSubprocessClient) -> MaterializeResult:
-        out = model_dir(forge, stage)
-        tok = forge.paths.corpus / "tokenizer"
-        parent_hf = model_dir(forge, spec["parent"]) / "hf" if spec["parent"] else None
-        data = data_dir(forge, spec["data"]) if spec["data"] else None
-        base = run_config(stage, forge.config, output_dir=out, tokenizer_dir=tok, parent_hf=parent_hf,
-                          data=data, mlflow=None)
+    @asset(
+        key=AssetKey(stage),
+        group_name="training",
+        deps=deps,
+        kinds={"pytorch", "mlflow"},
+        description=description,
+        pool="trainer",
+    )
+    def _asset(
+        context: AssetExecutionContext,
+        profile: ForgeResource,
+        mlflow: MlflowResource,
+        pipes_subprocess_client: PipesSubprocessClient,
+    ) -> MaterializeResult:
+        out = model_dir(profile, stage)
+        tok = profile.paths.corpus / "tokenizer"
+        parent_hf = model_dir(profile, spec["parent"]) / "hf" if spec["parent"] else None
+        data = data_dir(profile, spec["data"]) if spec["data"] else None
+        base = run_config(
+            stage,
+            profile.config,
+            output_dir=out,
+            tokenizer_dir=tok,
+            parent_hf=parent_hf,
+            data=data,
+            mlflow=None,
+        )
         upstream = [upstream_fingerprint(tok)]
-        upstream += [upstream_fingerprint(model_dir(forge, spec["parent"]))] if spec["parent"] else []
+        upstream += [upstream_fingerprint(model_dir(profile, spec["parent"]))] if spec["parent"] else []
         upstream += [upstream_fingerprint(data)] if data else []
         fp = fingerprint(base, upstream, code_digest(training, training.cpt, training.sft, training.loop))
         if is_fresh(out, fp):
             context.log.info(f"{stage}: up to date (fingerprint {fp}); skipped")
             meta = (read_marker(out) or {}).get("metadata", {})
-            return MaterializeResult(metadata=to_metadata({**meta, "up_to_date": True}), data_version=DataVersion(fp))
+            return MaterializeResult(
+                metadata=to_metadata({**meta, "up_to_date": True}), data_version=DataVersion(fp)
+            )
         _start_fresh_unless_resuming(out, fp)
 
-        uri, experiment = mlflow.resolve(forge)
-        exp_id = ensure_experiment(uri, experiment, forge.paths.artifact_root)
-        run_id = create_run(uri, exp_id, stage, tags={
-            "dagster.run_id": context.run_id, "dagster.asset_key": context.asset_key.to_user_string(),
-            "hephaestus.profile": forge.paths.profile, "hephaestus.stage": stage, "hephaestus.fingerprint": fp})
+        uri, experiment = mlflow.resolve(profile)
+        exp_id = ensure_experiment(uri, experiment, profile.paths.artifact_root)
+        run_id = create_run(
+            uri,
+            exp_id,
+            stage,
+            tags={
+                "dagster.run_id": context.run_id,
+                "dagster.asset_key": context.asset_key.to_user_string(),
+                "hephaestus.profile": profile.paths.profile,
+                "hephaestus.stage": stage,
+                "hephaestus.fingerprint": fp,
+            },
+        )
         _log_inputs(uri, run_id, data, upstream)
         cfg = {**base, "mlflow": {"tracking_uri": uri, "run_id": run_id}}
         config_path = atomic_write_json(out / "run_config.json", cfg)
-        nproc = int((forge.section("training") or {}).get("nproc_per_node", 1))
+        nproc = int((profile.section("training") or {}).get("nproc_per_node", 1))
         try:
             invocation = pipes_subprocess_client.run(
-                command=worker_command(spec["command"], config_path, nproc), context=context,
-                env={"PYTHONUNBUFFERED": "1"})
+                command=worker_command(spec["command"], config_path, nproc),
+                context=context,
+                env={"PYTHONUNBUFFERED": "1"},
+            )
             reported = invocation.get_materialize_result()
         except Exception:
             mark_failed(uri, run_id)
-            context.log.error(f"{stage}: training subprocess failed; MLflow run {run_id} marked FAILED; "
-                              f"metrics so far in {out / 'metrics.jsonl'}")
+            context.log.error(
+                f"{stage}: training subprocess failed; MLflow run {run_id} marked FAILED; "
+                f"metrics so far in {out / 'metrics.jsonl'}"
+            )
             raise
         meta = {k: v.value for k, v in (reported.metadata or {}).items()}
         meta.update({"mlflow_run_id": run_id, "hf_dir": str(out / "hf")})
         write_marker(out, fp, meta)
-        return MaterializeResult(metadata=to_metadata({**meta, "up_to_date": False}), data_version=DataVersion(fp))
+        return MaterializeResult(
+            metadata=to_metadata({**meta, "up_to_date": False}), data_version=DataVersion(fp)
+        )
 
     return _asset
 
@@ -166,17 +240,24 @@ def _log_inputs(uri: str, run_id: str, data: Path | None, upstream: list[str]) -
         return
     marker = read_marker(data) or {}
     summary = {k: v for k, v in (marker.get("metadata") or {}).items() if isinstance(v, int | float | str)}
-    ds = dataset_input(data.name, str(data), marker.get("fingerprint", fingerprint(upstream)), summary or {"path": str(data)})
+    ds = dataset_input(
+        data.name, str(data), marker.get("fingerprint", fingerprint(upstream)), summary or {"path": str(data)}
+    )
     mlflow.set_tracking_uri(uri)
     with mlflow.start_run(run_id=run_id):
         mlflow.log_input(ds, context="training")
 
 
-base_model = _train_asset("base_model", "The base model: a Llama initialized from the profile's config "
-                                        "(or a pretrained model by name/path), exported in HF format.")
+base_model = _train_asset(
+    "base_model",
+    "The base model: a Llama initialized from the profile's config "
+    "(or a pretrained model by name/path), exported in HF format.",
+)
 cpt_stage1_model = _train_asset("cpt_stage1_model", "Continual pre-training stage 1 on the full mixture.")
 cpt_stage2_model = _train_asset("cpt_stage2_model", "Continual pre-training stage 2 on the seed agent data.")
-sft_model = _train_asset("sft_model", "Instruction tuning (LoRA via peft, merged) on fct_sft_examples, "
-                                      "loss on assistant turns only.")
+sft_model = _train_asset(
+    "sft_model",
+    "Instruction tuning (LoRA via peft, merged) on fct_sft_examples, loss on assistant turns only.",
+)
 
 training_assets = [base_model, cpt_stage1_model, cpt_stage2_model, sft_model]

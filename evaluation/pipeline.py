@@ -35,7 +35,8 @@ def run_bfcl(model_dir: Path, data_dir: Path, cfg: dict[str, Any], out_dir: Path
     result = evaluate_bfcl(
         model_dir,
         data_dir,
-        categories=cfg.get("categories") or ["simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance"],
+        categories=cfg.get("categories")
+        or ["simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance"],
         limit_per_category=cfg.get("limit_per_category"),
         batch_size=int(cfg.get("batch_size", 8)),
         max_new_tokens=int(cfg.get("max_new_tokens", 128)),
@@ -61,11 +62,19 @@ def run_unseen(model_dir: Path, bench_dir: Path, cfg: dict[str, Any], out_dir: P
         seen[cat] = seen.get(cat, 0) + 1
         items.append(_as_item({**raw, "ground_truth": answers.get(raw["id"])}))
     if not items:
-        result = {"n_items": 0, "n_valid": 0, "categories": {}, "summary": {}, "rows": [],
-                  "note": "no held-out operations: the unseen-API benchmark is empty"}
+        result = {
+            "n_items": 0,
+            "n_valid": 0,
+            "categories": {},
+            "summary": {},
+            "rows": [],
+            "note": "no held-out operations: the unseen-API benchmark is empty",
+        }
         return save_result(out_dir, result)
     model, tokenizer = load_model(model_dir)
-    result = evaluate_items(model, tokenizer, items, int(cfg.get("batch_size", 8)), int(cfg.get("max_new_tokens", 128)))
+    result = evaluate_items(
+        model, tokenizer, items, int(cfg.get("batch_size", 8)), int(cfg.get("max_new_tokens", 128))
+    )
     return save_result(out_dir, result)
 
 

@@ -33,7 +33,13 @@ class ToolCallingModel(mlflow.pyfunc.PythonModel):
 
 
 def register_model(
-    *, tracking_uri: str, run_id: str, hf_dir: Path, model_name: str, scores: dict[str, float], description: str
+    *,
+    tracking_uri: str,
+    run_id: str,
+    hf_dir: Path,
+    model_name: str,
+    scores: dict[str, float],
+    description: str,
 ) -> dict[str, Any]:
     """Log ``hf_dir`` as a pyfunc in ``run_id`` and register it under ``model_name``; return the version."""
     from mlflow import MlflowClient

@@ -95,7 +95,14 @@ def ingest_api_operations(
 def general_filters(kind: str, min_chars: int = 50) -> list:
     """Quality filters for general documents. Code gets a looser symbol budget (operators and
     brackets are not noise there) and the same bounds on minified lines and repetition."""
-    from forge.filters import ExactDedup, MaxChars, MaxLineLength, MaxNonAlnumFraction, MaxRepeatedLines, MinChars
+    from forge.filters import (
+        ExactDedup,
+        MaxChars,
+        MaxLineLength,
+        MaxNonAlnumFraction,
+        MaxRepeatedLines,
+        MinChars,
+    )
 
     return [
         MinChars(min_chars),
@@ -107,7 +114,9 @@ def general_filters(kind: str, min_chars: int = 50) -> list:
     ]
 
 
-def ingest_general_documents(kind: str, cfg: dict[str, Any], out_dir: Path, min_chars: int = 50) -> dict[str, Any]:
+def ingest_general_documents(
+    kind: str, cfg: dict[str, Any], out_dir: Path, min_chars: int = 50
+) -> dict[str, Any]:
     """Real local code (``kind='code'``) or text (``kind='text'``) → ``out_dir/part-0.parquet``,
     after the quality filters; every dropped file is listed in ``data/raw/_dropped/``."""
     from forge.filters import apply_filters
@@ -116,7 +125,10 @@ def ingest_general_documents(kind: str, cfg: dict[str, Any], out_dir: Path, min_
     src_stats = StepStats(f"{kind}_sources")
     if kind == "code":
         docs = iter_code_documents(
-            cfg.get("roots", ["stdlib"]), cfg.get("max_files"), cfg.get("max_bytes_per_file", 100_000), src_stats
+            cfg.get("roots", ["stdlib"]),
+            cfg.get("max_files"),
+            cfg.get("max_bytes_per_file", 100_000),
+            src_stats,
         )
     elif kind == "text":
         docs = iter_text_documents(cfg.get("sources", ["module_docstrings"]), cfg.get("max_docs"), src_stats)
@@ -126,13 +138,23 @@ def ingest_general_documents(kind: str, cfg: dict[str, Any], out_dir: Path, min_
     dropped: list[dict[str, Any]] = []
 
     def on_drop(row: dict[str, Any], reason: str) -> None:
-        dropped.append({"asset": f"{kind}_documents", "reason": reason, "detail": row.get("title"),
-                        "source_uri": row.get("uri")})
+        dropped.append(
+            {
+                "asset": f"{kind}_documents",
+                "reason": reason,
+                "detail": row.get("title"),
+                "source_uri": row.get("uri"),
+            }
+        )
 
     kept = apply_filters(docs, general_filters(kind, min_chars), filter_stats, on_drop=on_drop)
     n = write_parquet(out_dir / "part-0.parquet", kept, schemas.GENERAL_DOCUMENTS)
     source_drops = list(_dropped_rows(f"{kind}_documents", [src_stats]))
-    write_parquet(out_dir.parent / "_dropped" / f"{kind}_documents.parquet", dropped + source_drops, schemas.DROPPED_ROWS)
+    write_parquet(
+        out_dir.parent / "_dropped" / f"{kind}_documents.parquet",
+        dropped + source_drops,
+        schemas.DROPPED_ROWS,
+    )
     return {"n_rows": n, "drops": _stats_meta(src_stats, filter_stats)}
 
 
@@ -172,18 +194,17 @@ def ingest_bfcl_items(data_dir: Path, out_dir: Path) -> dict[str, Any]:
                 continue
             counts[category] = len(items)
             for item in items:
-                turns = item.question if isinstance(item.question, list) else []
                 text = " ".join(
                     m.get("content", "")
-                    for turn in turns
-                    for m in (turn if isinstance(turn, list) else [turn])
+                    for turn in item.question
+                    for m in turn
                     if isinstance(m, dict) and m.get("role") == "user"
                 )
                 yield {
                     "item_id": item.id,
                     "category": category,
                     "question": json.dumps(item.question),
-                    "functions": json.dumps(item.function),
+                    "functions": json.dumps(item.functions),
                     "ground_truth": json.dumps(item.ground_truth) if item.ground_truth is not None else None,
                     "question_text": text,
                     "source_uri": str(Path(data_dir) / f"BFCL_v4_{category}.json"),
@@ -240,6 +261,7 @@ def render_agent_documents(api_dir: Path, trajectories_dir: Path, out_dir: Path)
     for row in api_rows:
         groups.setdefault((row["source"], row["provider"], row["api_name"]), []).append(row)
     docs_by_api = {row["api_id"]: render_api_doc(row) for row in api_rows}
+    uri_by_api = {row["api_id"]: row["source_uri"] for row in api_rows}
 
     def rows() -> Iterator[dict[str, Any]]:
         for (source, provider, api_name), ops in sorted(groups.items()):
@@ -271,7 +293,8 @@ def render_agent_documents(api_dir: Path, trajectories_dir: Path, out_dir: Path)
                 "api_ids": traj["api_ids"],
                 "source_table": "trajectories",
                 "source_row_id": traj["trajectory_id"],
-                "source_uri": None,
+                # the spec the trajectory's (first) API came from
+                "source_uri": next((uri_by_api[a] for a in traj["api_ids"] if a in uri_by_api), None),
                 "text": text,
                 "license": traj["license"],
                 "is_seed": True,

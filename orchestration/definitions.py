@@ -35,15 +35,16 @@ full_pipeline = define_asset_job(
     selection=AssetSelection.all(),
     executor_def=in_process_executor,
     description="Every asset, from the API crawl to the registered model. Finished work is skipped "
-                "(fingerprints), so rerunning it rebuilds only what is stale.",
+    "(fingerprints), so rerunning it rebuilds only what is stale.",
 )
 
 # The weekly rebuild: re-crawl the sources and everything downstream of them; unchanged inputs
 # leave every downstream fingerprint unchanged, so only stale work is redone.
 weekly_rebuild = define_asset_job(
     "weekly_rebuild",
-    selection=AssetSelection.keys(raw_key("api_operations"), raw_key("code_documents"),
-                                  raw_key("text_documents"), raw_key("bfcl_items")).downstream(),
+    selection=AssetSelection.keys(
+        raw_key("api_operations"), raw_key("code_documents"), raw_key("text_documents"), raw_key("bfcl_items")
+    ).downstream(),
     executor_def=in_process_executor,
 )
 
@@ -71,7 +72,7 @@ defs = Definitions(
     # the dbt assets sit in the `duckdb_writer` pool and the trainers in `trainer`.
     executor=multiprocess_executor.configured({"max_concurrent": 2}),
     resources={
-        "forge": ForgeResource(),
+        "profile": ForgeResource(),
         "mlflow": MlflowResource(),
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=_dbt_executable()),
         "pipes_subprocess_client": PipesSubprocessClient(),

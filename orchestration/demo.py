@@ -29,32 +29,46 @@ def main(argv: list[str] | None = None) -> int:
     paths = Paths(home=default_home(), profile=load_profile(args.profile).get("name", args.profile))
     t0 = time.perf_counter()
     with DagsterInstance.get() as instance:
-        result = defs.resolve_job_def("full_pipeline").execute_in_process(instance=instance, raise_on_error=False)
+        result = defs.resolve_job_def("full_pipeline").execute_in_process(
+            instance=instance, raise_on_error=False
+        )
     elapsed = time.perf_counter() - t0
 
     rebuilt, fresh = [], []
     for event in result.get_asset_materialization_events():
-        mat = event.asset_materialization
+        mat = event.event_specific_data.materialization
         up_to_date = mat.metadata.get("up_to_date")
-        (fresh if up_to_date is not None and up_to_date.value else rebuilt).append(mat.asset_key.to_user_string())
-    checks = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+        (fresh if up_to_date is not None and up_to_date.value else rebuilt).append(
+            mat.asset_key.to_user_string()
+        )
+    checks = [
+        e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
     failed_checks = [c.check_name for c in checks if not c.passed]
 
     print()
-    print(f"Dagster run {result.run_id}: {'succeeded' if result.success else 'FAILED'} in {elapsed:.0f} s "
-          f"(profile {args.profile})")
+    print(
+        f"Dagster run {result.run_id}: {'succeeded' if result.success else 'FAILED'} in {elapsed:.0f} s "
+        f"(profile {args.profile})"
+    )
     print(f"{len(rebuilt) + len(fresh)} assets materialized: {len(rebuilt)} rebuilt, {len(fresh)} up to date")
     if fresh and not [k for k in rebuilt if not _is_dbt(k)]:
-        print("Nothing upstream changed: every Python asset was up to date and skipped its work "
-              "(dbt re-ran its models, which takes seconds).")
-    print(f"{len(checks)} asset checks: {len(checks) - len(failed_checks)} passed"
-          + (f", FAILED: {', '.join(failed_checks)}" if failed_checks else ""))
+        print(
+            "Nothing upstream changed: every Python asset was up to date and skipped its work "
+            "(dbt re-ran its models, which takes seconds)."
+        )
+    print(
+        f"{len(checks)} asset checks: {len(checks) - len(failed_checks)} passed"
+        + (f", FAILED: {', '.join(failed_checks)}" if failed_checks else "")
+    )
     card = paths.evaluation / "scorecard" / "scorecard.txt"
     if card.exists():
         print("\nScorecard\n" + card.read_text())
-    print("Open the UIs (Dagster on http://127.0.0.1:3000, MLflow on http://127.0.0.1:5000):\n"
-          f"  make ui PROFILE={args.profile}\n"
-          f"State: {paths.root}  (DAGSTER_HOME={dagster_home})")
+    print(
+        "Open the UIs (Dagster on http://127.0.0.1:3000, MLflow on http://127.0.0.1:5000):\n"
+        f"  make ui PROFILE={args.profile}\n"
+        f"State: {paths.root}  (DAGSTER_HOME={dagster_home})"
+    )
     return 0 if result.success else 1
 
 

@@ -13,7 +13,7 @@ import json
 import sys
 from typing import Any
 
-from dagster_pipes import PipesContext, open_dagster_pipes
+from dagster_pipes import open_dagster_pipes
 
 
 def _scalar_metadata(summary: dict[str, Any]) -> dict[str, Any]:
@@ -42,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
 
         def on_metrics(step: int, metrics: dict[str, Any]) -> None:
             if step % log_every == 0:
-                shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+                shown = ", ".join(
+                    f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()
+                )
                 pipes.log.info(f"step {step}: {shown}")
                 pipes.report_custom_message({"step": step, **metrics})
 

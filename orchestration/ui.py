@@ -24,10 +24,28 @@ def main(argv: list[str] | None = None) -> int:
     paths = Paths(home=default_home(), profile=load_profile(args.profile).get("name", args.profile))
     paths.mlflow_dir.mkdir(parents=True, exist_ok=True)
     bin_dir = Path(sys.executable).parent
-    mlflow_cmd = [str(bin_dir / "mlflow"), "ui", "--backend-store-uri", paths.tracking_uri,
-                  "--default-artifact-root", paths.artifact_root, "--host", "127.0.0.1", "--port", str(args.mlflow_port)]
-    dagster_cmd = [str(bin_dir / "dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml"),
-                   "-h", "127.0.0.1", "-p", str(args.dagster_port)]
+    mlflow_cmd = [
+        str(bin_dir / "mlflow"),
+        "ui",
+        "--backend-store-uri",
+        paths.tracking_uri,
+        "--default-artifact-root",
+        paths.artifact_root,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(args.mlflow_port),
+    ]
+    dagster_cmd = [
+        str(bin_dir / "dagster"),
+        "dev",
+        "-w",
+        str(REPO_ROOT / "workspace.yaml"),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(args.dagster_port),
+    ]
     print(f"MLflow UI:  http://127.0.0.1:{args.mlflow_port}  ({paths.tracking_uri})")
     print(f"Dagster UI: http://127.0.0.1:{args.dagster_port}  (DAGSTER_HOME={os.environ['DAGSTER_HOME']})")
     mlflow_proc = subprocess.Popen(mlflow_cmd)

@@ -48,10 +48,26 @@ def init_base(cfg: RunConfig, sinks: Sequence[MetricSink] = ()) -> dict[str, Any
         "vocab_size": len(tokenizer),
         "wall_time_s": time.perf_counter() - t0,
     }
-    for sink in sinks:
-        sink.log_params(to_dict(cfg))
-        sink.log_metrics(0, {k: v for k, v in summary.items() if isinstance(v, int | float)})
-        sink.close(None)
+    import os
+
+    import torch
+
+    from training import distributed as D
+    from training.loop import close_sinks, make_sinks
+
+    # init runs in one process; under torchrun only rank 0 logs
+    env = D.DistEnv(
+        rank=int(os.environ.get("RANK", "0")), world_size=1, local_rank=0, device=torch.device("cpu")
+    )
+    own = make_sinks(cfg, list(sinks), env)
+    try:
+        for sink in own:
+            sink.log_params(to_dict(cfg))
+            sink.log_metrics(0, {k: v for k, v in summary.items() if isinstance(v, int | float)})
+    except BaseException as e:
+        close_sinks(own, e)
+        raise
+    close_sinks(own, None)
     return summary
 
 

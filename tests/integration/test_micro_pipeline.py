@@ -2,10 +2,8 @@
 redone), then plant bad rows and see a blocking quality check stop everything downstream."""
 
 import json
-from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 import pytest
 
 pytestmark = pytest.mark.integration
@@ -30,13 +28,17 @@ def env(tmp_path_factory):
 
 
 def _run(env):
-    return env["defs"].get_job_def("full_pipeline").execute_in_process(instance=env["instance"], raise_on_error=False)
+    return (
+        env["defs"]
+        .get_job_def("full_pipeline")
+        .execute_in_process(instance=env["instance"], raise_on_error=False)
+    )
 
 
 def _materialized(result):
     out = {}
     for event in result.get_asset_materialization_events():
-        mat = event.asset_materialization
+        mat = event.event_specific_data.materialization
         out[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}
     return out
 
@@ -69,7 +71,9 @@ def test_every_asset_materialized_and_checks_passed(env, first_run):
 
 def test_tables_have_rows_and_lineage(env, first_run):
     with duckdb.connect(str(env["paths"].warehouse), read_only=True) as con:
-        counts = dict(con.execute("select category, count(*) from fct_corpus_documents group by 1").fetchall())
+        counts = dict(
+            con.execute("select category, count(*) from fct_corpus_documents group by 1").fetchall()
+        )
         assert set(counts) == {"agent", "code", "text"} and min(counts.values()) > 0
         assert con.execute("select count(*) from dim_apis").fetchone()[0] > 10
         assert con.execute("select count(*) from fct_sft_examples").fetchone()[0] > 0
@@ -78,19 +82,27 @@ def test_tables_have_rows_and_lineage(env, first_run):
         heldout = [r[0] for r in con.execute("select distinct provider from fct_eval_holdout").fetchall()]
         leaked = con.execute(
             "select count(*) from fct_corpus_documents c join stg_forge__agent_documents a using (doc_id) "
-            "where a.is_heldout").fetchone()[0]
+            "where a.is_heldout"
+        ).fetchone()[0]
         assert heldout and leaked == 0
         # the planted copy of a BFCL question is found and kept out of the corpus
         hit = con.execute(
-            "select doc_id from fct_contamination where benchmark = 'bfcl' and item_id = 'simple_python_0'").fetchall()
+            "select doc_id from fct_contamination where benchmark = 'bfcl' and item_id = 'simple_python_0'"
+        ).fetchall()
         assert hit
-        assert con.execute(
-            "select count(*) from fct_corpus_documents where doc_id in (select doc_id from fct_contamination)"
-        ).fetchone()[0] == 0
+        assert (
+            con.execute(
+                "select count(*) from fct_corpus_documents where doc_id in (select doc_id from fct_contamination)"
+            ).fetchone()[0]
+            == 0
+        )
         # lineage: every document traces to a raw row
-        assert con.execute(
-            "select count(*) from fct_corpus_documents where source_table is null or source_row_id is null"
-        ).fetchone()[0] == 0
+        assert (
+            con.execute(
+                "select count(*) from fct_corpus_documents where source_table is null or source_row_id is null"
+            ).fetchone()[0]
+            == 0
+        )
 
 
 def test_shards_manifest_counts_tokens_per_category(env, first_run):
@@ -109,7 +121,13 @@ def test_trained_checkpoint_loads_and_bfcl_scored_every_category(env, first_run)
     assert model.config.vocab_size >= len(tok)
     assert list(hf.glob("*.safetensors"))
     results = json.loads((env["paths"].evaluation / "bfcl_eval" / "results.json").read_text())
-    assert set(results["categories"]) == {"simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance"}
+    assert set(results["categories"]) == {
+        "simple_python",
+        "multiple",
+        "parallel",
+        "parallel_multiple",
+        "irrelevance",
+    }
     for stats in results["categories"].values():
         assert stats["n"] > 0 and 0.0 <= stats["accuracy"] <= 1.0
     unseen = json.loads((env["paths"].evaluation / "unseen_api_eval" / "results.json").read_text())
@@ -149,10 +167,24 @@ def test_planted_bad_rows_fail_a_blocking_check_and_stop_downstream(env, first_r
     from forge.io import write_parquet
 
     raw = env["paths"].raw("text_documents")
-    write_parquet(raw / "planted.parquet", [{
-        "doc_id": "planted-bad-row", "source": "planted", "uri": "planted://1", "title": "bad", "language": "en",
-        "text": "too short", "license": "unknown", "n_chars": 9, "sha256": "0" * 64, "fetched_at": None,
-    }], schemas.GENERAL_DOCUMENTS)
+    write_parquet(
+        raw / "planted.parquet",
+        [
+            {
+                "doc_id": "planted-bad-row",
+                "source": "planted",
+                "uri": "planted://1",
+                "title": "bad",
+                "language": "en",
+                "text": "too short",
+                "license": "unknown",
+                "n_chars": 9,
+                "sha256": "0" * 64,
+                "fetched_at": None,
+            }
+        ],
+        schemas.GENERAL_DOCUMENTS,
+    )
     try:
         result = _run(env)
     finally:
@@ -161,7 +193,11 @@ def test_planted_bad_rows_fail_a_blocking_check_and_stop_downstream(env, first_r
     check = _checks(result)["gx_fct_corpus_documents"]
     assert not check.passed
     failed = check.metadata["failed"].value
-    assert {"expectation": "expect_column_value_lengths_to_be_between", "column": "text", "unexpected_count": 1} in failed
+    assert {
+        "expectation": "expect_column_value_lengths_to_be_between",
+        "column": "text",
+        "unexpected_count": 1,
+    } in failed
     mats = _materialized(result)
     assert "fct_corpus_documents" in mats  # the mart was built...
     for downstream in ("tokenizer", "cpt_stage1_shards", "heldout_texts", "scorecard"):

@@ -5,17 +5,44 @@ import pytest
 from orchestration.definitions import defs
 
 EXPECTED_PYTHON_ASSETS = {
-    "raw/api_operations", "raw/code_documents", "raw/text_documents", "raw/bfcl_items", "raw/trajectories",
-    "raw/agent_documents", "tokenizer", "cpt_stage1_shards", "cpt_stage2_shards", "sft_dataset", "heldout_texts",
-    "base_model", "cpt_stage1_model", "cpt_stage2_model", "sft_model", "unseen_api_benchmark", "bfcl_eval",
-    "unseen_api_eval", "general_retention", "scorecard",
+    "raw/api_operations",
+    "raw/code_documents",
+    "raw/text_documents",
+    "raw/bfcl_items",
+    "raw/trajectories",
+    "raw/agent_documents",
+    "tokenizer",
+    "cpt_stage1_shards",
+    "cpt_stage2_shards",
+    "sft_dataset",
+    "heldout_texts",
+    "base_model",
+    "cpt_stage1_model",
+    "cpt_stage2_model",
+    "sft_model",
+    "unseen_api_benchmark",
+    "bfcl_eval",
+    "unseen_api_eval",
+    "general_retention",
+    "scorecard",
 }
 EXPECTED_DBT_MODELS = {
-    "stg_forge__api_operations", "stg_forge__trajectories", "stg_forge__agent_documents",
-    "stg_forge__code_documents", "stg_forge__text_documents", "stg_bfcl__items",
-    "int_unioned_corpus_candidates", "int_deduplicated_corpus_documents", "int_duplicate_corpus_documents",
-    "int_heldout_api_operations", "dim_apis", "fct_corpus_documents", "fct_sft_examples", "fct_eval_holdout",
-    "fct_contamination", "fct_removed_documents",
+    "stg_forge__api_operations",
+    "stg_forge__trajectories",
+    "stg_forge__agent_documents",
+    "stg_forge__code_documents",
+    "stg_forge__text_documents",
+    "stg_bfcl__items",
+    "int_unioned_corpus_candidates",
+    "int_deduplicated_corpus_documents",
+    "int_duplicate_corpus_documents",
+    "int_heldout_api_operations",
+    "dim_apis",
+    "fct_corpus_documents",
+    "fct_sft_examples",
+    "fct_eval_holdout",
+    "fct_contamination",
+    "fct_removed_documents",
 }
 EXPECTED_GX_CHECKS = {"gx_fct_corpus_documents", "gx_fct_sft_examples", "gx_dim_apis", "gx_fct_eval_holdout"}
 
@@ -79,11 +106,14 @@ def test_jobs_and_schedules():
     assert schedule.cron_schedule == "0 3 * * 1"
     assert schedule.job_name == "weekly_rebuild"
     job = defs.resolve_job_def("weekly_rebuild")
-    selected = {k.to_user_string() for k in job.asset_layer.executable_asset_keys} if hasattr(
-        job.asset_layer, "executable_asset_keys") else None
+    selected = (
+        {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
+        if hasattr(job.asset_layer, "executable_asset_keys")
+        else None
+    )
     if selected is not None:
         assert "raw/api_operations" in selected and "scorecard" in selected
 
 
 def test_resources_are_configurable():
-    assert set(defs.resources) >= {"forge", "mlflow", "dbt", "pipes_subprocess_client"}
+    assert set(defs.resources) >= {"profile", "mlflow", "dbt", "pipes_subprocess_client"}

@@ -11,7 +11,16 @@ def test_every_profile_loads_with_the_sections_assets_read():
     for name in names:
         profile = load_profile(name)
         assert profile["name"] == name
-        for section in ("sources", "synthesis", "warehouse", "tokenizer", "mixture", "model", "training", "evaluation"):
+        for section in (
+            "sources",
+            "synthesis",
+            "warehouse",
+            "tokenizer",
+            "mixture",
+            "model",
+            "training",
+            "evaluation",
+        ):
             assert section in profile, f"{name} lacks {section}"
         assert set(profile["mixture"]) == {"stage1", "stage2"}
 
