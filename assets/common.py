@@ -31,6 +31,47 @@ def to_metadata(meta: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def up_to_date_result(
+    context: AssetExecutionContext, out_dir: Path, fingerprint: str
+) -> MaterializeResult | None:
+    """The skip path: when ``out_dir`` is fresh for ``fingerprint``, the result that says so."""
+    if not is_fresh(out_dir, fingerprint):
+        return None
+    meta = (read_marker(out_dir) or {}).get("metadata", {})
+    context.log.info(f"{context.asset_key.to_user_string()}: up to date (fingerprint {fingerprint}); skipped")
+    return MaterializeResult(
+        metadata=to_metadata({**meta, "up_to_date": True, "fingerprint": fingerprint}),
+        data_version=DataVersion(fingerprint),
+    )
+
+
+def finished_result(out_dir: Path, fingerprint: str, meta: dict[str, Any]) -> MaterializeResult:
+    """Write the completion marker (last, atomically) and report a fresh materialization."""
+    write_marker(out_dir, fingerprint, meta)
+    return MaterializeResult(
+        metadata=to_metadata({**meta, "up_to_date": False, "fingerprint": fingerprint}),
+        data_version=DataVersion(fingerprint),
+    )
+
+
+def start_mlflow_run(
+    context: AssetExecutionContext, profile, mlflow, run_name: str, **tags: str
+) -> tuple[str, str]:
+    """Create this materialization's MLflow run, tagged with the Dagster run id and asset key;
+    return ``(tracking_uri, run_id)``."""
+    from assets.tracking import create_run, ensure_experiment
+
+    uri, experiment = mlflow.resolve(profile)
+    exp_id = ensure_experiment(uri, experiment, profile.paths.artifact_root)
+    all_tags = {
+        "dagster.run_id": context.run_id,
+        "dagster.asset_key": context.asset_key.to_user_string(),
+        "hephaestus.profile": profile.paths.profile,
+        **{f"hephaestus.{k}": str(v) for k, v in tags.items()},
+    }
+    return uri, create_run(uri, exp_id, run_name, tags=all_tags)
+
+
 def materialize_stage(
     context: AssetExecutionContext,
     out_dir: Path,
@@ -38,21 +79,10 @@ def materialize_stage(
     build: Callable[[], dict[str, Any]],
 ) -> MaterializeResult:
     """Run ``build`` (which writes ``out_dir``) unless ``out_dir`` is fresh for ``fingerprint``."""
-    if is_fresh(out_dir, fingerprint):
-        meta = (read_marker(out_dir) or {}).get("metadata", {})
-        context.log.info(
-            f"{context.asset_key.to_user_string()}: up to date (fingerprint {fingerprint}); skipped"
-        )
-        return MaterializeResult(
-            metadata=to_metadata({**meta, "up_to_date": True, "fingerprint": fingerprint}),
-            data_version=DataVersion(fingerprint),
-        )
-    meta = build()
-    write_marker(out_dir, fingerprint, meta)
-    return MaterializeResult(
-        metadata=to_metadata({**meta, "up_to_date": False, "fingerprint": fingerprint}),
-        data_version=DataVersion(fingerprint),
-    )
+    skipped = up_to_date_result(context, out_dir, fingerprint)
+    if skipped is not None:
+        return skipped
+    return finished_result(out_dir, fingerprint, build())
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey, DataVersion, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
 import evaluation.bfcl_runner
 import evaluation.checker
@@ -14,14 +14,14 @@ import evaluation.parse
 import evaluation.pipeline
 import forge.corpus
 import forge.unseen
-from assets.common import materialize_stage, to_metadata
+from assets.common import finished_result, materialize_stage, start_mlflow_run, up_to_date_result
 from assets.ingest import bfcl_data_dir, raw_key
-from assets.tracking import active_run, create_run, dataset_input, ensure_experiment
+from assets.tracking import active_run, dataset_input
 from assets.warehouse import mart_key
 from evaluation.registry import register_model
 from evaluation.scorecard import build_scorecard, format_scorecard
 from forge.io import atomic_write_json, atomic_write_text, file_digest, fingerprint
-from forge.markers import is_fresh, read_marker, upstream_fingerprint, write_marker
+from forge.markers import read_marker, upstream_fingerprint
 from forge.warehouse import code_digest, table_fingerprint
 from orchestration.resources import ForgeResource, MlflowResource
 
@@ -69,24 +69,11 @@ def _eval_asset(name: str, deps: list[AssetKey], description: str, run, inputs):
         out = profile.paths.evaluation / name
         src, cfg = inputs(profile)
         fp = fingerprint(cfg, upstream_fingerprint(_sft_dir(profile)), src["digest"], code_digest(*EVAL_CODE))
-        if is_fresh(out, fp):
-            context.log.info(f"{name}: up to date (fingerprint {fp}); skipped")
-            meta = (read_marker(out) or {}).get("metadata", {})
-            return MaterializeResult(
-                metadata=to_metadata({**meta, "up_to_date": True}), data_version=DataVersion(fp)
-            )
-        uri, experiment = mlflow.resolve(profile)
-        exp_id = ensure_experiment(uri, experiment, profile.paths.artifact_root)
-        run_id = create_run(
-            uri,
-            exp_id,
-            name,
-            tags={
-                "dagster.run_id": context.run_id,
-                "dagster.asset_key": context.asset_key.to_user_string(),
-                "hephaestus.profile": profile.paths.profile,
-                "hephaestus.model_fingerprint": upstream_fingerprint(_sft_dir(profile)),
-            },
+        skipped = up_to_date_result(context, out, fp)
+        if skipped is not None:
+            return skipped
+        uri, run_id = start_mlflow_run(
+            context, profile, mlflow, name, model_fingerprint=upstream_fingerprint(_sft_dir(profile))
         )
         import mlflow as mlf
 
@@ -100,11 +87,7 @@ def _eval_asset(name: str, deps: list[AssetKey], description: str, run, inputs):
             metrics = _flat_metrics(result)
             mlf.log_metrics(metrics)
             mlf.log_artifacts(str(out), artifact_path=name)
-        meta = {"mlflow_run_id": run_id, **metrics}
-        write_marker(out, fp, meta)
-        return MaterializeResult(
-            metadata=to_metadata({**meta, "up_to_date": False}), data_version=DataVersion(fp)
-        )
+        return finished_result(out, fp, {"mlflow_run_id": run_id, **metrics})
 
     return _asset
 
@@ -196,19 +179,9 @@ def scorecard(
         atomic_write_text(out / "scorecard.txt", text + "\n")
         atomic_write_text(out / "scorecard.md", md + "\n")
 
-        uri, experiment = mlflow.resolve(profile)
-        exp_id = ensure_experiment(uri, experiment, profile.paths.artifact_root)
         sft_meta = (read_marker(profile.paths.models / "sft_model") or {}).get("metadata", {})
-        run_id = create_run(
-            uri,
-            exp_id,
-            "scorecard",
-            tags={
-                "dagster.run_id": context.run_id,
-                "dagster.asset_key": "scorecard",
-                "hephaestus.profile": profile.paths.profile,
-                "hephaestus.sft_run_id": str(sft_meta.get("mlflow_run_id")),
-            },
+        uri, run_id = start_mlflow_run(
+            context, profile, mlflow, "scorecard", sft_run_id=sft_meta.get("mlflow_run_id")
         )
         import mlflow as mlf
 

@@ -13,7 +13,6 @@ from typing import Any
 from dagster import (
     AssetExecutionContext,
     AssetKey,
-    DataVersion,
     MaterializeResult,
     PipesSubprocessClient,
     asset,
@@ -23,10 +22,10 @@ import training
 import training.cpt
 import training.loop
 import training.sft
-from assets.common import to_metadata
-from assets.tracking import create_run, dataset_input, ensure_experiment, mark_failed
+from assets.common import finished_result, start_mlflow_run, up_to_date_result
+from assets.tracking import dataset_input, mark_failed
 from forge.io import atomic_write_json, atomic_write_text, fingerprint
-from forge.markers import is_fresh, read_marker, upstream_fingerprint, write_marker
+from forge.markers import read_marker, upstream_fingerprint
 from forge.warehouse import code_digest
 from orchestration.resources import ForgeResource, MlflowResource
 
@@ -173,28 +172,12 @@ def _train_asset(stage: str, description: str):
         upstream += [upstream_fingerprint(model_dir(profile, spec["parent"]))] if spec["parent"] else []
         upstream += [upstream_fingerprint(data)] if data else []
         fp = fingerprint(base, upstream, code_digest(training, training.cpt, training.sft, training.loop))
-        if is_fresh(out, fp):
-            context.log.info(f"{stage}: up to date (fingerprint {fp}); skipped")
-            meta = (read_marker(out) or {}).get("metadata", {})
-            return MaterializeResult(
-                metadata=to_metadata({**meta, "up_to_date": True}), data_version=DataVersion(fp)
-            )
+        skipped = up_to_date_result(context, out, fp)
+        if skipped is not None:
+            return skipped
         _start_fresh_unless_resuming(out, fp)
 
-        uri, experiment = mlflow.resolve(profile)
-        exp_id = ensure_experiment(uri, experiment, profile.paths.artifact_root)
-        run_id = create_run(
-            uri,
-            exp_id,
-            stage,
-            tags={
-                "dagster.run_id": context.run_id,
-                "dagster.asset_key": context.asset_key.to_user_string(),
-                "hephaestus.profile": profile.paths.profile,
-                "hephaestus.stage": stage,
-                "hephaestus.fingerprint": fp,
-            },
-        )
+        uri, run_id = start_mlflow_run(context, profile, mlflow, stage, stage=stage, fingerprint=fp)
         _log_inputs(uri, run_id, data, upstream)
         cfg = {**base, "mlflow": {"tracking_uri": uri, "run_id": run_id}}
         config_path = atomic_write_json(out / "run_config.json", cfg)
@@ -215,10 +198,7 @@ def _train_asset(stage: str, description: str):
             raise
         meta = {k: v.value for k, v in (reported.metadata or {}).items()}
         meta.update({"mlflow_run_id": run_id, "hf_dir": str(out / "hf")})
-        write_marker(out, fp, meta)
-        return MaterializeResult(
-            metadata=to_metadata({**meta, "up_to_date": False}), data_version=DataVersion(fp)
-        )
+        return finished_result(out, fp, meta)
 
     return _asset
 

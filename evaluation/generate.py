@@ -5,6 +5,10 @@ the tokenizer's chat template renders (with ``add_generation_prompt=True``). Bat
 so every row's next token sits in the last column; decoding is greedy and stops at the tokenizer's
 EOS or ``<|im_end|>`` (end of an assistant turn), whichever comes first. Outputs are returned in
 input order, special tokens removed (``<tool_call>`` tags are ordinary added tokens and survive).
+
+Decoding runs on :mod:`evaluation.engine` (static KV cache, continuous batching, CUDA graphs) when
+the model is one it supports, else on ``model.generate`` (left-padded batches); both are greedy and
+give the same tokens (exactly in fp32). ``batch_size`` is the number of sequences decoded together.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+
+from evaluation.engine import Engine, EngineConfig, EngineUnsupported, check_supported
 
 Conversation = dict[str, Any]
 END_OF_TURN = "<|im_end|>"
@@ -49,20 +55,58 @@ def generate(
     prompts: Sequence[str | Conversation | list[dict]],
     max_new_tokens: int = 256,
     batch_size: int = 8,
+    *,
+    stop_strings: Sequence[str] = (),
+    use_engine: bool = True,
 ) -> list[str]:
-    """Greedy completions for ``prompts`` (same order), at most ``max_new_tokens`` tokens each."""
+    """Greedy completions for ``prompts`` (same order), at most ``max_new_tokens`` tokens each.
+
+    ``stop_strings`` also end a completion, which is cut before the first of them (on the engine
+    they stop decoding early when the model emits their usual tokenization). ``use_engine=False``
+    forces the ``model.generate`` path.
+    """
     if batch_size < 1 or max_new_tokens < 1:
         raise ValueError("batch_size and max_new_tokens must be >= 1")
     texts = [render_prompt(tokenizer, prompt) for prompt in prompts]
     if not texts:
         return []
     stops = stop_token_ids(tokenizer)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
-    device = next(model.parameters()).device
     encoded = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+    if use_engine and all(encoded) and _engine_supported(model):
+        sequences = [tokenizer(s, add_special_tokens=False)["input_ids"] for s in stop_strings if s]
+        engine = Engine(model, stops, sequences, EngineConfig(slots=batch_size))
+        generated = engine.generate_ids(encoded, max_new_tokens)
+        return [truncate_at_stop(_decode_new(tokenizer, ids, stops), stop_strings) for ids in generated]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
+    generated = hf_generate_ids(model, encoded, stops, pad_id, max_new_tokens, batch_size)
+    return [truncate_at_stop(_decode_new(tokenizer, ids, stops), stop_strings) for ids in generated]
+
+
+def truncate_at_stop(text: str, stop_strings: Sequence[str]) -> str:
+    """``text`` up to (not including) the earliest occurrence of any stop string."""
+    cut = min((i for s in stop_strings if s and (i := text.find(s)) >= 0), default=len(text))
+    return text[:cut]
+
+
+def _engine_supported(model: Any) -> bool:
+    try:
+        check_supported(model)
+    except EngineUnsupported:
+        return False
+    return True
+
+
+def hf_generate_ids(
+    model: Any, encoded: Sequence[Sequence[int]], stops: list[int], pad_id: int, max_new_tokens: int, batch_size: int
+) -> list[list[int]]:
+    """The reference path: ``model.generate`` (greedy) on left-padded batches of similar length.
+
+    Returns the generated ids per prompt (input order) up to and including the first stop token.
+    """
+    device = next(model.parameters()).device
     # Similar lengths share a batch, so little compute goes to padding.
-    order = sorted(range(len(texts)), key=lambda index: len(encoded[index]))
-    outputs: list[str] = [""] * len(texts)
+    order = sorted(range(len(encoded)), key=lambda index: len(encoded[index]))
+    outputs: list[list[int]] = [[] for _ in encoded]
     was_training = model.training
     model.eval()
     try:
@@ -73,7 +117,7 @@ def generate(
                 input_ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
                 attention = torch.zeros((len(chunk), width), dtype=torch.long)
                 for row, index in enumerate(chunk):
-                    ids = encoded[index]
+                    ids = list(encoded[index])
                     if ids:
                         input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
                         attention[row, width - len(ids) :] = 1
@@ -86,10 +130,17 @@ def generate(
                     pad_token_id=pad_id,
                 )
                 for row, index in enumerate(chunk):
-                    outputs[index] = _decode_new(tokenizer, generated[row, width:].tolist(), stops)
+                    outputs[index] = _until_stop(generated[row, width:].tolist(), stops)
     finally:
         model.train(was_training)
     return outputs
+
+
+def _until_stop(ids: list[int], stops: list[int]) -> list[int]:
+    for position, token in enumerate(ids):
+        if token in stops:
+            return ids[: position + 1]
+    return ids
 
 
 def _decode_new(tokenizer: Any, ids: list[int], stops: list[int]) -> str:

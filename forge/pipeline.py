@@ -161,32 +161,17 @@ def ingest_general_documents(
 # --------------------------------------------------------------------------------------------------
 # Ingest: BFCL's official test data (for decontamination and evaluation)
 # --------------------------------------------------------------------------------------------------
-BFCL_DECONTAM_CATEGORIES = [
-    "simple_python",
-    "simple_java",
-    "simple_javascript",
-    "multiple",
-    "parallel",
-    "parallel_multiple",
-    "irrelevance",
-    "live_simple",
-    "live_multiple",
-    "live_parallel",
-    "live_parallel_multiple",
-    "live_irrelevance",
-    "live_relevance",
-]
 
 
 def ingest_bfcl_items(data_dir: Path, out_dir: Path) -> dict[str, Any]:
     """Every official BFCL AST test item found under ``data_dir`` → ``out_dir/part-0.parquet``."""
-    from evaluation.bfcl_data import load_category
+    from evaluation.bfcl_data import SUPPORTED_CATEGORIES, load_category
 
     counts: dict[str, int] = {}
     missing: list[str] = []
 
     def rows() -> Iterator[dict[str, Any]]:
-        for category in BFCL_DECONTAM_CATEGORIES:
+        for category in SUPPORTED_CATEGORIES:
             try:
                 items = load_category(data_dir, category)
             except FileNotFoundError:

@@ -14,18 +14,11 @@ from typing import Any
 
 import pandas as pd
 
+from forge.trajectories import PATTERNS
+
 log = logging.getLogger(__name__)
 
 CATEGORIES = ["agent", "code", "text"]
-PATTERNS = [
-    "simple",
-    "parallel",
-    "multiple",
-    "parallel_multiple",
-    "multi_step",
-    "irrelevance",
-    "error_recovery",
-]
 FUNCTION_NAME_REGEX = r"^[A-Za-z0-9_.\-]{1,64}$"
 
 
@@ -54,7 +47,7 @@ def _expectations(table: str, min_chars: int) -> list[Any]:
             E.ExpectColumnValuesToBeUnique(column="example_id"),
             E.ExpectColumnValuesToBeJsonParseable(column="messages"),
             E.ExpectColumnValuesToBeJsonParseable(column="tools"),
-            E.ExpectColumnValuesToBeInSet(column="pattern", value_set=PATTERNS),
+            E.ExpectColumnValuesToBeInSet(column="pattern", value_set=list(PATTERNS)),
         ]
     if table == "dim_apis":
         return [

@@ -9,8 +9,10 @@ to the Dagster run and reports the asset materialization. It imports only ``dags
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import sys
+import traceback
 from typing import Any
 
 from dagster_pipes import open_dagster_pipes
@@ -36,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True)
     args = parser.parse_args(argv)
 
+    if int(os.environ.get("RANK", "0")) != 0:
+        # under torchrun only rank 0 talks to Dagster; the other ranks just train
+        run(args.command, load_config(args.config))
+        return 0
+
     with open_dagster_pipes() as pipes:
         cfg = load_config(args.config)
         log_every = max(1, int(getattr(getattr(cfg, "schedule", None), "log_every", 10) or 10))
@@ -51,7 +58,15 @@ def main(argv: list[str] | None = None) -> int:
         def on_text(message: str) -> None:
             pipes.log.info(message)
 
-        summary = run(args.command, cfg, sinks=[CallbackSink(on_metrics, on_text)])
+        try:
+            summary = run(args.command, cfg, sinks=[CallbackSink(on_metrics, on_text)])
+        except BaseException as exc:
+            # The exception also closes the Pipes session (its traceback goes to the engine event);
+            # this line puts the cause in the run's log where an engineer reads first.
+            pipes.log.error(
+                f"training {args.command} failed: {type(exc).__name__}: {exc}\n{traceback.format_exc()[-4000:]}"
+            )
+            raise
         pipes.report_asset_materialization(metadata=_scalar_metadata(summary))
     print(json.dumps(summary, default=str))
     return 0

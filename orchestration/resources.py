@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
-from functools import cached_property
+from functools import lru_cache
 from typing import Any
 
 from dagster import ConfigurableResource
 
 from orchestration.profile import Paths, default_home, load_profile, resolve_repo_path
+
+
+@lru_cache(maxsize=8)
+def _cached_profile(name: str) -> dict[str, Any]:
+    """Profiles are read once per process (a resource is a frozen config object: no state on it)."""
+    return load_profile(name)
 
 
 class ForgeResource(ConfigurableResource):
@@ -23,11 +30,11 @@ class ForgeResource(ConfigurableResource):
     def profile_name(self) -> str:
         return self.profile or os.environ.get("HEPHAESTUS_PROFILE") or "default"
 
-    @cached_property
+    @property
     def config(self) -> dict[str, Any]:
-        return load_profile(self.profile_name)
+        return copy.deepcopy(_cached_profile(self.profile_name))
 
-    @cached_property
+    @property
     def paths(self) -> Paths:
         home = resolve_repo_path(self.home) if self.home else default_home()
         return Paths(home=home, profile=self.config.get("name", self.profile_name))

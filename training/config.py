@@ -38,6 +38,9 @@ class ModelConfig:
     # Dtype the weights are held in. Keep float32 for training: on CUDA the forward runs under bf16
     # autocast with fp32 master weights.
     torch_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    # Attention kernel: "sdpa" (FlashAttention through torch's SDPA on GPU), "eager", or "flex_attention".
+    # With data.doc_mask on CUDA, "sdpa" is switched to "flex_attention" (see attention.py).
+    attn_implementation: Literal["sdpa", "eager", "flex_attention"] = "sdpa"
 
 
 @dataclass
@@ -52,6 +55,9 @@ class DataConfig:
     seed: int = 0
     # Windows (CPT) or examples (SFT) at the end of the data held out for the eval loss, never trained on.
     holdout: int = 8
+    # CPT: attention does not cross document boundaries (EOS) inside a packed window. Costs a mask per
+    # micro-batch and flex-attention instead of FlashAttention on GPU (bench/train_throughput.py measures it).
+    doc_mask: bool = False
 
 
 @dataclass
@@ -64,6 +70,9 @@ class OptimConfig:
     weight_decay: float = 0.1
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 1.0  # max global L2 norm of the gradients; <= 0 disables clipping
+    # Fused (single-kernel) AdamW. None: on CUDA. A fused optimizer also lets the loop skip a non-finite
+    # step on the device instead of synchronizing with the host every step (loop.py).
+    fused: bool | None = None
 
 
 @dataclass
@@ -79,6 +88,23 @@ class ScheduleConfig:
     checkpoint_every: int = 10
     keep_checkpoints: int = 2
     log_every: int = 1
+    final_checkpoint: bool = True  # write a checkpoint at max_steps (benchmarks turn it off)
+
+
+@dataclass
+class PerfConfig:
+    """Speed switches that do not change the maths (up to bf16 rounding).
+
+    `loss_chunk_tokens`: tokens per chunk of the fused linear cross-entropy (losses.py); 0 computes full
+    logits. `activation_checkpointing`: recompute each decoder layer in the backward (less memory, ~30%
+    more compute). `prefetch_batches`: micro-batches read ahead by a background thread (0: inline).
+    `compile_mode`: torch.compile mode when `RunConfig.compile` (None: the default mode).
+    """
+
+    loss_chunk_tokens: int = 4096
+    activation_checkpointing: bool = False
+    prefetch_batches: int = 2
+    compile_mode: str | None = None
 
 
 @dataclass
@@ -124,7 +150,11 @@ class RunConfig:
     seed: int = 1337
     resume: bool = True
     full_finetune: bool = False  # SFT only: train all weights instead of LoRA adapters
-    compile: bool = False  # torch.compile the model (GPU profiles)
+    compile: bool = False  # torch.compile the model + loss (GPU profiles turn it on)
+    # Data parallelism under torchrun: "ddp" (replicated weights) or "fsdp" (FSDP2 fully_shard: weights,
+    # gradients and optimizer state sharded). One process: the same code, no wrapper.
+    parallel: Literal["ddp", "fsdp"] = "ddp"
+    perf: PerfConfig = field(default_factory=PerfConfig)
     # Peak FLOP/s of one device for the MFU estimate; None: a nominal value per device kind (metrics.py).
     peak_flops: float | None = None
 
@@ -200,6 +230,14 @@ def validate(cfg: RunConfig) -> RunConfig:
         errors.append("data.seq_len must be >= 1")
     if cfg.optim.min_lr > cfg.optim.lr:
         errors.append("optim.min_lr must be <= optim.lr")
+    if cfg.parallel not in ("ddp", "fsdp"):
+        errors.append(f"parallel must be 'ddp' or 'fsdp', got {cfg.parallel!r}")
+    if cfg.model.attn_implementation not in ("sdpa", "eager", "flex_attention"):
+        errors.append(f"model.attn_implementation must be sdpa, eager or flex_attention, got {cfg.model.attn_implementation!r}")
+    if cfg.data.doc_mask and cfg.model.attn_implementation == "eager":
+        errors.append("data.doc_mask needs model.attn_implementation 'sdpa' or 'flex_attention'")
+    if cfg.perf.loss_chunk_tokens < 0 or cfg.perf.prefetch_batches < 0:
+        errors.append("perf.loss_chunk_tokens and perf.prefetch_batches must be >= 0")
     if errors:
         raise ValueError("config: " + "; ".join(errors))
     return cfg
@@ -239,4 +277,39 @@ def debug_config(output_dir: str | Path, **overrides: Any) -> RunConfig:
         if not hasattr(cfg, key):
             raise ValueError(f"debug_config: unknown field {key!r}")
         setattr(cfg, key, value)
+    return validate(cfg)
+
+
+# Llama dims of the named sizes (GPT-2 vocabulary padded to 50304, tied embeddings). Non-embedding
+# parameters: 124m 85M, 350m 299M, 1b 0.97B (the sizes of issue 8's baseline table).
+LLAMA_SIZES: dict[str, dict[str, int]] = {
+    "124m": dict(hidden_size=768, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=12,
+                 num_key_value_heads=12),
+    "350m": dict(hidden_size=1024, intermediate_size=2688, num_hidden_layers=24, num_attention_heads=16,
+                 num_key_value_heads=16),
+    "1b": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
+               num_key_value_heads=8),
+}  # fmt: skip
+
+
+def gpu_config(output_dir: str | Path, shards_dir: str | None = None, size: str = "350m") -> RunConfig:
+    """The single-GPU CPT run: a fresh ~350M Llama (or `size` of LLAMA_SIZES) on the pipeline's shards,
+    seq 1024, micro-batch 16 (16k tokens per step), bf16 autocast, torch.compile, fused AdamW, chunked
+    loss, prefetching loader. `model.init="pretrained"` + `name_or_path` trains any causal LM instead.
+    """
+    if size not in LLAMA_SIZES:
+        raise ValueError(f"gpu_config: unknown size {size!r}; known: {sorted(LLAMA_SIZES)}")
+    cfg = RunConfig(
+        output_dir=str(output_dir),
+        name=f"gpu-{size}",
+        device="cuda",
+        compile=True,
+        model=ModelConfig(max_position_embeddings=4096, rope_theta=10000.0, **LLAMA_SIZES[size]),
+        data=DataConfig(shards_dir=shards_dir, seq_len=1024, holdout=64),
+        optim=OptimConfig(lr=6e-4, min_lr=6e-5, warmup_steps=100, weight_decay=0.1),
+        schedule=ScheduleConfig(
+            max_steps=2000, micro_batch_size=16, grad_accum_steps=1, eval_every=250, eval_batches=4,
+            checkpoint_every=500, log_every=10,
+        ),
+    )  # fmt: skip
     return validate(cfg)
