@@ -9,8 +9,8 @@ to the Dagster run and reports the asset materialization. It imports only ``dags
 from __future__ import annotations
 
 import argparse
-import os
 import json
+import os
 import sys
 import traceback
 from typing import Any
