@@ -79,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     op_stats, spec_stats = StepStats("openapi_operations"), StepStats("openapi_specs")
-    n_ops = write_parquet(api_path, openapi_rows(tarball, stats=op_stats, spec_stats=spec_stats), API_OPERATIONS)
+    n_ops = write_parquet(
+        api_path, openapi_rows(tarball, stats=op_stats, spec_stats=spec_stats), API_OPERATIONS
+    )
     t_parse = time.perf_counter() - t0
 
     n_base, t_base = _baseline(api_path)
@@ -143,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         "drops by reason (operations not used, or invalid trajectories): "
         + ", ".join(f"{k}={v}" for k, v in sorted(drops.items(), key=lambda kv: -kv[1])),
         "multi-step: "
-        + ", ".join(f"{k}={v}" for k, v in sorted(meta["counters"].items()) if k.startswith(("multi_step", "error_")))[:600],
+        + ", ".join(
+            f"{k}={v}" for k, v in sorted(meta["counters"].items()) if k.startswith(("multi_step", "error_"))
+        )[:600],
         "",
         "| progress | RSS parent MiB | RSS parent+workers MiB |",
         "| --- | ---: | ---: |",
@@ -158,7 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     table = "\n".join(lines)
     print(table)
     if args.save:
-        out = Path(__file__).parent / "results" / f"{date.today().isoformat()}_synthesize_cpu-{os.cpu_count()}core.txt"
+        out = (
+            Path(__file__).parent
+            / "results"
+            / f"{date.today().isoformat()}_synthesize_cpu-{os.cpu_count()}core.txt"
+        )
         atomic_write_text(out, table + "\n")
         print(f"saved {out}")
     return 0

@@ -132,7 +132,9 @@ class LLMGenerator:
                 + ". Write the assistant's short reply that says so without calling any tool."
             )
         else:
-            results = "\n".join(f"- {op.get('function_name')}: {o[:800]}" for op, o in zip(ops, observations, strict=False))
+            results = "\n".join(
+                f"- {op.get('function_name')}: {o[:800]}" for op, o in zip(ops, observations, strict=False)
+            )
             prompt = (
                 "Write the assistant's short final answer to the user, based only on these tool "
                 f"results (JSON):\n{results}"
@@ -173,7 +175,9 @@ class OpenAIChatGenerator(LLMGenerator):
         headers = {"Content-Type": "application/json"}
         key = os.environ.get(api_key_env) if api_key_env else None
         if api_key_env and not key:
-            log.warning("%s: environment variable %s is not set; calling without a key", self.name, api_key_env)
+            log.warning(
+                "%s: environment variable %s is not set; calling without a key", self.name, api_key_env
+            )
         if key:
             headers["Authorization"] = f"Bearer {key}"
         self._client = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout_s)
@@ -192,12 +196,16 @@ class OpenAIChatGenerator(LLMGenerator):
             try:
                 resp = self._client.post("/chat/completions", json=body)
                 if resp.status_code == 429 or resp.status_code >= 500:
-                    raise httpx.HTTPStatusError(f"HTTP {resp.status_code}", request=resp.request, response=resp)
+                    raise httpx.HTTPStatusError(
+                        f"HTTP {resp.status_code}", request=resp.request, response=resp
+                    )
                 resp.raise_for_status()
                 return resp.json()["choices"][0]["message"]["content"] or ""
             except (httpx.TimeoutException, httpx.TransportError, httpx.HTTPStatusError) as exc:
-                retryable = not isinstance(exc, httpx.HTTPStatusError) or exc.response.status_code in (429,) or (
-                    exc.response.status_code >= 500
+                retryable = (
+                    not isinstance(exc, httpx.HTTPStatusError)
+                    or exc.response.status_code in (429,)
+                    or (exc.response.status_code >= 500)
                 )
                 self.counts["http_retry" if retryable and attempt < self.max_retries else "http_failed"] += 1
                 if not retryable or attempt == self.max_retries:
@@ -248,7 +256,9 @@ class TransformersGenerator(LLMGenerator):
         import torch
 
         torch.manual_seed(seed)
-        enc = self.tokenizer(self._prompt(messages), return_tensors="pt", add_special_tokens=False).to(self.device)
+        enc = self.tokenizer(self._prompt(messages), return_tensors="pt", add_special_tokens=False).to(
+            self.device
+        )
         pad = self.tokenizer.pad_token_id
         with torch.no_grad():
             out = self.model.generate(

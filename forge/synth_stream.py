@@ -146,7 +146,17 @@ def synthesize_to_parquet(
     gen_counts: Counter = Counter()
     heldout = frozenset(heldout_providers)
     jobs = (
-        _Job(i, rows, str(out / f"part-{i:05d}.parquet"), seed, per_api, patterns, heldout, generator, created_at)
+        _Job(
+            i,
+            rows,
+            str(out / f"part-{i:05d}.parquet"),
+            seed,
+            per_api,
+            patterns,
+            heldout,
+            generator,
+            created_at,
+        )
         for i, rows in enumerate(iter_api_chunks(api_path, chunk_ops, read_stats))
     )
     written: set[str] = set()

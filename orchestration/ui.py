@@ -48,7 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     ]
     print(f"MLflow UI:  http://127.0.0.1:{args.mlflow_port}  ({paths.tracking_uri})")
     print(f"Dagster UI: http://127.0.0.1:{args.dagster_port}  (DAGSTER_HOME={os.environ['DAGSTER_HOME']})")
-    mlflow_proc = subprocess.Popen(mlflow_cmd)
+    # MLflow's background job workers (online scoring, trace archival) are not used here and
+    # would start several heavy processes on a 2-core machine.
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    mlflow_proc = subprocess.Popen(mlflow_cmd, env=env)
     try:
         return subprocess.call(dagster_cmd, cwd=REPO_ROOT)
     except KeyboardInterrupt:

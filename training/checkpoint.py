@@ -81,12 +81,20 @@ def save_checkpoint(
     rng: list[dict[str, Any]] | None = None,
     extra: dict[str, Any] | None = None,
     keep_last: int = 2,
+    model_state: dict[str, Any] | None = None,
+    optim_state: dict[str, Any] | None = None,
 ) -> Path:
     """Write the checkpoint of optimizer step `step` (the number of steps done) and prune to `keep_last`.
 
     `model` is the unwrapped module (no DDP / compile wrapper). `rng` is one `rng_state()` per rank.
+    Model and optimizer state are full, name-keyed dicts (parallel.full_state), so any world size can
+    resume; a sharded (FSDP) run gathers them on every rank first and passes `model_state`/`optim_state`.
     Returns the checkpoint directory.
     """
+    from training.parallel import full_state
+
+    if model_state is None or optim_state is None:
+        model_state, optim_state = full_state(model, optimizer)
     root = Path(output_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:08d}"
@@ -94,8 +102,8 @@ def save_checkpoint(
     try:
         state = {
             "step": step,
-            "model": trainable_state_dict(model),
-            "optimizer": optimizer.state_dict(),
+            "model": model_state,
+            "optimizer": optim_state,
             "data": data_state,
             "tokens_seen": tokens_seen,
             "rng": rng or [rng_state()],
@@ -142,32 +150,41 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
 def load_checkpoint(
     path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None
 ) -> dict[str, Any]:
-    """Load model (and optimizer) state from checkpoint dir `path`; returns the whole state dict
-    (step, data, tokens_seen, rng, config, extra) for the caller to restore the rest."""
+    """Load model (and optimizer) state from checkpoint dir `path` into a model of any world size / wrapper
+    (every rank calls this; FSDP ranks keep their shard); returns the whole state dict (step, data,
+    tokens_seen, rng, config, extra) for the caller to restore the rest."""
+    from training.parallel import load_full_state
+
     file = Path(path) / "state.pt"
     if not file.is_file():
         raise FileNotFoundError(f"checkpoint not found: {file}")
     state = torch.load(file, map_location="cpu", weights_only=True)
+    expected = set(model.state_dict())
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    missing, unexpected = model.load_state_dict(state["model"], strict=False)
-    bad_missing = [k for k in missing if k in trainable]
-    if unexpected or bad_missing:
+    unexpected = sorted(set(state["model"]) - expected)
+    missing = sorted(trainable - set(state["model"]))
+    if unexpected or missing:
         raise RuntimeError(
-            f"checkpoint {path} does not match the model: missing {bad_missing[:5]}, unexpected {unexpected[:5]}"
+            f"checkpoint {path} does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}"
         )
-    if optimizer is not None:
-        optimizer.load_state_dict(state["optimizer"])
+    load_full_state(model, optimizer, state["model"], state["optimizer"] if optimizer is not None else None)
     return state
 
 
-def export_hf(model: Any, tokenizer: Any, out_dir: str | Path) -> Path:
+def export_hf(
+    model: Any, tokenizer: Any, out_dir: str | Path, state_dict: dict[str, Any] | None = None
+) -> Path:
     """Save `model` (safetensors) and `tokenizer` with `save_pretrained` into `out_dir`, replacing it atomically;
-    the result loads with `AutoModelForCausalLM.from_pretrained(out_dir)` / `AutoTokenizer.from_pretrained`."""
+    the result loads with `AutoModelForCausalLM.from_pretrained(out_dir)` / `AutoTokenizer.from_pretrained`.
+    `state_dict`: the gathered full weights of a sharded model (parallel.gathered_model_state)."""
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{out.name}-", dir=out.parent))
     try:
-        model.save_pretrained(tmp)
+        if state_dict is not None:
+            model.save_pretrained(tmp, state_dict=state_dict)
+        else:
+            model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         old = None
         if out.exists():

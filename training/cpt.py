@@ -17,7 +17,14 @@ from training.config import RunConfig, to_dict
 from training.data import PackedBatches, PackedShards
 from training.loop import close_sinks, emit, finish, make_sinks, seed_everything, train_loop
 from training.metrics import MetricSink
-from training.model import count_params, init_model, load_tokenizer, resolve_tokenizer_dir
+from training.model import (
+    count_params,
+    init_model,
+    load_tokenizer,
+    resolve_attn_implementation,
+    resolve_tokenizer_dir,
+)
+from training.parallel import gathered_model_state, is_sharded
 
 
 def manifest_tokenizer_dir(shards: PackedShards) -> str | None:
@@ -50,7 +57,8 @@ def train_cpt(cfg: RunConfig, sinks: Sequence[MetricSink] = ()) -> dict[str, Any
                 f"{len(tokenizer)} tokens: the shards were packed with a different tokenizer"
             )
         seed_everything(cfg.seed)  # same init on every rank
-        model = init_model(cfg.model, tokenizer).to(env.device)
+        attn = resolve_attn_implementation(cfg.model, cfg.data.doc_mask, env.device)
+        model = init_model(cfg.model, tokenizer, attn).to(env.device)
         max_pos = getattr(model.config, "max_position_embeddings", None)
         if max_pos is not None and cfg.data.seq_len > max_pos:
             raise ValueError(
@@ -64,10 +72,12 @@ def train_cpt(cfg: RunConfig, sinks: Sequence[MetricSink] = ()) -> dict[str, Any
             f"cpt: {n_params:,} params ({n_non_emb:,} non-embedding), {shards.n_train:,} train windows",
         )
         data = PackedBatches(shards, cfg.data.seed, env.rank, env.world_size)
-        result = train_loop(cfg, model, data, env, own, n_non_emb)
+        eos = shards.manifest.eos_id if cfg.data.doc_mask else None
+        result = train_loop(cfg, model, data, env, own, n_non_emb, eos_id=eos)
         hf_dir = Path(cfg.output_dir) / "hf"
+        gathered = gathered_model_state(model) if is_sharded(model) else None  # collective under FSDP
         if env.is_main:
-            export_hf(model, tokenizer, hf_dir)
+            export_hf(model, tokenizer, hf_dir, state_dict=gathered)
         D.barrier(env)
         wall = time.perf_counter() - t0
         summary = {

@@ -1,8 +1,10 @@
 """The training loop shared by CPT and SFT: one readable loop over optimizer steps.
 
-Per step: set the LR from the schedule, run `grad_accum_steps` micro-batches (DDP gradient sync only
-on the last), check the loss is finite, clip, step, then log / eval / checkpoint when due. The data
-source is any object with `next_batch(n)`, `eval_batches(n, max)`, `state()` and `load_state(s)`.
+Per step: set the LR from the schedule, run `grad_accum_steps` micro-batches (gradient sync only on
+the last), check the loss is finite, clip, step, then log / eval / checkpoint when due. The data
+source is any object with `next_batch(n)`, `eval_batches(n, max)`, `state()` and `load_state(s)`; a
+background Prefetcher reads ahead of it. Model wrapping (compile / DDP / FSDP2) is in parallel.py, the
+objective (chunked linear cross-entropy) in losses.py.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
-import torch.nn.functional as F
-from torch.nn.parallel import DistributedDataParallel
 
 from training import distributed as D
+from training import parallel as P
+from training.attention import document_mask
 from training.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from training.config import RunConfig, to_dict
 from training.metrics import JSONLSink, MetricSink, MlflowSink, memory_mib, mfu, peak_flops
+from training.prefetch import Prefetcher
 from training.schedule import lr_at
 
 
@@ -72,26 +75,45 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager:
 
 
 def compute_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Mean next-token cross-entropy over positions whose label is not -100. `labels` are already aligned
-    with `input_ids` (labels[t] is the target after input_ids[t]), so no shift happens here."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")).logits
-    return F.cross_entropy(logits.float().flatten(0, 1), batch["labels"].flatten(), ignore_index=-100)
+    """Mean next-token cross-entropy over positions whose label is not -100. `model` is the loss module
+    (losses.CausalLMLoss, possibly compiled / DDP- / FSDP-wrapped). `labels` are already aligned with
+    `input_ids` (labels[t] is the target after input_ids[t]), so no shift happens here."""
+    return model(
+        input_ids=batch["input_ids"], labels=batch["labels"], attention_mask=batch.get("attention_mask")
+    )
 
 
 def batch_tokens(batch: dict[str, torch.Tensor]) -> int:
-    """Tokens processed by a batch: non-padding input positions."""
+    """Tokens processed by a batch: non-padding input positions. Call it on the host copy (no GPU sync)."""
     mask = batch.get("attention_mask")
     return int(mask.sum()) if mask is not None else batch["input_ids"].numel()
 
 
+def to_device(
+    batch: dict[str, torch.Tensor], env: D.DistEnv, eos_id: int | None, attn: str
+) -> dict[str, torch.Tensor]:
+    """Copy a host batch to the device (asynchronously from pinned memory) and, for document masking,
+    replace the attention mask by the EOS-derived document mask."""
+    out = {k: v.to(env.device, non_blocking=True) for k, v in batch.items()}
+    if eos_id is not None:
+        out["attention_mask"] = document_mask(out["input_ids"], eos_id, attn)
+    return out
+
+
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, batches: list[dict[str, torch.Tensor]], env: D.DistEnv) -> float:
+def evaluate(
+    model: torch.nn.Module,
+    batches: list[dict[str, torch.Tensor]],
+    env: D.DistEnv,
+    eos_id: int | None = None,
+    attn: str = "sdpa",
+) -> float:
     """Mean loss over the held-out batches of all ranks (each batch weighted equally); NaN if there are none."""
     was_training = model.training
     model.eval()
     total = torch.zeros(2, device=env.device, dtype=torch.float64)
     for batch in batches:
-        batch = {k: v.to(env.device) for k, v in batch.items()}
+        batch = to_device(batch, env, eos_id, attn)
         with autocast(env.device):
             total[0] += compute_loss(model, batch).double()
         total[1] += 1
@@ -101,14 +123,24 @@ def evaluate(model: torch.nn.Module, batches: list[dict[str, torch.Tensor]], env
 
 
 def build_optimizer(model: torch.nn.Module, cfg: RunConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW over trainable parameters; weight decay only on matrices (not norms/biases), as in nanoGPT."""
+    """AdamW over trainable parameters; weight decay only on matrices (not norms/biases), as in nanoGPT.
+    Fused (one kernel for all parameters) on CUDA unless `optim.fused` says otherwise."""
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.optim.weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(
-        groups, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas), fused=device.type == "cuda" or None
+    fused = cfg.optim.fused if cfg.optim.fused is not None else device.type == "cuda"
+    return torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas), fused=fused or None)
+
+
+def _non_finite(step: int, loss: float, out_dir: Path, skipped: bool) -> NonFiniteLossError:
+    where = latest_checkpoint(out_dir)
+    what = "its update was skipped" if skipped else "weights were not updated"
+    return NonFiniteLossError(
+        f"loss is {loss} at step {step}; {what}. Last good checkpoint: "
+        f"{where if where else 'none (no checkpoint written yet)'}. Lower optim.lr or check the data, "
+        "then rerun with resume=true."
     )
 
 
@@ -119,12 +151,21 @@ def train_loop(
     env: D.DistEnv,
     sinks: list[MetricSink],
     n_params_non_embedding: int,
+    eos_id: int | None = None,
 ) -> dict[str, Any]:
     """Train `model` (on env.device, unwrapped) to `cfg.schedule.max_steps`, resuming from the latest
-    checkpoint in output_dir when `cfg.resume`. Returns loss/step/token/time numbers for the summary."""
+    checkpoint in output_dir when `cfg.resume`. Returns loss/step/token/time numbers for the summary.
+
+    `eos_id`: mask attention at document boundaries (CPT with `data.doc_mask`). The step never waits for
+    the GPU: loss, grad norm and token counts stay on the device and are read at log / eval / checkpoint
+    steps. With a fused optimizer a non-finite step is skipped on the device (found_inf) and reported at
+    the next read; otherwise the loss is checked every step, before the update.
+    """
     sched, out_dir = cfg.schedule, Path(cfg.output_dir)
     if env.device.type == "cuda":
         torch.set_float32_matmul_precision("high")  # TF32 for any fp32 matmul left outside autocast
+    loss_model, train_model = P.prepare_model(cfg, model, env)
+    attn = getattr(getattr(model, "config", None), "_attn_implementation", "sdpa")
     optimizer = build_optimizer(model, cfg, env.device)
     step, tokens_seen, resumed_from = 0, 0, None
     last_loss, last_eval = math.nan, math.nan
@@ -138,87 +179,109 @@ def train_loop(
         if len(state["rng"]) == env.world_size:
             set_rng_state(state["rng"][env.rank])
         emit(sinks, "log_text", f"resumed from {last_ckpt} at step {step}")
-    train_model: torch.nn.Module = model
-    if cfg.compile:
-        train_model = torch.compile(train_model)
-    if env.enabled:
-        ids = [env.local_rank] if env.device.type == "cuda" else None
-        train_model = DistributedDataParallel(train_model, device_ids=ids)
-    peak = peak_flops(env.device, cfg.peak_flops)
-    tokens_at_start = tokens_seen
+    source: Any = data
+    if cfg.perf.prefetch_batches > 0:
+        source = Prefetcher(data, sched.micro_batch_size, cfg.perf.prefetch_batches, env.device.type == "cuda")
+    dev = env.device
+    defer = bool(optimizer.defaults.get("fused")) and not P.uses_fsdp(cfg, env)
+    bad = torch.zeros(2, device=dev, dtype=torch.float64)  # [first non-finite step, its loss]
+    if defer:
+        optimizer.found_inf = torch.zeros((), device=dev, dtype=torch.float32)  # read by fused AdamW
+    n_micro = sched.grad_accum_steps * env.world_size
+    tokens_run = torch.zeros((), device=dev, dtype=torch.float64)  # tokens since this run started
+    peak = peak_flops(dev, cfg.peak_flops)
+    tokens_at_start, tokens_at_log, step_at_log = tokens_seen, tokens_seen, step
     config_dict = to_dict(cfg)
-    t_start = time.perf_counter()
+    t_start = t_log = time.perf_counter()
     train_model.train()
-    while step < sched.max_steps:
-        t0 = time.perf_counter()
-        lr = lr_at(
-            step,
-            lr=cfg.optim.lr,
-            min_lr=cfg.optim.min_lr,
-            warmup_steps=cfg.optim.warmup_steps,
-            max_steps=sched.max_steps,
-        )
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        stats = torch.zeros(2, device=env.device, dtype=torch.float64)  # [sum of micro losses, tokens]
-        for micro in range(sched.grad_accum_steps):
-            batch = {
-                k: v.to(env.device, non_blocking=True)
-                for k, v in data.next_batch(sched.micro_batch_size).items()
-            }
-            last_micro = micro == sched.grad_accum_steps - 1
-            sync = contextlib.nullcontext() if (last_micro or not env.enabled) else train_model.no_sync()
-            with sync:
-                with autocast(env.device):
-                    loss = compute_loss(train_model, batch)
-                (loss / sched.grad_accum_steps).backward()
-            stats[0] += loss.detach().double()
-            stats[1] += batch_tokens(batch)
-        D.all_reduce_sum(stats, env)
-        step_loss = float(stats[0]) / (sched.grad_accum_steps * env.world_size)
-        if not math.isfinite(step_loss):
-            where = latest_checkpoint(out_dir)
-            raise NonFiniteLossError(
-                f"loss is {step_loss} at step {step + 1}; weights were not updated. Last good checkpoint: "
-                f"{where if where else 'none (no checkpoint written yet)'}. Lower optim.lr or check the data, "
-                "then rerun with resume=true."
+    try:
+        while step < sched.max_steps:
+            lr = lr_at(
+                step,
+                lr=cfg.optim.lr,
+                min_lr=cfg.optim.min_lr,
+                warmup_steps=cfg.optim.warmup_steps,
+                max_steps=sched.max_steps,
             )
-        clip = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else math.inf
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), clip))
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        step_tokens = int(stats[1])
-        tokens_seen += step_tokens
-        last_loss = step_loss
-        if env.device.type == "cuda":
-            torch.cuda.synchronize(env.device)
-        dt = time.perf_counter() - t0
-        if step % sched.log_every == 0 or step == sched.max_steps:
-            tps = step_tokens / dt if dt > 0 else 0.0
-            metrics = {
-                "loss": step_loss,
-                "lr": lr,
-                "grad_norm": grad_norm,
-                "tokens_per_s": tps,
-                "tokens_seen": tokens_seen,
-                "mfu": mfu(n_params_non_embedding, tps, peak, env.world_size),
-                "memory_mib": memory_mib(env.device),
-                "step_time_s": dt,
-            }
-            emit(sinks, "log_metrics", step, metrics)
-        if sched.eval_every > 0 and (step % sched.eval_every == 0 or step == sched.max_steps):
-            last_eval = evaluate(model, data.eval_batches(sched.micro_batch_size, sched.eval_batches), env)
-            emit(sinks, "log_metrics", step, {"eval_loss": last_eval})
-        if (sched.checkpoint_every > 0 and step % sched.checkpoint_every == 0) or step == sched.max_steps:
-            rngs = D.gather_objects(rng_state(), env)
-            if env.is_main:
-                save_checkpoint(
-                    out_dir, step, model, optimizer, data_state=data.state(), tokens_seen=tokens_seen,
-                    config=config_dict, rng=rngs, keep_last=sched.keep_checkpoints,
-                    extra={"loss": last_loss, "eval_loss": last_eval},
-                )  # fmt: skip
-            D.barrier(env)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            stats = torch.zeros(2, device=dev, dtype=torch.float64)  # [sum of micro losses, tokens]
+            for micro in range(sched.grad_accum_steps):
+                host = source.next_batch(sched.micro_batch_size)
+                n_tokens = batch_tokens(host)
+                batch = to_device(host, env, eos_id, attn)
+                with P.grad_sync(train_model, micro == sched.grad_accum_steps - 1):
+                    with autocast(dev):
+                        loss = compute_loss(train_model, batch)
+                    (loss / sched.grad_accum_steps).backward()
+                stats[0] += loss.detach().double()
+                stats[1] += n_tokens
+            D.all_reduce_sum(stats, env)
+            step_loss = stats[0] / n_micro
+            clip = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else math.inf
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            if hasattr(grad_norm, "full_tensor"):  # DTensor under FSDP
+                grad_norm = grad_norm.full_tensor()
+            if defer:
+                is_bad = ~torch.isfinite(step_loss) | ~torch.isfinite(grad_norm)
+                optimizer.found_inf.copy_(is_bad)
+                first = is_bad & (bad[0] == 0)  # python scalars below: no host-to-device copy, no sync
+                bad.copy_(torch.stack([torch.where(first, step + 1.0, bad[0]), torch.where(first, step_loss, bad[1])]))
+            elif not math.isfinite(float(step_loss)):
+                raise _non_finite(step + 1, float(step_loss), out_dir, skipped=False)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            tokens_run += stats[1]
+            due_log = step % sched.log_every == 0 or step == sched.max_steps
+            due_eval = sched.eval_every > 0 and (step % sched.eval_every == 0 or step == sched.max_steps)
+            due_ckpt = (sched.checkpoint_every > 0 and step % sched.checkpoint_every == 0) or (
+                sched.final_checkpoint and step == sched.max_steps
+            )
+            if not (due_log or due_eval or due_ckpt or step == sched.max_steps):
+                continue
+            # one host read per logged step: loss, grad norm, tokens, first non-finite step
+            loss_v, norm_v, run_tokens, bad_step, bad_loss = torch.stack(
+                [step_loss, grad_norm.double(), tokens_run, bad[0], bad[1]]
+            ).tolist()
+            if bad_step > 0:
+                raise _non_finite(int(bad_step), bad_loss, out_dir, skipped=True)
+            last_loss, tokens_seen = loss_v, tokens_at_start + int(run_tokens)
+            if due_log:
+                now = time.perf_counter()
+                dt, n_steps = now - t_log, max(step - step_at_log, 1)
+                tps = (tokens_seen - tokens_at_log) / dt if dt > 0 else 0.0
+                metrics = {
+                    "loss": loss_v,
+                    "lr": lr,
+                    "grad_norm": norm_v,
+                    "tokens_per_s": tps,
+                    "tokens_seen": tokens_seen,
+                    "mfu": mfu(n_params_non_embedding, tps, peak, env.world_size),
+                    "memory_mib": memory_mib(dev),
+                    "step_time_s": dt / n_steps,
+                }
+                emit(sinks, "log_metrics", step, metrics)
+            if due_eval:
+                batches = source.eval_batches(sched.micro_batch_size, sched.eval_batches)
+                last_eval = evaluate(loss_model, batches, env, eos_id, attn)
+                emit(sinks, "log_metrics", step, {"eval_loss": last_eval})
+            if due_ckpt:
+                rngs = D.gather_objects(rng_state(), env)
+                model_state, optim_state = P.full_state(model, optimizer)
+                if env.is_main:
+                    save_checkpoint(
+                        out_dir, step, model, optimizer, data_state=source.state(), tokens_seen=tokens_seen,
+                        config=config_dict, rng=rngs, keep_last=sched.keep_checkpoints,
+                        extra={"loss": last_loss, "eval_loss": last_eval},
+                        model_state=model_state, optim_state=optim_state,
+                    )  # fmt: skip
+                D.barrier(env)
+            if due_log:
+                t_log, tokens_at_log, step_at_log = time.perf_counter(), tokens_seen, step
+    finally:
+        if isinstance(source, Prefetcher):
+            source.close()
     return {
         "final_loss": last_loss,
         "final_eval_loss": last_eval,

@@ -24,6 +24,7 @@ from training.data import EpochSampler
 from training.loop import close_sinks, emit, finish, make_sinks, seed_everything, train_loop
 from training.metrics import MetricSink
 from training.model import count_params, init_model, load_tokenizer, resolve_tokenizer_dir
+from training.parallel import gathered_model_state, is_sharded
 
 _GENERATION_TAG = re.compile(r"\{%-?\s*generation\s*-?%\}")
 
@@ -164,6 +165,8 @@ def train_sft(cfg: RunConfig, sinks: Sequence[MetricSink] = ()) -> dict[str, Any
         examples, skipped = load_sft_examples(cfg.data.sft_path, tokenizer, cfg.data.seq_len)
         if skipped:
             emit(own, "log_text", f"sft: skipped rows by reason: {dict(skipped)}")
+        if cfg.parallel == "fsdp" and env.enabled and not cfg.full_finetune:
+            raise ValueError("sft: parallel='fsdp' supports full_finetune only; use parallel='ddp' for LoRA")
         seed_everything(cfg.seed)
         model = init_model(cfg.model, tokenizer)
         n_params, n_non_emb = count_params(model, non_embedding=False), count_params(model)
@@ -178,11 +181,12 @@ def train_sft(cfg: RunConfig, sinks: Sequence[MetricSink] = ()) -> dict[str, Any
         result = train_loop(cfg, model, data, env, own, n_non_emb)
         out = Path(cfg.output_dir)
         adapter_dir = None if cfg.full_finetune else out / "adapter"
+        gathered = gathered_model_state(model) if is_sharded(model) else None  # collective under FSDP
         if env.is_main:
             if adapter_dir is not None:
                 export_hf(model, tokenizer, adapter_dir)
                 model = model.merge_and_unload()
-            export_hf(model, tokenizer, out / "hf")
+            export_hf(model, tokenizer, out / "hf", state_dict=gathered)
         D.barrier(env)
         summary = {
             "command": "sft",

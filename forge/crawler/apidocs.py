@@ -18,6 +18,8 @@ from typing import Any
 CALLABLE_KINDS = ("function", "method", "classmethod", "staticmethod", "class", "decorator")
 _FIELD_DOC = re.compile(r"^\s*\**(\w+)\s*(?:\(([^)]*)\))?\s*[–—:-]+\s*(.+)$", re.S)
 _WS = re.compile(r"\s+")
+#: Tags whose start can change the collector's state (anything else is skipped unparsed).
+_SINK_TAGS = frozenset({"dl", "dt", "dd", "em", "span", "code", "a", "p", "li", "title", "section", "div"})
 
 
 def _clean(text: str) -> str:
@@ -105,6 +107,7 @@ class _Frame:
     params: list[dict[str, Any]] = field(default_factory=list)
     param_buf: list[str] | None = None
     optional: bool = False
+    kw_only: bool = False
     desc: list[str] = field(default_factory=list)
     summary: list[str] | None = None
     summary_done: bool = False
@@ -119,7 +122,7 @@ class ApiDocCollector:
     """Event sink (``start``/``end``/``data``) collecting API signatures of one page."""
 
     def __init__(self) -> None:
-        self._stack: list[tuple[str, str]] = []  # (tag, role) of elements that matter
+        self._stack: list[tuple[str, str, _Frame | None]] = []  # (tag, role, frame) of elements that matter
         self._frames: list[_Frame] = []
         self._done: list[dict[str, Any]] = []
         self.module = ""
@@ -128,6 +131,8 @@ class ApiDocCollector:
 
     # -------------------------------------------------------------- events
     def start(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in _SINK_TAGS or (not attrs and not self._frames and tag not in ("dt", "title")):
+            return
         a = dict(attrs)
         ident = a.get("id") or ""
         if ident.startswith("module-"):
@@ -145,7 +150,12 @@ class ApiDocCollector:
                 role = "pydl"
             elif frame and frame.phase == "desc" and "field-list" in classes:
                 role = "fielddl"
+            else:
+                role = "dl"  # closes whatever it holds that was left unclosed (pydoc omits </dt>)
         elif tag == "dt":
+            if frame and frame.style == "pydoc" and frame.phase == "sig":
+                self.end("dt")  # pydoc's data entries leave <dt> open
+                frame = self._frames[-1] if self._frames else None
             if frame and frame.phase == "await_sig" and frame.style == "sphinx":
                 frame.phase, frame.qualname, role = "sig", ident, "sigdt"
             elif frame and frame.phase == "desc" and self._inside("fielddl"):
@@ -174,10 +184,10 @@ class ApiDocCollector:
         elif tag == "li" and frame.phase == "desc" and self._inside("fielddd"):
             frame.li, role = [], "li"
         if role:
-            self._stack.append((tag, role))
+            self._stack.append((tag, role, self._frames[-1] if self._frames else None))
 
     def _inside(self, role: str) -> bool:
-        for _tag, r in reversed(self._stack):
+        for _tag, r, _f in reversed(self._stack):
             if r == role:
                 return True
             if r in ("pydl", "desc"):
@@ -187,29 +197,47 @@ class ApiDocCollector:
     def end(self, tag: str) -> None:
         if tag == "title" and self._title is not None:
             self.title, self._title = _clean("".join(self._title)), None
-            if not self.module and self.title.startswith("Python: module "):
+            if not self.module and self.title.startswith(("Python: module ", "Python: package ")):
                 self.module = self.title.split()[-1]
             return
         for i in range(len(self._stack) - 1, -1, -1):
             if self._stack[i][0] == tag:
-                for _t, role in reversed(self._stack[i:]):
-                    self._close(role)
+                for _t, role, fr in reversed(self._stack[i:]):
+                    self._close(role, fr)
                 del self._stack[i:]
                 return
 
-    def _close(self, role: str) -> None:
-        if not self._frames:
+    def _pop_to(self, frame: _Frame, emit: bool = True) -> None:
+        """Pop frames down to and including ``frame`` (inner ones left open by bad HTML too)."""
+        if not any(f is frame for f in self._frames):
             return
-        frame = self._frames[-1]
+        while self._frames:
+            top = self._frames.pop()
+            if emit and top.phase in ("after_sig", "desc"):
+                self._emit(top)
+            if top is frame:
+                return
+
+    def _close(self, role: str, frame: _Frame | None) -> None:
+        if frame is None:
+            return
         if role == "param" and frame.param_buf is not None:
-            p = parse_param("".join(frame.param_buf), frame.optional)
-            if p is not None:
+            raw = _clean("".join(frame.param_buf))
+            p = parse_param(raw, frame.optional)
+            if raw == "*":
+                frame.kw_only = True
+            elif raw == "/":
+                for q in frame.params:
+                    q["kind"] = "positional_only" if q["kind"] == "positional_or_keyword" else q["kind"]
+            elif p is not None:
+                if frame.kw_only and p["kind"] == "positional_or_keyword":
+                    p["kind"] = "keyword_only"
                 frame.params.append(p)
             frame.param_buf = None
         elif role in ("sigdt", "pydt"):
             frame.phase = "after_sig"
             if role == "pydt" and not self._finish_pydoc(frame):
-                self._frames.pop()
+                self._pop_to(frame, emit=False)
         elif role == "summary":
             frame.summary_done = True
         elif role == "fielddt" and frame.field_name is not None:
@@ -220,7 +248,7 @@ class ApiDocCollector:
                 frame.param_docs[m.group(1)] = m.group(3).strip()
             frame.li = None
         elif role in ("desc", "pydl"):
-            self._emit(self._frames.pop())
+            self._pop_to(frame)
 
     def data(self, data: str) -> None:
         if self._title is not None:
@@ -232,7 +260,7 @@ class ApiDocCollector:
         if frame.phase == "sig":
             if frame.param_buf is not None:
                 frame.param_buf.append(data)
-            elif self._stack and self._stack[-1][1] in ("name", "anchor"):
+            elif self._stack and self._stack[-1][1] in ("name", "anchor") and self._stack[-1][2] is frame:
                 frame.names.append(data)
             else:
                 frame.sig_text.append(data)
@@ -272,6 +300,8 @@ class ApiDocCollector:
         frame.phase = "done"
         qualname = frame.qualname or _clean("".join(frame.names)).rstrip("(")
         if not qualname or not re.fullmatch(r"[A-Za-z_][\w.]*", qualname):
+            return
+        if qualname.rsplit(".", 1)[-1].startswith("_"):  # private and dunder names are not public API
             return
         params = frame.params
         if frame.kind in ("method", "classmethod") and params and params[0]["name"] in ("self", "cls"):

@@ -63,6 +63,8 @@ class _PageParser(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if self.sink is not None:
             self.sink.start(tag, attrs)
+        if not attrs and tag not in _BLOCK and tag not in _SKIP and tag not in _BOILER_TAGS and tag != "title":
+            return
         a = dict(attrs)
         if tag == "a":
             href = a.get("href")
