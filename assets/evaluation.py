@@ -10,8 +10,10 @@ from dagster import AssetExecutionContext, AssetKey, MaterializeResult, Metadata
 import evaluation.bfcl_runner
 import evaluation.checker
 import evaluation.generate
+import evaluation.humaneval
 import evaluation.parse
 import evaluation.pipeline
+import evaluation.unseen_card
 import forge.corpus
 import forge.unseen
 from assets.common import finished_result, materialize_stage, start_mlflow_run, up_to_date_result
@@ -23,6 +25,7 @@ from evaluation.scorecard import build_scorecard, format_scorecard
 from forge.io import atomic_write_json, atomic_write_text, file_digest, fingerprint
 from forge.markers import read_marker, upstream_fingerprint
 from forge.warehouse import code_digest, table_fingerprint
+from orchestration.profile import resolve_repo_path
 from orchestration.resources import ForgeResource, MlflowResource
 
 SFT = AssetKey("sft_model")
@@ -49,8 +52,20 @@ def _sft_dir(profile: ForgeResource) -> Path:
 def unseen_api_benchmark(context: AssetExecutionContext, profile: ForgeResource) -> MaterializeResult:
     cfg = profile.section("evaluation", "unseen") or {}
     wh, out = profile.paths.warehouse, profile.paths.evaluation / "unseen_api_benchmark"
-    fp = fingerprint(cfg, table_fingerprint(wh, "fct_eval_holdout"), code_digest(forge.unseen, forge.corpus))
-    return materialize_stage(context, out, fp, lambda: forge.corpus.build_unseen_benchmark(wh, cfg, out))
+    fp = fingerprint(
+        cfg,
+        table_fingerprint(wh, "fct_eval_holdout"),
+        code_digest(forge.unseen, forge.corpus, evaluation.unseen_card),
+    )
+
+    def build() -> dict[str, Any]:
+        meta = forge.corpus.build_unseen_benchmark(wh, cfg, out)
+        card = evaluation.unseen_card.write_card(
+            out, providers=meta["providers"], n_operations=meta["n_operations"]
+        )
+        return {**meta, "version": card.get("version")}
+
+    return materialize_stage(context, out, fp, build)
 
 
 def _eval_asset(name: str, deps: list[AssetKey], description: str, run, inputs):
@@ -99,6 +114,8 @@ def _flat_metrics(result: dict[str, Any]) -> dict[str, float]:
         out[f"acc.{cat}"] = float(stats["accuracy"])
     for group, stats in (result.get("summary") or {}).items():
         out[f"acc.{group}"] = float(stats["accuracy"])
+    if "pass@1" in result:
+        out["pass_at_1"] = float(result["pass@1"])
     for key, value in result.items():
         if isinstance(value, dict) and "ppl" in value:
             out[f"ppl.{key}"] = float(value["ppl"])
@@ -149,7 +166,23 @@ general_retention = _eval_asset(
     _retention_inputs,
 )
 
-EVAL_ASSETS = ("bfcl_eval", "unseen_api_eval", "general_retention")
+
+def _humaneval_inputs(profile: ForgeResource):
+    cfg = dict(profile.section("evaluation", "humaneval") or {})
+    local = cfg.pop("local_path", None)
+    path = resolve_repo_path(local) if local else evaluation.humaneval.download_humaneval(profile.paths.cache)
+    return {"path": path, "digest": file_digest(path)[:32]}, cfg
+
+
+humaneval_eval = _eval_asset(
+    "humaneval_eval",
+    [],
+    "HumanEval pass@1 (greedy), completions executed in a sandboxed subprocess (time, memory, no network).",
+    evaluation.pipeline.run_humaneval,
+    _humaneval_inputs,
+)
+
+EVAL_ASSETS = ("bfcl_eval", "unseen_api_eval", "general_retention", "humaneval_eval")
 
 
 @asset(
@@ -173,6 +206,8 @@ def scorecard(
         results["unseen_api"] = json.loads((ev / "unseen_api_eval" / "results.json").read_text())
         for cat, res in json.loads((ev / "general_retention" / "results.json").read_text()).items():
             results[f"ppl_{cat}"] = res
+        humaneval = json.loads((ev / "humaneval_eval" / "results.json").read_text())
+        results["humaneval"] = {"pass@1": humaneval["pass@1"], "n_problems": humaneval.get("n_problems", 0)}
         card = build_scorecard(results)
         text, md = format_scorecard(card, "text"), format_scorecard(card, "markdown")
         atomic_write_json(out / "scorecard.json", card)
@@ -208,4 +243,11 @@ def scorecard(
     )
 
 
-evaluation_assets = [unseen_api_benchmark, bfcl_eval, unseen_api_eval, general_retention, scorecard]
+evaluation_assets = [
+    unseen_api_benchmark,
+    bfcl_eval,
+    unseen_api_eval,
+    general_retention,
+    humaneval_eval,
+    scorecard,
+]

@@ -6,12 +6,16 @@ only resolve configuration, fingerprint, and call ``forge.pipeline``.
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, asset
 
+import forge.argsynth
+import forge.connectors.ingest
+import forge.executor
 import forge.general_docs
 import forge.openapi
 import forge.openapi_parse
 import forge.pipeline
 import forge.python_modules
 import forge.render
+import forge.synth_stream
 import forge.trajectories
 from assets.common import materialize_stage
 from forge.io import file_digest, fingerprint
@@ -140,7 +144,10 @@ def trajectories(context: AssetExecutionContext, profile: ForgeResource) -> Mate
     heldout = list(profile.section("sources", "heldout_providers") or [])
     api_dir, out = profile.paths.raw("api_operations"), profile.paths.raw("trajectories")
     fp = fingerprint(
-        upstream_fingerprint(api_dir), cfg, heldout, code_digest(forge.trajectories, forge.pipeline)
+        upstream_fingerprint(api_dir),
+        cfg,
+        heldout,
+        code_digest(forge.trajectories, forge.synth_stream, forge.executor, forge.argsynth, forge.pipeline),
     )
     return materialize_stage(
         context,
@@ -152,6 +159,35 @@ def trajectories(context: AssetExecutionContext, profile: ForgeResource) -> Mate
             seed=int(cfg.get("seed", 0)),
             per_api=int(cfg.get("per_api", 1)),
             heldout_providers=heldout,
+            workers=int(cfg.get("workers", 1)),
+            chunk_ops=int(cfg.get("chunk_ops", 4000)),
+            generator=cfg.get("generator"),
+        ),
+    )
+
+
+@asset(
+    key=raw_key("dataset_trajectories"),
+    group_name="ingest",
+    kinds={"python", "parquet"},
+    description="Public function-calling datasets (xLAM/APIGen, ToolACE, Glaive v2, ToolBench, OpenAI "
+    "chat, ShareGPT formats) in the normalized trajectory schema, each row with its license.",
+)
+def dataset_trajectories(context: AssetExecutionContext, profile: ForgeResource) -> MaterializeResult:
+    specs = [
+        {**spec, "path": str(resolve_repo_path(spec["path"]))} if spec.get("path") else dict(spec)
+        for spec in (profile.section("sources", "datasets") or [])
+    ]
+    allowed = list(profile.section("warehouse", "allowed_licenses") or ["*"])
+    out = profile.paths.raw("dataset_trajectories")
+    local = [file_digest(s["path"]) for s in specs if s.get("path")]
+    fp = fingerprint(specs, local, allowed, code_digest(forge.connectors.ingest, forge.pipeline))
+    return materialize_stage(
+        context,
+        out,
+        fp,
+        lambda: forge.pipeline.ingest_dataset_trajectories(
+            specs, out, allowed_licenses=allowed, cache_dir=profile.paths.cache / "datasets"
         ),
     )
 
@@ -160,21 +196,30 @@ def trajectories(context: AssetExecutionContext, profile: ForgeResource) -> Mate
     key=raw_key("agent_documents"),
     group_name="ingest",
     kinds={"python", "parquet"},
-    deps=[raw_key("api_operations"), raw_key("trajectories")],
+    deps=[raw_key("api_operations"), raw_key("trajectories"), raw_key("dataset_trajectories")],
     description="Agent pre-training text: each API's documentation, and each valid trajectory "
-    "(tool docs + conversation).",
+    "(tool docs + conversation), synthesized or from a dataset.",
 )
 def agent_documents(context: AssetExecutionContext, profile: ForgeResource) -> MaterializeResult:
-    api_dir, traj_dir = profile.paths.raw("api_operations"), profile.paths.raw("trajectories")
+    api_dir = profile.paths.raw("api_operations")
+    traj_dirs = [profile.paths.raw("trajectories"), profile.paths.raw("dataset_trajectories")]
     out = profile.paths.raw("agent_documents")
     fp = fingerprint(
         upstream_fingerprint(api_dir),
-        upstream_fingerprint(traj_dir),
+        [upstream_fingerprint(d) for d in traj_dirs],
         code_digest(forge.render, forge.pipeline),
     )
     return materialize_stage(
-        context, out, fp, lambda: forge.pipeline.render_agent_documents(api_dir, traj_dir, out)
+        context, out, fp, lambda: forge.pipeline.render_agent_documents(api_dir, traj_dirs, out)
     )
 
 
-ingest_assets = [api_operations, code_documents, text_documents, bfcl_items, trajectories, agent_documents]
+ingest_assets = [
+    dataset_trajectories,
+    api_operations,
+    code_documents,
+    text_documents,
+    bfcl_items,
+    trajectories,
+    agent_documents,
+]

@@ -107,7 +107,14 @@ class Engine:
         max_len = max(len(p) for p in prompts) + max_new_tokens
         slots = min(self.config.slots, len(prompts))
         state = kernels.DecodeState.allocate(
-            slots, max_len, max_new_tokens, self.n_layers, self.kv_heads, self.head_dim, self.dtype, self.device
+            slots,
+            max_len,
+            max_new_tokens,
+            self.n_layers,
+            self.kv_heads,
+            self.head_dim,
+            self.dtype,
+            self.device,
         )
         was_training = self.model.training
         self.model.eval()
@@ -155,7 +162,12 @@ class Engine:
         return [o if o is not None else [] for o in outputs]
 
     def _admit(
-        self, state: kernels.DecodeState, prompts: list[list[int]], queue: list[int], free: list[int], max_new: int
+        self,
+        state: kernels.DecodeState,
+        prompts: list[list[int]],
+        queue: list[int],
+        free: list[int],
+        max_new: int,
     ) -> list[tuple[int, int]]:
         """Prefill the next prompts into ``free`` slots, in groups of at most ``prefill_tokens`` padded tokens."""
         admitted: list[tuple[int, int]] = []
@@ -168,7 +180,15 @@ class Engine:
                 group.append(queue.pop())
             slots = [free.pop(0) for _ in group]
             first = self._prefill(state, [prompts[i] for i in group], slots)
-            state.start(slots, [len(prompts[i]) for i in group], first, self.stops, max_new, self.stop_seqs, self.stop_seq_pad)
+            state.start(
+                slots,
+                [len(prompts[i]) for i in group],
+                first,
+                self.stops,
+                max_new,
+                self.stop_seqs,
+                self.stop_seq_pad,
+            )
             admitted += list(zip(slots, group, strict=True))
         return admitted
 

@@ -120,7 +120,9 @@ def pack_sequences(
     return packed.to(device), (packed < 0).to(device)
 
 
-def sequence_hit(out: torch.Tensor, n_gen: torch.Tensor, seqs: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
+def sequence_hit(
+    out: torch.Tensor, n_gen: torch.Tensor, seqs: torch.Tensor, pad: torch.Tensor
+) -> torch.Tensor:
     """[S] bool: the generated tokens of each slot end with one of the stop sequences."""
     width = seqs.shape[1]
     cols = n_gen[:, None] - width + torch.arange(width, device=out.device)[None, :]

@@ -97,7 +97,12 @@ def _engine_supported(model: Any) -> bool:
 
 
 def hf_generate_ids(
-    model: Any, encoded: Sequence[Sequence[int]], stops: list[int], pad_id: int, max_new_tokens: int, batch_size: int
+    model: Any,
+    encoded: Sequence[Sequence[int]],
+    stops: list[int],
+    pad_id: int,
+    max_new_tokens: int,
+    batch_size: int,
 ) -> list[list[int]]:
     """The reference path: ``model.generate`` (greedy) on left-padded batches of similar length.
 

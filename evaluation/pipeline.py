@@ -88,3 +88,23 @@ def run_perplexity(model_dir: Path, texts_dir: Path, cfg: dict[str, Any], out_di
         if texts:
             result[path.stem] = perplexity(model, tokenizer, texts, seq_len=seq_len, batch_size=8)
     return save_result(out_dir, result)
+
+
+def run_humaneval(model_dir: Path, problems_path: Path, cfg: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    """HumanEval pass@1 (greedy) with sandboxed execution; ``problems_path`` from ``download_humaneval``."""
+    from evaluation.humaneval import evaluate_humaneval, load_problems
+
+    limit = cfg.get("limit")
+    problems = load_problems(problems_path, int(limit) if limit is not None else None)
+    model, tokenizer = load_model(model_dir)
+    result = evaluate_humaneval(
+        model,
+        tokenizer,
+        problems,
+        max_new_tokens=int(cfg.get("max_new_tokens", 384)),
+        batch_size=int(cfg.get("batch_size", 16)),
+        timeout_s=float(cfg.get("timeout_s", 10.0)),
+        memory_mb=int(cfg.get("memory_mb", 1024)),
+    )
+    result["config"] = {"problems_path": str(problems_path), **cfg}
+    return save_result(out_dir, result)

@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,15 @@ def read_parquet_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     for f in files:
         rows.extend(pq.read_table(f).to_pylist())
     return rows
+
+
+def iter_parquet_rows(path: str | os.PathLike[str], batch_size: int = 5_000) -> Iterator[dict[str, Any]]:
+    """Stream the rows of a Parquet file or directory, one record batch at a time."""
+    path = Path(path)
+    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    for f in files:
+        for batch in pq.ParquetFile(f).iter_batches(batch_size=batch_size):
+            yield from batch.to_pylist()
 
 
 def sha256_text(text: str) -> str:

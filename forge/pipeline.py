@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from forge import schemas
-from forge.io import read_parquet_rows, sha256_text, write_parquet
+from forge.io import iter_parquet_rows, read_parquet_rows, sha256_text, write_parquet
 from forge.stats import StepStats
 
 log = logging.getLogger(__name__)
@@ -203,42 +203,46 @@ def ingest_bfcl_items(data_dir: Path, out_dir: Path) -> dict[str, Any]:
 # Synthesis and rendering
 # --------------------------------------------------------------------------------------------------
 def synthesize_trajectories(
-    api_dir: Path, out_dir: Path, *, seed: int, per_api: int, heldout_providers: list[str]
+    api_dir: Path,
+    out_dir: Path,
+    *,
+    seed: int,
+    per_api: int,
+    heldout_providers: list[str],
+    workers: int = 1,
+    chunk_ops: int = 4000,
+    generator: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Executed, validated function-calling conversations from the ingested APIs."""
-    from forge.trajectories import synthesize
+    """Executed, validated function-calling conversations from the ingested APIs, streamed to
+    ``out_dir/part-*.parquet`` chunk by chunk (memory stays flat as the count grows)."""
+    from forge.synth_stream import synthesize_to_parquet
 
-    stats = StepStats("trajectories")
-    api_rows = read_parquet_rows(api_dir)
-    patterns: Counter = Counter()
-    valid = Counter()
-
-    def counted(rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        for row in rows:
-            patterns[row["pattern"]] += 1
-            valid[row["is_valid"]] += 1
-            yield row
-
-    trajectories = synthesize(
-        api_rows,
+    return synthesize_to_parquet(
+        api_dir,
+        out_dir,
         seed=seed,
         per_api=per_api,
-        patterns=None,
-        heldout_providers=set(heldout_providers),
-        stats=stats,
+        heldout_providers=heldout_providers,
+        workers=workers,
+        chunk_ops=chunk_ops,
+        generator=generator,
     )
-    n = write_parquet(out_dir / "part-0.parquet", counted(trajectories), schemas.TRAJECTORIES)
-    return {
-        "n_rows": n,
-        "n_valid": valid[True],
-        "n_invalid": valid[False],
-        "by_pattern": dict(patterns),
-        "drops": _stats_meta(stats),
-    }
 
 
-def render_agent_documents(api_dir: Path, trajectories_dir: Path, out_dir: Path) -> dict[str, Any]:
-    """Agent pre-training text: one document per API (its operations' docs), one per valid trajectory."""
+def ingest_dataset_trajectories(
+    specs: list[dict[str, Any]], out_dir: Path, *, allowed_licenses: list[str] | None, cache_dir: Path
+) -> dict[str, Any]:
+    """Public function-calling datasets (xLAM, ToolACE, Glaive, ToolBench, OpenAI, ShareGPT formats)
+    mapped to the normalized trajectory schema, rejects counted by reason."""
+    from forge.connectors import ingest_datasets
+
+    resolved = [dict(spec) for spec in specs]
+    return ingest_datasets(resolved, out_dir, allowed_licenses=allowed_licenses, cache_dir=cache_dir)
+
+
+def render_agent_documents(api_dir: Path, trajectory_dirs: list[Path], out_dir: Path) -> dict[str, Any]:
+    """Agent pre-training text: one document per API (its operations' docs), one per valid
+    trajectory (synthesized, or from a public dataset)."""
     from forge.render import render_api_doc, render_api_group, render_trajectory_text
 
     api_rows = read_parquet_rows(api_dir)
@@ -266,7 +270,7 @@ def render_agent_documents(api_dir: Path, trajectories_dir: Path, out_dir: Path)
                 "n_chars": len(text),
                 "sha256": sha256_text(text),
             }
-        for traj in read_parquet_rows(trajectories_dir):
+        for traj in (t for d in trajectory_dirs for t in iter_parquet_rows(d)):
             if not traj["is_valid"]:
                 continue
             text = render_trajectory_text(traj, docs_by_api)
@@ -278,8 +282,9 @@ def render_agent_documents(api_dir: Path, trajectories_dir: Path, out_dir: Path)
                 "api_ids": traj["api_ids"],
                 "source_table": "trajectories",
                 "source_row_id": traj["trajectory_id"],
-                # the spec the trajectory's (first) API came from
-                "source_uri": next((uri_by_api[a] for a in traj["api_ids"] if a in uri_by_api), None),
+                # a dataset row's file#row, or the spec the trajectory's (first) API came from
+                "source_uri": traj.get("source_uri")
+                or next((uri_by_api[a] for a in traj["api_ids"] if a in uri_by_api), None),
                 "text": text,
                 "license": traj["license"],
                 "is_seed": True,

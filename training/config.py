@@ -38,8 +38,8 @@ class ModelConfig:
     # Dtype the weights are held in. Keep float32 for training: on CUDA the forward runs under bf16
     # autocast with fp32 master weights.
     torch_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    # Attention kernel: "sdpa" (FlashAttention through torch's SDPA on GPU), "eager", or "flex_attention".
-    # With data.doc_mask on CUDA, "sdpa" is switched to "flex_attention" (see attention.py).
+    # Attention kernel: "sdpa" (for the Llama family our packed kernel: FlashAttention through SDPA when
+    # unmasked, flex-attention for document masks on GPU; see attention.py), "eager", or "flex_attention".
     attn_implementation: Literal["sdpa", "eager", "flex_attention"] = "sdpa"
 
 
@@ -233,7 +233,9 @@ def validate(cfg: RunConfig) -> RunConfig:
     if cfg.parallel not in ("ddp", "fsdp"):
         errors.append(f"parallel must be 'ddp' or 'fsdp', got {cfg.parallel!r}")
     if cfg.model.attn_implementation not in ("sdpa", "eager", "flex_attention"):
-        errors.append(f"model.attn_implementation must be sdpa, eager or flex_attention, got {cfg.model.attn_implementation!r}")
+        errors.append(
+            f"model.attn_implementation must be sdpa, eager or flex_attention, got {cfg.model.attn_implementation!r}"
+        )
     if cfg.data.doc_mask and cfg.model.attn_implementation == "eager":
         errors.append("data.doc_mask needs model.attn_implementation 'sdpa' or 'flex_attention'")
     if cfg.perf.loss_chunk_tokens < 0 or cfg.perf.prefetch_batches < 0:

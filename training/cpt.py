@@ -21,7 +21,6 @@ from training.model import (
     count_params,
     init_model,
     load_tokenizer,
-    resolve_attn_implementation,
     resolve_tokenizer_dir,
 )
 from training.parallel import gathered_model_state, is_sharded
@@ -57,8 +56,7 @@ def train_cpt(cfg: RunConfig, sinks: Sequence[MetricSink] = ()) -> dict[str, Any
                 f"{len(tokenizer)} tokens: the shards were packed with a different tokenizer"
             )
         seed_everything(cfg.seed)  # same init on every rank
-        attn = resolve_attn_implementation(cfg.model, cfg.data.doc_mask, env.device)
-        model = init_model(cfg.model, tokenizer, attn).to(env.device)
+        model = init_model(cfg.model, tokenizer).to(env.device)
         max_pos = getattr(model.config, "max_position_embeddings", None)
         if max_pos is not None and cfg.data.seq_len > max_pos:
             raise ValueError(

@@ -181,7 +181,9 @@ def train_loop(
         emit(sinks, "log_text", f"resumed from {last_ckpt} at step {step}")
     source: Any = data
     if cfg.perf.prefetch_batches > 0:
-        source = Prefetcher(data, sched.micro_batch_size, cfg.perf.prefetch_batches, env.device.type == "cuda")
+        source = Prefetcher(
+            data, sched.micro_batch_size, cfg.perf.prefetch_batches, env.device.type == "cuda"
+        )
     dev = env.device
     defer = bool(optimizer.defaults.get("fused")) and not P.uses_fsdp(cfg, env)
     bad = torch.zeros(2, device=dev, dtype=torch.float64)  # [first non-finite step, its loss]
@@ -226,7 +228,11 @@ def train_loop(
                 is_bad = ~torch.isfinite(step_loss) | ~torch.isfinite(grad_norm)
                 optimizer.found_inf.copy_(is_bad)
                 first = is_bad & (bad[0] == 0)  # python scalars below: no host-to-device copy, no sync
-                bad.copy_(torch.stack([torch.where(first, step + 1.0, bad[0]), torch.where(first, step_loss, bad[1])]))
+                bad.copy_(
+                    torch.stack(
+                        [torch.where(first, step + 1.0, bad[0]), torch.where(first, step_loss, bad[1])]
+                    )
+                )
             elif not math.isfinite(float(step_loss)):
                 raise _non_finite(step + 1, float(step_loss), out_dir, skipped=False)
             optimizer.step()

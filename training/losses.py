@@ -8,8 +8,7 @@ gradients: peak extra memory is one chunk's logits, and the head's matmuls are d
 The same idea as Liger-Kernel's fused linear cross-entropy, in plain PyTorch.
 
 `CausalLMLoss` wraps a Hugging Face causal LM so that the whole step (backbone + loss) is one module call:
-torch.compile sees one graph, and FSDP2's root hooks (which gather the embedding / head / final norm)
-fire around the whole computation.
+FSDP2's root hooks (which gather the embedding / head / final norm) fire around the whole computation.
 """
 
 from __future__ import annotations
@@ -107,7 +106,9 @@ class CausalLMLoss(torch.nn.Module):
     a 4D boolean mask or a flex-attention BlockMask (document masking, see `attention.py`).
     """
 
-    def __init__(self, model: torch.nn.Module, chunk_tokens: int = 4096, compute_dtype: torch.dtype | None = None):
+    def __init__(
+        self, model: torch.nn.Module, chunk_tokens: int = 4096, compute_dtype: torch.dtype | None = None
+    ):
         super().__init__()
         self.model = model
         self.chunk_tokens = chunk_tokens
@@ -115,6 +116,11 @@ class CausalLMLoss(torch.nn.Module):
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
         self.fused = chunk_tokens > 0 and supports_fused_loss(base)
         self._base = [base]  # a list, so the base model is not registered twice as a submodule
+        self._loss_fn = linear_cross_entropy
+
+    def compile_loss(self, **kwargs: Any) -> None:
+        """torch.compile the chunked loss (fuses the fp32 softmax / gradient arithmetic of each chunk)."""
+        self._loss_fn = torch.compile(linear_cross_entropy, **kwargs)
 
     def forward(
         self, input_ids: torch.Tensor, labels: torch.Tensor, attention_mask: Any = None
@@ -132,4 +138,4 @@ class CausalLMLoss(torch.nn.Module):
             if torch.is_autocast_enabled(hidden.device.type)
             else weight.dtype
         )
-        return linear_cross_entropy(hidden, weight, labels, self.chunk_tokens, dtype)
+        return self._loss_fn(hidden, weight, labels, self.chunk_tokens, dtype)

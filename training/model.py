@@ -38,15 +38,22 @@ def resolve_tokenizer_dir(model_cfg: ModelConfig, fallback: str | None = None) -
     )
 
 
-def resolve_attn_implementation(model_cfg: ModelConfig, doc_mask: bool, device: torch.device) -> str:
-    """The attention kernel to build the model with: document masking on CUDA needs flex-attention (SDPA's
-    FlashAttention takes no arbitrary mask); elsewhere the configured one."""
-    if doc_mask and device.type == "cuda" and model_cfg.attn_implementation == "sdpa":
-        return "flex_attention"
-    return model_cfg.attn_implementation
+def apply_attn_implementation(model: PreTrainedModel, requested: str) -> str:
+    """Point the model at its attention kernel: "sdpa" means our packed SDPA kernel (FlashAttention when
+    unmasked, flex-attention for document masks; attention.py) where the family allows it, else HF's
+    own. Returns the kernel's name (set on `model.config._attn_implementation`, read at every forward)."""
+    from training.attention import register_packed_sdpa, supports_packed_sdpa
+
+    name = requested
+    if requested == "sdpa" and supports_packed_sdpa(model.config):
+        name = register_packed_sdpa()
+    model.config._attn_implementation = name
+    return name
 
 
-def init_model(model_cfg: ModelConfig, tokenizer: Any, attn_implementation: str | None = None) -> PreTrainedModel:
+def init_model(
+    model_cfg: ModelConfig, tokenizer: Any, attn_implementation: str | None = None
+) -> PreTrainedModel:
     """Build the model to train.
 
     `init="config"`: a randomly initialised LlamaForCausalLM with the configured dims, vocabulary size
@@ -55,7 +62,7 @@ def init_model(model_cfg: ModelConfig, tokenizer: Any, attn_implementation: str 
     with the token embeddings grown when the tokenizer has more tokens than the model.
     """
     dtype = _DTYPES[model_cfg.torch_dtype]
-    attn = attn_implementation or model_cfg.attn_implementation
+    attn = model_cfg.attn_implementation
     if model_cfg.init == "config":
         config = LlamaConfig(
             vocab_size=len(tokenizer),
@@ -71,14 +78,17 @@ def init_model(model_cfg: ModelConfig, tokenizer: Any, attn_implementation: str 
             eos_token_id=tokenizer.eos_token_id,
             bos_token_id=tokenizer.bos_token_id,
         )
-        config._attn_implementation = attn
-        return LlamaForCausalLM(config).to(dtype)
+        config._attn_implementation = "sdpa" if attn == "sdpa" else attn
+        model = LlamaForCausalLM(config).to(dtype)
+        apply_attn_implementation(model, attn)
+        return model
     if model_cfg.init != "pretrained" or not model_cfg.name_or_path:
         raise ValueError(f"model: init={model_cfg.init!r} needs name_or_path when 'pretrained'")
     path = model_cfg.name_or_path
     if Path(path).is_absolute() and not Path(path).is_dir():
         raise FileNotFoundError(f"pretrained model directory not found: {path}")
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation=attn)
+    apply_attn_implementation(model, attn)
     if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(len(tokenizer))
     if model.config.pad_token_id is None:

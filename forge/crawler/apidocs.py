@@ -168,8 +168,10 @@ class ApiDocCollector:
         elif tag == "em" and frame.phase == "sig" and frame.style == "sphinx" and "property" not in classes:
             if "sig-param" in classes or not classes:
                 frame.param_buf, role = [], "param"
-        elif tag in ("span", "code") and frame.phase == "sig" and (
-            {"sig-name", "sig-prename", "descname", "descclassname"} & set(classes)
+        elif (
+            tag in ("span", "code")
+            and frame.phase == "sig"
+            and ({"sig-name", "sig-prename", "descname", "descclassname"} & set(classes))
         ):
             role = "name"
         elif tag == "a" and frame.phase == "sig" and frame.style == "pydoc" and a.get("name"):

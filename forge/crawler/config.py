@@ -33,7 +33,9 @@ class CrawlConfig:
     max_pages: int = 1000  # fetches (200, 304 and failures alike) per run: the page budget
     scopes: tuple[str, ...] = ()
     allow_addresses: tuple[str, ...] = ()
-    user_agent: str = f"{ROBOTS_TOKEN}/{__version__} (API-documentation corpus crawler; polite, obeys robots.txt)"
+    user_agent: str = (
+        f"{ROBOTS_TOKEN}/{__version__} (API-documentation corpus crawler; polite, obeys robots.txt)"
+    )
     respect_robots: bool = True
     obey_nofollow: bool = True
     min_delay_s: float = 1.0  # per host, between request starts (robots Crawl-delay may raise it)

@@ -17,11 +17,14 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
 
+from forge.crawler.htmltok import tokenize
 from forge.crawler.urls import BadURL, normalize_url
 
 _SKIP = {"script", "style", "noscript", "template", "svg", "form", "button", "select", "textarea", "iframe"}
 _BOILER_TAGS = {"nav", "header", "footer", "aside"}
-_BOILER_CLASS = re.compile(r"\b(sphinxsidebar|sidebar|related|footer|header|navbar|nav|menu|breadcrumbs?|toc)\b")
+_BOILER_CLASS = re.compile(
+    r"\b(sphinxsidebar|sidebar|related|footer|header|navbar|nav|menu|breadcrumbs?|toc)\b"
+)
 _MAIN_CLASS = re.compile(r"\b(body|content|main-content|document)\b")
 _BLOCK = {"p", "div", "section", "br", "li", "dt", "dd", "tr", "pre", "h1", "h2", "h3", "h4", "h5", "h6", "table",
           "blockquote", "article", "main", "ul", "ol", "dl", "hr"}  # fmt: skip
@@ -43,9 +46,10 @@ class PageExtract:
     signatures: list[dict[str, Any]] = field(default_factory=list)
 
 
-class _PageParser(HTMLParser):
+class _PageHandler:
+    """Parser events -> PageExtract (driven by ``htmltok.tokenize`` or by ``html.parser``)."""
+
     def __init__(self, url: str, sink: Any = None) -> None:
-        super().__init__(convert_charrefs=True)
         self.base = url
         self.sink = sink
         self.out = PageExtract()
@@ -63,7 +67,13 @@ class _PageParser(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if self.sink is not None:
             self.sink.start(tag, attrs)
-        if not attrs and tag not in _BLOCK and tag not in _SKIP and tag not in _BOILER_TAGS and tag != "title":
+        if (
+            not attrs
+            and tag not in _BLOCK
+            and tag not in _SKIP
+            and tag not in _BOILER_TAGS
+            and tag != "title"
+        ):
             return
         a = dict(attrs)
         if tag == "a":
@@ -90,8 +100,10 @@ class _PageParser(HTMLParser):
             flags = 1
         elif tag in _BOILER_TAGS or a.get("role") == "navigation" or _BOILER_CLASS.search(cls):
             flags = 2
-        elif tag in ("main", "article") or a.get("role") == "main" or (
-            tag == "div" and (_MAIN_CLASS.search(cls) or a.get("id") in ("content", "main"))
+        elif (
+            tag in ("main", "article")
+            or a.get("role") == "main"
+            or (tag == "div" and (_MAIN_CLASS.search(cls) or a.get("id") in ("content", "main")))
         ):
             flags = 4
         if flags or tag in _BLOCK:
@@ -164,19 +176,33 @@ class _PageParser(HTMLParser):
         return self.out
 
 
-def extract_page(html: str, url: str, with_apis: bool = True) -> PageExtract:
+class _StdlibDriver(HTMLParser):
+    def __init__(self, handler: _PageHandler) -> None:
+        super().__init__(convert_charrefs=True)
+        self.handle_starttag = handler.handle_starttag  # type: ignore[method-assign]
+        self.handle_endtag = handler.handle_endtag  # type: ignore[method-assign]
+        self.handle_data = handler.handle_data  # type: ignore[method-assign]
+
+
+def extract_page(html: str, url: str, with_apis: bool = True, parser: str = "fast") -> PageExtract:
     """Text, title, links (normalized, de-duplicated, in page order), canonical URL, robots meta
     directives and, if ``with_apis``, the Sphinx/pydoc API signatures of one HTML page.
 
-    Malformed HTML never raises: ``html.parser`` is lenient, and unclosed elements simply end
-    with the document.
+    ``parser``: ``"fast"`` (``forge.crawler.htmltok``, the default) or ``"stdlib"`` (``html.parser``);
+    both are lenient, so malformed HTML never raises and unclosed elements end with the document.
     """
     sink = None
     if with_apis:
         from forge.crawler.apidocs import ApiDocCollector
 
         sink = ApiDocCollector()
-    parser = _PageParser(url, sink)
-    parser.feed(html)
-    parser.close()
-    return parser.result()
+    handler = _PageHandler(url, sink)
+    if parser == "fast":
+        tokenize(html, handler)
+    elif parser == "stdlib":
+        driver = _StdlibDriver(handler)
+        driver.feed(html)
+        driver.close()
+    else:
+        raise ValueError(f"unknown parser {parser!r} (fast | stdlib)")
+    return handler.result()

@@ -122,7 +122,10 @@ class SafeFetcher:
         self.guard = guard or AddressGuard(config.allow_addresses, cache_s=config.dns_cache_s)
         self.events = events if events is not None else Counter()
         timeout = httpx.Timeout(
-            connect=config.connect_timeout_s, read=config.read_timeout_s, write=config.read_timeout_s, pool=None
+            connect=config.connect_timeout_s,
+            read=config.read_timeout_s,
+            write=config.read_timeout_s,
+            pool=None,
         )
         limits = httpx.Limits(max_connections=config.max_concurrency * 2, max_keepalive_connections=32)
         self._client = httpx.AsyncClient(
@@ -145,7 +148,9 @@ class SafeFetcher:
     def _host(self, key: str) -> _Host:
         st = self._hosts.get(key)
         if st is None:
-            st = self._hosts[key] = _Host(asyncio.Semaphore(self.config.per_host_concurrency), self.config.min_delay_s)
+            st = self._hosts[key] = _Host(
+                asyncio.Semaphore(self.config.per_host_concurrency), self.config.min_delay_s
+            )
         return st
 
     async def _take_slot(self, key: str) -> _Host:
@@ -239,7 +244,9 @@ class SafeFetcher:
             raise _Fail("bad_scheme", url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
-            await asyncio.get_running_loop().run_in_executor(None, self.guard.resolve, parts.hostname or "", port)
+            await asyncio.get_running_loop().run_in_executor(
+                None, self.guard.resolve, parts.hostname or "", port
+            )
         except BlockedAddress as exc:
             raise _Fail("ssrf_blocked", f"{url}: {exc}") from None
         except LookupError as exc:
@@ -250,7 +257,11 @@ class SafeFetcher:
                 raise _Fail("robots", url)
 
     async def _attempts(
-        self, url: str, result: FetchResult, conditional: tuple[str | None, str | None], accepted: tuple[str, ...]
+        self,
+        url: str,
+        result: FetchResult,
+        conditional: tuple[str | None, str | None],
+        accepted: tuple[str, ...],
     ) -> tuple[int, str | None]:
         """Send with retries; fill ``result``; return (status, Location). Raises ``_Fail`` on give-up."""
         cfg = self.config
@@ -272,7 +283,9 @@ class SafeFetcher:
                 if exc.status in (429, 503) and exc.detail.startswith("retry_after="):
                     ra = float(exc.detail.split("=", 1)[1])
                     if ra > cfg.max_retry_after_s:
-                        raise _Fail("retry_after_too_long", f"{url}: Retry-After {ra:g}s", exc.status) from None
+                        raise _Fail(
+                            "retry_after_too_long", f"{url}: Retry-After {ra:g}s", exc.status
+                        ) from None
                     self.events["retry_after_honoured"] += 1
                     wait = ra
                 self._hold_host(key, wait)  # the whole host waits, not only this URL
@@ -285,14 +298,24 @@ class SafeFetcher:
         raise last
 
     async def _one(
-        self, url: str, result: FetchResult, conditional: tuple[str | None, str | None], accepted: tuple[str, ...]
+        self,
+        url: str,
+        result: FetchResult,
+        conditional: tuple[str | None, str | None],
+        accepted: tuple[str, ...],
     ) -> tuple[int, str | None]:
         parts = urlsplit(url)
-        resolved = self.guard.resolve(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+        resolved = self.guard.resolve(
+            parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+        )
         ip = resolved.addresses[0]
         netloc = (f"[{ip}]" if ":" in ip else ip) + (f":{parts.port}" if parts.port else "")
         pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
-        headers = {"Host": parts.netloc, "User-Agent": self.config.user_agent, "Accept": "text/html,*/*;q=0.5"}
+        headers = {
+            "Host": parts.netloc,
+            "User-Agent": self.config.user_agent,
+            "Accept": "text/html,*/*;q=0.5",
+        }
         if conditional[0]:
             headers["If-None-Match"] = conditional[0]
         if conditional[1]:

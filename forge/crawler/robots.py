@@ -47,6 +47,8 @@ class RobotsRules:
             return True
         if self.deny_all:
             return False
+        if isinstance(self.parser, RobotFileParser):  # note the argument order differs
+            return bool(self.parser.can_fetch(agent, url))
         return bool(self.parser.can_fetch(url, agent))
 
     def crawl_delay(self, agent: str) -> float | None:

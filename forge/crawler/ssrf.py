@@ -49,7 +49,14 @@ def address_problem(ip: IPAddress) -> str | None:
         return address_problem(mapped)
     if ip in METADATA_ADDRESSES:
         return "metadata"
-    for attr in ("is_loopback", "is_link_local", "is_multicast", "is_unspecified", "is_reserved", "is_private"):
+    for attr in (
+        "is_loopback",
+        "is_link_local",
+        "is_multicast",
+        "is_unspecified",
+        "is_reserved",
+        "is_private",
+    ):
         if getattr(ip, attr):
             return attr[3:]
     if not ip.is_global:  # e.g. 100.64.0.0/10 (carrier-grade NAT), 192.0.0.0/24

@@ -23,6 +23,8 @@ EXPECTED_PYTHON_ASSETS = {
     "unseen_api_benchmark",
     "bfcl_eval",
     "unseen_api_eval",
+    "humaneval_eval",
+    "raw/dataset_trajectories",
     "general_retention",
     "scorecard",
 }

@@ -49,7 +49,7 @@ def test_profile_by_path(tmp_path: Path):
     f = tmp_path / "mine.yaml"
     f.write_text("extends: micro\nname: mine\nsynthesis: {per_api: 7}\n")
     p = load_profile(str(f))
-    assert p["name"] == "mine" and p["synthesis"] == {"seed": 0, "per_api": 7}
+    assert p["name"] == "mine" and p["synthesis"]["per_api"] == 7 and p["synthesis"]["seed"] == 0
 
 
 def test_deep_merge_does_not_mutate_inputs():

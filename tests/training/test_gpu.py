@@ -64,3 +64,49 @@ def test_torchrun_nccl_two_gpus(make_cfg, read_metrics, tmp_path):
     train_cpt(single)
     one = [r["loss"] for r in read_metrics(single.output_dir) if "loss" in r]
     assert ddp == pytest.approx(one, rel=2e-2)  # bf16 autocast: equal up to rounding
+
+
+def _tiny_llama(attn: str):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)  # fmt: skip
+    config._attn_implementation = attn
+    torch.manual_seed(0)
+    return LlamaForCausalLM(config).cuda()
+
+
+def test_flex_document_mask_matches_dense_sdpa_mask():
+    from training.attention import block_document_mask, dense_document_mask
+    from training.losses import CausalLMLoss
+
+    ids = torch.randint(1, 128, (2, 256), device="cuda")
+    ids[0, 50], ids[0, 180], ids[1, 7] = 0, 0, 0  # EOS = 0
+    labels = torch.randint(0, 128, (2, 256), device="cuda")
+    flex, sdpa = _tiny_llama("flex_attention"), _tiny_llama("sdpa")
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        a = CausalLMLoss(flex)(ids, labels, block_document_mask(ids, 0))
+        b = CausalLMLoss(sdpa)(ids, labels, dense_document_mask(ids, 0))
+        causal = CausalLMLoss(sdpa)(ids, labels, None)
+    assert float(a) == pytest.approx(float(b), rel=1e-2)
+    assert abs(float(b) - float(causal)) > 1e-4  # the mask changes what attends to what
+
+
+def test_compiled_chunked_loss_matches_full_logits():
+    from training.losses import CausalLMLoss
+
+    model = _tiny_llama("sdpa")
+    ids = torch.randint(0, 128, (4, 128), device="cuda")
+    labels = ids.roll(-1, dims=1)
+    labels[:, -5:] = -100
+    compiled = CausalLMLoss(model, chunk_tokens=100)
+    compiled.compile_loss()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        fused = compiled(ids, labels)
+        plain = CausalLMLoss(model, chunk_tokens=0)(ids, labels)
+    fused.backward()
+    grad = model.lm_head.weight.grad.clone()
+    model.zero_grad()
+    plain.backward()
+    assert float(fused) == pytest.approx(float(plain), rel=1e-2), (float(fused), float(plain))
+    assert torch.allclose(grad, model.lm_head.weight.grad, rtol=0.05, atol=1e-4)

@@ -1,5 +1,17 @@
-with source as (
-    select * from {{ source('raw', 'trajectories') }}
+-- Synthesized and dataset trajectories in one shape (dataset rows carry their file#row as
+-- source_uri; synthesized ones trace to their APIs through api_ids).
+with synthesized as (
+    select *, null::varchar as source_uri from {{ source('raw', 'trajectories') }}
+),
+
+datasets as (
+    select * exclude (is_license_allowed) from {{ source('raw', 'dataset_trajectories') }}
+),
+
+unioned as (
+    select * from synthesized
+    union all by name
+    select * from datasets
 ),
 
 final as (
@@ -19,8 +31,9 @@ final as (
         coalesce(license, 'unknown') as license,
         generator,
         created_at,
-        len(list_intersect(providers, {{ heldout_providers_list() }})) > 0 as is_heldout
-    from source
+        source_uri,
+        len(list_intersect(coalesce(providers, []::varchar[]), {{ heldout_providers_list() }})) > 0 as is_heldout
+    from unioned
 )
 
 select * from final

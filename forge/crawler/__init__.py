@@ -1,0 +1,29 @@
+"""A polite, resumable, SSRF-safe documentation crawler (issue 6, source 4).
+
+Public entry points: ``CrawlConfig`` (what and how), ``Crawler`` (run / resume / export),
+``SafeFetcher`` (the only network path, also used by ``forge.hub_docs``), ``AddressGuard``
+(the private-address check), ``normalize_url`` and ``extract_page``. Run from a shell with
+``python -m forge.crawler SEED... --max-depth N --max-pages N --allow-host HOST --db PATH``.
+"""
+
+from forge.crawler.config import CrawlConfig
+from forge.crawler.crawl import Crawler, crawl_and_export
+from forge.crawler.extract import PageExtract, extract_page
+from forge.crawler.fetcher import FetchResult, SafeFetcher
+from forge.crawler.ssrf import AddressGuard, BlockedAddress, address_problem
+from forge.crawler.urls import BadURL, normalize_url
+
+__all__ = [
+    "AddressGuard",
+    "BadURL",
+    "BlockedAddress",
+    "CrawlConfig",
+    "Crawler",
+    "FetchResult",
+    "PageExtract",
+    "SafeFetcher",
+    "address_problem",
+    "crawl_and_export",
+    "extract_page",
+    "normalize_url",
+]
