@@ -108,7 +108,14 @@ def run_config(
         },
         "full_finetune": bool(section.get("full_finetune", False)),
         "compile": bool(train.get("compile", False)),
+        "parallel": train.get("parallel", "ddp"),
     }
+    if train.get("perf"):
+        cfg["perf"] = dict(train["perf"])
+    if "doc_mask" in train and stage != "sft_model":
+        cfg["data"]["doc_mask"] = bool(train["doc_mask"])
+    if model.get("attn_implementation"):
+        cfg["model"]["attn_implementation"] = model["attn_implementation"]
     if stage == "sft_model":
         cfg["data"]["sft_path"] = str(data / "train.jsonl")
         cfg["lora"] = section.get("lora") or {}

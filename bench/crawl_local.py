@@ -97,12 +97,20 @@ def _scrapy(python: str, base: str, tmp: Path) -> dict | None:
     return json.loads(out.read_text())
 
 
+def _median(runs: list[dict]) -> dict:
+    """The run with the median wall time (its CPU and counts travel with it)."""
+    return sorted(runs, key=lambda r: r["wall_s"])[len(runs) // 2]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", type=Path, default=DOCS)
     ap.add_argument("--scrapy-python", default="/tmp/scrapy-venv/bin/python")
     ap.add_argument(
         "--workers", type=int, nargs="+", default=[0, 2], help="our extract_workers settings to run"
+    )
+    ap.add_argument(
+        "--repeats", type=int, default=3, help="interleaved runs per crawler; the median is shown"
     )
     ap.add_argument("--out", type=Path, help="also write the printed table here")
     args = ap.parse_args()
@@ -124,8 +132,16 @@ def main() -> int:
                 time.sleep(0.05)
         with tempfile.TemporaryDirectory() as d:
             tmp = Path(d)
-            rows = [(f"ours (extract_workers={w})", _ours(base, w, tmp)) for w in args.workers]
-            scrapy = _scrapy(args.scrapy_python, base, tmp)
+            runs: dict[str, list[dict]] = {}
+            for rep in range(args.repeats):  # interleaved, so a noisy minute hits every crawler alike
+                for w in args.workers:
+                    runs.setdefault(f"ours (extract_workers={w})", []).append(_ours(base, w, tmp / f"r{rep}"))
+                sc = _scrapy(args.scrapy_python, base, tmp)
+                if sc:
+                    runs.setdefault("scrapy", []).append(sc)
+            rows = [(name, _median(rs)) for name, rs in runs.items() if name != "scrapy"]
+            scrapy = _median(runs["scrapy"]) if "scrapy" in runs else None
+            spread = {name: [round(r["pages"] / r["wall_s"], 1) for r in rs] for name, rs in runs.items()}
     finally:
         server.terminate()
         server.wait()
@@ -134,7 +150,7 @@ def main() -> int:
         f"# local doc-site crawl: ours vs Scrapy -- {date.today().isoformat()} -- {platform.node()} "
         f"({platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()})",
         f"# site: Debian python3.11-doc, {n_html} HTML files, http.server on 127.0.0.1; politeness off, "
-        "concurrency 16; ours = fetch + DuckDB frontier + main-text + API-signature extraction (html.parser)",
+        "concurrency 16; median of interleaved runs; ours = fetch + DuckDB frontier + main-text + API-signature extraction (forge.crawler.htmltok tokenizer)",
         f"{'crawler':34} {'pages':>6} {'wall_s':>8} {'pages/s':>8} {'cpu_ms/page':>12} {'api_sigs':>9}",
     ]
     for name, r in rows:
@@ -145,10 +161,12 @@ def main() -> int:
         pps = scrapy["pages"] / scrapy["wall_s"]
         lines.append(f"{'scrapy CrawlSpider (links only)':34} {scrapy['pages']:6d} {scrapy['wall_s']:8.2f} {pps:8.1f} "
                      f"{1000 * scrapy['cpu_s'] / scrapy['pages']:12.1f} {'-':>9}")  # fmt: skip
-        best = max(r["pages"] / r["wall_s"] for _, r in rows)
-        lines.append(f"ratio pages/s ours(best)/scrapy: {best / pps:.2f}")
+        for name, r in rows:
+            lines.append(f"ratio pages/s {name} / scrapy: {r['pages'] / r['wall_s'] / pps:.2f}")
     else:
         lines.append("scrapy: skipped (no --scrapy-python venv)")
+    lines.append(f"median of {args.repeats} interleaved runs; pages/s of every run: {json.dumps(spread)}")
+    lines.append(f"load average at the end (1/5/15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     for name, r in rows:
         lines.append(
             f"{name} skipped by reason: {json.dumps(r['skipped'], sort_keys=True)}; stored {r['stored']}"

@@ -23,6 +23,34 @@ import torch.nn.functional as F
 FUSED_LOSS_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3"})
 
 
+def chunk_loss_and_grads(
+    hc: torch.Tensor, w: torch.Tensor, yc: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One chunk: (sum of CE of `hc @ w.T` vs `yc`, d/d hc, d/d w) with the softmax arithmetic in fp32.
+    A plain function so that torch.compile can fuse it (compile_chunk_fn); the autograd.Function below
+    stays eager."""
+    logits = (hc @ w.t()).float()
+    valid = yc != -100
+    safe = torch.where(valid, yc, 0)
+    lse = torch.logsumexp(logits, dim=-1)
+    target = logits.gather(1, safe[:, None]).squeeze(1)
+    loss = torch.where(valid, lse - target, 0.0).sum()
+    # d(sum of CE)/d logits = softmax - onehot, on valid rows only
+    onehot = torch.nn.functional.one_hot(safe, logits.shape[-1]).to(logits.dtype)
+    g = ((torch.exp(logits - lse[:, None]) - onehot) * valid[:, None]).to(hc.dtype)
+    return loss, g @ w, (g.t() @ hc).float()
+
+
+_chunk_fn: Any = chunk_loss_and_grads
+
+
+def compile_chunk_fn(**kwargs: Any) -> None:
+    """Use a torch.compile'd `chunk_loss_and_grads` from now on (process-wide; idempotent)."""
+    global _chunk_fn
+    if _chunk_fn is chunk_loss_and_grads:
+        _chunk_fn = torch.compile(chunk_loss_and_grads, **kwargs)
+
+
 class LinearCrossEntropy(torch.autograd.Function):
     """Sum of cross-entropies of `hidden @ weight.T` against `labels` (ignore_index -100), divided by
     `denom`, with gradients computed chunk by chunk in the forward.
@@ -41,25 +69,16 @@ class LinearCrossEntropy(torch.autograd.Function):
         chunk: int,
         compute_dtype: torch.dtype,
     ) -> torch.Tensor:
-        h = hidden.to(compute_dtype)
-        w = weight.to(compute_dtype)
+        h = hidden.detach().to(compute_dtype)
+        w = weight.detach().to(compute_dtype)
         grad_h = torch.empty_like(hidden)
         grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
         for start in range(0, h.shape[0], chunk):
-            hc, yc = h[start : start + chunk], labels[start : start + chunk]
-            logits = (hc @ w.t()).float()
-            valid = yc != -100
-            safe = torch.where(valid, yc, 0)
-            lse = torch.logsumexp(logits, dim=-1)
-            target = logits.gather(1, safe[:, None]).squeeze(1)
-            total = total + torch.where(valid, lse - target, 0.0).sum()
-            # d(sum of CE)/d logits = softmax - onehot, on valid rows only
-            g = torch.exp(logits - lse[:, None])
-            g.scatter_add_(1, safe[:, None], torch.full_like(g[:, :1], -1.0))
-            g = (g * valid[:, None]).to(compute_dtype)
-            grad_h[start : start + chunk] = (g @ w).to(hidden.dtype)
-            grad_w += (g.t() @ hc).float()
+            loss, gh, gw = _chunk_fn(h[start : start + chunk], w, labels[start : start + chunk])
+            total += loss
+            grad_h[start : start + chunk] = gh
+            grad_w += gw
         ctx.save_for_backward(grad_h, grad_w.to(weight.dtype), denom)
         return total / denom
 
@@ -70,6 +89,7 @@ class LinearCrossEntropy(torch.autograd.Function):
         return grad_h * scale.to(grad_h.dtype), grad_w * scale.to(grad_w.dtype), None, None, None, None
 
 
+@torch.compiler.disable  # the Function runs eagerly; its per-chunk maths is compiled (compile_chunk_fn)
 def linear_cross_entropy(
     hidden: torch.Tensor,
     weight: torch.Tensor,
@@ -116,11 +136,10 @@ class CausalLMLoss(torch.nn.Module):
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
         self.fused = chunk_tokens > 0 and supports_fused_loss(base)
         self._base = [base]  # a list, so the base model is not registered twice as a submodule
-        self._loss_fn = linear_cross_entropy
 
     def compile_loss(self, **kwargs: Any) -> None:
-        """torch.compile the chunked loss (fuses the fp32 softmax / gradient arithmetic of each chunk)."""
-        self._loss_fn = torch.compile(linear_cross_entropy, **kwargs)
+        """torch.compile the chunked loss's per-chunk maths (fuses its fp32 softmax / gradient passes)."""
+        compile_chunk_fn(**kwargs)
 
     def forward(
         self, input_ids: torch.Tensor, labels: torch.Tensor, attention_mask: Any = None
@@ -138,4 +157,4 @@ class CausalLMLoss(torch.nn.Module):
             if torch.is_autocast_enabled(hidden.device.type)
             else weight.dtype
         )
-        return self._loss_fn(hidden, weight, labels, self.chunk_tokens, dtype)
+        return linear_cross_entropy(hidden, weight, labels, self.chunk_tokens, dtype)

@@ -129,3 +129,29 @@ def test_stage_configs_name_their_parent(stage, tmp_path):
         mlflow=None,
     )
     assert cfg["model"]["name_or_path"] == str(tmp_path / "parent")
+
+
+@pytest.mark.parametrize("name", ["micro", "default", "gpu", "cluster"])
+def test_every_profile_gives_configs_the_trainer_accepts(name, tmp_path):
+    """Unknown keys are an error in training.config: a typo in a profile fails here, not on a GPU."""
+    from training.config import config_from_dict
+
+    profile = load_profile(name)
+    for stage, parent, data in [
+        ("base_model", None, None),
+        ("cpt_stage1_model", tmp_path / "b", tmp_path / "s1"),
+        ("cpt_stage2_model", tmp_path / "s1m", tmp_path / "s2"),
+        ("sft_model", tmp_path / "s2m", tmp_path / "sft"),
+    ]:
+        cfg = run_config(
+            stage,
+            profile,
+            output_dir=tmp_path / stage,
+            tokenizer_dir=tmp_path / "tok",
+            parent_hf=parent,
+            data=data,
+            mlflow=None,
+        )
+        parsed = config_from_dict(json.loads(json.dumps(cfg)))
+        if name == "gpu" and stage != "base_model":
+            assert parsed.compile and parsed.device == "cuda"

@@ -73,3 +73,21 @@ def test_debug_config_rejects_unknown_override(tmp_path):
     assert debug_config(tmp_path, seed=7).seed == 7
     with pytest.raises(ValueError, match="unknown field 'sede'"):
         debug_config(tmp_path, sede=7)
+
+
+def test_gpu_config_is_the_350m_compiled_run_and_round_trips(tmp_path):
+    from training.config import LLAMA_SIZES, config_from_dict, gpu_config, to_dict
+
+    cfg = gpu_config(tmp_path, shards_dir="/data/shards")
+    assert cfg.compile and cfg.device == "cuda" and cfg.model.hidden_size == 1024
+    assert cfg.schedule.micro_batch_size * cfg.data.seq_len == 16384
+    assert config_from_dict(to_dict(cfg)) == cfg
+    assert (
+        gpu_config(tmp_path, size="1b").model.num_key_value_heads == LLAMA_SIZES["1b"]["num_key_value_heads"]
+    )
+    with pytest.raises(ValueError, match="unknown size"):
+        gpu_config(tmp_path, size="7b")
+    bad = to_dict(cfg)
+    bad["parallel"] = "zero3"
+    with pytest.raises(ValueError, match="parallel must be"):
+        config_from_dict(bad)

@@ -121,3 +121,25 @@ def test_stage2_continues_from_stage1_hf_dir(make_cfg, read_metrics):
     untrained = [r["loss"] for r in read_metrics(fresh.output_dir) if "loss" in r][0]
     assert first < untrained - 0.5  # stage 2 started from stage 1's weights, not from scratch
     assert s2["n_params"] == s1["n_params"]
+
+
+def test_fused_optimizer_skips_a_non_finite_step_on_device(make_cfg, monkeypatch):
+    """With a fused AdamW the loop does not sync per step: the bad step's update is skipped on the device
+    (found_inf) and the error comes at the next host read, before any later checkpoint."""
+    real = loop.compute_loss
+    calls = {"n": 0}
+
+    def poisoned(model, batch):
+        calls["n"] += 1
+        loss = real(model, batch)
+        return loss * torch.tensor(float("nan")) if calls["n"] == 3 else loss
+
+    monkeypatch.setattr(loop, "compute_loss", poisoned)
+    cfg = make_cfg("nan_fused", steps=10)
+    cfg.optim.fused = True
+    cfg.schedule.log_every, cfg.schedule.checkpoint_every = 4, 2
+    with pytest.raises(loop.NonFiniteLossError) as err:
+        train_cpt(cfg)
+    assert "loss is nan at step 3; its update was skipped" in str(err.value)
+    assert "step_00000002" in str(err.value)
+    assert [p.name for p in list_checkpoints(cfg.output_dir)] == ["step_00000002"]
