@@ -55,10 +55,15 @@ def finished_result(out_dir: Path, fingerprint: str, meta: dict[str, Any]) -> Ma
 
 
 def start_mlflow_run(
-    context: AssetExecutionContext, profile, mlflow, run_name: str, **tags: str
+    context: AssetExecutionContext,
+    profile,
+    mlflow,
+    run_name: str,
+    parent_run_id: str | None = None,
+    **tags: str,
 ) -> tuple[str, str]:
-    """Create this materialization's MLflow run, tagged with the Dagster run id and asset key;
-    return ``(tracking_uri, run_id)``."""
+    """Create this materialization's MLflow run, tagged with the Dagster run id and asset key
+    (nested under ``parent_run_id`` when given); return ``(tracking_uri, run_id)``."""
     from assets.tracking import create_run, ensure_experiment
 
     uri, experiment = mlflow.resolve(profile)
@@ -69,6 +74,8 @@ def start_mlflow_run(
         "hephaestus.profile": profile.paths.profile,
         **{f"hephaestus.{k}": str(v) for k, v in tags.items()},
     }
+    if parent_run_id:
+        all_tags["mlflow.parentRunId"] = parent_run_id
     return uri, create_run(uri, exp_id, run_name, tags=all_tags)
 
 

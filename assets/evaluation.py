@@ -87,8 +87,15 @@ def _eval_asset(name: str, deps: list[AssetKey], description: str, run, inputs):
         skipped = up_to_date_result(context, out, fp)
         if skipped is not None:
             return skipped
+        sft_meta = (read_marker(_sft_dir(profile)) or {}).get("metadata", {})
+        # nested under the model's training run: the MLflow UI shows each model with its evaluations
         uri, run_id = start_mlflow_run(
-            context, profile, mlflow, name, model_fingerprint=upstream_fingerprint(_sft_dir(profile))
+            context,
+            profile,
+            mlflow,
+            name,
+            parent_run_id=sft_meta.get("mlflow_run_id"),
+            model_fingerprint=upstream_fingerprint(_sft_dir(profile)),
         )
         import mlflow as mlf
 

@@ -148,6 +148,11 @@ def test_mlflow_runs_and_registered_version(env, first_run):
         assert name in by_name, name
         assert by_name[name].info.status == "FINISHED"
         assert by_name[name].data.tags["dagster.run_id"] == first_run.run_id
+    # evaluations are nested under the SFT model's training run
+    sft_run_id = by_name["sft_model"].info.run_id
+    for name in ("bfcl_eval", "unseen_api_eval", "general_retention", "humaneval_eval"):
+        assert by_name[name].data.tags.get("mlflow.parentRunId") == sft_run_id, name
+    assert any(m.startswith("acc.") for m in by_name["bfcl_eval"].data.metrics)
     history = client.get_metric_history(by_name["cpt_stage1_model"].info.run_id, "loss")
     assert len(history) >= 2
     assert by_name["cpt_stage1_model"].inputs.dataset_inputs
