@@ -38,7 +38,8 @@ def up_to_date_result(
     if not is_fresh(out_dir, fingerprint):
         return None
     meta = (read_marker(out_dir) or {}).get("metadata", {})
-    context.log.info(f"{context.asset_key.to_user_string()}: up to date (fingerprint {fingerprint}); skipped")
+    label = ", ".join(sorted(k.to_user_string() for k in context.selected_asset_keys))
+    context.log.info(f"{label}: up to date (fingerprint {fingerprint}); skipped")
     return MaterializeResult(
         metadata=to_metadata({**meta, "up_to_date": True, "fingerprint": fingerprint}),
         data_version=DataVersion(fingerprint),

@@ -4,12 +4,15 @@ Each writes Parquet under ``<profile>/data/raw/<table>/`` (read by dbt as source
 only resolve configuration, fingerprint, and call ``forge.pipeline``.
 """
 
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, asset
+import datetime as dt
+
+from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, asset, multi_asset
 
 import forge.argsynth
 import forge.connectors.ingest
 import forge.executor
 import forge.general_docs
+import forge.hub_docs
 import forge.openapi
 import forge.openapi_parse
 import forge.pipeline
@@ -17,9 +20,10 @@ import forge.python_modules
 import forge.render
 import forge.synth_stream
 import forge.trajectories
+import forge.web_docs
 from assets.common import materialize_stage
-from forge.io import file_digest, fingerprint
-from forge.markers import upstream_fingerprint
+from forge.io import file_digest, fingerprint, iter_parquet_rows
+from forge.markers import upstream_fingerprint, write_marker
 from forge.warehouse import code_digest
 from orchestration.profile import resolve_repo_path
 from orchestration.resources import ForgeResource
@@ -49,12 +53,17 @@ def api_operations(context: AssetExecutionContext, profile: ForgeResource) -> Ma
     else:
         source, source_digest = None, None
     out = profile.paths.raw("api_operations")
+    hub = dict(src.get("hub_docs") or {})
+    if hub.get("local_dir"):
+        hub["local_dir"] = str(resolve_repo_path(hub["local_dir"]))
     fp = fingerprint(
         source_digest,
         openapi.get("providers"),
         openapi.get("max_specs"),
         src.get("python_modules"),
-        code_digest(forge.openapi, forge.openapi_parse, forge.python_modules, forge.pipeline),
+        hub,
+        file_digest(hub["local_dir"]) if hub.get("local_dir") else None,
+        code_digest(forge.openapi, forge.openapi_parse, forge.python_modules, forge.hub_docs, forge.pipeline),
     )
     return materialize_stage(
         context,
@@ -66,8 +75,75 @@ def api_operations(context: AssetExecutionContext, profile: ForgeResource) -> Ma
             max_specs=openapi.get("max_specs"),
             python_modules=list(src.get("python_modules") or []),
             out_dir=out,
+            hub_docs=hub,
         ),
     )
+
+
+@multi_asset(
+    specs=[
+        AssetSpec(
+            raw_key("documents"),
+            group_name="ingest",
+            kinds={"python", "parquet"},
+            description="Pages fetched by the polite multi-level documentation crawler "
+            "(robots.txt, rate limits, SSRF guard, conditional re-fetch), main text extracted.",
+        ),
+        AssetSpec(
+            raw_key("web_docs_operations"),
+            group_name="ingest",
+            kinds={"python", "parquet"},
+            description="API signatures extracted from the crawled Sphinx/pydoc pages (source web_docs).",
+        ),
+    ]
+)
+def web_docs_crawl(context: AssetExecutionContext, profile: ForgeResource):
+    crawls = []
+    for spec in profile.section("sources", "crawl") or []:
+        spec = dict(spec)
+        if spec.get("serve_dir"):
+            spec["serve_dir"] = str(resolve_repo_path(spec["serve_dir"]))
+        crawls.append(spec)
+    docs, apis = profile.paths.raw("documents"), profile.paths.raw("web_docs_operations")
+    # A crawl's inputs are remote pages, so its fingerprint is the configuration plus the period
+    # (`recrawl_every`: week by default): within a week a rerun skips; the weekly rebuild re-crawls,
+    # and conditional requests (ETag / Last-Modified) make unchanged pages cheap 304s.
+    period = profile.section("sources", "recrawl_every") or "week"
+    fp = fingerprint(crawls, code_digest(forge.web_docs), crawl_period(period, context.run_id))
+    result = materialize_stage(
+        context,
+        docs,
+        fp,
+        lambda: forge.web_docs.crawl_documentation(
+            crawls, state_dir=profile.paths.root / "crawl_state", documents_dir=docs, apis_dir=apis
+        ),
+    )
+    write_marker(apis, fp, {"see": str(docs)})
+    yield MaterializeResult(
+        asset_key=raw_key("documents"), metadata=result.metadata, data_version=result.data_version
+    )
+    yield MaterializeResult(
+        asset_key=raw_key("web_docs_operations"),
+        data_version=result.data_version,
+        metadata={
+            "n_rows": sum(1 for _ in iter_parquet_rows(apis)),
+            "up_to_date": result.metadata["up_to_date"],
+            "fingerprint": fp,
+        },
+    )
+
+
+def crawl_period(every: str, run_id: str) -> str:
+    """The label of the current re-crawl period: ISO week, day, or this run ("always")."""
+    today = dt.date.today()
+    if every == "week":
+        year, week, _ = today.isocalendar()
+        return f"{year}-W{week:02d}"
+    if every == "day":
+        return today.isoformat()
+    if every == "always":
+        return run_id
+    raise ValueError(f"sources.recrawl_every must be week, day or always, not {every!r}")
 
 
 def _general_asset(kind: str):
@@ -215,6 +291,7 @@ def agent_documents(context: AssetExecutionContext, profile: ForgeResource) -> M
 
 
 ingest_assets = [
+    web_docs_crawl,
     dataset_trajectories,
     api_operations,
     code_documents,

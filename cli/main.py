@@ -37,6 +37,12 @@ def _synthesize(args: argparse.Namespace) -> dict:
     )
 
 
+def _crawl(args: argparse.Namespace) -> int:
+    from forge.crawler.__main__ import main as crawl_main
+
+    return crawl_main(args.rest)
+
+
 def _train(args: argparse.Namespace) -> int:
     from training.__main__ import main as training_main
 
@@ -102,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--modules", nargs="*", help="Python modules to introspect")
     s.add_argument("--out", required=True)
     s.set_defaults(fn=_ingest_apis)
+
+    s = sub.add_parser(
+        "crawl", help="polite multi-level documentation crawl (see: hephaestus crawl -- --help)"
+    )
+    s.add_argument("rest", nargs=argparse.REMAINDER, help="SEED... --db PATH [--out DIR --max-depth N ...]")
+    s.set_defaults(fn=_crawl)
 
     s = sub.add_parser("synthesize", help="executed, validated trajectories from ingested APIs")
     s.add_argument("--apis", required=True, help="raw.api_operations directory")

@@ -72,6 +72,8 @@ class NgramIndex:
         k = min(self.n, len(words))
         owner = (benchmark, str(item_id))
         for g in ngrams(words, k):
+            if all(w.isdigit() for w in g):
+                continue  # "1 2 3 4 5 6 7 8": a counting run, not a benchmark's words
             bucket = self.table.setdefault(g, [])
             if owner not in bucket:
                 bucket.append(owner)

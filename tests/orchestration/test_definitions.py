@@ -25,6 +25,8 @@ EXPECTED_PYTHON_ASSETS = {
     "unseen_api_eval",
     "humaneval_eval",
     "raw/dataset_trajectories",
+    "raw/documents",
+    "raw/web_docs_operations",
     "general_retention",
     "scorecard",
 }
@@ -35,6 +37,7 @@ EXPECTED_DBT_MODELS = {
     "stg_forge__code_documents",
     "stg_forge__text_documents",
     "stg_bfcl__items",
+    "stg_forge__documents",
     "int_unioned_corpus_candidates",
     "int_deduplicated_corpus_documents",
     "int_duplicate_corpus_documents",

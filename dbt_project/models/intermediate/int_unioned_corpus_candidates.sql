@@ -12,12 +12,25 @@ text as (
     select * from {{ ref('stg_forge__text_documents') }}
 ),
 
+crawled as (
+    select * from {{ ref('stg_forge__documents') }}
+),
+
 agent_candidates as (
     select
         doc_id, category, subcategory, text, n_chars, sha256, license, is_seed,
         source_table, source_row_id, source_uri, api_ids
     from agent
     where not is_heldout
+),
+
+crawled_candidates as (
+    -- documentation pages are agent data (the paper's crawled tool documentation), not seed data
+    select
+        doc_id, category, subcategory, text, n_chars, sha256, 'unknown' as license, false as is_seed,
+        'documents' as source_table, source_uri as source_row_id, source_uri,
+        []::varchar[] as api_ids
+    from crawled
 ),
 
 general_candidates as (
@@ -36,6 +49,8 @@ general_candidates as (
 
 final as (
     select * from agent_candidates
+    union all
+    select * from crawled_candidates
     union all
     select * from general_candidates
 )

@@ -31,7 +31,9 @@ def model(dbt, session):
 
     index = NgramIndex(n=n)
     for r in _rows(bfcl, ["item_id", "question_text"]):
-        index.add(r["item_id"], "bfcl", r["question_text"])
+        # Questions shorter than the n-gram are matched whole, from 6 words up: shorter ones are
+        # stock phrases ("You are a helpful assistant") that every chat transcript repeats.
+        index.add(r["item_id"], "bfcl", r["question_text"], min_item_words=min(n, 6))
     for r in _rows(heldout, ["api_id", "summary", "description"]):
         # Short API phrases ("List all users") recur across unrelated APIs: only full n-grams count.
         text = " ".join(filter(None, [r["summary"], r["description"]]))

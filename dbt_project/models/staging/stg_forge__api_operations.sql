@@ -1,5 +1,16 @@
-with source as (
+-- OpenAPI operations, Python functions and hub entry points, plus signatures from crawled docs.
+with ingested as (
     select * from {{ source('raw', 'api_operations') }}
+),
+
+crawled as (
+    select * from {{ source('raw', 'web_docs_operations') }}
+),
+
+source as (
+    select * from ingested
+    union all by name
+    select * from crawled
 ),
 
 final as (
