@@ -65,7 +65,9 @@ def ingest_api_operations(
         write_parquet(out_dir / "openapi.parquet", [], schemas.API_OPERATIONS)
 
     hub_stats = StepStats("hub_docs")
-    n_hub = write_parquet(out_dir / "hub_docs.parquet", hub_doc_rows(hub_docs or {}, hub_stats), schemas.API_OPERATIONS)
+    n_hub = write_parquet(
+        out_dir / "hub_docs.parquet", hub_doc_rows(hub_docs or {}, hub_stats), schemas.API_OPERATIONS
+    )
 
     mod_stats = StepStats("python_modules")
     py_rows = (

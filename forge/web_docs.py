@@ -90,7 +90,10 @@ def crawl_documentation(
             else:
                 summary = _crawl_one(spec, None, state_dir, work)
             source = spec.get("source", "web_docs")
-            for src, dst in ((work / "documents.parquet", documents_dir), (work / f"{source}.parquet", apis_dir)):
+            for src, dst in (
+                (work / "documents.parquet", documents_dir),
+                (work / f"{source}.parquet", apis_dir),
+            ):
                 dst.mkdir(parents=True, exist_ok=True)
                 shutil.move(str(src), dst / f"{name}.parquet")
         keep.add(f"{name}.parquet")
@@ -109,6 +112,7 @@ def crawl_documentation(
         "n_crawls": len(summaries),
         "skipped": dict(stats.dropped),
         "crawls": {
-            n: {k: v for k, v in s.items() if isinstance(v, int | float | str | dict)} for n, s in summaries.items()
+            n: {k: v for k, v in s.items() if isinstance(v, int | float | str | dict)}
+            for n, s in summaries.items()
         },
     }

@@ -126,8 +126,10 @@ def test_counting_runs_and_stock_phrases_are_not_contamination():
     index = NgramIndex(n=8)
     index.add("java_9", "bfcl", "sort the array 1 2 3 4 5 6 7 8 in place")
     assert not index.add("live_863", "bfcl", "You are a helpful assistant", min_item_words=6)
-    docs = [{"doc_id": "code", "text": "xs = [1, 2, 3, 4, 5, 6, 7, 8]"},
-            {"doc_id": "chat", "text": "System: You are a helpful assistant. User: hi"},
-            {"doc_id": "leak", "text": "please sort the array 1 2 3 4 5 6 7 8 in place now"}]
+    docs = [
+        {"doc_id": "code", "text": "xs = [1, 2, 3, 4, 5, 6, 7, 8]"},
+        {"doc_id": "chat", "text": "System: You are a helpful assistant. User: hi"},
+        {"doc_id": "leak", "text": "please sort the array 1 2 3 4 5 6 7 8 in place now"},
+    ]
     hits = {row["doc_id"] for row in find_contamination(docs, index)}
     assert hits == {"leak"}

@@ -13,8 +13,20 @@ def _crawl(tmp_path, crawls):
 
 
 def test_served_site_is_crawled_and_its_signatures_extracted(tmp_path):
-    meta = _crawl(tmp_path, [{"name": "toolkit", "serve_dir": str(SITE), "seeds": ["index.html"],
-                              "max_depth": 2, "max_pages": 20, "api_version": "1.0", "license": "MIT"}])
+    meta = _crawl(
+        tmp_path,
+        [
+            {
+                "name": "toolkit",
+                "serve_dir": str(SITE),
+                "seeds": ["index.html"],
+                "max_depth": 2,
+                "max_pages": 20,
+                "api_version": "1.0",
+                "license": "MIT",
+            }
+        ],
+    )
     assert meta["crawls"]["toolkit"]["pages_stored"] == 3
     docs = read_parquet_rows(tmp_path / "documents")
     assert sorted(d["uri"].rsplit("/", 1)[-1] for d in docs) == ["config.html", "index.html", "report.html"]
