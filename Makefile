@@ -22,7 +22,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export TQDM_DISABLE := 1
 
-.PHONY: install demo test test-fast ui lint clean
+.PHONY: install pydocs demo test test-fast ui lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,12 +34,18 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+## Debian's python3.11-doc HTML for the real-docs crawl test and the `python-docs` crawl: the system
+## copy if installed, else extracted (no root needed) under $(HEPHAESTUS_HOME)/cache/python3.11-doc.
+## Never fails: without apt it says so and that test skips (fails under HEPHAESTUS_REQUIRE_PYDOCS=1).
+pydocs:
+	@bash .ci/fetch_python_docs.sh
+
 ## Materialize every asset on the `default` profile and print the scorecard.
-demo: install
+demo: install pydocs
 	$(BIN)/python -m orchestration.demo --profile $(PROFILE)
 
 ## Create the environment and run the whole test suite (unit, definitions, integration, distributed).
-test: install
+test: install pydocs
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 ## Unit tests only (no integration run).

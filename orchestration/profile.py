@@ -44,10 +44,21 @@ def load_profile(name_or_path: str) -> dict[str, Any]:
     return data
 
 
+#: A profile path naming Debian's Python 3.11 HTML docs wherever they are: the installed
+#: ``python3.11-doc`` or the copy ``make pydocs`` extracts under ``$HEPHAESTUS_HOME/cache``
+#: (see :mod:`forge.crawler.pydocs`); neither there, the system path, whose absence is a counted skip.
+PYTHON_DOCS = "python3.11-doc"
+
+
 def resolve_repo_path(value: str | None) -> Path | None:
-    """Relative paths in profiles are relative to the repository root."""
+    """Relative paths in profiles are relative to the repository root; ``python3.11-doc``
+    (:data:`PYTHON_DOCS`) is the Python 3.11 HTML docs' directory, looked up when called."""
     if value is None:
         return None
+    if value == PYTHON_DOCS:
+        from forge.crawler.pydocs import SYSTEM_PYTHON_DOCS, python_docs_dir
+
+        return python_docs_dir() or SYSTEM_PYTHON_DOCS
     p = Path(value).expanduser()
     return p if p.is_absolute() else REPO_ROOT / p
 
