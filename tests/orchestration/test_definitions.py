@@ -4,8 +4,10 @@ import pytest
 
 from orchestration.definitions import defs
 
+#: One ingest asset per API source; stg_forge__api_operations unions them with the crawl's.
+API_SOURCE_ASSETS = ("raw/openapi_operations", "raw/python_module_operations", "raw/hub_doc_operations")
 EXPECTED_PYTHON_ASSETS = {
-    "raw/api_operations",
+    *API_SOURCE_ASSETS,
     "raw/code_documents",
     "raw/text_documents",
     "raw/bfcl_items",
@@ -42,7 +44,9 @@ EXPECTED_DBT_MODELS = {
     "int_deduplicated_corpus_documents",
     "int_duplicate_corpus_documents",
     "int_heldout_api_operations",
+    "int_ranked_api_operations",
     "dim_apis",
+    "fct_duplicate_apis",
     "fct_corpus_documents",
     "fct_sft_examples",
     "fct_eval_holdout",
@@ -65,7 +69,8 @@ def test_asset_keys_snapshot(graph):
 def test_groups(graph):
     groups = {k.to_user_string(): graph.get(k).group_name for k in graph.get_all_asset_keys()}
     assert {groups[k] for k in EXPECTED_DBT_MODELS} == {"warehouse"}
-    assert groups["raw/api_operations"] == "ingest"
+    for key in (*API_SOURCE_ASSETS, "raw/web_docs_operations"):
+        assert groups[key] == "ingest", key
     assert groups["sft_model"] == "training"
     assert groups["scorecard"] == "evaluation"
 
@@ -79,11 +84,18 @@ def test_lineage_runs_from_the_crawl_to_the_registered_model(graph):
         key = frontier.pop()
         seen.add(key.to_user_string())
         frontier |= set(graph.get(key).parent_keys) - {AssetKey.from_user_string(s) for s in seen}
-    for key in ("raw/api_operations", "fct_corpus_documents", "tokenizer", "cpt_stage1_model", "sft_model"):
+    for key in (*API_SOURCE_ASSETS, "fct_corpus_documents", "tokenizer", "cpt_stage1_model", "sft_model"):
         assert key in seen, key
-    # dbt sources map onto the ingest assets (not onto separate source assets)
+    # dbt sources map onto the ingest assets (not onto separate source assets): one per API source
     stg = graph.get(AssetKey("stg_forge__api_operations"))
-    assert AssetKey(["raw", "api_operations"]) in stg.parent_keys
+    api_sources = {AssetKey.from_user_string(k) for k in (*API_SOURCE_ASSETS, "raw/web_docs_operations")}
+    assert api_sources <= set(stg.parent_keys), stg.parent_keys
+    assert AssetKey(["raw", "api_operations"]) not in stg.parent_keys
+    # the API dedup: one ranking model feeds both the dimension and the list of merged-away rows
+    ranked = AssetKey("int_ranked_api_operations")
+    assert graph.get(ranked).parent_keys == {AssetKey("stg_forge__api_operations")}
+    assert ranked in graph.get(AssetKey("dim_apis")).parent_keys
+    assert ranked in graph.get(AssetKey("fct_duplicate_apis")).parent_keys
 
 
 def test_gx_checks_are_blocking_and_on_the_marts(graph):
@@ -117,7 +129,7 @@ def test_jobs_and_schedules():
         else None
     )
     if selected is not None:
-        assert "raw/api_operations" in selected and "scorecard" in selected
+        assert set(API_SOURCE_ASSETS) <= selected and "scorecard" in selected
 
 
 def test_resources_are_configurable():

@@ -1,15 +1,8 @@
--- One row per distinct API operation: identical operations (same content hash, e.g. the same
--- endpoint in two spec versions) are counted once; n_copies says how many rows they merged.
-with operations as (
-    select * from {{ ref('stg_forge__api_operations') }}
-),
-
-ranked as (
-    select
-        *,
-        row_number() over (partition by content_sha256 order by version desc, api_id) as copy_rank,
-        count(*) over (partition by content_sha256) as n_copies
-    from operations
+-- One row per distinct API operation: the rows of one operation (same operation_sha256: what a
+-- model reads, version left out) are counted once, as their newest version; n_copies and
+-- n_versions say how many rows and versions were merged, fct_duplicate_apis lists the others.
+with ranked as (
+    select * from {{ ref('int_ranked_api_operations') }}
 ),
 
 final as (
@@ -31,7 +24,10 @@ final as (
         source_uri,
         fetched_at,
         content_sha256,
+        operation_sha256,
         n_copies,
+        n_versions,
+        versions,
         is_heldout
     from ranked
     where copy_rank = 1

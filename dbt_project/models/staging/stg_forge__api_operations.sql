@@ -1,6 +1,15 @@
--- OpenAPI operations, Python functions and hub entry points, plus signatures from crawled docs.
-with ingested as (
-    select * from {{ source('raw', 'api_operations') }}
+-- One row per API operation from every source: OpenAPI operations, Python functions, hub entry
+-- points and signatures from crawled docs (four raw tables of one schema, unioned by name).
+with openapi as (
+    select * from {{ source('raw', 'openapi_operations') }}
+),
+
+python_modules as (
+    select * from {{ source('raw', 'python_module_operations') }}
+),
+
+hub_docs as (
+    select * from {{ source('raw', 'hub_doc_operations') }}
 ),
 
 crawled as (
@@ -8,7 +17,11 @@ crawled as (
 ),
 
 source as (
-    select * from ingested
+    select * from openapi
+    union all by name
+    select * from python_modules
+    union all by name
+    select * from hub_docs
     union all by name
     select * from crawled
 ),
