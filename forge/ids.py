@@ -65,6 +65,17 @@ def content_sha256(row: Mapping[str, Any], fields: tuple[str, ...] = API_CONTENT
     return hashlib.sha256(canonical_json(content).encode("utf-8")).hexdigest()
 
 
+def content_sha256_of_json(parts: Mapping[str, str], fields: tuple[str, ...] = API_CONTENT_FIELDS) -> str:
+    """``content_sha256`` when each field is already its canonical JSON text (``canonical_json``).
+
+    The ingest hot path builds these strings anyway (they are the stored ``parameters`` etc.), so
+    the digest is assembled from them instead of parsing and re-serialising; the bytes hashed are
+    exactly those of ``content_sha256`` on the same content (sorted keys, compact separators).
+    """
+    body = ",".join(f"{json.dumps(name)}:{parts.get(name, 'null')}" for name in sorted(fields))
+    return hashlib.sha256(("{" + body + "}").encode("utf-8")).hexdigest()
+
+
 def sanitize_function_name(raw: str, max_len: int = MAX_FUNCTION_NAME) -> str:
     """Map any string onto ``[A-Za-z0-9_.]``, at most ``max_len`` characters ("" if nothing is left).
 

