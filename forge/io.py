@@ -120,21 +120,32 @@ def write_parquet_batches(
     return n
 
 
-def read_parquet_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Read a Parquet file or a directory of Parquet files into a list of dicts."""
-    path = Path(path)
-    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+def parquet_files(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """The Parquet files of a file, a directory (its ``*.parquet``, sorted), or a list of either
+    (in the list's order): how a table split over several assets' directories is read."""
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    files: list[Path] = []
+    for path in map(Path, paths):
+        files.extend(sorted(path.glob("*.parquet")) if path.is_dir() else [path])
+    return files
+
+
+def read_parquet_rows(
+    path: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+) -> list[dict[str, Any]]:
+    """Read a Parquet file, a directory of Parquet files, or a list of either into a list of dicts."""
     rows: list[dict[str, Any]] = []
-    for f in files:
+    for f in parquet_files(path):
         rows.extend(pq.read_table(f).to_pylist())
     return rows
 
 
-def iter_parquet_rows(path: str | os.PathLike[str], batch_size: int = 5_000) -> Iterator[dict[str, Any]]:
-    """Stream the rows of a Parquet file or directory, one record batch at a time."""
-    path = Path(path)
-    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
-    for f in files:
+def iter_parquet_rows(
+    path: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], batch_size: int = 5_000
+) -> Iterator[dict[str, Any]]:
+    """Stream the rows of a Parquet file or directory (or a list of them), a record batch at a time."""
+    for f in parquet_files(path):
         for batch in pq.ParquetFile(f).iter_batches(batch_size=batch_size):
             yield from batch.to_pylist()
 

@@ -39,61 +39,113 @@ def _stats_meta(*stats: StepStats) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------
 # Ingest: API documentation
 # --------------------------------------------------------------------------------------------------
-def ingest_api_operations(
-    *,
-    openapi_source: Path | None,
-    providers: list[str] | None,
-    max_specs: int | None,
-    python_modules: list[str],
-    out_dir: Path,
-    module_timeout_s: float = 60.0,
-    hub_docs: dict[str, Any] | None = None,
+def skip_reasons_md(*stats: StepStats) -> str:
+    """A Markdown table of what each step skipped, by reason, with one example each."""
+    lines = ["| step | reason | n | example |", "|---|---|---:|---|"]
+    for st in stats:
+        for reason, n in st.dropped.most_common():
+            example = (st.examples.get(reason) or [""])[0].replace("|", "\\|").replace("\n", " ")[:160]
+            lines.append(f"| {st.name} | {reason} | {n} | {example} |")
+    return "\n".join(lines) if len(lines) > 2 else "_nothing skipped_"
+
+
+def _finish_ingest(
+    asset: str, out_dir: Path, n_rows: int, stats: list[StepStats], **extra: Any
 ) -> dict[str, Any]:
-    """OpenAPI operations (a tarball or a folder of specs) + introspected Python functions →
-    ``out_dir/openapi.parquet`` and ``out_dir/python_module.parquet`` (raw.api_operations)."""
-    from forge.openapi import openapi_rows
-    from forge.python_modules import introspect_modules
-
-    op_stats, spec_stats = StepStats("openapi_operations"), StepStats("openapi_specs")
-    n_openapi = 0
-    if openapi_source is not None:
-        rows = openapi_rows(
-            openapi_source, providers=providers, max_specs=max_specs, stats=op_stats, spec_stats=spec_stats
-        )
-        n_openapi = write_parquet(out_dir / "openapi.parquet", rows, schemas.API_OPERATIONS)
-    else:
-        write_parquet(out_dir / "openapi.parquet", [], schemas.API_OPERATIONS)
-
-    hub_stats = StepStats("hub_docs")
-    n_hub = write_parquet(
-        out_dir / "hub_docs.parquet", hub_doc_rows(hub_docs or {}, hub_stats), schemas.API_OPERATIONS
-    )
-
-    mod_stats = StepStats("python_modules")
-    py_rows = (
-        introspect_modules(python_modules, mod_stats, timeout_s=module_timeout_s) if python_modules else []
-    )
-    n_python = write_parquet(out_dir / "python_module.parquet", py_rows, schemas.API_OPERATIONS)
+    """Write the dropped rows beside the raw tables and return the asset's metadata."""
     write_parquet(
-        out_dir.parent / "_dropped" / "api_operations.parquet",
-        _dropped_rows("api_operations", [op_stats, spec_stats, mod_stats, hub_stats]),
-        schemas.DROPPED_ROWS,
-    )
-
-    providers_seen = (
-        Counter(r["provider"] for r in read_parquet_rows(out_dir / "openapi.parquet"))
-        if n_openapi
-        else Counter()
+        out_dir.parent / "_dropped" / f"{asset}.parquet", _dropped_rows(asset, stats), schemas.DROPPED_ROWS
     )
     return {
-        "n_rows": n_openapi + n_python + n_hub,
-        "n_hub_docs": n_hub,
-        "n_openapi_operations": n_openapi,
-        "n_python_functions": n_python,
-        "n_providers": len(providers_seen),
-        "n_specs": spec_stats.n_kept,
-        "drops": _stats_meta(op_stats, spec_stats, mod_stats, hub_stats),
+        "n_rows": n_rows,
+        **extra,
+        "n_skipped": sum(st.n_dropped for st in stats),
+        "skipped_md": skip_reasons_md(*stats),
+        "drops": _stats_meta(*stats),
     }
+
+
+def ingest_openapi(
+    *,
+    source: Path,
+    out_dir: Path,
+    providers: list[str] | None = None,
+    max_specs: int | None = None,
+    workers: int = 1,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """OpenAPI specs (an npm tarball or a folder) -> ``out_dir/openapi-*.parquet``
+    (raw.openapi_operations), parsed on ``workers`` processes (``forge.openapi_ingest``)."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    from forge.openapi_ingest import write_openapi_parquet
+
+    op_stats, spec_stats = StepStats("openapi_operations"), StepStats("openapi_specs")
+    n = write_openapi_parquet(
+        source,
+        out_dir,
+        providers=providers,
+        max_specs=max_specs,
+        stats=op_stats,
+        spec_stats=spec_stats,
+        workers=workers,
+        progress=progress,
+    )
+    providers_col = ds.dataset(sorted(out_dir.glob("openapi-*.parquet"))).to_table(columns=["provider"])
+    n_providers = len(pc.unique(providers_col.column("provider"))) if n else 0
+    return _finish_ingest(
+        "openapi_operations",
+        out_dir,
+        n,
+        [spec_stats, op_stats],
+        n_specs=spec_stats.n_kept,
+        n_providers=n_providers,
+        notes=dict(op_stats.notes),
+    )
+
+
+def ingest_python_modules(
+    *,
+    modules: list[str],
+    out_dir: Path,
+    timeout_s: float = 60.0,
+    workers: int = 1,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Introspected Python callables (each module in a sandboxed subprocess) ->
+    ``out_dir/python_module.parquet`` (raw.python_module_operations). ``modules`` may hold
+    ``stdlib`` and ``pkg.*`` entries (``forge.python_modules.expand_modules``)."""
+    from forge.python_modules import expand_modules, iter_introspected
+
+    names = expand_modules(modules)
+    stats = StepStats("python_modules")
+    rows = iter_introspected(names, stats, timeout_s=timeout_s, workers=workers, progress=progress)
+    n = write_parquet(out_dir / "python_module.parquet", rows, schemas.API_OPERATIONS)
+    n_skipped_modules = sum(
+        stats.dropped[r] for r in ("import_error", "import_timeout", "child_crashed") if r in stats.dropped
+    )
+    return _finish_ingest(
+        "python_module_operations",
+        out_dir,
+        n,
+        [stats],
+        n_modules=len(names),
+        n_modules_skipped=n_skipped_modules,
+    )
+
+
+def empty_api_table(out_dir: Path, name: str) -> dict[str, Any]:
+    """An API table with no rows (the source is not configured): one empty file with the schema."""
+    write_parquet(out_dir / f"{name}.parquet", [], schemas.API_OPERATIONS)
+    return {"n_rows": 0, "n_skipped": 0, "skipped_md": "_source not configured_"}
+
+
+def ingest_hub_docs(*, cfg: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    """Model cards and TorchHub entry points -> ``out_dir/hub_docs.parquet`` (raw.hub_doc_operations)."""
+    stats = StepStats("hub_docs")
+    n = write_parquet(out_dir / "hub_docs.parquet", hub_doc_rows(cfg or {}, stats), schemas.API_OPERATIONS)
+    return _finish_ingest("hub_doc_operations", out_dir, n, [stats])
 
 
 def hub_doc_rows(cfg: dict[str, Any], stats: StepStats) -> Iterator[dict[str, Any]]:

@@ -216,6 +216,25 @@ def iter_introspected(
             yield from rows
 
 
+def environment_digest(modules: list[str]) -> str:
+    """A digest of what introspecting ``modules`` reads besides their names: the interpreter's
+    version and the version of each distribution that ships one of their top-level packages
+    (upgrading a package changes its rows; unrelated installs do not)."""
+    import hashlib
+    import importlib.metadata as md
+
+    by_package = md.packages_distributions()
+    tops = sorted({m.split(".")[0] for m in expand_modules(modules)})
+    parts = [sys.version]
+    for top in tops:
+        for dist in sorted(set(by_package.get(top, []))):
+            try:
+                parts.append(f"{top}:{dist}=={md.version(dist)}")
+            except md.PackageNotFoundError:
+                parts.append(f"{top}:{dist}")
+    return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:16]
+
+
 # --------------------------------------------------------------------------------------------------
 # Which modules: "stdlib" and "package.*" expand to public module names (nothing is imported)
 # --------------------------------------------------------------------------------------------------
@@ -230,7 +249,7 @@ EXCLUDED_STDLIB = frozenset(
 )  # fmt: skip
 
 
-def _public(name: str) -> bool:
+def is_public_module(name: str) -> bool:
     parts = name.split(".")
     return not any(p.startswith("_") or p in EXCLUDED_STDLIB or p.startswith("test") for p in parts)
 
@@ -250,7 +269,7 @@ def public_submodules(package: str, depth: int = 1) -> list[str]:
         below = []
         for name, locations in level:
             for info in pkgutil.iter_modules(locations, prefix=name + "."):
-                if _public(info.name):
+                if is_public_module(info.name):
                     out.append(info.name)
                     if info.ispkg:
                         leaf = info.name.rsplit(".", 1)[1]
@@ -263,7 +282,7 @@ def public_submodules(package: str, depth: int = 1) -> list[str]:
 
 def stdlib_modules() -> list[str]:
     """Every public standard-library module and its public submodules (two levels)."""
-    tops = sorted(n for n in sys.stdlib_module_names if _public(n))
+    tops = sorted(n for n in sys.stdlib_module_names if is_public_module(n))
     return sorted({*tops, *(s for t in tops for s in public_submodules(t, depth=2))})
 
 

@@ -28,7 +28,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from forge import schemas
-from forge.io import write_parquet
+from forge.io import parquet_files, write_parquet
 from forge.stats import StepStats
 
 
@@ -51,8 +51,7 @@ def iter_api_chunks(
     """Chunks of API rows (dicts) of about ``chunk_ops`` rows, never splitting an API
     (provider, api_name, version). A (API, function_name) seen in an earlier chunk is a counted
     drop (``duplicate_function_name``), so no trajectory id can repeat across chunks."""
-    path = Path(api_path)
-    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    files = parquet_files(api_path)
     seen: set[tuple] = set()
     chunk: list[dict] = []
     last_key: tuple | None = None

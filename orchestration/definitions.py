@@ -20,7 +20,7 @@ from dagster_dbt import DbtCliResource
 
 from assets.corpus import corpus_assets
 from assets.evaluation import evaluation_assets
-from assets.ingest import ingest_assets, raw_key
+from assets.ingest import API_TABLES, ingest_assets, raw_key
 from assets.quality import gx_checks
 from assets.training import training_assets
 from assets.warehouse import build_dbt_assets, dbt_project
@@ -43,7 +43,12 @@ full_pipeline = define_asset_job(
 weekly_rebuild = define_asset_job(
     "weekly_rebuild",
     selection=AssetSelection.keys(
-        raw_key("api_operations"), raw_key("code_documents"), raw_key("text_documents"), raw_key("bfcl_items")
+        *(raw_key(t) for t in API_TABLES),
+        raw_key("documents"),
+        raw_key("web_docs_operations"),
+        raw_key("code_documents"),
+        raw_key("text_documents"),
+        raw_key("bfcl_items"),
     ).downstream(),
     executor_def=in_process_executor,
 )

@@ -1,6 +1,7 @@
 """The `hephaestus` console script calls the libraries directly (no Dagster)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -67,10 +68,48 @@ def test_unknown_ids_are_refused_with_a_message(tmp_path):
 
 def test_synthesize_from_ingested_fixture_specs(tmp_path):
     apis = tmp_path / "apis"
-    proc = _cli("ingest-apis", "--source", str(FIXTURES / "openapi"), "--out", str(apis))
+    proc = _cli("ingest", "openapi", str(FIXTURES / "openapi"), "--out", str(apis), "--json")
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["n_openapi_operations"] > 10
+    meta = json.loads(proc.stdout)
+    assert meta["n_rows"] == 13 and meta["n_specs"] == 3
+    assert meta["drops"]["openapi_specs"]["dropped"] == {"malformed_spec": 1}
     proc = _cli("synthesize", "--apis", str(apis), "--out", str(tmp_path / "traj"), "--per-api", "1")
     assert proc.returncode == 0, proc.stderr
     meta = json.loads(proc.stdout)
     assert meta["n_rows"] > 0
+
+
+def test_ingest_openapi_prints_a_summary_with_skips(tmp_path):
+    out = tmp_path / "openapi_operations"
+    proc = _cli("ingest", "openapi", str(FIXTURES / "openapi"), "--out", str(out), "--workers", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert "3 specs of 3 providers parsed; APIs found: 13" in proc.stdout
+    assert "malformed_spec" in proc.stdout and "skipped: 1 by reason" in proc.stdout
+    assert sorted(p.name for p in out.glob("*.parquet")) == ["openapi-00000.parquet"]
+
+
+def test_ingest_python_counts_modules_that_fail(tmp_path):
+    mods = tmp_path / "mods"
+    mods.mkdir()
+    (mods / "explodes.py").write_text("raise ImportError('no thanks')\n")
+    env_proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "ingest",
+            "python",
+            "textwrap",
+            "explodes",
+            "--out",
+            str(tmp_path / "py"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(mods)},
+    )
+    assert env_proc.returncode == 0, env_proc.stderr
+    assert "1 of 2 modules introspected" in env_proc.stdout
+    assert "import_error" in env_proc.stdout
+    assert (tmp_path / "py" / "python_module.parquet").exists()

