@@ -32,7 +32,14 @@ $(VENV)/.installed: pyproject.toml
 	cd dbt_project && $(BIN)/dbt parse --quiet --profiles-dir .
 	touch $@
 
-install: $(VENV)/.installed
+## dbt's manifest (what Definitions load the dbt assets from), re-parsed whenever the project changes.
+DBT_MANIFEST := dbt_project/target/manifest.json
+DBT_SOURCES := dbt_project/dbt_project.yml $(shell find dbt_project/models dbt_project/macros dbt_project/tests -type f 2>/dev/null)
+$(DBT_MANIFEST): $(VENV)/.installed $(DBT_SOURCES)
+	cd dbt_project && $(BIN)/dbt parse --quiet --profiles-dir .
+	touch $@
+
+install: $(VENV)/.installed $(DBT_MANIFEST)
 
 ## Debian's python3.11-doc HTML for the real-docs crawl test and the `python-docs` crawl: the system
 ## copy if installed, else extracted (no root needed) under $(HEPHAESTUS_HOME)/cache/python3.11-doc.

@@ -25,6 +25,8 @@ def _make_check(table: str):
         min_chars = int(profile.section("warehouse", "min_chars") or 50)
         result = validate_dataframe(table, df, min_chars=min_chars)
         context.log.info(result.summary())
+        # dim_apis: distinct APIs per source (openapi_directory, python_module, web_docs, ...)
+        by_source = df["source"].value_counts().to_dict() if "source" in df.columns else {}
         return AssetCheckResult(
             passed=result.success,
             severity=AssetCheckSeverity.ERROR,
@@ -32,6 +34,7 @@ def _make_check(table: str):
             metadata={
                 "n_rows": result.n_rows,
                 "n_expectations": len(result.outcomes),
+                **({"n_by_source": {str(k): int(v) for k, v in by_source.items()}} if by_source else {}),
                 "failed": [
                     {"expectation": o.expectation, "column": o.column, "unexpected_count": o.unexpected_count}
                     for o in result.failed

@@ -1,7 +1,7 @@
 """Side-by-side: our crawler vs Scrapy on the same local documentation server, in one invocation.
 
 The server is ``python -m http.server --bind 127.0.0.1`` over Debian's ``python3.11-doc`` HTML
-(``apt-get install python3.11-doc``), started in a subprocess. Politeness limits are off for both
+(installed, or extracted by ``make pydocs``), started in a subprocess. Politeness limits are off for both
 (no delay, no robots.txt — there is none), concurrency 16, depth unbounded within the site.
 Our crawler runs with text + API-signature extraction and its DuckDB frontier; Scrapy runs a
 CrawlSpider that only follows links (``LinkExtractor``), in a venv of its own given by
@@ -27,7 +27,10 @@ from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = Path("/usr/share/doc/python3.11/html")
+sys.path.insert(0, str(ROOT))
+from forge.crawler.pydocs import python_docs_dir  # noqa: E402
+
+DOCS = python_docs_dir() or Path("/usr/share/doc/python3.11/html")  # installed, or `make pydocs`
 
 _SPIDER = r"""
 import json, re, sys, time, resource

@@ -59,6 +59,10 @@ def main() -> int:
         for e in result.all_events
         if e.event_type_value == "ASSET_CHECK_EVALUATION"
     }
+    if not result.success:
+        failed = [e.message for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        print(f"build failed after {seconds:.1f} s: {failed}; checks: {checks}", file=sys.stderr)
+        return 1
     home = Path(os.environ.get("HEPHAESTUS_HOME", ".hephaestus")).resolve()
     warehouse = Paths(home=home, profile=args.profile).warehouse
     with duckdb.connect(str(warehouse), read_only=True) as con:
@@ -90,7 +94,7 @@ def main() -> int:
     print(text)
     if args.out:
         args.out.write_text(text + "\n")
-    return 0 if result.success else 1
+    return 0
 
 
 if __name__ == "__main__":

