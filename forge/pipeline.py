@@ -116,11 +116,11 @@ def ingest_python_modules(
     """Introspected Python callables (each module in a sandboxed subprocess) ->
     ``out_dir/python_module.parquet`` (raw.python_module_operations). ``modules`` may hold
     ``stdlib`` and ``pkg.*`` entries (``forge.python_modules.expand_modules``)."""
-    from forge.python_modules import expand_modules, iter_introspected
+    from forge.python_modules import expand_modules, introspect_modules
 
     names = expand_modules(modules)
     stats = StepStats("python_modules")
-    rows = iter_introspected(names, stats, timeout_s=timeout_s, workers=workers, progress=progress)
+    rows = introspect_modules(names, stats, timeout_s=timeout_s, workers=workers, progress=progress)
     n = write_parquet(out_dir / "python_module.parquet", rows, schemas.API_OPERATIONS)
     n_skipped_modules = sum(
         stats.dropped[r] for r in ("import_error", "import_timeout", "child_crashed") if r in stats.dropped

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -194,26 +194,16 @@ def introspect_modules(
     by the child. Order follows ``modules``, then the child's (sorted) member order, whatever
     ``workers`` (children run at once). ``progress(module, n_rows)`` is called per module.
     """
-    return list(iter_introspected(modules, stats, timeout_s, fetched_at, workers, progress))
-
-
-def iter_introspected(
-    modules: list[str],
-    stats: StepStats,
-    timeout_s: float = 60,
-    fetched_at: datetime | None = None,
-    workers: int = 1,
-    progress: Callable[[str, int], None] | None = None,
-) -> Iterator[dict[str, Any]]:
-    """``introspect_modules`` as a stream (memory: one module's rows at a time per worker)."""
     fetched_at = fetched_at or datetime.now(UTC).replace(microsecond=0)
+    out: list[dict[str, Any]] = []
     with ThreadPoolExecutor(max(1, workers)) as pool:
         results = pool.map(lambda m: _introspect_one(m, timeout_s, fetched_at), modules)
         for module, (rows, st) in zip(modules, results, strict=True):
             stats.merge(st)
             if progress is not None:
                 progress(module, len(rows))
-            yield from rows
+            out.extend(rows)
+    return out
 
 
 def environment_digest(modules: list[str]) -> str:
@@ -366,4 +356,4 @@ def _main(module_name: str) -> int:
 if __name__ == "__main__":
     sys.exit(_main(sys.argv[1]))
 
-__all__ = ["expand_modules", "introspect_modules", "iter_introspected", "record_to_row", "stdlib_modules"]
+__all__ = ["expand_modules", "introspect_modules", "record_to_row", "stdlib_modules"]
