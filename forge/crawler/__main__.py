@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -32,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-delay", type=float, default=1.0, help="seconds between requests to one host")
     p.add_argument("--per-host-concurrency", type=int, default=2)
     p.add_argument("--concurrency", type=int, default=8)
-    p.add_argument("--workers", type=int, default=0, help="HTML parsing processes (0 = inline)")
+    p.add_argument(
+        "--workers", type=int, default=min(2, os.cpu_count() or 1), help="HTML parsing processes (0 = inline)"
+    )
     p.add_argument("--no-robots", action="store_true", help="ignore robots.txt (only for your own servers)")
     p.add_argument("--api-version", default="")
     p.add_argument("--source", default="web_docs")
