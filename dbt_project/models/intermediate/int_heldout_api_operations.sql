@@ -1,10 +1,14 @@
 -- Operations of the held-out providers: never trained on, the unseen-API benchmark's source.
-with apis as (
-    select * from {{ ref('stg_forge__api_operations') }}
+-- One row per operation, as in dim_apis: an endpoint repeated across spec versions (or service
+-- files) is one benchmark candidate, its newest copy, not one per version.
+with ranked as (
+    select * from {{ ref('int_ranked_api_operations') }}
 ),
 
 final as (
-    select * from apis where is_heldout
+    select *
+    from ranked
+    where is_heldout and copy_rank = 1
 )
 
 select * from final
