@@ -136,3 +136,80 @@ def test_empty_selection_still_writes_a_table(directory, tmp_path):
     assert oi.write_openapi_parquet(directory, out, providers=["no.such.provider"]) == 0
     (part,) = out.glob("openapi-*.parquet")
     assert pq.read_schema(part).names == schemas.API_OPERATIONS.names
+
+
+def test_reused_ref_expansions_equal_fresh_walks():
+    """RefResolver reuses an expansion only where it is valid: every resolve on a shared resolver
+    equals the same resolve on a fresh one, with the same counted events in total."""
+    from collections import Counter
+
+    from forge.openapi_refs import RefResolver
+
+    spec = json.loads((FIXTURES / "getsandbox.com.json").read_text())
+    shapes = json.loads(
+        json.dumps(_big_spec(1)["components"]["schemas"]).replace("#/components/schemas/", "#/definitions/")
+    )
+    spec.setdefault("definitions", {}).update(shapes)
+    spec["definitions"]["Wide"] = {
+        "type": "object",
+        "properties": {f"p{i}": {"$ref": "#/definitions/Item"} for i in range(40)},
+    }
+    targets = [{"$ref": f"#/definitions/{name}"} for name in spec["definitions"]] * 3
+    shared, fresh_events = RefResolver(spec), Counter()
+    for i, node in enumerate(targets):
+        bounds = {"max_nodes": 60 + 40 * (i % 5), "max_ref_depth": 1 + i % 4}  # hit every bound somewhere
+        fresh = RefResolver(spec)
+        assert shared.resolve(node, **bounds) == fresh.resolve(node, **bounds), node
+        fresh_events.update(fresh.events)
+    assert shared.events == fresh_events
+    assert {"recursive_ref_cut", "ref_depth_truncated", "schema_truncated_size"} <= set(fresh_events)
+    assert shared._done  # expansions were in fact reused
+
+
+def _obj(**props) -> dict:
+    return {"type": "object", "properties": props}
+
+
+@pytest.mark.parametrize(
+    "calls",
+    [
+        # A is first expanded with its inner ref Q cut by ref depth; met again below Q with the
+        # same ref budget left, reusing it would hide the recursion (Q on the stack)
+        [
+            ({"$ref": "#/definitions/A"}, {"max_ref_depth": 2}),
+            ({"$ref": "#/definitions/Q"}, {"max_ref_depth": 4}),
+        ],
+        # Leaf first near the top, then at the bottom of a deep inline schema: depth bound applies
+        [({"$ref": "#/definitions/Shallow"}, {}), ({"$ref": "#/definitions/Deep"}, {})],
+        # Big first under a large budget, then under one it no longer fits
+        [
+            ({"$ref": "#/definitions/Big"}, {"max_nodes": 1000}),
+            ({"$ref": "#/definitions/Big"}, {"max_nodes": 40}),
+        ],
+    ],
+    ids=["stack", "depth", "budget"],
+)
+def test_reuse_respects_each_bound(calls):
+    from forge.openapi_refs import RefResolver
+
+    deep: dict = {"$ref": "#/definitions/Leaf"}
+    for _ in range(15):
+        deep = _obj(n=deep)
+    spec = {
+        "definitions": {
+            "A": _obj(r={"$ref": "#/definitions/R"}),
+            "R": _obj(q={"$ref": "#/definitions/Q"}),
+            "Q": _obj(x={"$ref": "#/definitions/X"}),
+            "X": _obj(a={"$ref": "#/definitions/A"}),
+            "Leaf": _obj(a=_obj(b=_obj(c={"type": "string"}))),
+            "Deep": deep,
+            "Shallow": _obj(n={"$ref": "#/definitions/Leaf"}),  # Leaf one ref down, as in Deep
+            "Big": _obj(**{f"p{i}": {"type": "string"} for i in range(50)}),
+        }
+    }
+    shared = RefResolver(spec)
+    outs = [
+        (shared.resolve(node, **bounds), RefResolver(spec).resolve(node, **bounds)) for node, bounds in calls
+    ]
+    assert all(a == b for a, b in outs)
+    assert outs[0][0] != outs[1][0]  # the second call's bound did change the result
