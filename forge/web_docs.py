@@ -108,9 +108,21 @@ def crawl_documentation(
             write_parquet(directory / "_empty.parquet", [], schema)
         else:
             (directory / "_empty.parquet").unlink(missing_ok=True)
+    rows = [
+        (n, reason, k) for n, s in summaries.items() for reason, k in s.get("skipped_by_reason", {}).items()
+    ]
+    rows += [("(crawl)", reason, k) for reason, k in stats.dropped.items()]
+    table = [
+        "| crawl | reason | n |",
+        "|---|---|---:|",
+        *(f"| {n} | {r} | {k} |" for n, r, k in sorted(rows)),
+    ]
     return {
         "n_crawls": len(summaries),
+        "n_pages": sum(int(s.get("pages_stored", 0)) for s in summaries.values()),
+        "n_api_signatures": sum(int(s.get("api_signatures", 0)) for s in summaries.values()),
         "skipped": dict(stats.dropped),
+        "skipped_md": "\n".join(table) if rows else "_nothing skipped_",
         "crawls": {
             n: {k: v for k, v in s.items() if isinstance(v, int | float | str | dict)}
             for n, s in summaries.items()

@@ -27,7 +27,8 @@ def test_served_site_is_crawled_and_its_signatures_extracted(tmp_path):
             }
         ],
     )
-    assert meta["crawls"]["toolkit"]["pages_stored"] == 3
+    assert meta["crawls"]["toolkit"]["pages_stored"] == 3 == meta["n_pages"]
+    assert meta["n_api_signatures"] == 3
     docs = read_parquet_rows(tmp_path / "documents")
     assert sorted(d["uri"].rsplit("/", 1)[-1] for d in docs) == ["config.html", "index.html", "report.html"]
     apis = {r["function_name"]: r for r in read_parquet_rows(tmp_path / "apis")}
@@ -48,5 +49,6 @@ def test_rebuild_keeps_urls_stable_and_refetches_conditionally(tmp_path):
 def test_missing_site_is_a_counted_skip_and_tables_stay_readable(tmp_path):
     meta = _crawl(tmp_path, [{"name": "gone", "serve_dir": str(tmp_path / "nope"), "seeds": ["index.html"]}])
     assert meta["skipped"] == {"serve_dir_missing": 1}
+    assert "| (crawl) | serve_dir_missing | 1 |" in meta["skipped_md"]
     assert read_parquet_rows(tmp_path / "documents") == []
     assert read_parquet_rows(tmp_path / "apis") == []
