@@ -272,6 +272,8 @@ def parse_spec(
         return
     resolver = RefResolver(spec)
     seen_names: set[str] = set()
+    doc_servers = _servers(spec, spec)
+    schemes = _security_schemes(spec, resolver)
     k, n_parts = part
     lo, hi = (0, None) if n_parts <= 1 else _part_bounds(paths, resolver, k, n_parts)
     for index, path, item, method in _operations(paths, resolver, stats if k == 0 else None, source_uri):
@@ -299,6 +301,8 @@ def parse_spec(
             source_uri=source_uri,
             license=license_name,
             fetched_at=fetched_at,
+            servers=canonical_json(_servers(op, spec) or _servers(item, spec) or doc_servers),
+            security=canonical_json(_security(op, spec, schemes)),
         )
         row["content_sha256"] = content_sha256_of_json(
             {f: row[f] if f in _JSON_FIELDS else canonical_json(row[f]) for f in API_CONTENT_FIELDS}
@@ -307,6 +311,52 @@ def parse_spec(
         yield row
     for event, n in resolver.events.items():
         note(stats, event, n)
+
+
+#: At most this many base URLs are kept per operation (some specs list dozens of regions).
+MAX_SERVERS = 10
+
+
+def _servers(node: dict[str, Any], spec: dict[str, Any]) -> list[str]:
+    """Base URLs declared on ``node`` (OpenAPI 3 ``servers``); for a Swagger 2 document, the
+    ``schemes`` x ``host`` + ``basePath`` of ``spec`` when ``node`` is the document."""
+    servers = node.get("servers")
+    if isinstance(servers, list):
+        urls = [s["url"] for s in servers if isinstance(s, dict) and isinstance(s.get("url"), str)]
+        return urls[:MAX_SERVERS]
+    if node is spec and isinstance(spec.get("host"), str):
+        schemes = [s for s in spec.get("schemes") or ["https"] if isinstance(s, str)]
+        base = spec.get("basePath") if isinstance(spec.get("basePath"), str) else ""
+        return [f"{scheme}://{spec['host']}{base}" for scheme in schemes][:MAX_SERVERS]
+    return []
+
+
+def _security_schemes(spec: dict[str, Any], resolver: RefResolver) -> dict[str, dict[str, Any]]:
+    """Declared security schemes by name (OpenAPI 3 components, Swagger 2 securityDefinitions)."""
+    components = spec.get("components") if isinstance(spec.get("components"), dict) else {}
+    declared = components.get("securitySchemes") or spec.get("securityDefinitions") or {}
+    out: dict[str, dict[str, Any]] = {}
+    for name, raw in declared.items() if isinstance(declared, dict) else ():
+        scheme = resolver.deref(raw)
+        if isinstance(scheme, dict):
+            out[str(name)] = {
+                k: scheme[k] for k in ("type", "in", "scheme") if isinstance(scheme.get(k), str)
+            }
+    return out
+
+
+def _security(
+    op: dict[str, Any], spec: dict[str, Any], schemes: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The schemes an operation accepts, by name: its own ``security`` (``[]`` means none), else
+    the document's; each with the declared scheme's type. Names only: never a credential."""
+    requirements = op.get("security") if "security" in op else spec.get("security")
+    names: list[str] = []
+    for requirement in requirements if isinstance(requirements, list) else ():
+        for name in requirement if isinstance(requirement, dict) else ():
+            if str(name) not in names:
+                names.append(str(name))
+    return [{"name": n, **schemes.get(n, {})} for n in names]
 
 
 def _operations(

@@ -31,6 +31,10 @@ API_OPERATIONS = pa.schema(
         ("license", pa.string()),
         ("fetched_at", TS),
         ("content_sha256", pa.string()),  # sha256 of the canonical JSON of the operation
+        # OpenAPI only (null elsewhere); not part of content_sha256, so a move of host or auth
+        # does not make the same operation look new:
+        ("servers", pa.string()),  # JSON list of base URLs (operation > path > document level)
+        ("security", pa.string()),  # JSON list of {"name", "type"[, "in", "scheme"]} schemes it accepts
     ]
 )
 

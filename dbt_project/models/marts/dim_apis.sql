@@ -19,6 +19,8 @@ final as (
         description,
         parameters,
         responses,
+        servers,
+        security,
         n_params,
         license,
         source_uri,

@@ -41,6 +41,8 @@ final as (
         parameters::json as parameters,
         responses::json as responses,
         tags::json as tags,
+        servers::json as servers,
+        security::json as security,
         coalesce(len(json_keys(parameters::json, '$.properties')), 0) as n_params,
         source_uri,
         coalesce(license, 'unknown') as license,
