@@ -136,8 +136,12 @@ def ingest_python_modules(
 
 
 def empty_api_table(out_dir: Path, name: str) -> dict[str, Any]:
-    """An API table with no rows (the source is not configured): one empty file with the schema."""
+    """An API table with no rows (the source is not configured): one empty file with the schema,
+    and no other Parquet file left in ``out_dir`` (an earlier build's parts would still be read)."""
     write_parquet(out_dir / f"{name}.parquet", [], schemas.API_OPERATIONS)
+    for stale in out_dir.glob("*.parquet"):
+        if stale.name != f"{name}.parquet":
+            stale.unlink()
     return {"n_rows": 0, "n_skipped": 0, "skipped_md": "_source not configured_"}
 
 

@@ -11,7 +11,8 @@ import pyarrow as pa
 
 TS = pa.timestamp("us", tz="UTC")
 
-#: raw.api_operations — one row per API operation / function.
+#: The API tables (raw.openapi_operations, raw.python_module_operations, raw.hub_doc_operations,
+#: raw.web_docs_operations; unioned in dbt's stg_forge__api_operations) — one row per operation / function.
 API_OPERATIONS = pa.schema(
     [
         ("api_id", pa.string()),  # stable: sha256(source|provider|api_name|version|method|path)[:20]

@@ -4,7 +4,7 @@ pool of worker processes, each chunk written to its own Parquet part (constant m
 :func:`forge.trajectories.synthesize` holds its whole input in memory (it groups operations by
 API and draws distractor/irrelevance tools across APIs). Here the input is read in Arrow batches
 and cut into chunks of about ``chunk_ops`` operations at API boundaries (rows of one API are
-contiguous in ``raw.api_operations``: they are written spec by spec), so memory is bounded by one
+contiguous in the API tables: they are written spec by spec), so memory is bounded by one
 chunk per worker plus the open Parquet writer, whatever the total. Irrelevance tools are drawn
 from the other APIs of the same chunk. Trajectory ids depend only on (seed, api_id, k, generator),
 so they do not change with the chunking.
@@ -127,7 +127,7 @@ def synthesize_to_parquet(
     on_chunk: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Synthesize trajectories from ``api_path`` (a Parquet file or a directory of them, e.g.
-    raw/api_operations) into ``out_dir/part-*.parquet``; return metadata (rows, valid share,
+    raw/openapi_operations, or a list of such directories) into ``out_dir/part-*.parquet``; return metadata (rows, valid share,
     counts by pattern, drops by reason).
 
     ``workers`` processes run chunks in parallel (1: in this process). ``generator`` is a

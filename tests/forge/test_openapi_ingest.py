@@ -213,3 +213,13 @@ def test_reuse_respects_each_bound(calls):
     ]
     assert all(a == b for a, b in outs)
     assert outs[0][0] != outs[1][0]  # the second call's bound did change the result
+
+
+def test_unconfigured_source_leaves_only_an_empty_table(directory, tmp_path):
+    from forge.pipeline import empty_api_table
+
+    out = tmp_path / "out"
+    assert oi.write_openapi_parquet(directory, out, shard_bytes=4_000) > 0
+    empty_api_table(out, "openapi")
+    assert [p.name for p in out.glob("*.parquet")] == ["openapi.parquet"]
+    assert pq.read_metadata(out / "openapi.parquet").num_rows == 0
