@@ -15,7 +15,7 @@ from typing import Any
 
 from dagster import AssetExecutionContext, DataVersion, MaterializeResult, MetadataValue
 
-from forge.markers import is_fresh, read_marker, write_marker
+from forge.core.markers import is_fresh, read_marker, write_marker
 
 
 def to_metadata(meta: dict[str, Any]) -> dict[str, Any]:

@@ -2,15 +2,15 @@
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, asset
 
-import forge.corpus
-import forge.packing
-import forge.tokenizer
+import forge.corpus.build
+import forge.corpus.packing
+import forge.corpus.tokenizer
 from assets.common import materialize_stage
+from assets.resources import ForgeResource
 from assets.warehouse import mart_key
-from forge.io import fingerprint
-from forge.markers import upstream_fingerprint
-from forge.warehouse import code_digest, table_fingerprint
-from orchestration.resources import ForgeResource
+from forge.core.io import fingerprint
+from forge.core.markers import upstream_fingerprint
+from forge.core.warehouse import code_digest, table_fingerprint
 
 CORPUS_DOCS = mart_key("fct_corpus_documents")
 
@@ -31,9 +31,11 @@ def tokenizer(context: AssetExecutionContext, profile: ForgeResource) -> Materia
     cfg = profile.section("tokenizer") or {}
     wh, out = profile.paths.warehouse, tokenizer_dir(profile)
     fp = fingerprint(
-        cfg, table_fingerprint(wh, "fct_corpus_documents"), code_digest(forge.tokenizer, forge.corpus)
+        cfg,
+        table_fingerprint(wh, "fct_corpus_documents"),
+        code_digest(forge.corpus.tokenizer, forge.corpus.build),
     )
-    return materialize_stage(context, out, fp, lambda: forge.corpus.build_tokenizer(wh, cfg, out))
+    return materialize_stage(context, out, fp, lambda: forge.corpus.build.build_tokenizer(wh, cfg, out))
 
 
 def _mixture_asset(stage: str, description: str):
@@ -55,10 +57,10 @@ def _mixture_asset(stage: str, description: str):
             cfg,
             table_fingerprint(wh, "fct_corpus_documents"),
             upstream_fingerprint(tok),
-            code_digest(forge.packing, forge.corpus),
+            code_digest(forge.corpus.packing, forge.corpus.build),
         )
         return materialize_stage(
-            context, out, fp, lambda: forge.corpus.build_packed_mixture(wh, tok, cfg, out)
+            context, out, fp, lambda: forge.corpus.build.build_packed_mixture(wh, tok, cfg, out)
         )
 
     return _asset
@@ -81,8 +83,8 @@ cpt_stage2_shards = _mixture_asset("stage2", "Stage-2 mixture: the high-quality 
 )
 def sft_dataset(context: AssetExecutionContext, profile: ForgeResource) -> MaterializeResult:
     wh, out = profile.paths.warehouse, profile.paths.corpus / "sft"
-    fp = fingerprint(table_fingerprint(wh, "fct_sft_examples"), code_digest(forge.corpus))
-    return materialize_stage(context, out, fp, lambda: forge.corpus.export_sft_dataset(wh, out))
+    fp = fingerprint(table_fingerprint(wh, "fct_sft_examples"), code_digest(forge.corpus.build))
+    return materialize_stage(context, out, fp, lambda: forge.corpus.build.export_sft_dataset(wh, out))
 
 
 @asset(
@@ -95,8 +97,8 @@ def sft_dataset(context: AssetExecutionContext, profile: ForgeResource) -> Mater
 def heldout_texts(context: AssetExecutionContext, profile: ForgeResource) -> MaterializeResult:
     n = int(profile.section("evaluation", "perplexity", "max_docs_per_category") or 50)
     wh, out = profile.paths.warehouse, profile.paths.corpus / "heldout_texts"
-    fp = fingerprint(n, table_fingerprint(wh, "fct_corpus_documents"), code_digest(forge.corpus))
-    return materialize_stage(context, out, fp, lambda: forge.corpus.export_heldout_texts(wh, n, out))
+    fp = fingerprint(n, table_fingerprint(wh, "fct_corpus_documents"), code_digest(forge.corpus.build))
+    return materialize_stage(context, out, fp, lambda: forge.corpus.build.export_heldout_texts(wh, n, out))
 
 
 corpus_assets = [tokenizer, cpt_stage1_shards, cpt_stage2_shards, sft_dataset, heldout_texts]

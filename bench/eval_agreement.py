@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from evaluation.engine import Engine, EngineConfig
-from evaluation.generate import hf_generate_ids, render_prompt, stop_token_ids
+from evaluation.generation.engine import Engine, EngineConfig
+from evaluation.generation.generate import hf_generate_ids, render_prompt, stop_token_ids
 
 CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance")
 

@@ -4,7 +4,7 @@ One invocation, one GPU, one model (a ~1.2B Llama, Llama-3.2-1B's shape, random 
 config, bf16 -- nothing from a hub), the 1,390 non-live BFCL prompts rendered with our chat
 template, 64 new tokens each (greedy, stop at EOS / ``<|im_end|>``):
 
-* ``engine``: :class:`evaluation.engine.Engine` (static KV cache, continuous batching, CUDA graphs);
+* ``engine``: :class:`evaluation.generation.engine.Engine` (static KV cache, continuous batching, CUDA graphs);
 * ``generate_b128``: ``model.generate`` in batches of 128, left padding, prompts sorted by length;
 * ``loop``: ``model.generate`` one prompt at a time on a sample, extrapolated to the set.
 
@@ -12,7 +12,7 @@ Prints items/s, new tokens/s and ratios, and the token agreement of the engine's
 with ``generate``'s (all items in bf16; a sample in fp32, where they should match exactly).
 Prompts come from ``bench/data/bfcl/BFCL_v4_<category>.json`` (the question files of the
 ``bfcl-eval`` wheel, 1.4 MB); when absent, synthetic prompts with the same length distribution
-are used. The tokenizer is a byte-level BPE trained here on the prompts (forge.tokenizer).
+are used. The tokenizer is a byte-level BPE trained here on the prompts (forge.corpus.tokenizer).
 
     python bench/eval_throughput.py [--device cuda] [--loop-sample 16] [--out FILE]
 """
@@ -33,9 +33,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evaluation.bfcl_data import NON_LIVE_AST, BfclItem  # noqa: E402
-from evaluation.engine import Engine, EngineConfig  # noqa: E402
-from evaluation.generate import hf_generate_ids, stop_token_ids  # noqa: E402
+from evaluation.bfcl.data import NON_LIVE_AST, BfclItem  # noqa: E402
+from evaluation.generation.engine import Engine, EngineConfig  # noqa: E402
+from evaluation.generation.generate import hf_generate_ids, stop_token_ids  # noqa: E402
 
 DATA = ROOT / "bench" / "data" / "bfcl"
 CATEGORIES = (*NON_LIVE_AST, "irrelevance")
@@ -88,7 +88,7 @@ def synthetic_conversations(n: int = 1390, seed: int = 0) -> list[dict[str, Any]
 def build_tokenizer(convs: list[dict[str, Any]], out_dir: Path, vocab_size: int) -> Any:
     from transformers import AutoTokenizer
 
-    from forge.tokenizer import train_tokenizer
+    from forge.corpus.tokenizer import train_tokenizer
 
     texts = [m["content"] for c in convs for m in c["messages"]] + [
         json.dumps(t) for c in convs for t in c["tools"]

@@ -33,8 +33,8 @@ def main() -> int:
     import duckdb
     from dagster import AssetKey, DagsterInstance
 
+    from assets.profile import Paths
     from orchestration.definitions import defs
-    from orchestration.profile import Paths
 
     raw = (
         "openapi_operations",

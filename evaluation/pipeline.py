@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from evaluation.bfcl_runner import evaluate_bfcl, evaluate_items, load_model
+from evaluation.bfcl.runner import evaluate_bfcl, evaluate_items, load_model
 from evaluation.perplexity import perplexity
 
 
@@ -50,7 +50,7 @@ def load_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def run_unseen(model_dir: Path, bench_dir: Path, cfg: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     """The unseen-API benchmark (BFCL format, from held-out providers), scored by the same checker."""
-    from evaluation.bfcl_runner import _as_item
+    from evaluation.bfcl.runner import _as_item
 
     answers = {a["id"]: a["ground_truth"] for a in load_jsonl(bench_dir / "possible_answers.jsonl")}
     limit = cfg.get("limit_per_category")

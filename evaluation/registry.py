@@ -19,12 +19,12 @@ class ToolCallingModel(mlflow.pyfunc.PythonModel):
     """pyfunc: input rows ``{"messages": [...], "tools": [...]}`` → the generated assistant text."""
 
     def load_context(self, context) -> None:
-        from evaluation.bfcl_runner import load_model
+        from evaluation.bfcl.runner import load_model
 
         self.model, self.tokenizer = load_model(context.artifacts["hf_dir"])
 
     def predict(self, context, model_input, params: dict[str, Any] | None = None):
-        from evaluation.generate import generate
+        from evaluation.generation.generate import generate
 
         rows = model_input.to_dict("records") if hasattr(model_input, "to_dict") else list(model_input)
         prompts = [{"messages": r["messages"], "tools": r.get("tools") or []} for r in rows]

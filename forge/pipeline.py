@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from forge import schemas
-from forge.io import iter_parquet_rows, read_parquet_rows, sha256_text, write_parquet
-from forge.stats import StepStats
+from forge.core.io import iter_parquet_rows, read_parquet_rows, sha256_text, write_parquet
+from forge.core.stats import StepStats
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +75,11 @@ def ingest_openapi(
     progress: Any = None,
 ) -> dict[str, Any]:
     """OpenAPI specs (an npm tarball or a folder) -> ``out_dir/openapi-*.parquet``
-    (raw.openapi_operations), parsed on ``workers`` processes (``forge.openapi_ingest``)."""
+    (raw.openapi_operations), parsed on ``workers`` processes (``forge.sources.openapi.ingest``)."""
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
-    from forge.openapi_ingest import write_openapi_parquet
+    from forge.sources.openapi.ingest import write_openapi_parquet
 
     op_stats, spec_stats = StepStats("openapi_operations"), StepStats("openapi_specs")
     n = write_openapi_parquet(
@@ -115,8 +115,8 @@ def ingest_python_modules(
 ) -> dict[str, Any]:
     """Introspected Python callables (each module in a sandboxed subprocess) ->
     ``out_dir/python_module.parquet`` (raw.python_module_operations). ``modules`` may hold
-    ``stdlib`` and ``pkg.*`` entries (``forge.python_modules.expand_modules``)."""
-    from forge.python_modules import expand_modules, introspect_modules
+    ``stdlib`` and ``pkg.*`` entries (``forge.sources.python.introspect.expand_modules``)."""
+    from forge.sources.python.introspect import expand_modules, introspect_modules
 
     names = expand_modules(modules)
     stats = StepStats("python_modules")
@@ -155,7 +155,7 @@ def ingest_hub_docs(*, cfg: dict[str, Any], out_dir: Path) -> dict[str, Any]:
 def hub_doc_rows(cfg: dict[str, Any], stats: StepStats) -> Iterator[dict[str, Any]]:
     """Model cards and TorchHub entry points: a local folder (``local_dir``) and, when configured,
     live downloads (``hf_models``, ``torchhub_repos``) through the crawler's guarded fetcher."""
-    from forge.hub_docs import fetch_hub_docs, iter_local_hub_docs
+    from forge.sources.hub.cards import fetch_hub_docs, iter_local_hub_docs
 
     if cfg.get("local_dir"):
         yield from iter_local_hub_docs(Path(cfg["local_dir"]), stats)
@@ -169,7 +169,7 @@ def hub_doc_rows(cfg: dict[str, Any], stats: StepStats) -> Iterator[dict[str, An
 def general_filters(kind: str, min_chars: int = 50) -> list:
     """Quality filters for general documents. Code gets a looser symbol budget (operators and
     brackets are not noise there) and the same bounds on minified lines and repetition."""
-    from forge.filters import (
+    from forge.text.filters import (
         ExactDedup,
         MaxChars,
         MaxLineLength,
@@ -193,8 +193,8 @@ def ingest_general_documents(
 ) -> dict[str, Any]:
     """Real local code (``kind='code'``) or text (``kind='text'``) → ``out_dir/part-0.parquet``,
     after the quality filters; every dropped file is listed in ``data/raw/_dropped/``."""
-    from forge.filters import apply_filters
-    from forge.general_docs import iter_code_documents, iter_text_documents
+    from forge.sources.general import iter_code_documents, iter_text_documents
+    from forge.text.filters import apply_filters
 
     src_stats = StepStats(f"{kind}_sources")
     if kind == "code":
@@ -239,7 +239,7 @@ def ingest_general_documents(
 
 def ingest_bfcl_items(data_dir: Path, out_dir: Path) -> dict[str, Any]:
     """Every official BFCL AST test item found under ``data_dir`` → ``out_dir/part-0.parquet``."""
-    from evaluation.bfcl_data import SUPPORTED_CATEGORIES, load_category
+    from evaluation.bfcl.data import SUPPORTED_CATEGORIES, load_category
 
     counts: dict[str, int] = {}
     missing: list[str] = []
@@ -289,7 +289,7 @@ def synthesize_trajectories(
 ) -> dict[str, Any]:
     """Executed, validated function-calling conversations from the ingested APIs, streamed to
     ``out_dir/part-*.parquet`` chunk by chunk (memory stays flat as the count grows)."""
-    from forge.synth_stream import synthesize_to_parquet
+    from forge.synth.parallel import synthesize_to_parquet
 
     return synthesize_to_parquet(
         api_dir,
@@ -308,7 +308,7 @@ def ingest_dataset_trajectories(
 ) -> dict[str, Any]:
     """Public function-calling datasets (xLAM, ToolACE, Glaive, ToolBench, OpenAI, ShareGPT formats)
     mapped to the normalized trajectory schema, rejects counted by reason."""
-    from forge.connectors import ingest_datasets
+    from forge.sources.datasets import ingest_datasets
 
     resolved = [dict(spec) for spec in specs]
     return ingest_datasets(resolved, out_dir, allowed_licenses=allowed_licenses, cache_dir=cache_dir)
@@ -317,7 +317,7 @@ def ingest_dataset_trajectories(
 def render_agent_documents(api_dir: Path, trajectory_dirs: list[Path], out_dir: Path) -> dict[str, Any]:
     """Agent pre-training text: one document per API (its operations' docs), one per valid
     trajectory (synthesized, or from a public dataset)."""
-    from forge.render import render_api_doc, render_api_group, render_trajectory_text
+    from forge.text.render import render_api_doc, render_api_group, render_trajectory_text
 
     api_rows = read_parquet_rows(api_dir)
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}

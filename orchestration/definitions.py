@@ -22,9 +22,9 @@ from assets.corpus import corpus_assets
 from assets.evaluation import evaluation_assets
 from assets.ingest import API_TABLES, ingest_assets, raw_key
 from assets.quality import gx_checks
+from assets.resources import ForgeResource, MlflowResource
 from assets.training import training_assets
 from assets.warehouse import build_dbt_assets, dbt_project
-from orchestration.resources import ForgeResource, MlflowResource
 
 warehouse_models = build_dbt_assets()
 all_assets = [*ingest_assets, warehouse_models, *corpus_assets, *training_assets, *evaluation_assets]

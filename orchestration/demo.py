@@ -23,8 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     dagster_home = ensure_dagster_home()
     from dagster import DagsterInstance
 
+    from assets.profile import Paths, default_home, load_profile
     from orchestration.definitions import defs
-    from orchestration.profile import Paths, default_home, load_profile
 
     paths = Paths(home=default_home(), profile=load_profile(args.profile).get("name", args.profile))
     t0 = time.perf_counter()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from orchestration.profile import default_home
+from assets.profile import default_home
 
 DAGSTER_YAML = """\
 # Written by orchestration.instance; edit freely (it is only written when missing).

@@ -17,8 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ["HEPHAESTUS_PROFILE"] = args.profile
 
+    from assets.profile import REPO_ROOT, Paths, default_home, load_profile
     from orchestration.instance import ensure_dagster_home
-    from orchestration.profile import REPO_ROOT, Paths, default_home, load_profile
 
     ensure_dagster_home()
     paths = Paths(home=default_home(), profile=load_profile(args.profile).get("name", args.profile))

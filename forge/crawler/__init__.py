@@ -1,7 +1,7 @@
 """A polite, resumable, SSRF-safe documentation crawler (issue 6, source 4).
 
 Public entry points: ``CrawlConfig`` (what and how), ``Crawler`` (run / resume / export),
-``SafeFetcher`` (the only network path, also used by ``forge.hub_docs``), ``AddressGuard``
+``SafeFetcher`` (the only network path, also used by ``forge.sources.hub.cards``), ``AddressGuard``
 (the private-address check), ``normalize_url`` and ``extract_page``. Run from a shell with
 ``python -m forge.crawler SEED... --max-depth N --max-pages N --allow-host HOST --db PATH``.
 """

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
-from forge.ids import api_id, content_sha256, sanitize_function_name
+from forge.core.ids import api_id, content_sha256, sanitize_function_name
 
 _ANNOTATION_TYPES = {
     "int": "integer",

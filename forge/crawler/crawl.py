@@ -24,6 +24,8 @@ from typing import Any
 import httpx
 
 from forge import schemas
+from forge.core.io import sha256_text, write_parquet
+from forge.core.stats import StepStats
 from forge.crawler.apirows import signature_rows
 from forge.crawler.config import CrawlConfig
 from forge.crawler.extract import extract_page
@@ -32,8 +34,6 @@ from forge.crawler.schema import DOCUMENTS
 from forge.crawler.ssrf import AddressGuard
 from forge.crawler.store import CrawlStore
 from forge.crawler.urls import BadURL, normalize_url
-from forge.io import sha256_text, write_parquet
-from forge.stats import StepStats
 
 
 def extract_for_store(html: str, url: str, with_apis: bool, source: str, version: str, license: str,

@@ -3,7 +3,7 @@
 Two places, in order: the installed package (``/usr/share/doc/python3.11/html``), then the copy that
 ``make pydocs`` (``.ci/fetch_python_docs.sh``, run by ``make test`` and ``make demo``) extracts without
 root into ``$HEPHAESTUS_HOME/cache/python3.11-doc/usr/share/doc/python3.11/html``. ``HEPHAESTUS_HOME``
-defaults to ``<repo>/.hephaestus``, as in :func:`orchestration.profile.default_home`. The environment is
+defaults to ``<repo>/.hephaestus``, as in :func:`assets.profile.default_home`. The environment is
 read when the function is called, never at import time.
 """
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import duckdb
 
-from forge.ids import content_sha256, unique_name
+from forge.core.ids import content_sha256, unique_name
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS runs (run_id INTEGER PRIMARY KEY, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ,

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from forge.ids import api_id, content_sha256
+from forge.core.ids import api_id, content_sha256
 from forge.schemas import API_OPERATIONS
 
 DBT_PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"

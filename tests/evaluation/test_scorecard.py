@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from evaluation.bfcl_runner import summarize
+from evaluation.bfcl.runner import summarize
 from evaluation.scorecard import build_scorecard, format_scorecard
 
 

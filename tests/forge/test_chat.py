@@ -16,7 +16,7 @@ from forge.chat import (
     format_tool_call,
     normalize_messages,
 )
-from forge.tokenizer import train_tokenizer
+from forge.corpus.tokenizer import train_tokenizer
 
 TOOLS = [
     {

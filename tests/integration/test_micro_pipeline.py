@@ -19,8 +19,8 @@ def env(tmp_path_factory):
     mp.delenv("MLFLOW_TRACKING_URI", raising=False)
     from dagster import DagsterInstance
 
+    from assets.profile import Paths
     from orchestration.definitions import defs
-    from orchestration.profile import Paths
 
     instance = DagsterInstance.ephemeral()
     yield {"defs": defs, "instance": instance, "paths": Paths(home=home, profile="micro")}
@@ -192,7 +192,7 @@ def test_second_run_redoes_nothing(env, first_run):
 
 def test_planted_bad_rows_fail_a_blocking_check_and_stop_downstream(env, first_run):
     from forge import schemas
-    from forge.io import write_parquet
+    from forge.core.io import write_parquet
 
     raw = env["paths"].raw("text_documents")
     write_parquet(

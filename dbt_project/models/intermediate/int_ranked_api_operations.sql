@@ -8,7 +8,7 @@ with operations as (
 keyed as (
     select
         *,
-        -- content_sha256 (forge.ids.API_CONTENT_FIELDS) includes the version, so the same
+        -- content_sha256 (forge.core.ids.API_CONTENT_FIELDS) includes the version, so the same
         -- endpoint in two spec versions never shares it. This key leaves out the version and
         -- what only says where or when a row was read (api_id, source_uri, fetched_at, license),
         -- and api_name: in the OpenAPI directory a version is often a file of its own, so the

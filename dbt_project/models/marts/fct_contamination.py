@@ -1,13 +1,13 @@
 """Corpus documents that share word n-grams with an evaluation item: one row per (document, item).
 
 Benchmarks: the official BFCL test questions, and the held-out providers' API documentation (the
-unseen-API benchmark). The matching itself lives in ``forge.decontam`` so it is tested without
+unseen-API benchmark). The matching itself lives in ``forge.text.decontam`` so it is tested without
 dbt; this model only feeds it the tables and returns what it found.
 """
 
 import pandas as pd
 
-from forge.decontam import NgramIndex, find_contamination
+from forge.text.decontam import NgramIndex, find_contamination
 
 COLUMNS = ["doc_id", "benchmark", "item_id", "n_shared_ngrams", "example_ngram"]
 

@@ -53,7 +53,7 @@ def test_home_defaults_to_the_repo_and_can_be_passed(tmp_path, monkeypatch, no_s
 
 
 def test_profile_serve_dir_python3_11_doc_resolves_to_the_docs(tmp_path, monkeypatch, no_system_docs):
-    from orchestration.profile import PYTHON_DOCS, load_profile, resolve_repo_path
+    from assets.profile import PYTHON_DOCS, load_profile, resolve_repo_path
 
     monkeypatch.setenv("HEPHAESTUS_HOME", str(tmp_path / "home"))
     assert resolve_repo_path(PYTHON_DOCS) == no_system_docs  # missing: a counted skip in the crawl

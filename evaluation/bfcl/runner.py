@@ -1,0 +1,223 @@
+"""Run a model on BFCL (or BFCL-format items, such as the unseen-API benchmark) and score it.
+
+Grain of the per-item rows: one benchmark item. Accuracies are fractions in [0, 1].
+
+Summary numbers follow BFCL's leaderboard code (``eval_checker/eval_runner_helper.py``), over the
+categories that were run (BFCL itself counts a missing category as 0 and shows N/A; here
+``complete`` says whether every category of a group was present):
+
+* ``non_live_simple`` = unweighted mean of simple_python, simple_java, simple_javascript;
+* ``non_live_ast`` = unweighted mean of non_live_simple, multiple, parallel, parallel_multiple;
+* ``live_ast`` = item-weighted mean of live_simple, live_multiple, live_parallel, live_parallel_multiple;
+* ``irrelevance`` = unweighted mean of irrelevance and live_irrelevance; ``relevance`` = live_relevance;
+* ``overall_mean`` = unweighted mean of all categories run (ours, for non-BFCL item sets).
+
+With ``limit_per_category`` the numbers are on the first N items of each file, like BFCL's partial
+evaluation, not comparable to the leaderboard.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from evaluation.bfcl.checker import Verdict, check
+from evaluation.bfcl.data import SUPPORTED_CATEGORIES, BfclItem, load_category
+from evaluation.bfcl.parse import ParseResult, parse_tool_calls
+from evaluation.generation.generate import generate
+
+_GROUPS = {
+    "non_live_simple": (("simple_python", "simple_java", "simple_javascript"), "unweighted"),
+    "live_ast": (("live_simple", "live_multiple", "live_parallel", "live_parallel_multiple"), "weighted"),
+    "irrelevance": (("irrelevance", "live_irrelevance"), "unweighted"),
+    "relevance": (("live_relevance",), "unweighted"),
+}
+
+
+def load_model(model_dir: str | os.PathLike[str], device: str | None = None) -> tuple[Any, Any]:
+    """(model, tokenizer) from a saved directory: bf16 on CUDA, fp32 on CPU, in eval mode."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(device)
+    model.eval()
+    return model, tokenizer
+
+
+def item_prompt(item: BfclItem) -> dict[str, Any]:
+    """Conversation for one item: its first-turn messages and BFCL's prompt-side function documents."""
+    return {"messages": item.messages, "tools": item.prompt_functions()}
+
+
+def evaluate_items(
+    model: Any,
+    tokenizer: Any,
+    items: Sequence[BfclItem],
+    batch_size: int = 8,
+    max_new_tokens: int = 256,
+) -> dict[str, Any]:
+    """Generate an answer for every item with an already loaded model, then score them."""
+    texts = generate(model, tokenizer, [item_prompt(item) for item in items], max_new_tokens, batch_size)
+    return score_items(items, None, texts)
+
+
+def evaluate_bfcl(
+    model_dir: str | os.PathLike[str],
+    data_dir: str | os.PathLike[str],
+    categories: Sequence[str] = SUPPORTED_CATEGORIES,
+    limit_per_category: int | None = None,
+    batch_size: int = 8,
+    max_new_tokens: int = 256,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """Load the model in ``model_dir``, run the BFCL ``categories`` from ``data_dir`` and score them."""
+    items = [
+        item for category in categories for item in load_category(data_dir, category, limit_per_category)
+    ]
+    model, tokenizer = load_model(model_dir, device)
+    result = evaluate_items(model, tokenizer, items, batch_size, max_new_tokens)
+    result["config"] = {
+        "model_dir": str(model_dir),
+        "data_dir": str(data_dir),
+        "categories": list(categories),
+        "limit_per_category": limit_per_category,
+        "batch_size": batch_size,
+        "max_new_tokens": max_new_tokens,
+    }
+    return result
+
+
+def _as_item(item: BfclItem | Mapping[str, Any], category: str | None = None) -> BfclItem:
+    if isinstance(item, BfclItem):
+        return item
+    cat = item.get("category") or category
+    if not cat:
+        raise ValueError(f"item {item.get('id')!r} has no category")
+    return BfclItem(
+        str(item["id"]),
+        cat,
+        item.get("question", []),
+        item.get("function", item.get("functions", [])),
+        item.get("ground_truth"),
+    )
+
+
+def score_items(
+    items: Sequence[BfclItem | Mapping[str, Any]],
+    answers: Mapping[str, list[dict]] | None,
+    responses: Sequence[str | list | ParseResult] | Mapping[str, str | list | ParseResult],
+) -> dict[str, Any]:
+    """Score given responses (texts, decoded call lists or ParseResults) against BFCL-format items.
+
+    ``answers`` maps item id -> possible answer and overrides the items' own ``ground_truth`` (pass
+    ``None`` to use the items'). ``responses`` is aligned with ``items`` or keyed by item id; an item
+    with no response is scored wrong (``missing_response``), never dropped.
+    """
+    parsed_items = [_as_item(item) for item in items]
+    if not isinstance(responses, Mapping) and len(responses) != len(parsed_items):
+        raise ValueError(
+            f"{len(responses)} responses for {len(parsed_items)} items; pass a dict keyed by id instead"
+        )
+    rows = []
+    for index, item in enumerate(parsed_items):
+        response = responses.get(item.id) if isinstance(responses, Mapping) else responses[index]
+        truth = answers.get(item.id) if answers is not None else item.ground_truth
+        rows.append(_score_one(item, truth, response))
+    return summarize(rows)
+
+
+def _score_one(item: BfclItem, truth: list[dict] | None, response: Any) -> dict[str, Any]:
+    text = response if isinstance(response, str) else None
+    if response is None:
+        decoded = ParseResult([], "no response for this item")
+        verdict = Verdict(False, "missing_response", ["no response for this item"])
+    else:
+        if isinstance(response, str):
+            decoded = parse_tool_calls(response)
+        elif isinstance(response, ParseResult):
+            decoded = response
+        else:
+            decoded = ParseResult(list(response), None, "decoded")
+        verdict = check(item.category, item.functions, decoded, truth)
+    return {
+        "id": item.id,
+        "category": item.category,
+        "text": text,
+        "decoded": decoded.calls,
+        "parse_error": decoded.error,
+        "valid": verdict.valid,
+        "error_type": verdict.error_type,
+        "errors": verdict.errors,
+    }
+
+
+def _mean(parts: list[dict[str, Any]], how: str) -> float:
+    if how == "weighted":
+        return sum(p["accuracy"] * p["n"] for p in parts) / max(sum(p["n"] for p in parts), 1)
+    return sum(p["accuracy"] for p in parts) / len(parts)
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-category accuracy / counts / error types and BFCL's summary averages from item rows."""
+    by_category: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        stats = by_category.setdefault(row["category"], {"n": 0, "n_valid": 0, "error_types": Counter()})
+        stats["n"] += 1
+        stats["n_valid"] += bool(row["valid"])
+        if not row["valid"]:
+            stats["error_types"][row["error_type"]] += 1
+    for stats in by_category.values():
+        stats["accuracy"] = stats["n_valid"] / stats["n"]
+        stats["error_types"] = dict(stats["error_types"].most_common())
+    summary: dict[str, Any] = {}
+    for name, (members, how) in _GROUPS.items():
+        present = [by_category[c] for c in members if c in by_category]
+        if present:
+            summary[name] = {
+                "accuracy": _mean(present, how),
+                "n": sum(p["n"] for p in present),
+                "complete": len(present) == len(members),
+            }
+    non_live = [summary.get("non_live_simple")] + [
+        by_category.get(c) for c in ("multiple", "parallel", "parallel_multiple")
+    ]
+    present = [part for part in non_live if part]
+    if present:
+        summary["non_live_ast"] = {
+            "accuracy": _mean(present, "unweighted"),
+            "n": sum(p["n"] for p in present),
+            "complete": len(present) == 4 and summary["non_live_simple"]["complete"],
+        }
+    if by_category:
+        summary["overall_mean"] = {
+            "accuracy": _mean(list(by_category.values()), "unweighted"),
+            "n": len(rows),
+            "complete": True,
+        }
+    return {
+        "n_items": len(rows),
+        "n_valid": sum(bool(row["valid"]) for row in rows),
+        "categories": dict(sorted(by_category.items())),
+        "summary": summary,
+        "rows": rows,
+    }
+
+
+def load_response_file(path: str | os.PathLike[str]) -> dict[str, str]:
+    """Responses in BFCL's result format (JSON lines ``{"id", "result"}``) keyed by id."""
+    responses = {}
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                row = json.loads(line)
+                responses[str(row["id"])] = row["result"]
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise ValueError(f"{path}:{number}: expected {{'id', 'result'}} JSON ({exc})") from None
+    return responses

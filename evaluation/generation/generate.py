@@ -1,0 +1,157 @@
+"""Batched greedy generation for benchmark prompts (CPU or CUDA).
+
+Prompts are either ready strings or chat conversations ``{"messages": [...], "tools": [...]}`` that
+the tokenizer's chat template renders (with ``add_generation_prompt=True``). Batches are left-padded
+so every row's next token sits in the last column; decoding is greedy and stops at the tokenizer's
+EOS or ``<|im_end|>`` (end of an assistant turn), whichever comes first. Outputs are returned in
+input order, special tokens removed (``<tool_call>`` tags are ordinary added tokens and survive).
+
+Decoding runs on :mod:`evaluation.generation.engine` (static KV cache, continuous batching, CUDA graphs) when
+the model is one it supports, else on ``model.generate`` (left-padded batches); both are greedy and
+give the same tokens (exactly in fp32). ``batch_size`` is the number of sequences decoded together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from evaluation.generation.engine import Engine, EngineConfig, EngineUnsupported, check_supported
+
+Conversation = dict[str, Any]
+END_OF_TURN = "<|im_end|>"
+
+
+def render_prompt(tokenizer: Any, prompt: str | Conversation | list[dict]) -> str:
+    """Prompt text for one input: strings pass through, conversations go through the chat template."""
+    if isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, list):  # bare message list
+        prompt = {"messages": prompt}
+    tools = prompt.get("tools") or None
+    return tokenizer.apply_chat_template(
+        prompt["messages"], tools=tools, add_generation_prompt=True, tokenize=False
+    )
+
+
+def stop_token_ids(tokenizer: Any) -> list[int]:
+    """Token ids that end generation: EOS and the end-of-turn token when the vocabulary has it."""
+    ids = []
+    if tokenizer.eos_token_id is not None:
+        ids.append(int(tokenizer.eos_token_id))
+    end_of_turn = tokenizer.convert_tokens_to_ids(END_OF_TURN)
+    if isinstance(end_of_turn, int) and end_of_turn != tokenizer.unk_token_id and end_of_turn not in ids:
+        ids.append(end_of_turn)
+    if not ids:
+        raise ValueError("tokenizer has neither an eos_token nor <|im_end|>: generation would never stop")
+    return ids
+
+
+def generate(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str | Conversation | list[dict]],
+    max_new_tokens: int = 256,
+    batch_size: int = 8,
+    *,
+    stop_strings: Sequence[str] = (),
+    use_engine: bool = True,
+) -> list[str]:
+    """Greedy completions for ``prompts`` (same order), at most ``max_new_tokens`` tokens each.
+
+    ``stop_strings`` also end a completion, which is cut before the first of them (on the engine
+    they stop decoding early when the model emits their usual tokenization). ``use_engine=False``
+    forces the ``model.generate`` path.
+    """
+    if batch_size < 1 or max_new_tokens < 1:
+        raise ValueError("batch_size and max_new_tokens must be >= 1")
+    texts = [render_prompt(tokenizer, prompt) for prompt in prompts]
+    if not texts:
+        return []
+    stops = stop_token_ids(tokenizer)
+    encoded = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+    if use_engine and all(encoded) and _engine_supported(model):
+        sequences = [tokenizer(s, add_special_tokens=False)["input_ids"] for s in stop_strings if s]
+        engine = Engine(model, stops, sequences, EngineConfig(slots=batch_size))
+        generated = engine.generate_ids(encoded, max_new_tokens)
+        return [truncate_at_stop(_decode_new(tokenizer, ids, stops), stop_strings) for ids in generated]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
+    generated = hf_generate_ids(model, encoded, stops, pad_id, max_new_tokens, batch_size)
+    return [truncate_at_stop(_decode_new(tokenizer, ids, stops), stop_strings) for ids in generated]
+
+
+def truncate_at_stop(text: str, stop_strings: Sequence[str]) -> str:
+    """``text`` up to (not including) the earliest occurrence of any stop string."""
+    cut = min((i for s in stop_strings if s and (i := text.find(s)) >= 0), default=len(text))
+    return text[:cut]
+
+
+def _engine_supported(model: Any) -> bool:
+    try:
+        check_supported(model)
+    except EngineUnsupported:
+        return False
+    return True
+
+
+def hf_generate_ids(
+    model: Any,
+    encoded: Sequence[Sequence[int]],
+    stops: list[int],
+    pad_id: int,
+    max_new_tokens: int,
+    batch_size: int,
+) -> list[list[int]]:
+    """The reference path: ``model.generate`` (greedy) on left-padded batches of similar length.
+
+    Returns the generated ids per prompt (input order) up to and including the first stop token.
+    """
+    device = next(model.parameters()).device
+    # Similar lengths share a batch, so little compute goes to padding.
+    order = sorted(range(len(encoded)), key=lambda index: len(encoded[index]))
+    outputs: list[list[int]] = [[] for _ in encoded]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                chunk = order[start : start + batch_size]
+                width = max(len(encoded[index]) for index in chunk)
+                input_ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+                attention = torch.zeros((len(chunk), width), dtype=torch.long)
+                for row, index in enumerate(chunk):
+                    ids = list(encoded[index])
+                    if ids:
+                        input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+                        attention[row, width - len(ids) :] = 1
+                generated = model.generate(
+                    input_ids=input_ids.to(device),
+                    attention_mask=attention.to(device),
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    eos_token_id=stops,
+                    pad_token_id=pad_id,
+                )
+                for row, index in enumerate(chunk):
+                    outputs[index] = _until_stop(generated[row, width:].tolist(), stops)
+    finally:
+        model.train(was_training)
+    return outputs
+
+
+def _until_stop(ids: list[int], stops: list[int]) -> list[int]:
+    for position, token in enumerate(ids):
+        if token in stops:
+            return ids[: position + 1]
+    return ids
+
+
+def _decode_new(tokenizer: Any, ids: list[int], stops: list[int]) -> str:
+    """Text of the generated ids up to (not including) the first stop token."""
+    for position, token in enumerate(ids):
+        if token in stops:
+            ids = ids[:position]
+            break
+    return tokenizer.decode(ids, skip_special_tokens=True)

@@ -1,0 +1,224 @@
+"""Tensor-level pieces of :mod:`evaluation.generation.engine`: decode state, masks, the attention kernel, graphs.
+
+Everything here runs on the model's device with static shapes, so the decode step can be captured
+in a CUDA graph: no host reads, no allocations that depend on values. Shapes: ``S`` slots, ``L``
+cache positions, ``Hkv`` key/value heads, ``D`` head dim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+ATTENTION_NAME = "forge_engine"
+_ACTIVE: list[DecodeState] = []  # the state the registered attention function writes into
+
+
+@dataclass
+class PrefillMode:
+    """Prefill of left-padded prompts: ``slots`` [n] receive them, ``offsets`` [n] is each row's padding."""
+
+    slots: torch.Tensor
+    offsets: torch.Tensor
+    width: int
+
+
+@dataclass
+class DecodeMode:
+    """One token per slot; attention reads the first ``attend`` cache positions."""
+
+    attend: int
+
+
+@dataclass
+class DecodeState:
+    """Preallocated per-slot tensors. ``pos[s]`` is the position of ``tokens[s]``, the next input;
+    ``out[s, :n_gen[s]]`` the tokens generated so far; ``active[s]`` false once a stop fired."""
+
+    slots: int
+    max_len: int
+    max_new: int
+    k: list[torch.Tensor]
+    v: list[torch.Tensor]
+    tokens: torch.Tensor
+    pos: torch.Tensor
+    n_gen: torch.Tensor
+    active: torch.Tensor
+    out: torch.Tensor
+    rows: torch.Tensor
+    mode: PrefillMode | DecodeMode | None = None
+
+    @classmethod
+    def allocate(
+        cls, slots: int, max_len: int, max_new: int, n_layers: int, kv_heads: int, head_dim: int,
+        dtype: torch.dtype, device: torch.device,
+    ) -> DecodeState:  # fmt: skip
+        shape = (slots, kv_heads, max_len, head_dim)
+        zeros = lambda *s, dt=torch.long: torch.zeros(s, dtype=dt, device=device)  # noqa: E731
+        return cls(
+            slots, max_len, max_new,
+            [torch.zeros(shape, dtype=dtype, device=device) for _ in range(n_layers)],
+            [torch.zeros(shape, dtype=dtype, device=device) for _ in range(n_layers)],
+            zeros(slots), zeros(slots), zeros(slots), zeros(slots, dt=torch.bool), zeros(slots, max_new),
+            torch.arange(slots, device=device),
+        )  # fmt: skip
+
+    def start(
+        self, slots: list[int], lengths: list[int], first: torch.Tensor, stops: torch.Tensor, max_new: int,
+        seqs: torch.Tensor | None = None, seq_pad: torch.Tensor | None = None,
+    ) -> None:  # fmt: skip
+        """Seat prefilled prompts: their first generated token becomes the next decode input."""
+        idx = torch.tensor(slots, device=self.tokens.device)
+        self.tokens[idx] = first
+        self.pos[idx] = torch.tensor(lengths, device=self.tokens.device)
+        self.out[idx] = 0
+        self.out[idx, 0] = first
+        self.n_gen[idx] = 1
+        stopped = (first[:, None] == stops[None, :]).any(-1)
+        if seqs is not None:
+            stopped = stopped | sequence_hit(self.out[idx], self.n_gen[idx], seqs, seq_pad)
+        self.active[idx] = ~stopped & (max_new > 1)
+
+    def advance(
+        self, nxt: torch.Tensor, stops: torch.Tensor, seqs: torch.Tensor | None, seq_pad: torch.Tensor | None
+    ) -> None:
+        """Record ``nxt`` for active slots and update stop flags, all in place (graph-safe)."""
+        act = self.active
+        col = self.n_gen.clamp(max=self.max_new - 1)
+        self.out[self.rows, col] = torch.where(act, nxt, self.out[self.rows, col])
+        self.n_gen += act.long()
+        hit = (nxt[:, None] == stops[None, :]).any(-1)
+        if seqs is not None:
+            hit = hit | sequence_hit(self.out, self.n_gen, seqs, seq_pad)
+        self.active.copy_(act & ~hit & (self.n_gen < self.max_new))
+        self.tokens.copy_(nxt)
+        self.pos.copy_((self.pos + 1).clamp(max=self.max_len - 1))
+
+    def harvest(self, slots: list[int]) -> list[list[int]]:
+        """Generated ids of finished ``slots`` (one device-to-host copy)."""
+        idx = torch.tensor(slots, device=self.out.device)
+        out, n = self.out[idx].tolist(), self.n_gen[idx].tolist()
+        return [row[:k] for row, k in zip(out, n, strict=True)]
+
+
+def pack_sequences(
+    sequences: Sequence[Sequence[int]], device: torch.device
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Stop sequences right-aligned in a ``[n, W]`` tensor plus a mask of the (wildcard) padding."""
+    seqs = [list(map(int, s)) for s in sequences if len(s) > 0]
+    if not seqs:
+        return None, None
+    width = max(len(s) for s in seqs)
+    packed = torch.full((len(seqs), width), -1, dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        packed[row, width - len(seq) :] = torch.tensor(seq)
+    return packed.to(device), (packed < 0).to(device)
+
+
+def sequence_hit(
+    out: torch.Tensor, n_gen: torch.Tensor, seqs: torch.Tensor, pad: torch.Tensor
+) -> torch.Tensor:
+    """[S] bool: the generated tokens of each slot end with one of the stop sequences."""
+    width = seqs.shape[1]
+    cols = n_gen[:, None] - width + torch.arange(width, device=out.device)[None, :]
+    window = out.gather(1, cols.clamp(min=0))
+    window = torch.where(cols >= 0, window, torch.full_like(window, -2))  # before the start: matches nothing
+    return ((window[:, None, :] == seqs[None]) | pad[None]).all(-1).any(-1)
+
+
+def round_up(n: int, bucket: int, limit: int) -> int:
+    """``n`` rounded up to a multiple of ``bucket``, at most ``limit``."""
+    return min(limit, -(-n // bucket) * bucket)
+
+
+def prefill_mask(offsets: torch.Tensor, width: int, dtype: torch.dtype) -> torch.Tensor:
+    """[n, 1, T, T] additive mask: causal over each row's real tokens; a padding query sees itself
+    only (so no row is fully masked and no NaN reaches the real tokens)."""
+    ar = torch.arange(width, device=offsets.device)
+    causal = ar[None, :] <= ar[:, None]
+    real_key = ar[None, None, :] >= offsets[:, None, None]
+    visible = (causal[None] & real_key) | torch.eye(width, dtype=torch.bool, device=offsets.device)[None]
+    return _additive(visible[:, None], dtype)
+
+
+def decode_mask(pos: torch.Tensor, attend: int, dtype: torch.dtype) -> torch.Tensor:
+    """[S, 1, 1, attend] additive mask: slot ``s`` sees cache positions ``0..pos[s]``."""
+    visible = torch.arange(attend, device=pos.device)[None, :] <= pos[:, None]
+    return _additive(visible[:, None, None, :], dtype)
+
+
+def _additive(visible: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    zero = torch.zeros((), dtype=dtype, device=visible.device)
+    return torch.where(visible, zero, torch.finfo(dtype).min)
+
+
+def _attention(
+    module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask: torch.Tensor,
+    scaling: float | None = None, **_: Any,
+) -> tuple[torch.Tensor, None]:  # fmt: skip
+    """Attention with the engine's cache. query [B, Hq, q, D], key/value [B, Hkv, q, D] (new
+    tokens only, rotary applied); returns [B, q, Hq, D] like transformers' attention functions."""
+    state = _ACTIVE[-1]
+    layer, mode = module.layer_idx, state.mode
+    groups = query.shape[1] // key.shape[1]
+    if isinstance(mode, DecodeMode):
+        state.k[layer][state.rows, :, state.pos] = key[:, :, 0]
+        state.v[layer][state.rows, :, state.pos] = value[:, :, 0]
+        keys = state.k[layer][:, :, : mode.attend]
+        values = state.v[layer][:, :, : mode.attend]
+        bsz, heads, _, dim = query.shape
+        # Grouped-query heads share a K/V head: fold the group into the query length (no K/V copy).
+        folded = query.reshape(bsz, key.shape[1], groups, dim)
+        out = F.scaled_dot_product_attention(folded, keys, values, attn_mask=attention_mask, scale=scaling)
+        return out.reshape(bsz, heads, 1, dim).transpose(1, 2), None
+    if not isinstance(mode, PrefillMode):
+        raise RuntimeError("engine attention called outside a prefill or decode step")
+    # Left-padded rows: shift each row so its first real token lands at cache position 0.
+    width = mode.width
+    src = (torch.arange(width, device=key.device)[None, :] + mode.offsets[:, None]).clamp(max=width - 1)
+    src = src[:, None, :, None].expand(-1, key.shape[1], -1, key.shape[3])
+    state.k[layer][:, :, :width].index_copy_(0, mode.slots, key.gather(2, src))
+    state.v[layer][:, :, :width].index_copy_(0, mode.slots, value.gather(2, src))
+    if groups > 1:
+        key, value = key.repeat_interleave(groups, 1), value.repeat_interleave(groups, 1)
+    out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, scale=scaling)
+    return out.transpose(1, 2), None
+
+
+@contextmanager
+def engine_attention(model: Any, state: DecodeState) -> Iterator[None]:
+    """Route the model's attention through :func:`_attention` (writing into ``state``) for the block."""
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(ATTENTION_NAME, _attention)
+    config = model.config
+    previous = config._attn_implementation
+    _ACTIVE.append(state)
+    config._attn_implementation = ATTENTION_NAME
+    try:
+        yield
+    finally:
+        config._attn_implementation = previous
+        _ACTIVE.pop()
+
+
+def warm_up(step: Callable[[], None], device: torch.device) -> None:
+    """Run ``step`` once on a side stream (a real step: cuBLAS and friends allocate their workspaces)."""
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        step()
+    torch.cuda.current_stream(device).wait_stream(side)
+
+
+def capture(step: Callable[[], None], device: torch.device) -> torch.cuda.CUDAGraph:
+    """A CUDA graph of ``step`` (capturing does not run it). All its effects go to preallocated tensors."""
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    return graph

@@ -1,0 +1,133 @@
+"""Great Expectations suites for the warehouse marts, and a runner that reports per expectation.
+
+The suites are data, not Dagster: ``assets/quality.py`` turns each into a blocking asset check.
+A failed expectation is reported with its name, column and how many rows broke it, so the check
+result in the Dagster UI says exactly what went wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from forge.synth.trajectories import PATTERNS
+
+log = logging.getLogger(__name__)
+
+CATEGORIES = ["agent", "code", "text"]
+FUNCTION_NAME_REGEX = r"^[A-Za-z0-9_.\-]{1,64}$"
+
+
+def _expectations(table: str, min_chars: int) -> list[Any]:
+    """The expectation objects of one mart's suite (built lazily: importing GX is slow)."""
+    import great_expectations as gx
+
+    E = gx.expectations
+    if table == "fct_corpus_documents":
+        return [
+            E.ExpectTableRowCountToBeBetween(min_value=1),
+            E.ExpectColumnValuesToBeUnique(column="doc_id"),
+            E.ExpectColumnValuesToNotBeNull(column="text"),
+            # Forge's filters drop documents shorter than this; a shorter one means a source
+            # bypassed them.
+            E.ExpectColumnValueLengthsToBeBetween(column="text", min_value=min_chars),
+            E.ExpectColumnValuesToBeInSet(column="category", value_set=CATEGORIES),
+            E.ExpectColumnDistinctValuesToContainSet(column="category", value_set=CATEGORIES),
+            E.ExpectColumnValuesToBeInSet(column="split", value_set=["train", "validation"]),
+            E.ExpectColumnValuesToNotBeNull(column="source_uri"),
+            E.ExpectColumnValuesToBeBetween(column="n_tokens_est", min_value=1),
+        ]
+    if table == "fct_sft_examples":
+        return [
+            E.ExpectTableRowCountToBeBetween(min_value=1),
+            E.ExpectColumnValuesToBeUnique(column="example_id"),
+            E.ExpectColumnValuesToBeJsonParseable(column="messages"),
+            E.ExpectColumnValuesToBeJsonParseable(column="tools"),
+            E.ExpectColumnValuesToBeInSet(column="pattern", value_set=list(PATTERNS)),
+        ]
+    if table == "dim_apis":
+        return [
+            E.ExpectTableRowCountToBeBetween(min_value=1),
+            E.ExpectColumnValuesToBeUnique(column="api_id"),
+            E.ExpectColumnValuesToMatchRegex(column="function_name", regex=FUNCTION_NAME_REGEX),
+            E.ExpectColumnValuesToBeJsonParseable(column="parameters"),
+            E.ExpectColumnValuesToNotBeNull(column="provider"),
+        ]
+    if table == "fct_eval_holdout":
+        return [
+            E.ExpectColumnValuesToBeUnique(column="api_id"),
+            E.ExpectColumnValuesToBeJsonParseable(column="parameters"),
+        ]
+    raise KeyError(f"no expectation suite for table {table!r}")
+
+
+SUITE_TABLES = ("fct_corpus_documents", "fct_sft_examples", "dim_apis", "fct_eval_holdout")
+
+
+@dataclass
+class ExpectationOutcome:
+    expectation: str
+    column: str | None
+    success: bool
+    unexpected_count: int | None
+    observed: Any = None
+
+
+@dataclass
+class SuiteResult:
+    table: str
+    n_rows: int
+    outcomes: list[ExpectationOutcome] = field(default_factory=list)
+
+    @property
+    def success(self) -> bool:
+        return all(o.success for o in self.outcomes)
+
+    @property
+    def failed(self) -> list[ExpectationOutcome]:
+        return [o for o in self.outcomes if not o.success]
+
+    def summary(self) -> str:
+        if self.success:
+            return f"{self.table}: all {len(self.outcomes)} expectations passed on {self.n_rows} rows"
+        parts = [
+            f"{o.expectation}({o.column or ''}) failed on {o.unexpected_count if o.unexpected_count is not None else '?'} rows"
+            for o in self.failed
+        ]
+        return f"{self.table}: " + "; ".join(parts)
+
+
+def validate_dataframe(table: str, df: pd.DataFrame, *, min_chars: int = 50) -> SuiteResult:
+    """Validate ``df`` (the mart's rows) against the table's suite with an ephemeral GX context."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+
+    context = gx.get_context(mode="ephemeral")
+    source = context.data_sources.add_pandas(name=f"{table}_source")
+    asset = source.add_dataframe_asset(name=table)
+    batch_def = asset.add_batch_definition_whole_dataframe(f"{table}_batch")
+    batch = batch_def.get_batch(batch_parameters={"dataframe": df})
+    suite = context.suites.add(gx.ExpectationSuite(name=f"{table}_suite"))
+    for expectation in _expectations(table, min_chars):
+        suite.add_expectation(expectation)
+    validation = batch.validate(suite, result_format="SUMMARY")
+
+    result = SuiteResult(table=table, n_rows=len(df))
+    for r in validation.results:
+        cfg = r.expectation_config
+        res = r.result or {}
+        result.outcomes.append(
+            ExpectationOutcome(
+                expectation=cfg.type,
+                column=cfg.kwargs.get("column"),
+                success=bool(r.success),
+                unexpected_count=res.get("unexpected_count"),
+                observed=res.get("observed_value"),
+            )
+        )
+    log.info(result.summary())
+    return result

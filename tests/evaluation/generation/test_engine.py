@@ -1,0 +1,107 @@
+"""The engine must give exactly ``model.generate``'s greedy tokens (fp32, CPU) under any schedule."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from evaluation.generation.engine import Engine, EngineConfig, EngineUnsupported
+from evaluation.generation.generate import generate, hf_generate_ids
+
+
+@pytest.fixture(scope="module")
+def gqa_model():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(1)
+    config = LlamaConfig(
+        vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+    )  # fmt: skip
+    return LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture(scope="module")
+def prompts() -> list[list[int]]:
+    rng = random.Random(0)
+    return [[rng.randrange(3, 300) for _ in range(rng.randint(1, 40))] for _ in range(11)]
+
+
+@pytest.fixture(scope="module")
+def reference(gqa_model, prompts):
+    # One prompt at a time: no padding at all in the reference.
+    return [hf_generate_ids(gqa_model, [p], [1, 2], 0, 16, 1)[0] for p in prompts]
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        EngineConfig(slots=11, sync_every=1),  # all at once
+        EngineConfig(slots=3, sync_every=4, prefill_tokens=40),  # refills, small prefill groups
+        EngineConfig(slots=1, sync_every=16, attend_bucket=8),  # one slot, many attention buckets
+    ],
+)
+def test_engine_equals_generate_exactly(gqa_model, prompts, reference, config):
+    engine = Engine(gqa_model, [1, 2], config=config)
+    assert engine.generate_ids(prompts, 16) == reference
+    assert engine.stats["prefilled"] == len(prompts) and engine.stats["graphs"] == 0  # no graphs on CPU
+    batched = hf_generate_ids(gqa_model, prompts, [1, 2], 0, 16, 4)  # left-padded generate agrees too
+    assert batched == reference
+
+
+def test_stop_token_and_stop_sequence_end_a_slot(gqa_model, prompts, reference):
+    full = Engine(gqa_model, []).generate_ids(prompts, 16)  # no stops: always 16 tokens
+    assert (
+        all(len(f) == 16 for f in full)
+        and [f[: len(r)] for f, r in zip(full, reference, strict=True)] == reference
+    )
+    common = max(range(300), key=lambda t: sum(r.count(t) for r in full))
+    got = Engine(gqa_model, [common], config=EngineConfig(slots=4, sync_every=5)).generate_ids(prompts, 16)
+    expected = [r[: r.index(common) + 1] if common in r else r for r in full]
+    assert got == expected and any(len(g) < 16 for g in got)
+    sequence = full[0][2:4]
+    got = Engine(gqa_model, [], [sequence], EngineConfig(slots=4)).generate_ids(prompts[:1], 16)
+    assert got == [full[0][:4]]
+
+
+def test_budget_of_one_token_and_bad_input(gqa_model, prompts, reference):
+    assert Engine(gqa_model, []).generate_ids(prompts[:3], 1) == [r[:1] for r in reference[:3]]
+    assert Engine(gqa_model, []).generate_ids([], 4) == []
+    with pytest.raises(ValueError, match="empty prompt"):
+        Engine(gqa_model, []).generate_ids([[5], []], 4)
+    with pytest.raises(ValueError):
+        Engine(gqa_model, []).generate_ids(prompts, 0)
+    assert gqa_model.config._attn_implementation != "forge_engine"  # attention routing restored
+
+
+def test_unsupported_model_is_refused():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=50))
+    with pytest.raises(EngineUnsupported):
+        Engine(model, [0])
+
+
+def test_generate_uses_engine_and_matches_hf_path(tokenizer, tiny_model):
+    texts = ["short", "a somewhat longer prompt with more tokens in it", "mid length prompt", "x"]
+    fast = generate(tiny_model, tokenizer, texts, max_new_tokens=12, batch_size=2)
+    slow = generate(tiny_model, tokenizer, texts, max_new_tokens=12, batch_size=2, use_engine=False)
+    assert fast == slow and any(fast)
+    cut = fast[1][3:6]
+    stopped = generate(tiny_model, tokenizer, texts[1:2], max_new_tokens=12, stop_strings=[cut])
+    assert stopped == [fast[1][: fast[1].find(cut)]]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_graph_engine_matches_generate_fp32(gqa_model, prompts, reference):
+    model = gqa_model.to("cuda")
+    try:
+        engine = Engine(model, [1, 2], config=EngineConfig(slots=4, sync_every=4))
+        got = engine.generate_ids(prompts, 16)
+        assert engine.stats["graphs"] >= 1 and "graph_error" not in engine.stats
+        assert got == hf_generate_ids(model, prompts, [1, 2], 0, 16, 1)
+    finally:
+        gqa_model.to("cpu")
