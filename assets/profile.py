@@ -1,8 +1,13 @@
 """Profiles: YAML files under ``orchestration/profiles/`` (micro, default, gpu, cluster).
 
 A profile is configuration, never code: the same assets run under each. ``extends`` merges a
-profile over another (dicts deep-merged, everything else replaced). Paths are resolved here, at
-run time — nothing reads the environment at import time.
+profile over another (dicts deep-merged, everything else replaced). The merged mapping is checked
+against :class:`Profile` when it is loaded: one strict model per section, so an unknown or
+misspelled key is a :class:`ProfileError` naming the key, its section and the file it is in. A
+section that feeds one library stage is that stage's configuration class (its defaults are the only
+ones); ``model`` and ``training`` are read by ``training``'s own loader, which checks them here too.
+
+Paths are resolved here, at run time — nothing reads the environment at import time.
 """
 
 from __future__ import annotations
@@ -11,12 +16,110 @@ import copy
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from evaluation.config import EvaluationConfig
+from forge.corpus.mixtures import MixtureConfig
+from forge.corpus.tokenizer import TokenizerConfig
+from forge.sources.bfcl import BfclSourceConfig
+from forge.sources.datasets.stage import DatasetSpec
+from forge.sources.general import CodeSourceConfig, TextSourceConfig
+from forge.sources.hub.stage import HubDocsConfig
+from forge.sources.openapi.stage import OpenApiConfig
+from forge.sources.python.stage import PythonIntrospectionConfig
+from forge.sources.webdocs import CrawlSpec
+from forge.synth.stage import SynthesisConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROFILES_DIR = REPO_ROOT / "orchestration" / "profiles"
+
+
+class ProfileError(ValueError):
+    """A profile that does not match its model: the message names the file, the section and the key."""
+
+
+class _Section(BaseModel):
+    """A section read by the assets themselves (not one stage's configuration)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourcesSection(_Section):
+    """``sources``: what is ingested, and which providers are held out of training."""
+
+    openapi: OpenApiConfig = OpenApiConfig()
+    #: providers never trained on: their APIs feed the unseen-API benchmark only
+    heldout_providers: list[str] = []
+    #: modules to introspect: names, ``stdlib``, or ``pkg.*``
+    python_modules: list[str] = []
+    python_introspection: PythonIntrospectionConfig = PythonIntrospectionConfig()
+    code: CodeSourceConfig = CodeSourceConfig()
+    text: TextSourceConfig = TextSourceConfig()
+    bfcl: BfclSourceConfig = BfclSourceConfig()
+    datasets: list[DatasetSpec] = []
+    crawl: list[CrawlSpec] = []
+    #: how often the crawl's fingerprint turns over (a re-crawl): ISO week, day, or every run
+    recrawl_every: Literal["week", "day", "always"] = "week"
+    hub_docs: HubDocsConfig = HubDocsConfig()
+
+
+class WarehouseSection(_Section):
+    """``warehouse``: the dbt variables, and the quality bar shared by ingest and the GX checks."""
+
+    #: n-gram length of the BFCL decontamination
+    decontam_ngram: int = 8
+    #: share of documents (percent) in the validation split
+    validation_pct: int = 2
+    #: licenses allowed into training (``*``: all)
+    allowed_licenses: list[str] = ["*"]
+    #: documents shorter than this many characters are dropped (ingest) and fail the checks
+    min_chars: int = 50
+
+
+class MixtureSection(_Section):
+    """``mixture``: the two continual pre-training mixtures."""
+
+    stage1: MixtureConfig
+    stage2: MixtureConfig
+
+
+class RegistryConfig(_Section):
+    """``registry``: the MLflow registered model the scorecard registers the SFT model under."""
+
+    model_name: str = "hephaestus-sft"
+
+
+class PathsConfig(_Section):
+    """``paths``: where the profile's state lives (None: ``HEPHAESTUS_HOME``, else ``.hephaestus``)."""
+
+    home: str | None = None
+
+
+class TrackingConfig(_Section):
+    """``tracking``: the MLflow tracking URI (None: ``MLFLOW_TRACKING_URI``, else SQLite under the home)."""
+
+    uri: str | None = None
+
+
+class Profile(_Section):
+    """A whole profile, every section typed."""
+
+    name: str
+    sources: SourcesSection = SourcesSection()
+    synthesis: SynthesisConfig = SynthesisConfig()
+    warehouse: WarehouseSection = WarehouseSection()
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    mixture: MixtureSection
+    #: read by ``training.config`` (checked there: unknown keys are errors too)
+    model: dict[str, Any] = {}
+    training: dict[str, Any] = {}
+    evaluation: EvaluationConfig = EvaluationConfig()
+    registry: RegistryConfig = RegistryConfig()
+    paths: PathsConfig = PathsConfig()
+    tracking: TrackingConfig = TrackingConfig()
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -29,19 +132,104 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return out
 
 
-def load_profile(name_or_path: str) -> dict[str, Any]:
-    """Load a profile by name (``orchestration/profiles/<name>.yaml``) or by file path."""
+def _profile_path(name_or_path: str | Path) -> Path:
     path = Path(name_or_path)
     if not path.suffix:
         path = PROFILES_DIR / f"{name_or_path}.yaml"
     if not path.exists():
         known = sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
         raise FileNotFoundError(f"profile {name_or_path!r} not found ({path}); known profiles: {known}")
+    return path
+
+
+def _read_chain(name_or_path: str | Path) -> list[tuple[Path, dict[str, Any]]]:
+    """The profile's file and those it extends, child first, each as written (``extends`` removed)."""
+    path = _profile_path(name_or_path)
     data = yaml.safe_load(path.read_text()) or {}
     parent = data.pop("extends", None)
-    if parent:
-        data = deep_merge(load_profile(parent), data)
+    return [(path, data), *(_read_chain(parent) if parent else [])]
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else f"{'.' if out else ''}{part}"
+    return out or "(top level)"
+
+
+def _locate(data: Any, loc: tuple[Any, ...], keep_last: bool) -> tuple[tuple[Any, ...], bool]:
+    """The part of a validation error's location found in ``data`` (pydantic adds the names of
+    union members, which no file holds), and whether all of it was found. ``keep_last`` keeps a
+    final key that is not there (a missing field)."""
+    found: list[Any] = []
+    node = data
+    for i, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            if keep_last and i == len(loc) - 1:
+                found.append(part)
+            return tuple(found), False
+        found.append(part)
+    return tuple(found), True
+
+
+def _profile_error(
+    chain: list[tuple[Path, dict[str, Any]]], merged: dict[str, Any], exc: ValidationError
+) -> ProfileError:
+    """One line per problem: the file that sets the offending value (the first in the extends chain
+    holding it), the section path, and the unknown key or what is wrong with the value."""
+    lines = []
+    for err in exc.errors():
+        unknown = err["type"] == "extra_forbidden"
+        loc, _ = _locate(merged, tuple(err["loc"]), keep_last=err["type"] == "missing")
+        owner = next((path for path, data in chain if _locate(data, loc, False)[1]), chain[0][0])
+        if unknown:
+            lines.append(f"{_shown(owner)}: {_where(loc[:-1])}: unknown key {loc[-1]!r}")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"{_shown(owner)}: {_where(loc)}: {msg}")
+    return ProfileError("\n".join(lines))
+
+
+def _check_training_sections(path: Path, model: dict[str, Any], training: dict[str, Any]) -> None:
+    """``model``/``training`` are ``training.config``'s to check; its errors name the key."""
+    from training import config as training_config
+
+    validate = getattr(training_config, "validate_profile_sections", None)
+    if validate is None:
+        return
+    try:
+        validate(model, training)
+    except ValueError as exc:
+        raise ProfileError(f"{_shown(path)}: {exc}") from exc
+
+
+def load_profile(name_or_path: str | Path) -> dict[str, Any]:
+    """The merged mapping of a profile by name (``orchestration/profiles/<name>.yaml``) or file
+    path, after checking it against :class:`Profile` (a :class:`ProfileError` when it does not
+    match). ``training.config`` reads its sections from this mapping."""
+    chain = _read_chain(name_or_path)
+    data: dict[str, Any] = {}
+    for _, layer in reversed(chain):
+        data = deep_merge(data, layer)
+    try:
+        profile = Profile.model_validate(data)
+    except ValidationError as exc:
+        raise _profile_error(chain, data, exc) from None
+    _check_training_sections(chain[0][0], profile.model, profile.training)
     return data
+
+
+def load_settings(name_or_path: str | Path) -> Profile:
+    """The typed profile (see :func:`load_profile`)."""
+    return Profile.model_validate(load_profile(name_or_path))
 
 
 #: A profile path naming Debian's Python 3.11 HTML docs wherever they are: the installed
@@ -114,5 +302,7 @@ class Paths:
         return (self.mlflow_dir / "artifacts").as_uri()
 
 
-def default_home() -> Path:
-    return Path(os.environ.get("HEPHAESTUS_HOME") or REPO_ROOT / ".hephaestus").resolve()
+def default_home(configured: str | None = None) -> Path:
+    """``HEPHAESTUS_HOME``, else the profile's ``paths.home``, else ``.hephaestus`` in the repository."""
+    chosen = os.environ.get("HEPHAESTUS_HOME") or (str(resolve_repo_path(configured)) if configured else None)
+    return Path(chosen or REPO_ROOT / ".hephaestus").resolve()

@@ -22,7 +22,7 @@ def _make_check(table: str):
     def _check(context: AssetCheckExecutionContext, profile: ForgeResource) -> AssetCheckResult:
         with duckdb.connect(str(profile.paths.warehouse), read_only=True) as con:
             df = con.sql(f"select * from {table}").df()
-        min_chars = int(profile.section("warehouse", "min_chars") or 50)
+        min_chars = profile.settings.warehouse.min_chars
         result = validate_dataframe(table, df, min_chars=min_chars)
         context.log.info(result.summary())
         # dim_apis: distinct APIs per source (openapi_directory, python_module, web_docs, ...)

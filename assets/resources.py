@@ -1,4 +1,4 @@
-"""Dagster resources: the profile (paths + configuration) and MLflow tracking."""
+"""Dagster resources: the profile (paths + typed configuration) and MLflow tracking."""
 
 from __future__ import annotations
 
@@ -10,13 +10,19 @@ from typing import Any
 
 from dagster import ConfigurableResource
 
-from assets.profile import Paths, default_home, load_profile, resolve_repo_path
+from assets.profile import Paths, Profile, default_home, load_profile, resolve_repo_path
 
 
 @lru_cache(maxsize=8)
 def _cached_profile(name: str) -> dict[str, Any]:
-    """Profiles are read once per process (a resource is a frozen config object: no state on it)."""
+    """Profiles are read (and checked) once per process (a resource is a frozen config object: no
+    state on it)."""
     return load_profile(name)
+
+
+@lru_cache(maxsize=8)
+def _cached_settings(name: str) -> Profile:
+    return Profile.model_validate(_cached_profile(name))
 
 
 class ForgeResource(ConfigurableResource):
@@ -31,27 +37,28 @@ class ForgeResource(ConfigurableResource):
         return self.profile or os.environ.get("HEPHAESTUS_PROFILE") or "default"
 
     @property
+    def settings(self) -> Profile:
+        """The typed profile: one model per section (immutable)."""
+        return _cached_settings(self.profile_name)
+
+    @property
     def config(self) -> dict[str, Any]:
+        """The profile as merged from its YAML files (checked), for loaders that read sections
+        themselves (``training.config``)."""
         return copy.deepcopy(_cached_profile(self.profile_name))
 
     @property
     def paths(self) -> Paths:
-        home = resolve_repo_path(self.home) if self.home else default_home()
-        return Paths(home=home, profile=self.config.get("name", self.profile_name))
-
-    def section(self, *keys: str) -> Any:
-        node: Any = self.config
-        for key in keys:
-            node = (node or {}).get(key)
-        return node
+        home = resolve_repo_path(self.home) if self.home else default_home(self.settings.paths.home)
+        return Paths(home=home, profile=self.settings.name)
 
     def dbt_vars(self) -> dict[str, Any]:
-        wh = self.section("warehouse") or {}
+        wh = self.settings.warehouse
         return {
-            "heldout_providers": list(self.section("sources", "heldout_providers") or []),
-            "allowed_licenses": list(wh.get("allowed_licenses", ["*"])),
-            "decontam_ngram": int(wh.get("decontam_ngram", 8)),
-            "validation_pct": int(wh.get("validation_pct", 2)),
+            "heldout_providers": list(self.settings.sources.heldout_providers),
+            "allowed_licenses": list(wh.allowed_licenses),
+            "decontam_ngram": wh.decontam_ngram,
+            "validation_pct": wh.validation_pct,
         }
 
     def export_environment(self) -> None:
@@ -66,12 +73,18 @@ class ForgeResource(ConfigurableResource):
 
 class MlflowResource(ConfigurableResource):
     """MLflow on the profile's store (SQLite by default). ``tracking_uri`` overrides it, e.g. an
-    ``mlflow server`` on 127.0.0.1 when several processes log at once, or Postgres in ``cluster``."""
+    ``mlflow server`` on 127.0.0.1 when several processes log at once, or Postgres in ``cluster``
+    (also settable as the profile's ``tracking.uri``)."""
 
     tracking_uri: str | None = None
     experiment: str | None = None
 
     def resolve(self, forge: ForgeResource) -> tuple[str, str]:
-        uri = self.tracking_uri or forge.paths.tracking_uri
+        uri = (
+            self.tracking_uri
+            or os.environ.get("MLFLOW_TRACKING_URI")
+            or forge.settings.tracking.uri
+            or forge.paths.tracking_uri
+        )
         experiment = self.experiment or f"hephaestus-{forge.paths.profile}"
         return uri, experiment

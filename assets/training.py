@@ -2,9 +2,12 @@
 
 Each launches ``training`` in a subprocess through Dagster Pipes (``orchestration.pipes_worker``),
 so metrics and logs stream back into the Dagster run; on a cluster the same command runs under
-``torchrun``. Each is one MLflow run, created here and filled in by the subprocess.
+``torchrun``. Each is one MLflow run, created here and filled in by the subprocess. The run's
+configuration is ``training.config.from_profile`` of the profile's ``model:`` and ``training:``
+sections: training reads its own settings, this module only names the paths.
 """
 
+import dataclasses
 import shutil
 import sys
 from pathlib import Path
@@ -18,33 +21,33 @@ from dagster import (
     asset,
 )
 
-import training
-import training.cpt
-import training.loop
-import training.sft
 from assets.common import finished_result, start_mlflow_run, up_to_date_result
 from assets.resources import ForgeResource, MlflowResource
 from assets.tracking import dataset_input, mark_failed
 from forge.core.io import atomic_write_json, atomic_write_text, fingerprint
 from forge.core.markers import read_marker, upstream_fingerprint
-from forge.core.warehouse import code_digest
+from forge.core.stage import code_fingerprint
+from training.config import MlflowConfig, from_profile, profile_sections, to_dict
 
 STAGES: dict[str, dict[str, Any]] = {
-    # stage -> command, the upstream model stage, the data it trains on
-    "base_model": {"command": "init", "parent": None, "data": None},
-    "cpt_stage1_model": {"command": "cpt", "parent": "base_model", "data": "cpt_stage1_shards"},
-    "cpt_stage2_model": {"command": "cpt", "parent": "cpt_stage1_model", "data": "cpt_stage2_shards"},
-    "sft_model": {"command": "sft", "parent": "cpt_stage2_model", "data": "sft_dataset"},
+    # stage -> command, its name in the profile's `training:` section, the upstream model, its data
+    "base_model": {"command": "init", "section": "base", "parent": None, "data": None},
+    "cpt_stage1_model": {
+        "command": "cpt",
+        "section": "stage1",
+        "parent": "base_model",
+        "data": "cpt_stage1_shards",
+    },
+    "cpt_stage2_model": {
+        "command": "cpt",
+        "section": "stage2",
+        "parent": "cpt_stage1_model",
+        "data": "cpt_stage2_shards",
+    },
+    "sft_model": {"command": "sft", "section": "sft", "parent": "cpt_stage2_model", "data": "sft_dataset"},
 }
-PROFILE_SECTION = {"cpt_stage1_model": "stage1", "cpt_stage2_model": "stage2", "sft_model": "sft"}
-MODEL_DIMS = (
-    "hidden_size",
-    "intermediate_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "num_key_value_heads",
-    "max_position_embeddings",
-)
+#: the module that dispatches the stages: its import closure is the code every training asset runs
+TRAINING_ENTRY = "training.stages"
 
 
 def model_dir(profile: ForgeResource, stage: str) -> Path:
@@ -53,77 +56,6 @@ def model_dir(profile: ForgeResource, stage: str) -> Path:
 
 def data_dir(profile: ForgeResource, name: str) -> Path:
     return profile.paths.corpus / ("sft" if name == "sft_dataset" else name)
-
-
-def run_config(
-    stage: str,
-    profile: dict[str, Any],
-    *,
-    output_dir: Path,
-    tokenizer_dir: Path,
-    parent_hf: Path | None,
-    data: Path | None,
-    mlflow: dict[str, Any] | None,
-) -> dict[str, Any]:
-    """The ``training.RunConfig`` (as a dict) for one stage, from the profile. Pure: tested alone."""
-    model = profile.get("model") or {}
-    train = profile.get("training") or {}
-    section = train.get(PROFILE_SECTION.get(stage, ""), {}) or {}
-    if parent_hf is None:  # the base model: from config dims, or a pretrained checkpoint
-        model_cfg = {
-            "init": model.get("init", "config"),
-            "name_or_path": model.get("name_or_path"),
-            "tokenizer_dir": str(tokenizer_dir),
-            **{k: model[k] for k in MODEL_DIMS if k in model},
-        }
-    else:
-        model_cfg = {
-            "init": "pretrained",
-            "name_or_path": str(parent_hf),
-            "tokenizer_dir": str(tokenizer_dir),
-        }
-    cfg: dict[str, Any] = {
-        "name": stage,
-        "output_dir": str(output_dir),
-        "device": train.get("device", "auto"),
-        "seed": int(train.get("seed", 1337)),
-        "model": model_cfg,
-        "data": {"seq_len": int(section.get("seq_len", 256))},
-        "optim": {
-            k: section[k]
-            for k in ("lr", "min_lr", "warmup_steps", "weight_decay", "grad_clip")
-            if k in section
-        },
-        "schedule": {
-            k: section[k]
-            for k in (
-                "max_steps",
-                "micro_batch_size",
-                "grad_accum_steps",
-                "eval_every",
-                "checkpoint_every",
-                "log_every",
-            )
-            if k in section
-        },
-        "full_finetune": bool(section.get("full_finetune", False)),
-        "compile": bool(train.get("compile", False)),
-        "parallel": train.get("parallel", "ddp"),
-    }
-    if train.get("perf"):
-        cfg["perf"] = dict(train["perf"])
-    if "doc_mask" in train and stage != "sft_model":
-        cfg["data"]["doc_mask"] = bool(train["doc_mask"])
-    if model.get("attn_implementation"):
-        cfg["model"]["attn_implementation"] = model["attn_implementation"]
-    if stage == "sft_model":
-        cfg["data"]["sft_path"] = str(data / "train.jsonl")
-        cfg["lora"] = section.get("lora") or {}
-    elif data is not None:
-        cfg["data"]["shards_dir"] = str(data)
-    if mlflow:
-        cfg["mlflow"] = mlflow
-    return cfg
 
 
 def worker_command(command: str, config_path: Path, nproc_per_node: int) -> list[str]:
@@ -166,19 +98,21 @@ def _train_asset(stage: str, description: str):
         tok = profile.paths.corpus / "tokenizer"
         parent_hf = model_dir(profile, spec["parent"]) / "hf" if spec["parent"] else None
         data = data_dir(profile, spec["data"]) if spec["data"] else None
-        base = run_config(
-            stage,
-            profile.config,
+        model, train = profile.config.get("model"), profile.config.get("training")
+        base = from_profile(
+            spec["section"],
+            model,
+            train,
             output_dir=out,
             tokenizer_dir=tok,
             parent_hf=parent_hf,
             data=data,
-            mlflow=None,
+            name=stage,
         )
         upstream = [upstream_fingerprint(tok)]
         upstream += [upstream_fingerprint(model_dir(profile, spec["parent"]))] if spec["parent"] else []
         upstream += [upstream_fingerprint(data)] if data else []
-        fp = fingerprint(base, upstream, code_digest(training, training.cpt, training.sft, training.loop))
+        fp = fingerprint(to_dict(base), upstream, code_fingerprint(TRAINING_ENTRY))
         skipped = up_to_date_result(context, out, fp)
         if skipped is not None:
             return skipped
@@ -186,9 +120,9 @@ def _train_asset(stage: str, description: str):
 
         uri, run_id = start_mlflow_run(context, profile, mlflow, stage, stage=stage, fingerprint=fp)
         _log_inputs(uri, run_id, data, upstream)
-        cfg = {**base, "mlflow": {"tracking_uri": uri, "run_id": run_id}}
-        config_path = atomic_write_json(out / "run_config.json", cfg)
-        nproc = int((profile.section("training") or {}).get("nproc_per_node", 1))
+        cfg = dataclasses.replace(base, mlflow=MlflowConfig(tracking_uri=uri, run_id=run_id))
+        config_path = atomic_write_json(out / "run_config.json", to_dict(cfg))
+        nproc = profile_sections(model, train)[1].nproc_per_node
         try:
             invocation = pipes_subprocess_client.run(
                 command=worker_command(spec["command"], config_path, nproc),

@@ -32,11 +32,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from contracts.bfcl import RELEVANCE_KINDS, SUPPORTED_CATEGORIES, load_category  # noqa: E402
+from contracts.bfcl import category as bfcl_category  # noqa: E402
 from evaluation.bfcl.answers import reference_calls  # noqa: E402
 from evaluation.bfcl.checker import check  # noqa: E402
-from evaluation.bfcl.data import SUPPORTED_CATEGORIES, load_category  # noqa: E402
 
-# Runs inside the throwaway venv: reads cases (JSON lines) and writes official verdicts.
+# Runs inside the throwaway venv: reads cases (JSON lines, each with its category's kind and language
+# from contracts.bfcl) and writes official verdicts.
 _WORKER = r"""
 import json, sys, types
 if "--stub" in sys.argv:
@@ -59,14 +61,14 @@ model = "parity_model" if "--stub" in sys.argv else "Qwen_Qwen3-8B-FC"
 for line in sys.stdin:
     case = json.loads(line)
     category, decoded = case["category"], case["decoded"]
-    if "relevance" in category:
+    if case["kind"] in ("irrelevance", "relevance"):
         called = not is_empty_output(decoded)
-        ok = (not called) if "irrelevance" in category else called
-        kind = "" if ok else ("irrelevance_error:decoder_success" if "irrelevance" in category else "relevance_error:decoder_failed")
+        ok = (not called) if case["kind"] == "irrelevance" else called
+        kind = "" if ok else ("irrelevance_error:decoder_success" if case["kind"] == "irrelevance" else "relevance_error:decoder_failed")
         print(json.dumps({"valid": ok, "error_type": kind})); continue
     if not is_function_calling_format_output(decoded):
         print(json.dumps({"valid": False, "error_type": "ast_decoder:decoder_wrong_output_format"})); continue
-    language = Language.JAVASCRIPT if "javascript" in category else Language.JAVA if "java" in category else Language.PYTHON
+    language = {"javascript": Language.JAVASCRIPT, "java": Language.JAVA, "python": Language.PYTHON}[case["language"]]
     try:
         result = ast_checker(case["functions"], decoded, case["answer"], language, category, model)
         print(json.dumps({"valid": bool(result["valid"]), "error_type": result.get("error_type", "") if not result["valid"] else ""}))
@@ -127,7 +129,8 @@ def perturbations(item) -> list[tuple[str, list]]:
     """(label, decoded) pairs: the reference answer and variations of it."""
     ref = reference_calls(item.category, item.functions, item.ground_truth)
     cases = [("reference", ref), ("empty", []), ("empty_dict", [{}])]
-    if "relevance" in item.category:
+    row = bfcl_category(item.category)
+    if row.kind in RELEVANCE_KINDS:
         if not item.functions:
             return cases
         first = item.functions[0]
@@ -175,12 +178,12 @@ def perturbations(item) -> list[tuple[str, list]]:
                     "dict_missing_key", new_args={**args, param: {k: v for k, v in value.items() if k != key}}
                 )
             options = [o for o in allowed.get(param, []) if o != ""]
-            if len(options) > 1 and "java" not in item.category:
+            if len(options) > 1 and row.language == "python":
                 variant("second_allowed", new_args={**args, param: options[1]})
         for param, options in allowed.items():
             if "" in options and param not in args and param in spec:
                 given = next((o for o in options if o != ""), None)
-                if given is not None and "java" not in item.category:
+                if given is not None and row.language == "python":
                     variant("optional_given", new_args={**args, param: given})
     return cases
 
@@ -193,7 +196,14 @@ def run(data_dir: Path, python: Path, stub: bool, limit: int | None) -> dict:
                 rows.append((item, label, decoded))
     payload = "\n".join(
         json.dumps(
-            {"category": it.category, "functions": it.functions, "decoded": dec, "answer": it.ground_truth},
+            {
+                "category": it.category,
+                "kind": bfcl_category(it.category).kind,
+                "language": bfcl_category(it.category).language,
+                "functions": it.functions,
+                "decoded": dec,
+                "answer": it.ground_truth,
+            },
             default=list,
         )
         for it, _, dec in rows

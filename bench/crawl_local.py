@@ -70,11 +70,11 @@ def _free_port() -> int:
 def _ours(base: str, workers: int, tmp: Path) -> dict:
     code = (
         "import json,sys,time,resource\n"
-        "from forge.crawler import CrawlConfig, Crawler\n"
+        "from forge.crawler import CrawlConfig, Crawler\nfrom forge.sources.webdocs import signature_rows\n"
         f"cfg = CrawlConfig(seeds=({base + 'index.html'!r},), max_depth=50, max_pages=5000, "
         "allow_addresses=('127.0.0.1',), min_delay_s=0, respect_robots=False, per_host_concurrency=16, "
         f"max_concurrency=16, extract_workers={workers}, api_version='3.11', license='PSF-2.0')\n"
-        f"c = Crawler(cfg, {str(tmp / f'ours_{workers}.duckdb')!r})\n"
+        f"c = Crawler(cfg, {str(tmp / f'ours_{workers}.duckdb')!r}, api_rows=signature_rows)\n"
         "t0 = time.perf_counter(); s = c.run(); wall = time.perf_counter() - t0\n"
         f"n = c.export({str(tmp / f'out_{workers}')!r})\n"
         "ru = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]\n"

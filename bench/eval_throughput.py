@@ -33,12 +33,19 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evaluation.bfcl.data import NON_LIVE_AST, BfclItem  # noqa: E402
+from contracts.bfcl import AST_KINDS, BfclItem, question_file  # noqa: E402
+from contracts.bfcl import CATEGORIES as BFCL_CATEGORIES  # noqa: E402
+from evaluation.bfcl.data import prompt_functions  # noqa: E402
 from evaluation.generation.engine import Engine, EngineConfig  # noqa: E402
 from evaluation.generation.generate import hf_generate_ids, stop_token_ids  # noqa: E402
 
 DATA = ROOT / "bench" / "data" / "bfcl"
-CATEGORIES = (*NON_LIVE_AST, "irrelevance")
+# BFCL's non-live single-turn prompts: the AST categories and irrelevance.
+CATEGORIES = tuple(
+    c.name
+    for c in BFCL_CATEGORIES
+    if c.benchmark == "bfcl" and not c.live and (c.kind in AST_KINDS or c.kind == "irrelevance")
+)
 LLAMA_1B = dict(  # Llama-3.2-1B's shape: 1.24B parameters with tied embeddings
     vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
     num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=8192,
@@ -55,14 +62,14 @@ def load_conversations(data_dir: Path = DATA) -> tuple[list[dict[str, Any]], str
     """(conversations {messages, tools}, source) for the 1,390 non-live prompts, or synthetic ones."""
     convs = []
     for category in CATEGORIES:
-        path = data_dir / f"BFCL_v4_{category}.json"
+        path = question_file(data_dir, category)
         if not path.exists():
             return synthetic_conversations(), "synthetic (bench/data/bfcl missing)"
         for line in path.read_text().splitlines():
             if line.strip():
                 row = json.loads(line)
                 item = BfclItem(row["id"], category, row["question"], row["function"])
-                convs.append({"messages": item.messages, "tools": item.prompt_functions()})
+                convs.append({"messages": item.messages, "tools": prompt_functions(item.functions, category)})
     return convs, f"BFCL non-live ({len(convs)} items)"
 
 
@@ -98,7 +105,7 @@ def build_tokenizer(convs: list[dict[str, Any]], out_dir: Path, vocab_size: int)
 
 
 def encode(tokenizer: Any, convs: list[dict[str, Any]]) -> list[list[int]]:
-    from forge.chat import apply_chat_format
+    from contracts.chat import apply_chat_format
 
     texts = [
         apply_chat_format(tokenizer, c["messages"], c["tools"], add_generation_prompt=True) for c in convs

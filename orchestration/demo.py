@@ -23,10 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     dagster_home = ensure_dagster_home()
     from dagster import DagsterInstance
 
-    from assets.profile import Paths, default_home, load_profile
+    from assets.resources import ForgeResource
     from orchestration.definitions import defs
 
-    paths = Paths(home=default_home(), profile=load_profile(args.profile).get("name", args.profile))
+    paths = ForgeResource(profile=args.profile).paths
     t0 = time.perf_counter()
     with DagsterInstance.get() as instance:
         result = defs.resolve_job_def("full_pipeline").execute_in_process(

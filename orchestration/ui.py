@@ -17,11 +17,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ["HEPHAESTUS_PROFILE"] = args.profile
 
-    from assets.profile import REPO_ROOT, Paths, default_home, load_profile
+    from assets.profile import REPO_ROOT
+    from assets.resources import ForgeResource
     from orchestration.instance import ensure_dagster_home
 
     ensure_dagster_home()
-    paths = Paths(home=default_home(), profile=load_profile(args.profile).get("name", args.profile))
+    paths = ForgeResource(profile=args.profile).paths
     paths.mlflow_dir.mkdir(parents=True, exist_ok=True)
     bin_dir = Path(sys.executable).parent
     mlflow_cmd = [

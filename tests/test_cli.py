@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from contracts.bfcl import load_category
 from evaluation.bfcl.answers import reference_calls
-from evaluation.bfcl.data import load_category
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

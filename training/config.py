@@ -3,17 +3,27 @@
 A config is plain data: it is loaded from JSON/YAML (`load_config`), logged to MLflow flattened
 (`flatten`), and saved inside every checkpoint (`to_dict`). Unknown keys are an error, so a typo in a
 config file fails loudly instead of silently running the default.
+
+The deployment profiles' `model:` and `training:` sections are read here too (`from_profile`), by
+typed section dataclasses whose unset keys keep the RunConfig defaults: every default lives once, on
+the dataclasses below, and a new training setting needs no translation layer in the orchestrator.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+Device = Literal["auto", "cpu", "cuda"]
+Parallel = Literal["ddp", "fsdp"]
+# The training objectives, by name; losses.OBJECTIVES builds each (a test keeps the two in step).
+Objective = Literal["causal_lm"]
 
 
 @dataclass
@@ -146,14 +156,18 @@ class RunConfig:
     lora: LoraConfig = field(default_factory=LoraConfig)
     mlflow: MlflowConfig | None = None
     name: str = "run"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Device = "auto"
     seed: int = 1337
     resume: bool = True
     full_finetune: bool = False  # SFT only: train all weights instead of LoRA adapters
     compile: bool = False  # torch.compile the model + loss (GPU profiles turn it on)
     # Data parallelism under torchrun: "ddp" (replicated weights) or "fsdp" (FSDP2 fully_shard: weights,
     # gradients and optimizer state sharded). One process: the same code, no wrapper.
-    parallel: Literal["ddp", "fsdp"] = "ddp"
+    parallel: Parallel = "ddp"
+    # What the loop minimizes (losses.OBJECTIVES). "causal_lm": mean next-token cross-entropy over the
+    # positions whose label is not -100 — every position in CPT; the assistant tokens in SFT, whose data
+    # masks the rest.
+    objective: Objective = "causal_lm"
     perf: PerfConfig = field(default_factory=PerfConfig)
     # Peak FLOP/s of one device for the MFU estimate; None: a nominal value per device kind (metrics.py).
     peak_flops: float | None = None
@@ -176,23 +190,29 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _build(cls: type, data: Any, where: str) -> Any:
-    """Build dataclass `cls` from a dict, recursing into dataclass-typed fields; unknown keys raise."""
+def _build(cls: type, data: Any, where: str, *, exclude: tuple[str, ...] = (), typed: bool = False) -> Any:
+    """Build dataclass `cls` from a dict, recursing into dataclass-typed fields; unknown keys raise, naming
+    the closest known key. `exclude`: fields the data may not set. `typed`: check each value against its
+    annotation here (profile sections); run configs leave that to `validate`, whose messages say more."""
     if not isinstance(data, dict):
         raise ValueError(f"config: {where or 'top level'} must be an object, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    names = sorted(f.name for f in dataclasses.fields(cls) if f.name not in exclude)
+    unknown = sorted(str(k) for k in set(data) - set(names))
     if unknown:
-        raise ValueError(
-            f"config: unknown key(s) {unknown} in {where or 'top level'}; known: {sorted(names)}"
-        )
+        close = difflib.get_close_matches(unknown[0], names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"config: unknown key(s) {unknown} in {where or 'top level'}{hint}; known: {names}")
     kwargs = {}
     for key, value in data.items():
         sub = _dataclass_of(hints[key])
         path = f"{where}.{key}" if where else key
         if sub is not None and value is not None:
-            kwargs[key] = _build(sub, value, path)
+            kwargs[key] = _build(sub, value, path, typed=typed)
+        elif typed and not _type_ok(value, hints[key]):
+            raise ValueError(
+                f"config: {path} must be {_type_name(hints[key])}, got {type(value).__name__} {value!r}"
+            )
         elif key == "betas":
             kwargs[key] = tuple(value)
         else:
@@ -201,6 +221,32 @@ def _build(cls: type, data: Any, where: str) -> Any:
         return cls(**kwargs)
     except TypeError as e:  # a required field is missing
         raise ValueError(f"config: {where or 'top level'}: {e}") from e
+
+
+def _type_name(hint: Any) -> str:
+    """`float | None` -> "float", `Literal["ddp", "fsdp"]` -> "one of ['ddp', 'fsdp']" (null means unset)."""
+    union = typing.get_origin(hint) is typing.Union or isinstance(hint, types.UnionType)
+    args = [a for a in typing.get_args(hint) if a is not type(None)] if union else [hint]
+    lit = [f"one of {list(typing.get_args(a))}" for a in args if typing.get_origin(a) is Literal]
+    return " or ".join(lit or [getattr(a, "__name__", str(a)) for a in args])
+
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    """Whether a YAML value fits a field's annotation (scalars, Literal, unions, lists; ints pass as floats)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        return value in args
+    if origin is typing.Union or isinstance(hint, types.UnionType):
+        return any(_type_ok(value, arg) for arg in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool or hint is str:
+        return isinstance(value, hint)
+    if hint in (int, float):
+        return isinstance(value, int | float if hint is float else int) and not isinstance(value, bool)
+    if origin in (list, tuple):
+        return isinstance(value, list | tuple) and all(_type_ok(v, args[0]) for v in value)
+    return origin is not dict or isinstance(value, dict)
 
 
 def _dataclass_of(tp: Any) -> type | None:
@@ -221,7 +267,7 @@ def validate(cfg: RunConfig) -> RunConfig:
         errors.append(f"model.init must be 'config' or 'pretrained', got {cfg.model.init!r}")
     if cfg.model.init == "pretrained" and not cfg.model.name_or_path:
         errors.append("model.name_or_path is required when model.init is 'pretrained'")
-    if cfg.device not in ("auto", "cpu", "cuda"):
+    if cfg.device not in typing.get_args(Device):
         errors.append(f"device must be auto, cpu or cuda, got {cfg.device!r}")
     for name in ("max_steps", "micro_batch_size", "grad_accum_steps", "log_every", "keep_checkpoints"):
         if getattr(cfg.schedule, name) < 1:
@@ -230,8 +276,10 @@ def validate(cfg: RunConfig) -> RunConfig:
         errors.append("data.seq_len must be >= 1")
     if cfg.optim.min_lr > cfg.optim.lr:
         errors.append("optim.min_lr must be <= optim.lr")
-    if cfg.parallel not in ("ddp", "fsdp"):
+    if cfg.parallel not in typing.get_args(Parallel):
         errors.append(f"parallel must be 'ddp' or 'fsdp', got {cfg.parallel!r}")
+    if cfg.objective not in typing.get_args(Objective):
+        errors.append(f"objective must be one of {list(typing.get_args(Objective))}, got {cfg.objective!r}")
     if cfg.model.attn_implementation not in ("sdpa", "eager", "flex_attention"):
         errors.append(
             f"model.attn_implementation must be sdpa, eager or flex_attention, got {cfg.model.attn_implementation!r}"
@@ -315,3 +363,136 @@ def gpu_config(output_dir: str | Path, shards_dir: str | None = None, size: str 
         ),
     )  # fmt: skip
     return validate(cfg)
+
+
+# Profile sections. A profile (orchestration/profiles/*.yaml) holds a `model:` and a `training:` section;
+# training reads them itself. `None` below means "not set in the profile": the RunConfig default applies.
+
+
+@dataclass
+class StageSection:
+    """One stage's block of `training:` (`stage1`, `stage2`, `sft`). Each key is a field of the RunConfig
+    component that owns it (optim, schedule, data or the run itself), found by name in `from_profile`."""
+
+    max_steps: int | None = None
+    micro_batch_size: int | None = None
+    grad_accum_steps: int | None = None
+    seq_len: int | None = None
+    lr: float | None = None
+    min_lr: float | None = None
+    warmup_steps: int | None = None
+    weight_decay: float | None = None
+    grad_clip: float | None = None
+    eval_every: int | None = None
+    checkpoint_every: int | None = None
+    log_every: int | None = None
+    objective: Objective | None = None
+    lora: LoraConfig | None = None
+    full_finetune: bool | None = None
+
+
+@dataclass
+class TrainingSection:
+    """The profile's `training:` section: how every stage runs, then one block per stage. `device`, `seed`,
+    `compile`, `parallel` and `perf` are the RunConfig fields of those names."""
+
+    device: Device | None = None
+    seed: int | None = None
+    compile: bool | None = None
+    parallel: Parallel | None = None
+    perf: PerfConfig | None = None
+    doc_mask: bool | None = None  # CPT stages only: an SFT row is one conversation
+    nproc_per_node: int = 1  # processes per node; more than one runs the stage under torchrun
+    stage1: StageSection = field(default_factory=StageSection)
+    stage2: StageSection = field(default_factory=StageSection)
+    sft: StageSection = field(default_factory=StageSection)
+
+
+# The pipeline's stages in profile terms: the base model, CPT stages 1 and 2, SFT.
+PROFILE_STAGES = ("base", "stage1", "stage2", "sft")
+# The profile's `model:` section is a ModelConfig but for the tokenizer, which the pipeline trains.
+_PIPELINE_OWNED_MODEL_KEYS = ("tokenizer_dir",)
+
+
+def profile_sections(
+    model: dict[str, Any] | None, training: dict[str, Any] | None
+) -> tuple[ModelConfig, TrainingSection]:
+    """The profile's `model:` and `training:` sections, typed (a ModelConfig without a tokenizer, and a
+    TrainingSection). Raises ValueError naming an unknown or mistyped key and its section, e.g.
+    `config: unknown key(s) ['lrr'] in training.stage1 (did you mean 'lr'?)`."""
+    return (
+        _build(ModelConfig, model or {}, "model", exclude=_PIPELINE_OWNED_MODEL_KEYS, typed=True),
+        _build(TrainingSection, training or {}, "training", typed=True),
+    )
+
+
+def _set_on_owner(cfg: RunConfig, key: str, value: Any) -> None:
+    """Set a profile value on the component of `cfg` with a field of that name (the run itself last)."""
+    for part in (cfg.optim, cfg.schedule, cfg.data, cfg):
+        if key in {f.name for f in dataclasses.fields(part)}:
+            setattr(part, key, value)
+            return
+    raise TypeError(f"profile key {key!r} has no field in RunConfig")
+
+
+def from_profile(
+    stage: str,
+    model: dict[str, Any] | None,
+    training: dict[str, Any] | None,
+    *,
+    output_dir: str | Path,
+    tokenizer_dir: str | Path,
+    parent_hf: str | Path | None,
+    data: str | Path | None,
+    name: str | None = None,
+) -> RunConfig:
+    """The RunConfig of one pipeline stage (PROFILE_STAGES) from a profile's `model:` and `training:`.
+
+    "base": the model built from `model:` (or loaded from its `name_or_path`) with the pipeline's
+    tokenizer. A trained stage starts from its parent's export `parent_hf` (only `attn_implementation`
+    carries over from `model:`) and reads `data`: packed shards for "stage1"/"stage2", the directory
+    holding `train.jsonl` for "sft". `name` names the run (default: the stage).
+    """
+    if stage not in PROFILE_STAGES:
+        raise ValueError(f"unknown profile stage {stage!r}; expected one of {PROFILE_STAGES}")
+    base, train = profile_sections(model, training)
+    if parent_hf is None:
+        model_cfg = dataclasses.replace(base, tokenizer_dir=str(tokenizer_dir))
+    else:
+        model_cfg = ModelConfig(
+            init="pretrained",
+            name_or_path=str(parent_hf),
+            tokenizer_dir=str(tokenizer_dir),
+            attn_implementation=base.attn_implementation,
+        )
+    cfg = RunConfig(output_dir=str(output_dir), name=name or stage, model=model_cfg)
+    run_fields = {f.name for f in dataclasses.fields(RunConfig)}
+    for f in dataclasses.fields(TrainingSection):
+        value = getattr(train, f.name)
+        if f.name in run_fields and value is not None:
+            setattr(cfg, f.name, value)
+    if train.doc_mask is not None and stage != "sft":
+        cfg.data.doc_mask = train.doc_mask
+    section = (getattr(train, stage) if stage != "base" else None) or StageSection()  # `stage1:` may be empty
+    for f in dataclasses.fields(section):
+        if getattr(section, f.name) is not None:
+            _set_on_owner(cfg, f.name, getattr(section, f.name))
+    if data is not None:
+        if stage == "sft":
+            cfg.data.sft_path = str(Path(data) / "train.jsonl")
+        else:
+            cfg.data.shards_dir = str(data)
+    try:
+        return validate(cfg)
+    except ValueError as e:
+        raise ValueError(f"profile stage {stage!r}: {e}") from e
+
+
+def validate_profile_sections(model: dict[str, Any] | None, training: dict[str, Any] | None) -> None:
+    """Check a profile's `model:` and `training:` sections as the profile loader reads them: every key
+    known and well typed, and every stage's RunConfig valid. Raises ValueError naming the key and section."""
+    for stage in PROFILE_STAGES:
+        parent, data = (None, None) if stage == "base" else ("parent", "data")  # placeholders: not read
+        from_profile(
+            stage, model, training, output_dir="out", tokenizer_dir="tok", parent_hf=parent, data=data
+        )

@@ -8,15 +8,13 @@ last `holdout` windows of the whole stream are the eval slice and are never trai
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-MANIFEST_FORMAT = "hephaestus-packed-v1"
+from contracts.packed import MANIFEST_NAME, read_manifest
 
 
 class EpochSampler:
@@ -59,49 +57,12 @@ class EpochSampler:
         self.epoch, self.position, self._perm = int(state["epoch"]), int(state["position"]), None
 
 
-@dataclass
-class Manifest:
-    """The parts of manifest.json the loader uses (format 5)."""
-
-    dtype: str
-    eos_id: int
-    vocab_size: int
-    tokenizer_dir: str | None
-    n_tokens: int
-    shards: list[dict[str, Any]]
-
-
-def read_manifest(shards_dir: str | Path) -> Manifest:
-    """Read and check `shards_dir/manifest.json`; errors name the offending path."""
-    path = Path(shards_dir) / "manifest.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"packed shards manifest not found: {path}")
-    try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"packed shards manifest {path} is not valid JSON: {e}") from e
-    if raw.get("format") != MANIFEST_FORMAT:
-        raise ValueError(f"{path}: format is {raw.get('format')!r}, expected {MANIFEST_FORMAT!r}")
-    if raw.get("dtype") not in ("uint16", "uint32"):
-        raise ValueError(f"{path}: dtype must be uint16 or uint32, got {raw.get('dtype')!r}")
-    if not raw.get("shards"):
-        raise ValueError(f"{path}: lists no shards")
-    return Manifest(
-        dtype=raw["dtype"],
-        eos_id=int(raw["eos_id"]),
-        vocab_size=int(raw["vocab_size"]),
-        tokenizer_dir=raw.get("tokenizer_dir"),
-        n_tokens=int(raw.get("n_tokens", 0)),
-        shards=list(raw["shards"]),
-    )
-
-
 class PackedShards:
     """Memory-mapped windows over the shards of one manifest, split into train and held-out eval."""
 
     def __init__(self, shards_dir: str | Path, seq_len: int, holdout: int = 0) -> None:
         self.dir = Path(shards_dir)
-        self.manifest = read_manifest(self.dir)
+        self.manifest = read_manifest(self.dir, require_shards=True)
         self.seq_len = seq_len
         dtype = np.dtype(self.manifest.dtype).newbyteorder("<")
         self._maps: list[np.memmap] = []
@@ -110,7 +71,7 @@ class PackedShards:
             path = self.dir / shard["path"]
             if not path.is_file():
                 raise FileNotFoundError(
-                    f"packed shard listed in {self.dir / 'manifest.json'} not found: {path}"
+                    f"packed shard listed in {self.dir / MANIFEST_NAME} not found: {path}"
                 )
             size = path.stat().st_size
             expected = int(shard["n_tokens"]) * dtype.itemsize

@@ -3,8 +3,9 @@
 Per step: set the LR from the schedule, run `grad_accum_steps` micro-batches (gradient sync only on
 the last), check the loss is finite, clip, step, then log / eval / checkpoint when due. The data
 source is any object with `next_batch(n)`, `eval_batches(n, max)`, `state()` and `load_state(s)`; a
-background Prefetcher reads ahead of it. Model wrapping (compile / DDP / FSDP2) is in parallel.py, the
-objective (chunked linear cross-entropy) in losses.py.
+background Prefetcher reads ahead of it. The objective is the loss module the config names
+(losses.py); model wrapping (compile / DDP / FSDP2) is in parallel.py; the setup, sinks and summary
+around a stage are in trainer.py.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from training import parallel as P
 from training.attention import document_mask
 from training.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from training.config import RunConfig, to_dict
-from training.metrics import JSONLSink, MetricSink, MlflowSink, memory_mib, mfu, peak_flops
+from training.losses import build_objective
+from training.metrics import MetricSink, emit, memory_mib, mfu, peak_flops
 from training.prefetch import Prefetcher
 from training.schedule import lr_at
 
@@ -38,35 +40,6 @@ class BatchSource(Protocol):
     def load_state(self, state: dict[str, Any]) -> None: ...
 
 
-def make_sinks(
-    cfg: RunConfig, extra: list[MetricSink] | tuple[MetricSink, ...], env: D.DistEnv
-) -> list[MetricSink]:
-    """Rank 0: metrics.jsonl in output_dir, MLflow when configured, then the caller's sinks. Other ranks: none."""
-    if not env.is_main:
-        return []
-    sinks: list[MetricSink] = [JSONLSink(Path(cfg.output_dir) / "metrics.jsonl")]
-    if cfg.mlflow is not None:
-        sinks.append(MlflowSink(cfg.mlflow))
-    return sinks + list(extra)
-
-
-def close_sinks(sinks: list[MetricSink], error: BaseException | None) -> None:
-    """Close every sink even if one fails to close (the first close failure is re-raised after)."""
-    failure: BaseException | None = None
-    for sink in sinks:
-        try:
-            sink.close(error)
-        except Exception as e:  # noqa: BLE001 - keep closing the others
-            failure = failure or e
-    if failure is not None and error is None:
-        raise failure
-
-
-def emit(sinks: list[MetricSink], method: str, *args: Any) -> None:
-    for sink in sinks:
-        getattr(sink, method)(*args)
-
-
 def autocast(device: torch.device) -> contextlib.AbstractContextManager:
     """bf16 autocast on CUDA (fp32 master weights); full precision on CPU."""
     if device.type == "cuda":
@@ -75,9 +48,9 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager:
 
 
 def compute_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Mean next-token cross-entropy over positions whose label is not -100. `model` is the loss module
-    (losses.CausalLMLoss, possibly compiled / DDP- / FSDP-wrapped). `labels` are already aligned with
-    `input_ids` (labels[t] is the target after input_ids[t]), so no shift happens here."""
+    """The objective's mean loss on one batch. `model` is the objective (losses.build_objective, possibly
+    compiled / DDP- / FSDP-wrapped). `labels` are already aligned with `input_ids` (labels[t] is the target
+    after input_ids[t]), so no shift happens here."""
     return model(
         input_ids=batch["input_ids"], labels=batch["labels"], attention_mask=batch.get("attention_mask")
     )
@@ -164,7 +137,8 @@ def train_loop(
     sched, out_dir = cfg.schedule, Path(cfg.output_dir)
     if env.device.type == "cuda":
         torch.set_float32_matmul_precision("high")  # TF32 for any fp32 matmul left outside autocast
-    loss_model, train_model = P.prepare_model(cfg, model, env)
+    objective = build_objective(cfg, model)
+    train_model = P.prepare_model(cfg, objective, env)
     attn = getattr(getattr(model, "config", None), "_attn_implementation", "sdpa")
     optimizer = build_optimizer(model, cfg, env.device)
     step, tokens_seen, resumed_from = 0, 0, None
@@ -270,7 +244,7 @@ def train_loop(
                 emit(sinks, "log_metrics", step, metrics)
             if due_eval:
                 batches = source.eval_batches(sched.micro_batch_size, sched.eval_batches)
-                last_eval = evaluate(loss_model, batches, env, eos_id, attn)
+                last_eval = evaluate(objective, batches, env, eos_id, attn)
                 emit(sinks, "log_metrics", step, {"eval_loss": last_eval})
             if due_ckpt:
                 rngs = D.gather_objects(rng_state(), env)
@@ -288,59 +262,15 @@ def train_loop(
     finally:
         if isinstance(source, Prefetcher):
             source.close()
+    train_wall = time.perf_counter() - t_start
     return {
         "final_loss": last_loss,
         "final_eval_loss": last_eval,
         "steps": step,
         "tokens_seen": tokens_seen,
         "tokens_this_run": tokens_seen - tokens_at_start,
-        "train_wall_time_s": time.perf_counter() - t_start,
+        "train_wall_time_s": train_wall,
+        "tokens_per_s": (tokens_seen - tokens_at_start) / max(train_wall, 1e-9),
         "resumed_from": resumed_from,
         "last_checkpoint": str(latest_checkpoint(out_dir)) if env.is_main else None,
     }
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (all devices)."""
-    import random
-
-    import numpy as np
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def json_safe(value: Any) -> Any:
-    """NaN/inf -> None so the summary is strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    return value
-
-
-def finish(
-    cfg: RunConfig, summary: dict[str, Any], sinks: list[MetricSink], env: D.DistEnv
-) -> dict[str, Any]:
-    """Rank 0 writes output_dir/summary.json (atomically), logs the final numbers and hands the summary,
-    config and metrics.jsonl to the sinks as artifacts; every rank returns the strict-JSON summary."""
-    import json
-    import os
-
-    summary = json_safe(summary)
-    if env.is_main:
-        out = Path(cfg.output_dir)
-        for name, payload in (("summary.json", summary), ("config.json", to_dict(cfg))):
-            tmp = out / f".{name}.tmp-{os.getpid()}"
-            tmp.write_text(json.dumps(payload, indent=2) + "\n")
-            os.replace(tmp, out / name)
-        numbers = {
-            k if k.startswith("final_") else f"final_{k}": v
-            for k, v in summary.items()
-            if isinstance(v, int | float) and not isinstance(v, bool)
-        }
-        emit(sinks, "log_metrics", int(summary.get("steps", 0)), numbers)
-        for name in ("summary.json", "config.json", "metrics.jsonl"):
-            emit(sinks, "log_artifacts", out / name)
-    return summary

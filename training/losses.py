@@ -9,14 +9,20 @@ The same idea as Liger-Kernel's fused linear cross-entropy, in plain PyTorch.
 
 `CausalLMLoss` wraps a Hugging Face causal LM so that the whole step (backbone + loss) is one module call:
 FSDP2's root hooks (which gather the embedding / head / final norm) fire around the whole computation.
+
+The objective is chosen by name in the config (`RunConfig.objective`, built by `build_objective` from
+`OBJECTIVES`), so the wrapping code in parallel.py compiles, replicates or shards whatever it is given.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from training.config import RunConfig
 
 # Model families whose logits are exactly `lm_head(final hidden states)` (no bias, scaling or softcapping),
 # so the chunked loss gives the same numbers as the model's own forward.
@@ -158,3 +164,20 @@ class CausalLMLoss(torch.nn.Module):
             else weight.dtype
         )
         return linear_cross_entropy(hidden, weight, labels, self.chunk_tokens, dtype)
+
+
+def causal_lm(model: torch.nn.Module, cfg: RunConfig) -> CausalLMLoss:
+    """Next-token cross-entropy over the labels that are not -100, chunked per `perf.loss_chunk_tokens`."""
+    return CausalLMLoss(model, chunk_tokens=cfg.perf.loss_chunk_tokens)
+
+
+# Objectives by name (`RunConfig.objective`). Each builds a module `forward(input_ids, labels,
+# attention_mask=None) -> mean loss` that holds the model as `.model` and has `compile_loss(**kwargs)`.
+OBJECTIVES: dict[str, Callable[[torch.nn.Module, RunConfig], torch.nn.Module]] = {"causal_lm": causal_lm}
+
+
+def build_objective(cfg: RunConfig, model: torch.nn.Module) -> torch.nn.Module:
+    """The loss module `cfg.objective` names, around `model` (on its device, not yet wrapped)."""
+    if cfg.objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {cfg.objective!r}; known: {sorted(OBJECTIVES)}")
+    return OBJECTIVES[cfg.objective](model, cfg)

@@ -34,6 +34,25 @@ class MetricSink(Protocol):
     def close(self, error: BaseException | None = None) -> None: ...
 
 
+def emit(sinks: list[MetricSink], method: str, *args: Any) -> None:
+    """Call `method(*args)` on every sink (the trainer's sinks are empty on ranks other than 0)."""
+    for sink in sinks:
+        getattr(sink, method)(*args)
+
+
+def close_sinks(sinks: list[MetricSink], error: BaseException | None) -> None:
+    """Close every sink even if one fails to close (the first close failure is re-raised after, unless
+    the run itself failed: its error is the one to see)."""
+    failure: BaseException | None = None
+    for sink in sinks:
+        try:
+            sink.close(error)
+        except Exception as e:  # noqa: BLE001 - keep closing the others
+            failure = failure or e
+    if failure is not None and error is None:
+        raise failure
+
+
 class BaseSink:
     """No-op implementations; subclass and override what you need."""
 

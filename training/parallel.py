@@ -2,7 +2,8 @@
 
 One code path for one process, DDP and FSDP2 (`cfg.parallel` under torchrun):
 
-- the objective is `CausalLMLoss(model)` (losses.py), so a step is one module call;
+- the objective is a loss module around the model, chosen in config (losses.build_objective), so a
+  step is one module call;
 - `cfg.compile`: every decoder layer and the chunked loss are compiled on their own (as torchtitan);
 - one process: that module; `parallel="ddp"`: DistributedDataParallel around it;
 - `parallel="fsdp"`: FSDP2 `fully_shard` on every decoder layer and on the loss module as root; bf16
@@ -32,7 +33,6 @@ from torch.distributed.checkpoint.state_dict import (
 
 from training import distributed as D
 from training.config import RunConfig
-from training.losses import CausalLMLoss
 
 _FULL = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=True)
 _LOAD = StateDictOptions(full_state_dict=True, strict=False)
@@ -52,15 +52,14 @@ def uses_fsdp(cfg: RunConfig, env: D.DistEnv) -> bool:
     return env.enabled and cfg.parallel == "fsdp"
 
 
-def prepare_model(
-    cfg: RunConfig, model: torch.nn.Module, env: D.DistEnv
-) -> tuple[CausalLMLoss, torch.nn.Module]:
-    """Wrap `model` (on env.device) for training. Returns (loss_module, train_module): the loss module is
-    the objective (eval runs it; under FSDP it is the sharded root), the train module is what the step
-    calls (the DDP wrapper, else the same module). Both compute `mean loss = f(input_ids, labels, mask)`."""
+def prepare_model(cfg: RunConfig, objective: torch.nn.Module, env: D.DistEnv) -> torch.nn.Module:
+    """Wrap the objective (losses.build_objective: a loss module holding the model, on env.device) for
+    training. Returns the module the step calls: the DDP wrapper around the objective, else the objective
+    itself (under FSDP the sharded root). Evaluation calls the objective directly. Both compute
+    `mean loss = f(input_ids, labels, mask)`."""
+    model = objective.model
     if cfg.perf.activation_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    loss_module = CausalLMLoss(model, chunk_tokens=cfg.perf.loss_chunk_tokens)
     layers = decoder_layers(model)
     if cfg.compile:
         # Block by block (as torchtitan): the blocks share one compiled graph (parameters are graph inputs),
@@ -68,7 +67,7 @@ def prepare_model(
         kwargs = {"mode": cfg.perf.compile_mode} if cfg.perf.compile_mode else {}
         for layer in layers:
             layer.compile(**kwargs)
-        loss_module.compile_loss(**kwargs)
+        objective.compile_loss(**kwargs)
     if uses_fsdp(cfg, env):
         from torch.distributed.device_mesh import init_device_mesh
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
@@ -83,14 +82,14 @@ def prepare_model(
             raise ValueError("parallel='fsdp': found no decoder layers to shard in this model")
         for layer in layers:
             fully_shard(layer, mesh=mesh, mp_policy=mp)
-        fully_shard(loss_module, mesh=mesh, mp_policy=mp)
-        return loss_module, loss_module
+        fully_shard(objective, mesh=mesh, mp_policy=mp)
+        return objective
     if env.enabled:
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [env.local_rank] if env.device.type == "cuda" else None
-        return loss_module, DistributedDataParallel(loss_module, device_ids=ids)
-    return loss_module, loss_module
+        return DistributedDataParallel(objective, device_ids=ids)
+    return objective
 
 
 def grad_sync(train_module: torch.nn.Module, sync: bool) -> contextlib.AbstractContextManager:

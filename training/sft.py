@@ -7,9 +7,7 @@ adapters by default (merged into the base for export), full fine-tuning with `fu
 
 from __future__ import annotations
 
-import json
 import re
-import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,14 +15,14 @@ from typing import Any
 
 import torch
 
+from contracts.sft import read_sft_jsonl
 from training import distributed as D
-from training.checkpoint import export_hf
-from training.config import RunConfig, to_dict
+from training.config import RunConfig
 from training.data import EpochSampler
-from training.loop import close_sinks, emit, finish, make_sinks, seed_everything, train_loop
-from training.metrics import MetricSink
+from training.loop import train_loop
+from training.metrics import MetricSink, emit
 from training.model import count_params, init_model, load_tokenizer, resolve_tokenizer_dir
-from training.parallel import gathered_model_state, is_sharded
+from training.trainer import export_model, run_stage, seed_everything
 
 _GENERATION_TAG = re.compile(r"\{%-?\s*generation\s*-?%\}")
 
@@ -67,26 +65,18 @@ def load_sft_examples(
             "be computed; use a tokenizer built per format 7"
         )
     examples, skipped = [], Counter()
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                messages = row["messages"]
-            except (json.JSONDecodeError, KeyError, TypeError) as e:
-                raise ValueError(f"{path}:{lineno}: not an SFT row with 'messages' ({e})") from e
-            if not any(m.get("role") == "assistant" for m in messages):
-                skipped["no_assistant_turn"] += 1
-                continue
-            try:
-                ex = render_example(tokenizer, messages, row.get("tools"), seq_len)
-            except ValueError as e:
-                raise ValueError(f"{path}:{lineno} (id {row.get('id')!r}): {e}") from e
-            if all(t == -100 for t in ex["labels"]):
-                skipped["assistant_tokens_truncated"] += 1
-                continue
-            examples.append(ex)
+    for lineno, row in read_sft_jsonl(path):
+        if not row.has_assistant_turn:
+            skipped["no_assistant_turn"] += 1
+            continue
+        try:
+            ex = render_example(tokenizer, row.messages, row.tools, seq_len)
+        except ValueError as e:
+            raise ValueError(f"{path}:{lineno} (id {row.id!r}): {e}") from e
+        if all(t == -100 for t in ex["labels"]):
+            skipped["assistant_tokens_truncated"] += 1
+            continue
+        examples.append(ex)
     return examples, skipped
 
 
@@ -148,69 +138,45 @@ def add_lora(model: torch.nn.Module, cfg: RunConfig) -> torch.nn.Module:
     return get_peft_model(model, lora)
 
 
+def sft_body(cfg: RunConfig, env: D.DistEnv, sinks: list[MetricSink]) -> dict[str, Any]:
+    """The SFT stage in the trainer scaffold: render the conversations, add LoRA adapters (unless
+    `full_finetune`), train, export the (merged) model to output_dir/hf and, with LoRA, the adapter to
+    output_dir/adapter."""
+    if not cfg.data.sft_path:
+        raise ValueError("sft: data.sft_path is required")
+    tokenizer = load_tokenizer(resolve_tokenizer_dir(cfg.model))
+    examples, skipped = load_sft_examples(cfg.data.sft_path, tokenizer, cfg.data.seq_len)
+    if skipped:
+        emit(sinks, "log_text", f"sft: skipped rows by reason: {dict(skipped)}")
+    if cfg.parallel == "fsdp" and env.enabled and not cfg.full_finetune:
+        raise ValueError("sft: parallel='fsdp' supports full_finetune only; use parallel='ddp' for LoRA")
+    model = init_model(cfg.model, tokenizer)
+    n_params, n_non_emb = count_params(model, non_embedding=False), count_params(model)
+    if not cfg.full_finetune:
+        model = add_lora(model, cfg)
+    model = model.to(env.device)
+    n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    seed_everything(cfg.seed + env.rank)
+    data = SftBatches(
+        examples, tokenizer.pad_token_id, cfg.data.holdout, cfg.data.seed, env.rank, env.world_size
+    )
+    result = train_loop(cfg, model, data, env, sinks, n_non_emb)
+    adapter_dir = None if cfg.full_finetune else Path(cfg.output_dir) / "adapter"
+    hf_dir = export_model(model, tokenizer, cfg.output_dir, env, adapter_dir)
+    return {
+        **result,
+        "n_params": n_params,
+        "n_params_non_embedding": n_non_emb,
+        "n_params_trainable": n_trainable,
+        "n_examples_train": len(data.train),
+        "n_examples_eval": len(data.eval),
+        "skipped_rows": dict(skipped),
+        "lora": not cfg.full_finetune,
+        "hf_dir": str(hf_dir),
+        "adapter_dir": str(adapter_dir) if adapter_dir else None,
+    }
+
+
 def train_sft(cfg: RunConfig, sinks: Sequence[MetricSink] = ()) -> dict[str, Any]:
-    """Fine-tune as configured (resuming when possible); export the (merged) model to output_dir/hf and,
-    with LoRA, the adapter to output_dir/adapter. Returns the summary dict."""
-    t0 = time.perf_counter()
-    env = D.setup(cfg.device)
-    own: list[MetricSink] = []
-    error: BaseException | None = None
-    try:
-        Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
-        own = make_sinks(cfg, sinks, env)
-        emit(own, "log_params", to_dict(cfg))  # first, so a run that fails early still shows its config
-        if not cfg.data.sft_path:
-            raise ValueError("sft: data.sft_path is required")
-        tokenizer = load_tokenizer(resolve_tokenizer_dir(cfg.model))
-        examples, skipped = load_sft_examples(cfg.data.sft_path, tokenizer, cfg.data.seq_len)
-        if skipped:
-            emit(own, "log_text", f"sft: skipped rows by reason: {dict(skipped)}")
-        if cfg.parallel == "fsdp" and env.enabled and not cfg.full_finetune:
-            raise ValueError("sft: parallel='fsdp' supports full_finetune only; use parallel='ddp' for LoRA")
-        seed_everything(cfg.seed)
-        model = init_model(cfg.model, tokenizer)
-        n_params, n_non_emb = count_params(model, non_embedding=False), count_params(model)
-        if not cfg.full_finetune:
-            model = add_lora(model, cfg)
-        model = model.to(env.device)
-        n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        seed_everything(cfg.seed + env.rank)
-        data = SftBatches(
-            examples, tokenizer.pad_token_id, cfg.data.holdout, cfg.data.seed, env.rank, env.world_size
-        )
-        result = train_loop(cfg, model, data, env, own, n_non_emb)
-        out = Path(cfg.output_dir)
-        adapter_dir = None if cfg.full_finetune else out / "adapter"
-        gathered = gathered_model_state(model) if is_sharded(model) else None  # collective under FSDP
-        if env.is_main:
-            if adapter_dir is not None:
-                export_hf(model, tokenizer, adapter_dir)
-                model = model.merge_and_unload()
-            export_hf(model, tokenizer, out / "hf", state_dict=gathered)
-        D.barrier(env)
-        summary = {
-            "command": "sft",
-            "name": cfg.name,
-            **result,
-            "wall_time_s": time.perf_counter() - t0,
-            "tokens_per_s": result["tokens_this_run"] / max(result["train_wall_time_s"], 1e-9),
-            "n_params": n_params,
-            "n_params_non_embedding": n_non_emb,
-            "n_params_trainable": n_trainable,
-            "n_examples_train": len(data.train),
-            "n_examples_eval": len(data.eval),
-            "skipped_rows": dict(skipped),
-            "lora": not cfg.full_finetune,
-            "world_size": env.world_size,
-            "device": str(env.device),
-            "output_dir": str(out),
-            "hf_dir": str(out / "hf"),
-            "adapter_dir": str(adapter_dir) if adapter_dir else None,
-        }
-        return finish(cfg, summary, own, env)
-    except BaseException as e:
-        error = e
-        raise
-    finally:
-        close_sinks(own, error)
-        D.teardown(env)
+    """Fine-tune as configured (resuming when possible) and return the summary dict."""
+    return run_stage("sft", sft_body, cfg, sinks)

@@ -4,7 +4,8 @@ Built from the possible answer by taking the first allowed value of each paramet
 whose first allowed value is the optional marker ``""`` is left out). For Java and JavaScript items
 the values are written back as literals in that language, since that is what the checker expects.
 Uses: checker self-tests (every reference answer must be valid), the parity benchmark, and a sanity
-row ("oracle accuracy") for ``hephaestus bfcl score``.
+row ("oracle accuracy") for ``hephaestus bfcl score``. :func:`contracts.chat.format_tool_calls`
+renders them as a model's reply.
 """
 
 from __future__ import annotations
@@ -12,17 +13,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from evaluation.bfcl.checker import language_of
+from contracts.bfcl import category as bfcl_category
 
 
 def reference_calls(category: str, functions: list[dict], ground_truth: list[dict] | None) -> list[dict]:
     """Decoded calls (``[{name: {arg: value}}]``) that answer the item correctly; ``[]`` for relevance items."""
-    if "irrelevance" in category:
+    row = bfcl_category(category)
+    if row.kind == "irrelevance":
         return []
     if not ground_truth:
         # live_relevance has no answer: any call is right, so call the first function bare.
-        return [{functions[0]["name"]: {}}] if "relevance" in category and functions else []
-    language = language_of(category)
+        return [{functions[0]["name"]: {}}] if row.kind == "relevance" and functions else []
+    language = row.language
     docs = {doc.get("name"): doc for doc in functions}
     calls = []
     for answer in ground_truth:
@@ -41,15 +43,6 @@ def reference_calls(category: str, functions: list[dict], ground_truth: list[dic
             args[param] = value
         calls.append({name: args})
     return calls
-
-
-def to_tool_call_text(calls: list[dict]) -> str:
-    """Render decoded calls in the project's chat format (one ``<tool_call>`` block per call)."""
-    return "\n".join(
-        f"<tool_call>\n{json.dumps({'name': name, 'arguments': args})}\n</tool_call>"
-        for call in calls
-        for name, args in call.items()
-    )
 
 
 def _pick(value: Any) -> Any:

@@ -22,9 +22,10 @@ Rules, in the order they are applied:
   dicts key by key; lists of dicts position by position; everything else by ``in``.
 * **Java / JavaScript**: every argument must be a string holding a literal, converted with
   :mod:`evaluation.bfcl.type_convert` before the checks above.
-* **Categories**: ``parallel*`` matches calls to answers in any order; ``multiple`` checks the one call
-  against the answer's function; other AST categories need exactly one call. ``irrelevance`` /
-  ``live_irrelevance`` are correct iff no call was decoded, ``live_relevance`` iff at least one was.
+* **Categories**: dispatch is on the category's kind in :data:`contracts.bfcl.CATEGORIES`: the
+  ``parallel`` and ``parallel_multiple`` kinds match calls to answers in any order; ``multiple``
+  checks the one call against the answer's function; ``simple`` needs exactly one call. The
+  ``irrelevance`` kind is correct iff no call was decoded, ``relevance`` iff at least one was.
 
 Extension (no effect on BFCL data): JSON Schema type names (``number``, ``object``, ``list``, ``bool``)
 are accepted for our own unseen-API items, and a parameter without a type skips the type check.
@@ -36,6 +37,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from contracts.bfcl import ORDER_FREE_KINDS, RELEVANCE_KINDS
+from contracts.bfcl import category as bfcl_category
 from evaluation.bfcl.parse import ParseResult
 from evaluation.bfcl.type_convert import JAVA_TYPES, JS_TYPES, UnsupportedType, java_value, js_value
 
@@ -77,9 +80,7 @@ def _fail(error_type: str, message: str) -> Verdict:
 
 def language_of(category: str) -> str:
     """``python``, ``java`` or ``javascript``: how the category's arguments are written."""
-    if "javascript" in category:
-        return "javascript"
-    return "java" if "java" in category else "python"
+    return bfcl_category(category).language
 
 
 def normalize_string(text: str) -> str:
@@ -325,7 +326,7 @@ def has_call(decoded: Any) -> bool:
 
 def is_relevance_category(category: str) -> bool:
     """Categories scored only on whether a call was made (no possible answer)."""
-    return "relevance" in category
+    return bfcl_category(category).kind in RELEVANCE_KINDS
 
 
 def _find_function(functions: Sequence[dict] | dict, name: str) -> dict | None:
@@ -380,9 +381,12 @@ def check(
     parse_error = None
     if isinstance(decoded, ParseResult):
         parse_error, decoded = decoded.error, decoded.calls
-    if is_relevance_category(category):
+    row = bfcl_category(category)
+    if not row.scored:
+        raise ValueError(f"category {category!r} ({row.kind}) is not scored by the single-turn checker")
+    if row.kind in RELEVANCE_KINDS:
         called = has_call(decoded)
-        if "irrelevance" in category:
+        if row.kind == "irrelevance":
             if called:
                 return _fail("irrelevance_error:decoder_success", "A call was made where none should be.")
             return _OK
@@ -397,10 +401,10 @@ def check(
         )
     if not possible_answer:
         return _fail("checker:missing_answer", "The item has no possible answer to compare with.")
-    language = language_of(category)
-    if "parallel" in category:
+    language = row.language
+    if row.kind in ORDER_FREE_KINDS:
         return _check_parallel(functions, decoded, possible_answer, language)
-    if "multiple" in category:
+    if row.kind == "multiple":
         if len(decoded) != len(possible_answer):
             return _fail(
                 "multiple_function_checker:wrong_count",

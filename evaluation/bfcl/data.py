@@ -1,9 +1,10 @@
-"""BFCL's official data: fetch the ``bfcl-eval`` wheel, unpack its data files, load single-turn items.
+"""BFCL's official data: fetch the ``bfcl-eval`` wheel, unpack its data files, and rewrite function
+documents the way BFCL shows them to a model.
 
 The Berkeley Function-Calling Leaderboard ships its questions and possible answers inside the
 ``bfcl-eval`` wheel (``bfcl_eval/data/BFCL_v4_<category>.json`` and ``possible_answer/`` beside it,
 JSON lines). We download the wheel with pip (never install it: it pins many API clients) and read the
-files with :mod:`zipfile`. Grain of :func:`load_category`: one item per question id.
+files with :mod:`zipfile`; :func:`contracts.bfcl.load_category` reads the unpacked files.
 """
 
 from __future__ import annotations
@@ -17,27 +18,13 @@ import sys
 import tempfile
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from contracts.bfcl import category as bfcl_category
+
 DEFAULT_SPEC = "bfcl-eval==2026.3.23"
 DATA_PREFIX = "bfcl_eval/data/"
-
-#: Non-live AST categories (Python unless the name says Java / JavaScript).
-NON_LIVE_AST = (
-    "simple_python",
-    "simple_java",
-    "simple_javascript",
-    "multiple",
-    "parallel",
-    "parallel_multiple",
-)
-#: Live (user-contributed) AST categories.
-LIVE_AST = ("live_simple", "live_multiple", "live_parallel", "live_parallel_multiple")
-#: Categories scored only on whether a call was made; they have no possible-answer file.
-RELEVANCE = ("irrelevance", "live_irrelevance", "live_relevance")
-SUPPORTED_CATEGORIES = NON_LIVE_AST + LIVE_AST + RELEVANCE
 
 _HINTS = {
     "java": " Note that the provided function is in Java 8 SDK syntax.",
@@ -46,43 +33,16 @@ _HINTS = {
 }
 
 
-@dataclass(frozen=True)
-class BfclItem:
-    """One single-turn BFCL question with its function documents and (for AST categories) answer."""
-
-    id: str
-    category: str
-    question: list[list[dict[str, Any]]]  # turns -> messages; single-turn categories have one turn
-    functions: list[dict[str, Any]]
-    ground_truth: list[dict[str, Any]] | None = None
-
-    @property
-    def messages(self) -> list[dict[str, Any]]:
-        """The messages of the (only) turn, as given to the model."""
-        return self.question[0] if self.question else []
-
-    def prompt_functions(self) -> list[dict[str, Any]]:
-        """Function documents as BFCL shows them to a model (language hint added; Java/JS types as strings).
-
-        The checker keeps using :attr:`functions`; only the prompt sees this rewritten copy.
-        """
-        return prompt_functions(self.functions, self.category)
-
-
-def _language(category: str) -> str:
-    if "javascript" in category:
-        return "javascript"
-    return "java" if "java" in category else "python"
-
-
 def prompt_functions(functions: list[dict[str, Any]], category: str) -> list[dict[str, Any]]:
     """BFCL's prompt-side rewrite of function documents for ``category`` (a deep copy).
 
-    Every description gets a language hint. For Java and JavaScript each parameter becomes a
-    ``string`` whose description names the original type, because the model must answer with a
-    literal in that language's syntax (the checker converts it back).
+    The checker keeps using the original documents; only the prompt sees this rewritten copy.
+    Every description gets a hint naming the category's language (from the category table). For
+    Java and JavaScript each parameter becomes a ``string`` whose description names the original
+    type, because the model must answer with a literal in that language's syntax (the checker
+    converts it back).
     """
-    language = _language(category)
+    language = bfcl_category(category).language
     docs = copy.deepcopy(functions)
     for doc in docs:
         doc["description"] = doc.get("description", "") + _HINTS[language]
@@ -198,43 +158,3 @@ def extract_bfcl_data(wheel: str | os.PathLike[str], out_dir: str | os.PathLike[
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return target
-
-
-def _read_json_lines(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-    return rows
-
-
-def load_category(
-    data_dir: str | os.PathLike[str], category: str, limit: int | None = None
-) -> list[BfclItem]:
-    """Items of one category, in file order (the first ``limit`` when given), answers joined by id."""
-    if category not in SUPPORTED_CATEGORIES:
-        raise ValueError(
-            f"unsupported BFCL category {category!r}; supported: {', '.join(SUPPORTED_CATEGORIES)}"
-        )
-    data = Path(data_dir)
-    questions = _read_json_lines(data / f"BFCL_v4_{category}.json")
-    if limit is not None:
-        questions = questions[: max(limit, 0)]
-    answers: dict[str, Any] = {}
-    if category not in RELEVANCE:
-        answer_path = data / "possible_answer" / f"BFCL_v4_{category}.json"
-        answers = {row["id"]: row["ground_truth"] for row in _read_json_lines(answer_path)}
-    items = []
-    for row in questions:
-        item_id = row.get("id")
-        if not item_id or "question" not in row or "function" not in row:
-            raise ValueError(f"{category}: malformed item (needs id, question, function): {str(row)[:200]}")
-        if category not in RELEVANCE and item_id not in answers:
-            raise ValueError(f"{category}: item {item_id!r} has no possible answer")
-        items.append(BfclItem(item_id, category, row["question"], row["function"], answers.get(item_id)))
-    return items

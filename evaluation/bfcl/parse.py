@@ -2,8 +2,9 @@
 
 Two output styles are read:
 
-* ours (the chat format of the project's tokenizer): one or more
-  ``<tool_call>\\n{"name": ..., "arguments": {...}}\\n</tool_call>`` blocks, any text around them ignored;
+* ours (the chat format of :mod:`contracts.chat`): one or more
+  ``<tool_call>\\n{"name": ..., "arguments": {...}}\\n</tool_call>`` blocks, any text around them ignored,
+  read by :func:`contracts.chat.parse_tool_call_blocks`;
 * BFCL's prompting style: a Python list of calls ``[func(a=1, b="x"), other(c=[1, 2])]``, read with
   :mod:`ast` and never evaluated (arithmetic on number literals is folded; other expressions become
   their source text, as the official decoder does for names and positional-only calls).
@@ -16,13 +17,13 @@ at all is ``calls == []`` and no error: the answer the irrelevance categories wa
 from __future__ import annotations
 
 import ast
-import json
 import operator
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-_TOOL_CALL = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
+from contracts.chat import has_tool_call, parse_tool_call_blocks
+
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
 _BIN_OPS = {
     ast.Add: operator.add,
@@ -63,50 +64,15 @@ def parse_tool_calls(text: str) -> ParseResult:
 
 def _parse(text: str) -> ParseResult:
     text = _THINK.sub("", text)
-    if "<tool_call>" in text:
-        return _parse_tool_call_blocks(text)
+    if has_tool_call(text):
+        calls, errors = parse_tool_call_blocks(text)
+        return ParseResult(calls, "; ".join(errors) or None, "tool_call")
     stripped = text.strip("`\n ")
     if stripped.startswith("python\n"):
         stripped = stripped[len("python\n") :]
     if not stripped:
         return ParseResult([], None, "none")
     return _parse_python_calls(stripped)
-
-
-# ---------------------------------------------------------------------- <tool_call> JSON blocks
-def _parse_tool_call_blocks(text: str) -> ParseResult:
-    calls: list[dict[str, dict[str, Any]]] = []
-    errors: list[str] = []
-    blocks = _TOOL_CALL.findall(text)
-    if text.count("<tool_call>") > len(blocks):
-        errors.append("unterminated <tool_call> block (output cut off?)")
-    for index, block in enumerate(blocks):
-        try:
-            calls.append(_json_call(block))
-        except ValueError as exc:
-            errors.append(f"tool_call {index}: {exc}")
-    return ParseResult(calls, "; ".join(errors) or None, "tool_call")
-
-
-def _json_call(block: str) -> dict[str, dict[str, Any]]:
-    try:
-        payload = json.loads(block)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"invalid JSON ({exc.msg} at char {exc.pos})") from None
-    if not isinstance(payload, dict):
-        raise ValueError(f"expected a JSON object, got {type(payload).__name__}")
-    name = payload.get("name")
-    if not isinstance(name, str) or not name:
-        raise ValueError("missing or empty 'name'")
-    arguments = payload.get("arguments", {})
-    if isinstance(arguments, str):  # OpenAI style: arguments serialised as a JSON string
-        try:
-            arguments = json.loads(arguments) if arguments.strip() else {}
-        except json.JSONDecodeError:
-            raise ValueError("'arguments' is a string that is not JSON") from None
-    if not isinstance(arguments, dict):
-        raise ValueError(f"'arguments' must be an object, got {type(arguments).__name__}")
-    return {name: arguments}
 
 
 # ----------------------------------------------------------------------- Python call lists

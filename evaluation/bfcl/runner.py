@@ -4,7 +4,9 @@ Grain of the per-item rows: one benchmark item. Accuracies are fractions in [0, 
 
 Summary numbers follow BFCL's leaderboard code (``eval_checker/eval_runner_helper.py``), over the
 categories that were run (BFCL itself counts a missing category as 0 and shows N/A; here
-``complete`` says whether every category of a group was present):
+``complete`` says whether every member of a group was present, subgroups complete too). The groups,
+their members and their weighting come from :data:`contracts.bfcl.SUMMARY_GROUPS` and the category
+table:
 
 * ``non_live_simple`` = unweighted mean of simple_python, simple_java, simple_javascript;
 * ``non_live_ast`` = unweighted mean of non_live_simple, multiple, parallel, parallel_multiple;
@@ -25,17 +27,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from contracts.bfcl import (
+    OVERALL,
+    SUPPORTED_CATEGORIES,
+    BfclItem,
+    group_members,
+    groups_in_computation_order,
+    load_category,
+)
 from evaluation.bfcl.checker import Verdict, check
-from evaluation.bfcl.data import SUPPORTED_CATEGORIES, BfclItem, load_category
+from evaluation.bfcl.data import prompt_functions
 from evaluation.bfcl.parse import ParseResult, parse_tool_calls
 from evaluation.generation.generate import generate
-
-_GROUPS = {
-    "non_live_simple": (("simple_python", "simple_java", "simple_javascript"), "unweighted"),
-    "live_ast": (("live_simple", "live_multiple", "live_parallel", "live_parallel_multiple"), "weighted"),
-    "irrelevance": (("irrelevance", "live_irrelevance"), "unweighted"),
-    "relevance": (("live_relevance",), "unweighted"),
-}
 
 
 def load_model(model_dir: str | os.PathLike[str], device: str | None = None) -> tuple[Any, Any]:
@@ -53,7 +56,7 @@ def load_model(model_dir: str | os.PathLike[str], device: str | None = None) -> 
 
 def item_prompt(item: BfclItem) -> dict[str, Any]:
     """Conversation for one item: its first-turn messages and BFCL's prompt-side function documents."""
-    return {"messages": item.messages, "tools": item.prompt_functions()}
+    return {"messages": item.messages, "tools": prompt_functions(item.functions, item.category)}
 
 
 def evaluate_items(
@@ -94,7 +97,8 @@ def evaluate_bfcl(
     return result
 
 
-def _as_item(item: BfclItem | Mapping[str, Any], category: str | None = None) -> BfclItem:
+def as_item(item: BfclItem | Mapping[str, Any], category: str | None = None) -> BfclItem:
+    """A :class:`BfclItem` from an item row in BFCL's file shape (``function``, ``ground_truth``)."""
     if isinstance(item, BfclItem):
         return item
     cat = item.get("category") or category
@@ -120,7 +124,7 @@ def score_items(
     ``None`` to use the items'). ``responses`` is aligned with ``items`` or keyed by item id; an item
     with no response is scored wrong (``missing_response``), never dropped.
     """
-    parsed_items = [_as_item(item) for item in items]
+    parsed_items = [as_item(item) for item in items]
     if not isinstance(responses, Mapping) and len(responses) != len(parsed_items):
         raise ValueError(
             f"{len(responses)} responses for {len(parsed_items)} items; pass a dict keyed by id instead"
@@ -177,27 +181,19 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         stats["accuracy"] = stats["n_valid"] / stats["n"]
         stats["error_types"] = dict(stats["error_types"].most_common())
     summary: dict[str, Any] = {}
-    for name, (members, how) in _GROUPS.items():
-        present = [by_category[c] for c in members if c in by_category]
+    for group in groups_in_computation_order():
+        subgroups, categories = group_members(group.name)
+        parts = [summary.get(g) for g in subgroups] + [by_category.get(c) for c in categories]
+        present = [part for part in parts if part]
         if present:
-            summary[name] = {
-                "accuracy": _mean(present, how),
+            summary[group.name] = {
+                "accuracy": _mean(present, group.weighting),
                 "n": sum(p["n"] for p in present),
-                "complete": len(present) == len(members),
+                "complete": len(present) == len(parts) and all(summary[g]["complete"] for g in subgroups),
             }
-    non_live = [summary.get("non_live_simple")] + [
-        by_category.get(c) for c in ("multiple", "parallel", "parallel_multiple")
-    ]
-    present = [part for part in non_live if part]
-    if present:
-        summary["non_live_ast"] = {
-            "accuracy": _mean(present, "unweighted"),
-            "n": sum(p["n"] for p in present),
-            "complete": len(present) == 4 and summary["non_live_simple"]["complete"],
-        }
     if by_category:
-        summary["overall_mean"] = {
-            "accuracy": _mean(list(by_category.values()), "unweighted"),
+        summary[OVERALL.name] = {
+            "accuracy": _mean(list(by_category.values()), OVERALL.weighting),
             "n": len(rows),
             "complete": True,
         }

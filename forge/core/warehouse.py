@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import duckdb
+
+#: The categories of ``fct_corpus_documents`` (its ``category`` column), in the order they are read.
+CORPUS_CATEGORIES = ("agent", "code", "text")
 
 
 def connect(warehouse: str | Path) -> duckdb.DuckDBPyConnection:
@@ -40,11 +40,3 @@ def iter_rows(warehouse: str | Path, query: str, batch_size: int = 5_000) -> Ite
 
 def fetch_all(warehouse: str | Path, query: str) -> list[dict[str, Any]]:
     return list(iter_rows(warehouse, query))
-
-
-def code_digest(*modules: ModuleType) -> str:
-    """A digest of modules' source files, so a code change invalidates finished work."""
-    h = hashlib.sha256()
-    for module in modules:
-        h.update(inspect.getsource(module).encode("utf-8"))
-    return h.hexdigest()[:12]

@@ -1,4 +1,4 @@
-"""Mixture selection and packed token shards for continual pre-training (brief format 5).
+"""Mixture selection and packed token shards for continual pre-training (format: :mod:`contracts.packed`).
 
 ``select_mixture`` picks documents per category so their token counts follow the mixing ratios
 (1:1:1 agent:code:text in the paper) inside a token budget, and says honestly what it achieved.
@@ -9,7 +9,6 @@ shards of raw little-endian token ids, each document followed by the EOS id, plu
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import os
@@ -20,13 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from contracts.packed import FORMAT, MANIFEST_NAME, Manifest, dtype_for_vocab, read_manifest
 from forge.core.io import atomic_write_json, file_digest, fingerprint
 from forge.core.stats import StepStats
 from forge.corpus.tokenizer import atomic_directory
 
 log = logging.getLogger(__name__)
 
-FORMAT = "hephaestus-packed-v1"
 CORE_CATEGORIES = ("agent", "code", "text")
 CHARS_PER_TOKEN = 4.0  # rough English BPE average; only used when a row carries no token count
 
@@ -278,7 +277,7 @@ def pack_documents(
     if tok.eos_token_id is None:
         raise ValueError(f"tokenizer at {tokenizer_dir} has no eos_token")
     eos_id, vocab_size = int(tok.eos_token_id), len(tok)
-    dtype = np.dtype(np.uint16 if vocab_size <= 65535 else np.uint32)
+    dtype = np.dtype(dtype_for_vocab(vocab_size))
     backend = tok.backend_tokenizer
     by_cat: dict[str, int] = dict.fromkeys(CORE_CATEGORIES, 0)
     n_docs = 0
@@ -312,48 +311,21 @@ def pack_documents(
             flush(batch)
         shards = writer.finish()
         n_tokens = sum(s["n_tokens"] for s in shards)
-        manifest = {
-            "format": FORMAT,
-            "dtype": dtype.name,
-            "eos_id": eos_id,
-            "vocab_size": vocab_size,
-            "tokenizer_dir": str(tokenizer_dir),
-            "n_tokens": n_tokens,
-            "n_documents": n_docs,
-            "tokens_by_category": by_cat,
-            "shards": shards,
-            "fingerprint": fingerprint(
+        manifest = Manifest(
+            dtype=dtype.name,
+            eos_id=eos_id,
+            vocab_size=vocab_size,
+            tokenizer_dir=str(tokenizer_dir),
+            n_tokens=n_tokens,
+            shards=shards,
+            n_documents=n_docs,
+            tokens_by_category=by_cat,
+            fingerprint=fingerprint(
                 FORMAT, file_digest(tokenizer_dir), shard_tokens, [s["sha256"] for s in shards]
             ),
-        }
-        atomic_write_json(tmp / "manifest.json", manifest)
+        ).to_json()
+        atomic_write_json(tmp / MANIFEST_NAME, manifest)
     log.info("packed %d documents, %d tokens, %d shards -> %s", n_docs, n_tokens, len(shards), out_dir)
-    return manifest
-
-
-def _sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Plain sha256 of a file's bytes (``forge.core.io.file_digest`` also hashes the name)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def read_manifest(packed_dir: str | os.PathLike[str], *, verify: bool = False) -> dict[str, Any]:
-    """Load ``manifest.json``; with ``verify`` also check each shard's size and sha256."""
-    packed_dir = Path(packed_dir)
-    manifest = json.loads((packed_dir / "manifest.json").read_text())
-    if manifest.get("format") != FORMAT:
-        raise ValueError(f"{packed_dir}: format {manifest.get('format')!r}, expected {FORMAT!r}")
-    if verify:
-        itemsize = np.dtype(manifest["dtype"]).itemsize
-        for shard in manifest["shards"]:
-            path = packed_dir / shard["path"]
-            if path.stat().st_size != shard["n_tokens"] * itemsize:
-                raise ValueError(f"{path}: size does not match n_tokens {shard['n_tokens']}")
-            if _sha256_file(path) != shard["sha256"]:
-                raise ValueError(f"{path}: sha256 mismatch")
     return manifest
 
 
@@ -366,9 +338,9 @@ def iter_token_windows(packed_dir: str | os.PathLike[str], seq_len: int) -> Iter
         raise ValueError("seq_len must be positive")
     packed_dir = Path(packed_dir)
     manifest = read_manifest(packed_dir)
-    dtype = np.dtype(manifest["dtype"]).newbyteorder("<")
+    dtype = np.dtype(manifest.dtype).newbyteorder("<")
     carry = np.empty(0, dtype=dtype)
-    for shard in manifest["shards"]:
+    for shard in manifest.shards:
         if shard["n_tokens"] == 0:
             continue
         data = np.memmap(packed_dir / shard["path"], dtype=dtype, mode="r", shape=(shard["n_tokens"],))

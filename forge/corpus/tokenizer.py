@@ -2,7 +2,7 @@
 
 Both produce a tokenizer directory in brief format 7: ``save_pretrained`` output that
 ``AutoTokenizer.from_pretrained(dir)`` loads, eos ``<|endoftext|>``, pad ``<|pad|>``, chat
-template :data:`forge.chat.CHAT_TEMPLATE`, the four tool tags as single (non-special) tokens.
+template :data:`contracts.chat.CHAT_TEMPLATE`, the four tool tags as single (non-special) tokens.
 
 Ids of a freshly trained tokenizer are fixed, so configs and tests may rely on them:
 ``<|endoftext|>`` 0, ``<|pad|>`` 1, ``<|im_start|>`` 2, ``<|im_end|>`` 3, ``<tool_call>`` 4,
@@ -25,8 +25,11 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from forge.chat import ADDED_TOKENS, CHAT_TEMPLATE, EOS_TOKEN, IM_END, IM_START, PAD_TOKEN, SPECIAL_TOKENS
+from contracts.chat import ADDED_TOKENS, CHAT_TEMPLATE, EOS_TOKEN, IM_END, IM_START, PAD_TOKEN, SPECIAL_TOKENS
+from forge.core.stage import Stage, StageConfig
+from forge.core.warehouse import CORPUS_CATEGORIES, fetch_all, iter_rows
 
 log = logging.getLogger(__name__)
 
@@ -195,3 +198,56 @@ def load_or_adapt_tokenizer(
         (tmp / "forge_adapted.json").write_text(json.dumps(meta, indent=2) + "\n")
     log.info("adapted tokenizer %s: added %s -> %s", name_or_path, added, out_dir)
     return out_dir
+
+
+class TokenizerConfig(StageConfig):
+    """The profile's ``tokenizer`` section: adapt a base model's tokenizer, or train one."""
+
+    #: a base model's tokenizer (local path or hub id) to adapt instead of training one
+    base: str | None = None
+    #: vocabulary of a trained tokenizer, added tokens included
+    vocab_size: int = 8192
+    #: training-split documents read to train it (None: all), spread evenly over the categories
+    max_train_docs: int | None = None
+
+
+def _train_texts(warehouse: Path, max_docs: int | None) -> Iterator[str]:
+    """Training-split texts, interleaved across categories in a stable hashed order."""
+    per_category = -(-int(max_docs) // len(CORPUS_CATEGORIES)) if max_docs else 10**12
+    query = f"""
+        select text from fct_corpus_documents
+        where split = 'train'
+        qualify row_number() over (partition by category order by hash(doc_id)) <= {per_category}
+        order by hash(doc_id)
+    """
+    for row in iter_rows(warehouse, query):
+        yield row["text"]
+
+
+def build_tokenizer(cfg: TokenizerConfig, *, warehouse: Path, out_dir: Path) -> dict[str, Any]:
+    """Train a byte-level BPE on the corpus' training split, or adapt the configured base model's
+    tokenizer; report its size and characters per token on a validation sample."""
+    from transformers import AutoTokenizer
+
+    if cfg.base:
+        load_or_adapt_tokenizer(cfg.base, out_dir)
+        origin = f"adapted from {cfg.base}"
+    else:
+        train_tokenizer(_train_texts(warehouse, cfg.max_train_docs), out_dir, cfg.vocab_size)
+        origin = "trained on fct_corpus_documents (train split)"
+    tok = AutoTokenizer.from_pretrained(str(out_dir))
+    sample = fetch_all(
+        warehouse, "select category, text from fct_corpus_documents where split = 'validation' limit 200"
+    )
+    chars = sum(len(r["text"]) for r in sample)
+    toks = sum(len(tok(r["text"], add_special_tokens=False)["input_ids"]) for r in sample)
+    return {
+        "origin": origin,
+        "vocab_size": len(tok),
+        "chars_per_token_validation": round(chars / toks, 3) if toks else None,
+        "eos_token": tok.eos_token,
+        "has_chat_template": bool(tok.chat_template),
+    }
+
+
+TOKENIZER_STAGE = Stage("tokenizer", TokenizerConfig, build_tokenizer)

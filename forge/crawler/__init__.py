@@ -1,9 +1,13 @@
-"""A polite, resumable, SSRF-safe documentation crawler (issue 6, source 4).
+"""A polite, resumable, SSRF-safe documentation crawler.
 
 Public entry points: ``CrawlConfig`` (what and how), ``Crawler`` (run / resume / export),
 ``SafeFetcher`` (the only network path, also used by ``forge.sources.hub.cards``), ``AddressGuard``
 (the private-address check), ``normalize_url`` and ``extract_page``. Run from a shell with
 ``python -m forge.crawler SEED... --max-depth N --max-pages N --allow-host HOST --db PATH``.
+
+The crawler stores and exports API rows but does not build them: the caller hands ``Crawler`` the
+function that turns a page's signatures into rows (``forge.sources.webdocs.signature_rows``), so
+the crawler imports nothing of the sources that use it.
 """
 
 from forge.crawler.config import CrawlConfig

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from forge.crawler.config import CrawlConfig
 from forge.crawler.crawl import Crawler
+from forge.sources.webdocs import signature_rows
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress = tqdm(total=args.max_pages, unit="page", file=sys.stderr)
     except ImportError:  # the summary still prints
         pass
-    with Crawler(cfg, args.db) as crawler:
+    with Crawler(cfg, args.db, api_rows=signature_rows) as crawler:
         summary = crawler.run(stop_after=args.stop_after, progress=progress)
         if progress is not None:
             progress.close()

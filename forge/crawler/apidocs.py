@@ -4,7 +4,7 @@
 ``ApiDocCollector`` is an event sink driven by ``forge.crawler.extract``'s single parser pass; it
 yields one plain dict per documented callable (functions, methods, class constructors):
 ``{"qualname", "kind", "module", "params": [...], "summary", "description", "param_docs", "style"}``.
-Turning those into ``raw.api_operations`` rows lives in ``forge.crawler.apirows``.
+Turning those into ``raw.api_operations`` rows lives in ``forge.sources.webdocs.signature_rows``.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ takes queued URLs in (depth, discovery) order, and commits each outcome as it co
 store is the only writer of its file and a kill loses at most the pages in flight. HTML parsing is
 CPU-bound and runs inline or in a process pool (``extract_workers``). Typical use::
 
-    crawler = Crawler(CrawlConfig(seeds=("https://docs.python.org/3/",), max_depth=3), "crawl.duckdb")
+    cfg = CrawlConfig(seeds=("https://docs.python.org/3/",), max_depth=3)
+    crawler = Crawler(cfg, "crawl.duckdb", api_rows=forge.sources.webdocs.signature_rows)
     summary = crawler.run()          # resumes an interrupted run, or starts the next (conditional) one
     crawler.export("out/")           # documents.parquet, web_docs.parquet, dropped.parquet
 """
@@ -16,6 +17,7 @@ import asyncio
 import json
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,33 +25,40 @@ from typing import Any
 
 import httpx
 
-from forge import schemas
+from contracts.tables import API_OPERATIONS, DOCUMENTS, DROPPED_ROWS
 from forge.core.io import sha256_text, write_parquet
 from forge.core.stats import StepStats
-from forge.crawler.apirows import signature_rows
 from forge.crawler.config import CrawlConfig
 from forge.crawler.extract import extract_page
 from forge.crawler.fetcher import FetchResult, SafeFetcher
-from forge.crawler.schema import DOCUMENTS
 from forge.crawler.ssrf import AddressGuard
 from forge.crawler.store import CrawlStore
 from forge.crawler.urls import BadURL, normalize_url
 
+#: Turns one page's API signatures (``PageExtract.signatures``) into ``raw.api_operations`` rows:
+#: ``api_rows(signatures, *, page_uri, fetched_at, source, version, license)``. The crawler only
+#: stores and exports what it returns; ``forge.sources.webdocs.signature_rows`` is the one in use.
+#: A module-level function, so the extraction pool can pickle it.
+ApiRows = Callable[..., Iterable[dict[str, Any]]]
 
-def extract_for_store(html: str, url: str, with_apis: bool, source: str, version: str, license: str,
+
+def extract_for_store(html: str, url: str, api_rows: ApiRows | None, source: str, version: str, license: str,
                       fetched_at: str) -> dict[str, Any]:  # fmt: skip
-    """Parse one page into what the store keeps (module-level so a process pool can run it)."""
-    page = extract_page(html, url, with_apis=with_apis)
-    rows = list(
-        signature_rows(
-            page.signatures,
-            page_uri=url,
-            fetched_at=datetime.fromisoformat(fetched_at),
-            source=source,
-            version=version,
-            license=license,
-        )  # fmt: skip
-    )
+    """Parse one page into what the store keeps (module-level so a process pool can run it).
+    Without ``api_rows`` no signatures are extracted and the page has no API rows."""
+    page = extract_page(html, url, with_apis=api_rows is not None)
+    rows = []
+    if api_rows is not None:
+        rows = list(
+            api_rows(
+                page.signatures,
+                page_uri=url,
+                fetched_at=datetime.fromisoformat(fetched_at),
+                source=source,
+                version=version,
+                license=license,
+            )  # fmt: skip
+        )
     for r in rows:
         r["fetched_at"] = fetched_at
     return {
@@ -68,8 +77,12 @@ class Crawler:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         guard: AddressGuard | None = None,
+        api_rows: ApiRows | None = None,
     ) -> None:
+        """``api_rows`` turns a page's API signatures into rows (see ``ApiRows``); without it, or
+        with ``config.extract_apis`` off, pages are stored without API rows."""
         self.config = config
+        self.api_rows = api_rows if config.extract_apis else None
         self.store = CrawlStore(db_path)
         self.transport = transport
         self.guard = guard
@@ -195,7 +208,7 @@ class Crawler:
         args = (
             res.text or "",
             res.final_url,
-            cfg.extract_apis,
+            self.api_rows,
             cfg.source,
             cfg.api_version,
             cfg.license,
@@ -283,21 +296,21 @@ class Crawler:
             raise RuntimeError(f"no crawl run in {self.store.path}")
         src = self.config.source
         n_docs = write_parquet(out_dir / "documents.parquet", self.store.documents(run_id, src), DOCUMENTS)
-        n_apis = write_parquet(
-            out_dir / f"{src}.parquet", self.store.api_rows(run_id), schemas.API_OPERATIONS
-        )
+        n_apis = write_parquet(out_dir / f"{src}.parquet", self.store.api_rows(run_id), API_OPERATIONS)
         dropped = (
             {"asset": f"crawl_{src}", "reason": r, "detail": d, "source_uri": u}
             for u, r, d in self.store.skipped()
         )
-        n_dropped = write_parquet(out_dir / "dropped.parquet", dropped, schemas.DROPPED_ROWS)
+        n_dropped = write_parquet(out_dir / "dropped.parquet", dropped, DROPPED_ROWS)
         return {"documents": n_docs, "api_operations": n_apis, "dropped": n_dropped}
 
 
-def crawl_and_export(config: CrawlConfig, db_path: str | Path, out_dir: str | Path) -> dict[str, Any]:
+def crawl_and_export(
+    config: CrawlConfig, db_path: str | Path, out_dir: str | Path, *, api_rows: ApiRows | None = None
+) -> dict[str, Any]:
     """One call for an asset or the CLI: run (or resume) the crawl, export its Parquet files, and
-    return the summary (with ``exported`` row counts) for metadata."""
-    with Crawler(config, db_path) as crawler:
+    return the summary (with ``exported`` row counts) for metadata. ``api_rows``: see ``Crawler``."""
+    with Crawler(config, db_path, api_rows=api_rows) as crawler:
         summary = crawler.run()
         summary["exported"] = crawler.export(out_dir)
     return summary

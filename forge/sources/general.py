@@ -1,6 +1,6 @@
 """General code and text for the mixture, from what is on this machine (no network).
 
-Rows match ``forge.schemas.GENERAL_DOCUMENTS`` (one row per file, per package README, or per
+Rows match ``contracts.tables.GENERAL_DOCUMENTS`` (one row per file, per package README, or per
 module's docstrings). Order is deterministic (sorted paths / names), so the same environment
 gives the same rows. Nothing is imported to read it: code is read as files, docstrings through
 ``ast``, READMEs through ``importlib.metadata``.
@@ -9,6 +9,11 @@ Roots for code: ``"stdlib"`` (the running Python's standard library, without tes
 ``site-packages`` and IDLE/turtledemo), ``"package:<distribution or import name>"``, or a
 directory. Sources for text: ``"package_metadata"``, ``"module_docstrings"``, or a directory of
 ``.txt`` / ``.md`` / ``.rst`` files.
+
+The two stages (:data:`CODE_STAGE`, :data:`TEXT_STAGE`) read them, apply the quality filters and
+write ``raw.code_documents`` / ``raw.text_documents``; every dropped file is listed in
+``data/raw/_dropped/``. Their configurations are the profile's ``sources.code`` and
+``sources.text`` sections.
 """
 
 from __future__ import annotations
@@ -22,8 +27,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from contracts import tables as schemas
 from forge.core.ids import doc_id
-from forge.core.io import sha256_text
+from forge.core.io import sha256_text, write_parquet
+from forge.core.report import dropped_rows, stats_meta
+from forge.core.stage import Stage, StageConfig
 from forge.core.stats import StepStats
 
 #: Directory names under the stdlib that are test suites or tools, not library code.
@@ -229,3 +237,96 @@ def iter_text_documents(
             stats.keep()
             n += 1
             yield row
+
+
+class CodeSourceConfig(StageConfig):
+    """``sources.code``: which code roots, and how much of them."""
+
+    #: ``stdlib``, ``package:<name>`` or a directory (relative to the repository root)
+    roots: list[str] = ["stdlib"]
+    #: at most this many files over all roots (None: all)
+    max_files: int | None = None
+    #: larger files are counted drops, in bytes
+    max_bytes_per_file: int = 100_000
+
+
+class TextSourceConfig(StageConfig):
+    """``sources.text``: which text sources, and how many documents."""
+
+    #: ``package_metadata``, ``module_docstrings`` or a directory (relative to the repository root)
+    sources: list[str] = ["module_docstrings"]
+    #: at most this many documents over all sources (None: all)
+    max_docs: int | None = None
+
+
+def general_filters(kind: str, min_chars: int) -> list:
+    """Quality filters for general documents. Code gets a looser symbol budget (operators and
+    brackets are not noise there) and the same bounds on minified lines and repetition."""
+    from forge.text.filters import (
+        ExactDedup,
+        MaxChars,
+        MaxLineLength,
+        MaxNonAlnumFraction,
+        MaxRepeatedLines,
+        MinChars,
+    )
+
+    return [
+        MinChars(min_chars),
+        MaxChars(500_000),
+        MaxNonAlnumFraction(0.6 if kind == "code" else 0.5),
+        MaxLineLength(1000),
+        MaxRepeatedLines(0.5 if kind == "code" else 0.3),
+        ExactDedup(),
+    ]
+
+
+def _write_documents(
+    kind: str, docs: Iterator[dict[str, Any]], src_stats: StepStats, min_chars: int, out_dir: Path
+) -> dict[str, Any]:
+    """Filter ``docs`` and write ``out_dir/part-0.parquet``; every drop (source or filter) goes to
+    ``<out_dir>/../_dropped/<kind>_documents.parquet``."""
+    from forge.text.filters import apply_filters
+
+    filter_stats = StepStats(f"{kind}_filters")
+    dropped: list[dict[str, Any]] = []
+
+    def on_drop(row: dict[str, Any], reason: str) -> None:
+        dropped.append(
+            {
+                "asset": f"{kind}_documents",
+                "reason": reason,
+                "detail": row.get("title"),
+                "source_uri": row.get("uri"),
+            }
+        )
+
+    kept = apply_filters(docs, general_filters(kind, min_chars), filter_stats, on_drop=on_drop)
+    n = write_parquet(out_dir / "part-0.parquet", kept, schemas.GENERAL_DOCUMENTS)
+    source_drops = list(dropped_rows(f"{kind}_documents", [src_stats]))
+    write_parquet(
+        out_dir.parent / "_dropped" / f"{kind}_documents.parquet",
+        dropped + source_drops,
+        schemas.DROPPED_ROWS,
+    )
+    return {"n_rows": n, "drops": stats_meta(src_stats, filter_stats)}
+
+
+def ingest_code_documents(cfg: CodeSourceConfig, *, min_chars: int, out_dir: Path) -> dict[str, Any]:
+    """Real local code -> ``out_dir/part-0.parquet`` (raw.code_documents), after the quality filters
+    (documents under ``min_chars`` characters dropped)."""
+    stats = StepStats("code_sources")
+    docs = iter_code_documents(cfg.roots, cfg.max_files, cfg.max_bytes_per_file, stats)
+    return _write_documents("code", docs, stats, min_chars, out_dir)
+
+
+def ingest_text_documents(cfg: TextSourceConfig, *, min_chars: int, out_dir: Path) -> dict[str, Any]:
+    """Real local text -> ``out_dir/part-0.parquet`` (raw.text_documents), after the quality filters
+    (documents under ``min_chars`` characters dropped)."""
+    stats = StepStats("text_sources")
+    docs = iter_text_documents(cfg.sources, cfg.max_docs, stats)
+    return _write_documents("text", docs, stats, min_chars, out_dir)
+
+
+CODE_STAGE = Stage("code_documents", CodeSourceConfig, ingest_code_documents)
+TEXT_STAGE = Stage("text_documents", TextSourceConfig, ingest_text_documents)

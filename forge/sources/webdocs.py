@@ -1,30 +1,86 @@
-"""The documentation-site crawl as a pipeline stage: every configured crawl, one after another.
+"""Documentation sites -> ``raw.documents`` and ``raw.web_docs_operations``: the crawl as a stage.
 
-A crawl with ``serve_dir`` serves that local folder on 127.0.0.1 for its duration (a documentation
-tree on disk, e.g. Debian's python3.11-doc, or a fixture site) and crawls it through the same polite,
-SSRF-guarded fetcher as any remote site; only that address is allow-listed. The crawl state (the
-frontier, stored pages, validators) lives in ``state_dir`` and persists between runs, so a killed
-crawl resumes and a rebuild re-fetches with ETag / Last-Modified.
+Every configured crawl runs one after another. A crawl with ``serve_dir`` serves that local folder
+on 127.0.0.1 for its duration (a documentation tree on disk, e.g. Debian's python3.11-doc, or a
+fixture site) and crawls it through the same polite, SSRF-guarded fetcher as any remote site; only
+that address is allow-listed. The crawl state (the frontier, stored pages, validators) lives in
+``state_dir`` and persists between runs, so a killed crawl resumes and a rebuild re-fetches with
+ETag / Last-Modified.
+
+The API signatures a page documents become rows here (``signature_rows``; the crawler calls it
+for every page it extracts). Grain: one row per documented callable (``json.dumps``,
+``json.JSONDecoder.decode``, the ``json.JSONDecoder`` constructor). Parameter types come from the
+annotation when the page shows one, else from the default's literal type; a page gives no types
+at all for most stdlib functions, and then the schema says nothing rather than guessing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import http.server
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from forge import schemas
+from pydantic import ConfigDict, model_validator
+
+from contracts.tables import API_OPERATIONS, DOCUMENTS, api_operation_row
+from forge.core.ids import sanitize_function_name
 from forge.core.io import write_parquet
+from forge.core.stage import Stage, StageConfig
 from forge.core.stats import StepStats
 from forge.crawler import CrawlConfig, crawl_and_export
-from forge.crawler.schema import DOCUMENTS
+from forge.sources.python.signatures import text_param_schema
+
+
+def signature_rows(
+    signatures: Iterable[dict[str, Any]],
+    *,
+    page_uri: str,
+    fetched_at: datetime,
+    source: str = "web_docs",
+    version: str = "",
+    license: str = "unknown",
+) -> Iterator[dict[str, Any]]:
+    """API_OPERATIONS rows of one page's signatures (``forge.crawler.apidocs``). ``function_name``
+    is made unique later, per provider, when rows of all pages are exported (``forge.crawler.store``)."""
+    for sig in signatures:
+        qualname = sig["qualname"]
+        module = sig.get("module") or qualname.rpartition(".")[0] or qualname
+        props: dict[str, Any] = {}
+        required: list[str] = []
+        for p in sig["params"]:
+            props[p["name"]] = text_param_schema(p, sig.get("param_docs", {}).get(p["name"]))
+            if (
+                p["default"] is None
+                and not p["optional"]
+                and p["kind"] not in ("var_positional", "var_keyword")
+            ):
+                required.append(p["name"])
+        yield api_operation_row(
+            source=source,
+            provider=module.split(".")[0],
+            api_name=module,
+            version=version,
+            method=sig["kind"],
+            path=qualname,
+            function_name=sanitize_function_name(qualname),
+            summary=sig.get("summary"),
+            description=sig.get("description"),
+            parameters={"type": "object", "properties": props, "required": required},
+            responses={"return": {}},
+            tags=[module, f"doc_style:{sig.get('style', 'sphinx')}"],
+            source_uri=page_uri,
+            license=license,
+            fetched_at=fetched_at,
+        )
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -62,7 +118,9 @@ def _crawl_one(spec: dict[str, Any], base_url: str | None, state_dir: Path, work
         cfg["seeds"] = [base_url + s.lstrip("/") for s in cfg.get("seeds", ["index.html"])]
         cfg["allow_addresses"] = ["127.0.0.1"]
         cfg.setdefault("min_delay_s", 0.0)
-    return crawl_and_export(CrawlConfig.from_mapping(cfg), state_dir / f"{spec['name']}.duckdb", work)
+    return crawl_and_export(
+        CrawlConfig.from_mapping(cfg), state_dir / f"{spec['name']}.duckdb", work, api_rows=signature_rows
+    )
 
 
 def crawl_documentation(
@@ -99,7 +157,7 @@ def crawl_documentation(
         keep.add(f"{name}.parquet")
         stats.keep()
         summaries[name] = summary
-    for directory, schema in ((documents_dir, DOCUMENTS), (apis_dir, schemas.API_OPERATIONS)):
+    for directory, schema in ((documents_dir, DOCUMENTS), (apis_dir, API_OPERATIONS)):
         directory.mkdir(parents=True, exist_ok=True)
         for stale in directory.glob("*.parquet"):
             if stale.name not in keep and stale.name != "_empty.parquet":
@@ -128,3 +186,44 @@ def crawl_documentation(
             for n, s in summaries.items()
         },
     }
+
+
+class CrawlSpec(StageConfig):
+    """One entry of the profile's ``sources.crawl``: a name, optionally a local folder to serve, and
+    :class:`forge.crawler.CrawlConfig` settings (checked by name there; their defaults live there)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    #: names the output files and the crawl's state database
+    name: str
+    #: a local documentation tree served on 127.0.0.1 for the crawl (``python3.11-doc``: Debian's)
+    serve_dir: str | None = None
+
+    @model_validator(mode="after")
+    def _known_crawl_settings(self) -> CrawlSpec:
+        known = {f.name for f in dataclasses.fields(CrawlConfig) if f.init}
+        unknown = sorted(set(self.model_extra or {}) - known)
+        if unknown:
+            raise ValueError("; ".join(f"unknown key {key!r}" for key in unknown))
+        return self
+
+    def as_spec(self) -> dict[str, Any]:
+        """The plain spec :func:`crawl_documentation` reads."""
+        return self.model_dump(exclude_none=True)
+
+
+class CrawlStageConfig(StageConfig):
+    """Every configured crawl, run one after another."""
+
+    crawls: list[CrawlSpec] = []
+
+
+def run_crawls(cfg: CrawlStageConfig, *, out_dir: Path, apis_dir: Path, state_dir: Path) -> dict[str, Any]:
+    """:func:`crawl_documentation` as a stage: pages to ``out_dir`` (raw.documents), API rows to
+    ``apis_dir`` (raw.web_docs_operations), the crawl state kept in ``state_dir``."""
+    return crawl_documentation(
+        [spec.as_spec() for spec in cfg.crawls], state_dir=state_dir, documents_dir=out_dir, apis_dir=apis_dir
+    )
+
+
+CRAWL_STAGE = Stage("web_docs_crawl", CrawlStageConfig, run_crawls)

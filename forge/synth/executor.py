@@ -178,7 +178,7 @@ def describe_validation_error(err: jsonschema.ValidationError) -> tuple[str, str
 class MockExecutor:
     """Validates calls against the operations' schemas and answers with mock bodies.
 
-    ``api_rows``: rows of forge.schemas.API_OPERATIONS. ``strict_unknown``: reject argument names
+    ``api_rows``: rows of contracts.tables.API_OPERATIONS. ``strict_unknown``: reject argument names
     the schema does not declare (as a Python function or a strict REST API would). ``counts``
     tallies outcomes by kind (ok, unknown_function, invalid_schema, arguments_invalid,
     duplicate_name) so a caller can report them.

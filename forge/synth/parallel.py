@@ -9,26 +9,25 @@ chunk per worker plus the open Parquet writer, whatever the total. Irrelevance t
 from the other APIs of the same chunk. Trajectory ids depend only on (seed, api_id, k, generator),
 so they do not change with the chunking.
 
-Grain of the output: ``out_dir/part-<chunk>.parquet``, forge.schemas.TRAJECTORIES rows. Each part
+Grain of the output: ``out_dir/part-<chunk>.parquet``, contracts.tables.TRAJECTORIES rows. Each part
 is written atomically; parts left from an earlier run with more chunks are removed at the end.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import multiprocessing as mp
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 
-from forge import schemas
+from contracts.tables import TRAJECTORIES
 from forge.core.io import parquet_files, write_parquet
+from forge.core.parallel import ordered_map
 from forge.core.stats import StepStats
 
 
@@ -99,7 +98,7 @@ def _run_chunk(job: _Job) -> dict[str, Any]:
         counters=counters,
         created_at=job.created_at,
     )
-    n = write_parquet(job.out, counted(rows), schemas.TRAJECTORIES)
+    n = write_parquet(job.out, counted(rows), TRAJECTORIES)
     gen_counts = dict(getattr(gen, "counts", {}) or {})
     return {
         "index": job.index,
@@ -127,14 +126,15 @@ def synthesize_to_parquet(
     on_chunk: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Synthesize trajectories from ``api_path`` (a Parquet file or a directory of them, e.g.
-    raw/openapi_operations, or a list of such directories) into ``out_dir/part-*.parquet``; return metadata (rows, valid share,
-    counts by pattern, drops by reason).
+    raw/openapi_operations, or a list of such directories) into ``out_dir/part-*.parquet``; return
+    metadata (rows, valid share, counts by pattern, drops by reason).
 
-    ``workers`` processes run chunks in parallel (1: in this process). ``generator`` is a
-    :func:`forge.synth.generators.make_generator` config (None: templates), built once per chunk in the
-    worker, so an LLM generator should run with ``workers=1``. ``on_chunk`` is called in this
-    process after each chunk with its counts plus ``done`` (chunks finished) — for progress and
-    memory probes.
+    ``workers`` processes run chunks in parallel (1: in this process); chunks are collected in
+    input order (``forge.core.parallel.ordered_map``), so counts and drop examples do not depend on
+    which worker finished first. ``generator`` is a :func:`forge.synth.generators.make_generator`
+    config (None: templates), built once per chunk in the worker, so an LLM generator should run
+    with ``workers=1``. ``on_chunk`` is called in this process after each chunk with its counts
+    plus ``done`` (chunks finished) — for progress and memory probes.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -174,28 +174,15 @@ def synthesize_to_parquet(
         if on_chunk is not None:
             on_chunk({**res, "done": done, "n_rows_total": n_rows})
 
-    if workers <= 1:
-        for job in jobs:
-            collect(_run_chunk(job))
-    else:
-        # spawn: workers start clean (no inherited Arrow buffers or threads). At most
-        # 2 x workers chunks are in flight (submitted by hand: Pool.imap would read the whole
-        # input ahead), so the parent never holds more than a few chunks.
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            pending: set = set()
-            for job in jobs:
-                pending.add(pool.submit(_run_chunk, job))
-                if len(pending) >= 2 * workers:
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        collect(fut.result())
-            for fut in pending:
-                collect(fut.result())
+    # Chunks are collected in input order; at most 2 x workers are in flight (Pool.imap would
+    # read the whole input ahead), so the parent never holds more than a few chunks.
+    for res in ordered_map(_run_chunk, jobs, workers, window=2 * workers):
+        collect(res)
     for stale in out.glob("part-*.parquet"):
         if stale.name not in written:
             stale.unlink()
     if not written:  # an empty input still leaves a readable table for dbt
-        write_parquet(out / "part-00000.parquet", [], schemas.TRAJECTORIES)
+        write_parquet(out / "part-00000.parquet", [], TRAJECTORIES)
     patterns_count = Counter()
     valid = Counter()
     for (pattern, ok), c in by_pattern.items():

@@ -3,7 +3,7 @@
 Grain: ``per_api`` trajectories anchored on each API operation (row), each with a pattern drawn
 from ``patterns`` (weights) among those the operation's API allows. Tools shown to the model come
 from the anchor's API (provider, api_name, version), where function names are unique. Rows follow
-forge.schemas.TRAJECTORIES; an invalid trajectory is yielded with ``is_valid`` False and counted
+contracts.tables.TRAJECTORIES; an invalid trajectory is yielded with ``is_valid`` False and counted
 in ``stats`` under ``invalid_<reason>``; rows not used at all are counted as ``heldout``,
 ``bad_parameters`` or ``cannot_satisfy``. Deterministic for a seed: each trajectory draws from
 ``random.Random(f"{seed}|{api_id}|{k}")``. Text comes from :class:`TemplateGenerator` unless a

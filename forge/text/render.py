@@ -12,6 +12,7 @@ import random
 import re
 from typing import Any
 
+from contracts.sft import SftRow
 from forge.synth.arguments import humanize, phrase_arguments
 
 _MAX_DOC_CHARS = 6000
@@ -173,12 +174,10 @@ def _tool_text(tool: dict) -> str:
 
 
 def sft_record(traj_row: dict) -> dict:
-    """An SFT example (format 6): ``{"id", "messages", "tools"}`` with the JSON columns parsed."""
-    return {
-        "id": traj_row["trajectory_id"],
-        "messages": _loads(traj_row.get("messages"), []),
-        "tools": _loads(traj_row.get("tools"), []),
-    }
+    """A trajectory row as an SFT row (:class:`contracts.sft.SftRow`, as written), JSON columns parsed."""
+    return SftRow(
+        traj_row["trajectory_id"], _loads(traj_row.get("messages"), []), _loads(traj_row.get("tools"), [])
+    ).to_json()
 
 
 def _loads(value: Any, default: Any) -> Any:

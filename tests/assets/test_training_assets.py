@@ -1,7 +1,7 @@
-"""The training assets without the rest of the graph: config mapping, and what a failing
-training subprocess leaves behind (a failed asset with the error, a FAILED MLflow run)."""
+"""The training assets without the rest of the graph: each profile's stage configs (read by
+``training.config.from_profile``), the code fingerprint, and what a failing training subprocess leaves
+behind (a failed asset with the error, a FAILED MLflow run)."""
 
-import json
 from pathlib import Path
 
 import pytest
@@ -9,65 +9,83 @@ from dagster import DagsterInstance, PipesSubprocessClient, materialize
 
 from assets.profile import load_profile
 from assets.resources import ForgeResource, MlflowResource
-from assets.training import base_model, run_config, worker_command
+from assets.training import STAGES, TRAINING_ENTRY, base_model, worker_command
 from forge.core.markers import write_marker
+from training.config import config_from_dict, from_profile, to_dict
 
 
-def test_run_config_maps_profile_sections_to_each_stage(tmp_path: Path):
+def _configs(profile: dict, tmp_path: Path) -> dict:
+    """Every training asset's RunConfig under `profile`, as the asset builds it."""
+    return {
+        stage: from_profile(
+            spec["section"],
+            profile.get("model"),
+            profile.get("training"),
+            output_dir=tmp_path / stage,
+            tokenizer_dir=tmp_path / "tok",
+            parent_hf=tmp_path / spec["parent"] / "hf" if spec["parent"] else None,
+            data=tmp_path / spec["data"] if spec["data"] else None,
+            name=stage,
+        )
+        for stage, spec in STAGES.items()
+    }
+
+
+def test_profile_sections_map_to_each_stage(tmp_path: Path):
     profile = load_profile("micro")
-    tok = tmp_path / "tok"
-    base = run_config(
-        "base_model",
-        profile,
-        output_dir=tmp_path / "b",
-        tokenizer_dir=tok,
-        parent_hf=None,
-        data=None,
-        mlflow=None,
-    )
-    assert base["model"]["init"] == "config"
-    assert base["model"]["hidden_size"] == profile["model"]["hidden_size"]
-    assert "shards_dir" not in base["data"]
+    cfgs = _configs(profile, tmp_path)
+    base, s1, sft = cfgs["base_model"], cfgs["cpt_stage1_model"], cfgs["sft_model"]
+    assert base.name == "base_model" and base.model.init == "config"
+    assert base.model.hidden_size == profile["model"]["hidden_size"]
+    assert base.model.tokenizer_dir == str(tmp_path / "tok") and base.data.shards_dir is None
 
-    s1 = run_config(
-        "cpt_stage1_model",
-        profile,
-        output_dir=tmp_path / "s1",
-        tokenizer_dir=tok,
-        parent_hf=tmp_path / "b" / "hf",
-        data=tmp_path / "shards",
-        mlflow={"tracking_uri": "x", "run_id": "r"},
-    )
-    assert s1["model"] == {
-        "init": "pretrained",
-        "name_or_path": str(tmp_path / "b" / "hf"),
-        "tokenizer_dir": str(tok),
-    }
-    assert s1["data"] == {
-        "seq_len": profile["training"]["stage1"]["seq_len"],
-        "shards_dir": str(tmp_path / "shards"),
-    }
-    assert s1["schedule"]["max_steps"] == profile["training"]["stage1"]["max_steps"]
-    assert s1["optim"]["lr"] == profile["training"]["stage1"]["lr"]
-    assert s1["mlflow"]["run_id"] == "r"
+    assert (s1.model.init, s1.model.name_or_path) == ("pretrained", str(tmp_path / "base_model" / "hf"))
+    assert s1.data.shards_dir == str(tmp_path / "cpt_stage1_shards")
+    assert s1.data.seq_len == profile["training"]["stage1"]["seq_len"]
+    assert s1.schedule.max_steps == profile["training"]["stage1"]["max_steps"]
+    assert s1.optim.lr == profile["training"]["stage1"]["lr"]
+    assert cfgs["cpt_stage2_model"].model.name_or_path == str(tmp_path / "cpt_stage1_model" / "hf")
 
-    sft = run_config(
-        "sft_model",
-        profile,
-        output_dir=tmp_path / "sft",
-        tokenizer_dir=tok,
-        parent_hf=tmp_path / "s2" / "hf",
-        data=tmp_path / "sft_data",
-        mlflow=None,
-    )
-    assert sft["data"]["sft_path"] == str(tmp_path / "sft_data" / "train.jsonl")
-    assert sft["lora"]["r"] == profile["training"]["sft"]["lora"]["r"]
+    assert sft.data.sft_path == str(tmp_path / "sft_dataset" / "train.jsonl")
+    assert sft.lora.r == profile["training"]["sft"]["lora"]["r"]
 
-    # every generated config is accepted by the training library as it is
-    from training.config import config_from_dict
 
-    for cfg in (base, s1, sft):
-        assert config_from_dict(json.loads(json.dumps(cfg))).output_dir == cfg["output_dir"]
+@pytest.mark.parametrize("name", ["micro", "default", "gpu", "cluster"])
+def test_every_profile_gives_configs_the_trainer_accepts(name, tmp_path):
+    """What the asset writes to run_config.json is what `python -m training` reads back."""
+    for stage, cfg in _configs(load_profile(name), tmp_path).items():
+        assert config_from_dict(to_dict(cfg)) == cfg
+        if name in ("gpu", "cluster") and stage != "base_model":
+            assert cfg.compile and cfg.device == "cuda" and cfg.data.doc_mask == (stage != "sft_model")
+        if name == "cluster":
+            assert cfg.parallel == "fsdp"
+
+
+def test_training_code_fingerprint_covers_what_the_stages_import():
+    from forge.core.stage import import_closure
+
+    closure = set(import_closure(TRAINING_ENTRY))
+    for module in (
+        "cpt",
+        "sft",
+        "init",
+        "trainer",
+        "loop",
+        "losses",
+        "data",
+        "model",
+        "parallel",
+        "checkpoint",
+    ):
+        assert f"training.{module}" in closure, module
+
+
+def test_a_misspelled_training_key_in_a_profile_file_names_the_key(tmp_path: Path):
+    bad = tmp_path / "typo.yaml"
+    bad.write_text("extends: micro\nname: typo\ntraining:\n  stage1: {lrr: 0.1}\n")
+    with pytest.raises(ValueError) as err:
+        load_profile(str(bad))
+    assert "lrr" in str(err.value) and "training.stage1" in str(err.value)
 
 
 def test_worker_command_uses_torchrun_for_several_processes(tmp_path: Path):
@@ -115,43 +133,3 @@ def test_failed_training_subprocess_fails_the_asset_and_its_mlflow_run(tmp_path:
     assert run.data.tags["dagster.run_id"] == result.run_id
     # no completion marker: a rerun tries again instead of skipping
     assert not (profile.paths.models / "base_model" / "_SUCCESS.json").exists()
-
-
-@pytest.mark.parametrize("stage", ["cpt_stage1_model", "sft_model"])
-def test_stage_configs_name_their_parent(stage, tmp_path):
-    cfg = run_config(
-        stage,
-        load_profile("default"),
-        output_dir=tmp_path,
-        tokenizer_dir=tmp_path,
-        parent_hf=tmp_path / "parent",
-        data=tmp_path / "d",
-        mlflow=None,
-    )
-    assert cfg["model"]["name_or_path"] == str(tmp_path / "parent")
-
-
-@pytest.mark.parametrize("name", ["micro", "default", "gpu", "cluster"])
-def test_every_profile_gives_configs_the_trainer_accepts(name, tmp_path):
-    """Unknown keys are an error in training.config: a typo in a profile fails here, not on a GPU."""
-    from training.config import config_from_dict
-
-    profile = load_profile(name)
-    for stage, parent, data in [
-        ("base_model", None, None),
-        ("cpt_stage1_model", tmp_path / "b", tmp_path / "s1"),
-        ("cpt_stage2_model", tmp_path / "s1m", tmp_path / "s2"),
-        ("sft_model", tmp_path / "s2m", tmp_path / "sft"),
-    ]:
-        cfg = run_config(
-            stage,
-            profile,
-            output_dir=tmp_path / stage,
-            tokenizer_dir=tmp_path / "tok",
-            parent_hf=parent,
-            data=data,
-            mlflow=None,
-        )
-        parsed = config_from_dict(json.loads(json.dumps(cfg)))
-        if name == "gpu" and stage != "base_model":
-            assert parsed.compile and parsed.device == "cuda"

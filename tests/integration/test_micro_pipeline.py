@@ -191,7 +191,7 @@ def test_second_run_redoes_nothing(env, first_run):
 
 
 def test_planted_bad_rows_fail_a_blocking_check_and_stop_downstream(env, first_run):
-    from forge import schemas
+    from contracts import tables as schemas
     from forge.core.io import write_parquet
 
     raw = env["paths"].raw("text_documents")

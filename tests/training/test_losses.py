@@ -47,3 +47,22 @@ def test_loss_module_fused_equals_model_logits_path():
     assert supports_fused_loss(model) and not supports_fused_loss(gpt2)
     assert not CausalLMLoss(gpt2).fused  # unknown families fall back to their own logits
     assert torch.isfinite(CausalLMLoss(gpt2)(ids, labels))
+
+
+def test_objective_is_built_from_its_name_in_the_config(tmp_path):
+    import typing
+
+    from training.config import Objective, config_from_dict, debug_config, to_dict
+    from training.losses import OBJECTIVES, build_objective
+
+    assert set(OBJECTIVES) == set(typing.get_args(Objective))  # every name the config accepts is built
+    cfg = debug_config(tmp_path)
+    cfg.perf.loss_chunk_tokens = 5
+    model = _tiny()
+    objective = build_objective(cfg, model)
+    assert isinstance(objective, CausalLMLoss) and objective.model is model and objective.chunk_tokens == 5
+    cfg.objective = "dpo"
+    with pytest.raises(ValueError, match="unknown objective 'dpo'; known: \\['causal_lm'\\]"):
+        build_objective(cfg, model)
+    with pytest.raises(ValueError, match="objective must be one of \\['causal_lm'\\], got 'dpo'"):
+        config_from_dict(to_dict(cfg))

@@ -1,6 +1,6 @@
 """What every dataset connector shares: the parsed-conversation record, tool-document
 normalization, argument validation against each tool's JSON Schema, pattern inference, and the
-mapping to a forge.schemas.TRAJECTORIES row.
+mapping to a contracts.tables.TRAJECTORIES row.
 
 A format module turns one dataset record into a :class:`Parsed` (tools + normalized messages) or
 raises :class:`RowError` with a short reason; :func:`build_row` does the rest. Calls from public

@@ -5,7 +5,7 @@ A dataset spec (profile key ``sources.datasets``, a list) is::
     {"name": "xlam-60k", "format": "xlam", "path": "data/xlam.jsonl",   # or "url" / "hub_id"
      "license": "CC-BY-4.0", "split": "train", "max_rows": 100000, "revision": null}
 
-Every record becomes one row of :data:`DATASET_TRAJECTORIES` (forge.schemas.TRAJECTORIES plus
+Every record becomes one row of :data:`DATASET_TRAJECTORIES` (contracts.tables.TRAJECTORIES plus
 ``source_uri``, the ``<file or URL>#<index>`` it came from, and ``is_license_allowed``), or a
 counted drop by reason; a call that does not validate keeps its row with ``is_valid`` False,
 counted as ``invalid_<reason>``. Rows whose license is not allowed stay in raw (marked), so the
@@ -23,7 +23,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from forge import schemas
+from contracts import tables as schemas
 from forge.core.io import write_parquet
 from forge.core.stats import StepStats
 from forge.sources.datasets.common import RowError, build_row

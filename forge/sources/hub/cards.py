@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import json
 import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -28,12 +27,14 @@ from typing import Any
 
 import yaml
 
-from forge.core.ids import api_id, content_sha256, sanitize_function_name
+from contracts.tables import api_operation_row
+from forge.core.ids import sanitize_function_name
 from forge.core.stats import StepStats
-from forge.crawler.apirows import param_schema
 from forge.crawler.config import CrawlConfig
 from forge.crawler.fetcher import SafeFetcher
 from forge.sources.hub.tasks import TASK_ALIASES, TASKS, task_signature
+from forge.sources.python.introspect import docstring_parts
+from forge.sources.python.signatures import text_param_schema
 
 SOURCE = "hub_docs"
 HF_BASE = "https://huggingface.co"
@@ -43,19 +44,13 @@ _FENCE = re.compile(r"```([\w+-]*)[^\n]*\n(.*?)```", re.S)
 _PIPELINE_CALL = re.compile(r"""pipeline\(\s*(?:task\s*=\s*)?["']([a-z0-9-]+)["']""")
 
 
-def _row(provider: str, api_name: str, version: str, method: str, path: str, function_name: str, *,
-         summary: str | None, description: str | None, parameters: dict[str, Any], responses: dict[str, Any],
-         tags: list[str], source_uri: str, license: str, fetched_at: datetime) -> dict[str, Any]:  # fmt: skip
-    row = {
-        "api_id": api_id(SOURCE, provider, api_name, version, method, path),
-        "source": SOURCE, "provider": provider, "api_name": api_name, "version": version,
-        "function_name": sanitize_function_name(function_name), "method": method, "path": path,
-        "summary": summary, "description": description,
-        "parameters": json.dumps(parameters, sort_keys=True), "responses": json.dumps(responses, sort_keys=True),
-        "tags": json.dumps(tags), "source_uri": source_uri, "license": license or "unknown", "fetched_at": fetched_at,
-    }  # fmt: skip
-    row["content_sha256"] = content_sha256(row)
-    return row
+def _row(provider: str, api_name: str, version: str, method: str, path: str, function_name: str,
+         **fields: Any) -> dict[str, Any]:  # fmt: skip
+    """A hub_docs row: the identifying fields positionally, the rest as ``api_operation_row``'s."""
+    return api_operation_row(
+        source=SOURCE, provider=provider, api_name=api_name, version=version, method=method, path=path,
+        function_name=sanitize_function_name(function_name), **fields,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------- model cards
@@ -144,8 +139,6 @@ def parse_hubconf(
     except SyntaxError as exc:
         stats.drop("hubconf_syntax_error", f"{repo}: {exc}")
         return []
-    from forge.sources.python.introspect import _docstring_parts
-
     owner, _, name = repo.partition("/")
     rows = []
     for node in tree.body:
@@ -158,7 +151,7 @@ def parse_hubconf(
             continue
         if not isinstance(node, ast.FunctionDef) or node.name.startswith("_"):
             continue
-        summary, long_desc, param_docs, returns_doc = _docstring_parts(ast.get_docstring(node) or "")
+        summary, long_desc, param_docs, returns_doc = docstring_parts(ast.get_docstring(node) or "")
         a = node.args
         positional = [*a.posonlyargs, *a.args]
         defaults: list[ast.expr | None] = [None] * (len(positional) - len(a.defaults)) + list(a.defaults)
@@ -172,7 +165,7 @@ def parse_hubconf(
             has_default, value = _literal(default)
             p = {"name": arg.arg, "annotation": ast.unparse(arg.annotation) if arg.annotation else None,
                  "default": repr(value) if has_default else None, "kind": kind, "optional": False}  # fmt: skip
-            props[arg.arg] = param_schema(p, param_docs.get(arg.arg))
+            props[arg.arg] = text_param_schema(p, param_docs.get(arg.arg))
             if not has_default and kind != "var_keyword":
                 required.append(arg.arg)
         returns = {"description": returns_doc or "a torch.nn.Module (the loaded model)"}

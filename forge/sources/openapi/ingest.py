@@ -20,13 +20,10 @@ shards are parsed in this process.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import shutil
 import tempfile
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -34,10 +31,11 @@ from typing import Any, NamedTuple
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from contracts.tables import API_OPERATIONS
 from forge.core.io import write_parquet_batches
 from forge.core.markers import MARKER
+from forge.core.parallel import ordered_map
 from forge.core.stats import StepStats
-from forge.schemas import API_OPERATIONS
 from forge.sources.openapi.directory import (
     SpecMember,
     _accept,
@@ -148,6 +146,11 @@ def _parse_shard(shard: list[SpecMember], fetched_at: datetime, path: str) -> li
     return entries
 
 
+def _parse_part(job: tuple[list[SpecMember], datetime, str]) -> list[_Entry]:
+    """Worker entry of ``ordered_map``: ``_parse_shard`` on one ``(shard, fetched_at, part path)``."""
+    return _parse_shard(*job)
+
+
 def _ordered(
     shards: Iterator[list[SpecMember]], fetched_at: datetime, staging: Path, workers: int
 ) -> Iterator[tuple[Path, list[_Entry]]]:
@@ -160,25 +163,9 @@ def _ordered(
     def part_path(i: int) -> Path:
         return staging / f"{PART_PREFIX}{i:05d}.parquet"
 
-    if workers <= 1:
-        for i, shard in enumerate(shards):
-            yield part_path(i), _parse_shard(shard, fetched_at, str(part_path(i)))
-        return
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        pending: deque[tuple[Path, Future]] = deque()
-        try:
-            for i, shard in enumerate(shards):
-                path = part_path(i)
-                pending.append((path, pool.submit(_parse_shard, shard, fetched_at, str(path))))
-                while len(pending) >= 4 * workers:
-                    done_path, future = pending.popleft()
-                    yield done_path, future.result()
-            while pending:
-                done_path, future = pending.popleft()
-                yield done_path, future.result()
-        finally:
-            for _, future in pending:
-                future.cancel()
+    jobs = ((shard, fetched_at, str(part_path(i))) for i, shard in enumerate(shards))
+    for i, entries in enumerate(ordered_map(_parse_part, jobs, workers, window=4 * workers)):
+        yield part_path(i), entries
 
 
 def _drop_rows(path: Path, rows: list[int]) -> None:

@@ -14,15 +14,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from forge.core.ids import (
-    API_CONTENT_FIELDS,
-    api_id,
-    canonical_json,
-    content_sha256_of_json,
-    note,
-    sanitize_function_name,
-    unique_name,
-)
+from contracts.tables import api_operation_row
+from forge.core.ids import note, sanitize_function_name, unique_name
 from forge.core.stats import StepStats
 from forge.sources.openapi.refs import RefResolver
 
@@ -40,8 +33,6 @@ MAX_PARAM_NODES = 1500
 MAX_PARAM_REF_DEPTH = 6
 MAX_RESPONSE_NODES = 300
 MAX_RESPONSE_REF_DEPTH = 3
-#: Row fields that already hold canonical JSON text when the content digest is taken.
-_JSON_FIELDS = frozenset({"parameters", "responses", "tags"})
 #: Keywords of a Swagger 2 non-body parameter that describe its value (turned into a schema).
 _SWAGGER2_SCHEMA_KEYS = (
     "type",
@@ -288,25 +279,23 @@ def parse_spec(
             stats.drop("operation_invalid", f"{source_uri} {method} {path}")
             continue
         try:
-            row = _operation_row(op, item, method, str(path), resolver, stats, seen_names)
+            row = api_operation_row(
+                **_operation_fields(op, item, method, str(path), resolver, stats, seen_names),
+                source=SOURCE,
+                provider=provider,
+                api_name=api_name,
+                version=version,
+                source_uri=source_uri,
+                license=license_name,
+                fetched_at=fetched_at,
+                servers=_servers(op, spec) or _servers(item, spec) or doc_servers,
+                security=_security(op, spec, schemes),
+                # canonical JSON: stored as it is and hashed as it is (the ingest's hot path)
+                canonical=True,
+            )
         except (RecursionError, TypeError, ValueError, KeyError, AttributeError) as exc:
             stats.drop("operation_error", f"{source_uri} {method} {path}: {type(exc).__name__}: {exc}")
             continue
-        row.update(
-            api_id=api_id(SOURCE, provider, api_name, version, row["method"], row["path"]),
-            source=SOURCE,
-            provider=provider,
-            api_name=api_name,
-            version=version,
-            source_uri=source_uri,
-            license=license_name,
-            fetched_at=fetched_at,
-            servers=canonical_json(_servers(op, spec) or _servers(item, spec) or doc_servers),
-            security=canonical_json(_security(op, spec, schemes)),
-        )
-        row["content_sha256"] = content_sha256_of_json(
-            {f: row[f] if f in _JSON_FIELDS else canonical_json(row[f]) for f in API_CONTENT_FIELDS}
-        )
         stats.keep()
         yield row
     for event, n in resolver.events.items():
@@ -392,7 +381,7 @@ def _reserve_name(op: dict[str, Any], method: str, path: str, seen_names: set[st
     return unique_name(name or _default_name(method, path), seen_names)
 
 
-def _operation_row(
+def _operation_fields(
     op: dict[str, Any],
     item: dict[str, Any],
     method: str,
@@ -401,6 +390,8 @@ def _operation_row(
     stats: StepStats,
     seen_names: set[str],
 ) -> dict[str, Any]:
+    """The operation's own fields of its row (keywords of ``api_operation_row``): tool name, verb,
+    path, texts, and the arguments / responses / tags as JSON values."""
     name = _reserve_name(op, method, path, seen_names)  # first: a failing operation still holds its name
     params = _merge_params(item.get("parameters"), op.get("parameters"), resolver)
     arguments = build_arguments_schema(params, op.get("requestBody"), resolver, stats)
@@ -416,8 +407,7 @@ def _operation_row(
         "path": path,
         "summary": summary,
         "description": description,
-        # canonical (sorted, compact) JSON: stored as it is and hashed as it is (content_sha256)
-        "parameters": canonical_json(arguments),
-        "responses": canonical_json(responses),
-        "tags": canonical_json(tags),
+        "parameters": arguments,
+        "responses": responses,
+        "tags": tags,
     }

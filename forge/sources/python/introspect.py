@@ -4,12 +4,13 @@ Importing a module runs its code, so the main process never imports what it desc
 module is introspected in a child process (``python -m forge.sources.python.introspect <module>``) that
 prints one JSON object per line, under a timeout. A module that fails to import, crashes or
 hangs is a counted skip with its reason. The parent parses docstrings (``docstring_parser``,
-Google / NumPy / Sphinx styles) and assembles rows matching ``forge.schemas.API_OPERATIONS``.
+Google / NumPy / Sphinx styles) and builds the rows with ``contracts.tables.api_operation_row``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import json
 import os
@@ -19,20 +20,22 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from forge.core.ids import api_id, content_sha256, sanitize_function_name, unique_name
+from contracts.tables import api_operation_row
+from forge.core.ids import sanitize_function_name, unique_name
+from forge.core.parallel import ordered_map
 from forge.core.stats import StepStats
 from forge.sources.python.signatures import describe_callable, public_members
 
 SOURCE = "python_module"
-_PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: The repository root, put on the child's PYTHONPATH so it imports this checkout's packages.
+_PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
-def _docstring_parts(doc: str) -> tuple[str | None, str | None, dict[str, str], str | None]:
+def docstring_parts(doc: str) -> tuple[str | None, str | None, dict[str, str], str | None]:
     """(summary, long description, {param: description}, returns description) of a docstring."""
     if not doc:
         return None, None, {}, None
@@ -52,7 +55,7 @@ def _docstring_parts(doc: str) -> tuple[str | None, str | None, dict[str, str], 
 
 def record_to_row(record: dict[str, Any], fetched_at: datetime, seen: set[str]) -> dict[str, Any]:
     """Turn one child-process record (see ``describe_callable``) into an API_OPERATIONS row."""
-    summary, long_desc, param_docs, returns_doc = _docstring_parts(record.get("doc") or "")
+    summary, long_desc, param_docs, returns_doc = docstring_parts(record.get("doc") or "")
     properties: dict[str, Any] = {}
     required: list[str] = []
     for p in record["params"]:
@@ -68,31 +71,23 @@ def record_to_row(record: dict[str, Any], fetched_at: datetime, seen: set[str]) 
     if returns_doc:
         responses["return"]["description"] = returns_doc
     qualname = record["qualname"]
-    top = record["module"].split(".")[0]
-    row: dict[str, Any] = {
-        "api_id": api_id(
-            SOURCE, top, record["module"], record.get("version") or "", record["kind"], qualname
-        ),
-        "source": SOURCE,
-        "provider": top,
-        "api_name": record["module"],
-        "version": record.get("version") or "",
-        "function_name": unique_name(sanitize_function_name(qualname), seen),
-        "method": record["kind"],
-        "path": qualname,
-        "summary": summary,
-        "description": "\n\n".join(x for x in (summary, long_desc) if x) or None,
-        "parameters": json.dumps(
-            {"type": "object", "properties": properties, "required": required}, sort_keys=True, default=str
-        ),
-        "responses": json.dumps(responses, sort_keys=True, default=str),
-        "tags": json.dumps([record["module"]]),
-        "source_uri": record.get("file") or f"python:{record['module']}",
-        "license": record.get("license") or "unknown",
-        "fetched_at": fetched_at,
-    }
-    row["content_sha256"] = content_sha256(row)
-    return row
+    return api_operation_row(
+        source=SOURCE,
+        provider=record["module"].split(".")[0],
+        api_name=record["module"],
+        version=record.get("version") or "",
+        method=record["kind"],
+        path=qualname,
+        function_name=unique_name(sanitize_function_name(qualname), seen),
+        summary=summary,
+        description="\n\n".join(x for x in (summary, long_desc) if x) or None,
+        parameters={"type": "object", "properties": properties, "required": required},
+        responses=responses,
+        tags=[record["module"]],
+        source_uri=record.get("file") or f"python:{record['module']}",
+        license=record.get("license"),
+        fetched_at=fetched_at,
+    )
 
 
 def _child_env() -> dict[str, str]:
@@ -196,13 +191,14 @@ def introspect_modules(
     """
     fetched_at = fetched_at or datetime.now(UTC).replace(microsecond=0)
     out: list[dict[str, Any]] = []
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        results = pool.map(lambda m: _introspect_one(m, timeout_s, fetched_at), modules)
-        for module, (rows, st) in zip(modules, results, strict=True):
-            stats.merge(st)
-            if progress is not None:
-                progress(module, len(rows))
-            out.extend(rows)
+    # threads: each module's cost is in its own child process already
+    one = functools.partial(_introspect_one, timeout_s=timeout_s, fetched_at=fetched_at)
+    results = ordered_map(one, modules, workers, threads=True)
+    for module, (rows, st) in zip(modules, results, strict=True):
+        stats.merge(st)
+        if progress is not None:
+            progress(module, len(rows))
+        out.extend(rows)
     return out
 
 

@@ -1,15 +1,24 @@
-"""Python signatures and annotations -> JSON Schema (runs inside the introspection child process).
+"""Python signatures and annotations -> JSON Schema: the one annotation map of the API sources.
 
-Mapping of annotations: ``int`` -> integer, ``float`` -> number, ``str`` -> string, ``bool`` ->
-boolean, ``list``/``tuple``/``set``/``frozenset`` -> array, ``dict`` -> object, ``None`` -> null,
-``Optional[X]`` -> X's schema with ``"nullable": true``, ``Union`` -> ``anyOf``, ``Literal`` ->
-``enum``, ``Enum`` subclasses -> ``enum`` of values; anything else carries only a
-``"description"`` naming the Python type. ``*args`` / ``**kwargs`` are documented (array /
-object) but never required; ``self`` / ``cls`` are left out.
+Used inside the introspection child process (live objects, ``annotation_schema``) and on
+signatures known only as text — documentation pages (``forge.sources.webdocs``) and ``hubconf.py``
+sources parsed without running them (``forge.sources.hub.cards``) — through
+``annotation_text_schema`` and ``text_param_schema``.
+
+Mapping of annotations: ``int`` -> integer, ``float``/``complex`` -> number, ``str``/``bytes`` ->
+string, ``bool`` -> boolean, ``list``/``tuple``/``set``/``frozenset`` -> array, ``dict`` -> object,
+``None`` -> null. For a live type: ``Optional[X]`` -> X's schema with ``"nullable": true``,
+``Union`` -> ``anyOf``, ``Literal`` -> ``enum``, ``Enum`` subclasses -> ``enum`` of values, and
+``items`` / ``additionalProperties`` for parametrized containers. For a text annotation (or one
+Python could not evaluate): each top-level alternative by its base name (``List[int]`` -> array),
+``X | None`` and ``Optional[X]`` -> ``["x", "null"]``. Anything else carries only a
+``"description"`` naming the type. ``*args`` / ``**kwargs`` are documented (array / object) but
+never required; ``self`` / ``cls`` are left out.
 """
 
 from __future__ import annotations
 
+import ast
 import enum
 import inspect
 import json
@@ -32,8 +41,11 @@ _SIMPLE: dict[Any, str] = {
     dict: "object",
     type(None): "null",
 }
-_SIMPLE_NAMES = {"int": "integer", "float": "number", "str": "string", "bool": "boolean",
-                 "list": "array", "tuple": "array", "set": "array", "dict": "object", "None": "null"}  # fmt: skip
+#: Base names of text annotations (the ``typing`` aliases match case-insensitively: ``List``).
+_SIMPLE_NAMES = {tp.__name__: name for tp, name in _SIMPLE.items() if tp is not type(None)} | {"None": "null"}
+#: Python literal types of defaults, for a text parameter without an annotation.
+_LITERAL_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", bytes: "string",
+                  list: "array", tuple: "array", dict: "object", set: "array"}  # fmt: skip
 
 
 def _type_name(tp: Any) -> str:
@@ -47,8 +59,7 @@ def annotation_schema(tp: Any, depth: int = 0) -> dict[str, Any]:
     if tp is inspect.Parameter.empty or tp is typing.Any or depth > 6:
         return {}
     if isinstance(tp, str):  # an annotation that could not be evaluated
-        base = tp.split("[")[0].strip()
-        return {"type": _SIMPLE_NAMES[base]} if base in _SIMPLE_NAMES else {"description": f"type: {tp}"}
+        return annotation_text_schema(tp)
     if tp is None or tp is type(None):
         return {"type": "null"}
     if tp in _SIMPLE:
@@ -81,6 +92,76 @@ def annotation_schema(tp: Any, depth: int = 0) -> dict[str, Any]:
     if isinstance(tp, type) and issubclass(tp, bool | int | float | str):
         return annotation_schema(next(b for b in tp.__mro__ if b in _SIMPLE), depth + 1)
     return {"description": f"type: {_type_name(tp)}"}
+
+
+def _alternatives(text: str) -> list[str]:
+    """Top-level ``|`` alternatives of a text annotation; ``Optional[X]`` is ``X | None``."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch in "[(":
+            depth += 1
+        elif ch in "])":
+            depth -= 1
+        elif ch == "|" and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    out: list[str] = []
+    for part in (p.strip() for p in parts):
+        head, bracket, _ = part.partition("[")
+        if bracket and head.rsplit(".", 1)[-1] == "Optional" and part.endswith("]"):
+            out += [*_alternatives(part[len(head) + 1 : -1]), "None"]
+        else:
+            out.append(part)
+    return out
+
+
+def annotation_text_schema(text: str) -> dict[str, Any]:
+    """JSON Schema of an annotation known only as text (see the module docstring): one type, a
+    list of types for alternatives (``int | None`` -> ``["integer", "null"]``), else a description."""
+    types: list[str] = []
+    for alt in _alternatives(text):
+        base = alt.split("[", 1)[0].strip().rsplit(".", 1)[-1]
+        t = _SIMPLE_NAMES.get(base) or _SIMPLE_NAMES.get(base.lower())
+        if t is None:
+            return {"description": f"type: {text}"}
+        if t not in types:
+            types.append(t)
+    return {"type": types[0] if len(types) == 1 else types}
+
+
+def text_param_schema(param: dict[str, Any], doc: str | None = None) -> dict[str, Any]:
+    """JSON Schema of one parameter known only as text: ``name``, ``kind`` (``var_positional``,
+    ``var_keyword`` or another), ``annotation`` and ``default`` (source text or None), as
+    ``forge.crawler.apidocs.parse_param`` reads them from a page. The type comes from the
+    annotation, else from the default's literal type; a default that is not a literal is named in
+    the description. ``doc`` (the parameter's documentation) leads the description."""
+    if param["kind"] == "var_positional":
+        schema: dict[str, Any] = {
+            "type": "array",
+            "description": f"extra positional arguments (*{param['name']})",
+        }
+    elif param["kind"] == "var_keyword":
+        schema = {"type": "object", "description": f"extra keyword arguments (**{param['name']})"}
+    elif param.get("annotation"):
+        schema = annotation_text_schema(param["annotation"])
+    else:
+        schema = {}
+    default = param.get("default")
+    if default is not None:
+        try:
+            value = ast.literal_eval(default)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            schema["description"] = (schema.get("description", "") + f" (default: {default})").strip()
+        else:
+            if isinstance(value, (bytes, set, frozenset, complex)):
+                value = repr(value)
+            schema["default"] = value
+            if "type" not in schema and type(value) in _LITERAL_TYPES:
+                schema["type"] = _LITERAL_TYPES[type(value)]
+    if doc:
+        schema["description"] = (doc + " " + schema.get("description", "")).strip()
+    return schema
 
 
 def _jsonable(value: Any) -> bool:

@@ -6,9 +6,10 @@ import copy
 
 import pytest
 
-from evaluation.bfcl.answers import reference_calls, to_tool_call_text
+from contracts.bfcl import SUPPORTED_CATEGORIES, load_category
+from contracts.chat import format_tool_calls
+from evaluation.bfcl.answers import reference_calls
 from evaluation.bfcl.checker import check, check_call, normalize_string
-from evaluation.bfcl.data import SUPPORTED_CATEGORIES, load_category
 from evaluation.bfcl.parse import ParseResult, parse_tool_calls
 
 
@@ -37,7 +38,7 @@ def test_every_fixture_reference_answer_is_valid(fixtures_dir):
         verdict = _check(item, decoded)
         assert verdict.valid, (item.id, verdict)
         # ...and the same through our text format and the parser.
-        assert _check(item, parse_tool_calls(to_tool_call_text(decoded))).valid, item.id
+        assert _check(item, parse_tool_calls(format_tool_calls(decoded))).valid, item.id
 
 
 def _ast_items(fixtures_dir):

@@ -7,15 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.bfcl.data import (
-    RELEVANCE,
-    SUPPORTED_CATEGORIES,
-    BfclItem,
-    download_bfcl_wheel,
-    extract_bfcl_data,
-    load_category,
-    prompt_functions,
-)
+from contracts.bfcl import SUPPORTED_CATEGORIES, BfclItem, load_category
+from contracts.bfcl import category as bfcl_category
+from evaluation.bfcl.data import download_bfcl_wheel, extract_bfcl_data, prompt_functions
 
 FULL_DATA = Path("/tmp/dl/bf/bfcl_eval/data")
 
@@ -27,7 +21,7 @@ def test_load_category_fixtures(fixtures_dir, category):
     for item in items:
         assert isinstance(item, BfclItem) and item.category == category
         assert item.messages and item.messages[-1]["role"] == "user"
-        if category in RELEVANCE:
+        if not bfcl_category(category).has_answers:
             assert item.ground_truth is None
         else:
             assert item.ground_truth and all(len(answer) == 1 for answer in item.ground_truth)
@@ -63,7 +57,7 @@ def test_missing_answer_and_bad_category_are_clear_errors(tmp_path, fixtures_dir
 
 def test_prompt_functions_rewrites_java_types_but_not_the_original(fixtures_dir):
     item = next(i for i in load_category(fixtures_dir, "simple_java") if i.id == "simple_java_22")
-    docs = item.prompt_functions()
+    docs = prompt_functions(item.functions, item.category)
     spec = docs[0]["parameters"]["properties"]["ids"]
     assert spec["type"] == "string" and "items" not in spec
     assert "Java ArrayList type parameter in string representation" in spec["description"]

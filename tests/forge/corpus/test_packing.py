@@ -1,4 +1,4 @@
-"""Mixture selection by token ratios, and packed shards in format 5 (exact, atomic, streamable)."""
+"""Mixture selection by token ratios, and packed shards (contracts.packed): exact, atomic, streamable."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
+from contracts.packed import read_manifest
 from forge.core.stats import StepStats
-from forge.corpus.packing import iter_token_windows, pack_documents, read_manifest, select_mixture
+from forge.corpus.packing import iter_token_windows, pack_documents, select_mixture
 from forge.corpus.tokenizer import train_tokenizer
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -116,7 +117,11 @@ def test_manifest_counts_and_shard_layout(tok_dir, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["manifest.json", *(s["path"] for s in manifest["shards"])]
     )
-    assert read_manifest(out, verify=True) == manifest == json.loads((out / "manifest.json").read_text())
+    assert (
+        read_manifest(out, verify=True).to_json()
+        == manifest
+        == json.loads((out / "manifest.json").read_text())
+    )
     # Same input, same fingerprint; a different document changes it.
     again = pack_documents(docs, tok_dir, tmp_path / "again", shard_tokens=100)
     assert again["fingerprint"] == manifest["fingerprint"]
@@ -180,7 +185,7 @@ def test_failed_run_leaves_previous_output_intact(tok_dir, tmp_path):
 
     with pytest.raises(RuntimeError, match="worker lost"):
         pack_documents(dies(), tok_dir, out, shard_tokens=64, batch_size=8)
-    assert read_manifest(out, verify=True) == before
+    assert read_manifest(out, verify=True).to_json() == before
     assert [p.name for p in tmp_path.iterdir()] == ["packed"]
 
 
@@ -204,7 +209,7 @@ def test_killed_process_leaves_previous_output_intact(tok_dir, tmp_path):
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     leftovers = [p for p in tmp_path.iterdir() if p.name != "packed"]
     assert leftovers and any(p.glob("shard_*.bin") for p in leftovers)  # the killed run had written shards
-    assert read_manifest(out, verify=True) == before
+    assert read_manifest(out, verify=True).to_json() == before
 
 
 # ---- mixture ---------------------------------------------------------------------------------

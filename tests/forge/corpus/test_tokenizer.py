@@ -9,7 +9,7 @@ import pytest
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from forge.chat import ADDED_TOKENS, CHAT_TEMPLATE, SPECIAL_TOKENS
+from contracts.chat import ADDED_TOKENS, CHAT_TEMPLATE, SPECIAL_TOKENS
 from forge.corpus.tokenizer import atomic_directory, load_or_adapt_tokenizer, train_tokenizer
 
 CORPUS = [

@@ -9,12 +9,13 @@ import pyarrow.parquet as pq
 from crawler_faultserver import fast
 
 from forge.crawler import CrawlConfig, Crawler
+from forge.sources.webdocs import signature_rows
 
 
 def test_fault_site_every_fault_counted(site, tmp_path):
     s, base = site
     cfg = CrawlConfig(seeds=(base + "index.html",), **fast())
-    with Crawler(cfg, tmp_path / "c.duckdb") as crawler:
+    with Crawler(cfg, tmp_path / "c.duckdb", api_rows=signature_rows) as crawler:
         summary = crawler.run()
         reasons = summary["skipped_by_reason"]
         assert reasons["robots"] == 1  # /private/secret.html
@@ -81,10 +82,11 @@ def test_fault_site_every_fault_counted(site, tmp_path):
 def test_rebuild_is_conditional(site, tmp_path):
     s, base = site
     cfg = CrawlConfig(seeds=(base + "index.html",), **fast(max_depth=1))
-    with Crawler(cfg, tmp_path / "c.duckdb") as crawler:
+    with Crawler(cfg, tmp_path / "c.duckdb", api_rows=signature_rows) as crawler:
         first = crawler.run()
     n_first = len(s.log)
-    with Crawler(cfg, tmp_path / "c.duckdb") as crawler:  # next week's rebuild: a new run
+    # next week's rebuild: a new run
+    with Crawler(cfg, tmp_path / "c.duckdb", api_rows=signature_rows) as crawler:
         second = crawler.run()
         docs = list(crawler.store.documents(second["run_id"], "web_docs"))
     assert second["run_id"] == first["run_id"] + 1 and not second["resumed"]
@@ -104,7 +106,7 @@ def test_rate_limit_spaces_requests(site, tmp_path):
     cfg = CrawlConfig(
         seeds=(base + "deep/1.html",), **fast(min_delay_s=0.25, per_host_concurrency=1, max_depth=2)
     )
-    with Crawler(cfg, tmp_path / "c.duckdb") as crawler:
+    with Crawler(cfg, tmp_path / "c.duckdb", api_rows=signature_rows) as crawler:
         crawler.run()
     times = sorted(t for _, t, _ in s.log)
     assert len(times) == 4  # robots.txt + 3 pages
@@ -115,7 +117,7 @@ def test_rate_limit_spaces_requests(site, tmp_path):
 def test_page_budget(site, tmp_path):
     s, base = site
     cfg = CrawlConfig(seeds=(base + "index.html",), **fast(max_pages=3, max_concurrency=2))
-    with Crawler(cfg, tmp_path / "c.duckdb") as crawler:
+    with Crawler(cfg, tmp_path / "c.duckdb", api_rows=signature_rows) as crawler:
         summary = crawler.run()
     assert summary["pages_fetched"] == 3
     assert summary["queued_left"] > 0
@@ -127,6 +129,17 @@ def test_crawl_and_export_one_call(site, tmp_path):
 
     s, base = site
     cfg = CrawlConfig(seeds=(base + "api.html",), **fast(max_depth=0))
-    summary = crawl_and_export(cfg, tmp_path / "c.duckdb", tmp_path / "out")
+    summary = crawl_and_export(cfg, tmp_path / "c.duckdb", tmp_path / "out", api_rows=signature_rows)
     assert summary["exported"] == {"documents": 1, "api_operations": 3, "dropped": 0}
     assert pq.read_table(tmp_path / "out" / "web_docs.parquet").num_rows == 3
+
+
+def test_without_api_rows_pages_carry_no_apis(site, tmp_path):
+    """The crawler builds no API rows itself: without ``api_rows`` the API page is stored, rowless."""
+    from forge.crawler import crawl_and_export
+
+    s, base = site
+    cfg = CrawlConfig(seeds=(base + "api.html",), **fast(max_depth=0))
+    summary = crawl_and_export(cfg, tmp_path / "c.duckdb", tmp_path / "out")
+    assert summary["exported"] == {"documents": 1, "api_operations": 0, "dropped": 0}
+    assert summary["api_signatures"] == 0

@@ -13,6 +13,7 @@ from pathlib import Path
 from crawler_faultserver import fast
 
 from forge.crawler import CrawlConfig, Crawler
+from forge.sources.webdocs import signature_rows
 
 PAGES = [
     "index.html",
@@ -34,10 +35,10 @@ def test_resume_after_stop(site, tmp_path):
     s, base = site
     cfg = CrawlConfig(seeds=tuple(base + p for p in PAGES), **fast(max_depth=0, max_concurrency=2))
     db = tmp_path / "c.duckdb"
-    with Crawler(cfg, db) as first:
+    with Crawler(cfg, db, api_rows=signature_rows) as first:
         part = first.run(stop_after=3)
     assert part["stopped"] and part["pages_stored"] == 3
-    with Crawler(cfg, db) as second:  # a new instance on the same state file
+    with Crawler(cfg, db, api_rows=signature_rows) as second:  # a new instance on the same state file
         rest = second.run()
         docs = list(second.store.documents(rest["run_id"], "web_docs"))
     assert rest["resumed"] and rest["run_id"] == part["run_id"]
@@ -63,7 +64,7 @@ def test_resume_after_kill_9(site, tmp_path):
     before = _page_hits(s)
     assert 3 <= sum(before.values()) < len(PAGES)
     cfg = CrawlConfig(seeds=tuple(base + p for p in PAGES), **fast(max_depth=0))
-    with Crawler(cfg, db) as crawler:
+    with Crawler(cfg, db, api_rows=signature_rows) as crawler:
         summary = crawler.run()
     assert summary["resumed"] and summary["pages_stored"] == len(PAGES)
     hits = _page_hits(s)

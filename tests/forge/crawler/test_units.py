@@ -11,9 +11,10 @@ from crawler_faultserver import SPHINX_API, fast, pydoc_page
 
 from forge.crawler import BadURL, CrawlConfig, Crawler, extract_page, normalize_url
 from forge.crawler.apidocs import parse_argspec, parse_param
-from forge.crawler.apirows import param_schema
 from forge.crawler.fetcher import backoff_s, retry_after_seconds
 from forge.crawler.pydocs import python_docs_candidates, python_docs_dir
+from forge.sources.python.signatures import text_param_schema
+from forge.sources.webdocs import signature_rows
 
 
 @pytest.mark.parametrize(
@@ -119,8 +120,8 @@ def test_param_parsing_and_schema():
     ]  # fmt: skip
     odd = parse_argspec("(x, y=<object object at 0x1>, z=1)")  # not valid Python: comma split fallback
     assert [p["name"] for p in odd] == ["x", "y", "z"]
-    assert param_schema(params[3]) == {"type": "string", "default": "x"}
-    assert param_schema({"name": "t", "annotation": "Path | None", "default": None, "kind": "x"}) == {
+    assert text_param_schema(params[3]) == {"type": "string", "default": "x"}
+    assert text_param_schema({"name": "t", "annotation": "Path | None", "default": None, "kind": "x"}) == {
         "description": "type: Path | None"
     }
 
@@ -167,7 +168,7 @@ def test_crawl_debian_python_docs(tmp_path, py_docs):
             seeds=(base + "library/json.html",),
             **fast(max_depth=1, max_pages=25, read_timeout_s=5, max_bytes=5_000_000),
         )
-        with Crawler(cfg, tmp_path / "c.duckdb") as crawler:
+        with Crawler(cfg, tmp_path / "c.duckdb", api_rows=signature_rows) as crawler:
             summary = crawler.run()
             rows = list(crawler.store.api_rows(summary["run_id"]))
     finally:

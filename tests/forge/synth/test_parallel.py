@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 
 from forge.core.io import write_parquet
 from forge.core.stats import StepStats
-from forge.schemas import API_OPERATIONS
+from contracts.tables import API_OPERATIONS
 from forge.synth.parallel import iter_api_chunks, synthesize_to_parquet
 from forge.synth.trajectories import synthesize
 

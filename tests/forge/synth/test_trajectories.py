@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 from forge.core.stats import StepStats
-from forge.schemas import TRAJECTORIES
+from contracts.tables import TRAJECTORIES
 from forge.synth.trajectories import PATTERNS, synthesize
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

@@ -16,8 +16,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from contracts.tables import TRAJECTORIES
 from forge.core.stats import StepStats
-from forge.schemas import TRAJECTORIES
 from forge.sources.datasets import (
     DATASET_TRAJECTORIES,
     FORMATS,

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import forge.sources.openapi.ingest as oi
-from forge import schemas
+from contracts.tables import API_OPERATIONS
 from forge.core.markers import MARKER, write_marker
 from forge.core.stats import StepStats
 from forge.sources.openapi.directory import openapi_rows
@@ -70,7 +70,7 @@ def directory(tmp_path: Path) -> Path:
 def _reference(tgz: Path) -> tuple[pa.Table, StepStats, StepStats]:
     ops, specs = StepStats("o"), StepStats("s")
     rows = list(openapi_rows(tgz, stats=ops, spec_stats=specs))
-    return pa.Table.from_pylist(rows, schema=schemas.API_OPERATIONS), ops, specs
+    return pa.Table.from_pylist(rows, schema=API_OPERATIONS), ops, specs
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -135,7 +135,7 @@ def test_empty_selection_still_writes_a_table(directory, tmp_path):
     out = tmp_path / "out"
     assert oi.write_openapi_parquet(directory, out, providers=["no.such.provider"]) == 0
     (part,) = out.glob("openapi-*.parquet")
-    assert pq.read_schema(part).names == schemas.API_OPERATIONS.names
+    assert pq.read_schema(part).names == API_OPERATIONS.names
 
 
 def test_reused_ref_expansions_equal_fresh_walks():
@@ -216,7 +216,7 @@ def test_reuse_respects_each_bound(calls):
 
 
 def test_unconfigured_source_leaves_only_an_empty_table(directory, tmp_path):
-    from forge.pipeline import empty_api_table
+    from forge.core.report import empty_api_table
 
     out = tmp_path / "out"
     assert oi.write_openapi_parquet(directory, out, shard_bytes=4_000) > 0

@@ -1,4 +1,5 @@
-"""The chat template renders format 4 exactly, and its generation blocks give an exact assistant mask."""
+"""The chat template renders the chat format exactly, its generation blocks give an exact assistant mask,
+and what it renders parses back to the same calls."""
 
 from __future__ import annotations
 
@@ -8,13 +9,19 @@ import re
 import pytest
 from transformers import AutoTokenizer
 
-from forge.chat import (
+from contracts.chat import (
     ADDED_TOKENS,
     CHAT_TEMPLATE,
     SPECIAL_TOKENS,
+    TOOL_CALL_BLOCK,
+    TOOL_CALL_CLOSE,
+    TOOL_CALL_OPEN,
     apply_chat_format,
     format_tool_call,
+    format_tool_calls,
+    has_tool_call,
     normalize_messages,
+    parse_tool_call_blocks,
 )
 from forge.corpus.tokenizer import train_tokenizer
 
@@ -90,7 +97,7 @@ def tok(tmp_path_factory):
     return AutoTokenizer.from_pretrained(train_tokenizer(text * 5, tmp_path_factory.mktemp("tok") / "t", 600))
 
 
-def test_template_renders_format_4_exactly(tok):
+def test_template_renders_the_format_exactly(tok):
     assert tok.chat_template == CHAT_TEMPLATE
     assert tok.apply_chat_template(MESSAGES, tools=TOOLS, tokenize=False) == EXPECTED
 
@@ -188,3 +195,46 @@ def test_apply_chat_format_helper(tok):
 def test_token_lists():
     assert SPECIAL_TOKENS == ("<|endoftext|>", "<|pad|>", "<|im_start|>", "<|im_end|>")
     assert ADDED_TOKENS == ("<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>")
+
+
+CALLS = [
+    {"get_weather": {"city": "Zürich", "days": [1, 2]}},
+    {"get_time": {}},
+    {"book": {"seats": {"row": 3, "ids": ["a", "b"]}, "ok": True, "price": 1.5, "note": None}},
+]
+
+
+def test_render_then_parse_roundtrips_calls():
+    assert parse_tool_call_blocks(format_tool_calls(CALLS)) == (CALLS, [])
+    assert parse_tool_call_blocks("") == ([], [])
+
+
+def test_template_rendering_parses_back_to_the_same_calls(tok):
+    msgs = [
+        {"role": "user", "content": "go"},
+        {
+            "role": "assistant",
+            "content": "Sure.",
+            "tool_calls": [{"name": n, "arguments": a} for call in CALLS for n, a in call.items()],
+        },
+    ]
+    rendered = tok.apply_chat_template(msgs, tokenize=False)
+    assert format_tool_calls(CALLS) in rendered
+    assert parse_tool_call_blocks(rendered) == (CALLS, [])
+
+
+def test_parse_reports_bad_blocks_and_keeps_good_ones():
+    text = format_tool_calls(CALLS[:1]) + "<tool_call>\nnope\n</tool_call>" + "<tool_call>\n{}"
+    calls, errors = parse_tool_call_blocks(text)
+    assert calls == CALLS[:1]
+    assert any("unterminated" in e for e in errors) and any("tool_call 1: invalid JSON" in e for e in errors)
+    assert parse_tool_call_blocks('<tool_call>{"name": "f", "arguments": "{\\"a\\": 1}"}</tool_call>') == (
+        [{"f": {"a": 1}}],
+        [],
+    )
+    assert has_tool_call("x <tool_call>") and not has_tool_call("plain text")
+
+
+def test_tag_constants_are_the_added_tokens():
+    assert TOOL_CALL_BLOCK.pattern.startswith(TOOL_CALL_OPEN) and TOOL_CALL_CLOSE in TOOL_CALL_BLOCK.pattern
+    assert ADDED_TOKENS[:2] == (TOOL_CALL_OPEN, TOOL_CALL_CLOSE)

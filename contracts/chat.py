@@ -1,9 +1,11 @@
-"""The model-facing chat format (brief format 4) as a Jinja chat template plus plain-Python helpers.
+"""The model-facing chat format, in one place: the Jinja chat template that renders it and the
+plain-Python helpers that render and parse tool calls.
 
 One definition of the format serves three readers: the tokenizer (``chat_template`` saved with it,
 rendered by ``transformers``' ``apply_chat_template``), SFT (the ``{% generation %}`` blocks give the
 assistant-only loss mask via ``return_assistant_tokens_mask=True``), and evaluation (which parses
-``<tool_call>`` blocks back out of generated text). The template renders::
+``<tool_call>`` blocks back out of generated text with :func:`parse_tool_call_blocks`). The
+template renders::
 
     <|im_start|>system
     {system content}
@@ -25,13 +27,13 @@ assistant-only loss mask via ``return_assistant_tokens_mask=True``), and evaluat
     {content}
     </tool_response><|im_end|>
 
-Choices the brief leaves open, fixed here:
+Choices fixed here:
 - The system block appears when the first message is a system message or tools are given. With
   tools but no system message it holds the Tools section alone (no blank lines before it). A
   system message that is not first is rendered as an ordinary ``system`` turn.
 - Tools are rendered with ``tojson`` exactly as given (BFCL type names untouched); an
   OpenAI-style ``{"type": "function", "function": {...}}`` wrapper is unwrapped so every tool line
-  has the same shape (format 2).
+  has the same shape.
 - Tool-call arguments given as a dict are rendered with ``tojson`` (``json.dumps`` spacing, key
   order kept). Arguments given as a JSON *string* are inserted verbatim (Jinja cannot parse JSON);
   :func:`normalize_messages` parses them first so our own pipeline always renders dicts.
@@ -39,11 +41,15 @@ Choices the brief leaves open, fixed here:
   ``<|im_end|>`` (the model must learn to stop), not the ``<|im_start|>assistant\\n`` header and
   not the newline after ``<|im_end|>``.
 - Each tool message is its own ``tool`` turn (consecutive results are not merged).
+
+Only the standard library is imported: :func:`apply_chat_format` takes any object with
+``transformers``' ``apply_chat_template`` method.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -56,7 +62,13 @@ IM_END = "<|im_end|>"  # end of a chat turn (EOS when generating chat)
 SPECIAL_TOKENS: tuple[str, ...] = (EOS_TOKEN, PAD_TOKEN, IM_START, IM_END)
 # Non-special added tokens: single ids, but kept by ``decode(skip_special_tokens=True)`` because
 # evaluation parses them out of generated text.
-ADDED_TOKENS: tuple[str, ...] = ("<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>")
+TOOL_CALL_OPEN, TOOL_CALL_CLOSE = "<tool_call>", "</tool_call>"
+TOOL_RESPONSE_OPEN, TOOL_RESPONSE_CLOSE = "<tool_response>", "</tool_response>"
+ADDED_TOKENS: tuple[str, ...] = (TOOL_CALL_OPEN, TOOL_CALL_CLOSE, TOOL_RESPONSE_OPEN, TOOL_RESPONSE_CLOSE)
+
+# One ``<tool_call>`` block of generated text: the JSON between the tags, surrounding whitespace
+# dropped. Non-greedy, so consecutive blocks are found one by one.
+TOOL_CALL_BLOCK = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
 
 TOOLS_PREAMBLE = (
     "# Tools\n"
@@ -172,7 +184,7 @@ def _normalize_call(call: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def normalize_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Copy ``messages`` into format 3: tool calls as ``{"id", "name", "arguments": dict}``.
+    """Copy ``messages`` into the canonical message form: tool calls as ``{"id", "name", "arguments": dict}``.
 
     Accepts HF/OpenAI-style calls (``{"type": "function", "function": {...}}``) and JSON-string
     arguments; raises ``ValueError`` on arguments that are not JSON, so a bad row is reported by the
@@ -192,7 +204,7 @@ def normalize_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, 
 
 
 def unwrap_tool(tool: Mapping[str, Any]) -> dict[str, Any]:
-    """Format-2 tool document from either our form or OpenAI's ``{"type": "function", ...}`` wrapper."""
+    """The plain tool document (name, description, parameters) from either our form or OpenAI's ``{"type": "function", ...}`` wrapper."""
     if tool.get("type") == "function" and isinstance(tool.get("function"), Mapping):
         return dict(tool["function"])
     return dict(tool)
@@ -234,3 +246,59 @@ def apply_chat_format(
         return_dict=True,
         return_assistant_tokens_mask=return_assistant_mask,
     )
+
+
+def format_tool_calls(calls: Sequence[Mapping[str, Mapping[str, Any]]]) -> str:
+    """Decoded calls ``[{name: {arg: value}}, ...]`` as the template renders an assistant's calls.
+
+    One :func:`format_tool_call` block per call, joined by a newline, exactly as the template joins
+    the ``tool_calls`` of one assistant turn; :func:`parse_tool_call_blocks` reads them back.
+    """
+    return "\n".join(format_tool_call(name, args) for call in calls for name, args in call.items())
+
+
+def has_tool_call(text: str) -> bool:
+    """Whether ``text`` opens at least one ``<tool_call>`` block (closed or not)."""
+    return TOOL_CALL_OPEN in text
+
+
+def parse_tool_call_blocks(text: str) -> tuple[list[dict[str, dict[str, Any]]], list[str]]:
+    """The ``<tool_call>`` blocks of ``text`` as decoded calls ``[{name: arguments}]`` plus errors.
+
+    Text around the blocks is ignored. A block that is not a JSON object with a non-empty string
+    ``name`` and an object ``arguments`` (or a JSON string holding one, OpenAI style; a missing
+    ``arguments`` means ``{}``) is left out and described in the errors, as is an opening tag with
+    no closing tag (output cut off). Never raises.
+    """
+    calls: list[dict[str, dict[str, Any]]] = []
+    errors: list[str] = []
+    blocks = TOOL_CALL_BLOCK.findall(text)
+    if text.count(TOOL_CALL_OPEN) > len(blocks):
+        errors.append(f"unterminated {TOOL_CALL_OPEN} block (output cut off?)")
+    for index, block in enumerate(blocks):
+        try:
+            calls.append(_decode_call(block))
+        except ValueError as exc:
+            errors.append(f"tool_call {index}: {exc}")
+    return calls, errors
+
+
+def _decode_call(block: str) -> dict[str, dict[str, Any]]:
+    try:
+        payload = json.loads(block)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"invalid JSON ({exc.msg} at char {exc.pos})") from None
+    if not isinstance(payload, dict):
+        raise ValueError(f"expected a JSON object, got {type(payload).__name__}")
+    name = payload.get("name")
+    if not isinstance(name, str) or not name:
+        raise ValueError("missing or empty 'name'")
+    arguments = payload.get("arguments", {})
+    if isinstance(arguments, str):  # OpenAI style: arguments serialised as a JSON string
+        try:
+            arguments = json.loads(arguments) if arguments.strip() else {}
+        except json.JSONDecodeError:
+            raise ValueError("'arguments' is a string that is not JSON") from None
+    if not isinstance(arguments, dict):
+        raise ValueError(f"'arguments' must be an object, got {type(arguments).__name__}")
+    return {name: arguments}
