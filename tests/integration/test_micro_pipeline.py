@@ -152,7 +152,7 @@ def test_trained_checkpoint_loads_and_bfcl_scored_every_category(env, first_run)
         "irrelevance",
     }
     for stats in results["categories"].values():
-        assert stats["n"] > 0 and 0.0 <= stats["accuracy"] <= 1.0
+        assert stats["n"] > 0 and stats["accuracy"] == stats["n_valid"] / stats["n"]
     unseen = json.loads((env["paths"].evaluation / "unseen_api_eval" / "results.json").read_text())
     assert unseen["n_items"] > 0
 

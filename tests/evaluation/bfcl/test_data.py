@@ -11,8 +11,6 @@ from contracts.bfcl import SUPPORTED_CATEGORIES, BfclItem, load_category
 from contracts.bfcl import category as bfcl_category
 from evaluation.bfcl.data import download_bfcl_wheel, extract_bfcl_data, prompt_functions
 
-FULL_DATA = Path("/tmp/dl/bf/bfcl_eval/data")
-
 
 @pytest.mark.parametrize("category", SUPPORTED_CATEGORIES)
 def test_load_category_fixtures(fixtures_dir, category):
@@ -121,13 +119,3 @@ def test_extract_rejects_unsafe_paths(tmp_path):
     with pytest.raises(ValueError, match="unsafe path"):
         extract_bfcl_data(wheel, tmp_path / "out")
     assert not (tmp_path / "out" / "bfcl_eval" / "data").exists()
-
-
-@pytest.mark.skipif(not FULL_DATA.is_dir(), reason="full BFCL data not extracted at /tmp/dl/bf")
-def test_full_data_counts():
-    counts = {category: len(load_category(FULL_DATA, category)) for category in SUPPORTED_CATEGORIES}
-    assert (
-        counts["simple_python"] == 400
-        and counts["live_multiple"] == 1053
-        and counts["live_irrelevance"] == 884
-    )

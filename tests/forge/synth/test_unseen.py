@@ -41,7 +41,8 @@ ROWS = [
          {"amount": {"type": "number", "minimum": 0}, "from_currency": {"type": "string"},
           "to_currency": {"type": "string"}, "date": {"type": "string", "format": "date"}}, ["amount", "from_currency", "to_currency"]),
 ]  # fmt: skip
-BFCL_DATA = Path("/tmp/dl/bf/bfcl_eval/data")
+# Official BFCL files (a fixture subset in the official layout).
+BFCL_DATA = Path(__file__).resolve().parents[2] / "fixtures" / "bfcl"
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +130,6 @@ def test_missing_candidates_are_counted() -> None:
     assert items == [] and stats.dropped == {"no_candidate_multiple": 2, "no_candidate_irrelevance": 2}
 
 
-@pytest.mark.skipif(not BFCL_DATA.exists(), reason="official BFCL data not downloaded")
 def test_same_keys_as_official_files(built) -> None:
     items, answers, _ = built
     official = json.loads((BFCL_DATA / "BFCL_v4_simple_python.json").open().readline())
