@@ -200,13 +200,10 @@ def _profile_error(
 
 def _check_training_sections(path: Path, model: dict[str, Any], training: dict[str, Any]) -> None:
     """``model``/``training`` are ``training.config``'s to check; its errors name the key."""
-    from training import config as training_config
+    from training.config import validate_profile_sections
 
-    validate = getattr(training_config, "validate_profile_sections", None)
-    if validate is None:
-        return
     try:
-        validate(model, training)
+        validate_profile_sections(model, training)
     except ValueError as exc:
         raise ProfileError(f"{_shown(path)}: {exc}") from exc
 

@@ -30,9 +30,9 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from contracts.tables import API_OPERATIONS  # noqa: E402
 from forge.core.io import atomic_write_text, write_parquet  # noqa: E402
 from forge.core.stats import StepStats  # noqa: E402
-from contracts.tables import API_OPERATIONS  # noqa: E402
 from forge.sources.openapi.directory import fetch_openapi_directory, openapi_rows  # noqa: E402
 from forge.synth.parallel import synthesize_to_parquet  # noqa: E402
 

@@ -1,1 +1,1 @@
-"""evaluation.bfcl."""
+"""BFCL: data download, model-output parsing, the AST checker, the runner."""

@@ -1,1 +1,1 @@
-"""evaluation.generation."""
+"""Batched generation: the static-KV-cache engine, its kernels, the generate() baseline."""

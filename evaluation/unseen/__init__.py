@@ -1,1 +1,1 @@
-"""evaluation.unseen."""
+"""The unseen-API benchmark: its versioned card."""

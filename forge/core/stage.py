@@ -32,8 +32,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 class StageConfig(BaseModel):
     """Base of every stage's configuration: strict (a misspelled key is an error), immutable.
 
-    A stage's configuration class is also the model of the profile section that feeds it, so its
-    field defaults are the only defaults there are.
+    Where one profile section feeds a stage, the stage's configuration class is that section's model
+    (the profile composes it), so its field defaults are the only ones.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

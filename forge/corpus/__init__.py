@@ -1,1 +1,1 @@
-"""forge.corpus.build."""
+"""Corpus assembly: tokenizer, mixtures and packing, exports for training and evaluation."""

@@ -1,1 +1,1 @@
-"""forge.synth."""
+"""Synthesized function-calling data: arguments, the schema-validating executor, trajectories, text generators, unseen-API items."""

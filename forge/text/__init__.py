@@ -1,1 +1,1 @@
-"""forge.text."""
+"""Text steps: rendering rows as documents, quality filters, decontamination."""

@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from forge.core.ids import api_id, content_sha256
 from contracts.tables import API_OPERATIONS
+from forge.core.ids import api_id, content_sha256
 
 DBT_PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
 FETCHED_AT = datetime(2026, 1, 1, tzinfo=UTC)

@@ -123,13 +123,9 @@ def test_jobs_and_schedules():
     assert schedule.cron_schedule == "0 3 * * 1"
     assert schedule.job_name == "weekly_rebuild"
     job = defs.resolve_job_def("weekly_rebuild")
-    selected = (
-        {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
-        if hasattr(job.asset_layer, "executable_asset_keys")
-        else None
-    )
-    if selected is not None:
-        assert set(API_SOURCE_ASSETS) <= selected and "scorecard" in selected
+    selected = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
+    assert set(API_SOURCE_ASSETS) <= selected and "scorecard" in selected
+    assert {"raw/documents", "tokenizer", "sft_model"} <= selected
 
 
 def test_resources_are_configurable():

@@ -1,1 +1,1 @@
-"""forge.sources.hub."""
+"""Hugging Face model cards and TorchHub hubconf.py entry points as API rows."""

@@ -1,1 +1,1 @@
-"""forge.sources.openapi."""
+"""The OpenAPI/Swagger directory: fetching, parsing with $refs resolved, the parallel ingest."""

@@ -1,1 +1,1 @@
-"""forge.sources.python."""
+"""Python modules as API rows: sandboxed introspection and signature-to-JSON-Schema mapping."""

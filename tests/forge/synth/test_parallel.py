@@ -8,9 +8,9 @@ import json
 
 import pyarrow.parquet as pq
 
+from contracts.tables import API_OPERATIONS
 from forge.core.io import write_parquet
 from forge.core.stats import StepStats
-from contracts.tables import API_OPERATIONS
 from forge.synth.parallel import iter_api_chunks, synthesize_to_parquet
 from forge.synth.trajectories import synthesize
 

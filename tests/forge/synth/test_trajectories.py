@@ -12,8 +12,8 @@ import jsonschema
 import pyarrow as pa
 import pytest
 
-from forge.core.stats import StepStats
 from contracts.tables import TRAJECTORIES
+from forge.core.stats import StepStats
 from forge.synth.trajectories import PATTERNS, synthesize
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
