@@ -22,7 +22,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export TQDM_DISABLE := 1
 
-.PHONY: install pydocs demo test test-fast ui lint clean
+.PHONY: install pydocs demo test test-fast fuzz ui lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,12 @@ demo: install pydocs
 ## Create the environment and run the whole test suite (unit, definitions, integration, distributed).
 test: install pydocs
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+## The fuzz targets with random seeds and 100x the examples, and 30 random kill -9s over the ingest
+## and warehouse layers (`make test` runs them derandomized, with a short budget, in under a minute).
+fuzz: install
+	HEPHAESTUS_FUZZ=fuzz $(BIN)/python -m pytest -q -p no:cacheprovider tests/fuzz
+	HEPHAESTUS_KILLS=30 HEPHAESTUS_KILL_GROUPS=ingest,warehouse $(BIN)/python -m pytest -q -p no:cacheprovider tests/integration/test_kill.py
 
 ## Unit tests only (no integration run).
 test-fast: install

@@ -10,6 +10,7 @@ from assets.warehouse import mart_key
 from forge.corpus.build import HELDOUT_TEXTS_STAGE, SFT_DATASET_STAGE, HeldoutTextsConfig, SftDatasetConfig
 from forge.corpus.mixtures import MIXTURE_STAGE
 from forge.corpus.tokenizer import TOKENIZER_STAGE
+from forge.text.dedup import CANDIDATES_TABLE, NEAR_DEDUP_STAGE
 
 CORPUS_DOCS = mart_key("fct_corpus_documents")
 
@@ -33,15 +34,20 @@ def tokenizer(context: AssetExecutionContext, profile: ForgeResource) -> Materia
 
 
 def _mixture_asset(stage: str, description: str):
+    # stage 1 may take its ratios from the mixing-ratio law (`ratios: from_law`)
+    law = [AssetKey(["research", "mixing_law"])] if stage == "stage1" else []
+
     @asset(
         key=AssetKey(f"cpt_{stage}_shards"),
         group_name="corpus",
-        deps=[CORPUS_DOCS, AssetKey("tokenizer")],
+        deps=[CORPUS_DOCS, AssetKey("tokenizer"), *law],
         kinds={"python", "numpy"},
         description=description,
     )
     def _asset(context: AssetExecutionContext, profile: ForgeResource) -> MaterializeResult:
-        cfg = getattr(profile.settings.mixture, stage)
+        from assets.research import resolve_mixture
+
+        cfg = resolve_mixture(profile, getattr(profile.settings.mixture, stage))
         tok, out = tokenizer_dir(profile), profile.paths.corpus / f"cpt_{stage}_shards"
         return stage_asset(
             context,
@@ -93,4 +99,27 @@ def heldout_texts(context: AssetExecutionContext, profile: ForgeResource) -> Mat
     return stage_asset(context, HELDOUT_TEXTS_STAGE, cfg, out, warehouse=wh, tables=["fct_corpus_documents"])
 
 
-corpus_assets = [tokenizer, cpt_stage1_shards, cpt_stage2_shards, sft_dataset, heldout_texts]
+@asset(
+    key=AssetKey(["raw", "near_duplicate_clusters"]),
+    group_name="corpus",
+    deps=[mart_key(CANDIDATES_TABLE)],
+    kinds={"python", "numpy"},
+    description="Near-duplicate clusters of the corpus candidates (MinHash LSH, forge.text.dedup), "
+    "as Parquet that dbt reads: int_deduplicated_corpus_documents drops every member but the kept one.",
+)
+def near_duplicate_clusters(context: AssetExecutionContext, profile: ForgeResource) -> MaterializeResult:
+    # Between two dbt models: Dagster runs the dbt models upstream of it, then it, then the rest.
+    # It only reads the warehouse (read-only) and writes Parquet: dbt stays the file's one writer.
+    cfg, out = profile.settings.near_dedup, profile.paths.raw("near_duplicate_clusters")
+    wh = profile.paths.warehouse
+    return stage_asset(context, NEAR_DEDUP_STAGE, cfg, out, warehouse=wh, tables=[CANDIDATES_TABLE])
+
+
+corpus_assets = [
+    near_duplicate_clusters,
+    tokenizer,
+    cpt_stage1_shards,
+    cpt_stage2_shards,
+    sft_dataset,
+    heldout_texts,
+]

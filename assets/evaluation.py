@@ -251,7 +251,92 @@ def scorecard(
     )
 
 
+def _checkpoint_eval_asset(arm: str):
+    """Every benchmark on one ablation checkpoint, then its registered model version.
+
+    One asset per checkpoint (a factory over the arms) rather than one asset partitioned by arm:
+    the arms are different assets with different parents, so a static partition per arm would
+    hang every evaluation off every arm and lose the lineage (and the staleness) of each; here a
+    retrained arm re-evaluates only itself, and the graph shows which checkpoint each score is of.
+    """
+    from assets.research import eval_key
+    from assets.training import ablation_key
+
+    @asset(
+        key=eval_key(arm),
+        group_name="evaluation",
+        deps=[
+            ablation_key(arm),
+            raw_key("bfcl_items"),
+            AssetKey("unseen_api_benchmark"),
+            AssetKey("heldout_texts"),
+        ],
+        kinds={"pytorch", "mlflow"},
+        description=f"Ablation checkpoint {arm!r}: BFCL, unseen APIs, held-out perplexity, HumanEval, "
+        "log-likelihood of the ground-truth calls; registered in MLflow with alias {arm!r}.",
+    )
+    def _asset(
+        context: AssetExecutionContext, profile: ForgeResource, mlflow: MlflowResource
+    ) -> MaterializeResult:
+        from assets.research import skipped_if_disabled
+        from evaluation.checkpoint import EvalInputs, evaluate_checkpoint, flat_scores
+
+        skipped = skipped_if_disabled(context, profile)
+        if skipped is not None:
+            return skipped
+        model = profile.paths.models / "ablation" / arm
+        out = profile.paths.evaluation / "ablation" / arm
+        he_src, _ = _humaneval_inputs(profile)
+        inputs = EvalInputs(
+            bfcl_dir=bfcl_data_dir(profile),
+            unseen_dir=profile.paths.evaluation / "unseen_api_benchmark",
+            heldout_dir=profile.paths.corpus / "heldout_texts",
+            humaneval_path=he_src["path"],
+        )
+        cfg = profile.settings.evaluation
+        registry = profile.settings.research.registry_model
+        fp = input_fingerprint(
+            code=code_fingerprint("evaluation.checkpoint", "evaluation.registry"),
+            config={"evaluation": cfg.model_dump(), "registry": registry},
+            upstream=[model, inputs.unseen_dir, inputs.heldout_dir],
+            extras=[file_digest(inputs.bfcl_dir)[:32], he_src["digest"]],
+        )
+        skipped = up_to_date_result(context, out, fp)
+        if skipped is not None:
+            return skipped
+        parent = (read_marker(model) or {}).get("metadata", {}).get("mlflow_run_id")
+        uri, run_id = start_mlflow_run(
+            context, profile, mlflow, f"ablation_eval_{arm}", parent_run_id=parent, arm=arm
+        )
+        import mlflow as mlf
+
+        with active_run(uri, run_id):
+            result = evaluate_checkpoint(model / "hf", inputs, cfg, out)
+            scores = {k.replace("@", "_at_"): v for k, v in flat_scores(result).items()}
+            mlf.log_metrics(scores)
+            mlf.log_artifacts(str(out), artifact_path=f"ablation_eval_{arm}")
+        registered = register_model(
+            tracking_uri=uri,
+            run_id=run_id,
+            hf_dir=model / "hf",
+            model_name=registry,
+            scores=scores,
+            description=f"Ablation checkpoint {arm!r} ({profile.paths.profile} profile).",
+            alias=arm,
+        )
+        return finished_result(out, fp, {"mlflow_run_id": run_id, **registered, **scores})
+
+    return _asset
+
+
+def _ablation_eval_assets() -> list:
+    from training.research import ARMS
+
+    return [_checkpoint_eval_asset(arm.name) for arm in ARMS]
+
+
 evaluation_assets = [
+    *_ablation_eval_assets(),
     unseen_api_benchmark,
     bfcl_eval,
     unseen_api_eval,

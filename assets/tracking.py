@@ -24,12 +24,31 @@ def ensure_experiment(tracking_uri: str, name: str, artifact_root: str) -> str:
     from mlflow.tracking import MlflowClient
 
     mlflow.set_tracking_uri(tracking_uri)
+    init_store(tracking_uri, artifact_root)
     client = MlflowClient(tracking_uri)
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
     Path(artifact_root.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
     return client.create_experiment(name, artifact_location=f"{artifact_root}/{name}")
+
+
+def init_store(tracking_uri: str, artifact_root: str) -> None:
+    """Create a database store with its default artifact root inside the profile.
+
+    A store first opened by ``MlflowClient`` gets MLflow's default root, ``./mlruns`` of whatever the
+    working directory was, and its "Default" experiment points there forever; opening it once
+    ourselves with ``artifact_root`` puts every location under the profile. Servers (``http``) keep
+    their own root; an existing store is left alone (creation is idempotent).
+    """
+    if not tracking_uri.startswith(("sqlite:", "postgresql", "mysql", "mssql")):
+        return
+    if tracking_uri.startswith("sqlite:///") and Path(tracking_uri.removeprefix("sqlite:///")).exists():
+        return
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    Path(artifact_root.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+    SqlAlchemyStore(tracking_uri, artifact_root)
 
 
 def create_run(tracking_uri: str, experiment_id: str, run_name: str, tags: dict[str, str]) -> str:

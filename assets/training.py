@@ -27,7 +27,8 @@ from assets.tracking import dataset_input, mark_failed
 from forge.core.io import atomic_write_json, atomic_write_text, fingerprint
 from forge.core.markers import read_marker, upstream_fingerprint
 from forge.core.stage import code_fingerprint
-from training.config import MlflowConfig, from_profile, profile_sections, to_dict
+from training.config import MlflowConfig, RunConfig, from_profile, profile_sections, to_dict
+from training.research import ARM_BY_NAME, ARMS, arm_configs
 
 STAGES: dict[str, dict[str, Any]] = {
     # stage -> command, its name in the profile's `training:` section, the upstream model, its data
@@ -109,39 +110,60 @@ def _train_asset(stage: str, description: str):
             data=data,
             name=stage,
         )
-        upstream = [upstream_fingerprint(tok)]
-        upstream += [upstream_fingerprint(model_dir(profile, spec["parent"]))] if spec["parent"] else []
-        upstream += [upstream_fingerprint(data)] if data else []
-        fp = fingerprint(to_dict(base), upstream, code_fingerprint(TRAINING_ENTRY))
-        skipped = up_to_date_result(context, out, fp)
-        if skipped is not None:
-            return skipped
-        _start_fresh_unless_resuming(out, fp)
-
-        uri, run_id = start_mlflow_run(context, profile, mlflow, stage, stage=stage, fingerprint=fp)
-        _log_inputs(uri, run_id, data, upstream)
-        cfg = dataclasses.replace(base, mlflow=MlflowConfig(tracking_uri=uri, run_id=run_id))
-        config_path = atomic_write_json(out / "run_config.json", to_dict(cfg))
-        nproc = profile_sections(model, train)[1].nproc_per_node
-        try:
-            invocation = pipes_subprocess_client.run(
-                command=worker_command(spec["command"], config_path, nproc),
-                context=context,
-                env={"PYTHONUNBUFFERED": "1"},
-            )
-            reported = invocation.get_materialize_result()
-        except Exception:
-            mark_failed(uri, run_id)
-            context.log.error(
-                f"{stage}: training subprocess failed; MLflow run {run_id} marked FAILED; "
-                f"metrics so far in {out / 'metrics.jsonl'}"
-            )
-            raise
-        meta = {k: v.value for k, v in (reported.metadata or {}).items()}
-        meta.update({"mlflow_run_id": run_id, "hf_dir": str(out / "hf")})
-        return finished_result(out, fp, meta)
+        parent = model_dir(profile, spec["parent"]) if spec["parent"] else None
+        return launch_training(
+            context, profile, mlflow, pipes_subprocess_client,
+            name=stage, command=spec["command"], cfg=base, data=data, upstream=[tok, parent],
+        )  # fmt: skip
 
     return _asset
+
+
+def launch_training(
+    context: AssetExecutionContext,
+    profile: ForgeResource,
+    mlflow: MlflowResource,
+    pipes: PipesSubprocessClient,
+    *,
+    name: str,
+    command: str,
+    cfg: RunConfig,
+    data: Path | None,
+    upstream: list[Path | None],
+) -> MaterializeResult:
+    """Fingerprint, skip when fresh, else run ``command`` with ``cfg`` in a Pipes subprocess under a
+    new MLflow run (resuming a killed run with the same fingerprint) and write the marker."""
+    out = Path(cfg.output_dir)
+    dirs = [d for d in upstream if d is not None] + ([data] if data else [])
+    upstream_fps = [upstream_fingerprint(d) for d in dirs]
+    fp = fingerprint(to_dict(cfg), upstream_fps, code_fingerprint(TRAINING_ENTRY))
+    skipped = up_to_date_result(context, out, fp)
+    if skipped is not None:
+        return skipped
+    _start_fresh_unless_resuming(out, fp)
+
+    uri, run_id = start_mlflow_run(context, profile, mlflow, name, stage=name, fingerprint=fp)
+    _log_inputs(uri, run_id, data, upstream_fps)
+    cfg = dataclasses.replace(cfg, mlflow=MlflowConfig(tracking_uri=uri, run_id=run_id))
+    config_path = atomic_write_json(out / "run_config.json", to_dict(cfg))
+    nproc = profile_sections(profile.config.get("model"), profile.config.get("training"))[1].nproc_per_node
+    try:
+        invocation = pipes.run(
+            command=worker_command(command, config_path, nproc),
+            context=context,
+            env={"PYTHONUNBUFFERED": "1"},
+        )
+        reported = invocation.get_materialize_result()
+    except Exception:
+        mark_failed(uri, run_id)
+        context.log.error(
+            f"{name}: training subprocess failed; MLflow run {run_id} marked FAILED; "
+            f"metrics so far in {out / 'metrics.jsonl'}"
+        )
+        raise
+    meta = {k: v.value for k, v in (reported.metadata or {}).items()}
+    meta.update({"mlflow_run_id": run_id, "hf_dir": str(out / "hf")})
+    return finished_result(out, fp, meta)
 
 
 def _start_fresh_unless_resuming(out: Path, fp: str) -> None:
@@ -181,4 +203,74 @@ sft_model = _train_asset(
     "Instruction tuning (LoRA via peft, merged) on fct_sft_examples, loss on assistant turns only.",
 )
 
-training_assets = [base_model, cpt_stage1_model, cpt_stage2_model, sft_model]
+
+def ablation_key(arm: str) -> AssetKey:
+    return AssetKey(["ablation", arm])
+
+
+#: where each arm's data comes from: the research general mixture, the pipeline's two mixtures, the SFT set
+_ARM_DATA = {
+    "general": AssetKey(["research", "general_shards"]),
+    "stage1": AssetKey("cpt_stage1_shards"),
+    "stage2": AssetKey("cpt_stage2_shards"),
+    "sft": AssetKey("sft_dataset"),
+}
+
+
+def ablation_data_dirs(profile: ForgeResource) -> dict[str, Path]:
+    return {
+        "general": profile.paths.root / "research" / "general_shards",
+        "stage1": data_dir(profile, "cpt_stage1_shards"),
+        "stage2": data_dir(profile, "cpt_stage2_shards"),
+        "sft": data_dir(profile, "sft_dataset"),
+    }
+
+
+def _arm_asset(name: str):
+    """One checkpoint of the compute-matched ablation (training.research.ARMS), trained like the
+    pipeline's stages (same profile blocks, same Pipes worker); skipped when research is off."""
+    arm = ARM_BY_NAME[name]
+    deps = [AssetKey("tokenizer"), _ARM_DATA[arm.data]]
+    deps += [ablation_key(arm.parent)] if arm.parent else []
+    deps += [ablation_key("cpt1"), ablation_key("cpt2")] if name == "control" else []  # its token count
+
+    @asset(
+        key=ablation_key(name),
+        group_name="training",
+        deps=deps,
+        kinds={"pytorch", "mlflow"},
+        description=f"Ablation checkpoint: {arm.description}.",
+        pool="trainer",
+    )
+    def _asset(
+        context: AssetExecutionContext,
+        profile: ForgeResource,
+        mlflow: MlflowResource,
+        pipes_subprocess_client: PipesSubprocessClient,
+    ) -> MaterializeResult:
+        from assets.research import skipped_if_disabled
+
+        skipped = skipped_if_disabled(context, profile)
+        if skipped is not None:
+            return skipped
+        models = profile.paths.models / "ablation"
+        data = ablation_data_dirs(profile)
+        cfgs = arm_configs(
+            profile.config.get("model"),
+            profile.config.get("training"),
+            profile.settings.research,
+            models_dir=models,
+            tokenizer_dir=profile.paths.corpus / "tokenizer",
+            data_dirs=data,
+        )
+        return launch_training(
+            context, profile, mlflow, pipes_subprocess_client,
+            name=f"ablation_{name}", command=arm.command, cfg=cfgs[name], data=data[arm.data],
+            upstream=[profile.paths.corpus / "tokenizer", models / arm.parent if arm.parent else None],
+        )  # fmt: skip
+
+    return _asset
+
+
+ablation_assets = [_arm_asset(arm.name) for arm in ARMS]
+training_assets = [base_model, cpt_stage1_model, cpt_stage2_model, sft_model, *ablation_assets]

@@ -48,6 +48,9 @@ API_OPERATIONS = pa.schema(
         # does not make the same operation look new:
         ("servers", pa.string()),  # JSON list of base URLs (operation > path > document level)
         ("security", pa.string()),  # JSON list of {"name", "type"[, "in", "scheme"]} schemes it accepts
+        # OpenAPI only: JSON list of {"reason", "detail"} spec defects of the operation (unresolved
+        # $ref, parameter in no valid location, invalid schema); "[]" when none, null elsewhere
+        ("defects", pa.string()),
     ]
 )
 
@@ -107,6 +110,17 @@ BFCL_ITEMS = pa.schema(
         ("ground_truth", pa.string()),  # JSON from possible_answer/, null for irrelevance
         ("question_text", pa.string()),  # user turns flattened, for n-gram matching
         ("source_uri", pa.string()),
+    ]
+)
+
+#: raw.humaneval_items — HumanEval's text that decontamination looks for: one row per problem part
+#: (``part`` = ``prompt`` or ``canonical_solution``).
+HUMANEVAL_ITEMS = pa.schema(
+    [
+        ("item_id", pa.string()),  # task_id, e.g. HumanEval/0
+        ("part", pa.string()),
+        ("text", pa.string()),
+        ("source_uri", pa.string()),  # the problems file
     ]
 )
 
@@ -249,6 +263,7 @@ def api_operation_row(
     fetched_at: datetime | str | None,
     servers: list[str] | None = None,
     security: list[dict[str, Any]] | None = None,
+    defects: list[dict[str, str]] | None = None,
     canonical: bool = False,
 ) -> dict[str, Any]:
     """One ``API_OPERATIONS`` row; the derived columns are computed here and nowhere else.
@@ -293,4 +308,5 @@ def api_operation_row(
         row["content_sha256"] = content_sha256(row)
     row["servers"] = None if servers is None else canonical_json(servers)
     row["security"] = None if security is None else canonical_json(security)
+    row["defects"] = None if defects is None else canonical_json(defects)
     return row

@@ -40,8 +40,12 @@ def register_model(
     model_name: str,
     scores: dict[str, float],
     description: str,
+    alias: str | None = None,
 ) -> dict[str, Any]:
-    """Log ``hf_dir`` as a pyfunc in ``run_id`` and register it under ``model_name``; return the version."""
+    """Log ``hf_dir`` as a pyfunc in ``run_id`` and register it under ``model_name``; return the version.
+
+    ``alias`` (e.g. the ablation arm, ``sft_cpt2``) is pointed at the new version, so
+    ``models:/<name>@<alias>`` always loads the latest checkpoint of that stage."""
     from mlflow import MlflowClient
 
     mlflow.set_tracking_uri(tracking_uri)
@@ -58,4 +62,8 @@ def register_model(
     for key, value in scores.items():
         client.set_model_version_tag(model_name, str(version), key, f"{value:.6g}")
     client.update_model_version(model_name, str(version), description=description)
-    return {"model_name": model_name, "version": int(version), "model_uri": f"models:/{model_name}/{version}"}
+    out = {"model_name": model_name, "version": int(version), "model_uri": f"models:/{model_name}/{version}"}
+    if alias:
+        client.set_registered_model_alias(model_name, alias, str(version))
+        out["alias_uri"] = f"models:/{model_name}@{alias}"
+    return out

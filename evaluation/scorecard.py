@@ -110,3 +110,47 @@ def format_scorecard(scorecard: dict[str, Any], style: str = "text") -> str:
 
     rule = "  ".join("-" * width for width in widths)
     return "\n".join([title, line(header), rule, *(line(cells) for cells in body)])
+
+
+def _fmt_ci(scores: dict[str, float], key: str) -> str:
+    if key not in scores:
+        return "-"
+    lo, hi = scores.get(f"{key}.lo"), scores.get(f"{key}.hi")
+    main = f"{100 * scores[key]:.1f}"
+    return f"{main} [{100 * lo:.1f}, {100 * hi:.1f}]" if lo is not None and hi is not None else main
+
+
+def comparison_table(results: dict[str, dict[str, Any]], base: str = "base") -> str:
+    """Checkpoints side by side as Markdown: one row per checkpoint (``results`` in order, each an
+    :func:`evaluation.checkpoint.evaluate_checkpoint` result), accuracies in percent with their
+    bootstrap 95% intervals per category, the teacher-forced NLL of the ground-truth calls,
+    held-out perplexity per category and its retention (relative change against ``base``)."""
+    from evaluation.checkpoint import flat_scores
+
+    scores = {name: flat_scores(res) for name, res in results.items()}
+    acc_keys = sorted(
+        {k for s in scores.values() for k in s if ".acc." in k and not k.endswith((".lo", ".hi"))}
+    )
+    ll_keys = sorted({k for s in scores.values() for k in s if k.startswith("loglik_") and k.count(".") == 1})
+    ppl_keys = sorted({k for s in scores.values() for k in s if k.startswith("ppl.")})
+    base_scores = scores.get(base, {})
+    header = ["checkpoint", *acc_keys, "humaneval.pass@1", *ll_keys, *ppl_keys]
+    header += [f"retention.{k.removeprefix('ppl.')}" for k in ppl_keys]
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    for name, s in scores.items():
+        cells = [name, *(_fmt_ci(s, k) for k in acc_keys), _fmt_ci(s, "humaneval.pass@1")]
+        cells += [f"{s[k]:.3f}" if k in s else "-" for k in ll_keys]
+        cells += [f"{s[k]:.2f}" if k in s else "-" for k in ppl_keys]
+        for k in ppl_keys:
+            if k in s and k in base_scores:
+                cells.append(f"{100 * (s[k] / base_scores[k] - 1):+.1f}%")
+            else:
+                cells.append("-")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Accuracies in % with bootstrap 95% intervals over items; `loglik_*.nll`: nats per token of the "
+        "ground-truth call given the prompt (lower is better); retention: change of held-out perplexity "
+        f"against `{base}` (negative is better).",
+    ]
+    return "\n".join(lines)

@@ -3,6 +3,11 @@
 The suites are data, not Dagster: ``assets/quality.py`` turns each into a blocking asset check.
 A failed expectation is reported with its name, column and how many rows broke it, so the check
 result in the Dagster UI says exactly what went wrong.
+
+Each suite has two parts: the mart's invariants (keys, JSON, value sets), and **distribution drift**
+against the previous materialization (``forge.checks_drift``): the share of each category and
+source, the length quantiles and the row count, compared with the profile that the last passing
+check stored beside the warehouse.
 """
 
 from __future__ import annotations
@@ -10,10 +15,12 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from forge.checks_drift import DriftConfig, drift_expectations, with_drift_columns
 from forge.synth.trajectories import PATTERNS
 
 log = logging.getLogger(__name__)
@@ -61,11 +68,48 @@ def _expectations(table: str, min_chars: int) -> list[Any]:
         return [
             E.ExpectColumnValuesToBeUnique(column="api_id"),
             E.ExpectColumnValuesToBeJsonParseable(column="parameters"),
+            E.ExpectColumnValuesToNotBeNull(column="provider"),
+        ]
+    if table == "fct_contamination":
+        # empty is fine (nothing leaked); every row names the document and the benchmark item
+        return [
+            E.ExpectColumnValuesToNotBeNull(column="doc_id"),
+            E.ExpectColumnValuesToNotBeNull(column="benchmark"),
+            E.ExpectColumnValuesToNotBeNull(column="item_id"),
+            E.ExpectColumnValuesToBeBetween(column="n_shared_ngrams", min_value=1),
+        ]
+    if table == "fct_near_duplicate_clusters":
+        return [
+            E.ExpectColumnValuesToBeUnique(column="doc_id"),
+            E.ExpectColumnValuesToNotBeNull(column="cluster_id"),
+            E.ExpectColumnValuesToBeBetween(column="similarity_to_kept", min_value=0, max_value=1),
+            E.ExpectColumnValuesToBeBetween(column="n_cluster_documents", min_value=2),
+            E.ExpectColumnValuesToBeInSet(column="category", value_set=CATEGORIES),
+        ]
+    if table == "fct_removed_documents":
+        return [
+            E.ExpectColumnValuesToNotBeNull(column="doc_id"),
+            E.ExpectColumnValuesToNotBeNull(column="reason"),
+        ]
+    if table == "fct_duplicate_apis":
+        return [
+            E.ExpectColumnValuesToNotBeNull(column="api_id"),
+            E.ExpectColumnValuesToNotBeNull(column="kept_api_id"),
+            E.ExpectColumnValuesToNotBeNull(column="reason"),
         ]
     raise KeyError(f"no expectation suite for table {table!r}")
 
 
-SUITE_TABLES = ("fct_corpus_documents", "fct_sft_examples", "dim_apis", "fct_eval_holdout")
+SUITE_TABLES = (
+    "fct_corpus_documents",
+    "fct_sft_examples",
+    "dim_apis",
+    "fct_eval_holdout",
+    "fct_contamination",
+    "fct_near_duplicate_clusters",
+    "fct_removed_documents",
+    "fct_duplicate_apis",
+)
 
 
 @dataclass
@@ -75,6 +119,8 @@ class ExpectationOutcome:
     success: bool
     unexpected_count: int | None
     observed: Any = None
+    #: what a drift expectation compares (e.g. "share of category = 'agent' was 0.33")
+    detail: str | None = None
 
 
 @dataclass
@@ -95,24 +141,42 @@ class SuiteResult:
         if self.success:
             return f"{self.table}: all {len(self.outcomes)} expectations passed on {self.n_rows} rows"
         parts = [
-            f"{o.expectation}({o.column or ''}) failed on {o.unexpected_count if o.unexpected_count is not None else '?'} rows"
+            f"{o.expectation}({o.column or ''}) failed "
+            + (
+                f"[{o.detail}; observed {o.observed}]"
+                if o.detail
+                else f"on {o.unexpected_count if o.unexpected_count is not None else '?'} rows"
+            )
             for o in self.failed
         ]
         return f"{self.table}: " + "; ".join(parts)
 
 
-def validate_dataframe(table: str, df: pd.DataFrame, *, min_chars: int = 50) -> SuiteResult:
-    """Validate ``df`` (the mart's rows) against the table's suite with an ephemeral GX context."""
+def validate_dataframe(
+    table: str,
+    df: pd.DataFrame,
+    *,
+    min_chars: int = 50,
+    baseline: dict[str, Any] | None = None,
+    drift: DriftConfig | None = None,
+) -> SuiteResult:
+    """Validate ``df`` (the mart's rows) against the table's suite with an ephemeral GX context;
+    with ``baseline`` (the previous materialization's profile, ``forge.checks_drift.profile``) the
+    drift expectations are added too."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
 
+    expectations = _expectations(table, min_chars)
+    if baseline is not None:
+        df = with_drift_columns(table, df)
+        expectations += drift_expectations(table, baseline, len(df), drift or DriftConfig())
     context = gx.get_context(mode="ephemeral")
     source = context.data_sources.add_pandas(name=f"{table}_source")
     asset = source.add_dataframe_asset(name=table)
     batch_def = asset.add_batch_definition_whole_dataframe(f"{table}_batch")
     batch = batch_def.get_batch(batch_parameters={"dataframe": df})
     suite = context.suites.add(gx.ExpectationSuite(name=f"{table}_suite"))
-    for expectation in _expectations(table, min_chars):
+    for expectation in expectations:
         suite.add_expectation(expectation)
     validation = batch.validate(suite, result_format="SUMMARY")
 
@@ -126,8 +190,31 @@ def validate_dataframe(table: str, df: pd.DataFrame, *, min_chars: int = 50) -> 
                 column=cfg.kwargs.get("column"),
                 success=bool(r.success),
                 unexpected_count=res.get("unexpected_count"),
-                observed=res.get("observed_value"),
+                observed=res.get("observed_value", res.get("unexpected_percent")),
+                detail=(cfg.meta or {}).get("drift"),
             )
         )
     log.info(result.summary())
+    return result
+
+
+def check_mart(
+    table: str,
+    df: pd.DataFrame,
+    baseline_file: Path,
+    *,
+    min_chars: int = 50,
+    drift: DriftConfig | None = None,
+) -> SuiteResult:
+    """The blocking check of one mart: its suite, plus drift against the profile stored in
+    ``baseline_file`` by the last passing check (none on the first run). Only a passing check
+    stores the new profile, so a drift keeps failing until it is fixed or accepted (by deleting
+    ``baseline_file``)."""
+    from forge.checks_drift import read_baseline, write_baseline
+
+    result = validate_dataframe(
+        table, df, min_chars=min_chars, baseline=read_baseline(baseline_file), drift=drift
+    )
+    if result.success:
+        write_baseline(baseline_file, table, df)
     return result

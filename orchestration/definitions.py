@@ -22,12 +22,20 @@ from assets.corpus import corpus_assets
 from assets.evaluation import evaluation_assets
 from assets.ingest import API_TABLES, ingest_assets, raw_key
 from assets.quality import gx_checks
+from assets.research import research_assets
 from assets.resources import ForgeResource, MlflowResource
 from assets.training import training_assets
 from assets.warehouse import build_dbt_assets, dbt_project
 
 warehouse_models = build_dbt_assets()
-all_assets = [*ingest_assets, warehouse_models, *corpus_assets, *training_assets, *evaluation_assets]
+all_assets = [
+    *ingest_assets,
+    warehouse_models,
+    *corpus_assets,
+    *training_assets,
+    *evaluation_assets,
+    *research_assets,
+]
 
 # Everything, in one process: the embedded run of `make demo` (2 cores; no process start-up per step).
 full_pipeline = define_asset_job(

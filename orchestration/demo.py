@@ -51,7 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         f"Dagster run {result.run_id}: {'succeeded' if result.success else 'FAILED'} in {elapsed:.0f} s "
         f"(profile {args.profile})"
     )
-    print(f"{len(rebuilt) + len(fresh)} assets materialized: {len(rebuilt)} rebuilt, {len(fresh)} up to date")
+    n_dbt = sum(_is_dbt(k) for k in rebuilt)
+    print(
+        f"{len(rebuilt) + len(fresh)} assets materialized: {len(rebuilt) - n_dbt} Python assets rebuilt, "
+        f"{len(fresh)} up to date, {n_dbt} dbt models re-run (dbt rebuilds its views and tables every run)"
+    )
     if fresh and not [k for k in rebuilt if not _is_dbt(k)]:
         print(
             "Nothing upstream changed: every Python asset was up to date and skipped its work "

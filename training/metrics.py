@@ -125,6 +125,16 @@ class StdoutSink(BaseSink):
         print(msg, file=sys.stderr, flush=True)
 
 
+def sqlite_artifact_location(tracking_uri: str, experiment: str) -> str | None:
+    """``<db dir>/artifacts/<experiment>`` for a SQLite store, so a new experiment's artifacts sit
+    beside its store (MLflow's default is ``./mlruns`` of the working directory); None otherwise
+    (a server or database store decides)."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    db = Path(tracking_uri.removeprefix("sqlite:///")).resolve()
+    return (db.parent / "artifacts" / experiment).as_uri()
+
+
 class MlflowSink(BaseSink):
     """Logs to an MLflow run: the caller's `run_id` when given (status set back to RUNNING), else a new
     run under `experiment` with `tags`. Ended FINISHED on success, FAILED when closed with an error.
@@ -144,7 +154,14 @@ class MlflowSink(BaseSink):
             self.client.update_run(self.run_id, status="RUNNING")
         else:
             exp = self.client.get_experiment_by_name(cfg.experiment)
-            exp_id = exp.experiment_id if exp else self.client.create_experiment(cfg.experiment)
+            exp_id = (
+                exp.experiment_id
+                if exp
+                else self.client.create_experiment(
+                    cfg.experiment,
+                    artifact_location=sqlite_artifact_location(cfg.tracking_uri, cfg.experiment),
+                )
+            )
             self.run_id = self.client.create_run(
                 exp_id, tags=dict(cfg.tags), run_name=cfg.run_name
             ).info.run_id

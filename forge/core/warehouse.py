@@ -13,10 +13,13 @@ CORPUS_CATEGORIES = ("agent", "code", "text")
 
 
 def connect(warehouse: str | Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection whose ``file_search_path`` is the ``data/`` folder beside the file (the
+    profile's layout), where dbt's views find their relative ``raw/<table>/*.parquet`` paths."""
     path = Path(warehouse)
     if not path.exists():
         raise FileNotFoundError(f"warehouse {path} does not exist: materialize the dbt models first")
-    return duckdb.connect(str(path), read_only=True)
+    data = path.resolve().parent / "data"
+    return duckdb.connect(str(path), read_only=True, config={"file_search_path": str(data)})
 
 
 def table_fingerprint(warehouse: str | Path, table: str) -> str:

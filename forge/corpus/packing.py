@@ -1,250 +1,298 @@
-"""Mixture selection and packed token shards for continual pre-training (format: :mod:`contracts.packed`).
+"""Packed token shards for continual pre-training (format: :mod:`contracts.packed`), resumable,
+with token-level lineage.
 
-``select_mixture`` picks documents per category so their token counts follow the mixing ratios
-(1:1:1 agent:code:text in the paper) inside a token budget, and says honestly what it achieved.
-``pack_documents`` tokenizes the chosen documents in batches and streams them into fixed-size
-shards of raw little-endian token ids, each document followed by the EOS id, plus a manifest.
+Packing is three steps, each resumable after a kill: tokenize the documents into a spool
+(:mod:`forge.corpus.spool`: parts with completion markers), decide which documents go in and in
+what order (a :class:`PackPlan`: plain packing keeps the input order; a mixture selects by exact
+token counts, :mod:`forge.corpus.selection`), then copy the planned token runs into fixed-size
+shards, each written to its final name with a completion marker beside it. A rerun with the same
+inputs reuses the finished spool parts and shards and writes only the rest, so its output is byte
+for byte the output of an uninterrupted run. The work lives in a hidden sibling of the output
+(``.<name>.work``) and is removed once the finished directory has been swapped in.
+
+Beside the shards: ``spans.parquet`` maps every piece of a document in a shard (shard, offset,
+length) to its ``doc_id``, ``documents.parquet`` holds each packed document's lineage columns.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
-import math
 import os
-from collections import defaultdict
+import shutil
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from contracts.packed import FORMAT, MANIFEST_NAME, Manifest, dtype_for_vocab, read_manifest
-from forge.core.io import atomic_write_json, file_digest, fingerprint
+from contracts.packed import (
+    DOCUMENTS_NAME,
+    DOCUMENTS_SCHEMA,
+    FORMAT,
+    MANIFEST_NAME,
+    SPANS_NAME,
+    SPANS_SCHEMA,
+    Manifest,
+    read_manifest,
+)
+from forge.core.io import atomic_write_json, fingerprint
 from forge.core.stats import StepStats
-from forge.corpus.tokenizer import atomic_directory
+from forge.corpus.spool import PART_ROWS, Spool, TokenEncoder, encode_to_spool
 
 log = logging.getLogger(__name__)
 
 CORE_CATEGORIES = ("agent", "code", "text")
-CHARS_PER_TOKEN = 4.0  # rough English BPE average; only used when a row carries no token count
-
-DocSource = Mapping[str, list[dict[str, Any]]] | Callable[[str], Iterable[dict[str, Any]]]
+DEFAULT_SHARD_TOKENS = 2**24
 
 
-def estimate_tokens(doc: Mapping[str, Any]) -> int:
-    """Token estimate of a document: its ``n_tokens`` if present, else ``len(text) / 4`` rounded up."""
-    n = doc.get("n_tokens")
-    if isinstance(n, int) and n >= 0:
-        return n
-    return max(1, math.ceil(len(doc.get("text") or "") / CHARS_PER_TOKEN))
+def work_dir_for(out_dir: str | os.PathLike[str]) -> Path:
+    """Where packing into ``out_dir`` keeps its resumable state (a hidden sibling)."""
+    out_dir = Path(out_dir)
+    return out_dir.parent / f".{out_dir.name}.work"
 
 
-def _key(seed: int, *parts: Any) -> int:
-    """A stable 64-bit pseudo-random key (same in every process, unlike ``hash``)."""
-    payload = ":".join(str(p) for p in (seed, *parts)).encode()
-    return int.from_bytes(hashlib.blake2b(payload, digest_size=8).digest(), "little")
+@dataclass
+class PackPlan:
+    """What goes into the shards, in order: use ``k`` is row ``row[k]`` of ``spools[spool[k]]``,
+    ``n_tokens[k]`` of its ids (all of them, EOS included, unless ``truncated[k]``: then its first
+    ``n_tokens[k] - 1`` ids and EOS), its ``epoch[k]``-th use."""
+
+    spools: list[Spool]
+    spool: np.ndarray
+    row: np.ndarray
+    n_tokens: np.ndarray
+    truncated: np.ndarray
+    epoch: np.ndarray
+
+    @classmethod
+    def whole(cls, spool: Spool) -> PackPlan:
+        """Every document of one spool once, in spool order."""
+        n = spool.index.num_rows
+        return cls(
+            [spool],
+            np.zeros(n, dtype=np.int32),
+            np.arange(n, dtype=np.int64),
+            spool.n_tokens.astype(np.int64),
+            np.zeros(n, dtype=bool),
+            np.zeros(n, dtype=np.int32),
+        )
+
+    def digest(self) -> str:
+        h = hashlib.blake2b(digest_size=16)
+        for a in (self.spool, self.row, self.n_tokens, self.truncated, self.epoch):
+            h.update(np.ascontiguousarray(a).tobytes())
+            h.update(b"|")
+        for sp in self.spools:
+            for marker in sorted(sp.dir.glob("part-*.json")):
+                h.update(marker.read_bytes())
+        return h.hexdigest()
 
 
-def _first_fit(items: list[tuple[int, Any, int]], target: int) -> tuple[list[Any], int]:
-    """Walk ``(key, doc_id, n_tokens)`` in key order, taking each doc that still fits in ``target``."""
-    chosen, total = [], 0
-    for _, doc_id, n in sorted(items):
-        if total + n <= target:
-            chosen.append(doc_id)
-            total += n
-            if total == target:
-                break
-    return chosen, total
+def _swap_in(src: Path, out_dir: Path) -> None:
+    """Replace ``out_dir`` by ``src`` with two renames (readers see the old or the new, whole)."""
+    old = None
+    if out_dir.exists():
+        old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(out_dir, old)
+    try:
+        os.replace(src, out_dir)
+    except BaseException:
+        if old is not None:
+            os.replace(old, out_dir)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
-def select_mixture(
-    docs_by_category: DocSource,
-    ratios: Mapping[str, float],
-    token_budget: int,
-    *,
-    seed: int,
-    estimate_tokens: Callable[[Mapping[str, Any]], int] = estimate_tokens,
-    allow_repeat: bool = False,
-    max_epochs: float = 4.0,
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Choose documents so tokens per category follow ``ratios`` within ``token_budget``.
-
-    Each category's target is ``token_budget * ratio / sum(ratios)``. Documents are visited in the
-    order of a seeded hash of their ``doc_id`` (so the choice depends on seed and ids, not on input
-    order) and taken while they fit; the total never exceeds the target. A category with fewer
-    tokens than its target is taken whole and reported as short; its shortfall is *not* given to
-    the others, so the achieved ratios in the report differ from the targets and say so. With
-    ``allow_repeat`` a short category is repeated (whole epochs, then a seeded partial epoch) up to
-    ``max_epochs`` passes; each returned row carries its ``epoch`` (0 = first use).
-
-    ``docs_by_category`` is a dict of lists, or a callable ``category -> iterable of docs`` that is
-    called twice (a planning pass that keeps only ids and token counts, then a fetch pass) and
-    must yield the same documents both times. Rows without ``doc_id``, or repeating an id within
-    a category, are dropped and counted in ``report["dropped"]``.
-    Returns ``(selected, report)``; ``selected`` is shallow copies of the input rows with
-    ``category`` and ``epoch`` set, in a seeded order that interleaves categories.
-    """
-    if token_budget < 0:
-        raise ValueError(f"token_budget must be >= 0, got {token_budget}")
-    if any(r < 0 for r in ratios.values()) or sum(ratios.values()) <= 0:
-        raise ValueError(f"ratios must be >= 0 with a positive sum, got {dict(ratios)}")
-    if max_epochs < 1:
-        raise ValueError(f"max_epochs must be >= 1, got {max_epochs}")
-    total_ratio = float(sum(ratios.values()))
-    target_ratios = {c: r / total_ratio for c, r in ratios.items()}
-    stats = StepStats("select_mixture")
-
-    def source(cat: str) -> Iterable[dict[str, Any]]:
-        if callable(docs_by_category):
-            return docs_by_category(cat)
-        return docs_by_category.get(cat, [])
-
-    # Pass 1: plan on (key, doc_id, n_tokens) only.
-    plan: dict[str, list[tuple[Any, int]]] = {}  # category -> [(doc_id, epoch)]
-    per_cat: dict[str, dict[str, Any]] = {}
-    notes: list[str] = []
-    for cat, ratio in target_ratios.items():
-        sizes: dict[Any, int] = {}
-        for doc in source(cat):
-            doc_id = doc.get("doc_id")
-            if doc_id is None:
-                stats.drop("missing_doc_id", f"{cat}: {str(doc)[:120]}")
-            elif doc_id in sizes:
-                stats.drop("duplicate_doc_id", f"{cat}: {doc_id}")
-            else:
-                sizes[doc_id] = int(estimate_tokens(doc))
-                stats.keep()
-        available = sum(sizes.values())
-        target = int(token_budget * ratio)
-        chosen: list[tuple[Any, int]] = []
-        if available <= target:
-            chosen = [(d, 0) for d in sizes]
-            taken = available
-            if allow_repeat and available > 0:
-                full = int(min(target // available, math.floor(max_epochs)))
-                chosen = [(d, e) for e in range(full) for d in sizes]
-                taken = full * available
-                room = min(target - taken, int((max_epochs - full) * available))
-                if room > 0:
-                    items = [(_key(seed, cat, full, d), d, n) for d, n in sizes.items()]
-                    extra, n_extra = _first_fit(items, room)
-                    chosen += [(d, full) for d in extra]
-                    taken += n_extra
-        else:
-            items = [(_key(seed, cat, 0, d), d, n) for d, n in sizes.items()]
-            ids, taken = _first_fit(items, target)
-            chosen = [(d, 0) for d in ids]
-        plan[cat] = chosen
-        per_cat[cat] = {
-            "available_tokens": available,
-            "available_documents": len(sizes),
-            "target_tokens": target,
-            "selected_tokens": taken,
-            "selected_documents": len(chosen),
-            "epochs": round(taken / available, 4) if available else 0.0,
-            "shortfall_tokens": max(0, target - taken),
-            "short": available < target,
-        }
-        if available < target:
-            how = f"repeated to {per_cat[cat]['epochs']} epochs" if allow_repeat else "took all of it"
-            notes.append(
-                f"category {cat!r} has {available} tokens < target {target}: {how}; "
-                f"shortfall {per_cat[cat]['shortfall_tokens']} tokens"
-            )
-
-    # Pass 2: fetch the chosen rows.
-    selected: list[tuple[int, dict[str, Any]]] = []
-    for cat, chosen in plan.items():
-        uses: dict[Any, list[int]] = defaultdict(list)
-        for doc_id, epoch in chosen:
-            uses[doc_id].append(epoch)
-        seen: set[Any] = set()
-        for doc in source(cat):
-            doc_id = doc.get("doc_id")
-            if doc_id in uses and doc_id not in seen:
-                seen.add(doc_id)
-                for epoch in uses[doc_id]:
-                    selected.append(
-                        (_key(seed, "order", cat, epoch, doc_id), {**doc, "category": cat, "epoch": epoch})
-                    )
-        if len(seen) != len(uses):
-            raise RuntimeError(
-                f"category {cat!r}: the document source returned different documents on the second pass"
-            )
-    selected.sort(key=lambda kv: kv[0])
-    rows = [doc for _, doc in selected]
-
-    n_sel = sum(c["selected_tokens"] for c in per_cat.values())
-    achieved = {c: (v["selected_tokens"] / n_sel if n_sel else 0.0) for c, v in per_cat.items()}
-    unused = sorted(set(docs_by_category) - set(ratios)) if isinstance(docs_by_category, Mapping) else []
-    if unused:
-        notes.append(f"categories without a ratio were not used: {unused}")
-    report = {
-        "seed": seed,
-        "token_budget": token_budget,
-        "allow_repeat": allow_repeat,
-        "max_epochs": max_epochs,
-        "target_ratios": target_ratios,
-        "achieved_ratios": achieved,
-        "n_tokens_selected": n_sel,
-        "n_documents_selected": len(rows),
-        "categories": per_cat,
-        "unused_categories": unused,
-        "notes": notes,
-        "dropped": stats.as_dict(),
+def _spans(starts: np.ndarray, sizes: np.ndarray, shard_tokens: int) -> dict[str, np.ndarray]:
+    """Split every use ``[start, start + size)`` of the packed stream at shard boundaries."""
+    ends = starts + sizes
+    first, last = starts // shard_tokens, (ends - 1) // shard_tokens
+    n_pieces = last - first + 1
+    use = np.repeat(np.arange(starts.size), n_pieces)
+    # the piece's rank within its use: 0 in the use's first shard, 1 in the next, ...
+    rank = np.arange(use.size) - np.repeat(np.cumsum(n_pieces) - n_pieces, n_pieces)
+    shard = first[use] + rank
+    lo = np.maximum(starts[use], shard * shard_tokens)
+    hi = np.minimum(ends[use], (shard + 1) * shard_tokens)
+    return {
+        "use": use,
+        "shard": shard,
+        "offset": lo - shard * shard_tokens,
+        "length": hi - lo,
+        "doc_start": lo - starts[use],
     }
-    for note in notes:
-        log.warning("select_mixture: %s", note)
-    return rows, report
 
 
-class _ShardWriter:
-    """Streams token arrays into ``shard_NNNNN.bin`` files of exactly ``shard_tokens`` ids (last one shorter)."""
+class _UseReader:
+    """The token ids of planned uses, from memory-mapped spool parts (opened once each)."""
 
-    def __init__(self, out_dir: Path, shard_tokens: int, dtype: np.dtype):
-        self.out_dir, self.shard_tokens, self.dtype = out_dir, shard_tokens, dtype
-        self.shards: list[dict[str, Any]] = []
-        self._fh = None
-        self._hash = None
-        self._n = 0
+    def __init__(self, plan: PackPlan, eos_id: int):
+        self.plan, self.eos_id = plan, eos_id
+        self._maps: dict[tuple[int, int], np.ndarray] = {}
+        self._part = [sp.index["part"].to_numpy() for sp in plan.spools]
+        self._start = [sp.index["start"].to_numpy() for sp in plan.spools]
+        self._size = [sp.n_tokens for sp in plan.spools]
 
-    def _open(self) -> None:
-        name = f"shard_{len(self.shards):05d}.bin"
-        self._fh = open(self.out_dir / name, "wb")  # noqa: SIM115 - closed in _close
-        self._name, self._hash, self._n = name, hashlib.sha256(), 0
-
-    def _close(self) -> None:
-        if self._fh is None:
-            return
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
-        self.shards.append({"path": self._name, "n_tokens": self._n, "sha256": self._hash.hexdigest()})
-        self._fh = None
-
-    def write(self, ids: np.ndarray) -> None:
-        arr = np.ascontiguousarray(ids, dtype=self.dtype.newbyteorder("<"))
-        while arr.size:
-            if self._fh is None:
-                self._open()
-            room = self.shard_tokens - self._n
-            part, arr = arr[:room], arr[room:]
-            data = part.tobytes()
-            self._fh.write(data)
-            self._hash.update(data)
-            self._n += part.size
-            if self._n == self.shard_tokens:
-                self._close()
-
-    def finish(self) -> list[dict[str, Any]]:
-        self._close()
-        return self.shards
+    def tokens(self, k: int) -> np.ndarray:
+        s, r = int(self.plan.spool[k]), int(self.plan.row[k])
+        part = int(self._part[s][r])
+        data = self._maps.get((s, part))
+        if data is None:
+            data = self._maps[(s, part)] = self.plan.spools[s].part(part)
+        start = int(self._start[s][r])
+        ids = data[start : start + int(self._size[s][r])]
+        if self.plan.truncated[k]:
+            n = int(self.plan.n_tokens[k])
+            ids = np.concatenate([ids[: n - 1], np.asarray([self.eos_id], dtype=ids.dtype)])
+        return ids
 
 
-def _encode_batch(backend: Any, texts: list[str]) -> list[list[int]]:
-    encode = getattr(backend, "encode_batch_fast", None) or backend.encode_batch
-    return [e.ids for e in encode(texts, add_special_tokens=False)]
+def _shard_done(shards_dir: Path, i: int) -> dict[str, Any] | None:
+    marker = shards_dir / f"shard_{i:05d}.json"
+    if not marker.is_file():
+        return None
+    entry = json.loads(marker.read_text())
+    path = shards_dir / entry["path"]
+    return entry if path.is_file() and path.stat().st_size == entry["n_tokens"] * entry["itemsize"] else None
+
+
+def _write_shard(
+    shards_dir: Path, i: int, lo: int, hi: int, starts: np.ndarray, reader: _UseReader, dtype: np.dtype
+) -> dict[str, Any]:
+    name = f"shard_{i:05d}.bin"
+    tmp = shards_dir / f".{name}.tmp"
+    h = hashlib.sha256()
+    ends = starts + reader.plan.n_tokens
+    k = int(np.searchsorted(ends, lo, side="right"))
+    with open(tmp, "wb") as fh:
+        while k < starts.size and starts[k] < hi:
+            s = int(starts[k])
+            ids = reader.tokens(k)
+            piece = np.ascontiguousarray(ids[max(lo - s, 0) : min(hi - s, ids.size)], dtype=dtype)
+            data = piece.tobytes()
+            fh.write(data)
+            h.update(data)
+            k += 1
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, shards_dir / name)
+    entry = {"path": name, "n_tokens": hi - lo, "sha256": h.hexdigest(), "itemsize": dtype.itemsize}
+    atomic_write_json(shards_dir / f"shard_{i:05d}.json", entry)
+    return entry
+
+
+def write_packed(
+    plan: PackPlan,
+    encoder: TokenEncoder,
+    out_dir: str | os.PathLike[str],
+    *,
+    shard_tokens: int = DEFAULT_SHARD_TOKENS,
+    sampling: str | None = None,
+    sources: Mapping[str, dict[str, Any]] | None = None,
+    on_shard: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Copy the planned uses into shards of exactly ``shard_tokens`` ids (the last one shorter),
+    resuming the shards a killed run finished; write the lineage sidecars and the manifest, swap
+    the directory into ``out_dir`` and return the manifest. ``on_shard(i)`` runs after shard ``i``
+    is written (progress; tests use it to stop a run midway)."""
+    if shard_tokens <= 0:
+        raise ValueError("shard_tokens must be positive")
+    out_dir = Path(out_dir)
+    shards_dir = work_dir_for(out_dir) / "shards"
+    key = {"plan": plan.digest(), "tokenizer": encoder.digest, "shard_tokens": shard_tokens}
+    key_path = shards_dir / "plan.json"
+    if key_path.is_file() and json.loads(key_path.read_text()) != key:
+        shutil.rmtree(shards_dir)
+    shards_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(key_path, key)
+
+    sizes = plan.n_tokens.astype(np.int64)
+    starts = np.cumsum(sizes) - sizes
+    n_tokens = int(sizes.sum())
+    reader = _UseReader(plan, encoder.eos_id)
+    shards: list[dict[str, Any]] = []
+    written = 0
+    for i in range(-(-n_tokens // shard_tokens)):
+        entry = _shard_done(shards_dir, i)
+        if entry is None:
+            lo, hi = i * shard_tokens, min((i + 1) * shard_tokens, n_tokens)
+            entry = _write_shard(shards_dir, i, lo, hi, starts, reader, encoder.dtype)
+            written += 1
+            if on_shard is not None:
+                on_shard(i)
+        shards.append({k: entry[k] for k in ("path", "n_tokens", "sha256")})
+
+    # Lineage: every piece of every use, and each packed document's lineage row.
+    sp = _spans(starts, sizes, shard_tokens)
+    use = sp["use"]
+    doc_ids = (
+        np.concatenate([s.index["doc_id"].to_numpy(zero_copy_only=False) for s in plan.spools])
+        if plan.spools
+        else np.empty(0, object)
+    )
+    cats = (
+        np.concatenate([s.index["category"].to_numpy(zero_copy_only=False) for s in plan.spools])
+        if plan.spools
+        else np.empty(0, object)
+    )
+    offsets = np.cumsum([0] + [s.index.num_rows for s in plan.spools])
+    flat = offsets[plan.spool] + plan.row  # index into the concatenated spool indexes
+    spans = pa.table(
+        {
+            "shard": pa.array(sp["shard"], pa.int32()),
+            "offset": pa.array(sp["offset"], pa.int64()),
+            "length": pa.array(sp["length"], pa.int64()),
+            "doc_id": pa.array(doc_ids[flat[use]], pa.string()),
+            "category": pa.array(cats[flat[use]], pa.string()),
+            "epoch": pa.array(plan.epoch[use], pa.int32()),
+            "doc_token_start": pa.array(sp["doc_start"], pa.int64()),
+            "is_truncated": pa.array(plan.truncated[use], pa.bool_()),
+        },
+        schema=SPANS_SCHEMA,
+    )
+    pq.write_table(spans, shards_dir / SPANS_NAME, compression="zstd")
+    index = (
+        pa.concat_tables([s.index.select(DOCUMENTS_SCHEMA.names) for s in plan.spools])
+        if plan.spools
+        else DOCUMENTS_SCHEMA.empty_table()
+    )
+    pq.write_table(index.take(pa.array(np.unique(flat))), shards_dir / DOCUMENTS_NAME, compression="zstd")
+
+    by_cat: dict[str, int] = dict.fromkeys(CORE_CATEGORIES, 0)
+    use_cats = cats[flat]
+    for cat in sorted(set(use_cats.tolist())):
+        by_cat[cat] = int(sizes[use_cats == cat].sum())
+    manifest = Manifest(
+        dtype=encoder.dtype.name,
+        eos_id=encoder.eos_id,
+        vocab_size=encoder.vocab_size,
+        tokenizer_dir=encoder.tokenizer_dir,
+        n_tokens=n_tokens,
+        shards=shards,
+        n_documents=int(sizes.size),
+        tokens_by_category=by_cat,
+        fingerprint=fingerprint(FORMAT, encoder.digest, shard_tokens, [s["sha256"] for s in shards]),
+        sampling=sampling,
+        sources=dict(sources or {}),
+        lineage={"spans": SPANS_NAME, "documents": DOCUMENTS_NAME},
+    ).to_json()
+    atomic_write_json(shards_dir / MANIFEST_NAME, manifest)
+    for extra in [key_path, *shards_dir.glob("shard_*.json")]:
+        extra.unlink()
+    _swap_in(shards_dir, out_dir)
+    shutil.rmtree(work_dir_for(out_dir), ignore_errors=True)
+    log.info(
+        "packed %d uses, %d tokens, %d shards (%d written, %d resumed) -> %s",
+        sizes.size, n_tokens, len(shards), written, len(shards) - written, out_dir,
+    )  # fmt: skip
+    return manifest
 
 
 def pack_documents(
@@ -252,81 +300,26 @@ def pack_documents(
     tokenizer_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
     *,
-    shard_tokens: int = 2**24,
-    batch_size: int = 256,
+    shard_tokens: int = DEFAULT_SHARD_TOKENS,
     stats: StepStats | None = None,
+    on_shard: Callable[[int], None] | None = None,
+    part_rows: int = PART_ROWS,
 ) -> dict[str, Any]:
-    """Tokenize ``docs`` (``doc_id``, ``category``, ``text``) into packed shards; return the manifest.
+    """Tokenize ``docs`` (``doc_id``, ``category``, ``text``, lineage columns) into packed shards in
+    input order, each document followed by EOS; return the manifest.
 
-    Documents are written in input order, each followed by ``eos_id``; shards hold exactly
-    ``shard_tokens`` ids except the last, so a document may continue in the next shard (a reader
-    concatenates shards in manifest order). Ids are uint16 when ``len(tokenizer) <= 65535``, else
-    uint32. ``tokens_by_category`` counts each document's ids plus its EOS, so it sums to
-    ``n_tokens``. Text is encoded with added tokens matched, so a chat-formatted trajectory gets
-    its control tokens as single ids (a literal ``<|endoftext|>`` in text becomes a separator).
-    Rows without text or category are dropped and counted in ``stats``. Everything is written to a
-    temporary sibling directory that replaces ``out_dir`` only when complete; memory holds one
-    batch at a time.
+    Shards hold exactly ``shard_tokens`` ids except the last, so a document may continue in the
+    next shard (a reader concatenates shards in manifest order). Ids are uint16 when
+    ``len(tokenizer) <= 65535``, else uint32. ``tokens_by_category`` counts each document's ids
+    plus its EOS, so it sums to ``n_tokens``. Text is encoded with added tokens matched (a literal
+    ``<|endoftext|>`` in text becomes a separator). Rows without ``doc_id``, text or category are
+    dropped and counted in ``stats``. A killed run resumes from its finished spool parts and
+    shards; ``out_dir`` is replaced only when complete.
     """
-    from transformers import AutoTokenizer
-
-    if shard_tokens <= 0 or batch_size <= 0:
-        raise ValueError("shard_tokens and batch_size must be positive")
-    stats = stats if stats is not None else StepStats("pack_documents")
-    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-    if tok.eos_token_id is None:
-        raise ValueError(f"tokenizer at {tokenizer_dir} has no eos_token")
-    eos_id, vocab_size = int(tok.eos_token_id), len(tok)
-    dtype = np.dtype(dtype_for_vocab(vocab_size))
-    backend = tok.backend_tokenizer
-    by_cat: dict[str, int] = dict.fromkeys(CORE_CATEGORIES, 0)
-    n_docs = 0
-
-    with atomic_directory(out_dir) as tmp:
-        writer = _ShardWriter(tmp, shard_tokens, dtype)
-
-        def flush(batch: list[tuple[str, str]]) -> None:
-            nonlocal n_docs
-            for (cat, _), ids in zip(batch, _encode_batch(backend, [t for _, t in batch]), strict=True):
-                ids.append(eos_id)
-                writer.write(np.asarray(ids, dtype=dtype))
-                by_cat[cat] = by_cat.get(cat, 0) + len(ids)
-                n_docs += 1
-
-        batch: list[tuple[str, str]] = []
-        for doc in docs:
-            text, cat = doc.get("text"), doc.get("category")
-            if not isinstance(text, str) or not text:
-                stats.drop("empty_or_missing_text", doc.get("doc_id"))
-                continue
-            if not isinstance(cat, str) or not cat:
-                stats.drop("missing_category", doc.get("doc_id"))
-                continue
-            stats.keep()
-            batch.append((cat, text))
-            if len(batch) >= batch_size:
-                flush(batch)
-                batch = []
-        if batch:
-            flush(batch)
-        shards = writer.finish()
-        n_tokens = sum(s["n_tokens"] for s in shards)
-        manifest = Manifest(
-            dtype=dtype.name,
-            eos_id=eos_id,
-            vocab_size=vocab_size,
-            tokenizer_dir=str(tokenizer_dir),
-            n_tokens=n_tokens,
-            shards=shards,
-            n_documents=n_docs,
-            tokens_by_category=by_cat,
-            fingerprint=fingerprint(
-                FORMAT, file_digest(tokenizer_dir), shard_tokens, [s["sha256"] for s in shards]
-            ),
-        ).to_json()
-        atomic_write_json(tmp / MANIFEST_NAME, manifest)
-    log.info("packed %d documents, %d tokens, %d shards -> %s", n_docs, n_tokens, len(shards), out_dir)
-    return manifest
+    encoder = TokenEncoder(tokenizer_dir)
+    work = work_dir_for(out_dir)
+    spool, _ = encode_to_spool(docs, encoder, work / "spool", stats=stats, part_rows=part_rows)
+    return write_packed(PackPlan.whole(spool), encoder, out_dir, shard_tokens=shard_tokens, on_shard=on_shard)
 
 
 def iter_token_windows(packed_dir: str | os.PathLike[str], seq_len: int) -> Iterator[np.ndarray]:

@@ -3,7 +3,9 @@
 One process, one event loop. A dispatcher keeps up to ``max_concurrency`` fetches in flight,
 takes queued URLs in (depth, discovery) order, and commits each outcome as it completes, so the
 store is the only writer of its file and a kill loses at most the pages in flight. HTML parsing is
-CPU-bound and runs inline or in a process pool (``extract_workers``). Typical use::
+CPU-bound and runs inline or in a process pool (``extract_workers``, spawned workers that die
+with this process). A page whose extraction raises, or whose worker dies twice, is a failed URL
+with its reason (``extract_error`` / ``extract_worker_died``), never a stopped crawl. Typical use::
 
     cfg = CrawlConfig(seeds=("https://docs.python.org/3/",), max_depth=3)
     crawler = Crawler(cfg, "crawl.duckdb", api_rows=forge.sources.webdocs.signature_rows)
@@ -19,6 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,7 @@ import httpx
 
 from contracts.tables import API_OPERATIONS, DOCUMENTS, DROPPED_ROWS
 from forge.core.io import sha256_text, write_parquet
+from forge.core.parallel import worker_pool
 from forge.core.stats import StepStats
 from forge.crawler.config import CrawlConfig
 from forge.crawler.extract import extract_page
@@ -65,6 +69,36 @@ def extract_for_store(html: str, url: str, api_rows: ApiRows | None, source: str
         "text": page.text, "title": page.title, "links": page.links, "canonical": page.canonical,
         "noindex": page.noindex, "apis": json.dumps(rows), "n_apis": len(rows),
     }  # fmt: skip
+
+
+class _WorkerDied(RuntimeError):
+    """The extraction worker died on a page twice (killed, out of memory, a crash in C code)."""
+
+
+class _ExtractPool:
+    """The extraction process pool of one run, rebuilt when a worker dies: the page whose worker
+    died is tried once more in the new pool, then failed (``extract_worker_died``)."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.pool: ProcessPoolExecutor = worker_pool(workers)
+
+    async def extract(self, args: tuple[Any, ...]) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        for attempt in range(2):
+            pool = self.pool
+            try:
+                return await loop.run_in_executor(pool, extract_for_store, *args)
+            except BrokenProcessPool as exc:
+                if self.pool is pool:  # the first page to notice rebuilds it; the others reuse it
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    self.pool = worker_pool(self.workers)
+                if attempt == 1:
+                    raise _WorkerDied(f"extraction worker died twice: {exc}") from None
+        raise AssertionError("unreachable")
+
+    def shutdown(self, cancel_futures: bool = True) -> None:
+        self.pool.shutdown(cancel_futures=cancel_futures)
 
 
 class Crawler:
@@ -120,7 +154,7 @@ class Crawler:
         fetched = self.store.counters(run_id).get("pages_fetched", 0)
         t0, cpu0 = time.perf_counter(), time.process_time()
         events: Counter = Counter()
-        pool = ProcessPoolExecutor(cfg.extract_workers) if cfg.extract_workers > 0 else None
+        pool = _ExtractPool(cfg.extract_workers) if cfg.extract_workers > 0 else None
         tasks: dict[asyncio.Task, str] = {}
         committed, stopped = 0, False
         try:
@@ -165,7 +199,7 @@ class Crawler:
         counters.update(o.pop("counters"))
         self.store.complete(run_id, counters=counters, **o)
 
-    async def _process(self, fetcher: SafeFetcher, pool: ProcessPoolExecutor | None, url: str, depth: int,
+    async def _process(self, fetcher: SafeFetcher, pool: _ExtractPool | None, url: str, depth: int,
                        parent: str | None) -> dict[str, Any]:  # fmt: skip
         """Fetch and extract one URL; return the keyword arguments of ``CrawlStore.complete``."""
         cfg = self.config
@@ -214,10 +248,18 @@ class Crawler:
             cfg.license,
             fetched_at,
         )
-        if pool is not None:
-            ex = await asyncio.get_running_loop().run_in_executor(pool, extract_for_store, *args)
-        else:
-            ex = extract_for_store(*args)
+        try:
+            ex = await pool.extract(args) if pool is not None else extract_for_store(*args)
+        except _WorkerDied as exc:
+            out.update(state="failed", reason="extract_worker_died", detail=f"{url}: {exc}")
+            return out
+        except Exception as exc:  # malformed HTML that breaks the parser: this page's failure only
+            out.update(
+                state="failed",
+                reason="extract_error",
+                detail=f"{url}: {type(exc).__name__}: {str(exc)[:200]}",
+            )
+            return out
         self._add_links(out, ex["links"], depth)
         uri = res.final_url
         if ex["canonical"] and ex["canonical"] != uri and cfg.in_scope(ex["canonical"]):

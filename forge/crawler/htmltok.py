@@ -10,7 +10,9 @@ library parser (``selectolax``) would be the next step if it is ever added to th
 
 Leniency matches what extraction needs: comments, doctypes and processing instructions are
 dropped, ``<script>``/``<style>`` bodies are raw text up to their end tag, a ``<`` that starts
-no tag is text, unterminated constructs end at the end of the document. It builds no tree.
+no tag is text, a tag that never closes (an unpaired quote) is dropped up to the next ``>``,
+unterminated constructs end at the end of the document. It builds no tree; time is linear in the
+page, whatever its quotes.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import re
 from html import unescape
 from typing import Any
 
-_TAG = re.compile(r"""(/?)([A-Za-z][A-Za-z0-9:_.-]*)((?:[^>"']|"[^"]*"|'[^']*')*)>""")
+# Possessive quantifiers: a failed match never backtracks through a huge attribute (no regex stack).
+_TAG = re.compile(r"""(/?)([A-Za-z][A-Za-z0-9:_.-]*+)((?:[^>"']++|"[^"]*+"|'[^']*+')*+)>""")
+_TAG_NAME = re.compile(r"/?[A-Za-z]")
 _SPECIAL = re.compile(r"!--.*?(?:--!?>|\Z)|![^>]*(?:>|\Z)|\?[^>]*(?:>|\Z)", re.S)
 _ATTR = re.compile(r"""([^\s=/>"']+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?""")
 _RAW_END = {t: re.compile(rf"</{t}\s*>", re.I) for t in ("script", "style")}
@@ -38,7 +42,7 @@ def tokenize(html: str, handler: Any) -> None:
     """Feed ``html`` to ``handler``'s ``handle_starttag`` / ``handle_endtag`` / ``handle_data``."""
     start, end, data = handler.handle_starttag, handler.handle_endtag, handler.handle_data
     pos, n = 0, len(html)
-    find, tag_match, special_match = html.find, _TAG.match, _SPECIAL.match
+    find, tag_match, special_match, name_match = html.find, _TAG.match, _SPECIAL.match, _TAG_NAME.match
     while pos < n:
         i = find("<", pos)
         if i < 0:
@@ -53,6 +57,14 @@ def tokenize(html: str, handler: Any) -> None:
             s = special_match(html, i + 1)
             if s is not None:
                 pos = s.end()
+            elif name_match(html, i + 1):
+                # A tag that never ends: its quote has no partner, so the match ran to the end of
+                # the document. Drop it up to the next ">" (or the end) rather than retrying from
+                # every later "<", which made hostile pages quadratic (minutes for 1 MB).
+                close = find(">", i + 1)
+                if close < 0:
+                    return
+                pos = close + 1
             else:
                 data("<")
                 pos = i + 1

@@ -1,14 +1,20 @@
-"""General code and text for the mixture, from what is on this machine (no network).
+"""General code and text for the mixture: this machine's Python, and registry packages read as archives.
 
 Rows match ``contracts.tables.GENERAL_DOCUMENTS`` (one row per file, per package README, or per
-module's docstrings). Order is deterministic (sorted paths / names), so the same environment
-gives the same rows. Nothing is imported to read it: code is read as files, docstrings through
-``ast``, READMEs through ``importlib.metadata``.
+module's docstrings). Order is deterministic (sorted paths / names, archive order), so the same
+environment and package versions give the same rows. Nothing is imported or installed to read it:
+code is read as files, docstrings through ``ast``, READMEs through ``importlib.metadata``, packages
+as archives.
 
 Roots for code: ``"stdlib"`` (the running Python's standard library, without test suites,
-``site-packages`` and IDLE/turtledemo), ``"package:<distribution or import name>"``, or a
-directory. Sources for text: ``"package_metadata"``, ``"module_docstrings"``, or a directory of
-``.txt`` / ``.md`` / ``.rst`` files.
+``site-packages`` and IDLE/turtledemo), ``"package:<installed distribution or import name>"``, a
+directory, or a registry package: ``"pypi:<requirement>"`` (a wheel), ``"pypi-sdist:<requirement>"``,
+``"npm:<spec>"``, or a local ``.whl`` / ``.tar.gz`` / ``.tgz`` archive (``forge.sources.packages``).
+Sources for text: ``"package_metadata"``, ``"module_docstrings"``, a directory of ``.txt`` / ``.md``
+/ ``.rst`` files, ``"deb:<package>"`` or a local ``.deb`` (Debian documentation: manuals, info,
+man pages, HTML; ``forge.sources.debian``), or a PyPI/npm package's documentation files.
+Downloads are cached under the ``cache_dir`` the asset passes (``$HEPHAESTUS_HOME/cache``); a
+package that cannot be fetched or read is a counted ``package_unavailable`` skip with its reason.
 
 The two stages (:data:`CODE_STAGE`, :data:`TEXT_STAGE`) read them, apply the quality filters and
 write ``raw.code_documents`` / ``raw.text_documents``; every dropped file is listed in
@@ -27,12 +33,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import field_validator
+
 from contracts import tables as schemas
 from forge.core.ids import doc_id
 from forge.core.io import sha256_text, write_parquet
 from forge.core.report import dropped_rows, stats_meta
 from forge.core.stage import Stage, StageConfig
 from forge.core.stats import StepStats
+from forge.sources.packages import CODE_LANGUAGES, PackageError, PackageRef, parse_ref
 
 #: Directory names under the stdlib that are test suites or tools, not library code.
 STDLIB_EXCLUDED_DIRS = frozenset(
@@ -92,12 +101,9 @@ def _distribution(name: str) -> md.Distribution | None:
 
 
 def _dist_license(dist: md.Distribution) -> str:
-    meta = dist.metadata
-    lic = meta.get("License-Expression") or meta.get("License") or ""
-    if not lic.strip() or len(lic) > 100:  # some put the whole licence text in the field
-        classifiers = [c.split("::")[-1].strip() for c in meta.get_all("Classifier") or [] if "License" in c]
-        lic = classifiers[0] if classifiers else ""
-    return lic.strip()[:100] or "unknown"
+    from forge.sources.packages import metadata_license
+
+    return metadata_license(dist.metadata)  # type: ignore[arg-type]
 
 
 def _code_root(root: str, stats: StepStats) -> tuple[str, list[Path], str]:
@@ -128,13 +134,63 @@ def _code_root(root: str, stats: StepStats) -> tuple[str, list[Path], str]:
     return "local_code", sorted(base.resolve().rglob("*.py")), "unknown"
 
 
+def _package_rows(
+    ref: PackageRef,
+    kind: str,
+    *,
+    cache_dir: Path | None,
+    languages: frozenset[str],
+    max_bytes: int,
+    stats: StepStats,
+) -> Iterator[dict[str, Any]]:
+    """Rows of one registry package (code or documentation files); a package that cannot be
+    fetched or read is a counted ``package_unavailable`` skip (rows read before a mid-archive
+    error stay)."""
+    from forge.sources.packages import archive_license, fetch_archive, iter_package_files
+
+    try:
+        archive = fetch_archive(ref, cache_dir)
+        if ref.registry == "deb":
+            yield from _debian_rows(ref, archive, cache_dir, max_bytes, stats)
+            return
+        license_ = archive_license(ref, archive)
+        prefix = f"{ref.registry.removesuffix('-sdist')}:{archive.name}!/"
+        for member, language, text in iter_package_files(
+            ref, archive, kind, languages=languages, max_bytes=max_bytes, stats=stats
+        ):  # type: ignore[arg-type]
+            title = member.rsplit("/", 1)[-1]
+            yield _row(ref.label, prefix + member, title, language, text, license_)
+    except PackageError as exc:
+        stats.drop("package_unavailable", f"{ref.registry}:{ref.spec}: {exc}")
+
+
+def _debian_rows(
+    ref: PackageRef, deb: Path, cache_dir: Path | None, max_bytes: int, stats: StepStats
+) -> Iterator[dict[str, Any]]:
+    import tempfile
+
+    from forge.sources.debian import copyright_license, extract_deb, iter_tree_documents, package_name
+
+    with tempfile.TemporaryDirectory(prefix="deb-") as scratch:
+        tree = extract_deb(deb, Path(cache_dir) / "debian-tree" if cache_dir else Path(scratch))
+        name = package_name(tree, deb)
+        license_ = copyright_license(tree, name)
+        for rel, title, text in iter_tree_documents(tree, max_bytes, stats):
+            yield _row(f"deb:{name}", f"deb:{deb.name}!/{rel}", title, "en", text, license_)
+
+
 def iter_code_documents(
     roots: list[str],
     max_files: int | None = None,
     max_bytes_per_file: int = 200_000,
     stats: StepStats | None = None,
+    *,
+    cache_dir: Path | None = None,
+    languages: frozenset[str] = frozenset(CODE_LANGUAGES.values()),
 ) -> Iterator[dict[str, Any]]:
-    """One row per ``.py`` file under each root (see module docstring), ``language="python"``.
+    """One row per code file under each root (see module docstring): ``.py`` files of local roots
+    (``language="python"``), and the ``languages`` files of registry packages (by suffix,
+    ``forge.sources.packages.CODE_LANGUAGES``; minified bundles left out).
 
     Files over ``max_bytes_per_file`` bytes, undecodable (not UTF-8) files and empty files are
     counted drops. ``max_files`` bounds the rows over all roots.
@@ -142,6 +198,22 @@ def iter_code_documents(
     stats = stats if stats is not None else StepStats("code_documents")
     n = 0
     for root in roots:
+        ref = parse_ref(root)
+        if ref is not None:
+            for row in _package_rows(
+                ref,
+                "code",
+                cache_dir=cache_dir,
+                languages=languages,
+                max_bytes=max_bytes_per_file,
+                stats=stats,
+            ):
+                if max_files is not None and n >= max_files:
+                    return
+                stats.keep()
+                n += 1
+                yield row
+            continue
         source, files, license_ = _code_root(root, stats)
         for path in files:
             if max_files is not None and n >= max_files:
@@ -184,8 +256,15 @@ def module_docstrings_text(path: Path) -> str:
     return "\n\n".join(p for p in parts if p.strip())
 
 
-def _iter_text_source(src: str, stats: StepStats) -> Iterator[dict[str, Any]]:
-    if src == "package_metadata":
+def _iter_text_source(
+    src: str, stats: StepStats, cache_dir: Path | None = None, max_bytes: int = 2_000_000
+) -> Iterator[dict[str, Any]]:
+    ref = parse_ref(src)
+    if ref is not None:
+        yield from _package_rows(
+            ref, "text", cache_dir=cache_dir, languages=frozenset(), max_bytes=max_bytes, stats=stats
+        )
+    elif src == "package_metadata":
         dists = {d.metadata["Name"]: d for d in md.distributions() if d.metadata["Name"]}
         for name in sorted(dists, key=str.lower):
             dist = dists[name]
@@ -225,13 +304,19 @@ def _iter_text_source(src: str, stats: StepStats) -> Iterator[dict[str, Any]]:
 
 
 def iter_text_documents(
-    sources: list[str], max_docs: int | None = None, stats: StepStats | None = None
+    sources: list[str],
+    max_docs: int | None = None,
+    stats: StepStats | None = None,
+    *,
+    cache_dir: Path | None = None,
+    max_bytes_per_file: int = 2_000_000,
 ) -> Iterator[dict[str, Any]]:
-    """Natural-language documents from each source (see module docstring), ``language="en"``."""
+    """Natural-language documents from each source (see module docstring), ``language="en"``
+    (checked by the language filter, not assumed)."""
     stats = stats if stats is not None else StepStats("text_documents")
     n = 0
     for src in sources:
-        for row in _iter_text_source(src, stats):
+        for row in _iter_text_source(src, stats, cache_dir, max_bytes_per_file):
             if max_docs is not None and n >= max_docs:
                 return
             stats.keep()
@@ -239,46 +324,66 @@ def iter_text_documents(
             yield row
 
 
+def _check_entries(entries: list[str], allowed: tuple[str, ...]) -> list[str]:
+    """Every registry entry well formed and of an allowed registry (errors name the entry)."""
+    for entry in entries:
+        ref = parse_ref(entry)  # raises on "pypi:" with nothing after it
+        if ref is not None and ref.registry not in allowed:
+            raise ValueError(f"{entry!r}: {ref.registry} packages are not allowed here (only {allowed})")
+    return entries
+
+
 class CodeSourceConfig(StageConfig):
     """``sources.code``: which code roots, and how much of them."""
 
-    #: ``stdlib``, ``package:<name>`` or a directory (relative to the repository root)
+    #: ``stdlib``, ``package:<installed name>``, a directory (relative to the repository root),
+    #: ``pypi:<requirement>``, ``pypi-sdist:<requirement>``, ``npm:<spec>`` or a local archive
     roots: list[str] = ["stdlib"]
     #: at most this many files over all roots (None: all)
     max_files: int | None = None
     #: larger files are counted drops, in bytes
     max_bytes_per_file: int = 100_000
+    #: languages read from registry packages (local roots are Python only)
+    languages: list[str] = sorted(set(CODE_LANGUAGES.values()))
+
+    @field_validator("roots")
+    @classmethod
+    def _roots(cls, v: list[str]) -> list[str]:
+        return _check_entries(v, ("pypi", "pypi-sdist", "npm"))
+
+    @field_validator("languages")
+    @classmethod
+    def _languages(cls, v: list[str]) -> list[str]:
+        unknown = sorted(set(v) - set(CODE_LANGUAGES.values()))
+        if unknown:
+            raise ValueError(f"unknown languages {unknown}; known: {sorted(set(CODE_LANGUAGES.values()))}")
+        return v
 
 
 class TextSourceConfig(StageConfig):
     """``sources.text``: which text sources, and how many documents."""
 
-    #: ``package_metadata``, ``module_docstrings`` or a directory (relative to the repository root)
+    #: ``package_metadata``, ``module_docstrings``, a directory (relative to the repository root),
+    #: ``deb:<package>``, ``pypi:<requirement>``, ``pypi-sdist:<requirement>``, ``npm:<spec>``, or
+    #: a local archive (``.deb``, ``.whl``, ``.tar.gz``, ``.tgz``)
     sources: list[str] = ["module_docstrings"]
     #: at most this many documents over all sources (None: all)
     max_docs: int | None = None
+    #: larger files (before text extraction, gzip-compressed size for Debian's) are counted drops
+    max_bytes_per_file: int = 2_000_000
+
+    @field_validator("sources")
+    @classmethod
+    def _sources(cls, v: list[str]) -> list[str]:
+        return _check_entries(v, ("pypi", "pypi-sdist", "npm", "deb"))
 
 
 def general_filters(kind: str, min_chars: int) -> list:
-    """Quality filters for general documents. Code gets a looser symbol budget (operators and
-    brackets are not noise there) and the same bounds on minified lines and repetition."""
-    from forge.text.filters import (
-        ExactDedup,
-        MaxChars,
-        MaxLineLength,
-        MaxNonAlnumFraction,
-        MaxRepeatedLines,
-        MinChars,
-    )
+    """Quality filters for general documents (``forge.text.filters.filter_config``'s code or text
+    preset), then exact deduplication."""
+    from forge.text.filters import ExactDedup, filter_config
 
-    return [
-        MinChars(min_chars),
-        MaxChars(500_000),
-        MaxNonAlnumFraction(0.6 if kind == "code" else 0.5),
-        MaxLineLength(1000),
-        MaxRepeatedLines(0.5 if kind == "code" else 0.3),
-        ExactDedup(),
-    ]
+    return [*filter_config("code" if kind == "code" else "text", min_chars).filters(), ExactDedup()]
 
 
 def _write_documents(
@@ -301,30 +406,59 @@ def _write_documents(
             }
         )
 
+    by_source: dict[str, list[int]] = {}
+
+    def counted(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for row in rows:
+            tally = by_source.setdefault(row["source"], [0, 0])
+            tally[0] += 1
+            tally[1] += row["n_chars"]
+            yield row
+
     kept = apply_filters(docs, general_filters(kind, min_chars), filter_stats, on_drop=on_drop)
-    n = write_parquet(out_dir / "part-0.parquet", kept, schemas.GENERAL_DOCUMENTS)
+    n = write_parquet(out_dir / "part-0.parquet", counted(kept), schemas.GENERAL_DOCUMENTS)
     source_drops = list(dropped_rows(f"{kind}_documents", [src_stats]))
     write_parquet(
         out_dir.parent / "_dropped" / f"{kind}_documents.parquet",
         dropped + source_drops,
         schemas.DROPPED_ROWS,
     )
-    return {"n_rows": n, "drops": stats_meta(src_stats, filter_stats)}
+    return {
+        "n_rows": n,
+        "n_chars": sum(t[1] for t in by_source.values()),
+        # tokens estimated as characters / 4 (the corpus stage counts real tokens)
+        "est_tokens": sum(t[1] for t in by_source.values()) // 4,
+        "by_source": {s: {"n_docs": t[0], "n_chars": t[1]} for s, t in sorted(by_source.items())},
+        "drops": stats_meta(src_stats, filter_stats),
+    }
 
 
-def ingest_code_documents(cfg: CodeSourceConfig, *, min_chars: int, out_dir: Path) -> dict[str, Any]:
-    """Real local code -> ``out_dir/part-0.parquet`` (raw.code_documents), after the quality filters
-    (documents under ``min_chars`` characters dropped)."""
+def ingest_code_documents(
+    cfg: CodeSourceConfig, *, min_chars: int, out_dir: Path, cache_dir: Path | None = None
+) -> dict[str, Any]:
+    """Real code -> ``out_dir/part-0.parquet`` (raw.code_documents), after the quality filters
+    (documents under ``min_chars`` characters dropped); packages are downloaded into ``cache_dir``."""
     stats = StepStats("code_sources")
-    docs = iter_code_documents(cfg.roots, cfg.max_files, cfg.max_bytes_per_file, stats)
+    docs = iter_code_documents(
+        cfg.roots,
+        cfg.max_files,
+        cfg.max_bytes_per_file,
+        stats,
+        cache_dir=cache_dir,
+        languages=frozenset(cfg.languages),
+    )
     return _write_documents("code", docs, stats, min_chars, out_dir)
 
 
-def ingest_text_documents(cfg: TextSourceConfig, *, min_chars: int, out_dir: Path) -> dict[str, Any]:
-    """Real local text -> ``out_dir/part-0.parquet`` (raw.text_documents), after the quality filters
-    (documents under ``min_chars`` characters dropped)."""
+def ingest_text_documents(
+    cfg: TextSourceConfig, *, min_chars: int, out_dir: Path, cache_dir: Path | None = None
+) -> dict[str, Any]:
+    """Real text -> ``out_dir/part-0.parquet`` (raw.text_documents), after the quality filters
+    (documents under ``min_chars`` characters dropped); packages are downloaded into ``cache_dir``."""
     stats = StepStats("text_sources")
-    docs = iter_text_documents(cfg.sources, cfg.max_docs, stats)
+    docs = iter_text_documents(
+        cfg.sources, cfg.max_docs, stats, cache_dir=cache_dir, max_bytes_per_file=cfg.max_bytes_per_file
+    )
     return _write_documents("text", docs, stats, min_chars, out_dir)
 
 

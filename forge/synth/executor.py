@@ -149,6 +149,29 @@ def error_body(code: int, message: str, **extra: Any) -> str:
     return json.dumps({"error": {"code": code, "message": message, **extra}}, ensure_ascii=False)
 
 
+#: Markers the OpenAPI ingest leaves where a ``$ref`` could not be followed (forge.sources.openapi.refs).
+UNRESOLVED_MARKERS = ("x-unresolved-ref", "x-external-ref")
+
+
+def unresolved_part(schema: Any) -> str | None:
+    """The first ref a schema could not resolve (a dangling or external ``$ref``), or None.
+
+    A call is never counted as validated against such a schema: the part the spec left undefined
+    would accept anything. The walk is iterative (schemas can be deep) and stops at the first hit.
+    """
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for marker in UNRESOLVED_MARKERS:
+                if marker in node:
+                    return str(node[marker])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return None
+
+
 def describe_validation_error(err: jsonschema.ValidationError) -> tuple[str, str]:
     """(field path, human message) for the most relevant jsonschema error."""
     path = ".".join(str(p) for p in err.absolute_path)
@@ -211,6 +234,9 @@ class MockExecutor:
             schema = normalize_schema(json.loads(raw) if isinstance(raw, str) else raw)
             if not isinstance(schema, dict):
                 return None, "parameters is not a JSON object"
+            unresolved = unresolved_part(schema)
+            if unresolved is not None:  # validating against it would accept what the spec left undefined
+                return None, f"schema holds an unresolved $ref {unresolved[:160]}"
             cls = validator_for(schema, default=jsonschema.Draft7Validator)
             check_schema_cached(cls, schema)
             return cls(schema, format_checker=cls.FORMAT_CHECKER), None

@@ -56,22 +56,44 @@ class SynthesisConfig(StageConfig):
 
 
 def synthesize_trajectories(
-    cfg: SynthesisConfig, *, api_dirs: Sequence[Path], heldout_providers: Sequence[str], out_dir: Path
+    cfg: SynthesisConfig,
+    *,
+    heldout_providers: Sequence[str],
+    out_dir: Path,
+    warehouse: Path | None = None,
+    api_dirs: Sequence[Path] = (),
 ) -> dict[str, Any]:
-    """Executed, validated function-calling conversations from the ingested APIs, streamed to
-    ``out_dir/part-*.parquet`` chunk by chunk (memory stays flat as the count grows)."""
+    """Executed, validated function-calling conversations streamed to ``out_dir/part-*.parquet``
+    chunk by chunk (memory stays flat as the count grows).
+
+    The input is the warehouse's ``dim_apis`` when ``warehouse`` is given (the pipeline: an
+    operation merged across spec versions is synthesized once), else the raw API tables in
+    ``api_dirs`` (the command line, without a warehouse)."""
+    import tempfile
+
+    from forge.sources.dim_apis import export_dim_apis
     from forge.synth.parallel import synthesize_to_parquet
 
-    return synthesize_to_parquet(
-        list(api_dirs),
-        out_dir,
-        seed=cfg.seed,
-        per_api=cfg.per_api,
-        heldout_providers=list(heldout_providers),
-        workers=cfg.workers,
-        chunk_ops=cfg.chunk_ops,
-        generator=cfg.generator.as_dict(),
-    )
+    if (warehouse is None) == (not api_dirs):
+        raise ValueError("give either the warehouse (dim_apis) or the API table directories, not both")
+
+    def run(inputs: list[Path]) -> dict[str, Any]:
+        return synthesize_to_parquet(
+            inputs,
+            out_dir,
+            seed=cfg.seed,
+            per_api=cfg.per_api,
+            heldout_providers=list(heldout_providers),
+            workers=cfg.workers,
+            chunk_ops=cfg.chunk_ops,
+            generator=cfg.generator.as_dict(),
+        )
+
+    if warehouse is None:
+        return run(list(api_dirs))
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{out_dir.name}.", dir=out_dir.parent) as tmp:
+        return {**run([export_dim_apis(warehouse, Path(tmp) / "dim_apis.parquet")]), "input": "dim_apis"}
 
 
 SYNTHESIS_STAGE = Stage("trajectories", SynthesisConfig, synthesize_trajectories)

@@ -1,6 +1,7 @@
 """Benchmark decontamination by word n-gram overlap (the paper's "string matching against the corpus").
 
-Benchmark items (BFCL questions, held-out API docs, ...) are indexed as sets of word n-grams after
+Benchmark items (BFCL questions and function documents, HumanEval prompts and canonical solutions,
+held-out API docs; :func:`benchmark_index`) are indexed as sets of word n-grams after
 normalization (lowercase, punctuation removed); a corpus document is contaminated by an item when
 they share at least ``min_shared`` n-grams. Default ``n = 8``: long enough that common phrases do
 not match, short enough for BFCL questions (median ~21 words, ~10% under 8).
@@ -22,8 +23,10 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from forge.core.stage import Stage, StageConfig
 from forge.core.stats import StepStats
 
 DEFAULT_N = 8
@@ -164,3 +167,120 @@ def find_contamination(
                     "n_shared_ngrams": len(grams),
                     "example_ngram": " ".join(min(grams)),
                 }
+
+
+# --- the benchmarks the corpus is checked against -------------------------------------------------
+
+#: columns of ``fct_contamination``: ``benchmark`` (bfcl, humaneval, heldout_api) and ``reason`` (the
+#: part of the benchmark that matched: question, function_doc, prompt, canonical_solution, api_doc)
+CONTAMINATION_COLUMNS = ["doc_id", "benchmark", "reason", "item_id", "n_shared_ngrams", "example_ngram"]
+
+
+def function_doc_text(fn: Mapping[str, Any]) -> str:
+    """The words of one BFCL function document: its name (``math.factorial`` -> ``math factorial``),
+    description, and every parameter's name and description, nested properties included."""
+    parts = [str(fn.get("name") or ""), str(fn.get("description") or "")]
+
+    def walk(schema: Any) -> None:
+        if not isinstance(schema, Mapping):
+            return
+        for name, prop in (schema.get("properties") or {}).items():
+            parts.append(str(name))
+            if isinstance(prop, Mapping):
+                parts.append(str(prop.get("description") or ""))
+                walk(prop)
+                walk(prop.get("items"))
+
+    walk(fn.get("parameters"))
+    return " ".join(p for p in parts if p)
+
+
+def distinct_function_docs(functions_json: Iterable[str | None]) -> Iterator[tuple[str, str]]:
+    """``(item_id, text)`` of every distinct BFCL function document in the items' ``functions``
+    (JSON lists; the same function recurs across items). ``item_id`` is the function's name, with
+    ``#2``, ``#3``... when one name has several different documents. Unparsable JSON is skipped."""
+    import json
+
+    seen: dict[str, set[str]] = {}
+    for raw in functions_json:
+        try:
+            fns = json.loads(raw) if raw else []
+        except (TypeError, ValueError):
+            continue
+        for fn in fns if isinstance(fns, list) else [fns]:
+            if not isinstance(fn, Mapping):
+                continue
+            text = function_doc_text(fn)
+            name = str(fn.get("name") or "function")
+            texts = seen.setdefault(name, set())
+            if text in texts:
+                continue
+            texts.add(text)
+            yield (name if len(texts) == 1 else f"{name}#{len(texts)}"), text
+
+
+def benchmark_index(
+    n: int,
+    *,
+    bfcl_questions: Iterable[tuple[str, str]] = (),
+    bfcl_functions: Iterable[str | None] = (),
+    humaneval: Iterable[tuple[str, str, str]] = (),
+    heldout_apis: Iterable[tuple[str, str]] = (),
+) -> NgramIndex:
+    """One index over every benchmark text the corpus must not hold:
+
+    * BFCL questions ``(item_id, text)``: shorter than ``n`` words matched whole from 6 words up
+      (shorter ones are stock phrases every chat transcript repeats);
+    * BFCL function documents (each item's ``functions`` JSON), HumanEval ``(task_id, part, text)``
+      with part ``prompt`` or ``canonical_solution``, and held-out APIs ``(api_id, text)``: full
+      ``n``-grams only (short API phrases and one-line solutions recur in unrelated text and code).
+
+    Owners are ``("<benchmark>/<reason>", item_id)``; :func:`contamination_rows` splits them.
+    """
+    index = NgramIndex(n=n)
+    for item_id, text in bfcl_questions:
+        index.add(item_id, "bfcl/question", text, min_item_words=min(n, 6))
+    for item_id, text in distinct_function_docs(bfcl_functions):
+        index.add(item_id, "bfcl/function_doc", text, min_item_words=n)
+    for task_id, part, text in humaneval:
+        index.add(task_id, f"humaneval/{part}", text, min_item_words=n)
+    for api_id, text in heldout_apis:
+        index.add(api_id, "heldout_api/api_doc", text, min_item_words=n)
+    return index
+
+
+def contamination_rows(
+    docs: Iterable[Mapping[str, Any]], index: NgramIndex, min_shared: int = 1
+) -> Iterator[dict[str, Any]]:
+    """:func:`find_contamination` with the owner's ``benchmark/reason`` split into two columns
+    (:data:`CONTAMINATION_COLUMNS`)."""
+    for row in find_contamination(docs, index, min_shared):
+        benchmark, _, reason = row["benchmark"].partition("/")
+        yield {**row, "benchmark": benchmark, "reason": reason or "ngram"}
+
+
+class HumanEvalItemsConfig(StageConfig):
+    """No settings: every problem's prompt and canonical solution is benchmark text."""
+
+
+def write_humaneval_items(cfg: HumanEvalItemsConfig, *, problems_path: Path, out_dir: Path) -> dict[str, Any]:
+    """HumanEval's problems file -> ``out_dir/part-0.parquet`` (raw.humaneval_items): one row per
+    problem part (prompt, canonical solution), for decontamination. The asset passes the path (the
+    evaluation's copy: a local file or the downloaded wheel's); the file is read here through
+    ``contracts.humaneval``, never through the evaluation package."""
+    from contracts.humaneval import read_problems
+    from contracts.tables import HUMANEVAL_ITEMS
+    from forge.core.io import write_parquet
+
+    problems = read_problems(problems_path)
+    rows = [
+        {"item_id": p["task_id"], "part": part, "text": p[part], "source_uri": str(problems_path)}
+        for p in problems
+        for part in ("prompt", "canonical_solution")
+        if isinstance(p.get(part), str) and p[part].strip()
+    ]
+    n = write_parquet(out_dir / "part-0.parquet", rows, HUMANEVAL_ITEMS)
+    return {"n_rows": n, "n_problems": len(problems)}
+
+
+HUMANEVAL_ITEMS_STAGE = Stage("humaneval_items", HumanEvalItemsConfig, write_humaneval_items)

@@ -45,7 +45,7 @@ def render_api_doc(row: dict, *, with_header: bool = True) -> str:
     props = schema.get("properties") if isinstance(schema, dict) else None
     lines += ["", "Parameters:"]
     if isinstance(props, dict) and props:
-        required = set(schema.get("required") or []) if isinstance(schema.get("required"), list) else set()
+        required = set(map(str, schema["required"])) if isinstance(schema.get("required"), list) else set()
         for pname, sub in props.items():
             lines += _param_lines(pname, sub, pname in required, 0)
     else:
@@ -64,19 +64,27 @@ def render_api_doc(row: dict, *, with_header: bool = True) -> str:
 
 
 def _param_lines(name: str, schema: Any, required: bool, depth: int) -> list[str]:
+    """Markdown lines for one parameter and (two levels of) its properties. Specs are outside data:
+    any field may hold the wrong type, so each is read defensively rather than trusted."""
     schema = schema if isinstance(schema, dict) else {}
     t = schema.get("type")
-    kind = "/".join(t) if isinstance(t, list) else t or ("object" if "properties" in schema else "any")
-    if kind == "array" and isinstance(schema.get("items"), dict) and schema["items"].get("type"):
-        kind = f"array of {schema['items']['type']}"
+    kind = (
+        "/".join(map(str, t))
+        if isinstance(t, list)
+        else str(t or "") or ("object" if "properties" in schema else "any")
+    )
+    items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
+    if kind == "array" and items.get("type"):
+        kind = f"array of {items['type']}"
     bits = [kind, "required" if required else "optional"]
     if schema.get("format"):
         bits.append(f"format {schema['format']}")
-    desc = " ".join((schema.get("description") or "").split())[:300]
+    description = schema.get("description")
+    desc = " ".join(description.split())[:300] if isinstance(description, str) else ""
     line = f"{'  ' * depth}- `{name}` ({', '.join(bits)})" + (f": {desc}" if desc else "")
     notes = []
     if isinstance(schema.get("enum"), list):
-        notes.append("one of " + ", ".join(json.dumps(v) for v in schema["enum"][:20]))
+        notes.append("one of " + ", ".join(json.dumps(v, default=str) for v in schema["enum"][:20]))
     if "default" in schema:
         notes.append(f"default {json.dumps(schema['default'], default=str)}")
     for key in ("minimum", "maximum", "minLength", "maxLength", "pattern", "minItems", "maxItems"):
@@ -85,11 +93,12 @@ def _param_lines(name: str, schema: Any, required: bool, depth: int) -> list[str
     if notes:
         line += f" [{'; '.join(notes)}]"
     out = [line]
-    sub = schema.get("properties") or (schema.get("items") or {}).get("properties")
+    sub = schema.get("properties") or items.get("properties")
     if isinstance(sub, dict) and depth < 2:
-        req = schema.get("required") or (schema.get("items") or {}).get("required") or []
+        req = schema.get("required") or items.get("required") or []
+        req = set(map(str, req)) if isinstance(req, list) else set()
         for child, child_schema in list(sub.items())[:25]:
-            out += _param_lines(child, child_schema, child in req, depth + 1)
+            out += _param_lines(str(child), child_schema, str(child) in req, depth + 1)
     return out
 
 

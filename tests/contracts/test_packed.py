@@ -57,3 +57,16 @@ def test_dtype_follows_vocab_size():
 def test_writer_and_loader_share_the_one_definition():
     assert forge.corpus.packing.FORMAT is FORMAT
     assert forge.corpus.packing.read_manifest is read_manifest is training.data.read_manifest
+
+
+def test_older_manifest_without_lineage_reads_and_says_so(tmp_path):
+    from contracts.packed import locate_token
+
+    written = _write(tmp_path)
+    for key in ("sampling", "sources", "lineage"):
+        written.pop(key)
+    (tmp_path / "manifest.json").write_text(json.dumps(written))
+    manifest = read_manifest(tmp_path, verify=True)
+    assert manifest.lineage == {} and manifest.sources == {} and manifest.sampling is None
+    with pytest.raises(ValueError, match="no lineage index"):
+        locate_token(tmp_path, 0, 0)

@@ -15,13 +15,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from contracts.tables import API_OPERATIONS
 from forge.core.ids import api_id, content_sha256
+from forge.core.warehouse import connect
 
 DBT_PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
 FETCHED_AT = datetime(2026, 1, 1, tzinfo=UTC)
@@ -95,7 +95,7 @@ def warehouse(tmp_path_factory) -> Path:
 
 
 def _query(db: Path, sql: str) -> list[tuple]:
-    with duckdb.connect(str(db), read_only=True) as con:
+    with connect(db) as con:  # views read relative raw/ paths: file_search_path = <db dir>/data
         return con.execute(sql).fetchall()
 
 

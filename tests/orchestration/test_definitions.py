@@ -4,6 +4,7 @@ import pytest
 
 from orchestration.definitions import defs
 
+ABLATION_ARMS = ("base", "cpt1", "cpt2", "control", "sft_base", "sft_cpt1", "sft_cpt2", "sft_control")
 #: One ingest asset per API source; stg_forge__api_operations unions them with the crawl's.
 API_SOURCE_ASSETS = ("raw/openapi_operations", "raw/python_module_operations", "raw/hub_doc_operations")
 EXPECTED_PYTHON_ASSETS = {
@@ -11,8 +12,10 @@ EXPECTED_PYTHON_ASSETS = {
     "raw/code_documents",
     "raw/text_documents",
     "raw/bfcl_items",
+    "raw/humaneval_items",
     "raw/trajectories",
     "raw/agent_documents",
+    "raw/near_duplicate_clusters",
     "tokenizer",
     "cpt_stage1_shards",
     "cpt_stage2_shards",
@@ -31,6 +34,13 @@ EXPECTED_PYTHON_ASSETS = {
     "raw/web_docs_operations",
     "general_retention",
     "scorecard",
+    # the recipe study: the ablation's checkpoints, one evaluation per checkpoint, the law
+    *(f"ablation/{arm}" for arm in ABLATION_ARMS),
+    *(f"ablation_eval/{arm}" for arm in ABLATION_ARMS),
+    "research/general_shards",
+    "research/mixing_grid",
+    "research/mixing_law",
+    "research/ablation_comparison",
 }
 EXPECTED_DBT_MODELS = {
     "stg_forge__api_operations",
@@ -39,9 +49,14 @@ EXPECTED_DBT_MODELS = {
     "stg_forge__code_documents",
     "stg_forge__text_documents",
     "stg_bfcl__items",
+    "stg_humaneval__items",
+    "stg_forge__dropped_rows",
     "stg_forge__documents",
     "int_unioned_corpus_candidates",
     "int_deduplicated_corpus_documents",
+    "int_exact_deduplicated_corpus_documents",
+    "stg_forge__near_duplicate_clusters",
+    "fct_near_duplicate_clusters",
     "int_duplicate_corpus_documents",
     "int_heldout_api_operations",
     "int_ranked_api_operations",
@@ -52,8 +67,18 @@ EXPECTED_DBT_MODELS = {
     "fct_eval_holdout",
     "fct_contamination",
     "fct_removed_documents",
+    "fct_filtered_documents",
 }
-EXPECTED_GX_CHECKS = {"gx_fct_corpus_documents", "gx_fct_sft_examples", "gx_dim_apis", "gx_fct_eval_holdout"}
+EXPECTED_GX_CHECKS = {
+    "gx_fct_corpus_documents",
+    "gx_fct_sft_examples",
+    "gx_dim_apis",
+    "gx_fct_eval_holdout",
+    "gx_fct_contamination",
+    "gx_fct_near_duplicate_clusters",
+    "gx_fct_removed_documents",
+    "gx_fct_duplicate_apis",
+}
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +123,39 @@ def test_lineage_runs_from_the_crawl_to_the_registered_model(graph):
     assert ranked in graph.get(AssetKey("fct_duplicate_apis")).parent_keys
 
 
+def test_near_dedup_sits_between_exact_dedup_and_the_corpus(graph):
+    from dagster import AssetKey
+
+    clusters = AssetKey(["raw", "near_duplicate_clusters"])
+    assert graph.get(clusters).parent_keys == {AssetKey("int_exact_deduplicated_corpus_documents")}
+    assert clusters in graph.get(AssetKey("stg_forge__near_duplicate_clusters")).parent_keys
+    assert (
+        AssetKey("stg_forge__near_duplicate_clusters")
+        in graph.get(AssetKey("int_deduplicated_corpus_documents")).parent_keys
+    )
+    # the dbt assets run in two steps around it: the whole graph still makes one job
+    job = defs.resolve_job_def("full_pipeline")
+    steps = {node.name for node in job.graph.node_defs}
+    assert any(name.startswith("warehouse_models") for name in steps), steps
+
+
+def test_the_corpus_reads_the_deduplicated_operations(graph):
+    """Synthesis and agent documents read dim_apis (a dbt mart), not the raw API tables, so a copy
+    merged across versions is rendered once; the dbt models run before and after them."""
+    from dagster import AssetKey
+
+    dim_apis = AssetKey("dim_apis")
+    for key in ("raw/trajectories", "raw/agent_documents"):
+        parents = graph.get(AssetKey.from_user_string(key)).parent_keys
+        assert dim_apis in parents, (key, parents)
+        assert not parents & {AssetKey.from_user_string(k) for k in API_SOURCE_ASSETS}, (key, parents)
+    assert (
+        AssetKey(["raw", "agent_documents"]) in graph.get(AssetKey("stg_forge__agent_documents")).parent_keys
+    )
+    job = defs.resolve_job_def("full_pipeline")  # plans: the dbt step is split around the cycle
+    assert sum(node.name == "warehouse_models" for node in job.graph.node_defs) >= 2
+
+
 def test_gx_checks_are_blocking_and_on_the_marts(graph):
     checks = {}
     for key in graph.asset_check_keys:
@@ -130,3 +188,20 @@ def test_jobs_and_schedules():
 
 def test_resources_are_configurable():
     assert set(defs.resources) >= {"profile", "mlflow", "dbt", "pipes_subprocess_client"}
+
+
+def test_research_group_feeds_the_stage1_mixture(graph):
+    from dagster import AssetKey
+
+    groups = {k.to_user_string(): graph.get(k).group_name for k in graph.get_all_asset_keys()}
+    assert {groups[f"research/{n}"] for n in ("mixing_grid", "mixing_law", "ablation_comparison")} == {
+        "research"
+    }
+    # `ratios: from_law` flows through the graph: the law is upstream of stage 1's shards
+    assert AssetKey(["research", "mixing_law"]) in graph.get(AssetKey("cpt_stage1_shards")).parent_keys
+    # every arm from the same base; each checkpoint has its own evaluation
+    for arm in ABLATION_ARMS:
+        parents = graph.get(AssetKey(["ablation_eval", arm])).parent_keys
+        assert AssetKey(["ablation", arm]) in parents, arm
+    assert AssetKey(["ablation", "base"]) in graph.get(AssetKey(["ablation", "control"])).parent_keys
+    assert AssetKey(["ablation", "cpt1"]) in graph.get(AssetKey(["ablation", "sft_cpt1"])).parent_keys

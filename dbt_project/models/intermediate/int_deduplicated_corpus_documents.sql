@@ -1,20 +1,19 @@
--- Exact deduplication on the text's sha256: the first document (seed first, then by doc_id) is
--- kept; every other copy is listed in int_duplicate_corpus_documents with the kept doc_id.
-with candidates as (
-    select * from {{ ref('int_unioned_corpus_candidates') }}
+-- The corpus candidates after exact and near-duplicate removal: the exact survivors
+-- (int_exact_deduplicated_corpus_documents) less every near-duplicate that the near_dedup stage
+-- (forge.text.dedup, MinHash LSH) clustered under another kept document.
+with exact_survivors as (
+    select * from {{ ref('int_exact_deduplicated_corpus_documents') }}
 ),
 
-ranked as (
-    select
-        *,
-        row_number() over (partition by sha256 order by is_seed desc, doc_id) as copy_rank,
-        first_value(doc_id) over (partition by sha256 order by is_seed desc, doc_id) as kept_doc_id
-    from candidates
-    where {{ license_allowed('license') }}
+near_duplicates as (
+    select doc_id from {{ ref('stg_forge__near_duplicate_clusters') }}
+    where not is_kept
 ),
 
 final as (
-    select * exclude (copy_rank, kept_doc_id) from ranked where copy_rank = 1
+    select exact_survivors.*
+    from exact_survivors
+    anti join near_duplicates using (doc_id)
 )
 
 select * from final

@@ -16,6 +16,12 @@ crawled as (
     select * from {{ ref('stg_forge__documents') }}
 ),
 
+filtered_pages as (
+    -- crawled pages a quality filter dropped (forge.text.filters.filter_crawled_pages)
+    select distinct source_uri from {{ ref('stg_forge__dropped_rows') }}
+    where asset = 'documents' and is_filter_drop
+),
+
 agent_candidates as (
     select
         doc_id, category, subcategory, text, n_chars, sha256, license, is_seed,
@@ -31,6 +37,7 @@ crawled_candidates as (
         'documents' as source_table, source_uri as source_row_id, source_uri,
         []::varchar[] as api_ids
     from crawled
+    anti join filtered_pages using (source_uri)
 ),
 
 general_candidates as (

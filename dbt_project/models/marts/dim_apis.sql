@@ -21,6 +21,8 @@ final as (
         responses,
         servers,
         security,
+        defects,
+        is_defective,
         n_params,
         license,
         source_uri,

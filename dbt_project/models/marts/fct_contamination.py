@@ -1,15 +1,16 @@
 """Corpus documents that share word n-grams with an evaluation item: one row per (document, item).
 
-Benchmarks: the official BFCL test questions, and the held-out providers' API documentation (the
-unseen-API benchmark). The matching itself lives in ``forge.text.decontam`` so it is tested without
-dbt; this model only feeds it the tables and returns what it found.
+Benchmarks and what of them is matched (``benchmark`` / ``reason``): BFCL's test questions
+(``question``) and its function documents (``function_doc``), HumanEval's prompts (``prompt``) and
+canonical solutions (``canonical_solution``), and the held-out providers' API documentation
+(``heldout_api`` / ``api_doc``, the unseen-API benchmark). The matching lives in
+``forge.text.decontam`` so it is tested without dbt; this model feeds it the tables and returns
+what it found.
 """
 
 import pandas as pd
 
-from forge.text.decontam import NgramIndex, find_contamination
-
-COLUMNS = ["doc_id", "benchmark", "item_id", "n_shared_ngrams", "example_ngram"]
+from forge.text.decontam import CONTAMINATION_COLUMNS, benchmark_index, contamination_rows
 
 
 def _rows(relation, columns):
@@ -24,20 +25,25 @@ def model(dbt, session):
     n = int(dbt.config.get("ngram") or 8)
 
     bfcl = dbt.ref("stg_bfcl__items")
+    humaneval = dbt.ref("stg_humaneval__items")
     # Held-out APIs are matched on their own words (names, summaries, descriptions), not on our
     # rendered documentation, whose template phrases every API document shares.
     heldout = dbt.ref("int_heldout_api_operations")
     docs = dbt.ref("int_deduplicated_corpus_documents")
 
-    index = NgramIndex(n=n)
-    for r in _rows(bfcl, ["item_id", "question_text"]):
-        # Questions shorter than the n-gram are matched whole, from 6 words up: shorter ones are
-        # stock phrases ("You are a helpful assistant") that every chat transcript repeats.
-        index.add(r["item_id"], "bfcl", r["question_text"], min_item_words=min(n, 6))
-    for r in _rows(heldout, ["api_id", "summary", "description"]):
-        # Short API phrases ("List all users") recur across unrelated APIs: only full n-grams count.
-        text = " ".join(filter(None, [r["summary"], r["description"]]))
-        index.add(r["api_id"], "heldout_api", text, min_item_words=n)
-
-    found = list(find_contamination(_rows(docs, ["doc_id", "text"]), index))
-    return pd.DataFrame(found, columns=COLUMNS)
+    index = benchmark_index(
+        n,
+        bfcl_questions=(
+            (r["item_id"], r["question_text"]) for r in _rows(bfcl, ["item_id", "question_text"])
+        ),
+        bfcl_functions=(r["functions"] for r in _rows(bfcl, ["functions::varchar as functions"])),
+        humaneval=(
+            (r["item_id"], r["part"], r["text"]) for r in _rows(humaneval, ["item_id", "part", "text"])
+        ),
+        heldout_apis=(
+            (r["api_id"], " ".join(filter(None, [r["summary"], r["description"]])))
+            for r in _rows(heldout, ["api_id", "summary", "description"])
+        ),
+    )
+    found = list(contamination_rows(_rows(docs, ["doc_id", "text"]), index))
+    return pd.DataFrame(found, columns=CONTAMINATION_COLUMNS)

@@ -14,6 +14,13 @@ clean as (
     anti join contaminated using (doc_id)
 ),
 
+keyed as (
+    select
+        clean.*,
+        {{ document_split_key('doc_id', 'source_table', 'source_row_id') }} as split_key
+    from clean
+),
+
 final as (
     select
         doc_id,
@@ -30,11 +37,9 @@ final as (
         source_row_id,
         source_uri,
         api_ids,
-        case
-            when hash(doc_id) % 100 < {{ var('validation_pct', 2) }} then 'validation'
-            else 'train'
-        end as split
-    from clean
+        split_key,
+        {{ split_of('split_key') }} as split
+    from keyed
 )
 
 select * from final

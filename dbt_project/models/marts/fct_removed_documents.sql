@@ -16,12 +16,20 @@ removed_duplicates as (
     from duplicates
 ),
 
+removed_near_duplicates as (
+    select doc_id, category, 'near_duplicate' as reason, kept_doc_id as detail
+    from {{ ref('stg_forge__near_duplicate_clusters') }}
+    where not is_kept
+),
+
 removed_contaminated as (
     select
         contamination.doc_id,
         any_value(candidates.category) as category,
         'contamination' as reason,
-        string_agg(distinct contamination.benchmark || ':' || contamination.item_id, ', ') as detail
+        string_agg(
+            distinct contamination.benchmark || '/' || contamination.reason || ':' || contamination.item_id, ', '
+        ) as detail
     from contamination
     left join candidates using (doc_id)
     group by contamination.doc_id
@@ -35,6 +43,8 @@ removed_license as (
 
 final as (
     select * from removed_duplicates
+    union all
+    select * from removed_near_duplicates
     union all
     select * from removed_contaminated
     union all

@@ -28,10 +28,8 @@ final as (
         license,
         source,
         generator,
-        case
-            when hash(trajectory_id) % 100 < {{ var('validation_pct', 2) }} then 'validation'
-            else 'train'
-        end as split
+        {{ trajectory_split_key('trajectory_id') }} as split_key,
+        {{ split_of(trajectory_split_key('trajectory_id')) }} as split
     from eligible
 )
 

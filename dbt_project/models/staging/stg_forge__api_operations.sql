@@ -43,6 +43,10 @@ final as (
         tags::json as tags,
         servers::json as servers,
         security::json as security,
+        -- spec defects of the operation (OpenAPI: unresolved $ref, parameter in no valid location,
+        -- invalid schema), a JSON list of {reason, detail}; '[]' for the other sources
+        coalesce(defects, '[]')::json as defects,
+        coalesce(json_array_length(defects::json), 0) > 0 as is_defective,
         coalesce(len(json_keys(parameters::json, '$.properties')), 0) as n_params,
         source_uri,
         coalesce(license, 'unknown') as license,

@@ -84,13 +84,7 @@ def iter_dataset_trajectories(
         except RowError as exc:
             stats.drop(exc.reason, f"{row_key}: {exc.detail}")
             continue
-        except (
-            TypeError,
-            KeyError,
-            AttributeError,
-            ValueError,
-            RecursionError,
-        ) as exc:  # malformed beyond a check
+        except Exception as exc:  # malformed beyond a check (MemoryError, RecursionError too): this row only
             stats.drop("unparseable", f"{row_key}: {type(exc).__name__}: {str(exc)[:200]}")
             continue
         for note in parsed.notes:

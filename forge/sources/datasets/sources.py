@@ -56,25 +56,69 @@ def _records_of_json(obj: Any) -> list[Any]:
     return [obj]
 
 
-def iter_file_records(path: Path, stats: StepStats, label: str | None = None) -> Iterator[tuple[str, Any]]:
-    """(row_key, record) for every record of one file; keys are ``<label or path>#<index>``."""
+#: Default bounds on one dataset file (``DatasetSpec.max_row_bytes`` / ``max_file_bytes``): a JSONL
+#: line longer than this is a ``max_row_bytes`` skip (never held whole), a whole-file JSON larger than
+#: this a ``max_file_bytes`` skip. Real rows are a few KB; the largest public files a few hundred MB.
+MAX_ROW_BYTES = 8 * 2**20
+MAX_FILE_BYTES = 1 * 2**30
+
+
+def _read_line(fh: Any, limit: int) -> tuple[bytes, bool]:
+    """The next line of a binary file, or ``(b"", True)`` for one longer than ``limit`` bytes,
+    which is read past in chunks (so memory stays bounded by ``limit``)."""
+    line = fh.readline(limit + 1)
+    if len(line) <= limit or line.endswith(b"\n"):
+        return line, False
+    while line and not line.endswith(b"\n"):
+        line = fh.readline(limit + 1)
+    return b"", True
+
+
+def iter_file_records(
+    path: Path,
+    stats: StepStats,
+    label: str | None = None,
+    *,
+    max_row_bytes: int = MAX_ROW_BYTES,
+    max_file_bytes: int = MAX_FILE_BYTES,
+) -> Iterator[tuple[str, Any]]:
+    """(row_key, record) for every record of one file; keys are ``<label or path>#<index>``.
+
+    Bad input is a counted drop, never an exception: an undecodable or too-deep JSONL line
+    (``bad_json_line``), a line over ``max_row_bytes`` (``max_row_bytes``), a whole-file JSON that
+    does not parse (``bad_json_file``) or is over ``max_file_bytes`` (``max_file_bytes``)."""
     name = path.name
     where = label or str(path)
     if name.endswith(".jsonl"):
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            for i, line in enumerate(fh):
+        with open(path, "rb") as fh:
+            i = -1
+            while True:
+                i += 1
+                raw, too_long = _read_line(fh, max_row_bytes)
+                if too_long:
+                    stats.drop(
+                        "max_row_bytes", f"{path}:{i + 1}: longer than max_row_bytes={max_row_bytes:,}"
+                    )
+                    continue
+                if not raw:
+                    break
+                line = raw.decode("utf-8", errors="replace")
                 if not line.strip():
                     continue
                 try:
                     yield f"{where}#{i}", json.loads(line)
-                except ValueError as exc:
-                    stats.drop("bad_json_line", f"{path}:{i + 1}: {exc}")
+                except (ValueError, RecursionError, MemoryError) as exc:
+                    stats.drop("bad_json_line", f"{path}:{i + 1}: {type(exc).__name__}: {str(exc)[:200]}")
     elif name.endswith(".json"):
+        size = path.stat().st_size
+        if size > max_file_bytes:
+            stats.drop("max_file_bytes", f"{path}: {size:,} bytes > max_file_bytes={max_file_bytes:,}")
+            return
         try:
             with open(path, encoding="utf-8") as fh:
                 records = _records_of_json(json.load(fh))
-        except (ValueError, UnicodeDecodeError) as exc:
-            stats.drop("bad_json_file", f"{path}: {exc}")
+        except (ValueError, UnicodeDecodeError, RecursionError, MemoryError) as exc:
+            stats.drop("bad_json_file", f"{path}: {type(exc).__name__}: {str(exc)[:200]}")
             return
         for i, rec in enumerate(records):
             yield f"{where}#{i}", rec
@@ -162,4 +206,5 @@ def iter_records(spec: dict, cache_dir: Path, stats: StepStats) -> Iterator[tupl
             label = f"hf://datasets/{spec['hub_id']}/{rel}"
         else:
             label = str(f)
-        yield from iter_file_records(f, stats, label)
+        bounds = {k: spec[k] for k in ("max_row_bytes", "max_file_bytes") if spec.get(k)}
+        yield from iter_file_records(f, stats, label, **bounds)

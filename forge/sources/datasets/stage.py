@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from forge.core.stage import Stage, StageConfig
 
 
@@ -34,6 +36,10 @@ class DatasetSpec(StageConfig):
     license: str | None = None
     #: stop after this many records
     max_rows: int | None = None
+    #: a JSONL line longer than this is a counted ``max_row_bytes`` skip (None: the default, 8 MiB)
+    max_row_bytes: int | None = Field(default=None, gt=0)
+    #: a whole-file JSON larger than this is a counted ``max_file_bytes`` skip (None: 1 GiB)
+    max_file_bytes: int | None = Field(default=None, gt=0)
 
     def as_spec(self) -> dict[str, Any]:
         """The plain spec ``forge.sources.datasets.ingest`` reads (unset keys left out)."""

@@ -125,21 +125,146 @@ def _load_spec(data: bytes, name: str) -> Any:
     return yaml.load(data, Loader=loader)  # noqa: S506 - a SafeLoader
 
 
-def _accept(name: str, data: bytes, stats: StepStats | None) -> dict[str, Any] | None:
-    """The parsed spec, or None after counting why it was dropped."""
-    try:
-        spec = _load_spec(data, name)
-    except (ValueError, yaml.YAMLError) as exc:
-        if stats is not None:
-            stats.drop("malformed_spec", f"{name}: {str(exc)[:200]}")
-        return None
-    if not isinstance(spec, dict) or not ("openapi" in spec or "swagger" in spec):
-        if stats is not None:
-            stats.drop("not_an_openapi_document", name)
-        return None
+class SpecBounds(NamedTuple):
+    """Resource bounds on one spec file; a spec past one is a counted skip named after the bound.
+
+    The defaults sit well above the largest real specs (Microsoft Graph beta: 47 MB of JSON,
+    22,361 operations, nesting under 40) and below what breaks the parser (Python's recursion
+    limit is ~1,000 nested JSON values, fewer for YAML).
+    """
+
+    #: bytes of one spec file; a larger one is never read into memory
+    max_file_bytes: int = 128 * 2**20
+    #: nested objects/arrays; deeper documents are skipped before parsing (JSON) or after (YAML)
+    max_depth: int = 200
+    #: operations (path x method) of one spec
+    max_operations: int = 100_000
+    #: seconds to load one spec and seconds to parse its operations (each); None: no limit
+    time_limit_s: float | None = 600.0
+
+
+DEFAULT_BOUNDS = SpecBounds()
+
+
+#: Every byte but the four brackets, deleted before the depth scan (``bytes.translate``).
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"{}[]")
+
+
+def json_depth_upper_bound(data: bytes) -> int:
+    """The deepest bracket nesting of JSON bytes, counting every ``{``/``[`` (strings included).
+
+    Run before ``json.loads`` so a hostile document never reaches the recursive decoder: the
+    brackets are cut out in C (``bytes.translate``) and their running sum taken in numpy, 0.7 s
+    for the whole 426 MB directory (``json.loads`` of it: 6 s). Brackets inside strings make it
+    larger than the true depth only when they are unbalanced and hundreds deep; a spec that slips
+    under it is still caught by the ``RecursionError`` guard of :func:`accept_spec`.
+    """
+    import numpy as np
+
+    brackets = data.translate(None, _NOT_BRACKETS)
+    if not brackets:
+        return 0
+    step = np.zeros(256, dtype=np.int8)
+    step[[0x7B, 0x5B]], step[[0x7D, 0x5D]] = 1, -1
+    return int(np.cumsum(step[np.frombuffer(brackets, dtype=np.uint8)], dtype=np.int32).max())
+
+
+def document_depth(doc: Any, limit: int) -> int:
+    """Nesting depth of a parsed document, counted without recursion, shared nodes once.
+
+    YAML aliases make a DAG (a "billion laughs" bomb is a few hundred bytes) and can even make a
+    cycle; the walk memoizes each container by identity, so it is linear in the document's
+    distinct nodes, and returns ``limit + 1`` as soon as the depth passes ``limit`` or a cycle is met.
+    """
+    heights: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(doc, False)]
+    while stack:
+        node, done = stack.pop()
+        if not isinstance(node, dict | list):
+            continue
+        key = id(node)
+        children = [
+            v for v in (node.values() if isinstance(node, dict) else node) if isinstance(v, dict | list)
+        ]
+        if done:
+            on_path.discard(key)
+            h = 1 + max((heights[id(c)] for c in children), default=0)
+            if h > limit:
+                return limit + 1
+            heights[key] = h
+            continue
+        if key in heights:
+            continue
+        if key in on_path:
+            return limit + 1  # a cycle: infinitely deep
+        on_path.add(key)
+        stack.append((node, True))
+        for child in children:
+            if id(child) in on_path:
+                return limit + 1
+            if id(child) not in heights:
+                stack.append((child, False))
+    return heights.get(id(doc), 0)
+
+
+def accept_spec(
+    name: str, data: bytes, stats: StepStats | None, bounds: SpecBounds = DEFAULT_BOUNDS
+) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
+    """``(spec, None)`` for a loadable OpenAPI/Swagger document, else ``(None, (reason, detail))``,
+    the drop counted on ``stats``. Never raises on bad bytes: every failure of loading one file
+    (a bound, bad syntax, recursion, memory, time) is that file's skip, named by its reason."""
+    from forge.core.parallel import TimeLimitExceeded, time_limit
+
+    problem: tuple[str, str] | None = None
+    spec: Any = None
+    if len(data) > bounds.max_file_bytes:
+        problem = ("max_file_bytes", f"{len(data):,} bytes > max_file_bytes={bounds.max_file_bytes:,}")
+    elif name.endswith(".json") and json_depth_upper_bound(data) > bounds.max_depth:
+        problem = ("max_depth", f"nesting deeper than max_depth={bounds.max_depth}")
+    else:
+        try:
+            with time_limit(bounds.time_limit_s):
+                spec = _load_spec(data, name)
+        except RecursionError:
+            problem = ("max_depth", f"nesting too deep to parse (max_depth={bounds.max_depth})")
+        except MemoryError:
+            problem = ("memory_limit", "ran out of memory while loading")
+        except TimeLimitExceeded:
+            problem = ("time_limit", f"loading took longer than time_limit_s={bounds.time_limit_s:g}")
+        except (ValueError, yaml.YAMLError) as exc:
+            problem = ("malformed_spec", _one_line(str(exc)))
+        except Exception as exc:  # a parser bug on hostile bytes is still this file's skip
+            problem = ("malformed_spec", _one_line(f"{type(exc).__name__}: {exc}"))
+    if problem is None and not (isinstance(spec, dict) and ("openapi" in spec or "swagger" in spec)):
+        problem = ("not_an_openapi_document", "no top-level 'openapi' or 'swagger' key")
+        spec = None
+    if (
+        problem is None
+        and not name.endswith(".json")
+        and document_depth(spec, bounds.max_depth) > bounds.max_depth
+    ):
+        problem, spec = (
+            ("max_depth", f"nesting deeper than max_depth={bounds.max_depth} (or an alias cycle)"),
+            None,
+        )
     if stats is not None:
-        stats.keep()
-    return spec
+        if problem is None:
+            stats.keep()
+        else:
+            stats.drop(problem[0], f"{name}: {problem[1]}")
+    return spec, problem
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    return " ".join(text.split())[:limit]
+
+
+def _accept(
+    name: str, data: bytes, stats: StepStats | None, bounds: SpecBounds = DEFAULT_BOUNDS
+) -> dict[str, Any] | None:
+    """The parsed spec, or None after counting why it was dropped (see :func:`accept_spec`)."""
+    return accept_spec(name, data, stats, bounds)[0]
 
 
 class SpecMember(NamedTuple):
@@ -151,10 +276,26 @@ class SpecMember(NamedTuple):
     api_name: str  # the service id within the provider (see parse_spec)
     data: bytes
     part: tuple[int, int] = (0, 1)  # (k, n): the k-th of n slices of its operations (see openapi_ingest)
+    #: (reason, detail) when the file could not be read at all (too big, unreadable): a skip
+    unread: tuple[str, str] | None = None
 
 
-def _iter_tar_members(tarball: Path, wanted: set[str] | None) -> Iterator[SpecMember]:
-    """Spec members of an npm tarball in archive order (streamed out of the .tgz, never unpacked)."""
+def _read_bounded(path: Path, max_bytes: int | None) -> tuple[bytes, tuple[str, str] | None]:
+    """A file's bytes, or ``(b"", (reason, detail))`` when it is over ``max_bytes`` or unreadable."""
+    try:
+        size = path.stat().st_size
+        if max_bytes is not None and size > max_bytes:
+            return b"", ("max_file_bytes", f"{size:,} bytes > max_file_bytes={max_bytes:,}")
+        return path.read_bytes(), None
+    except OSError as exc:
+        return b"", ("unreadable_file", f"{type(exc).__name__}: {exc}"[:200])
+
+
+def _iter_tar_members(
+    tarball: Path, wanted: set[str] | None, max_bytes: int | None = None
+) -> Iterator[SpecMember]:
+    """Spec members of an npm tarball in archive order (streamed out of the .tgz, never unpacked);
+    a member over ``max_bytes`` is yielded unread (``unread`` says why)."""
     with tarfile.open(tarball, mode="r:gz") as tf:
         for member in tf:
             name = member.name
@@ -164,13 +305,21 @@ def _iter_tar_members(tarball: Path, wanted: set[str] | None) -> Iterator[SpecMe
             provider = _provider_of(relative)
             if wanted is not None and provider not in wanted:
                 continue
+            uri, service = f"{tarball.name}!/{name}", _service_of(relative)
+            if max_bytes is not None and member.size > max_bytes:
+                too_big = ("max_file_bytes", f"{member.size:,} bytes > max_file_bytes={max_bytes:,}")
+                yield SpecMember(provider, name, uri, service, b"", unread=too_big)
+                continue
             fh = tf.extractfile(member)
             if fh is not None:
-                yield SpecMember(provider, name, f"{tarball.name}!/{name}", _service_of(relative), fh.read())
+                yield SpecMember(provider, name, uri, service, fh.read())
 
 
-def _iter_dir_members(root: Path, wanted: set[str] | None) -> Iterator[SpecMember]:
-    """Spec files of a folder ``<root>/<provider>[/<service>].json|.yaml``, in sorted order."""
+def _iter_dir_members(
+    root: Path, wanted: set[str] | None, max_bytes: int | None = None
+) -> Iterator[SpecMember]:
+    """Spec files of a folder ``<root>/<provider>[/<service>].json|.yaml``, in sorted order; a file
+    over ``max_bytes`` or that cannot be read is yielded unread (``unread`` says why)."""
     base = root.resolve()
     for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name.endswith(_SPEC_SUFFIXES)):
         relative = path.relative_to(root).as_posix()
@@ -178,29 +327,71 @@ def _iter_dir_members(root: Path, wanted: set[str] | None) -> Iterator[SpecMembe
         if wanted is not None and provider not in wanted:
             continue
         name = str(base / relative)
-        yield SpecMember(provider, name, name, _service_of(relative), path.read_bytes())
+        data, unread = _read_bounded(path, max_bytes)
+        yield SpecMember(provider, name, name, _service_of(relative), data, unread=unread)
 
 
-def iter_members(source: Path, providers: list[str] | None = None) -> Iterator[SpecMember]:
-    """The spec files of a tarball (``.tgz``, archive order) or a folder (sorted), unparsed."""
+def _iter_file_member(
+    path: Path, wanted: set[str] | None, max_bytes: int | None = None
+) -> Iterator[SpecMember]:
+    """One spec file on its own: its provider is the file name without the suffix (as a top-level
+    ``xkcd.com.json`` in a folder)."""
+    provider = _provider_of(path.name)
+    if wanted is None or provider in wanted:
+        name = str(path.resolve())
+        data, unread = _read_bounded(path, max_bytes)
+        yield SpecMember(provider, name, name, provider, data, unread=unread)
+
+
+def iter_members(
+    source: Path, providers: list[str] | None = None, max_file_bytes: int | None = None
+) -> Iterator[SpecMember]:
+    """The spec files of a tarball (``.tgz``, archive order), a folder (sorted) or one spec file
+    (``.json``/``.yaml``/``.yml``), unparsed; a file over ``max_file_bytes`` or unreadable comes
+    with no bytes and ``unread`` set (its skip reason)."""
     source = Path(source)
     if not source.exists():
         raise FileNotFoundError(f"OpenAPI source not found: {source}")
     wanted = set(providers) if providers else None
-    return _iter_dir_members(source, wanted) if source.is_dir() else _iter_tar_members(source, wanted)
+    if source.is_dir():
+        return _iter_dir_members(source, wanted, max_file_bytes)
+    if source.name.endswith(_SPEC_SUFFIXES):
+        return _iter_file_member(source, wanted, max_file_bytes)
+    return _iter_tar_members(source, wanted, max_file_bytes)
 
 
 def _accepted(
-    members: Iterator[SpecMember], max_specs: int | None, stats: StepStats | None
+    members: Iterator[SpecMember],
+    max_specs: int | None,
+    stats: StepStats | None,
+    bounds: SpecBounds = DEFAULT_BOUNDS,
 ) -> Iterator[tuple[SpecMember, dict[str, Any]]]:
     n = 0
     for member in members:
         if max_specs is not None and n >= max_specs:
             return
-        spec = _accept(member.name, member.data, stats)
+        spec = accept_member(member, stats, bounds)
         if spec is not None:
             n += 1
             yield member, spec
+
+
+def accept_member(
+    member: SpecMember, stats: StepStats | None, bounds: SpecBounds = DEFAULT_BOUNDS
+) -> dict[str, Any] | None:
+    """:func:`accept_spec` on a member, which may already be a skip (too big or unreadable)."""
+    return accept_member_problem(member, stats, bounds)[0]
+
+
+def accept_member_problem(
+    member: SpecMember, stats: StepStats | None, bounds: SpecBounds = DEFAULT_BOUNDS
+) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
+    """:func:`accept_spec` on a member: ``(spec, None)`` or ``(None, (reason, detail))``."""
+    if member.unread is not None:
+        if stats is not None:
+            stats.drop(member.unread[0], f"{member.name}: {member.unread[1]}")
+        return None, member.unread
+    return accept_spec(member.name, member.data, stats, bounds)
 
 
 def iter_specs(
@@ -249,19 +440,32 @@ def openapi_rows(
     stats: StepStats | None = None,
     spec_stats: StepStats | None = None,
     fetched_at: datetime | None = None,
+    bounds: SpecBounds = DEFAULT_BOUNDS,
 ) -> Iterator[dict[str, Any]]:
     """All API rows of a tarball (``.tgz``) or a folder of specs, streamed (constant memory per spec).
 
     ``stats`` counts operations (kept rows, dropped operations by reason); ``spec_stats`` counts
     whole specs (kept, malformed). ``fetched_at`` defaults to the tarball's / folder's mtime, so a
-    rerun on the same input gives identical rows. For the whole directory, in parallel and
-    straight to Parquet, see ``forge.sources.openapi.ingest.write_openapi_parquet`` (same rows).
+    rerun on the same input gives identical rows. ``bounds`` limits each spec (see
+    :class:`SpecBounds`). For the whole directory, in parallel and straight to Parquet, see
+    ``forge.sources.openapi.ingest.write_openapi_parquet`` (same rows).
     """
     fetched_at = fetched_at or default_fetched_at(source)
     stats = stats if stats is not None else StepStats("openapi_operations")
     seen_ids: set[str] = set()
-    for member, spec in _accepted(iter_members(source, providers), max_specs, spec_stats):
-        for row in parse_spec(spec, member.provider, member.uri, fetched_at, stats, api_name=member.api_name):
+    members = iter_members(source, providers, bounds.max_file_bytes)
+    for member, spec in _accepted(members, max_specs, spec_stats, bounds):
+        rows = parse_spec(
+            spec,
+            member.provider,
+            member.uri,
+            fetched_at,
+            stats,
+            api_name=member.api_name,
+            max_operations=bounds.max_operations,
+            time_limit_s=bounds.time_limit_s,
+        )
+        for row in rows:
             if row["api_id"] in seen_ids:
                 drop_duplicate(stats, f"{member.uri} {row['method']} {row['path']}")
                 continue

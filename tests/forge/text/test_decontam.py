@@ -133,3 +133,84 @@ def test_counting_runs_and_stock_phrases_are_not_contamination():
     ]
     hits = {row["doc_id"] for row in find_contamination(docs, index)}
     assert hits == {"leak"}
+
+
+# --- every benchmark: BFCL questions and function documents, HumanEval, held-out APIs --------------
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from forge.core.io import read_parquet_rows  # noqa: E402
+from forge.text.decontam import (  # noqa: E402
+    HumanEvalItemsConfig,
+    benchmark_index,
+    contamination_rows,
+    distinct_function_docs,
+    function_doc_text,
+    write_humaneval_items,
+)
+
+FUNCTION = {
+    "name": "geometry.calculate_triangle_area",
+    "description": "Calculate the area of a triangle given its base and height.",
+    "parameters": {
+        "type": "dict",
+        "properties": {
+            "base": {"type": "integer", "description": "The base of the triangle in units."},
+            "unit": {"type": "dict", "properties": {"name": {"type": "string", "description": "Unit name."}}},
+        },
+    },
+}
+HUMANEVAL_FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "humaneval" / "problems.jsonl"
+
+
+def test_function_docs_text_and_distinct() -> None:
+    text = function_doc_text(FUNCTION)
+    assert text.startswith("geometry.calculate_triangle_area Calculate the area")
+    assert "The base of the triangle in units." in text and "Unit name." in text
+    other = {**FUNCTION, "description": "A different document under the same name, for another item."}
+    items = [json.dumps([FUNCTION]), json.dumps([FUNCTION, other]), "not json", None]
+    docs = list(distinct_function_docs(items))
+    assert [i for i, _ in docs] == ["geometry.calculate_triangle_area", "geometry.calculate_triangle_area#2"]
+
+
+def test_humaneval_items_stage_and_every_benchmark(tmp_path: Path) -> None:
+    meta = write_humaneval_items(
+        HumanEvalItemsConfig(), problems_path=HUMANEVAL_FIXTURE, out_dir=tmp_path / "he"
+    )
+    rows = read_parquet_rows([tmp_path / "he"])
+    assert meta == {"n_rows": 6, "n_problems": 3} and {r["part"] for r in rows} == {
+        "prompt",
+        "canonical_solution",
+    }
+    prompt = next(r for r in rows if r["item_id"] == "HumanEval/0" and r["part"] == "prompt")["text"]
+    solution = next(r for r in rows if r["item_id"] == "HumanEval/0" and r["part"] == "canonical_solution")[
+        "text"
+    ]
+
+    index = benchmark_index(
+        8,
+        bfcl_questions=[("simple_1", QUESTION)],
+        bfcl_functions=[json.dumps([FUNCTION])],
+        humaneval=[(r["item_id"], r["part"], r["text"]) for r in rows],
+        heldout_apis=[("api_9", ITEMS[4][2])],
+    )
+    docs = [
+        {"doc_id": "leak_q", "text": "Forum post: " + QUESTION},
+        {
+            "doc_id": "leak_fn",
+            "text": "Tool: Calculate the area of a triangle given its base and height. Done.",
+        },
+        {"doc_id": "leak_prompt", "text": "# copied\n" + prompt},
+        {"doc_id": "leak_solution", "text": "def f(numbers, threshold):\n" + solution},
+        {
+            "doc_id": "clean",
+            "text": "A page about something else entirely, with no benchmark text at all in it.",
+        },
+    ]
+    found = {(r["doc_id"], r["benchmark"], r["reason"]) for r in contamination_rows(docs, index)}
+    assert ("leak_q", "bfcl", "question") in found
+    assert ("leak_fn", "bfcl", "function_doc") in found
+    assert ("leak_prompt", "humaneval", "prompt") in found
+    assert ("leak_solution", "humaneval", "canonical_solution") in found
+    assert not any(d == "clean" for d, _, _ in found)

@@ -134,3 +134,20 @@ def test_template_requests_mention_values() -> None:
         [ROW], [{}], ['{"error": {"code": 400, "message": "bad"}}'], pattern="simple", rng=rng
     )
     assert "failed" in answer and "bad" in answer
+
+
+def test_api_doc_survives_wrongly_typed_schema_fields() -> None:
+    """Spec fields of the wrong type (seen in the OpenAPI directory) render, never raise."""
+    hostile = {
+        "type": "object",
+        "required": [{"not": "a name"}, "q"],
+        "properties": {
+            "q": {"type": ["string", 3], "description": {"en": "text"}, "items": ["x"]},
+            "r": {"type": "array", "items": {"type": "object", "required": True, "properties": {"a": {}}}},
+            "s": {"properties": {"t": {"type": None}}, "required": "t"},
+        },
+    }
+    text = render_api_doc({**ROW, "parameters": json.dumps(hostile)})
+    assert "`q` (string/3, required)" in text
+    assert "`r` (array of object, optional)" in text and "  - `a` (any, optional)" in text
+    assert "  - `t` (any, optional)" in text

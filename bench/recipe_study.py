@@ -1,0 +1,365 @@
+"""The recipe study in one command: the general base, the compute-matched ablation, every
+checkpoint's evaluation, the mixing-ratio grid and its law — what the research assets do, without an
+orchestrator, resumable, writing results (never checkpoints) to ``--out``.
+
+    python bench/recipe_study.py prepare --out DIR [--profile research_gpu] [--archive]
+    python bench/recipe_study.py run --data DIR --out $OUT [--work .study_work] [--budget-s 540]
+
+``prepare`` (CPU, here) copies what the pipeline built for the profile (run the profile's corpus
+assets first, see the error it prints) into DIR: ``warehouse.duckdb`` with ``fct_corpus_documents``
+only, the tokenizer, the held-out texts, the SFT set, the unseen-API benchmark, BFCL's data,
+HumanEval's problems and ``study.json`` (the profile's model/training/mixture/evaluation/research
+sections). ``--archive`` also writes ``DIR.tar.zst.NN`` parts of at most 60 MiB each.
+
+``run`` (GPU) does, each step once (a step with its marker in ``--work`` is skipped on a rerun): the
+grid (pack each share's mixture, train every size from scratch, held-out loss per category), the
+law (fit, chosen share), the mixtures of the ablation (general; stage 1 at the law's share when the
+profile says ``ratios: from_law``; stage 2), every arm (``python -m training``, resuming from its
+last checkpoint when cut), every checkpoint's evaluation, then ``results.md``, ``results.json``,
+``law.png``, ``loss_curves.png`` and ``grid.jsonl`` in ``--out``. With ``--budget-s`` it starts no
+new step after that many seconds and exits 3 (rerun to continue); the results so far are written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from contracts.io import atomic_write_text  # noqa: E402
+from training.research import (  # noqa: E402
+    ARMS,
+    ResearchConfig,
+    fit_and_choose,
+    grid_run_config,
+    laws_from_summary,
+    plot_law,
+    plot_loss_curves,
+    ratios_for_share,
+    read_loss_curve,
+    run_grid,
+    stage_tokens,
+    tokens_per_step,
+)
+
+INCOMPLETE = 3
+
+
+# ------------------------------------------------------------------------------------ prepare
+def prepare(out: Path, profile_name: str, home: str | None, archive: bool) -> int:
+    import duckdb
+
+    from assets.ingest import bfcl_data_dir
+    from assets.profile import load_profile, resolve_repo_path
+    from assets.resources import ForgeResource
+    from evaluation.humaneval import download_humaneval
+
+    profile = ForgeResource(profile=profile_name, home=home)
+    paths, settings = profile.paths, profile.settings
+    needed = {
+        "warehouse": paths.warehouse,
+        "tokenizer": paths.corpus / "tokenizer",
+        "heldout_texts": paths.corpus / "heldout_texts",
+        "sft": paths.corpus / "sft",
+        "unseen": paths.evaluation / "unseen_api_benchmark",
+    }
+    missing = [f"{k} ({p})" for k, p in needed.items() if not p.exists()]
+    if missing:
+        print(
+            f"missing pipeline outputs for profile {profile_name!r}: {', '.join(missing)}\n"
+            f"build them first: HEPHAESTUS_PROFILE={profile_name} .venv/bin/dagster asset materialize "
+            "-m orchestration.definitions --select '+tokenizer,+heldout_texts,+sft_dataset,"
+            "+unseen_api_benchmark,raw/bfcl_items'",
+            file=sys.stderr,
+        )
+        return 2
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    with duckdb.connect(str(out / "warehouse.duckdb")) as con:
+        con.execute(f"attach '{needed['warehouse']}' as src (read_only)")
+        con.execute("create table fct_corpus_documents as select * from src.fct_corpus_documents")
+        counts = con.execute(
+            "select category, split, count(*), sum(n_tokens_est) from fct_corpus_documents group by 1, 2 order by 1, 2"
+        ).fetchall()
+    for name in ("tokenizer", "heldout_texts", "sft", "unseen"):
+        shutil.copytree(needed[name], out / name)
+    shutil.copytree(bfcl_data_dir(profile), out / "bfcl")
+    he = settings.evaluation.humaneval
+    he_src = resolve_repo_path(he.local_path) if he.local_path else download_humaneval(paths.cache)
+    shutil.copy(he_src, out / ("humaneval" + "".join(Path(he_src).suffixes)))
+    raw = load_profile(profile_name)
+    study = {k: raw.get(k) for k in ("name", "model", "training", "mixture", "evaluation", "research")}
+    atomic_write_text(out / "study.json", json.dumps(study, indent=2) + "\n")
+    print("category  split       docs  tokens(est)")
+    for cat, split, n, tok in counts:
+        print(f"{cat:<9} {split:<10} {n:>6}  {tok:>11,}")
+    if archive:
+        tar = out.parent / f"{out.name}.tar.zst"
+        subprocess.run(
+            ["tar", "-I", "zstd -19 -T0", "-cf", str(tar), "-C", str(out.parent), out.name], check=True
+        )
+        subprocess.run(["split", "-b", "60M", "-d", str(tar), f"{tar}."], check=True)
+        tar.unlink()
+        for part in sorted(out.parent.glob(f"{tar.name}.*")):
+            print(f"{part}  {part.stat().st_size / 2**20:.1f} MiB")
+    return 0
+
+
+# ------------------------------------------------------------------------------------ run
+class Study:
+    """The run's state: data and work dirs, the profile sections, step markers and timings."""
+
+    def __init__(self, data: Path, work: Path, out: Path, budget_s: float | None, device: str | None):
+        from assets.profile import Profile
+
+        self.data, self.work, self.out = data, work, out
+        self.raw = json.loads((data / "study.json").read_text())
+        if device:  # the CPU test of this script
+            self.raw["training"] = {**(self.raw.get("training") or {}), "device": device, "compile": False}
+        self.settings = Profile.model_validate(self.raw)
+        self.research: ResearchConfig = self.settings.research
+        self.t0, self.budget_s = time.perf_counter(), budget_s
+        self.in_process = device == "cpu"
+        self.timings: dict[str, float] = self._load("timings.json", {})
+        work.mkdir(parents=True, exist_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
+
+    def _load(self, name: str, default: Any) -> Any:
+        path = self.work / name
+        return json.loads(path.read_text()) if path.exists() else default
+
+    def step(self, name: str, fn) -> Any:
+        """Run ``fn`` unless its marker exists; record its wall time; stop when over budget."""
+        marker = self.work / "steps" / f"{name}.json"
+        if marker.exists():
+            return json.loads(marker.read_text())["result"]
+        if self.budget_s is not None and time.perf_counter() - self.t0 > self.budget_s:
+            raise TimeoutError(name)
+        t = time.perf_counter()
+        result = fn()
+        self.timings[name] = round(time.perf_counter() - t, 1)
+        atomic_write_text(marker, json.dumps({"result": result}, default=str))
+        atomic_write_text(self.work / "timings.json", json.dumps(self.timings, indent=2))
+        print(f"[{time.perf_counter() - self.t0:7.1f}s] {name}: done in {self.timings[name]}s", flush=True)
+        return result
+
+    def pack(self, ratios: dict[str, float], budget: int, out_dir: Path, seed_only: bool = False) -> dict:
+        from forge.corpus.mixtures import MIXTURE_STAGE, MixtureConfig
+
+        cfg = MixtureConfig(ratios=ratios, token_budget=budget, seed_only=seed_only, max_epochs=100.0)
+        meta = MIXTURE_STAGE.run(
+            cfg,
+            warehouse=self.data / "warehouse.duckdb",
+            tokenizer_dir=self.data / "tokenizer",
+            out_dir=out_dir,
+        )
+        return {k: meta[k] for k in ("n_tokens", "tokens_by_category")}
+
+    def train(self, command: str, cfg) -> dict[str, Any]:
+        """One stage in its own process (GPU memory freed after), resuming from its checkpoints."""
+        from training.config import to_dict
+
+        Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
+        if self.in_process:  # the CPU test: no interpreter start per stage
+            from training.stages import run as run_stage
+
+            return run_stage(command, cfg)
+        path = Path(cfg.output_dir) / "run_config.json"
+        atomic_write_text(path, json.dumps(to_dict(cfg)))
+        proc = subprocess.run(
+            [sys.executable, "-m", "training", command, "--config", str(path), "--quiet"],
+            cwd=REPO, capture_output=True, text=True,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            raise RuntimeError(f"{cfg.name} failed:\n{proc.stderr[-4000:]}")
+        return json.loads((Path(cfg.output_dir) / "summary.json").read_text())
+
+    def heldout_loss(self, hf_dir: Path) -> dict[str, float]:
+        from contracts.io import read_jsonl
+        from evaluation.bfcl.runner import load_model
+        from evaluation.perplexity import perplexity
+
+        model, tok = load_model(hf_dir)
+        seq = self.settings.evaluation.perplexity.seq_len
+        out = {}
+        for path in sorted((self.data / "heldout_texts").glob("*.jsonl")):
+            texts = [r["text"] for r in read_jsonl(path)]
+            if texts:
+                out[path.stem] = float(
+                    perplexity(model, tok, texts, seq_len=seq, batch_size=16)["nll_per_token"]
+                )
+        return out
+
+
+def run(study: Study) -> int:
+    r, s = study.research, study.settings
+    model, training = study.raw.get("model"), study.raw.get("training")
+    tok = study.data / "tokenizer"
+    complete = False
+    try:
+        grid_dir = study.work / "grid"
+
+        def grid() -> list[dict[str, Any]]:
+            budget = r.grid.mixture_tokens or r.grid.train_tokens
+            return run_grid(
+                r.grid, grid_dir,
+                pack=lambda share, d: study.pack(ratios_for_share(share), budget, d),
+                train=lambda cfg: study.train("cpt", cfg),
+                heldout_loss=study.heldout_loss,
+                make_config=lambda run_, shards, o: grid_run_config(
+                    model, training, r.grid, run_.size, output_dir=o, tokenizer_dir=tok, shards_dir=shards
+                ),
+            )  # fmt: skip
+
+        records = study.step("grid", grid)
+        law = study.step("law", lambda: fit_and_choose(records, r.general_tolerance))
+        stage1 = s.mixture.stage1
+        ratios1 = (
+            ratios_for_share(law["chosen"]["share"]) if stage1.ratios == "from_law" else dict(stage1.ratios)
+        )
+        data = {
+            "general": study.work / "data" / "general",
+            "stage1": study.work / "data" / "stage1",
+            "stage2": study.work / "data" / "stage2",
+            "sft": study.data / "sft",
+        }
+        _packed = {  # tokens per category of each mixture: in results.json's steps
+            "general": study.step("pack_general", lambda: study.pack({"code": 1, "text": 1}, r.ablation.general_tokens, data["general"])),
+            "stage1": study.step("pack_stage1", lambda: study.pack(ratios1, stage1.token_budget, data["stage1"])),
+            "stage2": study.step(
+                "pack_stage2",
+                lambda: study.pack(dict(s.mixture.stage2.ratios), s.mixture.stage2.token_budget, data["stage2"], s.mixture.stage2.seed_only),
+            ),
+        }  # fmt: skip
+        del _packed
+        from training.research import arm_configs
+
+        cfgs = arm_configs(
+            model, training, r, models_dir=study.work / "models", tokenizer_dir=tok, data_dirs=data
+        )
+        for arm in ARMS:
+            study.step(
+                f"train_{arm.name}", lambda arm=arm: _summary(study.train(arm.command, cfgs[arm.name]))
+            )
+        from evaluation.checkpoint import EvalInputs, evaluate_checkpoint
+
+        he = sorted(study.data.glob("humaneval*"))
+        inputs = EvalInputs(
+            study.data / "bfcl", study.data / "unseen", study.data / "heldout_texts", he[0] if he else None
+        )
+        for arm in ARMS:
+            study.step(
+                f"eval_{arm.name}",
+                lambda arm=arm: evaluate_checkpoint(
+                    Path(cfgs[arm.name].output_dir) / "hf",
+                    inputs,
+                    s.evaluation,
+                    study.work / "evals" / arm.name,
+                ),
+            )
+        complete = True
+        return 0
+    except TimeoutError as stopped:
+        print(f"budget reached before step {stopped}: rerun the same command to continue", flush=True)
+        return INCOMPLETE
+    finally:
+        write_results(study, complete)
+
+
+def _summary(summary: dict[str, Any]) -> dict[str, Any]:
+    keys = (
+        "steps",
+        "tokens_seen",
+        "final_loss",
+        "final_eval_loss",
+        "n_params",
+        "n_params_non_embedding",
+        "wall_time_s",
+    )
+    return {k: summary.get(k) for k in keys}
+
+
+def write_results(study: Study, complete: bool) -> None:
+    """Whatever is finished, as results.md / results.json / plots / grid.jsonl in --out."""
+    from evaluation.scorecard import comparison_table
+    from training.config import load_config
+
+    steps = {
+        p.stem: json.loads(p.read_text())["result"] for p in sorted((study.work / "steps").glob("*.json"))
+    }
+    out, md = (
+        study.out,
+        [f"# Recipe study ({'complete' if complete else 'INCOMPLETE: rerun to continue'})", ""],
+    )
+    if "grid" in steps:
+        atomic_write_text(out / "grid.jsonl", "".join(json.dumps(x) + "\n" for x in steps["grid"]))
+    if "law" in steps:
+        from assets.research import law_markdown
+
+        law = steps["law"]
+        plot_law(steps["grid"], laws_from_summary(law["laws"]), law["chosen"], out / "law.png")
+        md += ["## Mixing-ratio law", "", law_markdown(law, steps["grid"]), ""]
+    arms_md = [
+        "| arm | what | tokens | steps | params (non-emb) | final loss | wall s |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    curves = {}
+    for arm in ARMS:
+        res = steps.get(f"train_{arm.name}")
+        cfg_path = study.work / "models" / arm.name / "config.json"
+        if res and cfg_path.exists():
+            cfg = load_config(cfg_path)
+            curves[arm.name] = read_loss_curve(
+                study.work / "models" / arm.name / "metrics.jsonl", tokens_per_step(cfg)
+            )
+            arms_md.append(
+                f"| {arm.name} | {arm.description} | {stage_tokens(cfg):,} | {res['steps']} | "
+                f"{res['n_params']:,} ({res['n_params_non_embedding']:,}) | {res['final_loss'] or float('nan'):.4f} | {res['wall_time_s']:.0f} |"
+            )
+    if curves:
+        plot_loss_curves(curves, out / "loss_curves.png", "ablation arms: training loss")
+        md += ["## Ablation: training", "", *arms_md, ""]
+    evals = {a.name: steps[f"eval_{a.name}"] for a in ARMS if f"eval_{a.name}" in steps}
+    if evals:
+        md += ["## Ablation: every checkpoint x every metric", "", comparison_table(evals, base="base"), ""]
+    total = sum(study.timings.values())
+    md += ["## Time", "", "| step | wall s |", "|---|---:|"]
+    md += [f"| {k} | {v} |" for k, v in study.timings.items()] + [
+        f"| total | {total:.0f} ({total / 60:.1f} min) |"
+    ]
+    atomic_write_text(out / "results.md", "\n".join(md) + "\n")
+    payload = {"complete": complete, "timings_s": study.timings, "steps": steps, "study": study.raw}
+    atomic_write_text(out / "results.json", json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("prepare")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--profile", default="research_gpu")
+    p.add_argument("--home", default=None, help="HEPHAESTUS_HOME the profile was built in")
+    p.add_argument("--archive", action="store_true")
+    r = sub.add_parser("run")
+    r.add_argument("--data", type=Path, required=True)
+    r.add_argument("--out", type=Path, required=True)
+    r.add_argument("--work", type=Path, default=REPO / ".study_work")
+    r.add_argument("--budget-s", type=float, default=None)
+    r.add_argument("--device", default=None, help="override training.device (the CPU test: cpu)")
+    args = ap.parse_args(argv)
+    if args.cmd == "prepare":
+        return prepare(args.out, args.profile, args.home, args.archive)
+    return run(Study(args.data, args.work, args.out, args.budget_s, args.device))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

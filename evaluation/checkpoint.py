@@ -1,0 +1,141 @@
+"""Every benchmark on one checkpoint, the model loaded once: what the ablation compares.
+
+For each checkpoint (base, CPT stages, control, SFT arms) the same items are scored: BFCL
+categories of the official data, the unseen-API benchmark, held-out perplexity per category,
+HumanEval, and the teacher-forced log-likelihood of every item's ground-truth call (BFCL and
+unseen APIs). Accuracies come with bootstrap 95% intervals over items (:mod:`evaluation.bootstrap`).
+The result is one JSON document per checkpoint (``results.json``) plus per-item rows, so the
+comparison across checkpoints is a join on the metric names of :func:`flat_scores`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from contracts.bfcl import load_category, read_unseen_benchmark
+from contracts.io import atomic_write_text, read_jsonl
+from evaluation.bfcl.runner import as_item, evaluate_items, load_model
+from evaluation.bootstrap import accuracy_by_category, bootstrap_ci
+from evaluation.config import EvaluationConfig
+from evaluation.loglik import item_logliks, summarize_logliks
+from evaluation.perplexity import perplexity
+
+
+@dataclass(frozen=True)
+class EvalInputs:
+    """Where the benchmark data lives: BFCL's official data dir, the unseen-API benchmark dir, the
+    held-out texts dir (``<category>.jsonl``), and HumanEval's ``problems.jsonl`` (None: skipped,
+    and said so in the result)."""
+
+    bfcl_dir: Path
+    unseen_dir: Path
+    heldout_dir: Path
+    humaneval_path: Path | None = None
+
+
+def _bfcl_items(inputs: EvalInputs, cfg: EvaluationConfig) -> list[Any]:
+    limit = cfg.bfcl.limit_per_category
+    return [item for cat in cfg.bfcl.categories for item in load_category(inputs.bfcl_dir, cat, limit)]
+
+
+def _unseen_items(inputs: EvalInputs, cfg: EvaluationConfig) -> list[Any]:
+    raw_items, answers = read_unseen_benchmark(inputs.unseen_dir)
+    limit, seen, items = cfg.unseen.limit_per_category, {}, []
+    for raw in raw_items:
+        cat = raw["category"]
+        if limit is not None and seen.get(cat, 0) >= int(limit):
+            continue
+        seen[cat] = seen.get(cat, 0) + 1
+        items.append(as_item({**raw, "ground_truth": answers.get(raw["id"])}))
+    return items
+
+
+def _accuracy(model: Any, tokenizer: Any, items: list[Any], batch: int, max_new: int, seed: int) -> dict:
+    if not items:
+        return {"n_items": 0, "note": "no items"}
+    result = evaluate_items(model, tokenizer, items, batch, max_new)
+    rows = result.pop("rows")
+    result["ci"] = accuracy_by_category(rows, seed=seed)
+    return {**result, "rows": rows}
+
+
+def evaluate_checkpoint(
+    model_dir: Path, inputs: EvalInputs, cfg: EvaluationConfig, out_dir: Path, *, seed: int = 0
+) -> dict[str, Any]:
+    """Score the checkpoint in ``model_dir`` (an HF export) on every benchmark; write
+    ``results.json`` (no per-item rows) and ``items_<benchmark>.jsonl``; return the slim result."""
+    model, tokenizer = load_model(model_dir)
+    result: dict[str, Any] = {"model_dir": str(model_dir), "config": cfg.model_dump()}
+    bfcl_items, unseen_items = _bfcl_items(inputs, cfg), _unseen_items(inputs, cfg)
+    result["bfcl"] = _accuracy(
+        model, tokenizer, bfcl_items, cfg.bfcl.batch_size, cfg.bfcl.max_new_tokens, seed
+    )
+    result["unseen_api"] = _accuracy(
+        model, tokenizer, unseen_items, cfg.unseen.batch_size, cfg.unseen.max_new_tokens, seed
+    )
+    for name, items in (("bfcl", bfcl_items), ("unseen_api", unseen_items)):
+        rows, skipped = item_logliks(model, tokenizer, items, batch_size=cfg.bfcl.batch_size)
+        result[f"loglik_{name}"] = {**summarize_logliks(rows, skipped), "rows": rows}
+    result["perplexity"] = {}
+    for path in sorted(inputs.heldout_dir.glob("*.jsonl")):
+        texts = [r["text"] for r in read_jsonl(path)]
+        if texts:
+            result["perplexity"][path.stem] = perplexity(
+                model, tokenizer, texts, seq_len=cfg.perplexity.seq_len, batch_size=8
+            )
+    if inputs.humaneval_path is not None:
+        from evaluation.humaneval import evaluate_humaneval, load_problems
+
+        he = cfg.humaneval
+        problems = load_problems(inputs.humaneval_path, he.limit)
+        res = evaluate_humaneval(
+            model, tokenizer, problems, he.max_new_tokens, he.batch_size, he.timeout_s, he.memory_mb
+        )
+        res["ci"] = bootstrap_ci([float(r["passed"]) for r in res["rows"]], seed=seed)
+        result["humaneval"] = res
+    else:
+        result["humaneval"] = {"note": "no HumanEval problems given: skipped"}
+    return save(out_dir, result)
+
+
+def save(out_dir: Path, result: dict[str, Any]) -> dict[str, Any]:
+    """Per-item rows to ``items_<benchmark>.jsonl``, the rest to ``results.json`` (atomically)."""
+    slim: dict[str, Any] = {}
+    for key, value in result.items():
+        if isinstance(value, dict) and "rows" in value:
+            rows = value["rows"]
+            text = "".join(json.dumps(r, default=str) + "\n" for r in rows)
+            atomic_write_text(out_dir / f"items_{key}.jsonl", text)
+            value = {k: v for k, v in value.items() if k != "rows"}
+        slim[key] = value
+    atomic_write_text(out_dir / "results.json", json.dumps(slim, indent=2, default=str) + "\n")
+    return slim
+
+
+def flat_scores(result: dict[str, Any]) -> dict[str, float]:
+    """The comparison's metric names -> value, from a slim result: ``bfcl.acc.<cat>`` with
+    ``.lo``/``.hi``, ``unseen_api.acc.<cat>``, ``loglik_bfcl.nll`` (per target token),
+    ``ppl.<category>`` / ``nll.<category>``, ``humaneval.pass@1``."""
+    out: dict[str, float] = {}
+    for bench in ("bfcl", "unseen_api"):
+        for cat, ci in ((result.get(bench) or {}).get("ci") or {}).items():
+            out[f"{bench}.acc.{cat}"] = ci["mean"]
+            out[f"{bench}.acc.{cat}.lo"] = ci["lo"]
+            out[f"{bench}.acc.{cat}.hi"] = ci["hi"]
+        ll = result.get(f"loglik_{bench}") or {}
+        if ll.get("all"):
+            out[f"loglik_{bench}.nll"] = ll["all"]["nll_per_token"]
+        for cat, agg in (ll.get("categories") or {}).items():
+            out[f"loglik_{bench}.nll.{cat}"] = agg["nll_per_token"]
+    for cat, ppl in (result.get("perplexity") or {}).items():
+        out[f"ppl.{cat}"] = ppl["ppl"]
+        out[f"nll.{cat}"] = ppl["nll_per_token"]
+    he = result.get("humaneval") or {}
+    if "pass@1" in he:
+        out["humaneval.pass@1"] = he["pass@1"]
+        out["humaneval.pass@1.lo"] = he["ci"]["lo"]
+        out["humaneval.pass@1.hi"] = he["ci"]["hi"]
+    return out

@@ -1,0 +1,87 @@
+"""The ablation's arms: one base, identical SFT, a control matched in tokens to CPT1 + CPT2."""
+
+from pathlib import Path
+
+import pytest
+
+from assets.profile import load_profile, load_settings
+from training.research import ARMS, arm_configs, grid_run_config, grid_runs, stage_tokens
+
+
+@pytest.fixture(scope="module")
+def cfgs(tmp_path_factory):
+    prof = load_profile("micro")
+    root = tmp_path_factory.mktemp("arms")
+    data = {k: root / k for k in ("general", "stage1", "stage2", "sft")}
+    return arm_configs(
+        prof["model"], prof["training"], load_settings("micro").research,
+        models_dir=root / "models", tokenizer_dir=root / "tok", data_dirs=data,
+    ), root  # fmt: skip
+
+
+def test_every_arm_from_the_same_base(cfgs):
+    cfgs, root = cfgs
+    assert [a.name for a in ARMS] == list(cfgs)
+    assert cfgs["base"].model.init == "config" and cfgs["base"].data.shards_dir == str(root / "general")
+    for arm in ARMS:
+        if arm.parent:
+            assert cfgs[arm.name].model.name_or_path == str(root / "models" / arm.parent / "hf")
+    roots = {a.name: a for a in ARMS}
+    for arm in ARMS:  # every chain ends at the base
+        node = arm
+        while node.parent:
+            node = roots[node.parent]
+        assert node.name == "base"
+
+
+def test_control_matches_the_cpt_tokens_and_sft_is_identical(cfgs):
+    cfgs, root = cfgs
+    cpt = stage_tokens(cfgs["cpt1"]) + stage_tokens(cfgs["cpt2"])
+    control = stage_tokens(cfgs["control"])
+    assert cpt <= control < cpt + stage_tokens(cfgs["control"]) / cfgs["control"].schedule.max_steps
+    assert cfgs["control"].data.shards_dir == str(root / "general")
+    sfts = [cfgs[n] for n in ("sft_base", "sft_cpt1", "sft_cpt2", "sft_control")]
+    for cfg in sfts:
+        assert (cfg.schedule, cfg.optim, cfg.lora, cfg.data) == (
+            sfts[0].schedule,
+            sfts[0].optim,
+            sfts[0].lora,
+            sfts[0].data,
+        )
+
+
+def test_base_reads_its_research_block(cfgs):
+    cfgs, _ = cfgs
+    assert cfgs["base"].schedule.max_steps == load_settings("micro").research.ablation.base["max_steps"]
+
+
+def test_unknown_key_in_research_block_is_an_error(tmp_path):
+    from training.research import apply_section
+
+    with pytest.raises(ValueError, match="lrr"):
+        apply_section(cfgs_like(tmp_path), {"lrr": 1.0}, "research.ablation.base")
+
+
+def cfgs_like(tmp_path: Path):
+    from training.config import debug_config
+
+    return debug_config(tmp_path)
+
+
+def test_grid_run_config_trains_the_budget(tmp_path):
+    prof, settings = load_profile("micro"), load_settings("micro")
+    grid = settings.research.grid
+    runs = grid_runs(grid)
+    assert len(runs) == len(grid.shares) * len(grid.sizes)
+    cfg = grid_run_config(
+        prof["model"], prof["training"], grid, runs[0].size,
+        output_dir=tmp_path / "o", tokenizer_dir=tmp_path / "t", shards_dir=tmp_path / "s",
+    )  # fmt: skip
+    assert cfg.model.init == "config" and cfg.model.hidden_size == runs[0].size.hidden_size
+    assert stage_tokens(cfg) == grid.train_tokens
+
+
+def test_research_gpu_profile_is_valid_and_sized():
+    settings = load_settings("research_gpu")
+    r = settings.research
+    assert r.enabled and len(r.grid.shares) >= 6 and max(r.grid.shares) >= 0.8 and len(r.grid.sizes) >= 2
