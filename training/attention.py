@@ -1,6 +1,6 @@
 """Document masking inside packed sequences: a token attends only to earlier tokens of its own document.
 
-Packed CPT windows concatenate documents separated by EOS (format 5). Plain causal attention lets a token
+Packed CPT windows concatenate documents separated by EOS (``contracts.packed``). Plain causal attention lets a token
 see the end of the previous document; with `data.doc_mask` it does not. A document runs up to and
 including its EOS, so the token after an EOS starts a new document.
 

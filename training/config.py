@@ -34,7 +34,7 @@ class ModelConfig:
 
     init: Literal["config", "pretrained"] = "config"
     name_or_path: str | None = None
-    # Tokenizer dir (format 7). None: `name_or_path` when pretrained, else the shards manifest's
+    # Tokenizer dir (special tokens and chat template of contracts.chat). None: `name_or_path` when pretrained, else the shards manifest's
     # `tokenizer_dir` (CPT). The vocabulary size and special-token ids come from it.
     tokenizer_dir: str | None = None
     hidden_size: int = 64
@@ -55,8 +55,8 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    """Where the tokens come from. CPT reads packed shards (format 5) from `shards_dir`; SFT reads a
-    JSONL (format 6) from `sft_path`. `seq_len` is the number of input tokens per row (a CPT window
+    """Where the tokens come from. CPT reads packed shards (``contracts.packed``) from `shards_dir`; SFT reads a
+    JSONL (``contracts.sft``) from `sft_path`. `seq_len` is the number of input tokens per row (a CPT window
     holds seq_len + 1 tokens so that targets are the inputs shifted by one)."""
 
     shards_dir: str | None = None
@@ -331,7 +331,7 @@ def debug_config(output_dir: str | Path, **overrides: Any) -> RunConfig:
 
 
 # Llama dims of the named sizes (GPT-2 vocabulary padded to 50304, tied embeddings). Non-embedding
-# parameters: 124m 85M, 350m 299M, 1b 0.97B (the sizes of issue 8's baseline table).
+# parameters: 124m 85M, 350m 299M, 1b 0.97B (the sizes of bench/train_throughput.py's table).
 LLAMA_SIZES: dict[str, dict[str, int]] = {
     "124m": dict(hidden_size=768, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=12,
                  num_key_value_heads=12),

@@ -1,4 +1,4 @@
-"""Packed-shard loader for continual pre-training (format 5) and a resumable, rank-aware sampler.
+"""Packed-shard loader for continual pre-training (``contracts.packed``) and a resumable, rank-aware sampler.
 
 Grain: a *window* is seq_len + 1 consecutive tokens of one shard; window i of a shard starts at token
 i * seq_len, so consecutive windows overlap by one token and every token is a target exactly once.

@@ -14,13 +14,15 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torc
 
 
 def load_tokenizer(path: str | Path) -> Any:
-    """A tokenizer directory (format 7) or hub id; a missing local dir is a clear error, not a hub lookup."""
+    """A tokenizer directory (``forge.corpus.tokenizer`` layout) or hub id; a missing local dir is a clear error, not a hub lookup."""
     p = Path(path)
     if (p.is_absolute() or str(path).startswith(".")) and not p.is_dir():
         raise FileNotFoundError(f"tokenizer directory not found: {p}")
     tok = AutoTokenizer.from_pretrained(str(path))
     if tok.pad_token_id is None:
-        raise ValueError(f"tokenizer {path} has no pad token; format 7 requires pad_token = <|pad|>")
+        raise ValueError(
+            f"tokenizer {path} has no pad token; the project's tokenizers require pad_token = <|pad|>"
+        )
     return tok
 
 

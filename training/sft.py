@@ -1,6 +1,6 @@
 """Supervised fine-tuning (stage 3): chat-rendered conversations, loss on assistant tokens only.
 
-Each JSONL row (format 6) is rendered by the tokenizer's own chat template (format 4) with
+Each JSONL row (``contracts.sft``) is rendered by the tokenizer's own chat template (``contracts.chat``) with
 `return_assistant_tokens_mask=True`; positions outside `{% generation %}` spans get label -100. LoRA
 adapters by default (merged into the base for export), full fine-tuning with `full_finetune=true`.
 """
@@ -62,7 +62,7 @@ def load_sft_examples(
     if not _GENERATION_TAG.search(template or ""):
         raise ValueError(
             "tokenizer chat_template has no {% generation %} markers, so the assistant-only loss mask cannot "
-            "be computed; use a tokenizer built per format 7"
+            "be computed; use a tokenizer built by forge.corpus.tokenizer"
         )
     examples, skipped = [], Counter()
     for lineno, row in read_sft_jsonl(path):

@@ -1,6 +1,6 @@
 """Tokenizers for the corpus: train a byte-level BPE on our text, or adapt a base model's tokenizer.
 
-Both produce a tokenizer directory in brief format 7: ``save_pretrained`` output that
+Both produce a tokenizer directory in the project's tokenizer layout: ``save_pretrained`` output that
 ``AutoTokenizer.from_pretrained(dir)`` loads, eos ``<|endoftext|>``, pad ``<|pad|>``, chat
 template :data:`contracts.chat.CHAT_TEMPLATE`, the four tool tags as single (non-special) tokens.
 
@@ -146,7 +146,7 @@ def load_or_adapt_tokenizer(
     *,
     model_max_length: int | None = None,
 ) -> Path:
-    """Load a base model's tokenizer, bring it to format 7, save it to ``out_dir``; return ``out_dir``.
+    """Load a base model's tokenizer, bring it to the project's layout (our special tokens and chat template), save it to ``out_dir``; return ``out_dir``.
 
     ``name_or_path`` is a local directory, or a hub id (only when ``HF_HUB_OFFLINE`` is not set;
     offline, a non-directory raises ``FileNotFoundError`` instead of trying the network). Missing

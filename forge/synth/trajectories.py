@@ -204,7 +204,7 @@ def _group(api_rows: Iterable[dict], heldout: set[str], stats: StepStats) -> dic
 
 
 def tool_doc(row: dict, schema: dict | None = None) -> dict:
-    """The tool document a model sees (format 2): name, description, JSON Schema parameters."""
+    """The tool document a model sees (rendered by ``contracts.chat``): name, description, JSON Schema parameters."""
     summary, desc = (row.get("summary") or "").strip(), (row.get("description") or "").strip()
     text = (
         summary

@@ -39,7 +39,7 @@ class RowError(ValueError):
 
 @dataclass
 class Parsed:
-    """One conversation in normalized form (brief format 3), before validation."""
+    """One conversation in normalized form (the normalized conversation of ``contracts.tables.TRAJECTORIES``), before validation."""
 
     tools: list[dict]
     messages: list[dict]
@@ -118,7 +118,7 @@ def _flat_param_schema(spec: dict) -> dict:
 
 
 def normalize_tool(tool: Any) -> dict:
-    """A tool document (brief format 2) from the shapes datasets use: OpenAI's
+    """A tool document (name, description, JSON Schema parameters; rendered by ``contracts.chat``) from the shapes datasets use: OpenAI's
     ``{"type": "function", "function": {...}}`` wrapper, JSON Schema or BFCL-dialect
     ``parameters`` (kept as written), or xLAM's flat parameter map (converted to JSON Schema)."""
     if isinstance(tool, dict) and isinstance(tool.get("function"), dict) and "name" not in tool:
@@ -223,7 +223,7 @@ def validate_calls(messages: list[dict], tools: list[dict]) -> tuple[list[dict],
 
 
 def check_messages(messages: list[dict]) -> None:
-    """Structural checks every normalized conversation must pass (brief format 3)."""
+    """Structural checks every normalized conversation must pass (the normalized conversation of ``contracts.tables.TRAJECTORIES``)."""
     if not any(m.get("role") == "user" for m in messages):
         raise RowError("no_user_turn", "")
     if not any(m.get("role") == "assistant" for m in messages):
