@@ -34,10 +34,13 @@ def main(argv: list[str] | None = None) -> int:
         )
     elapsed = time.perf_counter() - t0
 
-    rebuilt, fresh = [], []
+    rebuilt, fresh, off = [], [], []
     for event in result.get_asset_materialization_events():
         mat = event.event_specific_data.materialization
         up_to_date = mat.metadata.get("up_to_date")
+        if "skipped" in mat.metadata:  # turned off by the profile (e.g. research.enabled: false)
+            off.append(mat.asset_key.to_user_string())
+            continue
         (fresh if up_to_date is not None and up_to_date.value else rebuilt).append(
             mat.asset_key.to_user_string()
         )
@@ -53,8 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     n_dbt = sum(_is_dbt(k) for k in rebuilt)
     print(
-        f"{len(rebuilt) + len(fresh)} assets materialized: {len(rebuilt) - n_dbt} Python assets rebuilt, "
-        f"{len(fresh)} up to date, {n_dbt} dbt models re-run (dbt rebuilds its views and tables every run)"
+        f"{len(rebuilt) + len(fresh) + len(off)} assets materialized: {len(rebuilt) - n_dbt} Python assets "
+        f"rebuilt, {len(fresh)} up to date, {n_dbt} dbt models re-run (dbt rebuilds its views and tables every "
+        f"run)" + (f", {len(off)} turned off by the profile (a recorded skip)" if off else "")
     )
     if fresh and not [k for k in rebuilt if not _is_dbt(k)]:
         print(
