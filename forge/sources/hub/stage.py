@@ -20,7 +20,7 @@ from forge.core.stats import StepStats
 class HubDocsConfig(StageConfig):
     """``sources.hub_docs``: where the model cards and hubconf.py files come from."""
 
-    #: a folder with ``hf/<org>/<name>/README.md`` cards and ``torchhub/<owner>/<repo>/hubconf.py``
+    #: a folder with ``hf/<org>__<name>/README.md`` cards and ``torchhub/<owner>__<repo>/hubconf.py``
     local_dir: str | None = None
     #: Hugging Face model ids whose cards are downloaded (needs network)
     hf_models: list[str] = []
