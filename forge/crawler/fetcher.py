@@ -20,7 +20,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -71,6 +71,7 @@ class _Host:
     sem: asyncio.Semaphore
     delay: float
     next_at: float = 0.0
+    turn: asyncio.Lock = field(default_factory=asyncio.Lock)  # one request start at a time
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -156,11 +157,12 @@ class SafeFetcher:
     async def _take_slot(self, key: str) -> _Host:
         st = self._host(key)
         await st.sem.acquire()
-        now = time.monotonic()
-        start = max(now, st.next_at)
-        st.next_at = start + st.delay
-        if start > now:
-            await asyncio.sleep(start - now)
+        # Starts are spaced from when each request really went, not from when it was due: a late
+        # wake-up must not let the next request follow closer than the host's delay.
+        async with st.turn:
+            while (wait := st.next_at - time.monotonic()) > 0:
+                await asyncio.sleep(wait)
+            st.next_at = time.monotonic() + st.delay
         return st
 
     def _hold_host(self, key: str, seconds: float) -> None:
