@@ -32,6 +32,7 @@ from training.research import (
     ARMS,
     fit_and_choose,
     grid_run_config,
+    law_markdown,
     laws_from_summary,
     plot_law,
     ratios_for_share,
@@ -222,35 +223,6 @@ def mixing_law(context: AssetExecutionContext, profile: ForgeResource) -> Materi
 
     result = materialize_stage(context, out, fp, build)
     return _with_markdown(result, out / "law.md", out / "law.png", "mixing-ratio law")
-
-
-def law_markdown(law: dict[str, Any], records: list[dict[str, Any]]) -> str:
-    """The grid's losses and the fitted parameters as Markdown."""
-    cats = sorted({r["category"] for r in records})
-    runs = sorted({(r["size"], r["n_params"], r["share"]) for r in records}, key=lambda x: (x[1], x[2]))
-    loss = {(r["size"], r["share"], r["category"]): r["loss"] for r in records}
-    lines = ["| size | non-emb params | agent share | " + " | ".join(f"{c} loss" for c in cats) + " |"]
-    lines.append("|---|---:|---:|" + "---:|" * len(cats))
-    for size, n, share in runs:
-        cells = " | ".join(f"{loss[(size, share, c)]:.4f}" for c in cats)
-        lines.append(f"| {size} | {n:,} | {share:.2f} | {cells} |")
-    lines += [
-        "",
-        "| category | form | c | a | b (share) | d (ln N) | rmse | points |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for cat, p in law["laws"].items():
-        lines.append(
-            f"| {cat} | {p['form']} | {p['c']:.4f} | {p['a']:.4f} | {p['b']:.4f} | {p['d']:.4f} | "
-            f"{p['rmse']:.4f} | {p['n_points']} |"
-        )
-    ch = law["chosen"]
-    lines += [
-        "",
-        f"Chosen agent share: **{ch['share']:.2f}** (paper: {ch['paper_share']:.2f}); rule: {ch['rule']}, "
-        f"at {ch['n_params']:,.0f} non-embedding parameters, shares searched in [0, {ch['max_share']:.2f}].",
-    ]
-    return "\n".join(lines)
 
 
 def _with_markdown(result: MaterializeResult, md: Path, png: Path | None, title: str) -> MaterializeResult:

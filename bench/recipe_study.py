@@ -76,8 +76,8 @@ def prepare(out: Path, profile_name: str, home: str | None, archive: bool) -> in
         print(
             f"missing pipeline outputs for profile {profile_name!r}: {', '.join(missing)}\n"
             f"build them first: HEPHAESTUS_PROFILE={profile_name} .venv/bin/dagster asset materialize "
-            "-m orchestration.definitions --select '+tokenizer,+heldout_texts,+sft_dataset,"
-            "+unseen_api_benchmark,raw/bfcl_items'",
+            "-m orchestration.definitions --select '*tokenizer,*heldout_texts,*sft_dataset,"
+            "*unseen_api_benchmark,raw/bfcl_items'",
             file=sys.stderr,
         )
         return 2
@@ -303,7 +303,7 @@ def write_results(study: Study, complete: bool) -> None:
     if "grid" in steps:
         atomic_write_text(out / "grid.jsonl", "".join(json.dumps(x) + "\n" for x in steps["grid"]))
     if "law" in steps:
-        from assets.research import law_markdown
+        from training.research import law_markdown
 
         law = steps["law"]
         plot_law(steps["grid"], laws_from_summary(law["laws"]), law["chosen"], out / "law.png")
