@@ -100,3 +100,14 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def png_markdown(path: Path | None, alt: str) -> str:
+    """A PNG as Markdown with the image inlined (base64 data URI): the Dagster UI renders it in the
+    asset's metadata, and the completion marker keeps it, so a skipped rerun still shows it."""
+    import base64
+
+    if path is None or not path.exists():
+        return f"_no {alt}_"
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f"![{alt}](data:image/png;base64,{data})"

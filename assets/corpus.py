@@ -1,14 +1,17 @@
 """Corpus assets: tokenizer, stage-1 and stage-2 packed mixtures, the SFT set, held-out texts."""
 
 from pathlib import Path
+from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, asset
 
+from assets.common import png_markdown
 from assets.factory import stage_asset
 from assets.resources import ForgeResource
 from assets.warehouse import mart_key
 from forge.corpus.build import HELDOUT_TEXTS_STAGE, SFT_DATASET_STAGE, HeldoutTextsConfig, SftDatasetConfig
 from forge.corpus.mixtures import MIXTURE_STAGE
+from forge.corpus.plots import plot_mixture
 from forge.corpus.tokenizer import TOKENIZER_STAGE
 from forge.text.dedup import CANDIDATES_TABLE, NEAR_DEDUP_STAGE
 
@@ -49,6 +52,12 @@ def _mixture_asset(stage: str, description: str):
 
         cfg = resolve_mixture(profile, getattr(profile.settings.mixture, stage))
         tok, out = tokenizer_dir(profile), profile.paths.corpus / f"cpt_{stage}_shards"
+        plot = mixture_plot_path(profile, stage)
+
+        def composition(meta: dict[str, Any]) -> dict[str, Any]:
+            drawn = plot_mixture(out, plot, f"stage {stage[-1]} mixture: tokens per category and source")
+            return {**meta, "composition_md": png_markdown(drawn, "mixture composition")}
+
         return stage_asset(
             context,
             MIXTURE_STAGE,
@@ -57,10 +66,16 @@ def _mixture_asset(stage: str, description: str):
             upstream=[tok],
             warehouse=profile.paths.warehouse,
             tables=["fct_corpus_documents"],
+            then=composition,
             tokenizer_dir=tok,
         )
 
     return _asset
+
+
+def mixture_plot_path(profile: ForgeResource, stage: str) -> Path:
+    """The composition picture of ``cpt_<stage>_shards`` (also logged on the training run that reads it)."""
+    return profile.paths.root / "plots" / f"cpt_{stage}_shards.png"
 
 
 cpt_stage1_shards = _mixture_asset(

@@ -6,14 +6,17 @@ resolve the profile's paths and hand the stage to :func:`assets.factory.stage_as
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, asset, multi_asset
 
+from assets.common import png_markdown
 from assets.factory import stage_asset
 from assets.profile import resolve_repo_path
 from assets.resources import ForgeResource
 from forge.core.io import iter_parquet_rows
 from forge.core.markers import write_marker
+from forge.core.plots import plot_counts
 from forge.core.stage import Stage
 from forge.sources.bfcl import BFCL_STAGE
 from forge.sources.datasets.stage import DATASETS_STAGE, DatasetsConfig
@@ -131,10 +134,13 @@ def web_docs_crawl(context: AssetExecutionContext, profile: ForgeResource):
         apis_dir=apis,
         state_dir=profile.paths.root / "crawl_state",
         # the quality filters over the pages; drops to raw/_dropped/documents.parquet, left out of the corpus
-        then=lambda meta: {
-            **meta,
-            "filters": filter_crawled_pages(docs, profile.paths.raw("_dropped") / "documents.parquet"),
-        },
+        then=lambda meta: crawl_report(
+            {
+                **meta,
+                "filters": filter_crawled_pages(docs, profile.paths.raw("_dropped") / "documents.parquet"),
+            },
+            profile.paths.root / "plots" / "crawl.png",
+        ),
     )
     fp = result.data_version.value
     write_marker(apis, fp, {"see": str(docs)})
@@ -150,6 +156,21 @@ def web_docs_crawl(context: AssetExecutionContext, profile: ForgeResource):
             "fingerprint": fp,
         },
     )
+
+
+def crawl_report(meta: dict[str, Any], plot: Path) -> dict[str, Any]:
+    """The crawl's metadata plus its funnel as a picture: pages fetched, stored, unchanged (304),
+    API signatures, and every skip and filter drop by reason."""
+    counts: dict[str, int] = {}
+    for summary in meta.get("crawls", {}).values():
+        for key in ("pages_fetched", "pages_stored", "not_modified", "api_signatures"):
+            counts[key] = counts.get(key, 0) + int(summary.get(key, 0))
+        for reason, n in (summary.get("skipped_by_reason") or {}).items():
+            counts[f"skipped: {reason}"] = counts.get(f"skipped: {reason}", 0) + int(n)
+    for reason, n in (meta.get("filters", {}).get("dropped") or {}).items():
+        counts[f"filtered: {reason}"] = int(n)
+    plot_counts(counts, plot, "documentation crawl: pages and skips", "pages")
+    return {**meta, "crawl_plot_md": png_markdown(plot, "crawl funnel")}
 
 
 def crawl_period(every: str, run_id: str) -> str:

@@ -26,6 +26,7 @@ from training.checkpoint import export_hf
 from training.config import RunConfig, to_dict
 from training.metrics import JSONLSink, MetricSink, MlflowSink, close_sinks, emit
 from training.parallel import gathered_model_state, is_sharded
+from training.plots import LOSS_CURVE, plot_loss_curve
 
 # A stage's body: (config, process env, rank-0 sinks) -> its summary entries (strict JSON after json_safe).
 StageBody = Callable[[RunConfig, D.DistEnv, list[MetricSink]], dict[str, Any]]
@@ -139,4 +140,8 @@ def finish(
         emit(sinks, "log_metrics", int(summary.get("steps", 0)), numbers)
         for name in ("summary.json", "config.json", "metrics.jsonl"):
             emit(sinks, "log_artifacts", out / name)
+        # the picture people look at first (MLflow artifact, Dagster metadata): loss against steps
+        curve = plot_loss_curve(out / "metrics.jsonl", out / LOSS_CURVE, f"{cfg.name}: training loss")
+        if curve is not None:
+            emit(sinks, "log_artifacts", curve)
     return summary
