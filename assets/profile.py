@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from evaluation.config import EvaluationConfig
 from forge.checks_drift import DriftConfig
@@ -113,6 +113,46 @@ class TrackingConfig(_Section):
     uri: str | None = None
 
 
+class CeleryConfig(_Section):
+    """``dagster.celery``: the Celery workers that run the steps. The broker and result-backend URLs
+    carry a password, so the profile names the environment variables that hold them."""
+
+    broker_env: str = "HEPHAESTUS_CELERY_BROKER"
+    backend_env: str = "HEPHAESTUS_CELERY_BACKEND"
+    queue: str = "dagster"
+    #: seconds after which a step whose worker vanished (kill -9, a lost node) goes to another worker;
+    #: Redis hands on *any* step unacknowledged this long, so it must exceed the longest step
+    visibility_timeout_s: int = 7200
+    #: how often (s) an idle worker looks for such steps
+    restore_interval_s: int = 10
+
+
+class DagsterConfig(_Section):
+    """``dagster``: where the instance keeps runs and events, and what executes the steps.
+
+    ``instance: postgres`` is ``dagster-postgres`` (runs, event log, schedules) on the server the
+    ``DAGSTER_PG_*`` variables name; ``executor: celery`` is ``dagster-celery`` (each step a task on a
+    worker). Steps on other machines need a shared instance: Celery on a local (SQLite) instance is
+    refused when the profile loads."""
+
+    instance: Literal["local", "postgres"] = "local"
+    executor: Literal["in_process", "multiprocess", "celery"] = "in_process"
+    #: steps at once (multiprocess), or Celery workers `make services` starts (celery)
+    max_concurrent: int = 2
+    celery: CeleryConfig = CeleryConfig()
+
+    @model_validator(mode="after")
+    def _shared_instance(self) -> DagsterConfig:
+        if self.executor == "celery" and self.instance != "postgres":
+            raise ValueError(
+                "executor 'celery' needs instance 'postgres': workers on other machines cannot share "
+                "a local SQLite instance"
+            )
+        if self.max_concurrent < 1:
+            raise ValueError("max_concurrent must be >= 1")
+        return self
+
+
 class Profile(_Section):
     """A whole profile, every section typed."""
 
@@ -134,6 +174,17 @@ class Profile(_Section):
     research: ResearchConfig = ResearchConfig()
     paths: PathsConfig = PathsConfig()
     tracking: TrackingConfig = TrackingConfig()
+    dagster: DagsterConfig = DagsterConfig()
+
+    @model_validator(mode="after")
+    def _tracking_takes_parallel_writers(self) -> Profile:
+        uri = self.tracking.uri or ""
+        if self.dagster.executor != "in_process" and uri.startswith("sqlite"):
+            raise ValueError(
+                f"tracking.uri {uri!r}: SQLite takes one writer, and executor {self.dagster.executor!r} "
+                "runs steps in parallel processes; use an MLflow server (http://...) or postgresql://"
+            )
+        return self
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

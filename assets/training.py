@@ -7,9 +7,14 @@ configuration is ``training.config.from_profile`` of the profile's ``model:`` an
 sections: training reads its own settings, this module only names the paths.
 """
 
+import contextlib
 import dataclasses
+import os
+import shlex
 import shutil
-import sys
+import signal
+import socket
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +26,15 @@ from dagster import (
     asset,
 )
 
-from assets.common import finished_result, start_mlflow_run, up_to_date_result
+from assets.common import finished_result, png_markdown, start_mlflow_run, up_to_date_result
 from assets.resources import ForgeResource, MlflowResource
 from assets.tracking import dataset_input, mark_failed
 from forge.core.io import atomic_write_json, atomic_write_text, fingerprint
 from forge.core.markers import read_marker, upstream_fingerprint
 from forge.core.stage import code_fingerprint
-from training.config import MlflowConfig, RunConfig, from_profile, profile_sections, to_dict
+from training.config import MlflowConfig, RunConfig, TrainingSection, from_profile, profile_sections, to_dict
+from training.launch import Launch, torchrun_command
+from training.plots import LOSS_CURVE
 from training.research import ARM_BY_NAME, ARMS, arm_configs
 
 STAGES: dict[str, dict[str, Any]] = {
@@ -59,18 +66,20 @@ def data_dir(profile: ForgeResource, name: str) -> Path:
     return profile.paths.corpus / ("sft" if name == "sft_dataset" else name)
 
 
-def worker_command(command: str, config_path: Path, nproc_per_node: int) -> list[str]:
+def worker_command(
+    command: str,
+    config_path: Path,
+    nproc_per_node: int,
+    *,
+    nnodes: int = 1,
+    node_rank: int = 0,
+    rdzv_endpoint: str | None = None,
+    rdzv_id: str = "hephaestus",
+) -> list[str]:
+    """The Pipes worker's argv on node ``node_rank``: plain python, or torchrun (training.launch)."""
     worker = ["-m", "orchestration.pipes_worker", command, "--config", str(config_path)]
-    if nproc_per_node > 1:
-        return [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            f"--nproc-per-node={nproc_per_node}",
-            *worker,
-        ]
-    return [sys.executable, *worker]
+    launch = Launch(nproc_per_node=nproc_per_node, nnodes=nnodes, rdzv_endpoint=rdzv_endpoint)
+    return torchrun_command(launch, worker, node_rank=node_rank, rdzv_id=rdzv_id)
 
 
 def _train_asset(stage: str, description: str):
@@ -143,17 +152,15 @@ def launch_training(
     _start_fresh_unless_resuming(out, fp)
 
     uri, run_id = start_mlflow_run(context, profile, mlflow, name, stage=name, fingerprint=fp)
-    _log_inputs(uri, run_id, data, upstream_fps)
+    _log_inputs(uri, run_id, data, upstream_fps, profile.paths.root / "plots")
     cfg = dataclasses.replace(cfg, mlflow=MlflowConfig(tracking_uri=uri, run_id=run_id))
     config_path = atomic_write_json(out / "run_config.json", to_dict(cfg))
-    nproc = profile_sections(profile.config.get("model"), profile.config.get("training"))[1].nproc_per_node
+    train = profile_sections(profile.config.get("model"), profile.config.get("training"))[1]
+    commands = node_commands(train, command, config_path, rdzv_id=f"{context.run_id[:8]}-{name}")
     try:
-        invocation = pipes.run(
-            command=worker_command(command, config_path, nproc),
-            context=context,
-            env={"PYTHONUNBUFFERED": "1"},
-        )
-        reported = invocation.get_materialize_result()
+        with other_nodes(context, train, commands[1:], out):
+            invocation = pipes.run(command=commands[0], context=context, env={"PYTHONUNBUFFERED": "1"})
+            reported = invocation.get_materialize_result()
     except Exception:
         mark_failed(uri, run_id)
         context.log.error(
@@ -163,7 +170,62 @@ def launch_training(
         raise
     meta = {k: v.value for k, v in (reported.metadata or {}).items()}
     meta.update({"mlflow_run_id": run_id, "hf_dir": str(out / "hf")})
+    # drawn by the trainer (training.plots) and logged on the MLflow run; shown on the asset too
+    meta["loss_curve_md"] = png_markdown(out / LOSS_CURVE, f"{name} loss curve")
     return finished_result(out, fp, meta)
+
+
+def node_commands(train: TrainingSection, command: str, config_path: Path, rdzv_id: str) -> list[list[str]]:
+    """One argv per node, node rank 0 first (the one launched through Pipes). Several nodes started on
+    this machine (``node_launch: local``) meet on 127.0.0.1 at a free port unless the profile names one."""
+    endpoint = train.rdzv_endpoint
+    if train.nnodes > 1 and endpoint is None and train.node_launch == "local":
+        endpoint = f"127.0.0.1:{_free_port()}"
+    return [
+        worker_command(command, config_path, train.nproc_per_node, nnodes=train.nnodes, node_rank=rank,
+                       rdzv_endpoint=endpoint, rdzv_id=rdzv_id)
+        for rank in range(train.nnodes)
+    ]  # fmt: skip
+
+
+@contextlib.contextmanager
+def other_nodes(context: AssetExecutionContext, train: TrainingSection, commands: list[list[str]], out: Path):
+    """Node ranks >= 1 while node rank 0 runs: started here (``local``, logs in ``out/node<R>.log``) or
+    by the cluster's scheduler (``external``: the exact command is logged). A local node that fails
+    fails the step."""
+    if not commands:
+        yield
+        return
+    if train.node_launch == "external":
+        for rank, cmd in enumerate(commands, start=1):
+            context.log.info(f"node rank {rank} of {train.nnodes}: start on its node: {shlex.join(cmd)}")
+        yield
+        return
+    procs = []
+    for rank, cmd in enumerate(commands, start=1):
+        with open(out / f"node{rank}.log", "ab") as log:
+            env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+            procs.append(
+                subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            )
+    try:
+        yield
+        for rank, proc in enumerate(procs, start=1):
+            if proc.wait(timeout=600) != 0:
+                raise RuntimeError(
+                    f"training node rank {rank} exited with {proc.returncode}; see {out / f'node{rank}.log'}"
+                )
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _start_fresh_unless_resuming(out: Path, fp: str) -> None:
@@ -176,7 +238,7 @@ def _start_fresh_unless_resuming(out: Path, fp: str) -> None:
     atomic_write_text(stamp, fp)
 
 
-def _log_inputs(uri: str, run_id: str, data: Path | None, upstream: list[str]) -> None:
+def _log_inputs(uri: str, run_id: str, data: Path | None, upstream: list[str], plots: Path) -> None:
     import mlflow
 
     if data is None:
@@ -189,6 +251,10 @@ def _log_inputs(uri: str, run_id: str, data: Path | None, upstream: list[str]) -
     mlflow.set_tracking_uri(uri)
     with mlflow.start_run(run_id=run_id):
         mlflow.log_input(ds, context="training")
+        # the mixture's composition picture (assets.corpus), beside the loss curve in the run's artifacts
+        plot = plots / f"{data.name}.png"
+        if plot.exists():
+            mlflow.log_artifact(str(plot), artifact_path="data")
 
 
 base_model = _train_asset(

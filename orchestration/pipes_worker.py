@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import traceback
+from collections.abc import Mapping
 from typing import Any
 
 from dagster_pipes import open_dagster_pipes
@@ -28,6 +29,15 @@ def _scalar_metadata(summary: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def talks_to_dagster(env: Mapping[str, str]) -> bool:
+    """The first process of the node launched through Pipes (its context is in the environment; other
+    nodes, started beside it, have none). One node: rank 0. c10d may give global rank 0 to another
+    node, so the rank alone does not say it; every rank returns the summary this process reports."""
+    if env.get("LOCAL_RANK", "0") != "0":
+        return False
+    return "DAGSTER_PIPES_CONTEXT" in env or env.get("RANK", "0") == "0"
+
+
 def main(argv: list[str] | None = None) -> int:
     from training import run
     from training.config import load_config
@@ -38,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True)
     args = parser.parse_args(argv)
 
-    if int(os.environ.get("RANK", "0")) != 0:
-        # under torchrun only rank 0 talks to Dagster; the other ranks just train
+    if not talks_to_dagster(os.environ):
+        # under torchrun one process talks to Dagster; the others just train
         run(args.command, load_config(args.config))
         return 0
 

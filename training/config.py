@@ -389,6 +389,8 @@ class StageSection:
     objective: Objective | None = None
     lora: LoraConfig | None = None
     full_finetune: bool | None = None
+    # this stage's wrapper under torchrun, over `training.parallel` (e.g. `sft: {parallel: ddp}` for LoRA)
+    parallel: Parallel | None = None
 
 
 @dataclass
@@ -403,6 +405,11 @@ class TrainingSection:
     perf: PerfConfig | None = None
     doc_mask: bool | None = None  # CPT stages only: an SFT row is one conversation
     nproc_per_node: int = 1  # processes per node; more than one runs the stage under torchrun
+    nnodes: int = 1  # nodes; more than one: torchrun with a c10d rendezvous (training.launch)
+    rdzv_endpoint: str | None = None  # HOST:PORT of node rank 0 (None: the launching host, port 29400)
+    # nnodes > 1: "local" starts every node's torchrun on the launching machine (tests, one big host);
+    # "external": only node rank 0 starts there, the scheduler starts the others (the command is logged).
+    node_launch: Literal["local", "external"] = "local"
     stage1: StageSection = field(default_factory=StageSection)
     stage2: StageSection = field(default_factory=StageSection)
     sft: StageSection = field(default_factory=StageSection)
@@ -488,11 +495,31 @@ def from_profile(
         raise ValueError(f"profile stage {stage!r}: {e}") from e
 
 
+def unsupported_parallelism(cfg: RunConfig, world_size: int, sft: bool) -> str | None:
+    """Why `cfg` cannot run on `world_size` processes, or None. FSDP2 shards the frozen base weights and
+    the LoRA adapters alike and the adapter export reads unsharded modules, so LoRA runs under DDP only."""
+    if world_size > 1 and cfg.parallel == "fsdp" and sft and not cfg.full_finetune:
+        return (
+            f"parallel 'fsdp' with LoRA on {world_size} processes is not supported; set "
+            "training.sft.parallel: ddp (LoRA under DDP) or training.sft.full_finetune: true"
+        )
+    return None
+
+
 def validate_profile_sections(model: dict[str, Any] | None, training: dict[str, Any] | None) -> None:
     """Check a profile's `model:` and `training:` sections as the profile loader reads them: every key
-    known and well typed, and every stage's RunConfig valid. Raises ValueError naming the key and section."""
+    known and well typed, every stage's RunConfig valid, and runnable on the profile's processes
+    (`nproc_per_node` x `nnodes`). Raises ValueError naming the key and section."""
+    _, train = profile_sections(model, training)
+    if train.nproc_per_node < 1 or train.nnodes < 1:
+        raise ValueError("config: training.nproc_per_node and training.nnodes must be >= 1")
+    if train.rdzv_endpoint is not None and not train.rdzv_endpoint.rpartition(":")[2].isdigit():
+        raise ValueError(f"config: training.rdzv_endpoint must be HOST:PORT, got {train.rdzv_endpoint!r}")
     for stage in PROFILE_STAGES:
         parent, data = (None, None) if stage == "base" else ("parent", "data")  # placeholders: not read
-        from_profile(
+        cfg = from_profile(
             stage, model, training, output_dir="out", tokenizer_dir="tok", parent_hf=parent, data=data
         )
+        problem = unsupported_parallelism(cfg, train.nproc_per_node * train.nnodes, sft=stage == "sft")
+        if problem:
+            raise ValueError(f"config: training.{stage}: {problem}")
