@@ -2,9 +2,10 @@
 
 Every BFCL v4 category (and the unseen-API benchmark's own ``simple``) is one :class:`Category`
 row: its **kind** (what a correct answer is: one call, one call picked among several functions,
-several calls in any order, no call, any call, or a multi-turn / agentic task this project does not
-score), the **language** its arguments are written in, whether it is **live** (user-contributed),
-and the **summary group** its accuracy is averaged into. The checker dispatches on the kind, the
+several calls in any order, no call, any call, a multi-turn conversation whose calls are executed
+against BFCL's environment classes, or a web-search / memory task this project does not score), the
+**language** its arguments are written in, whether it is **live** (user-contributed), and the
+**summary group** its accuracy is averaged into. The checker dispatches on the kind, the
 runner builds its summary from the groups, and the scorecard prints the groups in table order;
 nothing reads meaning out of a category's name.
 
@@ -19,6 +20,7 @@ keeps the same item and answer shapes in ``items.jsonl`` and ``possible_answers.
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,9 +59,14 @@ class Category:
         return self.kind in AST_KINDS or self.kind in RELEVANCE_KINDS
 
     @property
+    def multi_turn(self) -> bool:
+        """Whether items are conversations over several user turns, executed against environments."""
+        return self.kind == "multi_turn"
+
+    @property
     def has_answers(self) -> bool:
         """Whether items come with a possible answer (a ``possible_answer/`` file for BFCL)."""
-        return self.kind in AST_KINDS
+        return self.kind in AST_KINDS or self.kind == "multi_turn"
 
 
 @dataclass(frozen=True)
@@ -87,10 +94,10 @@ CATEGORIES: tuple[Category, ...] = (
     Category("irrelevance", "irrelevance", "python", False, "irrelevance"),
     Category("live_irrelevance", "irrelevance", "python", True, "irrelevance"),
     Category("live_relevance", "relevance", "python", True, "relevance"),
-    Category("multi_turn_base", "multi_turn", "python", False, None),
-    Category("multi_turn_miss_func", "multi_turn", "python", False, None),
-    Category("multi_turn_miss_param", "multi_turn", "python", False, None),
-    Category("multi_turn_long_context", "multi_turn", "python", False, None),
+    Category("multi_turn_base", "multi_turn", "python", False, "multi_turn"),
+    Category("multi_turn_miss_func", "multi_turn", "python", False, "multi_turn"),
+    Category("multi_turn_miss_param", "multi_turn", "python", False, "multi_turn"),
+    Category("multi_turn_long_context", "multi_turn", "python", False, "multi_turn"),
     Category("web_search_base", "web_search", "python", False, None),
     Category("web_search_no_snippet", "web_search", "python", False, None),
     Category("memory_kv", "memory", "python", False, None),
@@ -105,6 +112,7 @@ SUMMARY_GROUPS: tuple[SummaryGroup, ...] = (
     SummaryGroup("non_live_ast", "unweighted", headline=True),
     SummaryGroup("non_live_simple", "unweighted", parent="non_live_ast"),
     SummaryGroup("live_ast", "weighted", headline=True),
+    SummaryGroup("multi_turn", "unweighted", headline=True),
     SummaryGroup("irrelevance", "unweighted"),
     SummaryGroup("relevance", "unweighted"),
 )
@@ -120,6 +128,11 @@ _GROUPS = {g.name: g for g in SUMMARY_GROUPS}
 SUPPORTED_CATEGORIES: tuple[str, ...] = tuple(
     c.name for c in CATEGORIES if c.benchmark == "bfcl" and c.scored
 )
+#: BFCL's multi-turn categories, executed against the official environment classes and scored by
+#: state and execution response (``evaluation.bfcl.multi_turn``), in table order.
+MULTI_TURN_CATEGORIES: tuple[str, ...] = tuple(c.name for c in CATEGORIES if c.kind == "multi_turn")
+#: Every BFCL category this project scores: single-turn first, then multi-turn.
+SCORED_CATEGORIES: tuple[str, ...] = SUPPORTED_CATEGORIES + MULTI_TURN_CATEGORIES
 
 
 def category(name: str) -> Category:
@@ -194,6 +207,124 @@ def load_category(data_dir: str | os.PathLike[str], name: str, limit: int | None
         if with_answers and item_id not in answers:
             raise ValueError(f"{name}: item {item_id!r} has no possible answer")
         items.append(BfclItem(item_id, name, row["question"], row["function"], answers.get(item_id)))
+    return items
+
+
+# ------------------------------------------------------------------------ multi-turn files
+#: BFCL's environment classes of the multi-turn categories: class name -> (module file stem under
+#: ``bfcl_eval/eval_checker/multi_turn_eval/func_source_code/``, function-document file under
+#: ``multi_turn_func_doc/``). Web search and memory classes are left out (they need the internet or
+#: hosted services).
+MULTI_TURN_CLASSES: dict[str, tuple[str, str]] = {
+    "GorillaFileSystem": ("gorilla_file_system", "gorilla_file_system.json"),
+    "MathAPI": ("math_api", "math_api.json"),
+    "MessageAPI": ("message_api", "message_api.json"),
+    "TwitterAPI": ("posting_api", "posting_api.json"),
+    "TicketAPI": ("ticket_api", "ticket_api.json"),
+    "TradingBot": ("trading_bot", "trading_bot.json"),
+    "TravelAPI": ("travel_booking", "travel_booking.json"),
+    "VehicleControlAPI": ("vehicle_control", "vehicle_control.json"),
+}
+#: Classes that take no scenario (BFCL's ``STATELESS_CLASSES``).
+STATELESS_CLASSES: frozenset[str] = frozenset({"MathAPI"})
+#: The user message BFCL sends at a turn where held-out functions come back (function-calling mode).
+ADDED_FUNCTIONS_PROMPT = "I have updated some more functions you can choose from. What about now?"
+#: Steps (model replies) per turn before BFCL force-quits the conversation.
+MAX_STEPS_PER_TURN = 20
+
+
+@dataclass(frozen=True)
+class MultiTurnItem:
+    """One multi-turn BFCL conversation (grain: one question id).
+
+    ``turns[t]`` holds the user messages of turn ``t`` (empty at a turn where held-out functions come
+    back); ``functions`` are the documents offered from the start; ``held_out[t]`` the documents added
+    at turn ``t`` (``multi_turn_miss_func``); ``ground_truth[t]`` the calls of turn ``t`` as BFCL writes
+    them (``"cd(folder='document')"``; an empty turn means no call is right there).
+    """
+
+    id: str
+    category: str
+    turns: list[list[dict[str, Any]]]
+    initial_config: dict[str, Any]
+    involved_classes: list[str]
+    functions: list[dict[str, Any]]
+    held_out: dict[int, list[dict[str, Any]]]
+    ground_truth: list[list[str]] | None = None
+
+    @property
+    def long_context(self) -> bool:
+        """Whether the environments load BFCL's long-context scenario extras (by category row)."""
+        return self.category == "multi_turn_long_context"
+
+    def entry(self) -> dict[str, Any]:
+        """What the environments need: id, initial configuration, involved classes, long context."""
+        return {
+            "id": self.id,
+            "initial_config": self.initial_config,
+            "involved_classes": self.involved_classes,
+            "long_context": self.long_context,
+        }
+
+
+def function_doc_file(data_dir: str | os.PathLike[str], class_name: str) -> Path:
+    """``multi_turn_func_doc/<file>.json`` of an environment class."""
+    if class_name not in MULTI_TURN_CLASSES:
+        raise ValueError(f"unknown multi-turn class {class_name!r}; known: {', '.join(MULTI_TURN_CLASSES)}")
+    return Path(data_dir) / "multi_turn_func_doc" / MULTI_TURN_CLASSES[class_name][1]
+
+
+def load_multi_turn_category(
+    data_dir: str | os.PathLike[str], name: str, limit: int | None = None
+) -> list[MultiTurnItem]:
+    """Items of one multi-turn category in file order (the first ``limit``), answers joined by id.
+
+    Function documents are the involved classes' files in ``multi_turn_func_doc/``, in class order;
+    a ``missed_function`` entry moves the named documents from the start to the turn that adds them
+    back, as BFCL's loader does. A malformed item raises ``ValueError`` naming it.
+    """
+    if name not in MULTI_TURN_CATEGORIES:
+        raise ValueError(
+            f"not a multi-turn BFCL category: {name!r}; known: {', '.join(MULTI_TURN_CATEGORIES)}"
+        )
+    questions = read_jsonl(question_file(data_dir, name))
+    if limit is not None:
+        questions = questions[: max(limit, 0)]
+    answers = {row["id"]: row["ground_truth"] for row in read_jsonl(answer_file(data_dir, name))}
+    docs: dict[str, list[dict[str, Any]]] = {}
+    items = []
+    for row in questions:
+        item_id = row.get("id")
+        classes = row.get("involved_classes")
+        if not item_id or not isinstance(row.get("question"), list) or not isinstance(classes, list):
+            raise ValueError(
+                f"{name}: malformed item (needs id, question, involved_classes): {str(row)[:200]}"
+            )
+        if item_id not in answers:
+            raise ValueError(f"{name}: item {item_id!r} has no possible answer")
+        functions: list[dict[str, Any]] = []
+        for class_name in classes:
+            if class_name not in docs:
+                docs[class_name] = read_jsonl(function_doc_file(data_dir, class_name))
+            functions.extend(copy.deepcopy(docs[class_name]))
+        held_out: dict[int, list[dict[str, Any]]] = {}
+        for turn, names in (row.get("missed_function") or {}).items():
+            for missed in names:
+                index = next((i for i, doc in enumerate(functions) if doc.get("name") == missed), None)
+                if index is not None:
+                    held_out.setdefault(int(turn), []).append(functions.pop(index))
+        items.append(
+            MultiTurnItem(
+                id=item_id,
+                category=name,
+                turns=row["question"],
+                initial_config=row.get("initial_config") or {},
+                involved_classes=classes,
+                functions=functions,
+                held_out=held_out,
+                ground_truth=answers[item_id],
+            )
+        )
     return items
 
 

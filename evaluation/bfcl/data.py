@@ -158,3 +158,49 @@ def extract_bfcl_data(wheel: str | os.PathLike[str], out_dir: str | os.PathLike[
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+#: Where the environment classes of the multi-turn categories sit, inside the wheel and in an
+#: extraction (the official layout, beside ``bfcl_eval/data``).
+ENVIRONMENT_PREFIX = "bfcl_eval/eval_checker/multi_turn_eval/func_source_code/"
+
+
+def environment_dir(data_dir: str | os.PathLike[str]) -> Path:
+    """The environment source folder that belongs with an extracted ``bfcl_eval/data`` folder."""
+    return Path(data_dir).parent.parent / ENVIRONMENT_PREFIX.rstrip("/")
+
+
+def extract_environment_source(wheel: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> Path:
+    """Unpack the multi-turn environment classes' ``.py`` files from the wheel into ``out_dir``.
+
+    Returns ``out_dir/bfcl_eval/eval_checker/multi_turn_eval/func_source_code`` (beside the data that
+    :func:`extract_bfcl_data` puts in the same ``out_dir``). The files are read, never installed or
+    imported here: :mod:`evaluation.bfcl.environments` loads them by file path in a worker process.
+    Atomic and reused like :func:`extract_bfcl_data`.
+    """
+    target = Path(out_dir) / ENVIRONMENT_PREFIX.rstrip("/")
+    marker = target / ".extracted"
+    if marker.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".bfcl-envs-", dir=target.parent))
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            members = [
+                name
+                for name in archive.namelist()
+                if name.startswith(ENVIRONMENT_PREFIX) and name.endswith(".py") and name.count("/") == 4
+            ]
+            if not members:
+                raise ValueError(f"{wheel} has no {ENVIRONMENT_PREFIX} files; is it a bfcl-eval wheel?")
+            for name in members:
+                with archive.open(name) as source, open(staging / PurePosixPath(name).name, "wb") as sink:
+                    shutil.copyfileobj(source, sink)
+        (staging / ".extracted").write_text(f"{Path(wheel).name}\n{len(members)} files\n")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return target

@@ -11,6 +11,8 @@ table:
 * ``non_live_simple`` = unweighted mean of simple_python, simple_java, simple_javascript;
 * ``non_live_ast`` = unweighted mean of non_live_simple, multiple, parallel, parallel_multiple;
 * ``live_ast`` = item-weighted mean of live_simple, live_multiple, live_parallel, live_parallel_multiple;
+* ``multi_turn`` = unweighted mean of multi_turn_base, multi_turn_miss_func, multi_turn_miss_param,
+  multi_turn_long_context (conversations run by :mod:`evaluation.bfcl.multi_turn`);
 * ``irrelevance`` = unweighted mean of irrelevance and live_irrelevance; ``relevance`` = live_relevance;
 * ``overall_mean`` = unweighted mean of all categories run (ours, for non-BFCL item sets).
 
@@ -34,9 +36,12 @@ from contracts.bfcl import (
     group_members,
     groups_in_computation_order,
     load_category,
+    load_multi_turn_category,
 )
+from contracts.bfcl import category as bfcl_category
 from evaluation.bfcl.checker import Verdict, check
-from evaluation.bfcl.data import prompt_functions
+from evaluation.bfcl.data import environment_dir, prompt_functions
+from evaluation.bfcl.multi_turn import Limits, run_conversations, score_conversations, stop_reasons
 from evaluation.bfcl.parse import ParseResult, parse_tool_calls
 from evaluation.generation.generate import generate
 
@@ -79,13 +84,38 @@ def evaluate_bfcl(
     batch_size: int = 8,
     max_new_tokens: int = 256,
     device: str | None = None,
+    environments_dir: str | os.PathLike[str] | None = None,
+    limits: Limits | None = None,
 ) -> dict[str, Any]:
-    """Load the model in ``model_dir``, run the BFCL ``categories`` from ``data_dir`` and score them."""
-    items = [
-        item for category in categories for item in load_category(data_dir, category, limit_per_category)
+    """Load the model in ``model_dir``, run the BFCL ``categories`` from ``data_dir`` and score them.
+
+    Multi-turn categories run as conversations against the environment classes in
+    ``environments_dir`` (default: beside ``data_dir``, where the download unpacks them).
+    """
+    single = [c for c in categories if not bfcl_category(c).multi_turn]
+    multi = [c for c in categories if bfcl_category(c).multi_turn]
+    items = [item for category in single for item in load_category(data_dir, category, limit_per_category)]
+    conversations = [
+        item
+        for category in multi
+        for item in load_multi_turn_category(data_dir, category, limit_per_category)
     ]
     model, tokenizer = load_model(model_dir, device)
-    result = evaluate_items(model, tokenizer, items, batch_size, max_new_tokens)
+    rows = []
+    if items:
+        texts = generate(model, tokenizer, [item_prompt(item) for item in items], max_new_tokens, batch_size)
+        rows = score_items(items, None, texts)["rows"]
+    stopped: dict[str, int] = {}
+    if conversations:
+        source = environments_dir or environment_dir(data_dir)
+        responses = run_conversations(
+            model, tokenizer, conversations, source, max_new_tokens, batch_size, limits or Limits()
+        )
+        rows += score_conversations(conversations, responses, source)
+        stopped = stop_reasons(rows)
+    result = summarize(rows)
+    if conversations:
+        result["multi_turn_stopped"] = stopped
     result["config"] = {
         "model_dir": str(model_dir),
         "data_dir": str(data_dir),

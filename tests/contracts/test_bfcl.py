@@ -14,13 +14,14 @@ from contracts.bfcl import (
     CATEGORIES,
     ORDER_FREE_KINDS,
     OVERALL,
+    SCORED_CATEGORIES,
     SUMMARY_GROUPS,
     SUMMARY_ORDER,
-    SUPPORTED_CATEGORIES,
     Category,
     group_members,
     groups_in_computation_order,
     load_category,
+    load_multi_turn_category,
 )
 from contracts.bfcl import category as bfcl_category
 from evaluation.bfcl.checker import check
@@ -34,12 +35,13 @@ FIXTURES = ROOT / "tests" / "fixtures" / "bfcl"
 
 def test_every_fixture_category_is_a_supported_row_and_every_supported_row_has_a_fixture():
     on_disk = {p.name.removeprefix("BFCL_v4_").removesuffix(".json") for p in FIXTURES.glob("BFCL_v4_*.json")}
-    assert on_disk == set(SUPPORTED_CATEGORIES)
+    assert on_disk == set(SCORED_CATEGORIES)
     for name in on_disk:
         row = bfcl_category(name)
-        assert row.scored and row.benchmark == "bfcl"
+        assert (row.scored or row.multi_turn) and row.benchmark == "bfcl"
         assert (bfcl.answer_file(FIXTURES, name).is_file()) == row.has_answers
-        assert {item.category for item in load_category(FIXTURES, name)} == {name}
+        load = load_multi_turn_category if row.multi_turn else load_category
+        assert {item.category for item in load(FIXTURES, name)} == {name}
 
 
 def test_unseen_benchmark_categories_are_rows():
@@ -113,17 +115,18 @@ def _rows(names, seed=0):
 
 
 def test_summary_groups_follow_the_table():
-    rows = _rows(SUPPORTED_CATEGORIES)
+    rows = _rows(SCORED_CATEGORIES)
     summary = summarize(rows)["summary"]
     assert list(summary) == [
         "non_live_simple",
         "live_ast",
+        "multi_turn",
         "irrelevance",
         "relevance",
         "non_live_ast",
         "overall_mean",
     ]
-    n = {c: sum(r["category"] == c for r in rows) for c in SUPPORTED_CATEGORIES}
+    n = {c: sum(r["category"] == c for r in rows) for c in SCORED_CATEGORIES}
     for group in SUMMARY_GROUPS:
         subgroups, members = group_members(group.name)
         assert summary[group.name]["n"] == sum(n[c] for c in members) + sum(
@@ -143,7 +146,7 @@ def test_unseen_simple_stays_out_of_bfcl_groups():
 
 
 def test_scorecard_prints_summary_numbers_in_table_order():
-    result = summarize(_rows(SUPPORTED_CATEGORIES))
+    result = summarize(_rows(SCORED_CATEGORIES))
     card = build_scorecard({"bfcl": result})
     metrics = [r["metric"] for r in card["rows"]][: len(SUMMARY_ORDER)]
     assert metrics == list(SUMMARY_ORDER)

@@ -1,0 +1,255 @@
+"""BFCL's multi-turn categories: drive a model through the conversations, executing its calls, and score.
+
+Grain of a result row: one conversation (one item). The loop follows BFCL's function-calling
+inference (``base_handler.inference_multi_turn_FC``): each turn's user messages are added (at a
+turn where held-out functions come back, the functions are added to the tools and BFCL's fixed user
+message is sent); the model replies; a reply with calls has them executed in the conversation's
+environments (:class:`evaluation.bfcl.environments.EnvironmentWorker`) and one ``tool`` message per
+result is appended, and the model is asked again; a reply with no call (or one that does not parse)
+ends the turn. More than :data:`contracts.bfcl.MAX_STEPS_PER_TURN` steps in one turn force-quit the
+conversation (BFCL then fails it: fewer turns than the answer has).
+
+Limits of ours on top (:class:`Limits`): calls executed per step, characters of a result shown to
+the model (the checker re-executes and sees whole results), seconds per environment request (an
+overrun ends the conversation, counted), and prompt tokens (a conversation that outgrows the model's
+context ends, counted). Every model reply of every conversation that is still running is generated
+in one batch per round, so a round is many short prefills and decodes.
+
+Scoring re-executes each conversation's decoded calls from the initial state beside the ground
+truth (:func:`evaluation.bfcl.environments.check_conversation`, BFCL's state and response checks).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from contracts.bfcl import ADDED_FUNCTIONS_PROMPT, MAX_STEPS_PER_TURN, MultiTurnItem
+from evaluation.bfcl.data import prompt_functions
+from evaluation.bfcl.environments import EnvironmentWorker, StepTimeout, WorkerError, as_call
+from evaluation.bfcl.parse import parse_tool_calls
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-step and per-conversation bounds (see the module docstring)."""
+
+    max_steps_per_turn: int = MAX_STEPS_PER_TURN
+    max_calls_per_step: int = 32
+    max_result_chars: int = 4000
+    step_timeout_s: float = 30.0
+    #: prompt tokens a conversation may reach (None: the model's ``max_position_embeddings`` less
+    #: the generation budget, when the config says)
+    max_prompt_tokens: int | None = None
+
+
+@dataclass
+class _Conversation:
+    item: MultiTurnItem
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    turn: int = -1
+    steps_in_turn: int = 0
+    decoded: list[list[list[dict[str, Any]]]] = field(default_factory=list)  # turn -> step -> calls
+    texts: list[list[str]] = field(default_factory=list)
+    stopped: str | None = None  # why it ended before the last turn (None: ran to the end)
+    done: bool = False
+    n_calls: int = 0
+
+
+def _start_turn(conv: _Conversation) -> None:
+    """Move to the next turn (or finish): user messages, and held-out functions coming back."""
+    conv.turn += 1
+    conv.steps_in_turn = 0
+    if conv.turn >= len(conv.item.turns):
+        conv.done = True
+        return
+    messages = list(conv.item.turns[conv.turn])
+    added = conv.item.held_out.get(conv.turn)
+    if added:
+        conv.tools = conv.tools + prompt_functions(added, conv.item.category)
+        if not messages:
+            messages = [{"role": "user", "content": ADDED_FUNCTIONS_PROMPT}]
+    conv.messages.extend(messages)
+    conv.decoded.append([])
+    conv.texts.append([])
+
+
+def _prompt_budget(model: Any, max_new_tokens: int, limits: Limits) -> int | None:
+    if limits.max_prompt_tokens is not None:
+        return limits.max_prompt_tokens
+    size = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    return int(size) - max_new_tokens if isinstance(size, int) and size > max_new_tokens else None
+
+
+def _prompt_tokens(tokenizer: Any, prompt: dict[str, Any]) -> int:
+    from evaluation.generation.generate import render_prompt
+
+    return len(tokenizer(render_prompt(tokenizer, prompt), add_special_tokens=False)["input_ids"])
+
+
+def run_conversations(
+    model: Any,
+    tokenizer: Any,
+    items: Sequence[MultiTurnItem],
+    source_dir: str | os.PathLike[str],
+    max_new_tokens: int = 256,
+    batch_size: int = 8,
+    limits: Limits = Limits(),
+) -> list[dict[str, Any]]:
+    """Run every conversation to its end; one response row per item (``decoded`` per turn and step)."""
+    from evaluation.generation.generate import generate
+
+    budget = _prompt_budget(model, max_new_tokens, limits)
+    convs = []
+    for item in items:
+        conv = _Conversation(item, tools=prompt_functions(item.functions, item.category))
+        _start_turn(conv)
+        convs.append(conv)
+    with EnvironmentWorker(source_dir, timeout_s=limits.step_timeout_s) as worker:
+        for index, conv in enumerate(convs):
+            try:
+                worker.open(str(index), conv.item.entry())
+            except (WorkerError, StepTimeout) as exc:
+                conv.done, conv.stopped = True, f"environment_error: {exc}"
+        while True:
+            active = [(i, c) for i, c in enumerate(convs) if not c.done]
+            if not active:
+                break
+            prompts = [{"messages": list(c.messages), "tools": c.tools} for _, c in active]
+            if budget is not None:
+                keep = []
+                for (i, conv), prompt in zip(active, prompts, strict=True):
+                    if _prompt_tokens(tokenizer, prompt) > budget:
+                        conv.done, conv.stopped = True, "prompt_too_long"
+                    else:
+                        keep.append(((i, conv), prompt))
+                if not keep:
+                    continue
+                active, prompts = [k[0] for k in keep], [k[1] for k in keep]
+            texts = generate(model, tokenizer, prompts, max_new_tokens, batch_size)
+            for (index, conv), text in zip(active, texts, strict=True):
+                _step(worker, str(index), conv, text, limits)
+        for index in range(len(convs)):
+            try:
+                worker.close(str(index))
+            except (WorkerError, StepTimeout):
+                pass
+    return [
+        {
+            "id": c.item.id,
+            "category": c.item.category,
+            "decoded": c.decoded,
+            "texts": c.texts,
+            "stopped": c.stopped,
+            "n_calls": c.n_calls,
+        }
+        for c in convs
+    ]
+
+
+def _step(worker: EnvironmentWorker, sid: str, conv: _Conversation, text: str, limits: Limits) -> None:
+    """One model reply: record it, execute its calls (or end the turn), append the results."""
+    parsed = parse_tool_calls(text)
+    calls = parsed.calls if parsed.ok else []
+    conv.texts[conv.turn].append(text)
+    conv.decoded[conv.turn].append(calls)
+    conv.messages.append({"role": "assistant", "content": text})
+    if not calls:
+        _start_turn(conv)
+        return
+    executed = calls[: limits.max_calls_per_step]
+    try:
+        results = worker.execute(sid, executed)
+    except (StepTimeout, WorkerError) as exc:
+        conv.done, conv.stopped = True, f"environment_error: {exc}"
+        return
+    results += [
+        f"Error during execution: more than {limits.max_calls_per_step} calls in one step; not executed"
+    ] * (len(calls) - len(executed))
+    conv.n_calls += len(calls)
+    for result in results:
+        shown = (
+            result if len(result) <= limits.max_result_chars else result[: limits.max_result_chars] + " ..."
+        )
+        conv.messages.append({"role": "tool", "content": shown})
+    conv.steps_in_turn += 1
+    if conv.steps_in_turn > limits.max_steps_per_turn:
+        conv.done, conv.stopped = True, "step_limit"
+
+
+def _turns_of(response: Any) -> Any:
+    """The per-turn decoded calls of a response row (``decoded``) or a bare list of turns."""
+    if isinstance(response, Mapping):
+        return response.get("decoded")
+    return response
+
+
+def validate_turns(turns: Any) -> str | None:
+    """Why ``turns`` is not a list of turns of steps of calls (``None`` when it is)."""
+    if not isinstance(turns, list):
+        return "decoded must be a list of turns"
+    for t, steps in enumerate(turns):
+        if not isinstance(steps, list):
+            return f"turn {t} must be a list of steps"
+        for s, step in enumerate(steps):
+            if not isinstance(step, list):
+                return f"turn {t} step {s} must be a list of calls"
+            for call in step:
+                if as_call(call).name in ("<malformed>",):
+                    return f"turn {t} step {s}: a call is a {{name: {{arguments}}}} object or a string"
+    return None
+
+
+def score_conversations(
+    items: Sequence[MultiTurnItem],
+    responses: Sequence[Any] | Mapping[str, Any],
+    source_dir: str | os.PathLike[str],
+    step_timeout_s: float = 120.0,
+) -> list[dict[str, Any]]:
+    """One verdict row per item, in the shape :func:`evaluation.bfcl.runner.summarize` reads.
+
+    ``responses`` is aligned with ``items`` or keyed by item id; each a row with ``decoded`` (turns ->
+    steps -> calls) or the turns themselves. A missing response is wrong (``missing_response``); a
+    conversation whose check overran its time limit is wrong (``multi_turn:check_timeout``).
+    """
+    rows = []
+    with EnvironmentWorker(source_dir, timeout_s=step_timeout_s) as worker:
+        for index, item in enumerate(items):
+            response = responses.get(item.id) if isinstance(responses, Mapping) else responses[index]
+            turns = _turns_of(response)
+            if response is None:
+                verdict = {"valid": False, "error_type": "missing_response", "errors": ["no response"]}
+            else:
+                try:
+                    verdict = worker.check(item.entry(), turns, item.ground_truth)
+                except StepTimeout as exc:
+                    verdict = {"valid": False, "error_type": "multi_turn:check_timeout", "errors": [str(exc)]}
+            row = {
+                "id": item.id,
+                "category": item.category,
+                "decoded": turns,
+                "valid": bool(verdict["valid"]),
+                "error_type": verdict.get("error_type", ""),
+                "errors": verdict.get("errors", []),
+            }
+            if isinstance(response, Mapping):
+                for key in ("texts", "stopped", "n_calls"):
+                    if key in response:
+                        row[key] = response[key]
+            rows.append(row)
+    return rows
+
+
+def stop_reasons(rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Conversations that ended early, by reason (the limits' counts)."""
+    return dict(Counter(str(r["stopped"]).split(":")[0] for r in rows if r.get("stopped")))
+
+
+def has_environment_source(source_dir: str | os.PathLike[str] | None) -> bool:
+    """Whether ``source_dir`` holds the extracted environment classes."""
+    return source_dir is not None and (Path(source_dir) / "gorilla_file_system.py").is_file()
