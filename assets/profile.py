@@ -22,10 +22,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from evaluation.config import EvaluationConfig
+from evaluation.promotion import PromotionConfig
 from forge.checks_drift import DriftConfig
 from forge.corpus.mixtures import MixtureConfig
 from forge.corpus.tokenizer import TokenizerConfig
 from forge.sources.bfcl import BfclSourceConfig
+from forge.sources.datasets.inbox import DatasetInboxConfig
 from forge.sources.datasets.stage import DatasetSpec
 from forge.sources.general import CodeSourceConfig, TextSourceConfig
 from forge.sources.hub.stage import HubDocsConfig
@@ -67,6 +69,8 @@ class SourcesSection(_Section):
     #: how often the crawl's fingerprint turns over (a re-crawl): ISO week, day, or every run
     recrawl_every: Literal["week", "day", "always"] = "week"
     hub_docs: HubDocsConfig = HubDocsConfig()
+    #: a watched folder of dataset files (``<dir>/<format>/<file>``; dir None: ``<profile home>/inbox``)
+    dataset_inbox: DatasetInboxConfig = DatasetInboxConfig()
 
 
 class WarehouseSection(_Section):
@@ -96,9 +100,12 @@ class MixtureSection(_Section):
 
 
 class RegistryConfig(_Section):
-    """``registry``: the MLflow registered model the scorecard registers the SFT model under."""
+    """``registry``: the MLflow registered model the scorecard registers the SFT model under, and
+    the rule that promotes a new version to ``champion``."""
 
     model_name: str = "hephaestus-sft"
+    #: when the ``challenger`` alias replaces the ``champion`` (the scorecard's promotion check)
+    promotion: PromotionConfig = PromotionConfig()
 
 
 class PathsConfig(_Section):

@@ -228,3 +228,17 @@ def promote_challenger(tracking_uri: str, model_name: str, cfg: PromotionConfig)
         model_name, chal.version, "promotion.reasons", "; ".join(decision.reasons)[:5000]
     )
     return decision
+
+
+def alias_scorecard(tracking_uri: str, model_name: str, alias: str) -> tuple[int, dict[str, Any]] | None:
+    """``(version, scorecard)`` of ``model_name@alias`` from its run's artifacts; None when the alias
+    (or the model) does not exist yet."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    version = _alias_version(client, model_name, alias)
+    if version is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(client.download_artifacts(version.run_id, f"scorecard/{SCORECARD_JSON}", tmp))
+        return int(version.version), json.loads(local.read_text())

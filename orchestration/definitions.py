@@ -19,23 +19,29 @@ from dagster import (
 from dagster_dbt import DbtCliResource
 
 from assets.corpus import corpus_assets
-from assets.evaluation import evaluation_assets
+from assets.evaluation import evaluation_assets, evaluation_checks
 from assets.ingest import API_TABLES, ingest_assets, raw_key
 from assets.quality import gx_checks
 from assets.research import research_assets
 from assets.resources import ForgeResource, MlflowResource
 from assets.training import training_assets
 from assets.warehouse import build_dbt_assets, dbt_project
+from orchestration.automation import with_policies
+from orchestration.sensors import NpmRegistryResource, sensors
+from orchestration.sensors import jobs as sensor_jobs
 
 warehouse_models = build_dbt_assets()
-all_assets = [
-    *ingest_assets,
-    warehouse_models,
-    *corpus_assets,
-    *training_assets,
-    *evaluation_assets,
-    *research_assets,
-]
+# owners and automation conditions per asset: orchestration.automation
+all_assets = with_policies(
+    [
+        *ingest_assets,
+        warehouse_models,
+        *corpus_assets,
+        *training_assets,
+        *evaluation_assets,
+        *research_assets,
+    ]
+)
 
 # Everything, in one process: the embedded run of `make demo` (2 cores; no process start-up per step).
 full_pipeline = define_asset_job(
@@ -78,9 +84,10 @@ def _dbt_executable() -> str:
 
 defs = Definitions(
     assets=all_assets,
-    asset_checks=gx_checks,
-    jobs=[full_pipeline, weekly_rebuild],
+    asset_checks=[*gx_checks, *evaluation_checks],
+    jobs=[full_pipeline, weekly_rebuild, *sensor_jobs],
     schedules=[weekly_rebuild_schedule],
+    sensors=sensors,
     # Materializations launched from the UI run as separate processes, two at a time (2 cores);
     # the dbt assets sit in the `duckdb_writer` pool and the trainers in `trainer`.
     executor=multiprocess_executor.configured({"max_concurrent": 2}),
@@ -89,5 +96,6 @@ defs = Definitions(
         "mlflow": MlflowResource(),
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=_dbt_executable()),
         "pipes_subprocess_client": PipesSubprocessClient(),
+        "npm_registry": NpmRegistryResource(),
     },
 )
