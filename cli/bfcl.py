@@ -3,7 +3,11 @@
 Responses for ``bfcl score`` are JSON lines, one per item, keyed by the item's ``id``, carrying
 either ``text`` (what the model generated, with ``<tool_call>{"name": ..., "arguments": {...}}
 </tool_call>`` blocks, parsed as the pipeline parses generations) or ``decoded`` (the calls already
-decoded, BFCL's shape: ``[{"function_name": {"argument": value}}]``; ``[]`` for no call).
+decoded, BFCL's shape: ``[{"function_name": {"argument": value}}]``; ``[]`` for no call). For the
+multi-turn categories ``decoded`` holds the conversation's calls per turn and step
+(``[[[call, ...], ...], ...]``: turns -> steps -> calls, each call ``{"name": {args}}`` or BFCL's
+string form ``"cd(folder='x')"``), executed against the environment classes unpacked by
+``bfcl download``.
 """
 
 from __future__ import annotations
@@ -26,12 +30,17 @@ from cli.common import (
     new_output_dir,
     positive_int,
 )
-from contracts.bfcl import SUPPORTED_CATEGORIES, question_file
+from contracts.bfcl import SCORED_CATEGORIES, question_file
+from contracts.bfcl import category as bfcl_category
 
 DEFAULT_CATEGORIES = ["simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance"]
 RESPONSES_FORMAT = (
     'one JSON object per line: {"id": "<item id>", "text": "<generated text with <tool_call> blocks>"} '
     'or {"id": "<item id>", "decoded": [{"<function>": {"<argument>": <value>}}]}'
+)
+MULTI_TURN_FORMAT = (
+    'one JSON object per line: {"id": "<item id>", "decoded": [[[<call>, ...], ...], ...]} (turns -> steps -> '
+    'calls; a call is {"<function>": {"<argument>": <value>}} or "<function>(<argument>=<value>)")'
 )
 
 
@@ -50,8 +59,10 @@ def _is_decoded(value: Any) -> bool:
     )
 
 
-def read_responses(path: Path) -> list[dict[str, Any]]:
+def read_responses(path: Path, multi_turn: bool = False) -> list[dict[str, Any]]:
     """The response rows of ``path``, each checked; a bad line is a UserError naming ``path:line``."""
+    from evaluation.bfcl.multi_turn import validate_turns
+
     rows = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -63,7 +74,11 @@ def read_responses(path: Path) -> list[dict[str, Any]]:
             raise UserError(f"{where}: not JSON ({e.msg}); expected {RESPONSES_FORMAT}") from None
         if not isinstance(row, dict) or not isinstance(row.get("id"), str):
             raise UserError(f'{where}: needs a string "id"; expected {RESPONSES_FORMAT}')
-        if "decoded" in row:
+        if multi_turn:
+            problem = validate_turns(row.get("decoded"))
+            if problem:
+                raise UserError(f"{where}: {problem}; expected {MULTI_TURN_FORMAT}")
+        elif "decoded" in row:
             if not _is_decoded(row["decoded"]):
                 raise UserError(
                     f'{where}: "decoded" must be a list of {{"<function>": {{"<argument>": value}}}} objects'
@@ -72,23 +87,46 @@ def read_responses(path: Path) -> list[dict[str, Any]]:
             raise UserError(f'{where}: needs "text" (a string) or "decoded" (a list of calls)')
         rows.append(row)
     if not rows:
-        raise UserError(f"{path}: no responses; expected {RESPONSES_FORMAT}")
+        raise UserError(
+            f"{path}: no responses; expected {MULTI_TURN_FORMAT if multi_turn else RESPONSES_FORMAT}"
+        )
     return rows
 
 
+def _environments(args: argparse.Namespace) -> Path:
+    from evaluation.bfcl.data import environment_dir
+    from evaluation.bfcl.multi_turn import has_environment_source
+
+    source = args.environments or environment_dir(args.data)
+    if not has_environment_source(source):
+        raise UserError(
+            f"BFCL environment classes not found in {source}; run `hephaestus bfcl download` or pass "
+            "--environments DIR (the extracted multi_turn_eval/func_source_code folder)"
+        )
+    return source
+
+
 def _bfcl_score(args: argparse.Namespace) -> int:
-    from contracts.bfcl import load_category
+    from contracts.bfcl import load_category, load_multi_turn_category
     from contracts.io import atomic_write_json, write_jsonl
-    from evaluation.bfcl.runner import score_items
+    from evaluation.bfcl.multi_turn import score_conversations
+    from evaluation.bfcl.runner import score_items, summarize
 
     _check_data(args.data, [args.category])
-    rows = read_responses(args.responses)
-    items = {i.id: i for i in load_category(args.data, args.category)}
+    multi_turn = bfcl_category(args.category).multi_turn
+    source = _environments(args) if multi_turn else None
+    rows = read_responses(args.responses, multi_turn)
+    load = load_multi_turn_category if multi_turn else load_category
+    items = {i.id: i for i in load(args.data, args.category)}
     unknown = [r["id"] for r in rows if r["id"] not in items]
     if unknown:
         raise UserError(f"{len(unknown)} response ids are not in {args.category}: {unknown[:5]}")
-    responses = {r["id"]: (r["decoded"] if "decoded" in r else r["text"]) for r in rows}
-    result = score_items([items[r["id"]] for r in rows], None, responses)
+    if multi_turn:
+        answered = [items[r["id"]] for r in rows]
+        result = summarize(score_conversations(answered, {r["id"]: r for r in rows}, source))
+    else:
+        responses = {r["id"]: (r["decoded"] if "decoded" in r else r["text"]) for r in rows}
+        result = score_items([items[r["id"]] for r in rows], None, responses)
     out = new_output_dir(args.out or cli_dir("bfcl_score", args.category), "bfcl score")
     write_jsonl(
         out / "verdicts.jsonl",
@@ -112,12 +150,17 @@ def _bfcl_score(args: argparse.Namespace) -> int:
 
 
 def _bfcl_download(args: argparse.Namespace) -> int:
-    from evaluation.bfcl.data import download_bfcl_wheel, extract_bfcl_data
+    from evaluation.bfcl.data import download_bfcl_wheel, extract_bfcl_data, extract_environment_source
 
     out = new_output_dir(args.out, "bfcl download")
     wheel = download_bfcl_wheel(args.cache, args.spec)
     data = extract_bfcl_data(wheel, out)
-    emit(args, {"data_dir": str(data), "wheel": str(wheel)}, f"BFCL data ({args.spec}): {data}")
+    envs = extract_environment_source(wheel, out)
+    emit(
+        args,
+        {"data_dir": str(data), "environments_dir": str(envs), "wheel": str(wheel)},
+        f"BFCL data ({args.spec}): {data}\nmulti-turn environment classes (read, never installed): {envs}",
+    )
     return 0
 
 
@@ -133,8 +176,11 @@ def _eval_bfcl(args: argparse.Namespace) -> int:
             f"eval bfcl --model {model}: not a Hugging Face model directory (needs config.json and weights)"
         )
     _check_data(args.data, args.categories)
+    if any(bfcl_category(c).multi_turn for c in args.categories):
+        args.environments = _environments(args)
     out = new_output_dir(args.out, "eval bfcl")
     cfg = {
+        "environments_dir": str(args.environments.resolve()) if args.environments else None,
         "categories": args.categories,
         "limit_per_category": args.limit,
         "batch_size": args.batch_size,
@@ -152,7 +198,11 @@ def _eval_bfcl(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    categories = f"one of: {', '.join(SUPPORTED_CATEGORIES)}"
+    categories = f"one of: {', '.join(SCORED_CATEGORIES)}"
+    environments = (
+        "the multi-turn environment classes unpacked from the wheel (default: beside --data, "
+        "where `bfcl download` puts them)"
+    )
     ev = sub.add_parser("eval", help="evaluation harnesses", parents=[common]).add_subparsers(
         dest="bench", required=True, metavar="{bfcl}"
     )
@@ -174,11 +224,12 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     s.add_argument(
         "--categories",
         nargs="+",
-        choices=SUPPORTED_CATEGORIES,
+        choices=SCORED_CATEGORIES,
         default=DEFAULT_CATEGORIES,
         metavar="CATEGORY",
         help=f"BFCL categories, {categories} (default: {' '.join(DEFAULT_CATEGORIES)})",
     )
+    s.add_argument("--environments", type=Path, metavar="DIR", help=environments)
     s.add_argument("--limit", type=positive_int, metavar="N", help="only the first N items per category")
     s.add_argument(
         "--batch-size", type=positive_int, default=8, help="sequences per batch (default: %(default)s)"
@@ -204,8 +255,9 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
         description=f"Score responses against BFCL's answers. Responses: {RESPONSES_FORMAT}.",
     )
     s.add_argument(
-        "--category", required=True, choices=SUPPORTED_CATEGORIES, metavar="CATEGORY", help=categories
+        "--category", required=True, choices=SCORED_CATEGORIES, metavar="CATEGORY", help=categories
     )
+    s.add_argument("--environments", type=Path, metavar="DIR", help=environments)
     s.add_argument("--responses", required=True, type=existing_file, help="the responses (JSON lines)")
     s.add_argument(
         "--out",

@@ -26,6 +26,13 @@ class BfclEvalConfig(_Section):
     max_new_tokens: int = 128
     #: engine slots (prompts decoded at once)
     batch_size: int = 8
+    #: the multi-turn environment classes unpacked from the wheel (relative to the repository root);
+    #: None: beside the data directory, where the download unpacks them
+    environments_dir: str | None = None
+    #: multi-turn: model replies per user turn before the conversation is force-quit (BFCL's 20)
+    max_steps_per_turn: int = 20
+    #: multi-turn: seconds one environment request may take before the conversation is ended
+    step_timeout_s: float = 30.0
 
 
 class UnseenConfig(_Section):

@@ -10,8 +10,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from contracts.bfcl import read_unseen_benchmark
+from contracts.bfcl import MAX_STEPS_PER_TURN, read_unseen_benchmark
 from contracts.io import atomic_write_text, read_jsonl
+from evaluation.bfcl.multi_turn import Limits
 from evaluation.bfcl.runner import as_item, evaluate_bfcl, evaluate_items, load_model
 from evaluation.perplexity import perplexity
 
@@ -25,7 +26,15 @@ def save_result(out_dir: Path, result: dict[str, Any]) -> dict[str, Any]:
     return slim
 
 
+def _repo_path(value: str) -> Path:
+    """A configured path: absolute as given, relative to the repository root otherwise."""
+    path = Path(value)
+    return path if path.is_absolute() else Path(__file__).resolve().parents[1] / path
+
+
 def run_bfcl(model_dir: Path, data_dir: Path, cfg: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    """BFCL's categories from ``cfg`` (single-turn and multi-turn) on the official data."""
+    environments = cfg.get("environments_dir")
     result = evaluate_bfcl(
         model_dir,
         data_dir,
@@ -34,6 +43,11 @@ def run_bfcl(model_dir: Path, data_dir: Path, cfg: dict[str, Any], out_dir: Path
         limit_per_category=cfg.get("limit_per_category"),
         batch_size=int(cfg.get("batch_size", 8)),
         max_new_tokens=int(cfg.get("max_new_tokens", 128)),
+        environments_dir=_repo_path(environments) if environments else None,
+        limits=Limits(
+            max_steps_per_turn=int(cfg.get("max_steps_per_turn", MAX_STEPS_PER_TURN)),
+            step_timeout_s=float(cfg.get("step_timeout_s", 30.0)),
+        ),
     )
     return save_result(out_dir, result)
 

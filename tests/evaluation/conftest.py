@@ -86,22 +86,3 @@ def model_dir(tmp_path_factory, tokenizer, tiny_model) -> Path:
     tiny_model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
-
-
-@pytest.fixture(scope="session")
-def bfcl_environments(tmp_path_factory) -> Path:
-    """The multi-turn environment classes, unpacked from the bfcl-eval wheel that `make test` downloads
-    into ``$HEPHAESTUS_HOME/cache`` (never installed). Without the wheel the test skips, or fails when
-    ``HEPHAESTUS_REQUIRE_BFCL_WHEEL=1`` (CI)."""
-    import os
-
-    from evaluation.bfcl.data import extract_environment_source
-
-    home = Path(os.environ.get("HEPHAESTUS_HOME") or Path(__file__).resolve().parents[2] / ".hephaestus")
-    wheels = sorted((home / "cache").glob("bfcl_eval-*.whl"))
-    if not wheels:
-        message = f"no bfcl-eval wheel in {home / 'cache'} (make test downloads it)"
-        if os.environ.get("HEPHAESTUS_REQUIRE_BFCL_WHEEL") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return extract_environment_source(wheels[-1], tmp_path_factory.mktemp("bfcl_envs"))

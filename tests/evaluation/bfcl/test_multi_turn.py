@@ -1,0 +1,226 @@
+"""BFCL multi-turn: parsing calls without eval, dispatch to environment methods in a worker process,
+BFCL's state and response checks, the conversation loop, and the whole evaluation path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from contracts.bfcl import ADDED_FUNCTIONS_PROMPT, MULTI_TURN_CATEGORIES, load_multi_turn_category
+from contracts.chat import format_tool_calls
+from evaluation.bfcl.environments import (
+    Call,
+    EnvironmentWorker,
+    StepTimeout,
+    WorkerError,
+    as_call,
+    parse_call,
+)
+from evaluation.bfcl.multi_turn import score_conversations, validate_turns
+from evaluation.bfcl.runner import summarize
+
+
+def _items(fixtures_dir, category=None):
+    names = [category] if category else MULTI_TURN_CATEGORIES
+    return [item for name in names for item in load_multi_turn_category(fixtures_dir, name)]
+
+
+def _reference(item):
+    """The ground truth as a model's turns (one step per non-empty turn)."""
+    return [[list(calls)] if calls else [] for calls in item.ground_truth]
+
+
+# ------------------------------------------------------------------------------ no environments
+def test_calls_are_parsed_never_evaluated():
+    assert parse_call("mv(source='a.txt', destination='b')") == Call(
+        "mv", (), {"source": "a.txt", "destination": "b"}
+    )
+    assert parse_call("sort('f.pdf')") == Call("sort", ("f.pdf",), {})
+    assert parse_call("mean(numbers=[1, -2.5, 3])").kwargs == {"numbers": [1, -2.5, 3]}
+    assert parse_call("ls(a=true)").error == "name 'true' is not defined"
+    for hostile in ("__import__('os').system('true')", "ls(a=open('/etc/passwd').read())", "ls(", "1 + 1"):
+        call = parse_call(hostile)
+        assert call.error, hostile
+    assert as_call({"cd": {"folder": "x"}}) == Call("cd", (), {"folder": "x"})
+    assert as_call(["not", "a", "call"]).error
+    assert Call("cd", (), {"folder": "x"}).text() == "cd(folder='x')"
+    assert validate_turns([[[{"cd": {"folder": "x"}}, "ls()"]], []]) is None
+    assert "list of steps" in validate_turns([{"cd": {}}])
+    assert "list of turns" in validate_turns({"cd": {}})
+
+
+def test_load_multi_turn_items(fixtures_dir):
+    base = _items(fixtures_dir, "multi_turn_base")
+    assert [i.id for i in base] == ["multi_turn_base_29", "multi_turn_base_47"]
+    assert base[1].involved_classes == ["GorillaFileSystem", "MathAPI"]
+    assert {"cd", "mean", "standard_deviation"} <= {f["name"] for f in base[1].functions}
+    assert not base[1].held_out and not base[1].long_context
+    missed = _items(fixtures_dir, "multi_turn_miss_func")[1]
+    assert [f["name"] for f in missed.held_out[2]] == ["mean"]  # held out, then added back at turn 2
+    assert "mean" not in {f["name"] for f in missed.functions}
+    assert missed.turns[2] == [] and missed.ground_truth[1] == []
+    assert _items(fixtures_dir, "multi_turn_long_context")[0].entry()["long_context"] is True
+    with pytest.raises(ValueError, match="not a multi-turn"):
+        load_multi_turn_category(fixtures_dir, "simple_python")
+
+
+FAKE_ENV = """
+import time
+class GorillaFileSystem:
+    def _load_scenario(self, scenario, long_context=False):
+        self.count = scenario.get("count", 0)
+    def add(self, n=1):
+        self.count += n
+        return {"count": self.count}
+    def spin(self):
+        while True:
+            time.sleep(0.01)
+    def boom(self):
+        raise KeyError("nope")
+"""
+
+
+def test_worker_dispatches_to_methods_and_survives_a_hung_call(tmp_path):
+    (tmp_path / "gorilla_file_system.py").write_text(FAKE_ENV)
+    entry = {
+        "id": "x_0",
+        "initial_config": {"GorillaFileSystem": {"count": 2}},
+        "involved_classes": ["GorillaFileSystem"],
+    }
+    with EnvironmentWorker(tmp_path, timeout_s=2) as worker:
+        worker.open("a", entry)
+        results = worker.execute(
+            "a",
+            [{"add": {"n": 3}}, "add()", "print('hi')", "os.system('true')", "exit()", "boom()", "add(m=1)"],
+        )
+        assert results[:2] == ['{"count": 5}', '{"count": 6}']
+        assert results[2] == "Error during execution: name 'print' is not defined"
+        assert results[3] == "Error during execution: name 'os' is not defined"
+        assert results[4] == "Error during execution: Function call exit is not allowed."
+        assert results[5] == "Error during execution: 'nope'"
+        assert "unexpected keyword argument 'm'" in results[6]
+        with pytest.raises(StepTimeout):
+            worker.execute("a", ["spin()"])
+        assert worker.restarts == 1
+        with pytest.raises(WorkerError, match="KeyError"):  # the session died with the old worker
+            worker.execute("a", ["add()"])
+        verdict = worker.check(entry, [[["add(n=2)"]]], [["add(n=1)", "add(n=1)"]])
+        assert verdict["valid"] is False and verdict["error_type"] == "multi_turn:execution_response_mismatch"
+        assert worker.check(entry, [[["add(n=1)"], ["add(n=1)"]]], [["add(n=1)", "add(n=1)"]])["valid"]
+    with pytest.raises(WorkerError, match="environment source not found"):
+        EnvironmentWorker(tmp_path / "nowhere")
+
+
+# ------------------------------------------------------------------- the official environments
+def test_ground_truth_is_valid_and_perturbations_get_bfcls_verdicts(fixtures_dir, bfcl_environments):
+    items = _items(fixtures_dir)
+    base47 = next(i for i in items if i.id == "multi_turn_base_47")
+    miss29 = next(i for i in items if i.id == "multi_turn_miss_func_29")
+    dropped = _reference(base47)
+    dropped[1] = [[base47.ground_truth[1][0]]]  # mean(...) left out: its result is missing
+    guessed = _reference(miss29)
+    guessed[0] = [["touch(file_name='guess.pdf')"]]  # acts in the turn where it should have asked
+    responses = [_reference(i) for i in items] + [
+        dropped,
+        _reference(base47)[:-1],
+        [[], *_reference(base47)[1:]],
+        [[["find(path='.')", "rm(file_name='student_record.txt')"]], *_reference(base47)[1:]],
+        guessed,
+        {"decoded": [[[{"find": {"path": "."}}]], [[{"cat": {"file_name": "student_record.txt"}}]], []]},
+    ]
+    rows = score_conversations(
+        [*items, base47, base47, base47, base47, miss29, base47], responses, bfcl_environments
+    )
+    assert all(r["valid"] for r in rows[: len(items)]), [r for r in rows if not r["valid"]][:1]
+    assert [r["error_type"] for r in rows[len(items) :]] == [
+        "multi_turn:execution_response_mismatch",  # a call dropped: its result is missing
+        "multi_turn:force_terminated",  # stopped early
+        "multi_turn:empty_turn_model_response",
+        "multi_turn:instance_state_mismatch",  # an extra state-changing call
+        "multi_turn:instance_state_mismatch",
+        "multi_turn:execution_response_mismatch",
+    ]
+    summary = summarize(rows[: len(items)])["summary"]
+    assert summary["multi_turn"] == {"accuracy": 1.0, "n": len(items), "complete": True}
+
+
+def test_conversation_loop_executes_calls_and_feeds_results_back(
+    fixtures_dir, bfcl_environments, monkeypatch
+):
+    """A scripted model answers each user turn with the ground truth's calls, then stops."""
+    import evaluation.generation.generate as gen
+    from evaluation.bfcl.multi_turn import Limits, run_conversations
+
+    items = _items(fixtures_dir, "multi_turn_miss_func")
+    seen = []
+
+    def scripted(model, tokenizer, prompts, max_new_tokens, batch_size):
+        replies = []
+        for prompt in prompts:
+            messages = prompt["messages"]
+            seen.append(prompt)
+            if messages[-1]["role"] != "user":
+                replies.append("Done.")
+                continue
+            item = next(i for i in items if i.turns[0][0]["content"] == messages[0]["content"])
+            turn = sum(m["role"] == "user" for m in messages) - 1
+            calls = [{c.name: c.kwargs} for c in map(parse_call, item.ground_truth[turn])]
+            replies.append(format_tool_calls(calls) if calls else "Which function should I use?")
+        return replies
+
+    monkeypatch.setattr(gen, "generate", scripted)
+    rows = run_conversations(None, None, items, bfcl_environments, limits=Limits(max_prompt_tokens=None))
+    assert [len(r["decoded"]) for r in rows] == [len(i.ground_truth) for i in items]
+    assert all(r["stopped"] is None for r in rows)
+    added = [p for p in seen if p["messages"][-1]["content"] == ADDED_FUNCTIONS_PROMPT]
+    assert added and all(
+        "du" in {t["name"] for t in p["tools"]} or "mean" in {t["name"] for t in p["tools"]} for p in added
+    )
+    tool_messages = [m for p in seen for m in p["messages"] if m["role"] == "tool"]
+    assert any(
+        '"current_working_directory"' in m["content"] or "VisionX" in m["content"] for m in tool_messages
+    )
+    scored = score_conversations(items, rows, bfcl_environments)
+    assert [r["valid"] for r in scored] == [True, True]
+
+
+def test_step_limit_force_quits_the_conversation(fixtures_dir, bfcl_environments, monkeypatch):
+    import evaluation.generation.generate as gen
+    from evaluation.bfcl.multi_turn import Limits, run_conversations
+
+    items = _items(fixtures_dir, "multi_turn_base")[:1]
+    monkeypatch.setattr(
+        gen, "generate", lambda m, t, prompts, n, b: [format_tool_calls([{"pwd": {}}])] * len(prompts)
+    )
+    rows = run_conversations(None, None, items, bfcl_environments, limits=Limits(max_steps_per_turn=3))
+    assert (
+        rows[0]["stopped"] == "step_limit"
+        and len(rows[0]["decoded"]) == 1
+        and len(rows[0]["decoded"][0]) == 4
+    )
+    assert (
+        score_conversations(items, rows, bfcl_environments)[0]["error_type"] == "multi_turn:force_terminated"
+    )
+
+
+def test_one_multi_turn_item_through_the_evaluation_path(
+    tmp_path, model_dir, fixtures_dir, bfcl_environments
+):
+    """The micro profile's BFCL settings, one multi-turn item: load the model, converse, score, summarize,
+    write results, and the scorecard shows the multi_turn group."""
+    from assets.profile import load_settings
+    from evaluation.pipeline import run_bfcl
+    from evaluation.scorecard import build_scorecard
+
+    cfg = load_settings("micro").evaluation.bfcl.model_dump()
+    cfg.update(categories=["multi_turn_base"], limit_per_category=1, environments_dir=str(bfcl_environments))
+    result = run_bfcl(model_dir, fixtures_dir, cfg, tmp_path / "out")
+    assert result["n_items"] == 1 and result["categories"]["multi_turn_base"]["n"] == 1
+    assert set(result["summary"]) == {"multi_turn", "overall_mean"}
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert saved["summary"]["multi_turn"]["n"] == 1
+    card = build_scorecard({"bfcl": result})
+    assert any(r["metric"] == "multi_turn (partial)" for r in card["rows"])  # one of its four categories
+    assert Path(tmp_path / "out").is_dir()
