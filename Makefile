@@ -22,7 +22,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export TQDM_DISABLE := 1
 
-.PHONY: install pydocs demo test test-fast fuzz ui lint clean
+.PHONY: install pydocs bfclwheel demo test test-fast fuzz ui lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,12 +47,18 @@ install: $(VENV)/.installed $(DBT_MANIFEST)
 pydocs:
 	@bash .ci/fetch_python_docs.sh
 
+## The bfcl-eval wheel in $(HEPHAESTUS_HOME)/cache (`pip download --no-deps`, never installed): the
+## multi-turn tests load its environment classes. Never fails: offline, those tests skip (fail under
+## HEPHAESTUS_REQUIRE_BFCL_WHEEL=1).
+bfclwheel: install
+	@$(BIN)/hephaestus bfcl download --json >/dev/null 2>&1 || echo "bfclwheel: could not download bfcl-eval — the multi-turn tests will be skipped" >&2
+
 ## Materialize every asset on the `default` profile and print the scorecard.
 demo: install pydocs
 	$(BIN)/python -m orchestration.demo --profile $(PROFILE)
 
 ## Create the environment and run the whole test suite (unit, definitions, integration, distributed).
-test: install pydocs
+test: install pydocs bfclwheel
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 ## The fuzz targets with random seeds and 100x the examples, and 30 random kill -9s over the ingest

@@ -168,7 +168,8 @@ def _retention_inputs(profile: ForgeResource):
 bfcl_eval = _eval_asset(
     "bfcl_eval",
     [raw_key("bfcl_items")],
-    "BFCL non-live Python categories from the official data: generate, parse, AST-check.",
+    "BFCL categories from the official data: single-turn (generate, parse, AST-check) and multi-turn "
+    "(conversations whose calls run against the wheel's environment classes; state and response checks).",
     evaluation.pipeline.run_bfcl,
     _bfcl_inputs,
 )

@@ -275,8 +275,9 @@ def humaneval_items(context: AssetExecutionContext, profile: ForgeResource) -> M
 
 
 def bfcl_data_dir(profile: ForgeResource) -> Path:
-    """The official BFCL data directory: a local copy (tests) or the downloaded wheel's data."""
-    from evaluation.bfcl.data import download_bfcl_wheel, extract_bfcl_data
+    """The official BFCL data directory: a local copy (tests) or the downloaded wheel's data (with the
+    multi-turn environment classes unpacked beside it, read by the evaluation, never installed)."""
+    from evaluation.bfcl.data import download_bfcl_wheel, extract_bfcl_data, extract_environment_source
 
     cfg = profile.settings.sources.bfcl
     if cfg.local_data_dir:
@@ -286,7 +287,9 @@ def bfcl_data_dir(profile: ForgeResource) -> Path:
         if cfg.local_wheel
         else download_bfcl_wheel(profile.paths.cache, cfg.wheel)
     )
-    return extract_bfcl_data(wheel, profile.paths.cache / f"bfcl_data_{wheel.stem}")
+    root = profile.paths.cache / f"bfcl_data_{wheel.stem}"
+    extract_environment_source(wheel, root)
+    return extract_bfcl_data(wheel, root)
 
 
 @asset(
