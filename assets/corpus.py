@@ -3,17 +3,19 @@
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, asset
+from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
-from assets.common import png_markdown
+from assets.common import png_markdown, start_mlflow_run
 from assets.factory import stage_asset
-from assets.resources import ForgeResource
+from assets.profile import resolve_repo_path
+from assets.resources import ForgeResource, MlflowResource
 from assets.warehouse import mart_key
 from forge.corpus.build import HELDOUT_TEXTS_STAGE, SFT_DATASET_STAGE, HeldoutTextsConfig, SftDatasetConfig
 from forge.corpus.mixtures import MIXTURE_STAGE
 from forge.corpus.plots import plot_mixture
 from forge.corpus.tokenizer import TOKENIZER_STAGE
 from forge.text.dedup import CANDIDATES_TABLE, NEAR_DEDUP_STAGE
+from forge.text.retrieval import RETRIEVAL_STAGE, retrieval_metrics
 
 CORPUS_DOCS = mart_key("fct_corpus_documents")
 
@@ -130,8 +132,76 @@ def near_duplicate_clusters(context: AssetExecutionContext, profile: ForgeResour
     return stage_asset(context, NEAR_DEDUP_STAGE, cfg, out, warehouse=wh, tables=[CANDIDATES_TABLE])
 
 
+#: the seed (agent documents with is_seed) and the general documents the classifier scores
+GENERAL_TABLES = ("code_documents", "text_documents")
+
+
+@asset(
+    key=AssetKey(["raw", "retrieval_scores"]),
+    group_name="corpus",
+    deps=[AssetKey(["raw", t]) for t in ("agent_documents", *GENERAL_TABLES)],
+    kinds={"python", "scikitlearn", "mlflow"},
+    description="Seed -> retrieval (forge.text.retrieval): a classifier trained on the seed agent "
+    "documents against general ones scores every code/text document out of fold; those above the "
+    "threshold chosen on the labelled sample's precision-recall curve become the corpus category "
+    "'retrieved' (fct_corpus_documents, fct_retrieved_documents). PR curve and metrics in MLflow.",
+)
+def retrieval_scores(
+    context: AssetExecutionContext, profile: ForgeResource, mlflow: MlflowResource
+) -> MaterializeResult:
+    cfg, out = profile.settings.retrieval, profile.paths.raw("retrieval_scores")
+    seed = [profile.paths.raw("agent_documents")]
+    general = [(t, profile.paths.raw(t)) for t in GENERAL_TABLES]
+    labelled = resolve_repo_path(cfg.labelled)
+
+    def log_run(meta: dict[str, Any]) -> dict[str, Any]:
+        # one MLflow run per build: the PR curve (PNG + JSON) and the labelled sample's numbers
+        if meta.get("skipped"):
+            return meta
+        from assets.tracking import active_run
+
+        uri, run_id = start_mlflow_run(context, profile, mlflow, "retrieval")
+        import mlflow as mlf
+
+        with active_run(uri, run_id):
+            mlf.log_params(
+                {
+                    "rule": cfg.threshold.rule,
+                    "min_precision": cfg.threshold.min_precision,
+                    "max_chars": cfg.features.max_chars,
+                    "ngram_max": cfg.features.ngram_max,
+                    "C": cfg.C,
+                    "folds": cfg.folds,
+                    "threshold_source": meta["threshold_source"],
+                }
+            )
+            mlf.log_metrics(retrieval_metrics(meta))
+            for name in ("pr_curve.png", "pr_curve.json"):
+                mlf.log_artifact(str(out / name), artifact_path="retrieval")
+        return {**meta, "mlflow_run_id": run_id}
+
+    result = stage_asset(
+        context,
+        RETRIEVAL_STAGE,
+        cfg,
+        out,
+        upstream=[*seed, *(d for _, d in general)],
+        sources=[labelled] if labelled else [],
+        then=log_run,
+        seed_dirs=seed,
+        general=general,
+        labelled_path=labelled,
+    )
+    png = out / "pr_curve.png"
+    if not png.exists():
+        return result
+    meta = {**(result.metadata or {}), "pr_curve": MetadataValue.md(png_markdown(png, "precision-recall"))}
+    return MaterializeResult(metadata=meta, data_version=result.data_version)
+
+
 corpus_assets = [
     near_duplicate_clusters,
+    retrieval_scores,
     tokenizer,
     cpt_stage1_shards,
     cpt_stage2_shards,

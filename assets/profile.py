@@ -36,6 +36,7 @@ from forge.sources.python.stage import PythonIntrospectionConfig
 from forge.sources.webdocs import CrawlSpec
 from forge.synth.stage import SynthesisConfig
 from forge.text.dedup import NearDedupConfig
+from forge.text.retrieval import RetrievalConfig
 from training.research import ResearchConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -169,6 +170,8 @@ class Profile(_Section):
     warehouse: WarehouseSection = WarehouseSection()
     #: near-duplicate removal over the corpus candidates (MinHash LSH)
     near_dedup: NearDedupConfig = NearDedupConfig()
+    #: seed -> retrieval: the classifier that moves agent-like general documents into 'retrieved'
+    retrieval: RetrievalConfig = RetrievalConfig()
     quality: QualitySection = QualitySection()
     tokenizer: TokenizerConfig = TokenizerConfig()
     mixture: MixtureSection

@@ -59,6 +59,8 @@ class ForgeResource(ConfigurableResource):
             "allowed_licenses": list(wh.allowed_licenses),
             "decontam_ngram": wh.decontam_ngram,
             "validation_pct": wh.validation_pct,
+            # dbt reads raw.retrieval_scores only when the profile runs the retrieval stage
+            "retrieval_enabled": self.settings.retrieval.enabled,
         }
 
     def export_environment(self) -> None:

@@ -26,6 +26,9 @@ from forge.synth.trajectories import PATTERNS
 log = logging.getLogger(__name__)
 
 CATEGORIES = ["agent", "code", "text"]
+#: every category a corpus document may have: the three above, and ``retrieved`` (general documents
+#: the seed classifier kept) when the profile runs retrieval
+CORPUS_CATEGORIES = [*CATEGORIES, "retrieved"]
 FUNCTION_NAME_REGEX = r"^[A-Za-z0-9_.\-]{1,64}$"
 
 
@@ -42,7 +45,7 @@ def _expectations(table: str, min_chars: int) -> list[Any]:
             # Forge's filters drop documents shorter than this; a shorter one means a source
             # bypassed them.
             E.ExpectColumnValueLengthsToBeBetween(column="text", min_value=min_chars),
-            E.ExpectColumnValuesToBeInSet(column="category", value_set=CATEGORIES),
+            E.ExpectColumnValuesToBeInSet(column="category", value_set=CORPUS_CATEGORIES),
             E.ExpectColumnDistinctValuesToContainSet(column="category", value_set=CATEGORIES),
             E.ExpectColumnValuesToBeInSet(column="split", value_set=["train", "validation"]),
             E.ExpectColumnValuesToNotBeNull(column="source_uri"),
@@ -86,6 +89,19 @@ def _expectations(table: str, min_chars: int) -> list[Any]:
             E.ExpectColumnValuesToBeBetween(column="n_cluster_documents", min_value=2),
             E.ExpectColumnValuesToBeInSet(column="category", value_set=CATEGORIES),
         ]
+    if table == "fct_retrieved_documents":
+        # empty is fine (retrieval off, or nothing cleared the threshold); every row is a scored
+        # general document with a probability, and one in the corpus has its split
+        return [
+            E.ExpectColumnValuesToBeUnique(column="doc_id"),
+            E.ExpectColumnValuesToNotBeNull(column="doc_id"),
+            E.ExpectColumnValuesToBeBetween(column="retrieval_score", min_value=0, max_value=1),
+            E.ExpectColumnValuesToBeInSet(
+                column="source_table", value_set=["code_documents", "text_documents"]
+            ),
+            E.ExpectColumnValuesToBeInSet(column="general_category", value_set=["code", "text"]),
+            E.ExpectColumnValuesToNotBeNull(column="is_in_corpus"),
+        ]
     if table == "fct_removed_documents":
         return [
             E.ExpectColumnValuesToNotBeNull(column="doc_id"),
@@ -109,6 +125,7 @@ SUITE_TABLES = (
     "fct_near_duplicate_clusters",
     "fct_removed_documents",
     "fct_duplicate_apis",
+    "fct_retrieved_documents",
 )
 
 

@@ -39,6 +39,7 @@ DRIFT_COLUMNS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "fct_near_duplicate_clusters": (("category", "source"), "n_chars"),
     "fct_removed_documents": (("reason", "category"), None),
     "fct_duplicate_apis": (("reason", "source"), None),
+    "fct_retrieved_documents": (("source_table", "subcategory"), "n_chars"),
 }
 QUANTILES = (0.1, 0.5, 0.9)
 LENGTH = "_length"

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -95,6 +96,14 @@ class ThresholdRule(StageConfig):
 class RetrievalConfig(StageConfig):
     """``retrieval``: the seed classifier, its threshold and how much of the corpus it scores."""
 
+    #: off: the stage writes an empty table and says so (a profile turns it on)
+    enabled: bool = False
+    #: the labelled sample (JSON lines, relative to the repository root) the threshold is chosen on
+    #: and precision is measured on; None: the threshold comes from the seed-vs-general curve
+    labelled: str | None = None
+    #: percent of the labelled sample (by ``doc_id`` hash) the threshold is chosen on; precision
+    #: and recall are reported on the rest, which never influences the threshold
+    labelled_calibration_pct: int = 50
     features: RetrievalFeatures = RetrievalFeatures()
     threshold: ThresholdRule = ThresholdRule()
     #: cross-fitting folds (>= 2): a document is scored by a model that never saw it
@@ -122,6 +131,10 @@ class RetrievalConfig(StageConfig):
             raise ValueError(f"retrieval.folds must be >= 2 (cross-fitting), got {self.folds}")
         if not 0 < self.validation_pct < 100:
             raise ValueError(f"retrieval.validation_pct must be in 1..99, got {self.validation_pct}")
+        if not 0 < self.labelled_calibration_pct < 100:
+            raise ValueError(
+                f"retrieval.labelled_calibration_pct must be in 1..99, got {self.labelled_calibration_pct}"
+            )
         return self
 
 
@@ -305,23 +318,145 @@ def _general_docs(
 # the stage
 
 
+def _labelled_rows(path: Path | None, counts: Counter) -> list[dict[str, Any]]:
+    """The labelled sample (JSON lines: ``doc_id``, ``text``, boolean ``is_agent_like``); a line
+    that is not such an object is a counted skip (``labelled_bad_line``)."""
+    if path is None:
+        return []
+    rows, seen = [], set()
+    with Path(path).open(encoding="utf-8") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                ok = (
+                    isinstance(row, dict)
+                    and isinstance(row.get("doc_id"), str)
+                    and isinstance(row.get("text"), str)
+                    and isinstance(row.get("is_agent_like"), bool)
+                    and row["doc_id"] not in seen
+                )
+            except json.JSONDecodeError:
+                ok = False
+            if not ok:
+                counts["labelled_bad_line"] += 1
+                continue
+            seen.add(row["doc_id"])
+            rows.append(row)
+    return rows
+
+
+def labelled_split(doc_id: str, calibration_pct: int, seed: int = 0) -> str:
+    """``calibration`` (the threshold is chosen there) or ``test`` (precision and recall are
+    reported there), by a stable hash of the labelled document's id."""
+    return "calibration" if _key(doc_id, f"labelled{seed}") % 100 < calibration_pct else "test"
+
+
+def _ranking(scores: np.ndarray, labels: np.ndarray) -> dict[str, float | None]:
+    """Average precision and ROC AUC (None when a class is missing)."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    if labels.all() or not labels.any():
+        return {
+            "average_precision": None,
+            "roc_auc": None,
+            "base_rate": float(labels.mean()) if len(labels) else None,
+        }
+    return {
+        "average_precision": float(average_precision_score(labels, scores)),
+        "roc_auc": float(roc_auc_score(labels, scores)),
+        "base_rate": float(labels.mean()),
+    }
+
+
+def plot_pr_curves(curves: dict[str, dict[str, list[float]]], threshold: float, path: Path) -> Path:
+    """Precision against recall for each named curve, the chosen threshold's point marked on each,
+    as a PNG (written atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from forge.core.io import atomic_write_bytes
+
+    fig, ax = plt.subplots(figsize=(5.2, 4.2))
+    for i, (name, curve) in enumerate(curves.items()):
+        if not curve["thresholds"]:
+            continue
+        color = f"C{i}"
+        ax.plot(curve["recall"], curve["precision"], "-", color=color, label=name)
+        t = np.asarray(curve["thresholds"])
+        j = int(np.searchsorted(t, threshold)) if t[0] <= t[-1] else 0
+        j = min(j, len(t) - 1)
+        ax.plot([curve["recall"][j]], [curve["precision"][j]], "o", color=color)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"retrieval: precision-recall (threshold {threshold:.3f} marked)")
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def _empty_scores(
+    cfg: RetrievalConfig, general: Sequence[tuple[str, Path]], out_dir: Path, counts: Counter
+) -> int:
+    """Every general document with score 0, none retrieved (a skip whose reason is reported)."""
+    from forge.core.io import write_parquet
+
+    rows = (
+        {
+            "doc_id": d,
+            "source_table": t,
+            "score": 0.0,
+            "fold": fold_of(d, cfg.folds, cfg.seed),
+            "is_retrieved": False,
+        }
+        for t, d, _ in _general_docs(general, cfg.max_docs, counts)
+    )
+    return write_parquet(out_dir / "part-0.parquet", rows, RETRIEVAL_SCORES)
+
+
 def retrieve(
     cfg: RetrievalConfig,
     *,
     seed_dirs: Sequence[Path],
     general: Sequence[tuple[str, Path]],
     out_dir: Path,
+    labelled_path: Path | None = None,
 ) -> dict[str, Any]:
     """Train the cross-fitted seed classifier, score the general corpus, write the scores.
 
     ``seed_dirs``: ``raw.agent_documents`` directories (rows with ``is_seed`` are the positives);
-    ``general``: ``(source_table, directory)`` pairs of the general corpus. Writes
-    ``part-0.parquet`` (:data:`RETRIEVAL_SCORES`), ``models.npz`` (one weight vector per fold) and
-    ``pr_curve.json``; returns counts, the threshold and the curve's summary.
+    ``general``: ``(source_table, directory)`` pairs of the general corpus; ``labelled_path``: the
+    labelled sample the threshold is chosen on (its calibration split) and measured on (its test
+    split). Writes ``part-0.parquet`` (:data:`RETRIEVAL_SCORES`), ``models.npz`` (one weight
+    vector per fold), ``pr_curve.json`` and ``pr_curve.png``; returns counts, the threshold, how it
+    was chosen and the precision and recall measured.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     counts: Counter = Counter()
     feats, k = cfg.features, cfg.folds
+    if not cfg.enabled:
+        # the visible skip: an empty table (dbt reads nothing from it while the profile keeps
+        # retrieval off) and the reason
+        from forge.core.io import write_parquet
+
+        write_parquet(out_dir / "part-0.parquet", [], RETRIEVAL_SCORES)
+        return {"skipped": "retrieval.enabled is false", "n_scored": 0, "n_retrieved": 0}
+
+    # 0. the labelled sample: never a negative (by id or by its head), scored by its fold's model
+    labelled = _labelled_rows(labelled_path, counts)
+    labelled_ids = {r["doc_id"] for r in labelled}
+    labelled_heads = {_head(r["text"], feats.max_chars) for r in labelled}
 
     # 1. positives: seed documents per subcategory (sampled), split into train / held out
     by_sub: dict[str, _Smallest] = {}
@@ -345,7 +480,11 @@ def retrieve(
     # 2. negatives: a deterministic sample of general documents per fold
     neg = [_Smallest(cfg.max_negative_docs) for _ in range(k)]
     for _table, doc_id, text in _general_docs(general, cfg.max_docs, Counter()):
-        neg[fold_of(doc_id, k, cfg.seed)].offer(_key(doc_id, f"neg{cfg.seed}"), _head(text, feats.max_chars))
+        head = _head(text, feats.max_chars)
+        if doc_id in labelled_ids or head in labelled_heads:
+            counts["negatives_skipped_labelled"] += 1
+            continue
+        neg[fold_of(doc_id, k, cfg.seed)].offer(_key(doc_id, f"neg{cfg.seed}"), head)
     n_neg = [len(s.heap) for s in neg]
 
     meta: dict[str, Any] = {"n_train_positive_chunks": len(train_pos), "n_heldout_seed": len(heldout_pos)}
@@ -353,19 +492,7 @@ def retrieve(
         # Too little data to train (e.g. a corpus without seed or general documents): nothing is
         # retrieved, and the reason is reported, never raised.
         reason = "no_seed_documents" if not train_pos else "too_few_general_documents"
-        rows = (
-            {
-                "doc_id": d,
-                "source_table": t,
-                "score": 0.0,
-                "fold": fold_of(d, k, cfg.seed),
-                "is_retrieved": False,
-            }
-            for t, d, _ in _general_docs(general, cfg.max_docs, counts)
-        )
-        from forge.core.io import write_parquet
-
-        n = write_parquet(out_dir / "part-0.parquet", rows, RETRIEVAL_SCORES)
+        n = _empty_scores(cfg, general, out_dir, counts)
         return {**meta, "skipped": reason, "n_scored": n, "n_retrieved": 0, "counts": dict(counts)}
 
     # 3. one model per fold, trained on the other folds' negatives
@@ -381,27 +508,49 @@ def retrieve(
     tmp.replace(models_path)
 
     # 4. score every general document out of fold (streamed in batches over worker processes)
-    scores_path = out_dir / ".scores.tmp.parquet"
-    score_table = _score_corpus(cfg, general, models_path, scores_path, counts)
+    work = out_dir / "_work"  # outside the *.parquet glob dbt reads
+    work.mkdir(exist_ok=True)
+    score_table = _score_corpus(cfg, general, models_path, work / "scores.parquet", counts)
     gen_scores = score_table.column("score").to_numpy()
 
-    # 5. the threshold: held-out seed (1) vs general (0), all scores out of sample
+    # 5. curves. Seed held out (1) vs general (0), all out of sample: a diagnostic (a general
+    # document that scores like seed data is what retrieval is after, so its "precision" is not
+    # the retrieval's). The labelled sample, scored by the model of its fold: calibration and test.
     held_scores = (
         np.mean([score_texts(heldout_pos, w, feats) for w in weights], axis=0)
         if heldout_pos
         else np.zeros(0, dtype=np.float32)
     )
-    labels = np.r_[np.ones(len(held_scores), dtype=bool), np.zeros(len(gen_scores), dtype=bool)]
-    curve = (
-        precision_recall_curve(np.r_[held_scores, gen_scores], labels)
-        if len(held_scores)
-        else {
-            "precision": [],
-            "recall": [],
-            "thresholds": [],
-        }
+    seed_labels = np.r_[np.ones(len(held_scores), dtype=bool), np.zeros(len(gen_scores), dtype=bool)]
+    empty: dict[str, list[float]] = {"precision": [], "recall": [], "thresholds": []}
+    seed_curve = (
+        precision_recall_curve(np.r_[held_scores, gen_scores], seed_labels) if len(held_scores) else empty
     )
-    threshold = choose_threshold(curve, cfg.threshold)
+    lab_scores = np.zeros(len(labelled), dtype=np.float32)
+    lab_folds = np.array([fold_of(r["doc_id"], k, cfg.seed) for r in labelled], dtype=int)
+    for f in range(k):
+        idx = np.flatnonzero(lab_folds == f)
+        lab_scores[idx] = score_texts([labelled[i]["text"] for i in idx], weights[f], feats)
+    lab_y = np.array([r["is_agent_like"] for r in labelled], dtype=bool)
+    is_cal = np.array(
+        [
+            labelled_split(r["doc_id"], cfg.labelled_calibration_pct, cfg.seed) == "calibration"
+            for r in labelled
+        ],
+        dtype=bool,
+    )
+    cal_ok = bool(is_cal.any() and lab_y[is_cal].any() and not lab_y[is_cal].all())
+    cal_curve = precision_recall_curve(lab_scores[is_cal], lab_y[is_cal]) if cal_ok else empty
+    test_curve = (
+        precision_recall_curve(lab_scores[~is_cal], lab_y[~is_cal])
+        if (~is_cal).any() and lab_y[~is_cal].any() and not lab_y[~is_cal].all()
+        else empty
+    )
+
+    # 6. the threshold: by the rule, on the labelled calibration split when there is one, else on
+    # the seed-vs-general curve
+    source = "labelled_calibration" if cal_ok else "seed_vs_general"
+    threshold = choose_threshold(cal_curve if cal_ok else seed_curve, cfg.threshold)
     retrieved = gen_scores >= threshold
     final = score_table.set_column(
         score_table.schema.get_field_index("is_retrieved"), "is_retrieved", pa.array(retrieved)
@@ -409,20 +558,44 @@ def retrieve(
     from forge.core.io import write_parquet
 
     write_parquet(out_dir / "part-0.parquet", final, RETRIEVAL_SCORES)
-    scores_path.unlink(missing_ok=True)
+    import shutil
+
+    shutil.rmtree(work, ignore_errors=True)
     by_table = Counter(
         t for t, r in zip(final.column("source_table").to_pylist(), retrieved, strict=True) if r
     )
-    at = precision_recall_at(np.r_[held_scores, gen_scores], labels, threshold) if len(held_scores) else {}
-    atomic_write_json(out_dir / "pr_curve.json", {**_thin(curve), "threshold": threshold})
-    return {
+    labelled_meta: dict[str, Any] = {}
+    for split, mask in (("calibration", is_cal), ("test", ~is_cal)):
+        if mask.any():
+            labelled_meta[split] = {
+                **precision_recall_at(lab_scores[mask], lab_y[mask], threshold),
+                **_ranking(lab_scores[mask], lab_y[mask]),
+            }
+    curves = {
+        "labelled calibration": cal_curve,
+        "labelled test": test_curve,
+        "seed held out vs general": seed_curve,
+    }
+    atomic_write_json(
+        out_dir / "pr_curve.json",
+        {"threshold": threshold, "threshold_source": source, **{n: _thin(c) for n, c in curves.items()}},
+    )
+    plot_pr_curves({n: _thin(c) for n, c in curves.items()}, threshold, out_dir / "pr_curve.png")
+    at = (
+        precision_recall_at(np.r_[held_scores, gen_scores], seed_labels, threshold)
+        if len(held_scores)
+        else {}
+    )
+    result = {
         **meta,
         "n_negatives_per_fold": n_neg,
         "n_scored": int(len(gen_scores)),
         "n_retrieved": int(retrieved.sum()),
         "retrieved_by_source_table": dict(by_table),
         "threshold": threshold,
+        "threshold_source": source,
         "threshold_rule": cfg.threshold.model_dump(mode="json"),
+        "labelled": labelled_meta,
         "seed_vs_general_at_threshold": at,
         "heldout_seed_score_median": float(np.median(held_scores)) if len(held_scores) else None,
         "general_score_quantiles": {q: float(np.quantile(gen_scores, q / 100)) for q in (50, 90, 99)}
@@ -430,6 +603,43 @@ def retrieve(
         else {},
         "counts": dict(counts),
     }
+    result["labelled_md"] = labelled_markdown(result)
+    return result
+
+
+def retrieval_metrics(meta: dict[str, Any]) -> dict[str, float]:
+    """The numbers of a run's metadata as flat metric names (MLflow): threshold, counts, and per
+    labelled split its precision, recall, average precision and ROC AUC (missing ones left out)."""
+    out: dict[str, float] = {}
+    for key in ("threshold", "n_scored", "n_retrieved", "n_train_positive_chunks", "n_heldout_seed"):
+        if isinstance(meta.get(key), int | float):
+            out[key] = float(meta[key])
+    for split, values in (meta.get("labelled") or {}).items():
+        for key, value in values.items():
+            if isinstance(value, int | float) and not (isinstance(value, float) and np.isnan(value)):
+                out[f"labelled_{split}_{key}"] = float(value)
+    return out
+
+
+def labelled_markdown(meta: dict[str, Any]) -> str:
+    """The labelled sample's precision and recall at the threshold, per split, as a Markdown table."""
+    lines = [
+        f"threshold **{meta.get('threshold', float('nan')):.4f}** ({meta.get('threshold_source')}, "
+        f"rule {meta.get('threshold_rule')})",
+        "",
+        "| labelled split | documents | agent-like | predicted | precision | recall | avg precision | ROC AUC |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def f(v: Any) -> str:
+        return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.3f}"
+
+    for split, m in (meta.get("labelled") or {}).items():
+        lines.append(
+            f"| {split} | {m['n']} | {m['n_positive']} | {m['n_predicted']} | {f(m['precision'])} | "
+            f"{f(m['recall'])} | {f(m['average_precision'])} | {f(m['roc_auc'])} |"
+        )
+    return "\n".join(lines)
 
 
 def _score_corpus(

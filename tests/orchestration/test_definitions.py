@@ -16,6 +16,7 @@ EXPECTED_PYTHON_ASSETS = {
     "raw/trajectories",
     "raw/agent_documents",
     "raw/near_duplicate_clusters",
+    "raw/retrieval_scores",
     "tokenizer",
     "cpt_stage1_shards",
     "cpt_stage2_shards",
@@ -68,6 +69,8 @@ EXPECTED_DBT_MODELS = {
     "fct_contamination",
     "fct_removed_documents",
     "fct_filtered_documents",
+    "stg_forge__retrieval_scores",
+    "fct_retrieved_documents",
 }
 EXPECTED_GX_CHECKS = {
     "gx_fct_corpus_documents",
@@ -78,6 +81,7 @@ EXPECTED_GX_CHECKS = {
     "gx_fct_near_duplicate_clusters",
     "gx_fct_removed_documents",
     "gx_fct_duplicate_apis",
+    "gx_fct_retrieved_documents",
 }
 
 
@@ -205,3 +209,18 @@ def test_research_group_feeds_the_stage1_mixture(graph):
         assert AssetKey(["ablation", arm]) in parents, arm
     assert AssetKey(["ablation", "base"]) in graph.get(AssetKey(["ablation", "control"])).parent_keys
     assert AssetKey(["ablation", "cpt1"]) in graph.get(AssetKey(["ablation", "sft_cpt1"])).parent_keys
+
+
+def test_retrieval_reads_the_seed_and_general_documents_and_feeds_the_corpus(graph):
+    """The seed classifier scores the raw general documents (no dbt model upstream, so it runs
+    with the ingest), and its scores reach the corpus mart and the retrieved-documents mart."""
+    from dagster import AssetKey
+
+    scores = AssetKey(["raw", "retrieval_scores"])
+    assert graph.get(scores).parent_keys == {
+        AssetKey(["raw", t]) for t in ("agent_documents", "code_documents", "text_documents")
+    }
+    stg = AssetKey("stg_forge__retrieval_scores")
+    assert scores in graph.get(stg).parent_keys
+    for mart in ("fct_corpus_documents", "fct_retrieved_documents"):
+        assert stg in graph.get(AssetKey(mart)).parent_keys, mart

@@ -1,4 +1,5 @@
--- One row per pre-training document after exact dedup and decontamination, with its category,
+-- One row per pre-training document after exact dedup and decontamination, with its category
+-- (agent, code, text, or retrieved: a general document the seed classifier kept),
 -- a token estimate, lineage back to the raw row, and its split.
 with documents as (
     select * from {{ ref('int_deduplicated_corpus_documents') }}
@@ -8,17 +9,34 @@ contaminated as (
     select distinct doc_id from {{ ref('fct_contamination') }}
 ),
 
+retrieved as (
+    -- general documents the seed classifier retrieved (forge.text.retrieval; none while the
+    -- profile keeps retrieval off): they leave code/text for the category 'retrieved'
+    select doc_id, source_table from {{ ref('stg_forge__retrieval_scores') }}
+    where is_retrieved
+),
+
 clean as (
     select documents.*
     from documents
     anti join contaminated using (doc_id)
 ),
 
+recategorized as (
+    select
+        clean.* replace (
+            case when retrieved.doc_id is not null then 'retrieved' else clean.category end as category
+        )
+    from clean
+    left join retrieved
+        on clean.doc_id = retrieved.doc_id and clean.source_table = retrieved.source_table
+),
+
 keyed as (
     select
-        clean.*,
+        recategorized.*,
         {{ document_split_key('doc_id', 'source_table', 'source_row_id') }} as split_key
-    from clean
+    from recategorized
 ),
 
 final as (

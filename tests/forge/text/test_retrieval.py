@@ -13,14 +13,17 @@ from pydantic import ValidationError
 from contracts import tables as schemas
 from forge.core.io import write_parquet
 from forge.text.retrieval import (
+    RETRIEVAL_SCORES,
     RETRIEVAL_STAGE,
     RetrievalConfig,
     RetrievalFeatures,
     ThresholdRule,
     choose_threshold,
     fold_of,
+    labelled_split,
     precision_recall_at,
     precision_recall_curve,
+    retrieval_metrics,
     retrieve,
     score_texts,
     train_model,
@@ -64,7 +67,11 @@ def _write(tmp: Path) -> tuple[list[Path], list[tuple[str, Path]]]:
 def test_stage_retrieves_api_like_general_documents(tmp_path: Path) -> None:
     seed_dirs, general = _write(tmp_path)
     cfg = RetrievalConfig(
-        features=SMALL, workers=1, batch_size=50, threshold=ThresholdRule(rule="fixed", value=0.5)
+        enabled=True,
+        features=SMALL,
+        workers=1,
+        batch_size=50,
+        threshold=ThresholdRule(rule="fixed", value=0.5),
     )
     meta = retrieve(cfg, seed_dirs=seed_dirs, general=general, out_dir=tmp_path / "out")
     rows = pq.read_table(tmp_path / "out/part-0.parquet").to_pylist()
@@ -82,7 +89,9 @@ def test_scores_are_out_of_fold(tmp_path: Path) -> None:
     """A general document is scored by the model that did not learn from it: its stored score
     equals the other fold's model's, not its own fold's training model."""
     seed_dirs, general = _write(tmp_path)
-    cfg = RetrievalConfig(features=SMALL, workers=1, threshold=ThresholdRule(rule="fixed", value=0.5))
+    cfg = RetrievalConfig(
+        enabled=True, features=SMALL, workers=1, threshold=ThresholdRule(rule="fixed", value=0.5)
+    )
     retrieve(cfg, seed_dirs=seed_dirs, general=general, out_dir=tmp_path / "out")
     weights = np.load(tmp_path / "out/models.npz")["weights"]
     row = next(r for r in pq.read_table(tmp_path / "out/part-0.parquet").to_pylist() if r["doc_id"] == "t1")
@@ -95,7 +104,7 @@ def test_no_seed_is_a_reported_skip_not_a_crash(tmp_path: Path) -> None:
     _, general = _write(tmp_path)
     write_parquet(tmp_path / "empty/part-0.parquet", [], schemas.AGENT_DOCUMENTS)
     meta = retrieve(
-        RetrievalConfig(features=SMALL, workers=1),
+        RetrievalConfig(enabled=True, features=SMALL, workers=1),
         seed_dirs=[tmp_path / "empty"],
         general=general,
         out_dir=tmp_path / "o",
@@ -107,7 +116,7 @@ def test_no_seed_is_a_reported_skip_not_a_crash(tmp_path: Path) -> None:
 def test_max_docs_caps_and_counts(tmp_path: Path) -> None:
     seed_dirs, general = _write(tmp_path)
     cfg = RetrievalConfig(
-        features=SMALL, workers=1, max_docs=50, threshold=ThresholdRule(rule="fixed", value=0.5)
+        enabled=True, features=SMALL, workers=1, max_docs=50, threshold=ThresholdRule(rule="fixed", value=0.5)
     )
     meta = retrieve(cfg, seed_dirs=seed_dirs, general=general, out_dir=tmp_path / "out")
     assert meta["n_scored"] == 50 and meta["counts"]["over_max_docs"] == 130
@@ -157,3 +166,69 @@ def test_labelled_fixture_is_usable() -> None:
     assert 50 <= n_pos <= len(rows) - 50
     assert {r["source_table"] for r in rows} == {"code_documents", "text_documents"}
     assert all(isinstance(r["is_agent_like"], bool) and r["text"] for r in rows)
+
+
+def _labelled(tmp: Path, extra_lines: tuple[str, ...] = ()) -> Path:
+    """A labelled sample in the fixture's format: API-like documents (agent-like) and prose (not),
+    two of them also in the scored corpus (t0 is API-like, t1 prose)."""
+    rows = [
+        {
+            "doc_id": f"L{i}",
+            "text": (API if i % 2 else PROSE).format(i=100 + i) * 2,
+            "is_agent_like": bool(i % 2),
+        }
+        for i in range(80)
+    ]
+    rows += [
+        {"doc_id": "t0", "text": API.format(i=0) * 2, "is_agent_like": True},
+        {"doc_id": "t1", "text": PROSE.format(i=1) * 2, "is_agent_like": False},
+    ]
+    path = tmp / "labelled.jsonl"
+    path.write_text(
+        "".join(json.dumps(r) + "\n" for r in rows) + "".join(line + "\n" for line in extra_lines)
+    )
+    return path
+
+
+def test_threshold_is_chosen_on_the_labelled_calibration_split(tmp_path: Path) -> None:
+    seed_dirs, general = _write(tmp_path)
+    labelled = _labelled(tmp_path, ("not json", json.dumps({"doc_id": "x", "text": "t"})))
+    cfg = RetrievalConfig(
+        enabled=True,
+        features=SMALL,
+        workers=1,
+        threshold=ThresholdRule(rule="min_precision", min_precision=0.9),
+    )
+    meta = retrieve(
+        cfg, seed_dirs=seed_dirs, general=general, out_dir=tmp_path / "out", labelled_path=labelled
+    )
+    assert meta["threshold_source"] == "labelled_calibration"
+    # the labelled documents never train a model: t0 and t1 are in the corpus, yet no negative
+    assert meta["counts"]["negatives_skipped_labelled"] == 2
+    assert meta["counts"]["labelled_bad_line"] == 2  # a line that is not JSON, one without a label
+    cal, test = meta["labelled"]["calibration"], meta["labelled"]["test"]
+    assert cal["n"] + test["n"] == 82 and cal["n"] > 20 and test["n"] > 20
+    assert cal["precision"] >= 0.9 and test["precision"] >= 0.9 and test["recall"] > 0.9
+    assert "| test |" in meta["labelled_md"]
+    assert (tmp_path / "out/pr_curve.png").read_bytes()[:4] == b"\x89PNG"
+    curves = json.loads((tmp_path / "out/pr_curve.json").read_text())
+    assert curves["threshold"] == meta["threshold"] and curves["labelled calibration"]["thresholds"]
+    # the scores dbt reads are the only Parquet file in the output (the work files are gone)
+    assert [p.name for p in (tmp_path / "out").glob("*.parquet")] == ["part-0.parquet"]
+    metrics = retrieval_metrics(meta)
+    assert metrics["labelled_test_precision"] == test["precision"] and "threshold" in metrics
+
+
+def test_labelled_split_is_stable_and_near_the_share() -> None:
+    ids = [f"doc{i}" for i in range(2000)]
+    cal = [labelled_split(d, 30) == "calibration" for d in ids]
+    assert 0.25 < sum(cal) / len(ids) < 0.35
+    assert cal == [labelled_split(d, 30) == "calibration" for d in ids]
+
+
+def test_disabled_is_a_visible_skip_with_an_empty_table(tmp_path: Path) -> None:
+    seed_dirs, general = _write(tmp_path)
+    meta = retrieve(RetrievalConfig(), seed_dirs=seed_dirs, general=general, out_dir=tmp_path / "off")
+    assert meta["skipped"] == "retrieval.enabled is false" and meta["n_retrieved"] == 0
+    table = pq.read_table(tmp_path / "off/part-0.parquet")
+    assert table.num_rows == 0 and table.schema.equals(RETRIEVAL_SCORES)
