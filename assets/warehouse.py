@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey
+from dagster import AssetCheckSpec, AssetExecutionContext, AssetKey
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from assets.resources import ForgeResource
@@ -30,6 +30,37 @@ class ForgeDbtTranslator(DagsterDbtTranslator):
         if spec.key.path[0] == "raw":
             return spec  # sources keep their ingest keys and groups
         return spec.replace_attributes(group_name="warehouse", kinds={"dbt", "duckdb"})
+
+    def get_asset_check_spec(self, asset_spec, manifest: Mapping[str, Any], unique_id: str, project):
+        """dbt tests as checks, each described in the UI: the test's own description, else what it
+        asserts (generic test, column, arguments) or the singular test's file."""
+        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        if spec is None or spec.description:
+            return spec
+        return AssetCheckSpec(
+            spec.name,
+            asset=spec.asset_key,
+            description=describe_dbt_test(manifest["nodes"][unique_id]),
+            additional_deps=spec.additional_deps,
+            blocking=spec.blocking,
+            metadata=spec.metadata,
+            automation_condition=spec.automation_condition,
+            partitions_def=spec.partitions_def,
+        )
+
+
+def describe_dbt_test(node: Mapping[str, Any]) -> str:
+    if node.get("description"):
+        return node["description"]
+    meta = node.get("test_metadata") or {}
+    if not meta:
+        return (
+            f"dbt singular test `{node['name']}` ({node.get('original_file_path', '')}): it returns no rows."
+        )
+    args = {k: v for k, v in (meta.get("kwargs") or {}).items() if k not in ("model", "column_name")}
+    column = f" on column `{node['column_name']}`" if node.get("column_name") else ""
+    extra = f" with {args}" if args else ""
+    return f"dbt test `{meta['name']}`{column}{extra}."
 
 
 def mart_key(name: str) -> AssetKey:
