@@ -146,8 +146,10 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(f"{k}={v}" for k, v in sorted(drops.items(), key=lambda kv: -kv[1])),
         "multi-step: "
         + ", ".join(
-            f"{k}={v}" for k, v in sorted(meta["counters"].items()) if k.startswith(("multi_step", "error_"))
-        )[:600],
+            f"{k}={v}"
+            for k, v in sorted(meta["counters"].items())
+            if k.startswith(("multi_step", "error_", "stateful", "missing"))
+        )[:900],
         "",
         "| progress | RSS parent MiB | RSS parent+workers MiB |",
         "| --- | ---: | ---: |",

@@ -22,8 +22,9 @@ from typing import Any, Protocol
 
 from forge.core.io import sha256_text
 from forge.core.stats import StepStats
-from forge.synth.arguments import CannotSatisfy, generate_arguments, merge_all_of, name_tokens
+from forge.synth.arguments import CannotSatisfy, generate_arguments, humanize, merge_all_of, name_tokens
 from forge.synth.executor import MockExecutor, success_response
+from forge.synth.stateful import Resource, StatefulExecutor, crud_resources
 from forge.text.render import OFF_TOPIC, SYSTEM_PROMPTS, TemplateGenerator
 
 PATTERNS = (
@@ -34,11 +35,21 @@ PATTERNS = (
     "multi_step",
     "irrelevance",
     "error_recovery",
+    "stateful_crud",
+    "stateful_recovery",
+    "missing_parameter",
+    "missing_function",
 )
+#: Multi-turn patterns over the stateful executor: they need a REST collection with a create and an
+#: item operation (:func:`forge.synth.stateful.crud_resources`), so APIs without one never get them.
+CRUD_PATTERNS = frozenset({"stateful_crud", "stateful_recovery"})
 DEFAULT_WEIGHTS = {
-    "simple": 0.22, "parallel": 0.12, "multiple": 0.18, "parallel_multiple": 0.1,
-    "multi_step": 0.16, "irrelevance": 0.1, "error_recovery": 0.12,
+    "simple": 0.18, "parallel": 0.1, "multiple": 0.15, "parallel_multiple": 0.08,
+    "multi_step": 0.13, "irrelevance": 0.08, "error_recovery": 0.1,
+    "stateful_crud": 0.08, "stateful_recovery": 0.06, "missing_parameter": 0.05, "missing_function": 0.05,
 }  # fmt: skip
+#: The user message that comes with functions added mid-conversation (BFCL's wording).
+ADDED_FUNCTIONS_PROMPT = "I have updated some more functions you can choose from. What about now?"
 # Parameter names too generic to carry a result from one call into the next.
 _NO_LINK = {
     "limit", "offset", "page", "format", "fields", "key", "apikey", "version", "apiversion", "lang",
@@ -73,13 +84,15 @@ class _Op:
     norm_props: dict[str, str] = field(default_factory=dict)  # normalized name -> parameter name
     links: list | None = None  # (other op, parameter, response field), computed on first use
     param_index: dict | None = None  # the API's normalized parameter name -> [(op, parameter)]
+    resource: Resource | None = None  # the REST collection this operation acts on (stateful patterns)
+    crud: dict[str, _Op] | None = None  # that collection's operations by role
 
 
 @dataclass
 class _Convo:
     """A trajectory being built: messages, per-call records, and the executor that runs calls."""
 
-    ex: MockExecutor
+    ex: MockExecutor | StatefulExecutor
     rng: random.Random
     messages: list[dict] = field(default_factory=list)
     calls: list[dict] = field(default_factory=list)
@@ -143,6 +156,7 @@ def synthesize(
                 stats.drop("invalid_schema", f"{op.row.get('api_id')} {op.tool['name']}: {broken}")
             else:
                 ops.append(op)
+        _attach_resources(ops)
         index: dict[str, list[tuple[_Op, str]]] = defaultdict(list)  # normalized param -> (op, param)
         for op in ops:
             for n, p in op.norm_props.items():
@@ -247,9 +261,24 @@ def _norm(name: str) -> str:
 def _eligible(pattern: str, op: _Op, ops: list[_Op]) -> bool:
     if pattern == "parallel":
         return bool(op.props)
-    if pattern in ("multiple", "parallel_multiple", "multi_step"):
+    if pattern in ("multiple", "parallel_multiple", "multi_step", "missing_function"):
         return len(ops) >= 2
+    if pattern in CRUD_PATTERNS:
+        return op.resource is not None
+    if pattern == "missing_parameter":
+        return bool([r for r in op.schema.get("required") or [] if r in op.props])
     return True
+
+
+def _attach_resources(ops: list[_Op]) -> None:
+    """Mark the operations of each REST collection (create, read, update, delete, list)."""
+    by_name = {op.tool["name"]: op for op in ops}
+    for resource in crud_resources(op.row for op in ops):
+        crud = {role: by_name[name] for name, role in resource.roles().items() if name in by_name}
+        if "create" not in crud or not {"read", "update", "delete"} & set(crud):
+            continue
+        for member in crud.values():
+            member.resource, member.crud = resource, crud
 
 
 def _choose(rng: random.Random, weights: dict[str, float], op: _Op, ops: list[_Op]) -> str:
@@ -524,7 +553,165 @@ def _finish(convo, pattern, tools, op, gen, seed, k, created_at) -> dict:
     }
 
 
+# ------------------------------------------------------------------ multi-turn, stateful patterns
+def _turn(convo: _Convo, text: str) -> None:
+    convo.messages.append({"role": "user", "content": text})
+
+
+def _with_id(convo: _Convo, op: _Op, ident: Any) -> dict | None:
+    """Valid arguments for an item operation on ``ident`` (None when the schema refuses that id)."""
+    args = {**_args(convo, op, include_optional=0.3), op.resource.id_param: ident}
+    return args if convo.ex.check(op.tool["name"], args) is None else None
+
+
+def _create(convo: _Convo, op: _Op, gen: TextGenerator, counters: Counter) -> tuple[dict, Any] | None:
+    """First turn of a stateful conversation: the user asks for a new resource, the model creates it."""
+    convo.ex = StatefulExecutor(convo.ex, [op.resource])
+    create = op.crud["create"]
+    args = _args(convo, create, include_optional=0.3)
+    args.pop(op.resource.id_param, None)
+    if convo.ex.check(create.tool["name"], args) is not None:
+        args = _args(convo, create, include_optional=0.3)
+    _user(convo, gen, [create.row], [args], "simple")
+    result = convo.run([(create, args)])[0]
+    if not result.ok:
+        return None
+    ident = json.loads(result.output)["id"]
+    _say(convo, f"Done: the new {op.resource.singular} has the id {json.dumps(ident)}.")
+    return args, ident
+
+
+def _stateful_crud(convo, op, ops, foreign, gen, counters):
+    """Create, then follow-up turns about "it" (update, read, delete), whose id only the first result
+    holds; a last read after the delete gets the API's 404, which the model reads and reports."""
+    created = _create(convo, op, gen, counters)
+    if created is None:
+        counters["stateful_downgraded"] += 1
+        return _simple(convo, op, ops, foreign, gen, counters)
+    _, ident = created
+    crud, noun = op.crud, op.resource.singular
+    if "update" in crud and (args := _with_id(convo, crud["update"], ident)) is not None:
+        change = {k: v for k, v in args.items() if k != op.resource.id_param}
+        if change:
+            key = convo.rng.choice(sorted(change))
+            _turn(convo, f"Now change its {humanize(key)} to {json.dumps(change[key], ensure_ascii=False)}.")
+        else:
+            _turn(convo, f"Please save that {noun} again without changes.")
+        result = convo.run([(crud["update"], args)])[0]
+        _say(convo, f"Updated {noun} {json.dumps(ident)}: {result.output[:300]}")
+    if "read" in crud and (args := _with_id(convo, crud["read"], ident)) is not None:
+        _turn(convo, convo.rng.choice([f"Show me that {noun} now.", f"What does the {noun} look like now?"]))
+        result = convo.run([(crud["read"], args)])[0]
+        _say(convo, f"Here it is: {result.output[:300]}")
+    if "delete" in crud and (args := _with_id(convo, crud["delete"], ident)) is not None:
+        _turn(convo, convo.rng.choice([f"I don't need the {noun} anymore; delete it.", "Please remove it."]))
+        convo.run([(crud["delete"], args)])
+        _say(convo, f"The {noun} {json.dumps(ident)} is deleted.")
+        if "read" in crud and (again := _with_id(convo, crud["read"], ident)) is not None:
+            _turn(convo, f"Can you check the {noun} once more?")
+            error = convo.run([(crud["read"], again)], expected_error=True)[0]
+            message = json.loads(error.output).get("error", {}).get("message", error.error)
+            _say(convo, f'It no longer exists: the API answered "{message}", as it was deleted a moment ago.')
+            counters["stateful_not_found_read"] += 1
+    return "stateful_crud", _toolset(convo, list(crud.values()), ops, convo.rng.randint(0, 1))
+
+
+def _stateful_recovery(convo, op, ops, foreign, gen, counters):
+    """A follow-up that fails on the state, and the model recovering from the error body: creating
+    a duplicate (409: reuse the existing id it names), or a wrong id (404: list, then retry)."""
+    created = _create(convo, op, gen, counters)
+    if created is None:
+        counters["stateful_downgraded"] += 1
+        return _simple(convo, op, ops, foreign, gen, counters)
+    args, ident = created
+    res, crud, noun = op.resource, op.crud, op.resource.singular
+    target = crud.get("update") or crud.get("read")
+    key = res.natural_key
+    if key and key in args and target is not None and (fixed := _with_id(convo, target, ident)) is not None:
+        _turn(
+            convo, f"Also create a {noun} with {humanize(key)} {json.dumps(args[key], ensure_ascii=False)}."
+        )
+        error = convo.run([(crud["create"], args)], expected_error=True)[0]
+        body = json.loads(error.output).get("error", {})
+        note = (
+            f'The API says: "{body.get("message")}" (existing id {json.dumps(body.get("existing_id"))}). '
+            f"I'll use that {noun} instead of creating a duplicate."
+        )
+        result = convo.run([(target, fixed)], content=note)[0]
+        _say(convo, f"There is exactly one {noun} with that {humanize(key)}: {result.output[:300]}")
+        counters["stateful_recovered:conflict"] += 1
+    elif "list" in crud and target is not None and (fixed := _with_id(convo, target, ident)) is not None:
+        wrong = ident + 100 if isinstance(ident, int) else f"{ident}0"
+        bad = {**fixed, res.id_param: wrong}
+        if convo.ex.check(target.tool["name"], bad) is not None:
+            counters["stateful_downgraded"] += 1
+            return _stateful_crud_rest(convo, op, ops, ident)
+        _turn(convo, f"Now open {noun} {json.dumps(wrong)}, the one I just made.")
+        error = convo.run([(target, bad)], expected_error=True)[0]
+        message = json.loads(error.output).get("error", {}).get("message", error.error)
+        listing = _args(convo, crud["list"], include_optional=0.0)
+        convo.run([(crud["list"], listing)], content=f'"{message}". Let me list the {noun}s to find it.')
+        result = convo.run([(target, fixed)], content=f"It is {json.dumps(ident)}, not {json.dumps(wrong)}.")[
+            0
+        ]
+        _say(convo, f"Found it under id {json.dumps(ident)}: {result.output[:300]}")
+        counters["stateful_recovered:not_found"] += 1
+    else:
+        return _stateful_crud_rest(convo, op, ops, ident)
+    return "stateful_recovery", _toolset(convo, list(crud.values()), ops, convo.rng.randint(0, 1))
+
+
+def _stateful_crud_rest(convo, op, ops, ident):
+    """A recovery conversation without a conflict or a listing to recover with: a plain read."""
+    target = op.crud.get("read") or op.crud.get("update") or op.crud.get("delete")
+    args = _with_id(convo, target, ident)
+    if args is not None:
+        _turn(convo, f"Go on with that {op.resource.singular}.")
+        result = convo.run([(target, args)])[0]
+        _say(convo, result.output[:300])
+    return "stateful_crud", _toolset(convo, list(op.crud.values()), ops, 0)
+
+
+def _missing_parameter(convo, op, ops, foreign, gen, counters):
+    """The request leaves out a required value: the model asks instead of guessing, then calls."""
+    args = _args(convo, op)
+    required = [r for r in op.schema.get("required") or [] if r in args]
+    if not required:
+        counters["missing_parameter_downgraded"] += 1
+        return _simple(convo, op, ops, foreign, gen, counters)
+    missing = convo.rng.choice(required)
+    shown = {k: v for k, v in args.items() if k != missing}
+    _user(convo, gen, [op.row], [shown], "simple")
+    _say(
+        convo, f"I can do that with {op.tool['name']}, but I need the {humanize(missing)}. What should it be?"
+    )
+    value = json.dumps(args[missing], ensure_ascii=False)
+    _turn(convo, convo.rng.choice([f"Use {value}.", f"The {humanize(missing)} is {value}."]))
+    res = convo.run([(op, args)])
+    _say(convo, gen.write_answer([op.row], [args], [r.output for r in res], pattern="simple", rng=convo.rng))
+    return "missing_parameter", _toolset(convo, [op], ops, convo.rng.randint(0, 2))
+
+
+def _missing_function(convo, op, ops, foreign, gen, counters):
+    """No offered function fits: the model says so instead of misusing one; then the function is
+    added (a system message with its document, BFCL's follow-up prompt) and the model calls it."""
+    others = _pick_others(convo.rng, ops, [op], convo.rng.randint(1, 3))
+    tools = [o.tool for o in others]
+    args = _args(convo, op)
+    _user(convo, gen, [op.row], [args], "simple")
+    _say(convo, "None of the functions I have can do that, so I can't do it yet.")
+    convo.messages.append(
+        {"role": "system", "content": "Functions added:\n" + json.dumps(op.tool, ensure_ascii=False)}
+    )
+    _turn(convo, ADDED_FUNCTIONS_PROMPT)
+    res = convo.run([(op, args)])
+    _say(convo, gen.write_answer([op.row], [args], [r.output for r in res], pattern="simple", rng=convo.rng))
+    return "missing_function", tools
+
+
 _BUILDERS = {
     "simple": _simple, "parallel": _parallel, "multiple": _multiple, "parallel_multiple": _parallel_multiple,
     "multi_step": _multi_step, "irrelevance": _irrelevance, "error_recovery": _error_recovery,
+    "stateful_crud": _stateful_crud, "stateful_recovery": _stateful_recovery,
+    "missing_parameter": _missing_parameter, "missing_function": _missing_function,
 }  # fmt: skip

@@ -14,7 +14,7 @@ import pytest
 
 from contracts.tables import TRAJECTORIES
 from forge.core.stats import StepStats
-from forge.synth.trajectories import PATTERNS, synthesize
+from forge.synth.trajectories import CRUD_PATTERNS, PATTERNS, synthesize
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -90,7 +90,7 @@ ROWS = SHOP + WEATHER + SECRET
 
 def _run(rows=ROWS, **kw) -> tuple[list[dict], StepStats, Counter]:
     stats, counters = StepStats("trajectories"), Counter()
-    params = {"seed": 3, "per_api": 30, "patterns": None, "heldout_providers": {"secret.example"}}
+    params = {"seed": 2, "per_api": 30, "patterns": None, "heldout_providers": {"secret.example"}}
     params.update(kw)
     out = list(synthesize(rows, stats=stats, counters=counters, created_at=T0, **params))
     return out, stats, counters
@@ -104,9 +104,20 @@ def result() -> tuple[list[dict], StepStats, Counter]:
 def test_every_pattern_appears_and_is_valid(result) -> None:
     out, stats, _ = result
     by_pattern = Counter(r["pattern"] for r in out)
-    assert set(by_pattern) == set(PATTERNS)
+    assert set(by_pattern) == set(PATTERNS) - CRUD_PATTERNS  # no REST collection in these APIs
     assert all(r["is_valid"] for r in out), [r["invalid_reason"] for r in out if not r["is_valid"]]
     assert stats.n_kept == len(out) == 5 * 30
+
+
+def _offered(r: dict) -> dict[str, dict]:
+    """Tool documents the conversation offers: the row's tools, and any added mid-conversation
+    (``missing_function``: a system message carrying the added function's document)."""
+    tools = {t["name"]: t for t in json.loads(r["tools"])}
+    for m in json.loads(r["messages"])[1:]:
+        if m["role"] == "system" and m["content"].startswith("Functions added:"):
+            added = json.loads(m["content"].split("\n", 1)[1])
+            tools[added["name"]] = added
+    return tools
 
 
 def test_rows_fit_the_arrow_schema_and_format(result) -> None:
@@ -116,7 +127,7 @@ def test_rows_fit_the_arrow_schema_and_format(result) -> None:
         messages, tools, calls = json.loads(r["messages"]), json.loads(r["tools"]), json.loads(r["calls"])
         assert messages[0]["role"] == "system" and messages[1]["role"] == "user"
         assert messages[-1]["role"] == "assistant" and not messages[-1].get("tool_calls")
-        tool_names = {t["name"] for t in tools}
+        tool_names = set(_offered(r))
         assert all(set(t) == {"name", "description", "parameters"} for t in tools)
         for m in messages:
             for c in m.get("tool_calls") or []:
@@ -129,7 +140,7 @@ def test_rows_fit_the_arrow_schema_and_format(result) -> None:
 def test_valid_calls_validate_against_the_tool_schema(result) -> None:
     out, _, _ = result
     for r in out:
-        tools = {t["name"]: t["parameters"] for t in json.loads(r["tools"])}
+        tools = {name: t["parameters"] for name, t in _offered(r).items()}
         expected_error = {c["id"] for c in json.loads(r["calls"]) if c["expected_error"]}
         for m in json.loads(r["messages"]):
             for c in m.get("tool_calls") or []:
