@@ -100,8 +100,13 @@ def run_conversations(
     max_new_tokens: int = 256,
     batch_size: int = 8,
     limits: Limits = Limits(),
+    *,
+    use_engine: bool = True,
 ) -> list[dict[str, Any]]:
-    """Run every conversation to its end; one response row per item (``decoded`` per turn and step)."""
+    """Run every conversation to its end; one response row per item (``decoded`` per turn and step).
+
+    ``use_engine=False`` decodes with batched ``model.generate`` instead of our engine (the
+    side-by-side baseline)."""
     from evaluation.generation.generate import generate
 
     budget = _prompt_budget(model, max_new_tokens, limits)
@@ -131,7 +136,7 @@ def run_conversations(
                 if not keep:
                     continue
                 active, prompts = [k[0] for k in keep], [k[1] for k in keep]
-            texts = generate(model, tokenizer, prompts, max_new_tokens, batch_size)
+            texts = generate(model, tokenizer, prompts, max_new_tokens, batch_size, use_engine=use_engine)
             for (index, conv), text in zip(active, texts, strict=True):
                 _step(worker, str(index), conv, text, limits)
         for index in range(len(convs)):

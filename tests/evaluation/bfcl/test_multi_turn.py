@@ -156,7 +156,7 @@ def test_conversation_loop_executes_calls_and_feeds_results_back(
     items = _items(fixtures_dir, "multi_turn_miss_func")
     seen = []
 
-    def scripted(model, tokenizer, prompts, max_new_tokens, batch_size):
+    def scripted(model, tokenizer, prompts, max_new_tokens, batch_size, use_engine=True):
         replies = []
         for prompt in prompts:
             messages = prompt["messages"]
@@ -192,7 +192,9 @@ def test_step_limit_force_quits_the_conversation(fixtures_dir, bfcl_environments
 
     items = _items(fixtures_dir, "multi_turn_base")[:1]
     monkeypatch.setattr(
-        gen, "generate", lambda m, t, prompts, n, b: [format_tool_calls([{"pwd": {}}])] * len(prompts)
+        gen,
+        "generate",
+        lambda m, t, prompts, n, b, use_engine=True: [format_tool_calls([{"pwd": {}}])] * len(prompts),
     )
     rows = run_conversations(None, None, items, bfcl_environments, limits=Limits(max_steps_per_turn=3))
     assert (
