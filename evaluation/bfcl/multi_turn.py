@@ -220,7 +220,8 @@ def score_conversations(
 
     ``responses`` is aligned with ``items`` or keyed by item id; each a row with ``decoded`` (turns ->
     steps -> calls) or the turns themselves. A missing response is wrong (``missing_response``); a
-    conversation whose check overran its time limit is wrong (``multi_turn:check_timeout``).
+    conversation whose check overran its time limit is wrong (``multi_turn:check_timeout``), and so is
+    one whose environments could not be built (``multi_turn:environment_error``); neither stops the rest.
     """
     rows = []
     with EnvironmentWorker(source_dir, timeout_s=step_timeout_s) as worker:
@@ -234,6 +235,12 @@ def score_conversations(
                     verdict = worker.check(item.entry(), turns, item.ground_truth)
                 except StepTimeout as exc:
                     verdict = {"valid": False, "error_type": "multi_turn:check_timeout", "errors": [str(exc)]}
+                except WorkerError as exc:  # e.g. an environment that cannot load this item's scenario
+                    verdict = {
+                        "valid": False,
+                        "error_type": "multi_turn:environment_error",
+                        "errors": [str(exc)],
+                    }
             row = {
                 "id": item.id,
                 "category": item.category,

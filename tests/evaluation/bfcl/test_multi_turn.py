@@ -3,6 +3,7 @@ BFCL's state and response checks, the conversation loop, and the whole evaluatio
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -144,6 +145,9 @@ def test_ground_truth_is_valid_and_perturbations_get_bfcls_verdicts(fixtures_dir
     ]
     summary = summarize(rows[: len(items)])["summary"]
     assert summary["multi_turn"] == {"accuracy": 1.0, "n": len(items), "complete": True}
+    broken = dataclasses.replace(base47, involved_classes=["NoSuchClass"])  # bad input: a counted verdict
+    (row,) = score_conversations([broken], [_reference(base47)], bfcl_environments)
+    assert row["error_type"] == "multi_turn:environment_error"
 
 
 def test_conversation_loop_executes_calls_and_feeds_results_back(
