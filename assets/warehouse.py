@@ -76,6 +76,9 @@ def build_dbt_assets():
     )
     def warehouse_models(context: AssetExecutionContext, dbt: DbtCliResource, profile: ForgeResource):
         profile.export_environment()
-        yield from dbt.cli(["build", "--vars", profile.dbt_vars_json()], context=context).stream()
+        # cautious: a subset (say `*tokenizer`) runs only the tests whose every parent it builds; eager
+        # would also run relationship tests that read a mart the subset never built, and fail on them.
+        args = ["build", "--indirect-selection", "cautious", "--vars", profile.dbt_vars_json()]
+        yield from dbt.cli(args, context=context).stream()
 
     return warehouse_models

@@ -2,14 +2,14 @@
 checkpoint's evaluation, the mixing-ratio grid and its law — what the research assets do, without an
 orchestrator, resumable, writing results (never checkpoints) to ``--out``.
 
-    python bench/recipe_study.py prepare --out DIR [--profile research_gpu] [--archive]
+    python bench/recipe_study.py prepare --out DIR [--profile research_gpu] [--archive [--part-mib 60]]
     python bench/recipe_study.py run --data DIR --out $OUT [--work .study_work] [--budget-s 540]
 
 ``prepare`` (CPU, here) copies what the pipeline built for the profile (run the profile's corpus
 assets first, see the error it prints) into DIR: ``warehouse.duckdb`` with ``fct_corpus_documents``
 only, the tokenizer, the held-out texts, the SFT set, the unseen-API benchmark, BFCL's data,
 HumanEval's problems and ``study.json`` (the profile's model/training/mixture/evaluation/research
-sections). ``--archive`` also writes ``DIR.tar.zst.NN`` parts of at most 60 MiB each.
+sections). ``--archive`` also writes ``DIR.tar.xz.NN`` parts of at most ``--part-mib`` MiB each (``cat`` them, then untar).
 
 ``run`` (GPU) does, each step once (a step with its marker in ``--work`` is skipped on a rerun): the
 grid (pack each share's mixture, train every size from scratch, held-out loss per category), the
@@ -54,7 +54,7 @@ INCOMPLETE = 3
 
 
 # ------------------------------------------------------------------------------------ prepare
-def prepare(out: Path, profile_name: str, home: str | None, archive: bool) -> int:
+def prepare(out: Path, profile_name: str, home: str | None, archive: bool, part_mib: int = 60) -> int:
     import duckdb
 
     from assets.ingest import bfcl_data_dir
@@ -103,11 +103,11 @@ def prepare(out: Path, profile_name: str, home: str | None, archive: bool) -> in
     for cat, split, n, tok in counts:
         print(f"{cat:<9} {split:<10} {n:>6}  {tok:>11,}")
     if archive:
-        tar = out.parent / f"{out.name}.tar.zst"
+        tar = out.parent / f"{out.name}.tar.xz"  # xz: any machine with Python or tar unpacks it
         subprocess.run(
-            ["tar", "-I", "zstd -19 -T0", "-cf", str(tar), "-C", str(out.parent), out.name], check=True
+            ["tar", "-I", "xz -6 -T0", "-cf", str(tar), "-C", str(out.parent), out.name], check=True
         )
-        subprocess.run(["split", "-b", "60M", "-d", str(tar), f"{tar}."], check=True)
+        subprocess.run(["split", "-b", f"{part_mib}M", "-d", str(tar), f"{tar}."], check=True)
         tar.unlink()
         for part in sorted(out.parent.glob(f"{tar.name}.*")):
             print(f"{part}  {part.stat().st_size / 2**20:.1f} MiB")
@@ -349,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", default="research_gpu")
     p.add_argument("--home", default=None, help="HEPHAESTUS_HOME the profile was built in")
     p.add_argument("--archive", action="store_true")
+    p.add_argument("--part-mib", type=int, default=60, help="size of each archive part")
     r = sub.add_parser("run")
     r.add_argument("--data", type=Path, required=True)
     r.add_argument("--out", type=Path, required=True)
@@ -357,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--device", default=None, help="override training.device (the CPU test: cpu)")
     args = ap.parse_args(argv)
     if args.cmd == "prepare":
-        return prepare(args.out, args.profile, args.home, args.archive)
+        return prepare(args.out, args.profile, args.home, args.archive, args.part_mib)
     return run(Study(args.data, args.work, args.out, args.budget_s, args.device))
 
 
