@@ -22,7 +22,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export TQDM_DISABLE := 1
 
-.PHONY: install pydocs bfclwheel demo test test-fast fuzz ui lint clean
+.PHONY: install pydocs bfclwheel demo test test-fast fuzz ui lint clean services-install services services-stop cluster-demo
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,12 +53,30 @@ pydocs:
 bfclwheel: install
 	@$(BIN)/hephaestus bfcl download --json >/dev/null 2>&1 || echo "bfclwheel: could not download bfcl-eval — the multi-turn tests will be skipped" >&2
 
+## The cluster profiles' servers from Debian's packages (postgresql, redis-server), installed with
+## apt-get when root; never fails: without them the cluster tests skip (fail under HEPHAESTUS_REQUIRE_SERVICES=1).
+services-install:
+	@bash .ci/install_services.sh
+
+## PostgreSQL, Redis, an MLflow server (on PostgreSQL) and 2 Celery workers on 127.0.0.1, passwords
+## generated now; state and services.env (source it) under $(HEPHAESTUS_HOME)/services. Left running.
+services: install services-install
+	$(BIN)/python -m orchestration.services start --profile cluster_micro
+
+services-stop:
+	$(BIN)/python -m orchestration.services stop
+
+## The micro graph end to end on the services above: Dagster on PostgreSQL, steps over 2 Celery workers,
+## MLflow server on PostgreSQL, training as 2 torchrun nodes; prints the worker of every step.
+cluster-demo: install services-install
+	$(BIN)/python -m orchestration.cluster_demo
+
 ## Materialize every asset on the `default` profile and print the scorecard.
 demo: install pydocs
 	$(BIN)/python -m orchestration.demo --profile $(PROFILE)
 
 ## Create the environment and run the whole test suite (unit, definitions, integration, distributed).
-test: install pydocs bfclwheel
+test: install pydocs bfclwheel services-install
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 ## The fuzz targets with random seeds and 100x the examples, and 30 random kill -9s over the ingest

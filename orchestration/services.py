@@ -197,8 +197,7 @@ class Services:
         port = self.state.get("pg_port") if not fresh else None
         port = port if port and not _port_open(port) else free_port()
         self.state["pg_port"] = port
-        opts = f"-p {port} -k {self._pg_sock} -c listen_addresses=127.0.0.1 -c max_connections=200"
-        self._pg_ctl("-l", str(self.logs / "postgres.log"), "-o", opts, "-w", "-t", "60", "start")
+        self._pg_ctl(*self._pg_start_args(), "start")
         # a new password at every start, set over the Unix socket (peer auth: the server's OS user)
         password = secrets.token_urlsafe(24)
         self.state["pg_password"] = password
@@ -231,7 +230,12 @@ class Services:
 
     def restart_postgres(self) -> None:
         """Stop (fast: open connections are cut) and start again on the same port and password."""
-        self._pg_ctl("-m", "fast", "-w", "-t", "60", "restart")
+        self._pg_ctl(*self._pg_start_args(), "-m", "fast", "restart")
+
+    def _pg_start_args(self) -> list[str]:
+        # the log file again on restart: else the new server writes to pg_ctl's output, which never closes
+        opts = f"-p {self.state['pg_port']} -k {self._pg_sock} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        return ["-l", str(self.logs / "postgres.log"), "-o", opts, "-w", "-t", "60"]
 
     # -- Redis ---------------------------------------------------------------------------------
     def start_redis(self) -> None:
@@ -255,7 +259,7 @@ class Services:
         self._save()
 
     # -- MLflow --------------------------------------------------------------------------------
-    def start_mlflow(self, artifact_root: Path) -> None:
+    def start_mlflow(self, artifact_root: Path, wait: bool = True) -> None:
         """``mlflow server`` on the ``mlflow`` database, artifacts written by clients straight to
         ``artifact_root`` (the shared filesystem; no artifact proxy)."""
         artifact_root.mkdir(parents=True, exist_ok=True)
@@ -266,17 +270,24 @@ class Services:
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         }
         cmd = [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1",
-               "--port", str(port), "--workers", "2", "--default-artifact-root", artifact_root.as_uri(),
+               "--port", str(port), "--workers", "1", "--default-artifact-root", artifact_root.as_uri(),
                "--no-serve-artifacts"]  # fmt: skip
         pid = self._spawn("mlflow", cmd, env)
         self.state |= {"mlflow_port": port, "mlflow_pid": pid, "mlflow_artifacts": str(artifact_root)}
-        _wait(
-            lambda: _http_ok(f"http://127.0.0.1:{port}/health"),
-            180,
-            "mlflow server",
-            self.logs / "mlflow.log",
-        )
         self._save()
+        if wait:
+            self.wait_mlflow()
+
+    def wait_mlflow(self, timeout: float = 240) -> None:
+        url = f"http://127.0.0.1:{self.state['mlflow_port']}/health"
+        pid, log = self.state["mlflow_pid"], self.logs / "mlflow.log"
+
+        def up() -> bool:
+            if not _alive(pid):
+                raise ServiceError(f"mlflow server exited (log {log}):\n{_tail(log)}")
+            return _http_ok(url)
+
+        _wait(up, timeout, "mlflow server", log)
 
     # -- Celery workers ------------------------------------------------------------------------
     def start_worker(self, name: str, env: dict[str, str], wait: bool = True) -> int:
@@ -314,10 +325,12 @@ class Services:
     def start(self, artifact_root: Path, worker_env: dict[str, str], n_workers: int = 2) -> None:
         self.start_postgres()
         self.start_redis()
-        self.start_mlflow(artifact_root)
+        # MLflow and the workers start side by side (each takes seconds to import); wait for all
+        self.start_mlflow(artifact_root, wait=False)
         names = [f"worker{i + 1}" for i in range(n_workers)]
         for name in names:
             self.start_worker(name, worker_env, wait=False)
+        self.wait_mlflow()
         for name in names:
             self.wait_worker(name)
 

@@ -16,7 +16,7 @@ from assets.profile import (
 
 def test_every_profile_loads_with_the_sections_assets_read():
     names = sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
-    assert names == ["cluster", "default", "gpu", "micro", "research_gpu"]
+    assert names == ["cluster", "cluster_micro", "default", "gpu", "micro", "research_gpu"]
     for name in names:
         profile = load_profile(name)
         assert profile["name"] == name

@@ -58,7 +58,7 @@ def test_every_profile_gives_configs_the_trainer_accepts(name, tmp_path):
         if name in ("gpu", "cluster") and stage != "base_model":
             assert cfg.compile and cfg.device == "cuda" and cfg.data.doc_mask == (stage != "sft_model")
         if name == "cluster":
-            assert cfg.parallel == "fsdp"
+            assert cfg.parallel == ("ddp" if stage == "sft_model" else "fsdp")  # LoRA SFT under DDP
 
 
 def test_training_code_fingerprint_covers_what_the_stages_import():
