@@ -9,8 +9,10 @@ read, update, delete, ``GET /pets`` lists); :class:`StatefulExecutor` keeps one 
 conversation and answers those operations from it, after the same JSON-Schema validation the mock
 does. Every other operation goes to the wrapped mock unchanged.
 
-Grain of the store: one record per resource id per collection; ids are deterministic
-(``<singular>-<n>``) so a conversation replays identically for a seed.
+Grain of the store: one record per resource id per collection and parent (the values of the
+collection's own path parameters, ``/spaces/{id}/entities``); ids are deterministic
+(``<singular>-<n>``, or ``n`` where the id is declared an integer) so a conversation replays
+identically for a seed.
 """
 
 from __future__ import annotations
@@ -48,6 +50,12 @@ class Resource:
         last = [p for p in self.collection.split("/") if p and not p.startswith("{")]
         word = (last[-1] if last else "resource").replace("-", " ").replace("_", " ")
         return word[:-3] + "y" if word.endswith("ies") else word[:-1] if word.endswith("s") else word
+
+    @property
+    def parents(self) -> list[str]:
+        """Path parameters of the collection itself (``/spaces/{id}/entities`` -> ``["id"]``): the scope
+        a resource lives in; the same id under another parent is another resource."""
+        return re.findall(r"\{([^}/]+)\}", self.collection)
 
     @property
     def complete(self) -> bool:
@@ -138,21 +146,24 @@ class StatefulExecutor:
         if name not in self._roles or self.mock.check(name, arguments) is not None:
             return self.mock.call(name, arguments)
         resource, role = self._roles[name]
-        store = self.stores.setdefault(resource.collection, {})
         args = dict(arguments)
+        scope = json.dumps([str(args.get(p)) for p in resource.parents])
+        store = self.stores.setdefault(f"{resource.collection} {scope}", {})
         if role == "list":
             records = list(store.values())
             return _ok({"items": records, "count": len(records)})
         if role == "create":
             return self._create(resource, store, args)
-        key = str(args.pop(resource.id_param, ""))
+        ident = args.pop(resource.id_param, "")
+        key = str(ident)
         if key not in store:
-            message = f"{resource.singular} {key!r} not found"
+            message = f"{resource.singular} {json.dumps(ident)} not found"
             return ExecutionResult(False, error_body(404, message), f"not_found: {message}", True)
         if role == "read":
             return _ok(store[key])
         if role == "update":
-            store[key] = {**store[key], **args, "id": store[key]["id"]}
+            changes = {k: v for k, v in args.items() if k not in resource.parents and k != "id"}
+            store[key] = {**store[key], **changes}
             return _ok(store[key])
         record = store.pop(key)
         return _ok({"deleted": True, "id": record["id"]})
@@ -184,7 +195,8 @@ class StatefulExecutor:
             n = self.counters.get(resource.collection, 0) + 1
             self.counters[resource.collection] = n
             ident = n if resource.integer_ids else f"{resource.singular.replace(' ', '-')}-{n}"
-        store[str(ident)] = {"id": ident, **{k: v for k, v in args.items() if k != resource.id_param}}
+        fields = {k: v for k, v in args.items() if k != resource.id_param and k not in resource.parents}
+        store[str(ident)] = {"id": ident, **{k: v for k, v in fields.items() if k != "id"}}
         return _ok(store[str(ident)])
 
 

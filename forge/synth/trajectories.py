@@ -558,9 +558,13 @@ def _turn(convo: _Convo, text: str) -> None:
     convo.messages.append({"role": "user", "content": text})
 
 
-def _with_id(convo: _Convo, op: _Op, ident: Any) -> dict | None:
-    """Valid arguments for an item operation on ``ident`` (None when the schema refuses that id)."""
-    args = {**_args(convo, op, include_optional=0.3), op.resource.id_param: ident}
+def _with_id(convo: _Convo, op: _Op, ident: Any, created: dict) -> dict | None:
+    """Valid arguments for an item operation on ``ident``, under the same parent as at its creation
+    (the collection's path parameters taken from ``created``); None when the schema refuses them."""
+    parents = {p: created[p] for p in op.resource.parents if p in created and p in op.props}
+    args = {**_args(convo, op, include_optional=0.3), **parents}
+    if ident is not None:
+        args[op.resource.id_param] = ident
     return args if convo.ex.check(op.tool["name"], args) is None else None
 
 
@@ -588,9 +592,9 @@ def _stateful_crud(convo, op, ops, foreign, gen, counters):
     if created is None:
         counters["stateful_downgraded"] += 1
         return _simple(convo, op, ops, foreign, gen, counters)
-    _, ident = created
+    made, ident = created
     crud, noun = op.crud, op.resource.singular
-    if "update" in crud and (args := _with_id(convo, crud["update"], ident)) is not None:
+    if "update" in crud and (args := _with_id(convo, crud["update"], ident, made)) is not None:
         change = {k: v for k, v in args.items() if k != op.resource.id_param}
         if change:
             key = convo.rng.choice(sorted(change))
@@ -599,15 +603,15 @@ def _stateful_crud(convo, op, ops, foreign, gen, counters):
             _turn(convo, f"Please save that {noun} again without changes.")
         result = convo.run([(crud["update"], args)])[0]
         _say(convo, f"Updated {noun} {json.dumps(ident)}: {result.output[:300]}")
-    if "read" in crud and (args := _with_id(convo, crud["read"], ident)) is not None:
+    if "read" in crud and (args := _with_id(convo, crud["read"], ident, made)) is not None:
         _turn(convo, convo.rng.choice([f"Show me that {noun} now.", f"What does the {noun} look like now?"]))
         result = convo.run([(crud["read"], args)])[0]
         _say(convo, f"Here it is: {result.output[:300]}")
-    if "delete" in crud and (args := _with_id(convo, crud["delete"], ident)) is not None:
+    if "delete" in crud and (args := _with_id(convo, crud["delete"], ident, made)) is not None:
         _turn(convo, convo.rng.choice([f"I don't need the {noun} anymore; delete it.", "Please remove it."]))
         convo.run([(crud["delete"], args)])
         _say(convo, f"The {noun} {json.dumps(ident)} is deleted.")
-        if "read" in crud and (again := _with_id(convo, crud["read"], ident)) is not None:
+        if "read" in crud and (again := _with_id(convo, crud["read"], ident, made)) is not None:
             _turn(convo, f"Can you check the {noun} once more?")
             error = convo.run([(crud["read"], again)], expected_error=True)[0]
             message = json.loads(error.output).get("error", {}).get("message", error.error)
@@ -627,7 +631,12 @@ def _stateful_recovery(convo, op, ops, foreign, gen, counters):
     res, crud, noun = op.resource, op.crud, op.resource.singular
     target = crud.get("update") or crud.get("read")
     key = res.natural_key
-    if key and key in args and target is not None and (fixed := _with_id(convo, target, ident)) is not None:
+    if (
+        key
+        and key in args
+        and target is not None
+        and (fixed := _with_id(convo, target, ident, args)) is not None
+    ):
         _turn(
             convo, f"Also create a {noun} with {humanize(key)} {json.dumps(args[key], ensure_ascii=False)}."
         )
@@ -640,16 +649,20 @@ def _stateful_recovery(convo, op, ops, foreign, gen, counters):
         result = convo.run([(target, fixed)], content=note)[0]
         _say(convo, f"There is exactly one {noun} with that {humanize(key)}: {result.output[:300]}")
         counters["stateful_recovered:conflict"] += 1
-    elif "list" in crud and target is not None and (fixed := _with_id(convo, target, ident)) is not None:
+    elif (
+        "list" in crud and target is not None and (fixed := _with_id(convo, target, ident, args)) is not None
+    ):
         wrong = ident + 100 if isinstance(ident, int) else f"{ident}0"
         bad = {**fixed, res.id_param: wrong}
         if convo.ex.check(target.tool["name"], bad) is not None:
             counters["stateful_downgraded"] += 1
-            return _stateful_crud_rest(convo, op, ops, ident)
+            return _stateful_crud_rest(convo, op, ops, ident, args)
         _turn(convo, f"Now open {noun} {json.dumps(wrong)}, the one I just made.")
         error = convo.run([(target, bad)], expected_error=True)[0]
         message = json.loads(error.output).get("error", {}).get("message", error.error)
-        listing = _args(convo, crud["list"], include_optional=0.0)
+        listing = _with_id(convo, crud["list"], None, args) or _args(
+            convo, crud["list"], include_optional=0.0
+        )
         convo.run([(crud["list"], listing)], content=f'"{message}". Let me list the {noun}s to find it.')
         result = convo.run([(target, fixed)], content=f"It is {json.dumps(ident)}, not {json.dumps(wrong)}.")[
             0
@@ -657,14 +670,14 @@ def _stateful_recovery(convo, op, ops, foreign, gen, counters):
         _say(convo, f"Found it under id {json.dumps(ident)}: {result.output[:300]}")
         counters["stateful_recovered:not_found"] += 1
     else:
-        return _stateful_crud_rest(convo, op, ops, ident)
+        return _stateful_crud_rest(convo, op, ops, ident, args)
     return "stateful_recovery", _toolset(convo, list(crud.values()), ops, convo.rng.randint(0, 1))
 
 
-def _stateful_crud_rest(convo, op, ops, ident):
+def _stateful_crud_rest(convo, op, ops, ident, made):
     """A recovery conversation without a conflict or a listing to recover with: a plain read."""
     target = op.crud.get("read") or op.crud.get("update") or op.crud.get("delete")
-    args = _with_id(convo, target, ident)
+    args = _with_id(convo, target, ident, made)
     if args is not None:
         _turn(convo, f"Go on with that {op.resource.singular}.")
         result = convo.run([(target, args)])[0]

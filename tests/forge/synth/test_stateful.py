@@ -79,6 +79,23 @@ def test_crud_resources_and_a_consistent_store():
     assert ex.call("get_owner", {"ownerId": 3}).ok  # not a stateful collection: the mock answers
 
 
+def test_resources_live_under_their_parent():
+    """``/spaces/{id}/entities``: the space id scopes the entity; a parent parameter named ``id`` does
+    not replace the entity's own id."""
+    rows = [
+        _row("add_entity", "POST", "/spaces/{id}/entities", {"id": {"type": "string"}, "name": {"type": "string"}}, ["id"]),
+        _row("get_entity", "GET", "/spaces/{id}/entities/{entityId}",
+             {"id": {"type": "string"}, "entityId": {"type": "integer"}}, ["id", "entityId"]),
+    ]  # fmt: skip
+    (res,) = crud_resources(rows)
+    assert res.parents == ["id"] and res.integer_ids
+    ex = StatefulExecutor(MockExecutor(rows), [res])
+    made = json.loads(ex.call("add_entity", {"id": "space-a", "name": "x"}).output)
+    assert made == {"id": 1, "name": "x"}
+    assert ex.call("get_entity", {"id": "space-a", "entityId": 1}).ok
+    assert ex.call("get_entity", {"id": "space-b", "entityId": 1}).error.startswith("not_found")
+
+
 def test_multi_turn_patterns_are_synthesized_valid_and_counted():
     stats, counters = StepStats("trajectories"), Counter()
     rows = list(
