@@ -75,9 +75,10 @@ def prepare(out: Path, profile_name: str, home: str | None, archive: bool, part_
     if missing:
         print(
             f"missing pipeline outputs for profile {profile_name!r}: {', '.join(missing)}\n"
-            f"build them first: HEPHAESTUS_PROFILE={profile_name} .venv/bin/dagster asset materialize "
-            "-m orchestration.definitions --select '*tokenizer,*heldout_texts,*sft_dataset,"
-            "*unseen_api_benchmark,raw/bfcl_items'",
+            f"build them first (DAGSTER_HOME as `make` sets it: its dagster.yaml keeps one warehouse "
+            f"writer at a time): HEPHAESTUS_PROFILE={profile_name} DAGSTER_HOME=.hephaestus/dagster_home "
+            ".venv/bin/dagster asset materialize -m orchestration.definitions --select "
+            "'*tokenizer,*heldout_texts,*sft_dataset,*unseen_api_benchmark,raw/bfcl_items'",
             file=sys.stderr,
         )
         return 2
