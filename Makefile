@@ -22,7 +22,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export TQDM_DISABLE := 1
 
-.PHONY: install pydocs bfclwheel demo test test-fast fuzz ui lint clean services-install services services-stop cluster-demo
+.PHONY: install pydocs bfclwheel browser demo test test-fast fuzz ui lint clean services-install services services-stop cluster-demo
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -71,12 +71,18 @@ services-stop:
 cluster-demo: install services-install
 	$(BIN)/python -m orchestration.cluster_demo
 
+## Debian's chromium for the browser tests (Playwright drives the system binary, never its own
+## download): installed with apt-get where missing and root. Never fails: otherwise it says so and the
+## browser tests skip (they fail under HEPHAESTUS_REQUIRE_BROWSER=1, as CI sets).
+browser:
+	@bash .ci/install_chromium.sh
+
 ## Materialize every asset on the `default` profile and print the scorecard.
 demo: install pydocs
 	$(BIN)/python -m orchestration.demo --profile $(PROFILE)
 
 ## Create the environment and run the whole test suite (unit, definitions, integration, distributed).
-test: install pydocs bfclwheel services-install
+test: install pydocs bfclwheel services-install browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 ## The fuzz targets with random seeds and 100x the examples, and 30 random kill -9s over the ingest
@@ -87,7 +93,7 @@ fuzz: install
 
 ## Unit tests only (no integration run).
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not integration and not distributed"
+	$(BIN)/python -m pytest -q -m "not integration and not distributed and not browser"
 
 ## Dagster UI (port 3000) and MLflow UI (port 5000) on 127.0.0.1, on the stores `make demo` wrote.
 ui: install

@@ -94,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
+    # Ctrl-C even where SIGINT was inherited as ignored (a background job of a non-interactive shell)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         procs["mlflow"] = subprocess.Popen(mlflow_cmd, env=env, start_new_session=True)
         procs["dagster"] = subprocess.Popen(dagster_cmd, cwd=REPO_ROOT, start_new_session=True)
