@@ -407,7 +407,7 @@ def _kill_group(pid: int, sig: int) -> None:
         pass
 
 
-def _reap(pid: int, timeout: float = 20) -> None:
+def _reap(pid: int, timeout: float = 8) -> None:
     deadline = time.monotonic() + timeout
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -4,6 +4,7 @@ between two runs. A tiny asset selection (the whole graph runs in `make cluster-
 
 from __future__ import annotations
 
+import _thread
 import threading
 import time
 import uuid
@@ -15,6 +16,7 @@ pytestmark = pytest.mark.integration
 
 PYTHON_OPS = AssetKey(["raw", "python_module_operations"])
 OPENAPI_OPS = AssetKey(["raw", "openapi_operations"])
+RUN_DEADLINE_S = 300
 
 
 def _step_key(key: AssetKey) -> str:
@@ -54,12 +56,24 @@ def test_steps_on_two_workers_survive_a_worker_killed_mid_step(cluster):
                     return
             time.sleep(0.1)
 
+    done = threading.Event()
+
+    def watchdog() -> None:
+        # a step never handed on would block the run forever: interrupt it (Dagster stops the run)
+        if not done.wait(RUN_DEADLINE_S):
+            _thread.interrupt_main()
+
     with DagsterInstance.get() as instance:
         killer = threading.Thread(target=kill_when_started, args=(instance,), daemon=True)
         killer.start()
+        threading.Thread(target=watchdog, daemon=True).start()
         t0 = time.monotonic()
-        result = run_cluster(cluster.profile, instance, [PYTHON_OPS, OPENAPI_OPS], tags=tag)
+        try:
+            result = run_cluster(cluster.profile, instance, [PYTHON_OPS, OPENAPI_OPS], tags=tag)
+        finally:
+            done.set()
         elapsed = time.monotonic() - t0
+        assert elapsed < RUN_DEADLINE_S, "the killed worker's step was never taken over"
         killer.join(timeout=5)
         assert killed, "the OpenAPI step never started on a worker"
         assert result.success, [e.message for e in result.all_events if e.is_failure]
