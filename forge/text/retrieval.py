@@ -4,32 +4,39 @@ The paper widens its high-quality seed data by retrieval: a classifier trained o
 scores a large general corpus and keeps the documents that look like agent data. Here:
 
 - **positives** are the seed agent documents (``raw.agent_documents`` with ``is_seed``: the
-  stage-2 set), at most ``max_positive_docs_per_subcategory`` per subcategory (trajectories would
-  otherwise drown the API documentation), each long document cut into up to
-  ``chunks_per_positive_doc`` chunks of ``features.max_chars`` characters;
+  stage-2 set) or, with ``positives: agent``, every agent document (the API documentation of
+  Python modules, hub cards and crawled signatures too), at most
+  ``max_positive_docs_per_subcategory`` per subcategory (trajectories would otherwise drown the
+  API documentation), each long document cut into up to ``chunks_per_positive_doc`` chunks of
+  ``features.max_chars`` characters;
 - **negatives** are general documents (``raw.code_documents`` + ``raw.text_documents``), a
   deterministic sample (smallest keyed hash of the ``doc_id``, so the order of the input does not
-  matter) of at most ``max_negative_docs`` per fold;
-- **features** are hashed word n-grams of a document's first ``features.max_chars`` characters
-  (scikit-learn's ``HashingVectorizer``: no vocabulary to fit or store, so scoring streams), and
-  the model a logistic regression. Scoring is a sparse dot product: >=5,000 documents/s on 2 cores
-  (``bench/retrieval.py``).
+  matter) of at most ``max_negative_docs`` per fold. The general corpus holds agent-like documents
+  itself (positive-unlabelled data), so ``negative_pruning_pct`` refits without the negatives the
+  first fit scored highest;
+- **features** are hashed word n-grams (optionally present/absent, ``binary``) of a document's first
+  ``features.max_chars`` characters (scikit-learn's ``HashingVectorizer``: no vocabulary to fit or
+  store, so scoring streams), and the model a logistic regression. Scoring is a sparse dot
+  product, measured against the 5,000 documents/s target in ``bench/retrieval.py``.
 
 The general documents being scored are also the negatives the model learns from, and a document a
 model trained on would score biased low. So scoring is **cross-fitted**: every general document
 falls in one of ``folds`` folds by a hash of its ``doc_id``; model ``k`` learns from the negatives
 of the other folds and scores fold ``k`` only. Every score is out of sample.
 
-The threshold comes from a precision-recall curve of held-out seed documents (positives,
-``validation_pct`` of the seed, never trained on) against the general documents' out-of-fold
-scores (negatives), by the configured :class:`ThresholdRule`. On that curve a "false positive" is a
-general document that scores like seed data, which is what retrieval is after; so the rule's
-precision is a knob, and the precision that matters is measured on a labelled sample of general
-documents (``tests/fixtures/retrieval/labelled.jsonl``, :func:`precision_recall_at`).
+The threshold is read off a precision-recall curve by the configured :class:`ThresholdRule`. With
+a **labelled sample** (``labelled``: ``tests/fixtures/retrieval/labelled.jsonl``, 320 general
+documents labelled by hand) the curve is that of its *calibration* split (``labelled_calibration_pct``
+of it, by ``doc_id`` hash), and precision and recall are reported on its *test* split, which chose
+nothing. A labelled document is never a negative (by id or by its head) and is scored by the model
+of its fold. Without one, the curve is held-out seed documents (``validation_pct`` of the seed)
+against the general documents' scores; there a "false positive" is a general document that scores
+like seed data, which is what retrieval is after, so that curve's precision is only a knob.
 
 Output, ``out_dir/part-0.parquet``: one row per scored general document (``doc_id``,
-``source_table``, ``score``, ``fold``, ``is_retrieved``); dbt moves the retrieved ones from their
-category (code/text) into the category ``retrieved``.
+``source_table``, ``score``, ``fold``, ``is_retrieved``), and ``pr_curve.json``/``pr_curve.png``
+(the curves, the threshold marked); dbt moves the retrieved ones from their category (code/text)
+into the category ``retrieved``.
 """
 
 from __future__ import annotations
@@ -71,10 +78,13 @@ class RetrievalFeatures(StageConfig):
     ngram_max: Literal[1, 2] = 1
     #: hash space, 2**n_features_log2 columns
     n_features_log2: int = 20
+    #: presence (1) instead of counts: a term repeated down a long listing counts once
+    binary: bool = False
 
 
 class ThresholdRule(StageConfig):
-    """How the threshold is read off the precision-recall curve (seed held out vs general).
+    """How the threshold is read off the precision-recall curve (the labelled calibration split, or
+    seed held out vs general).
 
     ``min_precision``: the lowest score whose precision on the curve is at least ``min_precision``;
     ``max_f1``: the score of the best F1; ``fixed``: ``value`` as given.
@@ -108,6 +118,10 @@ class RetrievalConfig(StageConfig):
     threshold: ThresholdRule = ThresholdRule()
     #: cross-fitting folds (>= 2): a document is scored by a model that never saw it
     folds: int = 2
+    #: the positives: ``seed`` (agent documents with ``is_seed``: OpenAPI documentation and
+    #: trajectories, the stage-2 set) or ``agent`` (every agent document: the API documentation of
+    #: Python modules, hub cards and crawled signatures too)
+    positives: Literal["seed", "agent"] = "seed"
     max_positive_docs_per_subcategory: int = 2000
     chunks_per_positive_doc: int = 8
     #: general documents sampled as negatives, per fold
@@ -118,6 +132,10 @@ class RetrievalConfig(StageConfig):
     max_docs: int | None = None
     #: inverse L2 regularization strength of the logistic regression
     C: float = 4.0
+    #: percent of the training negatives dropped before a second fit: those the first model scores
+    #: highest. The general corpus holds agent-like documents (positive-unlabelled data); learning
+    #: them as negatives teaches the model the seed's style instead of its content. 0: one fit
+    negative_pruning_pct: int = 0
     seed: int = 0
     #: documents per scoring batch and scoring processes: speed only
     batch_size: int = 4096
@@ -131,6 +149,10 @@ class RetrievalConfig(StageConfig):
             raise ValueError(f"retrieval.folds must be >= 2 (cross-fitting), got {self.folds}")
         if not 0 < self.validation_pct < 100:
             raise ValueError(f"retrieval.validation_pct must be in 1..99, got {self.validation_pct}")
+        if not 0 <= self.negative_pruning_pct < 100:
+            raise ValueError(
+                f"retrieval.negative_pruning_pct must be in 0..99, got {self.negative_pruning_pct}"
+            )
         if not 0 < self.labelled_calibration_pct < 100:
             raise ValueError(
                 f"retrieval.labelled_calibration_pct must be in 1..99, got {self.labelled_calibration_pct}"
@@ -153,6 +175,7 @@ def vectorizer(features: RetrievalFeatures):
         # words and single punctuation marks: braces, colons and slashes mark API docs and code
         token_pattern=r"(?u)\b\w+\b|[^\w\s]",
         norm="l2",
+        binary=features.binary,
         dtype=np.float32,
     )
 
@@ -183,10 +206,19 @@ def train_model(positives: Sequence[str], negatives: Sequence[str], cfg: Retriev
             f"training needs both classes: {len(positives)} positives, {len(negatives)} negatives"
         )
     hv = vectorizer(cfg.features)
+    n_pos = len(positives)
     x = hv.transform(list(positives) + list(negatives))
-    y = np.r_[np.ones(len(positives)), np.zeros(len(negatives))]
+    y = np.r_[np.ones(n_pos), np.zeros(len(negatives))]
     clf = LogisticRegression(C=cfg.C, class_weight="balanced", max_iter=2000, random_state=cfg.seed)
     clf.fit(x, y)
+    n_drop = len(negatives) * cfg.negative_pruning_pct // 100
+    if n_drop:
+        # the negatives that look most like the seed are probably agent-like: fit again without them
+        neg_scores = clf.decision_function(x[n_pos:])
+        keep = np.sort(np.argsort(neg_scores, kind="stable")[: len(negatives) - n_drop])
+        x = x[np.r_[np.arange(n_pos), n_pos + keep]]
+        y = np.r_[np.ones(n_pos), np.zeros(len(keep))]
+        clf.fit(x, y)
     return np.r_[clf.coef_[0], clf.intercept_[0]].astype(np.float32)
 
 
@@ -461,7 +493,7 @@ def retrieve(
     # 1. positives: seed documents per subcategory (sampled), split into train / held out
     by_sub: dict[str, _Smallest] = {}
     for row in _iter_docs(seed_dirs, ["doc_id", "subcategory", "is_seed", "text"]):
-        if not row.get("is_seed") or not row.get("text"):
+        if not row.get("text") or (cfg.positives == "seed" and not row.get("is_seed")):
             continue
         sub = row.get("subcategory") or "unknown"
         sample = by_sub.setdefault(sub, _Smallest(cfg.max_positive_docs_per_subcategory))

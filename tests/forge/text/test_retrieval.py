@@ -232,3 +232,50 @@ def test_disabled_is_a_visible_skip_with_an_empty_table(tmp_path: Path) -> None:
     assert meta["skipped"] == "retrieval.enabled is false" and meta["n_retrieved"] == 0
     table = pq.read_table(tmp_path / "off/part-0.parquet")
     assert table.num_rows == 0 and table.schema.equals(RETRIEVAL_SCORES)
+
+
+def test_negative_pruning_refits_without_the_most_seed_like_negatives() -> None:
+    """Agent-like documents among the negatives (unlabelled positives) pull the model away from
+    them; the second fit, without the top-scoring 30% of negatives, scores them higher."""
+    pos = [API.format(i=i) for i in range(30)]
+    neg = [API.format(i=100 + i) if i % 4 == 0 else PROSE.format(i=i) for i in range(80)]
+    probe = [API.format(i=999)]
+    one = RetrievalConfig(features=SMALL)
+    two = RetrievalConfig(features=SMALL, negative_pruning_pct=30)
+    s1 = score_texts(probe, train_model(pos, neg, one), SMALL)[0]
+    s2 = score_texts(probe, train_model(pos, neg, two), SMALL)[0]
+    assert s2 > s1
+    with pytest.raises(ValidationError, match="negative_pruning_pct"):
+        RetrievalConfig(negative_pruning_pct=100)
+
+
+def test_positives_agent_reads_every_agent_document(tmp_path: Path) -> None:
+    seed_dirs, general = _write(tmp_path)
+    base = {
+        "enabled": True,
+        "features": SMALL,
+        "workers": 1,
+        "threshold": ThresholdRule(rule="fixed", value=0.5),
+    }
+    seed_only = retrieve(
+        RetrievalConfig(**base), seed_dirs=seed_dirs, general=general, out_dir=tmp_path / "a"
+    )
+    agent = retrieve(
+        RetrievalConfig(**base, positives="agent"),
+        seed_dirs=seed_dirs,
+        general=general,
+        out_dir=tmp_path / "b",
+    )
+    n_seed = sum(v for k, v in seed_only["counts"].items() if k.endswith("seed_api_doc"))
+    n_agent = sum(v for k, v in agent["counts"].items() if k.endswith("seed_api_doc"))
+    assert (n_seed, n_agent) == (60, 61)  # the non-seed agent document joins with `agent`
+
+
+def test_binary_features_count_presence() -> None:
+    from forge.text.retrieval import vectorizer
+
+    x = vectorizer(RetrievalFeatures(n_features_log2=10, binary=True, ngram_max=2)).transform(
+        ["get get get id"]
+    )
+    y = vectorizer(RetrievalFeatures(n_features_log2=10, ngram_max=2)).transform(["get get get id"])
+    assert len(set(np.round(x.data, 6))) == 1 and len(set(np.round(y.data, 6))) > 1
