@@ -51,11 +51,9 @@ class Resource:
         word = (last[-1] if last else "resource").replace("-", " ").replace("_", " ")
         return word[:-3] + "y" if word.endswith("ies") else word[:-1] if word.endswith("s") else word
 
-    @property
-    def parents(self) -> list[str]:
-        """Path parameters of the collection itself (``/spaces/{id}/entities`` -> ``["id"]``): the scope
-        a resource lives in; the same id under another parent is another resource."""
-        return re.findall(r"\{([^}/]+)\}", self.collection)
+    #: path parameters of the collection that its create takes (``/spaces/{id}/entities`` ->
+    #: ``["id"]``): the scope a resource lives in; the same id under another parent is another one
+    parents: tuple[str, ...] = ()
 
     @property
     def complete(self) -> bool:
@@ -86,7 +84,8 @@ def crud_resources(api_rows: Iterable[dict]) -> list[Resource]:
     be able to pass the id); the first operation of each role wins.
     """
     found: dict[str, Resource] = {}
-    for row in api_rows:
+    api_rows_list = list(api_rows)
+    for row in api_rows_list:
         name, method, path = row.get("function_name"), str(row.get("method") or "").upper(), row.get("path")
         if not name or not isinstance(path, str):
             continue
@@ -113,6 +112,21 @@ def crud_resources(api_rows: Iterable[dict]) -> list[Resource]:
             if role == "create":
                 props = _properties(row)
                 resource.natural_key = next((k for k in NATURAL_KEYS if k in props), None)
+    props = {row.get("function_name"): _properties(row) for row in api_rows_list}
+    for resource in found.values():
+        if resource.create is None:
+            continue
+        templated = re.findall(r"\{([^}/]+)\}", resource.collection)
+        resource.parents = tuple(p for p in templated if p in props[resource.create])
+        for role in (
+            "read",
+            "update",
+            "delete",
+            "list",
+        ):  # an operation that cannot name the scope is left out
+            name = getattr(resource, role)
+            if name and any(p not in props[name] for p in resource.parents):
+                setattr(resource, role, None)
     return [r for r in found.values() if r.complete and r.id_param]
 
 

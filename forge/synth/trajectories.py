@@ -574,8 +574,14 @@ def _create(convo: _Convo, op: _Op, gen: TextGenerator, counters: Counter) -> tu
     create = op.crud["create"]
     args = _args(convo, create, include_optional=0.3)
     args.pop(op.resource.id_param, None)
+    missing = [p for p in op.resource.parents if p not in args]
+    if missing:  # the parent the resource lives under must be named, even where the schema says optional
+        full = _args(convo, create, include_optional=1.0)
+        args.update({p: full[p] for p in missing if p in full})
     if convo.ex.check(create.tool["name"], args) is not None:
-        args = _args(convo, create, include_optional=0.3)
+        args = _args(convo, create, include_optional=1.0)
+    if any(p not in args for p in op.resource.parents):
+        return None
     _user(convo, gen, [create.row], [args], "simple")
     result = convo.run([(create, args)])[0]
     if not result.ok:
@@ -585,13 +591,22 @@ def _create(convo: _Convo, op: _Op, gen: TextGenerator, counters: Counter) -> tu
     return args, ident
 
 
+def _downgrade(convo, op, ops, foreign, gen, counters):
+    """A stateful conversation whose create could not be made: start over as a ``simple`` one."""
+    counters["stateful_downgraded"] += 1
+    convo.messages.clear()
+    convo.calls.clear()
+    if isinstance(convo.ex, StatefulExecutor):
+        convo.ex = convo.ex.mock
+    return _simple(convo, op, ops, foreign, gen, counters)
+
+
 def _stateful_crud(convo, op, ops, foreign, gen, counters):
     """Create, then follow-up turns about "it" (update, read, delete), whose id only the first result
     holds; a last read after the delete gets the API's 404, which the model reads and reports."""
     created = _create(convo, op, gen, counters)
     if created is None:
-        counters["stateful_downgraded"] += 1
-        return _simple(convo, op, ops, foreign, gen, counters)
+        return _downgrade(convo, op, ops, foreign, gen, counters)
     made, ident = created
     crud, noun = op.crud, op.resource.singular
     if "update" in crud and (args := _with_id(convo, crud["update"], ident, made)) is not None:
@@ -625,8 +640,7 @@ def _stateful_recovery(convo, op, ops, foreign, gen, counters):
     a duplicate (409: reuse the existing id it names), or a wrong id (404: list, then retry)."""
     created = _create(convo, op, gen, counters)
     if created is None:
-        counters["stateful_downgraded"] += 1
-        return _simple(convo, op, ops, foreign, gen, counters)
+        return _downgrade(convo, op, ops, foreign, gen, counters)
     args, ident = created
     res, crud, noun = op.resource, op.crud, op.resource.singular
     target = crud.get("update") or crud.get("read")

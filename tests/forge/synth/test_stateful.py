@@ -88,7 +88,7 @@ def test_resources_live_under_their_parent():
              {"id": {"type": "string"}, "entityId": {"type": "integer"}}, ["id", "entityId"]),
     ]  # fmt: skip
     (res,) = crud_resources(rows)
-    assert res.parents == ["id"] and res.integer_ids
+    assert res.parents == ("id",) and res.integer_ids
     ex = StatefulExecutor(MockExecutor(rows), [res])
     made = json.loads(ex.call("add_entity", {"id": "space-a", "name": "x"}).output)
     assert made == {"id": 1, "name": "x"}
