@@ -109,15 +109,15 @@ def crud_resources(api_rows: Iterable[dict]) -> list[Resource]:
             resource = found.setdefault(path.rstrip("/") or "/", Resource(path.rstrip("/") or "/", ""))
         if getattr(resource, role) is None:
             setattr(resource, role, name)
-            if role == "create":
-                props = _properties(row)
-                resource.natural_key = next((k for k in NATURAL_KEYS if k in props), None)
     props = {row.get("function_name"): _properties(row) for row in api_rows_list}
     for resource in found.values():
         if resource.create is None:
             continue
         templated = re.findall(r"\{([^}/]+)\}", resource.collection)
         resource.parents = tuple(p for p in templated if p in props[resource.create])
+        resource.natural_key = next(  # a parent names the scope, not the resource
+            (k for k in NATURAL_KEYS if k in props[resource.create] and k not in resource.parents), None
+        )
         for role in (
             "read",
             "update",
