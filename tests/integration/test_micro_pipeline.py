@@ -88,7 +88,12 @@ def test_tables_have_rows_and_lineage(env, first_run):
         counts = dict(
             con.execute("select category, count(*) from fct_corpus_documents group by 1").fetchall()
         )
-        assert set(counts) == {"agent", "code", "text"} and min(counts.values()) > 0
+        # micro runs retrieval: general documents the seed classifier kept are the category 'retrieved'
+        assert set(counts) == {"agent", "code", "text", "retrieved"} and min(counts.values()) > 0
+        n_retrieved = con.execute(
+            "select count(*) from fct_retrieved_documents where is_in_corpus"
+        ).fetchone()[0]
+        assert n_retrieved == counts["retrieved"]
         assert con.execute("select count(*) from dim_apis").fetchone()[0] > 10
         assert con.execute("select count(*) from fct_sft_examples").fetchone()[0] > 0
         assert con.execute("select count(*) from fct_eval_holdout").fetchone()[0] > 0
@@ -145,8 +150,26 @@ def test_api_source_assets_report_counts_and_skip_reasons(env, first_run):
 def test_shards_manifest_counts_tokens_per_category(env, first_run):
     manifest = json.loads((env["paths"].corpus / "cpt_stage1_shards" / "manifest.json").read_text())
     assert manifest["n_tokens"] > 0
-    assert set(manifest["tokens_by_category"]) == {"agent", "code", "text"}
+    assert set(manifest["tokens_by_category"]) == {"agent", "code", "text", "retrieved"}
+    assert manifest["tokens_by_category"]["retrieved"] > 0  # the mixture's 'retrieved' ratio
     assert sum(manifest["tokens_by_category"].values()) == manifest["n_tokens"]
+
+
+def test_retrieval_threshold_from_the_labelled_sample_logged_to_mlflow(env, first_run):
+    meta = _materialized(first_run)["raw/retrieval_scores"]
+    assert meta["threshold_source"] == "labelled_calibration"
+    assert meta["labelled"]["test"]["n"] > 100 and meta["n_retrieved"] > 0
+    assert "pr_curve" in meta and "| test |" in meta["labelled_md"]
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(env["paths"].tracking_uri)
+    run = client.get_run(meta["mlflow_run_id"])
+    assert run.data.metrics["threshold"] == pytest.approx(meta["threshold"])
+    assert "labelled_test_precision" in run.data.metrics
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "retrieval")} == {
+        "retrieval/pr_curve.png",
+        "retrieval/pr_curve.json",
+    }
 
 
 def test_trained_checkpoint_loads_and_bfcl_scored_every_category(env, first_run):
