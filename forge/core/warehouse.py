@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,14 +13,25 @@ import duckdb
 CORPUS_CATEGORIES = ("agent", "code", "text")
 
 
-def connect(warehouse: str | Path) -> duckdb.DuckDBPyConnection:
+def connect(warehouse: str | Path, wait_s: float = 600.0) -> duckdb.DuckDBPyConnection:
     """A read-only connection whose ``file_search_path`` is the ``data/`` folder beside the file (the
-    profile's layout), where dbt's views find their relative ``raw/<table>/*.parquet`` paths."""
+    profile's layout), where dbt's views find their relative ``raw/<table>/*.parquet`` paths.
+
+    While another process writes the file (dbt), DuckDB refuses to open it; the connection is
+    retried with backoff for up to ``wait_s`` seconds before the lock error is raised."""
     path = Path(warehouse)
     if not path.exists():
         raise FileNotFoundError(f"warehouse {path} does not exist: materialize the dbt models first")
     data = path.resolve().parent / "data"
-    return duckdb.connect(str(path), read_only=True, config={"file_search_path": str(data)})
+    deadline, pause = time.monotonic() + wait_s, 0.5
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=True, config={"file_search_path": str(data)})
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 30.0)
 
 
 def table_fingerprint(warehouse: str | Path, table: str) -> str:
