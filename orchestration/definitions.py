@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from dagster_dbt import DbtCliResource
 from assets.corpus import corpus_assets
 from assets.evaluation import evaluation_assets, evaluation_checks
 from assets.ingest import API_TABLES, ingest_assets, raw_key
+from assets.profile import load_settings
 from assets.quality import gx_checks
 from assets.research import research_assets
 from assets.resources import ForgeResource, MlflowResource
@@ -77,6 +79,22 @@ weekly_rebuild_schedule = ScheduleDefinition(
 )
 
 
+def executor_settings(profile: str) -> tuple[str, dict[str, int]]:
+    """What runs the steps of a run launched from the UI or the CLI: the profile's ``dagster.executor``
+    and its config (``multiprocess``: steps in their own processes, ``max_concurrent`` at once;
+    ``in_process``: one process, no start-up per step, as the micro profile's runs want; ``celery``:
+    the ``cluster_pipeline`` job carries that executor, so other jobs fall back to multiprocess)."""
+    cfg = load_settings(profile).dagster
+    if cfg.executor == "in_process":
+        return "in_process", {}
+    return "multiprocess", {"max_concurrent": cfg.max_concurrent}
+
+
+def _default_executor(profile: str):
+    name, config = executor_settings(profile)
+    return in_process_executor if name == "in_process" else multiprocess_executor.configured(config)
+
+
 def _dbt_executable() -> str:
     local = Path(sys.executable).with_name("dbt")
     return str(local) if local.exists() else (shutil.which("dbt") or "dbt")
@@ -88,9 +106,9 @@ defs = Definitions(
     jobs=[full_pipeline, weekly_rebuild, *sensor_jobs],
     schedules=[weekly_rebuild_schedule],
     sensors=sensors,
-    # Materializations launched from the UI run as separate processes, two at a time (2 cores);
-    # the dbt assets sit in the `duckdb_writer` pool and the trainers in `trainer`.
-    executor=multiprocess_executor.configured({"max_concurrent": 2}),
+    # Materializations launched from the UI: the profile's executor (default: separate processes, two
+    # at a time, for 2 cores); the dbt assets sit in the `duckdb_writer` pool and the trainers in `trainer`.
+    executor=_default_executor(os.environ.get("HEPHAESTUS_PROFILE") or "default"),
     resources={
         "profile": ForgeResource(),
         "mlflow": MlflowResource(),
