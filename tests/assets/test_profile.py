@@ -37,8 +37,13 @@ def test_every_profile_loads_with_the_sections_assets_read():
 def test_extends_deep_merges_over_the_parent():
     gpu, default = load_profile("gpu"), load_profile("default")
     assert gpu["model"]["hidden_size"] == 1024
-    # not overridden in gpu.yaml: inherited from default
-    assert gpu["mixture"]["stage1"]["ratios"] == default["mixture"]["stage1"]["ratios"]
+    # gpu.yaml overrides one ratio (retrieved: 0); the others are inherited from default, key by key
+    g, d = gpu["mixture"]["stage1"]["ratios"], default["mixture"]["stage1"]["ratios"]
+    assert g["retrieved"] == 0 != d["retrieved"]
+    assert {k: v for k, v in g.items() if k != "retrieved"} == {
+        k: v for k, v in d.items() if k != "retrieved"
+    }
+    assert gpu["mixture"]["stage1"]["token_budget"] == 2_000_000_000  # the override beside them
     assert gpu["sources"]["openapi"]["providers"] is None
     assert load_profile("cluster")["model"]["hidden_size"] == 1024
 
