@@ -2,12 +2,12 @@
 checkpoint's evaluation, the mixing-ratio grid and its law — what the research assets do, without an
 orchestrator, resumable, writing results (never checkpoints) to ``--out``.
 
-    python bench/recipe_study.py prepare --out DIR [--profile research_gpu] [--archive [--part-mib 60]]
+    python bench/recipe_study.py prepare --out DIR [--profile research_gpu] [--cap agent=2e7 ...] [--archive [--part-mib 60]]
     python bench/recipe_study.py run --data DIR --out $OUT [--work .study_work] [--budget-s 540]
 
 ``prepare`` (CPU, here) copies what the pipeline built for the profile (run the profile's corpus
-assets first, see the error it prints) into DIR: ``warehouse.duckdb`` with ``fct_corpus_documents``
-only, the tokenizer, the held-out texts, the SFT set, the unseen-API benchmark, BFCL's data,
+assets first, see the error it prints) into DIR: ``fct_corpus_documents`` as Parquet (``run`` loads
+it into ``warehouse.duckdb``; ``--cap`` keeps a uniform sample of a category's train tokens), the tokenizer, the held-out texts, the SFT set, the unseen-API benchmark, BFCL's data,
 HumanEval's problems and ``study.json`` (the profile's model/training/mixture/evaluation/research
 sections). ``--archive`` also writes ``DIR.tar.xz.NN`` parts of at most ``--part-mib`` MiB each (``cat`` them, then untar).
 
@@ -51,10 +51,32 @@ from training.research import (  # noqa: E402
 )
 
 INCOMPLETE = 3
+CORPUS_PARQUET = "fct_corpus_documents.parquet"
+
+
+def _warehouse(data: Path) -> Path:
+    """``data/warehouse.duckdb``, loaded from the Parquet that ``prepare`` wrote on first use."""
+    import duckdb
+
+    wh = data / "warehouse.duckdb"
+    if not wh.exists():
+        tmp = wh.with_suffix(".tmp")
+        tmp.unlink(missing_ok=True)
+        with duckdb.connect(str(tmp)) as con:
+            con.execute(f"create table fct_corpus_documents as select * from '{data / CORPUS_PARQUET}'")
+        tmp.rename(wh)
+    return wh
 
 
 # ------------------------------------------------------------------------------------ prepare
-def prepare(out: Path, profile_name: str, home: str | None, archive: bool, part_mib: int = 60) -> int:
+def prepare(
+    out: Path,
+    profile_name: str,
+    home: str | None,
+    archive: bool,
+    part_mib: int = 60,
+    caps: dict[str, int] | None = None,
+) -> int:
     import duckdb
 
     from assets.ingest import bfcl_data_dir
@@ -85,11 +107,24 @@ def prepare(out: Path, profile_name: str, home: str | None, archive: bool, part_
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    with duckdb.connect(str(out / "warehouse.duckdb")) as con:
+    # The corpus travels as Parquet (zstd): far smaller than the DuckDB file; `run` loads it back.
+    with duckdb.connect() as con:
         con.execute(f"attach '{needed['warehouse']}' as src (read_only)")
-        con.execute("create table fct_corpus_documents as select * from src.fct_corpus_documents")
+        con.execute("create temp table docs as select * from src.fct_corpus_documents")
+        for category, cap in (caps or {}).items():  # a uniform sample (by doc_id hash) of its train rows
+            con.execute(
+                """delete from docs where doc_id in (
+                       select doc_id from (
+                           select doc_id, sum(n_tokens_est) over (order by hash(doc_id), doc_id) as upto
+                           from docs where category = ? and split = 'train')
+                       where upto > ?)""",
+                [category, cap],
+            )
+        con.execute(
+            f"copy docs to '{out / CORPUS_PARQUET}' (format parquet, compression zstd, compression_level 19)"
+        )
         counts = con.execute(
-            "select category, split, count(*), sum(n_tokens_est) from fct_corpus_documents group by 1, 2 order by 1, 2"
+            "select category, split, count(*), sum(n_tokens_est) from docs group by 1, 2 order by 1, 2"
         ).fetchall()
     for name in ("tokenizer", "heldout_texts", "sft", "unseen"):
         shutil.copytree(needed[name], out / name)
@@ -105,8 +140,8 @@ def prepare(out: Path, profile_name: str, home: str | None, archive: bool, part_
         print(f"{cat:<9} {split:<10} {n:>6}  {tok:>11,}")
     if archive:
         tar = out.parent / f"{out.name}.tar.xz"  # xz: any machine with Python or tar unpacks it
-        subprocess.run(
-            ["tar", "-I", "xz -6 -T0", "-cf", str(tar), "-C", str(out.parent), out.name], check=True
+        subprocess.run(  # the Parquet inside is compressed already: xz at a light preset
+            ["tar", "-I", "xz -1 -T0", "-cf", str(tar), "-C", str(out.parent), out.name], check=True
         )
         subprocess.run(["split", "-b", f"{part_mib}M", "-d", str(tar), f"{tar}."], check=True)
         tar.unlink()
@@ -159,7 +194,7 @@ class Study:
         cfg = MixtureConfig(ratios=ratios, token_budget=budget, seed_only=seed_only, max_epochs=100.0)
         meta = MIXTURE_STAGE.run(
             cfg,
-            warehouse=self.data / "warehouse.duckdb",
+            warehouse=_warehouse(self.data),
             tokenizer_dir=self.data / "tokenizer",
             out_dir=out_dir,
         )
@@ -351,6 +386,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--home", default=None, help="HEPHAESTUS_HOME the profile was built in")
     p.add_argument("--archive", action="store_true")
     p.add_argument("--part-mib", type=int, default=60, help="size of each archive part")
+    p.add_argument(
+        "--cap",
+        action="append",
+        default=[],
+        metavar="CATEGORY=TOKENS",
+        help="keep a uniform sample of at most TOKENS (estimated) train tokens of CATEGORY (repeatable)",
+    )
     r = sub.add_parser("run")
     r.add_argument("--data", type=Path, required=True)
     r.add_argument("--out", type=Path, required=True)
@@ -359,7 +401,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--device", default=None, help="override training.device (the CPU test: cpu)")
     args = ap.parse_args(argv)
     if args.cmd == "prepare":
-        return prepare(args.out, args.profile, args.home, args.archive, args.part_mib)
+        caps = {c: int(float(n)) for c, n in (x.split("=", 1) for x in args.cap)}
+        return prepare(args.out, args.profile, args.home, args.archive, args.part_mib, caps)
     return run(Study(args.data, args.work, args.out, args.budget_s, args.device))
 
 
