@@ -22,6 +22,7 @@ from contracts import tables
 from forge.core.warehouse import connect
 from forge.sources.datasets import DATASET_TRAJECTORIES
 from forge.text.dedup import NEAR_DUPLICATE_CLUSTERS
+from forge.text.retrieval import RETRIEVAL_SCORES
 
 DBT_PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
 #: Raw tables whose schema is not ``contracts.tables.<NAME>``; the others are found by name.
@@ -34,6 +35,7 @@ SCHEMAS = {
     "code_documents": tables.GENERAL_DOCUMENTS,
     "text_documents": tables.GENERAL_DOCUMENTS,
     "near_duplicate_clusters": NEAR_DUPLICATE_CLUSTERS,
+    "retrieval_scores": RETRIEVAL_SCORES,
 }
 #: Where a source's Parquet lives below data/ when it is not raw/<name>/.
 FOLDERS = {"dropped_rows": "raw/_dropped"}

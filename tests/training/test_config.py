@@ -161,7 +161,7 @@ def test_every_stage_key_lands_on_its_run_config_field(tmp_path):
     values = {"max_steps": 7, "micro_batch_size": 3, "grad_accum_steps": 2, "seq_len": 48, "lr": 0.01,
               "min_lr": 0.001, "warmup_steps": 4, "weight_decay": 0.2, "grad_clip": 0.5, "eval_every": 5,
               "checkpoint_every": 6, "log_every": 2, "objective": "causal_lm", "lora": {"r": 2},
-              "full_finetune": True}  # fmt: skip
+              "full_finetune": True, "parallel": "fsdp"}  # fmt: skip
     assert set(values) == {f.name for f in dataclasses.fields(StageSection)}
     flat = flatten(to_dict(_stage("stage1", tmp_path, training={"stage1": values})))
     assert flat.pop("lora.r") == 2
