@@ -22,7 +22,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export TQDM_DISABLE := 1
 
-.PHONY: install pydocs bfclwheel browser demo test test-fast fuzz ui lint clean services-install services services-stop cluster-demo
+.PHONY: install pydocs bfclwheel browser demo test test-browser test-fast fuzz ui lint clean services-install services services-stop cluster-demo
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -82,8 +82,13 @@ demo: install pydocs
 	$(BIN)/python -m orchestration.demo --profile $(PROFILE)
 
 ## Create the environment and run the whole test suite (unit, definitions, integration, distributed).
-test: install pydocs bfclwheel services-install browser
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+test: install pydocs bfclwheel services-install
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not browser"
+
+## The browser tests (Playwright on Debian's chromium, tests/ui): out of `make test` until their
+## clicks stop racing the Dagster UI's overlays (they failed one run in two on a loaded machine).
+test-browser: install browser
+	HEPHAESTUS_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q -p no:cacheprovider -m browser
 
 ## The fuzz targets with random seeds and 100x the examples, and 30 random kill -9s over the ingest
 ## and warehouse layers (`make test` runs them derandomized, with a short budget, in under a minute).
