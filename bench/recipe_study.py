@@ -3,7 +3,7 @@ checkpoint's evaluation, the mixing-ratio grid and its law — what the research
 orchestrator, resumable, writing results (never checkpoints) to ``--out``.
 
     python bench/recipe_study.py prepare --out DIR [--profile research_gpu] [--cap agent=2e7 ...] [--archive [--part-mib 60]]
-    python bench/recipe_study.py run --data DIR --out $OUT [--work .study_work] [--budget-s 540]
+    python bench/recipe_study.py run --data DIR --out $OUT [--work .study_work] [--budget-s 540] [--grid-from grid.jsonl] [--report-only]
 
 ``prepare`` (CPU, here) copies what the pipeline built for the profile (run the profile's corpus
 assets first, see the error it prints) into DIR: ``fct_corpus_documents`` as Parquet (``run`` loads
@@ -18,6 +18,8 @@ profile says ``ratios: from_law``; stage 2), every arm (``python -m training``, 
 last checkpoint when cut), every checkpoint's evaluation, then ``results.md``, ``results.json``,
 ``law.png``, ``loss_curves.png`` and ``grid.jsonl`` in ``--out``. With ``--budget-s`` it starts no
 new step after that many seconds and exits 3 (rerun to continue); the results so far are written.
+``--grid-from`` takes the grid from an earlier run's ``grid.jsonl`` instead of training it again;
+``--report-only`` writes the results of what ``--work`` holds so far and runs nothing.
 """
 
 from __future__ import annotations
@@ -172,6 +174,20 @@ class Study:
     def _load(self, name: str, default: Any) -> Any:
         path = self.work / name
         return json.loads(path.read_text()) if path.exists() else default
+
+    def done(self) -> set[str]:
+        return {p.stem for p in (self.work / "steps").glob("*.json")}
+
+    def seed_grid(self, grid_jsonl: Path) -> None:
+        """Take the grid's records from an earlier run's ``grid.jsonl`` (the law is refit from them)."""
+        marker = self.work / "steps" / "grid.json"
+        if marker.exists():
+            return
+        records = [json.loads(line) for line in grid_jsonl.read_text().splitlines() if line.strip()]
+        if not records:
+            raise ValueError(f"{grid_jsonl}: no grid records")
+        atomic_write_text(marker, json.dumps({"result": records, "from": str(grid_jsonl)}))
+        print(f"grid: {len(records)} runs read from {grid_jsonl}, not rerun", flush=True)
 
     def step(self, name: str, fn) -> Any:
         """Run ``fn`` unless its marker exists; record its wall time; stop when over budget."""
@@ -338,9 +354,13 @@ def write_results(study: Study, complete: bool) -> None:
     )
     if "grid" in steps:
         atomic_write_text(out / "grid.jsonl", "".join(json.dumps(x) + "\n" for x in steps["grid"]))
+    grid_marker = study.work / "steps" / "grid.json"
+    grid_from = json.loads(grid_marker.read_text()).get("from") if grid_marker.exists() else None
     if "law" in steps:
         from training.research import law_markdown
 
+        if grid_from:
+            md += [f"The grid's runs were read from `{grid_from}` (an earlier run of this profile).", ""]
         law = steps["law"]
         plot_law(steps["grid"], laws_from_summary(law["laws"]), law["chosen"], out / "law.png")
         md += ["## Mixing-ratio law", "", law_markdown(law, steps["grid"]), ""]
@@ -373,7 +393,7 @@ def write_results(study: Study, complete: bool) -> None:
         f"| total | {total:.0f} ({total / 60:.1f} min) |"
     ]
     atomic_write_text(out / "results.md", "\n".join(md) + "\n")
-    payload = {"complete": complete, "timings_s": study.timings, "steps": steps, "study": study.raw}
+    payload = {"complete": complete, "grid_from": grid_from, "timings_s": study.timings, "steps": steps, "study": study.raw}
     atomic_write_text(out / "results.json", json.dumps(payload, indent=2, default=str) + "\n")
 
 
@@ -399,11 +419,24 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--work", type=Path, default=REPO / ".study_work")
     r.add_argument("--budget-s", type=float, default=None)
     r.add_argument("--device", default=None, help="override training.device (the CPU test: cpu)")
+    r.add_argument(
+        "--grid-from",
+        type=Path,
+        default=None,
+        help="a grid.jsonl of an earlier run of the same profile: the grid step is read from it, not rerun",
+    )
+    r.add_argument("--report-only", action="store_true", help="write the results of --work so far; run nothing")
     args = ap.parse_args(argv)
     if args.cmd == "prepare":
         caps = {c: int(float(n)) for c, n in (x.split("=", 1) for x in args.cap)}
         return prepare(args.out, args.profile, args.home, args.archive, args.part_mib, caps)
-    return run(Study(args.data, args.work, args.out, args.budget_s, args.device))
+    study = Study(args.data, args.work, args.out, args.budget_s, args.device)
+    if args.grid_from:
+        study.seed_grid(args.grid_from)
+    if args.report_only:
+        write_results(study, complete=all(f"eval_{a.name}" in study.done() for a in ARMS))
+        return 0
+    return run(study)
 
 
 if __name__ == "__main__":

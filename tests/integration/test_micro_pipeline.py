@@ -303,6 +303,17 @@ def test_recipe_study_bench_runs_on_the_cpu(built, tmp_path):
     assert (out / "law.png").exists() and (out / "loss_curves.png").exists()
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)  # resumes: nothing redone
     assert again.returncode == 0 and "done in" not in again.stdout
+    report = subprocess.run([*cmd, "--report-only"], capture_output=True, text=True, cwd=REPO)
+    assert report.returncode == 0 and json.loads((out / "results.json").read_text())["complete"]
+    # a new run that takes the grid from this one: its grid is those records, not retrained
+    out2 = tmp_path / "out2"
+    cmd2 = [*cmd[:6], str(out2), "--work", str(tmp_path / "work2"), "--device", "cpu"]
+    seeded = subprocess.run(
+        [*cmd2, "--grid-from", str(out / "grid.jsonl"), "--budget-s", "0"], capture_output=True, text=True, cwd=REPO
+    )  # fmt: skip
+    assert seeded.returncode == 3, seeded.stderr[-3000:]
+    second = json.loads((out2 / "results.json").read_text())
+    assert second["steps"]["grid"] == results["steps"]["grid"] and second["grid_from"].endswith("grid.jsonl")
 
 
 def test_second_run_redoes_nothing(env, first_run):
