@@ -7,12 +7,9 @@ adapters by default (merged into the base for export), full fine-tuning with `fu
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import re
 from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -53,45 +50,11 @@ def render_example(
     return {"input_ids": ids[:-1], "labels": targets[1:]}
 
 
-def _render_rows(tokenizer: Any, rows: list[tuple[int, str, list[dict], Any]], seq_len: int) -> list[Any]:
-    """Each row's example, or the error message naming its line."""
-    out: list[Any] = []
-    for lineno, row_id, messages, tools in rows:
-        try:
-            out.append(render_example(tokenizer, messages, tools, seq_len))
-        except ValueError as e:
-            out.append(f"line {lineno} (id {row_id!r}): {e}")
-    return out
-
-
-_WORKER_TOKENIZER: Any = None  # set once per spawned worker by _init_worker
-
-
-def _render_chunk(rows: list[tuple[int, str, list[dict], Any]], seq_len: int) -> list[Any]:
-    return _render_rows(_WORKER_TOKENIZER, rows, seq_len)
-
-
-def _init_worker(tokenizer: Any) -> None:
-    global _WORKER_TOKENIZER
-    _WORKER_TOKENIZER = tokenizer
-
-
-def render_workers(n_rows: int, min_rows_per_worker: int = 2000) -> int:
-    """Processes to render ``n_rows`` with: one per CPU left to this rank, none for small files."""
-    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cpus // max(local, 1), n_rows // min_rows_per_worker, 16))
-
-
 def load_sft_examples(
-    path: str | Path, tokenizer: Any, seq_len: int, workers: int | None = None
+    path: str | Path, tokenizer: Any, seq_len: int
 ) -> tuple[list[dict[str, list[int]]], Counter]:
     """Render every row of the SFT JSONL. Returns (examples, skipped-by-reason). Malformed rows raise with
-    file:line; rows left without supervised tokens (no assistant turn, or truncated away) are counted.
-
-    The chat template runs in Python, about 2.5 ms a conversation, so large files are rendered by
-    ``workers`` spawned processes (default :func:`render_workers`) in order; the result is the same.
-    """
+    file:line; rows left without supervised tokens (no assistant turn, or truncated away) are counted."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"SFT data file not found: {path}")
@@ -101,25 +64,15 @@ def load_sft_examples(
             "tokenizer chat_template has no {% generation %} markers, so the assistant-only loss mask cannot "
             "be computed; use a tokenizer built by forge.corpus.tokenizer"
         )
-    skipped, rows = Counter(), []
+    examples, skipped = [], Counter()
     for lineno, row in read_sft_jsonl(path):
         if not row.has_assistant_turn:
             skipped["no_assistant_turn"] += 1
             continue
-        rows.append((lineno, row.id, row.messages, row.tools))
-    workers = render_workers(len(rows)) if workers is None else max(1, workers)
-    if workers == 1:
-        rendered = _render_rows(tokenizer, rows, seq_len)
-    else:
-        size = -(-len(rows) // (workers * 4))
-        chunks = [rows[i : i + size] for i in range(0, len(rows), size)]
-        ctx = multiprocessing.get_context("spawn")  # no fork of a process that may hold CUDA or threads
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(tokenizer,)) as pool:
-            rendered = [ex for part in pool.map(_render_chunk, chunks, [seq_len] * len(chunks)) for ex in part]
-    examples = []
-    for ex in rendered:
-        if isinstance(ex, str):
-            raise ValueError(f"{path}:{ex}")
+        try:
+            ex = render_example(tokenizer, row.messages, row.tools, seq_len)
+        except ValueError as e:
+            raise ValueError(f"{path}:{lineno} (id {row.id!r}): {e}") from e
         if all(t == -100 for t in ex["labels"]):
             skipped["assistant_tokens_truncated"] += 1
             continue

@@ -5,7 +5,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from training.model import load_tokenizer
-from training.sft import SftBatches, load_sft_examples, render_example, render_workers, train_sft
+from training.sft import SftBatches, load_sft_examples, render_example, train_sft
 
 
 def _assistant_texts(messages):
@@ -69,18 +69,6 @@ def test_rows_without_supervision_are_counted_and_bad_rows_named(tmp_path, token
     path.write_text(json.dumps(rows[0]) + "\n{broken\n")
     with pytest.raises(ValueError, match="d.jsonl:2"):
         load_sft_examples(path, tokenizer, seq_len=64)
-
-
-def test_rendering_in_worker_processes_gives_the_same_examples(tmp_path, tokenizer, make_sft_rows):
-    path = tmp_path / "d.jsonl"
-    rows = make_sft_rows(9)
-    rows.insert(4, {"id": "q", "messages": [{"role": "user", "content": "hi"}], "tools": []})
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    serial = load_sft_examples(path, tokenizer, seq_len=48, workers=1)
-    parallel = load_sft_examples(path, tokenizer, seq_len=48, workers=2)
-    assert parallel == serial and len(serial[0]) + sum(serial[1].values()) == 10
-    assert render_workers(100) == 1  # a small file is rendered in-process
-    assert render_workers(10**6, min_rows_per_worker=1) >= 1
 
 
 def test_collate_pads_right_and_masks_padding():
