@@ -37,9 +37,9 @@ def test_every_profile_loads_with_the_sections_assets_read():
 def test_extends_deep_merges_over_the_parent():
     gpu, default = load_profile("gpu"), load_profile("default")
     assert gpu["model"]["hidden_size"] == 1024
-    # gpu.yaml overrides one ratio (retrieved: 0); the others are inherited from default, key by key
+    # gpu.yaml overrides one ratio (retrieved: 0.25); the others are inherited from default, key by key
     g, d = gpu["mixture"]["stage1"]["ratios"], default["mixture"]["stage1"]["ratios"]
-    assert g["retrieved"] == 0 != d["retrieved"]
+    assert g["retrieved"] == 0.25 != d["retrieved"]
     assert {k: v for k, v in g.items() if k != "retrieved"} == {
         k: v for k, v in d.items() if k != "retrieved"
     }
