@@ -81,10 +81,14 @@ browser:
 demo: install pydocs
 	$(BIN)/python -m orchestration.demo --profile $(PROFILE)
 
-## Create the environment and run the whole test suite (unit, definitions, integration, distributed,
-## and the browser tests in tests/ui on Debian's chromium, which `make browser` installs where missing).
+## Create the environment and run the whole test suite: unit, definitions, integration and distributed
+## tests on $(TEST_WORKERS) processes (pytest-xdist; a test file stays in one process, so its module
+## fixtures are built once), then the browser tests in tests/ui alone, on Debian's chromium, which
+## `make browser` installs where missing (they drive live servers, so they run apart from the load).
+TEST_WORKERS ?= 2
 test: install pydocs bfclwheel services-install browser
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile -m "not browser"
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m browser tests/ui
 
 ## Only the browser tests (Playwright on Debian's chromium, tests/ui; part of `make test` too): the
 ## two UIs on a fresh micro home, about a minute and a half on 2 cores; a missing chromium fails here.
