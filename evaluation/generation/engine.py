@@ -16,22 +16,30 @@ the attention kernel and the cache:
 * **CUDA graphs** -- on CUDA the decode step (forward, argmax, stop checks, state update) is
   captured once per attention-length bucket and replayed; if capture fails the engine logs why
   and runs the same step eagerly. CPU runs the same code path without graphs.
+* **KV reuse across calls (keyed requests)** -- with ``keys`` (e.g. a conversation id per prompt)
+  the cache persists between calls: a key keeps its slot and the slot its K/V, and the next prompt
+  of that key prefills only what its token ids do not share with what the slot holds; a new key
+  copies the longest shared prefix another slot holds (same tools, same system prompt). The
+  bookkeeping is :mod:`evaluation.generation.prefix_cache`; the prefill of the rest is
+  :class:`kernels.ExtendMode`. The decode step is the same.
 
 Greedy outputs equal ``model.generate(do_sample=False)``'s (exactly in fp32; bf16 rounding can
-differ with batch composition). Grain of :meth:`Engine.generate_ids`: one list of generated token
+differ with batch composition, and, with keys, with what was reused). Grain of :meth:`Engine.generate_ids`: one list of generated token
 ids per prompt, in input order, including the stop token that ended it (as ``generate`` does).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from evaluation.generation import kernels
+from evaluation.generation.prefix_cache import Plan, SlotTable, block_hashes, common_prefix, shared_tokens
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +56,22 @@ class EngineConfig:
     """Engine knobs. ``slots``: concurrent sequences; ``sync_every``: decode steps between host
     reads of the finished flags; ``prefill_tokens``: padded tokens per prefill call;
     ``attend_bucket``: attention length is rounded up to this many positions (one CUDA graph per
-    bucket); ``cuda_graphs``: capture the decode step on CUDA (ignored on CPU)."""
+    bucket); ``cuda_graphs``: capture the decode step on CUDA (ignored on CPU).
+
+    Keyed requests only: ``max_len``: cache positions per slot at most (the cache grows to what the
+    prompts need, up to this and the model's ``max_position_embeddings``; a longer request is
+    refused); ``share_min_tokens``: a prefix shared with another slot is copied when at least this
+    many tokens match (else recomputed); ``prefill_keys``: rows x attended cache positions per
+    prefill call (bounds the K/V read at once)."""
 
     slots: int = 64
     sync_every: int = 8
     prefill_tokens: int = 16384
     attend_bucket: int = 256
     cuda_graphs: bool = True
+    max_len: int = 32768
+    share_min_tokens: int = 64
+    prefill_keys: int = 262144
 
 
 def check_supported(model: Any) -> None:
@@ -93,51 +110,133 @@ class Engine:
         self.stops = torch.tensor(sorted(set(int(t) for t in stop_token_ids)) or [-1], device=self.device)
         self.stop_seqs, self.stop_seq_pad = kernels.pack_sequences(stop_sequences, self.device)
         self.graphs_ok = self.config.cuda_graphs and self.device.type == "cuda"
+        #: the last call's counts: ``prefilled`` requests, ``prefilled_tokens`` computed by prefills,
+        #: ``reused_tokens`` already in the request's slot, ``copied_tokens`` copied from another
+        #: slot, ``evictions`` (keys that lost their slot), decode steps, graphs, slots
         self.stats: dict[str, Any] = {}
+        #: the token counts and evictions summed over every call of this engine
+        self.totals: Counter[str] = Counter()
+        self.table: SlotTable | None = None  # keyed requests: what each slot holds
+        self._keyed: kernels.DecodeState | None = None  # keyed requests: the cache kept between calls
+        self._keyed_graphs: dict[int, Any] = {}  # decode graphs of that cache, valid until it is resized
 
     # ----------------------------------------------------------------------------- public API
-    def generate_ids(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> list[list[int]]:
-        """Generated token ids for each prompt (input order), at most ``max_new_tokens`` each."""
+    def generate_ids(
+        self, prompts: Sequence[Sequence[int]], max_new_tokens: int, keys: Sequence[Hashable] | None = None
+    ) -> list[list[int]]:
+        """Generated token ids for each prompt (input order), at most ``max_new_tokens`` each.
+
+        ``keys`` (one per prompt, distinct): the cache is kept after the call and a later prompt
+        with the same key reuses what its slot holds (see the module docstring); without keys each
+        call starts from an empty cache. A keyed prompt that does not fit a slot's cache with its
+        ``max_new_tokens`` raises ``ValueError`` before anything runs (never truncated)."""
         if max_new_tokens < 1:
             raise ValueError("max_new_tokens must be >= 1")
         if not prompts:
             return []
         if any(len(p) == 0 for p in prompts):
             raise ValueError("empty prompt: the engine needs at least one prompt token")
-        max_len = max(len(p) for p in prompts) + max_new_tokens
-        slots = min(self.config.slots, len(prompts))
-        state = kernels.DecodeState.allocate(
-            slots,
-            max_len,
-            max_new_tokens,
-            self.n_layers,
-            self.kv_heads,
-            self.head_dim,
-            self.dtype,
-            self.device,
-        )
+        ids = [list(map(int, p)) for p in prompts]
+        if keys is None:
+            state = kernels.DecodeState.allocate(
+                min(self.config.slots, len(prompts)),
+                max(len(p) for p in prompts) + max_new_tokens,
+                max_new_tokens,
+                self.n_layers,
+                self.kv_heads,
+                self.head_dim,
+                self.dtype,
+                self.device,
+            )
+        else:
+            keys = list(keys)
+            if len(keys) != len(ids) or len(set(keys)) != len(keys):
+                raise ValueError("keys must be one per prompt, all distinct")
+            state = self._keyed_state(ids, keys, max_new_tokens)
         was_training = self.model.training
         self.model.eval()
         try:
             with torch.inference_mode(), kernels.engine_attention(self.model, state):
-                return self._run(state, [list(map(int, p)) for p in prompts], max_new_tokens)
+                return self._run(state, ids, max_new_tokens, keys)
+        except BaseException:
+            if keys is not None:  # the table may name K/V that was never written: start over
+                self.reset()
+            raise
         finally:
             self.model.train(was_training)
 
+    @property
+    def max_cache_len(self) -> int:
+        """Cache positions a keyed slot can reach: ``config.max_len``, bounded by the model's positions."""
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        return min(self.config.max_len, limit) if isinstance(limit, int) else self.config.max_len
+
+    def reset(self) -> None:
+        """Drop the keyed cache (its memory too); the next keyed call prefills everything."""
+        self._keyed, self.table, self._keyed_graphs = None, None, {}
+
+    def _keyed_state(
+        self, prompts: list[list[int]], keys: list[Hashable], max_new: int
+    ) -> kernels.DecodeState:
+        """The persistent cache, allocated or grown to fit the call: as many slots as keys (up to
+        ``config.slots``), as many positions as the longest prompt needs; x1.5 at least when it
+        grows, so it seldom regrows."""
+        cap = self.max_cache_len
+        for i, prompt in enumerate(prompts):
+            if len(prompt) + max_new > cap:
+                raise ValueError(
+                    f"prompt {i}: {len(prompt)} tokens + {max_new} new exceed the {cap} cache positions "
+                    "of a slot (EngineConfig.max_len, max_position_embeddings); refused, not truncated"
+                )
+        need = kernels.round_up(max(len(p) for p in prompts) + max_new, self.config.attend_bucket, cap)
+        state, table = self._keyed, self.table
+        if state is None or table is None:
+            slots = min(self.config.slots, len(keys))
+            state = kernels.DecodeState.allocate(
+                slots, need, max_new, self.n_layers, self.kv_heads, self.head_dim, self.dtype, self.device
+            )
+            self._keyed, self.table = state, SlotTable(slots, self.config.share_min_tokens)
+            return state
+        slots, length = state.slots, state.max_len
+        wanted = min(self.config.slots, len(table.slot_of.keys() | set(keys)))
+        if wanted > slots:
+            slots = min(self.config.slots, max(wanted, slots * 2))
+        if need > length:
+            length = kernels.round_up(max(need, length * 3 // 2), self.config.attend_bucket, cap)
+        if (slots, length, max_new) != (state.slots, state.max_len, state.max_new):
+            state.resize(slots, length, max_new)
+            table.grow(state.slots)
+            self._keyed_graphs = {}  # captured with the old tensors and sizes
+        return state
+
     # ---------------------------------------------------------------------------- scheduling
-    def _run(self, state: kernels.DecodeState, prompts: list[list[int]], max_new: int) -> list[list[int]]:
-        queue = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths prefill together
+    def _run(
+        self,
+        state: kernels.DecodeState,
+        prompts: list[list[int]],
+        max_new: int,
+        keys: list[Hashable] | None = None,
+    ) -> list[list[int]]:
+        if keys is None:
+            queue = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths together
+        else:
+            queue = self._keyed_order(prompts, keys)
         queue.reverse()  # pop() from the end takes the shortest first
+        counts: Counter[str] = Counter()
         outputs: list[list[int] | None] = [None] * len(prompts)
         owner = [-1] * state.slots  # prompt index per slot, -1 when free
         budget = [0] * state.slots  # decode steps until the token budget surely ends the slot
         end_pos = [0] * state.slots  # last cache position the slot can reach (host-side bound)
         steps = prefills = 0
-        graphs: dict[int, Any] = {}
+        graphs: dict[int, Any] = {} if keys is None else self._keyed_graphs  # keyed: kept between calls
         while queue or any(o >= 0 for o in owner):
             free = [s for s in range(state.slots) if owner[s] < 0]
             if free and queue:
-                admitted = self._admit(state, prompts, queue, free, max_new)
+                if keys is None:
+                    admitted = self._admit(state, prompts, queue, free, max_new)
+                    counts["prefilled_tokens"] += sum(len(prompts[i]) for _, i in admitted)
+                else:
+                    admitted = self._admit_keyed(state, prompts, keys, queue, free, max_new, counts)
                 prefills += len(admitted)
                 for slot, index in admitted:
                     owner[slot], budget[slot] = index, max_new - 1
@@ -157,9 +256,27 @@ class Engine:
             if done:
                 for slot, ids in zip(done, state.harvest(done), strict=True):
                     outputs[owner[slot]] = ids
+                    if keys is not None:  # the last token was generated, never fed: no K/V for it
+                        self.table.store(slot, prompts[owner[slot]] + ids[:-1])
                     owner[slot] = -1
-        self.stats.update(decode_steps=steps, prefilled=prefills, graphs=len(graphs), slots=state.slots)
+        counts.update(dict.fromkeys(("prefilled_tokens", "reused_tokens", "copied_tokens", "evictions"), 0))
+        self.totals.update(counts)
+        self.stats.update(
+            counts, decode_steps=steps, prefilled=prefills, graphs=len(graphs), slots=state.slots
+        )
         return [o if o is not None else [] for o in outputs]
+
+    def _keyed_order(self, prompts: list[list[int]], keys: list[Hashable]) -> list[int]:
+        """Keys that hold a slot first (they evict nothing), then by tokens left to prefill."""
+        table = self.table
+
+        def order(i: int) -> tuple[bool, int]:
+            slot = table.slot_of.get(keys[i])
+            if slot is None:
+                return True, len(prompts[i])
+            return False, len(prompts[i]) - common_prefix(table.ids[slot], prompts[i])
+
+        return sorted(range(len(prompts)), key=order)
 
     def _admit(
         self,
@@ -191,6 +308,102 @@ class Engine:
             )
             admitted += list(zip(slots, group, strict=True))
         return admitted
+
+    def _admit_keyed(
+        self,
+        state: kernels.DecodeState,
+        prompts: list[list[int]],
+        keys: list[Hashable],
+        queue: list[int],
+        free: list[int],
+        max_new: int,
+        counts: Counter[str],
+    ) -> list[tuple[int, int]]:
+        """Keyed admission: each prompt gets a slot and what is already cached (:meth:`SlotTable.plan`);
+        shared prefixes are copied, the rest prefilled in groups bounded by ``prefill_tokens`` (new
+        tokens) and ``prefill_keys`` (attended positions). A prompt that shares a prefix with one in
+        the group being formed waits for the next group, so it copies that prefix instead of
+        recomputing it."""
+        table, cfg = self.table, self.config
+        admitted: list[tuple[int, int]] = []
+        hashes: dict[int, list[int]] = {}
+        waiting = {keys[i] for i in queue}
+        while free and queue:
+            group: list[tuple[int, Plan]] = []
+            deferred: list[int] = []
+            pending: set[int] = set()  # chain hashes of the group's prompts
+            width = attend = 0
+            while queue and free:
+                i = queue.pop()
+                if i not in hashes:
+                    hashes[i] = block_hashes(prompts[i])
+                plan = table.plan(
+                    prompts[i], hashes[i], keys[i], set(free), {p.slot for _, p in group}, waiting
+                )
+                if pending and shared_tokens(hashes[i], pending) - plan.start >= cfg.share_min_tokens:
+                    deferred.append(i)
+                    continue
+                rows = len(group) + 1
+                new_width, new_attend = max(width, len(prompts[i]) - plan.start), max(attend, len(prompts[i]))
+                if group and (rows * new_width > cfg.prefill_tokens or rows * new_attend > cfg.prefill_keys):
+                    queue.append(i)
+                    break
+                table.assign(plan, keys[i])
+                waiting.discard(keys[i])
+                free.remove(plan.slot)
+                group.append((i, plan))
+                pending.update(hashes[i])
+                width, attend = new_width, new_attend
+            queue.extend(reversed(deferred))  # first in line again
+            copies = [p for _, p in group if p.source is not None]
+            state.copy_prefix(
+                [p.slot for p in copies],
+                [p.source for p in copies],
+                [p.reused for p in copies],
+                [p.start for p in copies],
+            )
+            slots = [p.slot for _, p in group]
+            first = self._prefill_extend(
+                state, [prompts[i] for i, _ in group], [p.start for _, p in group], slots
+            )
+            lengths = [len(prompts[i]) for i, _ in group]
+            state.start(slots, lengths, first, self.stops, max_new, self.stop_seqs, self.stop_seq_pad)
+            for i, plan in group:
+                table.store(plan.slot, prompts[i])
+                counts["prefilled_tokens"] += len(prompts[i]) - plan.start
+                counts["reused_tokens"] += plan.reused
+                counts["copied_tokens"] += plan.start - plan.reused
+                counts["evictions"] += plan.evicts is not None
+            admitted += [(p.slot, i) for i, p in group]
+        return admitted
+
+    def _prefill_extend(
+        self, state: kernels.DecodeState, prompts: list[list[int]], starts: list[int], slots: list[int]
+    ) -> torch.Tensor:
+        """Prefill ``prompt[start:]`` of each prompt at positions ``start..`` of its slot (the slot
+        holds ``prompt[:start]`` already); return the first greedy tokens."""
+        news = [p[s:] for p, s in zip(prompts, starts, strict=True)]
+        width = max(len(n) for n in news)
+        ids = torch.zeros((len(news), width), dtype=torch.long)
+        for row, new in enumerate(news):
+            ids[row, width - len(new) :] = torch.tensor(new)
+        ids = ids.to(self.device)
+        offsets = torch.tensor([width - len(n) for n in news], device=self.device)
+        begin = torch.tensor(starts, device=self.device)
+        # Positions past a row's prompt are masked; a multiple of 64 keeps fused attention kernels aligned.
+        attend = kernels.round_up(max(len(p) for p in prompts), 64, state.max_len)
+        state.mode = kernels.ExtendMode(
+            torch.tensor(slots, device=self.device), offsets, begin, width, attend
+        )
+        out = self.model(
+            input_ids=ids,
+            attention_mask=kernels.extend_mask(offsets, begin, width, attend, self.dtype),
+            position_ids=kernels.extend_positions(offsets, begin, width),
+            use_cache=False,
+            logits_to_keep=1,
+        )
+        state.mode = None
+        return out.logits[:, -1, :].argmax(dim=-1)
 
     def _prefill(self, state: kernels.DecodeState, batch: list[list[int]], slots: list[int]) -> torch.Tensor:
         """Run the prompts (left-padded), write their K/V into ``slots``; return the first greedy tokens."""

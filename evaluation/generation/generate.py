@@ -9,11 +9,16 @@ input order, special tokens removed (``<tool_call>`` tags are ordinary added tok
 Decoding runs on :mod:`evaluation.generation.engine` (static KV cache, continuous batching, CUDA graphs) when
 the model is one it supports, else on ``model.generate`` (left-padded batches); both are greedy and
 give the same tokens (exactly in fp32). ``batch_size`` is the number of sequences decoded together.
+
+:class:`ChatSession` is for prompts that come back round after round (multi-turn evaluation): one
+engine whose KV cache keeps each conversation (a key) between calls, so a round prefills only the
+tokens its prompt does not share with what the cache holds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import torch
@@ -72,7 +77,7 @@ def generate(
         return []
     stops = stop_token_ids(tokenizer)
     encoded = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
-    if use_engine and all(encoded) and _engine_supported(model):
+    if use_engine and all(encoded) and engine_supported(model):
         sequences = [tokenizer(s, add_special_tokens=False)["input_ids"] for s in stop_strings if s]
         engine = Engine(model, stops, sequences, EngineConfig(slots=batch_size))
         generated = engine.generate_ids(encoded, max_new_tokens)
@@ -82,13 +87,64 @@ def generate(
     return [truncate_at_stop(_decode_new(tokenizer, ids, stops), stop_strings) for ids in generated]
 
 
+class ChatSession:
+    """Greedy replies, like :func:`generate` on the engine, for keyed prompts whose cache persists
+    between calls (see :meth:`Engine.generate_ids`). Raises :class:`EngineUnsupported` for a model
+    the engine does not run. ``slots``: conversations whose K/V is kept (more keys than slots evict
+    the least recently used); ``config``: the engine's other knobs. ``engine.totals`` counts the
+    tokens prefilled, reused and copied, over every call."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        max_new_tokens: int,
+        slots: int,
+        *,
+        stop_strings: Sequence[str] = (),
+        config: EngineConfig | None = None,
+    ) -> None:
+        if max_new_tokens < 1:
+            raise ValueError("max_new_tokens must be >= 1")
+        self.tokenizer = tokenizer
+        self.max_new_tokens = max_new_tokens
+        self.stop_strings = tuple(stop_strings)
+        self.stops = stop_token_ids(tokenizer)
+        sequences = [tokenizer(s, add_special_tokens=False)["input_ids"] for s in stop_strings if s]
+        config = dataclasses.replace(config or EngineConfig(), slots=slots)
+        self.engine = Engine(model, self.stops, sequences, config)
+
+    @property
+    def max_prompt_tokens(self) -> int:
+        """The longest prompt a slot can take with ``max_new_tokens`` after it."""
+        return self.engine.max_cache_len - self.max_new_tokens
+
+    def encode(self, prompts: Sequence[str | Conversation | list[dict]]) -> list[list[int]]:
+        """Token ids of the rendered prompts (as :func:`generate` encodes them), in one batch call:
+        a fast tokenizer spreads it over its threads (long multi-turn prompts, every round)."""
+        if not prompts:
+            return []
+        texts = [render_prompt(self.tokenizer, prompt) for prompt in prompts]
+        return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+
+    def generate(self, encoded: Sequence[Sequence[int]], keys: Sequence[Hashable] | None) -> list[str]:
+        """Replies to ``encoded`` prompts (from :meth:`encode`), one distinct key per prompt (``None``:
+        no reuse, every prompt prefilled from its first token, as :func:`generate` does)."""
+        generated = self.engine.generate_ids(encoded, self.max_new_tokens, keys=keys)
+        return [
+            truncate_at_stop(_decode_new(self.tokenizer, ids, self.stops), self.stop_strings)
+            for ids in generated
+        ]
+
+
 def truncate_at_stop(text: str, stop_strings: Sequence[str]) -> str:
     """``text`` up to (not including) the earliest occurrence of any stop string."""
     cut = min((i for s in stop_strings if s and (i := text.find(s)) >= 0), default=len(text))
     return text[:cut]
 
 
-def _engine_supported(model: Any) -> bool:
+def engine_supported(model: Any) -> bool:
+    """Whether ``model`` runs on the engine (else :func:`generate` falls back to ``model.generate``)."""
     try:
         check_supported(model)
     except EngineUnsupported:

@@ -29,6 +29,20 @@ class PrefillMode:
 
 
 @dataclass
+class ExtendMode:
+    """Prefill of the tokens a slot does not hold yet. Row ``r`` (``slots[r]``) already holds positions
+    ``0..starts[r]-1`` in its cache; its new tokens come left-padded (``offsets[r]``) in a batch of
+    ``width`` columns, go to positions ``starts[r]..``, and attend to the cached positions and to
+    each other causally. ``attend``: cache positions read, at least ``max(starts + new lengths)``."""
+
+    slots: torch.Tensor
+    offsets: torch.Tensor
+    starts: torch.Tensor
+    width: int
+    attend: int
+
+
+@dataclass
 class DecodeMode:
     """One token per slot; attention reads the first ``attend`` cache positions."""
 
@@ -51,7 +65,7 @@ class DecodeState:
     active: torch.Tensor
     out: torch.Tensor
     rows: torch.Tensor
-    mode: PrefillMode | DecodeMode | None = None
+    mode: PrefillMode | ExtendMode | DecodeMode | None = None
 
     @classmethod
     def allocate(
@@ -98,6 +112,43 @@ class DecodeState:
         self.active.copy_(act & ~hit & (self.n_gen < self.max_new))
         self.tokens.copy_(nxt)
         self.pos.copy_((self.pos + 1).clamp(max=self.max_len - 1))
+
+    def resize(self, slots: int, max_len: int, max_new: int) -> None:
+        """Grow to ``slots`` slots of ``max_len`` positions (never shrinks), keeping what the slots
+        hold, and size the output buffer for ``max_new`` tokens. Layer by layer, so the peak is one
+        layer above the cache. New slots are idle and hold nothing."""
+        slots, max_len = max(slots, self.slots), max(max_len, self.max_len)
+        if (slots, max_len) != (self.slots, self.max_len):
+            for cache in (self.k, self.v):
+                for layer, old in enumerate(cache):
+                    new = old.new_zeros((slots, old.shape[1], max_len, old.shape[3]))
+                    new[: self.slots, :, : self.max_len] = old
+                    cache[layer] = new
+            for name in ("tokens", "pos", "n_gen", "active"):
+                old = getattr(self, name)
+                new = old.new_zeros(slots)
+                new[: self.slots] = old
+                setattr(self, name, new)
+            self.rows = torch.arange(slots, device=self.rows.device)
+        if (slots, max_new) != (self.slots, self.max_new):
+            self.out = self.out.new_zeros((slots, max_new))
+        self.slots, self.max_len, self.max_new = slots, max_len, max_new
+
+    def copy_prefix(self, dst: list[int], src: list[int], begin: list[int], end: list[int]) -> None:
+        """Copy cache positions ``begin[i]..end[i]-1`` of slot ``src[i]`` into slot ``dst[i]`` (every
+        layer, one gather then one scatter per layer)."""
+        lengths = torch.tensor([e - b for b, e in zip(begin, end, strict=True)])
+        total = int(lengths.sum())
+        if total == 0:
+            return
+        first = (lengths.cumsum(0) - lengths - torch.tensor(begin)).repeat_interleave(lengths)
+        device = self.tokens.device
+        pos = (torch.arange(total) - first).to(device)
+        to = torch.tensor(dst).repeat_interleave(lengths).to(device)
+        fro = torch.tensor(src).repeat_interleave(lengths).to(device)
+        for cache in (self.k, self.v):
+            for layer in cache:
+                layer[to, :, pos] = layer[fro, :, pos]
 
     def harvest(self, slots: list[int]) -> list[list[int]]:
         """Generated ids of finished ``slots`` (one device-to-host copy)."""
@@ -146,6 +197,23 @@ def prefill_mask(offsets: torch.Tensor, width: int, dtype: torch.dtype) -> torch
     return _additive(visible[:, None], dtype)
 
 
+def extend_mask(
+    offsets: torch.Tensor, starts: torch.Tensor, width: int, attend: int, dtype: torch.dtype
+) -> torch.Tensor:
+    """[n, 1, width, attend] additive mask for :class:`ExtendMode`: the query in column ``c`` of row
+    ``r`` sits at position ``starts[r] + c - offsets[r]`` and sees cache positions up to its own. A
+    padding query sees position 0 at least (never a fully masked row, so no NaN)."""
+    query_pos = extend_positions(offsets, starts, width)
+    visible = torch.arange(attend, device=offsets.device)[None, None, :] <= query_pos[:, :, None]
+    return _additive(visible[:, None], dtype)
+
+
+def extend_positions(offsets: torch.Tensor, starts: torch.Tensor, width: int) -> torch.Tensor:
+    """[n, width] position of each column of an :class:`ExtendMode` batch (padding clamped to >= 0)."""
+    cols = torch.arange(width, device=offsets.device)[None, :]
+    return (starts[:, None] + cols - offsets[:, None]).clamp(min=0)
+
+
 def decode_mask(pos: torch.Tensor, attend: int, dtype: torch.dtype) -> torch.Tensor:
     """[S, 1, 1, attend] additive mask: slot ``s`` sees cache positions ``0..pos[s]``."""
     visible = torch.arange(attend, device=pos.device)[None, :] <= pos[:, None]
@@ -176,6 +244,8 @@ def _attention(
         folded = query.reshape(bsz, key.shape[1], groups, dim)
         out = F.scaled_dot_product_attention(folded, keys, values, attn_mask=attention_mask, scale=scaling)
         return out.reshape(bsz, heads, 1, dim).transpose(1, 2), None
+    if isinstance(mode, ExtendMode):
+        return _extend(state, layer, mode, query, key, value, attention_mask, scaling, groups)
     if not isinstance(mode, PrefillMode):
         raise RuntimeError("engine attention called outside a prefill or decode step")
     # Left-padded rows: shift each row so its first real token lands at cache position 0.
@@ -187,6 +257,29 @@ def _attention(
     if groups > 1:
         key, value = key.repeat_interleave(groups, 1), value.repeat_interleave(groups, 1)
     out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, scale=scaling)
+    return out.transpose(1, 2), None
+
+
+def _extend(
+    state: DecodeState, layer: int, mode: ExtendMode, query: torch.Tensor, key: torch.Tensor,
+    value: torch.Tensor, attention_mask: torch.Tensor, scaling: float | None, groups: int,
+) -> tuple[torch.Tensor, None]:  # fmt: skip
+    """:class:`ExtendMode` attention: write the new K/V after each slot's cached tokens, then attend
+    over the slot's cache. A row's padding columns land after its real tokens (positions past what
+    the slot holds, clamped to the cache), so they never overwrite a cached or a new token."""
+    width = mode.width
+    cols = torch.arange(width, device=key.device)[None, :]
+    src = (cols + mode.offsets[:, None]).clamp(max=width - 1)  # real tokens first, padding after
+    dst = (mode.starts[:, None] + cols).clamp(max=state.max_len - 1)
+    src = src[:, None, :, None].expand(-1, key.shape[1], -1, key.shape[3])
+    rows = mode.slots[:, None]
+    state.k[layer][rows, :, dst] = key.gather(2, src).transpose(1, 2)
+    state.v[layer][rows, :, dst] = value.gather(2, src).transpose(1, 2)
+    keys = state.k[layer][mode.slots, :, : mode.attend]
+    values = state.v[layer][mode.slots, :, : mode.attend]
+    if groups > 1:
+        keys, values = keys.repeat_interleave(groups, 1), values.repeat_interleave(groups, 1)
+    out = F.scaled_dot_product_attention(query, keys, values, attn_mask=attention_mask, scale=scaling)
     return out.transpose(1, 2), None
 
 

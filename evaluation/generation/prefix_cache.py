@@ -1,0 +1,182 @@
+"""Which slot a keyed request goes to, and how much of its prompt is already in the engine's KV cache.
+
+Why: a multi-turn conversation comes back every round with its whole prompt re-rendered (function
+docs, earlier turns, tool results), and conversations with the same tools share a long system
+prefix. The engine keeps each slot's K/V after a request ends; this table remembers, per slot, the
+token ids whose K/V the slot holds, so the next request prefills only what is new:
+
+* **own prefix** -- a key is pinned to the slot it last used; the new prompt reuses the longest
+  common *token* prefix with what the slot holds (not "the old prompt plus its reply": the chat
+  template may render the reply differently from the generated ids, and the token LCP stays exact);
+* **shared prefix** -- otherwise the longest prefix any other slot holds is copied on the device
+  into the target slot, when at least ``share_min_tokens`` tokens match (a copy is much cheaper than
+  recomputing them);
+* **eviction** -- a new key takes a free slot: one that holds its prefix already, else one never
+  used, else the least recently used one whose key is not waiting in the same call. An evicted key
+  just prefills fully next time.
+
+Lookups go through chain hashes of :data:`BLOCK`-token blocks (the hash of block ``d`` covers blocks
+``0..d``) and are then confirmed token by token, so a hash collision costs time, never exactness.
+Pure bookkeeping: no tensors here (:mod:`evaluation.generation.engine` moves the K/V).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Hashable, Sequence
+from dataclasses import dataclass
+
+#: Tokens per hashed block: the granularity at which shared prefixes are found (then refined to the token).
+BLOCK = 16
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int], step: int = 64) -> int:
+    """Length of the longest common prefix of ``a`` and ``b`` (slices compared ``step`` at a time, in C)."""
+    n = min(len(a), len(b))
+    i = 0
+    while i + step <= n and a[i : i + step] == b[i : i + step]:
+        i += step
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def block_hashes(ids: Sequence[int], block: int = BLOCK) -> list[int]:
+    """Chain hash of every whole ``block``-token block of ``ids``: entry ``d`` stands for ``ids[:(d+1)*block]``."""
+    out, h = [], 0
+    for i in range(0, len(ids) - block + 1, block):
+        h = hash((h, tuple(ids[i : i + block])))
+        out.append(h)
+    return out
+
+
+def shared_tokens(hashes: Sequence[int], others: Collection[int]) -> int:
+    """Tokens (whole blocks) of a prompt that another prompt shares, ``others`` holding the other
+    prompts' chain hashes."""
+    depth = 0
+    while depth < len(hashes) and hashes[depth] in others:
+        depth += 1
+    return depth * BLOCK
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Where one request goes. ``slot`` holds ``prompt[:reused]`` already; ``prompt[reused:start]`` is
+    copied from slot ``source`` (``None``: no copy); the prefill computes ``prompt[start:]``.
+    ``evicts``: the key that loses ``slot`` (``None`` when the slot was free or the key's own)."""
+
+    slot: int
+    reused: int
+    start: int
+    source: int | None = None
+    evicts: Hashable | None = None
+
+
+class SlotTable:
+    """Per slot: the token ids whose K/V it holds, its key, when it was last used (see the module docstring)."""
+
+    def __init__(self, slots: int, share_min_tokens: int) -> None:
+        self.ids: list[list[int]] = [[] for _ in range(slots)]
+        self.keys: list[Hashable | None] = [None] * slots
+        self.slot_of: dict[Hashable, int] = {}
+        self.used = [0] * slots  # tick of the last request, for LRU
+        self.share_min_tokens = share_min_tokens
+        self._hashes: list[list[int]] = [[] for _ in range(slots)]
+        self._index: dict[int, set[int]] = {}  # chain hash -> slots holding that prefix
+        self._tick = 0
+
+    # ----------------------------------------------------------------------------- lookups
+    def plan(
+        self,
+        prompt: Sequence[int],
+        hashes: Sequence[int],
+        key: Hashable,
+        free: Collection[int],
+        busy: Collection[int],
+        waiting: Collection[Hashable],
+    ) -> Plan:
+        """Where ``prompt`` (its :func:`block_hashes` in ``hashes``) goes. ``free``: slots it may take
+        (not decoding, not taken in this admission); ``busy``: slots whose cache is about to be
+        rewritten (never a copy source); ``waiting``: keys of the same call not admitted yet (their
+        slots are evicted last). The prefill always computes at least the last prompt token."""
+        limit = len(prompt) - 1  # the last token's logits are needed: it is always recomputed
+        if key in self.slot_of:
+            slot, evicts = self.slot_of[key], None
+            if slot not in free:
+                raise RuntimeError(f"slot {slot} of key {key!r} is not free")
+        else:
+            slot, evicts = self._victim(prompt, hashes, free, waiting)
+        reused = min(common_prefix(self.ids[slot], prompt), limit)
+        source = self._deepest(hashes, lambda s: s != slot and s not in busy)
+        if source is not None:
+            shared = min(common_prefix(self.ids[source], prompt), limit)
+            if shared - reused >= self.share_min_tokens:
+                return Plan(slot, reused, shared, source, evicts)
+        return Plan(slot, reused, reused, None, evicts)
+
+    def _victim(
+        self,
+        prompt: Sequence[int],
+        hashes: Sequence[int],
+        free: Collection[int],
+        waiting: Collection[Hashable],
+    ) -> tuple[int, Hashable | None]:
+        if not free:
+            raise RuntimeError("no free slot")
+        spare = [s for s in free if self.keys[s] is None or self.keys[s] not in waiting] or list(free)
+        spare_set = set(spare)
+        holder = self._deepest(hashes, lambda s: s in spare_set)  # already holds the longest prefix
+        if holder is not None and common_prefix(self.ids[holder], prompt) >= self.share_min_tokens:
+            slot = holder
+        else:  # never used, else least recently used
+            slot = min(spare, key=lambda s: (self.keys[s] is not None or bool(self.ids[s]), self.used[s], s))
+        return slot, self.keys[slot]
+
+    def _deepest(self, hashes: Sequence[int], accept: Callable[[int], bool]) -> int | None:
+        """A slot satisfying ``accept`` that shares the most whole blocks with the prompt (``None``: none shares one)."""
+        depth = 0
+        while depth < len(hashes) and hashes[depth] in self._index:
+            depth += 1
+        for d in range(depth - 1, -1, -1):  # holders of a deeper prefix are a subset: best first
+            found = [s for s in self._index[hashes[d]] if accept(s)]
+            if found:
+                return min(found, key=lambda s: (-self.used[s], s))
+        return None
+
+    # ----------------------------------------------------------------------------- updates
+    def grow(self, slots: int) -> None:
+        """Add empty slots up to ``slots``."""
+        extra = slots - len(self.ids)
+        self.ids += [[] for _ in range(extra)]
+        self._hashes += [[] for _ in range(extra)]
+        self.keys += [None] * extra
+        self.used += [0] * extra
+
+    def assign(self, plan: Plan, key: Hashable) -> None:
+        """Pin ``key`` to ``plan.slot`` (unpinning the key it evicts)."""
+        if plan.evicts is not None:
+            del self.slot_of[plan.evicts]
+        self.keys[plan.slot] = key
+        self.slot_of[key] = plan.slot
+        self._tick += 1
+        self.used[plan.slot] = self._tick
+
+    def store(self, slot: int, ids: Sequence[int]) -> None:
+        """The slot now holds the K/V of ``ids`` (positions ``0..len(ids)-1``)."""
+        for h in self._hashes[slot]:
+            holders = self._index.get(h)
+            if holders is not None:
+                holders.discard(slot)
+                if not holders:
+                    del self._index[h]
+        self.ids[slot] = list(ids)
+        self._hashes[slot] = block_hashes(self.ids[slot])
+        for h in self._hashes[slot]:
+            self._index.setdefault(h, set()).add(slot)
+
+    def forget(self, slot: int) -> None:
+        """The slot's K/V is no longer trustworthy (e.g. a failed prefill)."""
+        key = self.keys[slot]
+        if key is not None:
+            self.slot_of.pop(key, None)
+            self.keys[slot] = None
+        self.store(slot, [])

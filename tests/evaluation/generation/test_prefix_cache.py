@@ -1,0 +1,181 @@
+"""KV reuse across calls (keyed requests): the slot table's choices, and exactly ``model.generate``'s
+greedy tokens (fp32, CPU) whatever was reused, copied or evicted."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from evaluation.generation.engine import Engine, EngineConfig
+from evaluation.generation.generate import hf_generate_ids
+from evaluation.generation.prefix_cache import BLOCK, SlotTable, block_hashes, common_prefix, shared_tokens
+
+STOPS = [1, 2]
+MAX_NEW = 12
+
+
+# ----------------------------------------------------------------------------------- bookkeeping
+def test_common_prefix_and_block_hashes():
+    a = list(range(200))
+    assert common_prefix(a, a) == 200 and common_prefix(a, a[:77]) == 77 and common_prefix([], a) == 0
+    assert common_prefix(a, a[:130] + [-1] + a[131:]) == 130
+    hashes = block_hashes(a)
+    assert len(hashes) == 200 // BLOCK and block_hashes(a[:40]) == hashes[: 40 // BLOCK]
+    assert (
+        block_hashes([-5] + a[1:])[0] != hashes[0] and block_hashes([-5] + a[1:])[1] != hashes[1]
+    )  # chained
+    assert shared_tokens(block_hashes(a[:100] + [7] * 50), set(hashes)) == 100 // BLOCK * BLOCK
+
+
+def _plan(table, prompt, key, free, busy=(), waiting=()):
+    return table.plan(prompt, block_hashes(prompt), key, set(free), set(busy), set(waiting))
+
+
+def test_slot_table_reuses_copies_and_evicts():
+    table = SlotTable(slots=3, share_min_tokens=16)
+    system, other = list(range(100, 164)), list(range(300, 364))
+    first = _plan(table, system + [1, 2, 3], "a", [0, 1, 2])
+    assert (first.slot, first.reused, first.start, first.source, first.evicts) == (0, 0, 0, None, None)
+    table.assign(first, "a")
+    table.store(0, system + [1, 2, 3, 9, 9])
+    again = _plan(table, system + [1, 2, 3, 9, 4], "a", [0, 1, 2])  # its own slot, up to the divergence
+    assert (again.slot, again.reused, again.start, again.source) == (0, 68, 68, None)
+    same = _plan(table, system + [1, 2, 3, 9, 9], "a", [0, 1, 2])
+    assert same.start == len(system) + 4  # the last token is always recomputed
+    new = _plan(table, system + [5], "b", [1, 2])  # another key: copies the shared system prompt
+    assert (new.slot, new.reused, new.start, new.source) == (1, 0, 64, 0)
+    assert _plan(table, system + [5], "b", [1, 2], busy=[0]).source is None  # slot 0 about to be rewritten
+    assert _plan(table, other + [5], "b", [1, 2]).source is None  # nothing shared
+    table.share_min_tokens = 80  # 64 shared tokens: below the threshold, recomputed
+    assert _plan(table, system + [5], "b", [1, 2]).source is None
+    table.share_min_tokens = 16
+    table.assign(new, "b")
+    table.store(1, system + [5])
+    table.assign(_plan(table, other, "c", [2]), "c")
+    table.store(2, other)
+    # Full: a new key evicts; a slot holding its prefix first, else the least recently used whose key is not waiting.
+    holder = _plan(table, other + [8], "d", [0, 1, 2])
+    assert (holder.slot, holder.evicts, holder.reused) == (2, "c", 64)
+    lru = _plan(table, [7] * 40, "d", [0, 1, 2], waiting=["a"])
+    assert (lru.slot, lru.evicts) == (1, "b")
+    table.assign(lru, "d")
+    assert table.slot_of == {"a": 0, "d": 1, "c": 2} and table.keys == ["a", "d", "c"]
+
+
+# --------------------------------------------------------------------------- engine exactness
+@pytest.fixture(scope="module")
+def gqa_model():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(1)
+    config = LlamaConfig(
+        vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+    )  # fmt: skip
+    return LlamaForCausalLM(config).eval()
+
+
+def _reference(model, prompts):
+    return [
+        hf_generate_ids(model, [p], STOPS, 0, MAX_NEW, 1)[0] for p in prompts
+    ]  # one at a time: no padding
+
+
+@pytest.fixture(scope="module")
+def rounds(gqa_model):
+    """Three rounds of keyed prompts, each built like a multi-turn conversation: two system prompts
+    shared by several keys; round r+1 = round r's prompt + its reply + new tokens; in round 2 key 1's
+    earlier reply is "rendered" differently (one token changed mid-way) and key 9 is new.
+    Each round: (keys, prompts, model.generate's outputs)."""
+    rng = random.Random(0)
+    system = {0: [rng.randrange(3, 300) for _ in range(60)], 1: [rng.randrange(3, 300) for _ in range(45)]}
+    prompts = {
+        k: system[k % 2] + [rng.randrange(3, 300) for _ in range(rng.randint(5, 20))] for k in range(5)
+    }
+    out = []
+    for r in range(3):
+        keys = sorted(prompts)
+        batch = [prompts[k] for k in keys]
+        replies = _reference(gqa_model, batch)
+        out.append((keys, batch, replies))
+        for key, reply in zip(keys, replies, strict=True):
+            reply = reply[:-1] if reply[-1] in STOPS else reply
+            prompts[key] = (
+                prompts[key] + reply + [7] + [rng.randrange(3, 300) for _ in range(rng.randint(3, 10))]
+            )
+        if r == 1:
+            diverged = list(prompts[1])
+            diverged[len(batch[1]) - 4] = 3 + (diverged[len(batch[1]) - 4] + 1) % 297
+            prompts[1] = diverged
+            prompts[9] = system[0] + [5, 6, 7]
+            del prompts[3]
+    return out
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        EngineConfig(slots=8, share_min_tokens=16, attend_bucket=8),  # every key keeps its slot; cache grows
+        EngineConfig(
+            slots=2, sync_every=3, share_min_tokens=16, prefill_tokens=60, attend_bucket=8
+        ),  # evictions
+    ],
+)
+def test_keyed_rounds_equal_generate_exactly(gqa_model, rounds, config):
+    engine = Engine(gqa_model, STOPS, config=config)
+    for r, (keys, prompts, reference) in enumerate(rounds):
+        assert engine.generate_ids(prompts, MAX_NEW, keys=keys) == reference, f"round {r}"
+        stats = engine.stats
+        assert stats["prefilled_tokens"] + stats["reused_tokens"] + stats["copied_tokens"] == sum(
+            map(len, prompts)
+        )
+        if r == 0:
+            assert stats["copied_tokens"] >= 45 + 60  # keys 2, 3, 4 share key 0's or key 1's system prompt
+            assert stats["slots"] == min(config.slots, 5)  # as many slots as keys (grown for key 9 later)
+        if r == 1 and config.slots == 8:  # round 2 of each conversation: only the reply and the new turn
+            assert stats["prefilled_tokens"] < 0.15 * sum(map(len, prompts)) and stats["evictions"] == 0
+        assert (
+            Engine(gqa_model, STOPS, config=EngineConfig(slots=3)).generate_ids(prompts, MAX_NEW) == reference
+        )
+    assert engine.totals["evictions"] > 0 if config.slots == 2 else engine.totals["evictions"] == 0
+    assert engine.totals["copied_tokens"] > 0 and engine.totals["reused_tokens"] > 0
+
+
+def test_divergent_prompt_reuses_up_to_the_first_different_token(gqa_model, rounds):
+    engine = Engine(gqa_model, STOPS, config=EngineConfig(slots=2))
+    keys, prompts, reference = rounds[0]
+    [got] = engine.generate_ids(prompts[:1], MAX_NEW, keys=["k"])
+    assert got == reference[0]
+    cached = prompts[0] + got[:-1]
+    changed = cached[:30] + [3 + (cached[30] + 1) % 297] + cached[31:] + [7, 8]
+    [again] = engine.generate_ids([changed], MAX_NEW, keys=["k"])
+    assert engine.stats["reused_tokens"] == 30 and engine.stats["prefilled_tokens"] == len(changed) - 30
+    assert again == _reference(gqa_model, [changed])[0]
+
+
+def test_keyed_prompt_that_does_not_fit_is_refused(gqa_model):
+    engine = Engine(gqa_model, STOPS, config=EngineConfig(slots=2, max_len=64))
+    assert engine.max_cache_len == 64
+    with pytest.raises(ValueError, match="refused, not truncated"):
+        engine.generate_ids([[5] * 10, [6] * 60], 8, keys=[0, 1])
+    with pytest.raises(ValueError, match="distinct"):
+        engine.generate_ids([[5] * 10, [6] * 10], 8, keys=[0, 0])
+    assert engine.generate_ids([[5] * 56], 8, keys=[0]) == Engine(gqa_model, STOPS).generate_ids(
+        [[5] * 56], 8
+    )
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_keyed_rounds_on_cuda_graphs_equal_generate_fp32(gqa_model, rounds):
+    model = gqa_model.to("cuda")
+    try:
+        engine = Engine(model, STOPS, config=EngineConfig(slots=2, sync_every=4, share_min_tokens=16))
+        for keys, prompts, _ in rounds:
+            assert engine.generate_ids(prompts, MAX_NEW, keys=keys) == _reference(model, prompts)
+        assert engine.stats["graphs"] >= 1 and "graph_error" not in engine.stats
+        assert engine.totals["evictions"] > 0 and engine.totals["copied_tokens"] > 0
+    finally:
+        gqa_model.to("cpu")
