@@ -5,10 +5,15 @@ One invocation, one GPU, one model (Llama-3.2-1B's shape, random weights from co
 
 * ``single_turn_engine``: the 1,390 non-live single-turn prompts on the engine (the reference the
   issue's budget is stated against: multi-turn in at most 3x its time);
-* ``multi_turn_engine`` / ``multi_turn_generate``: the 800 conversations of the four multi-turn
-  categories run to the end by :func:`evaluation.bfcl.multi_turn.run_conversations` (every round
-  one batch of short prefills and decodes; calls executed in the environment worker; a random model
-  rarely calls, so most turns are one reply) on the engine, then on batched ``model.generate``.
+* ``multi_turn_engine_reuse`` / ``multi_turn_engine`` / ``multi_turn_generate``: the 800
+  conversations of the four multi-turn categories run to the end by
+  :func:`evaluation.bfcl.multi_turn.run_conversations` (calls executed in the environment worker; a
+  random model rarely calls, so most turns are one reply): on the engine keeping each
+  conversation's KV cache between rounds (``--slots`` conversations at once; a round prefills only
+  the new tokens, shared function docs copied between slots), on the engine re-prefilling every
+  prompt from its first token each round (``--skip-no-reuse`` leaves it out), and on batched
+  ``model.generate`` (``--skip-generate``). The engine runs also print the prompt tokens they
+  prefilled, reused from the conversation's own slot and copied from another slot.
 
 Needs the extracted BFCL data and environment classes (``hephaestus bfcl download``).
 
@@ -21,6 +26,7 @@ import argparse
 import platform
 import sys
 import tempfile
+from collections import Counter
 from datetime import date
 from pathlib import Path
 
@@ -62,10 +68,14 @@ def run(args: argparse.Namespace) -> str:
     )
     rows.append(("single_turn_engine", len(single), len(single), seconds))
     print(rows[-1], flush=True)
-    runs = (("multi_turn_engine", True),) + (() if args.skip_generate else (("multi_turn_generate", False),))
-    for name, engine in runs:
+    runs = [("multi_turn_engine_reuse", True, True)]
+    runs += [] if args.skip_no_reuse else [("multi_turn_engine", True, False)]
+    runs += [] if args.skip_generate else [("multi_turn_generate", False, False)]
+    tokens, decoded = {}, {}
+    for name, engine, reuse in runs:
+        totals: Counter[str] = Counter()
         out, seconds = timed(
-            lambda engine=engine: run_conversations(
+            lambda engine=engine, reuse=reuse, totals=totals: run_conversations(
                 model,
                 tokenizer,
                 items,
@@ -74,24 +84,47 @@ def run(args: argparse.Namespace) -> str:
                 args.slots,
                 limits,
                 use_engine=engine,
+                reuse=reuse,
+                engine_totals=totals,
             ),
             args.device,
         )
         replies = sum(len(step) for r in out for step in r["decoded"])
         rows.append((name, len(items), replies, seconds))
-        print(rows[-1], flush=True)
+        decoded[name] = [r["texts"] for r in out]
+        if engine:
+            tokens[name] = totals
+        print(rows[-1], dict(totals), flush=True)
     head = (
         f"# BFCL multi-turn throughput — {date.today()} — {platform.node()} — {args.device} "
         f"({torch.cuda.get_device_name() if args.device == 'cuda' else platform.machine()}); "
         f"model: {'tiny' if args.tiny else 'Llama-3.2-1B shape'}, {dtype}; {args.max_new_tokens} new tokens; "
         f"single-turn prompts: {source}"
     )
-    lines = [head, f"{'run':<22}{'items':>8}{'replies':>9}{'seconds':>10}{'vs single-turn':>16}"]
+    lines = [head, f"{'run':<25}{'items':>8}{'replies':>9}{'seconds':>10}{'vs single-turn':>16}"]
     base = rows[0][3]
     for name, n, replies, seconds in rows:
-        lines.append(f"{name:<22}{n:>8}{replies:>9}{seconds:>10.1f}{seconds / base:>15.2f}x")
-    if len(rows) > 2:
-        lines.append(f"engine vs generate on the conversations: {rows[2][3] / rows[1][3]:.2f}x")
+        lines.append(f"{name:<25}{n:>8}{replies:>9}{seconds:>10.1f}{seconds / base:>15.2f}x")
+    seconds = {name: s for name, _, _, s in rows}
+    reuse = seconds["multi_turn_engine_reuse"]
+    for other in ("multi_turn_engine", "multi_turn_generate"):
+        if other in seconds:
+            lines.append(f"{other} / multi_turn_engine_reuse: {seconds[other] / reuse:.2f}x")
+    lines.append(f"{'prompt tokens':<25}{'prefilled':>11}{'reused':>12}{'copied':>12}{'evictions':>12}")
+    for name, counts in tokens.items():
+        lines.append(
+            f"{name:<25}{counts['prefilled_tokens']:>11}{counts['reused_tokens']:>12}"
+            f"{counts['copied_tokens']:>12}{counts['evictions']:>12}"
+        )
+    same = [
+        n
+        for n in decoded
+        if n != "multi_turn_engine_reuse" and decoded[n] == decoded["multi_turn_engine_reuse"]
+    ]
+    differ = [n for n in decoded if n != "multi_turn_engine_reuse" and n not in same]
+    lines.append(
+        f"replies identical to multi_turn_engine_reuse: {', '.join(same) or '-'}; differ: {', '.join(differ) or '-'}"
+    )
     return "\n".join(lines)
 
 
@@ -105,6 +138,9 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="a 2-layer model (smoke test on CPU)")
     parser.add_argument("--limit", type=int, help="first N items per category only (smoke test)")
     parser.add_argument("--skip-generate", action="store_true", help="time the engine only (no baseline)")
+    parser.add_argument(
+        "--skip-no-reuse", action="store_true", help="leave out the engine run that re-prefills every round"
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     text = run(args)

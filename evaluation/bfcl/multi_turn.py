@@ -12,8 +12,9 @@ conversation (BFCL then fails it: fewer turns than the answer has).
 Limits of ours on top (:class:`Limits`): calls executed per step, characters of a result shown to
 the model (the checker re-executes and sees whole results), seconds per environment request (an
 overrun ends the conversation, counted), and prompt tokens (a conversation that outgrows the model's
-context ends, counted). Every model reply of every conversation that is still running is generated
-in one batch per round, so a round is many short prefills and decodes.
+context ends, counted). Every model reply of every conversation that is under way is generated in
+one batch per round; on the engine each conversation keeps its KV cache between rounds, so a round
+is many short prefills (the tokens new since the last reply) and decodes.
 
 Scoring re-executes each conversation's decoded calls from the initial state beside the ground
 truth (:func:`evaluation.bfcl.environments.check_conversation`, BFCL's state and response checks).
@@ -102,14 +103,27 @@ def run_conversations(
     limits: Limits = Limits(),
     *,
     use_engine: bool = True,
+    reuse: bool = True,
+    engine_totals: Counter[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Run every conversation to its end; one response row per item (``decoded`` per turn and step).
 
-    ``use_engine=False`` decodes with batched ``model.generate`` instead of our engine (the
-    side-by-side baseline)."""
+    On the engine with ``reuse`` (when the model runs on it), each conversation keeps its KV cache
+    between its rounds (:class:`evaluation.generation.generate.ChatSession`, keyed by the item's
+    index): at most ``batch_size`` conversations are under way at once, the next one starting when
+    one ends, and a round prefills only the tokens that are new since the conversation's last
+    reply (conversations with the same tools share their prefix). The replies are the same tokens
+    (exactly in fp32) as without reuse, where every round re-prefills every running conversation
+    from its first token (all conversations at once). ``engine_totals`` (on the engine) receives its counts:
+    ``prefilled_tokens``, ``reused_tokens``, ``copied_tokens``, ``evictions``.
+    ``use_engine=False`` decodes with batched ``model.generate`` instead (the side-by-side baseline)."""
     from evaluation.generation.generate import generate
 
+    session = _session(model, tokenizer, max_new_tokens, batch_size) if use_engine else None
     budget = _prompt_budget(model, max_new_tokens, limits)
+    if session is not None and reuse:  # a slot's cache bounds the conversation
+        budget = session.max_prompt_tokens if budget is None else min(budget, session.max_prompt_tokens)
+    window = batch_size if session is not None and reuse else len(items)
     convs = []
     for item in items:
         conv = _Conversation(item, tools=prompt_functions(item.functions, item.category))
@@ -122,21 +136,28 @@ def run_conversations(
             except (WorkerError, StepTimeout) as exc:
                 conv.done, conv.stopped = True, f"environment_error: {exc}"
         while True:
-            active = [(i, c) for i, c in enumerate(convs) if not c.done]
+            active = [(i, c) for i, c in enumerate(convs) if not c.done][:window]
             if not active:
                 break
             prompts = [{"messages": list(c.messages), "tools": c.tools} for _, c in active]
+            encoded = session.encode(prompts) if session is not None else None
             if budget is not None:
-                keep = []
-                for (i, conv), prompt in zip(active, prompts, strict=True):
-                    if _prompt_tokens(tokenizer, prompt) > budget:
-                        conv.done, conv.stopped = True, "prompt_too_long"
-                    else:
-                        keep.append(((i, conv), prompt))
+                lengths = (
+                    [len(e) for e in encoded]
+                    if encoded is not None
+                    else [_prompt_tokens(tokenizer, p) for p in prompts]
+                )
+                keep = [j for j, n in enumerate(lengths) if n <= budget]
+                for j in set(range(len(active))) - set(keep):
+                    active[j][1].done, active[j][1].stopped = True, "prompt_too_long"
                 if not keep:
                     continue
-                active, prompts = [k[0] for k in keep], [k[1] for k in keep]
-            texts = generate(model, tokenizer, prompts, max_new_tokens, batch_size, use_engine=use_engine)
+                active, prompts = [active[j] for j in keep], [prompts[j] for j in keep]
+                encoded = [encoded[j] for j in keep] if encoded is not None else None
+            if session is not None:
+                texts = session.generate(encoded, [i for i, _ in active] if reuse else None)
+            else:
+                texts = generate(model, tokenizer, prompts, max_new_tokens, batch_size, use_engine=use_engine)
             for (index, conv), text in zip(active, texts, strict=True):
                 _step(worker, str(index), conv, text, limits)
         for index in range(len(convs)):
@@ -144,6 +165,8 @@ def run_conversations(
                 worker.close(str(index))
             except (WorkerError, StepTimeout):
                 pass
+    if engine_totals is not None and session is not None:
+        engine_totals.update(session.engine.totals)
     return [
         {
             "id": c.item.id,
@@ -155,6 +178,13 @@ def run_conversations(
         }
         for c in convs
     ]
+
+
+def _session(model: Any, tokenizer: Any, max_new_tokens: int, slots: int) -> Any:
+    """A :class:`ChatSession` on the engine, or ``None`` when the model does not run on it."""
+    from evaluation.generation.generate import ChatSession, engine_supported
+
+    return ChatSession(model, tokenizer, max_new_tokens, slots) if engine_supported(model) else None
 
 
 def _step(worker: EnvironmentWorker, sid: str, conv: _Conversation, text: str, limits: Limits) -> None:

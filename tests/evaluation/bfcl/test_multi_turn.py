@@ -230,3 +230,25 @@ def test_one_multi_turn_item_through_the_evaluation_path(
     card = build_scorecard({"bfcl": result})
     assert any(r["metric"] == "multi_turn (partial)" for r in card["rows"])  # one of its four categories
     assert Path(tmp_path / "out").is_dir()
+
+
+def test_engine_with_kv_reuse_decodes_the_same_conversations(
+    fixtures_dir, bfcl_environments, tokenizer, tiny_model
+):
+    """Two real conversations (~6,000-token prompts with this tokenizer) that share a system prefix:
+    the engine keeping each conversation's cache between rounds gives the same replies as re-prefilling
+    every round, and prefills a fraction of the tokens."""
+    from collections import Counter
+
+    from evaluation.bfcl.multi_turn import run_conversations
+
+    items = [_items(fixtures_dir, "multi_turn_base")[0], _items(fixtures_dir, "multi_turn_miss_func")[0]]
+    totals: Counter[str] = Counter()
+    reused = run_conversations(tiny_model, tokenizer, items, bfcl_environments, 6, 2, engine_totals=totals)
+    again = run_conversations(tiny_model, tokenizer, items, bfcl_environments, 6, 2, reuse=False)
+    assert reused == again
+    assert sum(len(steps) for r in reused for steps in r["decoded"]) >= 2 * len(items)  # several rounds each
+    assert totals["copied_tokens"] > 1000  # the second conversation copied the shared function docs
+    assert totals["prefilled_tokens"] < 0.4 * (
+        totals["prefilled_tokens"] + totals["reused_tokens"] + totals["copied_tokens"]
+    )
