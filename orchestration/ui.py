@@ -4,12 +4,14 @@ Both servers start in their own process groups; the two URLs are printed, and on
 line says so. Ctrl-C (SIGINT) or SIGTERM stops both: ``dagster dev`` gets SIGINT (it shuts its
 webserver, daemon and code server down itself), MLflow's server group SIGTERM, and whatever is still
 running after ``--grace`` seconds is killed — no server is left behind on its port. If either server
-exits by itself, the other is stopped too and the exit status is non-zero.
+exits by itself, the other is stopped too and the exit status is non-zero. If this launcher is
+killed outright (``kill -9``), the kernel sends the servers the same signals (``PR_SET_PDEATHSIG``).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import signal
 import subprocess
@@ -17,6 +19,8 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+
+from forge.core.parallel import die_with_parent
 
 
 def _answers(url: str) -> bool:
@@ -97,8 +101,17 @@ def main(argv: list[str] | None = None) -> int:
     # Ctrl-C even where SIGINT was inherited as ignored (a background job of a non-interactive shell)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        procs["mlflow"] = subprocess.Popen(mlflow_cmd, env=env, start_new_session=True)
-        procs["dagster"] = subprocess.Popen(dagster_cmd, cwd=REPO_ROOT, start_new_session=True)
+        # each server in a session of its own (Ctrl-C is ours to pass on), told by the kernel to stop
+        # cleanly if this launcher dies without running _stop (kill -9): nothing outlives `make ui`
+        me = os.getpid()
+        procs["mlflow"] = subprocess.Popen(
+            mlflow_cmd, env=env, start_new_session=True,
+            preexec_fn=functools.partial(die_with_parent, me, signal.SIGTERM),  # noqa: PLW1509 - one prctl
+        )  # fmt: skip
+        procs["dagster"] = subprocess.Popen(
+            dagster_cmd, cwd=REPO_ROOT, start_new_session=True,
+            preexec_fn=functools.partial(die_with_parent, me, signal.SIGINT),  # noqa: PLW1509 - one prctl
+        )  # fmt: skip
         announced = False
         while True:
             for name, proc in procs.items():

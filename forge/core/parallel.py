@@ -67,11 +67,12 @@ class TimeLimitExceeded(Exception):
     """Raised inside :func:`time_limit` when its work ran past the limit."""
 
 
-def die_with_parent(parent_pid: int | None = None) -> None:
+def die_with_parent(parent_pid: int | None = None, signum: int = signal.SIGKILL) -> None:
     """Make this process die when its parent does (call it first thing in a worker or child).
 
-    On Linux the kernel sends SIGKILL when the parent exits, even by ``kill -9``: no Python code
-    has to run for it. The signal is tied to the parent *thread* that created this process; every
+    On Linux the kernel sends ``signum`` (SIGKILL unless a child should shut down cleanly, e.g.
+    SIGINT to a server that stops its own children) when the parent exits, even by ``kill -9``: no
+    Python code has to run for it. The signal is tied to the parent *thread* that created this process; every
     pool here is created and fed from the thread that also waits for it, so that is the same
     lifetime. Elsewhere a daemon thread polls the parent pid every half second. ``parent_pid``
     closes the race of a parent that died before this call (then this process exits at once).
@@ -79,7 +80,7 @@ def die_with_parent(parent_pid: int | None = None) -> None:
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
     else:
         _start_parent_watch(parent_pid or os.getppid())
     if parent_pid is not None and os.getppid() != parent_pid:

@@ -42,15 +42,18 @@ def _kill_parent_and_check(
     *,
     env: dict | None = None,
     cwd: Path | None = None,
+    ready_s: float = 60,
+    gone_s: float = 15,
 ) -> None:
-    """Run ``cmd``; once ``ready(descendants)``, SIGKILL it; assert its descendants all die."""
+    """Run ``cmd``; once ``ready(descendants)`` (within ``ready_s``), SIGKILL it; assert its
+    descendants are all gone within ``gone_s``."""
     proc = subprocess.Popen(
         cmd, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, cwd=cwd or ROOT,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     pids: list[int] = []
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + ready_s
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 pytest.fail(f"the parent exited before its workers were seen: {proc.stderr.read()[-2000:]!r}")
@@ -63,7 +66,7 @@ def _kill_parent_and_check(
             pytest.fail("the parent never started its workers")
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + gone_s
         while _alive(pids) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert _alive(pids) == [], f"orphans left by the killed parent: {_alive(pids)}"
@@ -171,3 +174,36 @@ def test_crawl_parsers_die_with_it(tmp_path: Path) -> None:
         _kill_parent_and_check(cmd, lambda kids: _workers(kids, 1), env={"TQDM_DISABLE": "1"})
     finally:
         server.shutdown()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ui_servers_stop_with_it(tmp_path: Path) -> None:
+    """``make ui`` killed with -9 (no chance to stop its servers): the kernel tells ``dagster dev``
+    (SIGINT) and MLflow (SIGTERM) to stop, and they take their own children down with them."""
+    cmd = [sys.executable, "-m", "orchestration.ui", "--profile", "micro",
+           "--dagster-port", str(_free_port()), "--mlflow-port", str(_free_port())]  # fmt: skip
+    env = {
+        "HEPHAESTUS_HOME": str(tmp_path / "home"),
+        "HEPHAESTUS_PROFILE": "micro",
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+        "MLFLOW_TRACKING_URI": "",
+    }
+    (tmp_path / "dagster_home").mkdir()
+
+    def ready(kids: list[psutil.Process]) -> bool:  # both servers and dagster's webserver are running
+        lines = []
+        for k in kids:
+            try:
+                lines.append(" ".join(k.cmdline()))
+            except psutil.NoSuchProcess:
+                pass
+        return any("dagster_webserver" in c for c in lines) and any("uvicorn" in c for c in lines)
+
+    _kill_parent_and_check(cmd, ready, env=env, ready_s=180, gone_s=60)
