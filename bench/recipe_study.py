@@ -15,7 +15,8 @@ sections). ``--archive`` also writes ``DIR.tar.xz.NN`` parts of at most ``--part
 grid (pack each share's mixture, train every size from scratch, held-out loss per category), the
 law (fit, chosen share), the mixtures of the ablation (general; stage 1 at the law's share when the
 profile says ``ratios: from_law``; stage 2), every arm (``python -m training``, resuming from its
-last checkpoint when cut), every checkpoint's evaluation, then ``results.md``, ``results.json``,
+last checkpoint when cut; the recipe and its control first, ``TRAIN_ORDER``), every checkpoint's
+evaluation (on the GPU in a worker process while the next arm trains, ``--eval-workers``), then ``results.md``, ``results.json``,
 ``law.png``, ``loss_curves.png`` and ``grid.jsonl`` in ``--out``. With ``--budget-s`` it starts no
 new step after that many seconds and exits 3 (rerun to continue); the results so far are written.
 ``--grid-from`` takes the grid from an earlier run's ``grid.jsonl`` instead of training it again;
@@ -38,6 +39,7 @@ sys.path.insert(0, str(REPO))
 
 from contracts.io import atomic_write_text  # noqa: E402
 from training.research import (  # noqa: E402
+    ARM_BY_NAME,
     ARMS,
     ResearchConfig,
     fit_and_choose,
@@ -156,7 +158,10 @@ def prepare(
 class Study:
     """The run's state: data and work dirs, the profile sections, step markers and timings."""
 
-    def __init__(self, data: Path, work: Path, out: Path, budget_s: float | None, device: str | None):
+    def __init__(
+        self, data: Path, work: Path, out: Path, budget_s: float | None, device: str | None,
+        eval_workers: int | None = None,
+    ):  # fmt: skip
         from assets.profile import Profile
 
         self.data, self.work, self.out = data, work, out
@@ -167,6 +172,8 @@ class Study:
         self.research: ResearchConfig = self.settings.research
         self.t0, self.budget_s = time.perf_counter(), budget_s
         self.in_process = device == "cpu"
+        # on the GPU a checkpoint is evaluated in a worker process while the next arm trains
+        self.eval_workers = (0 if self.in_process else 1) if eval_workers is None else eval_workers
         self.timings: dict[str, float] = self._load("timings.json", {})
         work.mkdir(parents=True, exist_ok=True)
         out.mkdir(parents=True, exist_ok=True)
@@ -189,20 +196,26 @@ class Study:
         atomic_write_text(marker, json.dumps({"result": records, "from": str(grid_jsonl)}))
         print(f"grid: {len(records)} runs read from {grid_jsonl}, not rerun", flush=True)
 
-    def step(self, name: str, fn) -> Any:
-        """Run ``fn`` unless its marker exists; record its wall time; stop when over budget."""
-        marker = self.work / "steps" / f"{name}.json"
-        if marker.exists():
-            return json.loads(marker.read_text())["result"]
+    def check_budget(self, name: str) -> None:
         if self.budget_s is not None and time.perf_counter() - self.t0 > self.budget_s:
             raise TimeoutError(name)
+
+    def step(self, name: str, fn) -> Any:
+        """Run ``fn`` unless its marker exists; record its wall time; stop when over budget."""
+        if name in self.done():
+            return json.loads((self.work / "steps" / f"{name}.json").read_text())["result"]
+        self.check_budget(name)
         t = time.perf_counter()
         result = fn()
-        self.timings[name] = round(time.perf_counter() - t, 1)
-        atomic_write_text(marker, json.dumps({"result": result}, default=str))
+        self.record(name, result, time.perf_counter() - t)
+        return result
+
+    def record(self, name: str, result: Any, seconds: float) -> None:
+        """The step's marker (its result) and its wall time."""
+        self.timings[name] = round(seconds, 1)
+        atomic_write_text(self.work / "steps" / f"{name}.json", json.dumps({"result": result}, default=str))
         atomic_write_text(self.work / "timings.json", json.dumps(self.timings, indent=2))
         print(f"[{time.perf_counter() - self.t0:7.1f}s] {name}: done in {self.timings[name]}s", flush=True)
-        return result
 
     def pack(self, ratios: dict[str, float], budget: int, out_dir: Path, seed_only: bool = False) -> dict:
         from forge.corpus.mixtures import MIXTURE_STAGE, MixtureConfig
@@ -252,6 +265,55 @@ class Study:
         return out
 
 
+#: Training order of the arms: the recipe and its control first, so a run cut by its budget still
+#: holds the comparison that matters most (every arm after the checkpoint it starts from).
+TRAIN_ORDER = ("base", "cpt1", "cpt2", "control", "sft_cpt2", "sft_control", "sft_base", "sft_cpt1")
+
+
+def _timed(fn, *args) -> tuple[Any, float]:
+    t = time.perf_counter()
+    return fn(*args), time.perf_counter() - t
+
+
+class Evaluations:
+    """Checkpoint evaluations: inline (``workers`` 0), or in ``workers`` spawned processes while the
+    main process goes on training (a ~40M model leaves most of the GPU idle). Each is a step: skipped
+    when its marker exists, not started past the budget, recorded when it ends."""
+
+    def __init__(self, study: Study, fn, workers: int) -> None:
+        self.study, self.fn, self.pending = study, fn, {}
+        self.pool = None
+        if workers > 0:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+    def submit(self, name: str, *args) -> None:
+        if name in self.study.done() or name in self.pending:
+            return
+        if self.pool is None:
+            self.study.step(name, lambda: self.fn(*args))
+            return
+        self.study.check_budget(name)
+        self.pending[name] = self.pool.submit(_timed, self.fn, *args)
+        self._collect(block=False)
+
+    def _collect(self, block: bool) -> None:
+        for name, future in list(self.pending.items()):
+            if block or future.done():
+                del self.pending[name]
+                result, seconds = future.result()
+                self.study.record(name, result, seconds)
+
+    def finish(self) -> None:
+        if self.pool is not None:
+            try:
+                self._collect(block=True)
+            finally:
+                self.pool.shutdown(wait=True)
+
+
 def run(study: Study) -> int:
     r, s = study.research, study.settings
     model, training = study.raw.get("model"), study.raw.get("training")
@@ -298,26 +360,26 @@ def run(study: Study) -> int:
         cfgs = arm_configs(
             model, training, r, models_dir=study.work / "models", tokenizer_dir=tok, data_dirs=data
         )
-        for arm in ARMS:
-            study.step(
-                f"train_{arm.name}", lambda arm=arm: _summary(study.train(arm.command, cfgs[arm.name]))
-            )
         from evaluation.checkpoint import EvalInputs, evaluate_checkpoint
 
         he = sorted(study.data.glob("humaneval*"))
         inputs = EvalInputs(
             study.data / "bfcl", study.data / "unseen", study.data / "heldout_texts", he[0] if he else None
         )
-        for arm in ARMS:
-            study.step(
-                f"eval_{arm.name}",
-                lambda arm=arm: evaluate_checkpoint(
-                    Path(cfgs[arm.name].output_dir) / "hf",
-                    inputs,
-                    s.evaluation,
-                    study.work / "evals" / arm.name,
-                ),
-            )
+
+        def eval_args(name: str) -> tuple:
+            hf = Path(cfgs[name].output_dir) / "hf"
+            return hf, inputs, s.evaluation, study.work / "evals" / name
+
+        evals = Evaluations(study, evaluate_checkpoint, study.eval_workers)
+        try:
+            for arm in TRAIN_ORDER:  # each checkpoint's evaluation starts as soon as it exists
+                study.step(
+                    f"train_{arm}", lambda arm=arm: _summary(study.train(ARM_BY_NAME[arm].command, cfgs[arm]))
+                )
+                evals.submit(f"eval_{arm}", *eval_args(arm))
+        finally:
+            evals.finish()  # what was started is waited for and recorded, even when the budget stopped us
         complete = True
         return 0
     except TimeoutError as stopped:
@@ -390,10 +452,17 @@ def write_results(study: Study, complete: bool) -> None:
     total = sum(study.timings.values())
     md += ["## Time", "", "| step | wall s |", "|---|---:|"]
     md += [f"| {k} | {v} |" for k, v in study.timings.items()] + [
-        f"| total | {total:.0f} ({total / 60:.1f} min) |"
+        f"| sum of the steps | {total:.0f} ({total / 60:.1f} min) |",
+        f"| wall clock of the last invocation (evaluations overlap training) | {time.perf_counter() - study.t0:.0f} |",
     ]
     atomic_write_text(out / "results.md", "\n".join(md) + "\n")
-    payload = {"complete": complete, "grid_from": grid_from, "timings_s": study.timings, "steps": steps, "study": study.raw}
+    payload = {
+        "complete": complete,
+        "grid_from": grid_from,
+        "timings_s": study.timings,
+        "steps": steps,
+        "study": study.raw,
+    }
     atomic_write_text(out / "results.json", json.dumps(payload, indent=2, default=str) + "\n")
 
 
@@ -425,12 +494,20 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="a grid.jsonl of an earlier run of the same profile: the grid step is read from it, not rerun",
     )
-    r.add_argument("--report-only", action="store_true", help="write the results of --work so far; run nothing")
+    r.add_argument(
+        "--report-only", action="store_true", help="write the results of --work so far; run nothing"
+    )
+    r.add_argument(
+        "--eval-workers",
+        type=int,
+        default=None,
+        help="processes evaluating checkpoints while training goes on (default: 1 on the GPU, 0 = inline on the CPU)",
+    )
     args = ap.parse_args(argv)
     if args.cmd == "prepare":
         caps = {c: int(float(n)) for c, n in (x.split("=", 1) for x in args.cap)}
         return prepare(args.out, args.profile, args.home, args.archive, args.part_mib, caps)
-    study = Study(args.data, args.work, args.out, args.budget_s, args.device)
+    study = Study(args.data, args.work, args.out, args.budget_s, args.device, args.eval_workers)
     if args.grid_from:
         study.seed_grid(args.grid_from)
     if args.report_only:
