@@ -9,13 +9,15 @@ data version, so the UI's staleness view agrees with what a rerun would do.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from dagster import AssetExecutionContext, DataVersion, MaterializeResult, MetadataValue
 
-from forge.core.markers import is_fresh, read_marker, write_marker
+from forge.core.io import atomic_write_text
+from forge.core.markers import is_fresh, read_marker, withdraw_marker, write_marker
 
 
 def to_metadata(meta: dict[str, Any]) -> dict[str, Any]:
@@ -86,11 +88,29 @@ def materialize_stage(
     fingerprint: str,
     build: Callable[[], dict[str, Any]],
 ) -> MaterializeResult:
-    """Run ``build`` (which writes ``out_dir``) unless ``out_dir`` is fresh for ``fingerprint``."""
+    """Run ``build`` (which writes ``out_dir``) unless ``out_dir`` is fresh for ``fingerprint``; the
+    stale marker is withdrawn first, so a build killed halfway leaves "not done", not the old claim."""
     skipped = up_to_date_result(context, out_dir, fingerprint)
     if skipped is not None:
         return skipped
+    withdraw_marker(out_dir)
     return finished_result(out_dir, fingerprint, build())
+
+
+#: the fingerprint of the inputs whose resumable work a directory holds
+RUN_FINGERPRINT = "_RUN_FINGERPRINT"
+
+
+def start_fresh_unless_resuming(work_dir: Path, fingerprint: str) -> None:
+    """Prepare ``work_dir`` for resumable work (checkpoints, finished grid runs) of ``fingerprint``'s
+    inputs: its marker is withdrawn; work left by a killed run of the same inputs is kept, to be
+    resumed; work of other inputs is removed, never resumed into the new output."""
+    withdraw_marker(work_dir)
+    stamp = work_dir / RUN_FINGERPRINT
+    if work_dir.exists() and (not stamp.exists() or stamp.read_text().strip() != fingerprint):
+        shutil.rmtree(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(stamp, fingerprint)
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:

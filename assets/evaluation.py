@@ -18,13 +18,7 @@ from dagster import (
 )
 
 import evaluation.pipeline
-from assets.common import (
-    finished_result,
-    materialize_stage,
-    png_markdown,
-    start_mlflow_run,
-    up_to_date_result,
-)
+from assets.common import materialize_stage, png_markdown, start_mlflow_run
 from assets.factory import input_fingerprint, stage_asset
 from assets.ingest import bfcl_data_dir, raw_key
 from assets.profile import resolve_repo_path
@@ -101,32 +95,33 @@ def _eval_asset(name: str, deps: list[AssetKey], description: str, run, inputs: 
             upstream=[_sft_dir(profile)],
             extras=[src["digest"]],
         )
-        skipped = up_to_date_result(context, out, fp)
-        if skipped is not None:
-            return skipped
-        sft_meta = (read_marker(_sft_dir(profile)) or {}).get("metadata", {})
-        # nested under the model's training run: the MLflow UI shows each model with its evaluations
-        uri, run_id = start_mlflow_run(
-            context,
-            profile,
-            mlflow,
-            name,
-            parent_run_id=sft_meta.get("mlflow_run_id"),
-            model_fingerprint=upstream_fingerprint(_sft_dir(profile)),
-        )
-        import mlflow as mlf
 
-        with active_run(uri, run_id):
-            mlf.log_params({f"eval.{k}": json.dumps(v) for k, v in cfg.items()})
-            mlf.log_input(
-                dataset_input(name, str(src["path"]), src["digest"], {"path": str(src["path"])}),
-                context="evaluation",
+        def build() -> dict[str, Any]:
+            sft_meta = (read_marker(_sft_dir(profile)) or {}).get("metadata", {})
+            # nested under the model's training run: the MLflow UI shows each model with its evaluations
+            uri, run_id = start_mlflow_run(
+                context,
+                profile,
+                mlflow,
+                name,
+                parent_run_id=sft_meta.get("mlflow_run_id"),
+                model_fingerprint=upstream_fingerprint(_sft_dir(profile)),
             )
-            result = run(_sft_dir(profile) / "hf", src["path"], cfg, out)
-            metrics = _flat_metrics(result)
-            mlf.log_metrics(metrics)
-            mlf.log_artifacts(str(out), artifact_path=name)
-        return finished_result(out, fp, {"mlflow_run_id": run_id, **metrics})
+            import mlflow as mlf
+
+            with active_run(uri, run_id):
+                mlf.log_params({f"eval.{k}": json.dumps(v) for k, v in cfg.items()})
+                mlf.log_input(
+                    dataset_input(name, str(src["path"]), src["digest"], {"path": str(src["path"])}),
+                    context="evaluation",
+                )
+                result = run(_sft_dir(profile) / "hf", src["path"], cfg, out)
+                metrics = _flat_metrics(result)
+                mlf.log_metrics(metrics)
+                mlf.log_artifacts(str(out), artifact_path=name)
+            return {"mlflow_run_id": run_id, **metrics}
+
+        return materialize_stage(context, out, fp, build)
 
     return _asset
 
@@ -373,30 +368,31 @@ def _checkpoint_eval_asset(arm: str):
             upstream=[model, inputs.unseen_dir, inputs.heldout_dir],
             extras=[file_digest(inputs.bfcl_dir)[:32], he_src["digest"]],
         )
-        skipped = up_to_date_result(context, out, fp)
-        if skipped is not None:
-            return skipped
-        parent = (read_marker(model) or {}).get("metadata", {}).get("mlflow_run_id")
-        uri, run_id = start_mlflow_run(
-            context, profile, mlflow, f"ablation_eval_{arm}", parent_run_id=parent, arm=arm
-        )
-        import mlflow as mlf
 
-        with active_run(uri, run_id):
-            result = evaluate_checkpoint(model / "hf", inputs, cfg, out)
-            scores = {k.replace("@", "_at_"): v for k, v in flat_scores(result).items()}
-            mlf.log_metrics(scores)
-            mlf.log_artifacts(str(out), artifact_path=f"ablation_eval_{arm}")
-        registered = register_model(
-            tracking_uri=uri,
-            run_id=run_id,
-            hf_dir=model / "hf",
-            model_name=registry,
-            scores=scores,
-            description=f"Ablation checkpoint {arm!r} ({profile.paths.profile} profile).",
-            alias=arm,
-        )
-        return finished_result(out, fp, {"mlflow_run_id": run_id, **registered, **scores})
+        def build() -> dict[str, Any]:
+            parent = (read_marker(model) or {}).get("metadata", {}).get("mlflow_run_id")
+            uri, run_id = start_mlflow_run(
+                context, profile, mlflow, f"ablation_eval_{arm}", parent_run_id=parent, arm=arm
+            )
+            import mlflow as mlf
+
+            with active_run(uri, run_id):
+                result = evaluate_checkpoint(model / "hf", inputs, cfg, out)
+                scores = {k.replace("@", "_at_"): v for k, v in flat_scores(result).items()}
+                mlf.log_metrics(scores)
+                mlf.log_artifacts(str(out), artifact_path=f"ablation_eval_{arm}")
+            registered = register_model(
+                tracking_uri=uri,
+                run_id=run_id,
+                hf_dir=model / "hf",
+                model_name=registry,
+                scores=scores,
+                description=f"Ablation checkpoint {arm!r} ({profile.paths.profile} profile).",
+                alias=arm,
+            )
+            return {"mlflow_run_id": run_id, **registered, **scores}
+
+        return materialize_stage(context, out, fp, build)
 
     return _asset
 

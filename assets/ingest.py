@@ -23,7 +23,7 @@ from assets.factory import stage_asset
 from assets.profile import resolve_repo_path
 from assets.resources import ForgeResource
 from forge.core.io import iter_parquet_rows
-from forge.core.markers import write_marker
+from forge.core.markers import withdraw_marker, write_marker
 from forge.core.plots import plot_counts
 from forge.core.stage import Stage
 from forge.sources.bfcl import BFCL_STAGE
@@ -145,6 +145,8 @@ def web_docs_crawl(context: AssetExecutionContext, profile: ForgeResource):
         for spec in src.crawl
     ]
     docs, apis = profile.paths.raw("documents"), profile.paths.raw("web_docs_operations")
+    # the crawl rewrites `apis` in place beside `docs`; its marker is rewritten below on both paths
+    withdraw_marker(apis)
     # A crawl's inputs are remote pages, so its fingerprint is the configuration plus the period
     # (`recrawl_every`: week by default): within a week a rerun skips; the weekly rebuild re-crawls,
     # and conditional requests (ETag / Last-Modified) make unchanged pages cheap 304s.

@@ -21,11 +21,12 @@ from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
-from assets.common import materialize_stage, start_mlflow_run
+from assets.common import materialize_stage, start_fresh_unless_resuming, start_mlflow_run
 from assets.factory import input_fingerprint, stage_asset
 from assets.resources import ForgeResource, MlflowResource
 from assets.tracking import active_run
 from assets.warehouse import mart_key
+from forge.core.io import atomic_write_text
 from forge.core.stage import code_fingerprint
 from forge.corpus.mixtures import MIXTURE_STAGE, MixtureConfig
 from training.research import (
@@ -174,7 +175,9 @@ def mixing_grid(context: AssetExecutionContext, profile: ForgeResource) -> Mater
                 output_dir=output_dir, tokenizer_dir=tok, shards_dir=shards,
             )  # fmt: skip
 
+        # finished grid runs are resumed after a kill, but only those of these inputs
         work = out / "work"
+        start_fresh_unless_resuming(work, fp)
         records = run_grid(
             research.grid,
             work,
@@ -184,7 +187,7 @@ def mixing_grid(context: AssetExecutionContext, profile: ForgeResource) -> Mater
             make_config=make_config,
             log=context.log.info,
         )
-        (out / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        atomic_write_text(out / "records.jsonl", "".join(json.dumps(r) + "\n" for r in records))
         return {"n_runs": len({r["run"] for r in records}), "n_records": len(records)}
 
     return materialize_stage(context, out, fp, build)
@@ -211,8 +214,6 @@ def mixing_law(context: AssetExecutionContext, profile: ForgeResource) -> Materi
     )
 
     def build() -> dict[str, Any]:
-        from contracts.io import atomic_write_text
-
         records = [json.loads(x) for x in (grid / "records.jsonl").read_text().splitlines()]
         law = fit_and_choose(records, research.general_tolerance)
         atomic_write_text(out / "law.json", json.dumps(law, indent=2) + "\n")
@@ -263,8 +264,6 @@ def ablation_comparison(
     )
 
     def build() -> dict[str, Any]:
-        from contracts.io import atomic_write_text
-
         results = {
             arm.name: json.loads((d / "results.json").read_text()) for arm, d in zip(ARMS, evals, strict=True)
         }

@@ -11,7 +11,6 @@ import contextlib
 import dataclasses
 import os
 import shlex
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,10 +25,16 @@ from dagster import (
     asset,
 )
 
-from assets.common import finished_result, png_markdown, start_mlflow_run, up_to_date_result
+from assets.common import (
+    finished_result,
+    png_markdown,
+    start_fresh_unless_resuming,
+    start_mlflow_run,
+    up_to_date_result,
+)
 from assets.resources import ForgeResource, MlflowResource
 from assets.tracking import dataset_input, mark_failed
-from forge.core.io import atomic_write_json, atomic_write_text, fingerprint
+from forge.core.io import atomic_write_json, fingerprint
 from forge.core.markers import read_marker, upstream_fingerprint
 from forge.core.stage import code_fingerprint
 from training.config import MlflowConfig, RunConfig, TrainingSection, from_profile, profile_sections, to_dict
@@ -149,7 +154,7 @@ def launch_training(
     skipped = up_to_date_result(context, out, fp)
     if skipped is not None:
         return skipped
-    _start_fresh_unless_resuming(out, fp)
+    start_fresh_unless_resuming(out, fp)  # same fingerprint, no marker: a killed run, resumed
 
     uri, run_id = start_mlflow_run(context, profile, mlflow, name, stage=name, fingerprint=fp)
     _log_inputs(uri, run_id, data, upstream_fps, profile.paths.root / "plots")
@@ -226,16 +231,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _start_fresh_unless_resuming(out: Path, fp: str) -> None:
-    """Same fingerprint but no marker: a killed run — keep its checkpoints and resume. A different
-    fingerprint: new inputs — the old checkpoints must not be resumed."""
-    stamp = out / "_RUN_FINGERPRINT"
-    if out.exists() and (not stamp.exists() or stamp.read_text().strip() != fp):
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(stamp, fp)
 
 
 def _log_inputs(uri: str, run_id: str, data: Path | None, upstream: list[str], plots: Path) -> None:

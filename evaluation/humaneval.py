@@ -8,6 +8,7 @@ Execution: each candidate (``prompt + completion``, then the problem's ``test`` 
 ``check(entry_point)``) runs in its own ``python -I`` subprocess with
 
 * a wall-clock time limit (the process group is killed) and an ``RLIMIT_CPU`` backstop;
+* death with its parent (``PR_SET_PDEATHSIG``): a killed evaluation leaves no candidate running;
 * an address-space limit (``RLIMIT_AS``) and a file-size limit (``RLIMIT_FSIZE``);
 * a fresh temporary working directory, removed afterwards;
 * no network: a new network namespace (``unshare -rn``) when the kernel allows it, and in every
@@ -109,6 +110,35 @@ def network_namespace_available() -> bool:
         return False
 
 
+#: Linux prctl option: the signal the kernel sends a process when its parent (thread) exits
+_PR_SET_PDEATHSIG = 1
+
+
+@lru_cache(maxsize=1)
+def _prctl() -> Callable[..., int] | None:
+    """libc's ``prctl``, looked up in the parent (a child between fork and exec only calls it)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def _die_with_parent(prctl: Callable[..., int] | None, parent_pid: int) -> None:
+    """In the candidate, between fork and exec: SIGKILL it when its parent dies. The candidate has a
+    session of its own (its timeout kills that group), so a ``kill -9`` of the evaluation would
+    otherwise leave it running, reparented to init, for as long as its code sleeps or loops. The same
+    call as ``forge.core.parallel.die_with_parent`` (evaluation does not import forge); the setting
+    is kept across ``unshare -rn``'s exec."""
+    if prctl is not None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before the call
+        os._exit(1)
+
+
 def run_candidate(
     problem: dict[str, Any], completion: str, timeout_s: float = 10.0, memory_mb: int = 1024
 ) -> ExecResult:
@@ -122,7 +152,10 @@ def run_candidate(
         if network_namespace_available():
             command = ["unshare", "-rn", *command]
 
+        parent, prctl = os.getpid(), _prctl()
+
         def limits() -> None:  # runs in the child before exec
+            _die_with_parent(prctl, parent)
             memory = memory_mb * 2**20
             resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
             cpu = int(math.ceil(timeout_s)) + 1

@@ -1,7 +1,8 @@
 """``make demo``: materialize every asset on a profile in one process and print the scorecard.
 
 Runs the ``full_pipeline`` job against the local Dagster instance (so the runs show in the UI),
-then says how many assets were rebuilt and how many were already up to date.
+after freeing the pool slots of runs that were killed, then says how many assets were rebuilt and
+how many were already up to date.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ["HEPHAESTUS_PROFILE"] = args.profile
 
-    from orchestration.instance import ensure_dagster_home
+    from orchestration.instance import ensure_dagster_home, release_dead_runs
 
     dagster_home = ensure_dagster_home()
     from dagster import DagsterInstance
@@ -29,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     paths = ForgeResource(profile=args.profile).paths
     t0 = time.perf_counter()
     with DagsterInstance.get() as instance:
+        for run_id in release_dead_runs(instance):  # else a killed run's pool slot blocks this one
+            print(f"Dagster run {run_id} was killed: marked failed, its pool slots freed")
         result = defs.resolve_job_def("full_pipeline").execute_in_process(
             instance=instance, raise_on_error=False
         )

@@ -2,7 +2,8 @@
 
 Each output directory gets ``_SUCCESS.json`` holding the fingerprint of everything that went into
 it (configuration, upstream fingerprints, code version) plus the metadata reported then. The
-marker is written last and atomically, so a killed run never leaves a marker over half an output.
+marker is withdrawn before an output is rebuilt in place and written last and atomically, so a
+killed run never leaves a marker over half an output, nor an old marker over new files.
 """
 
 from __future__ import annotations
@@ -29,6 +30,13 @@ def read_marker(out_dir: str | Path) -> dict[str, Any] | None:
 def is_fresh(out_dir: str | Path, fingerprint: str) -> bool:
     marker = read_marker(out_dir)
     return marker is not None and marker.get("fingerprint") == fingerprint
+
+
+def withdraw_marker(out_dir: str | Path) -> None:
+    """Remove ``out_dir``'s marker before its files are rewritten in place: until the new marker is
+    written the directory claims nothing ("not done"), so a build killed halfway never leaves the
+    previous materialization's marker over a mix of old and new files."""
+    (Path(out_dir) / MARKER).unlink(missing_ok=True)
 
 
 def write_marker(out_dir: str | Path, fingerprint: str, metadata: dict[str, Any] | None = None) -> None:

@@ -2,11 +2,16 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import signal
 import socket
 import subprocess
+import sys
+import time
 import zipfile
 from pathlib import Path
 
+import psutil
 import pytest
 
 from evaluation.humaneval import (
@@ -91,6 +96,34 @@ def test_network_is_off_in_the_sandbox(problems):
 
     if network_namespace_available():
         assert raw_result.passed is False
+
+
+def test_a_killed_evaluation_leaves_no_candidate_running():
+    """The candidate runs in a session of its own; SIGKILL its parent mid-run and it dies too
+    (found by the random-kill test over the micro graph: it outlived the killed run otherwise)."""
+    script = (
+        "from evaluation.humaneval import run_candidate\n"
+        "problem = {'prompt': 'def f():\\n', 'test': 'def check(c):\\n    c()\\n', 'entry_point': 'f'}\n"
+        "run_candidate(problem, '    import time\\n    time.sleep(120)\\n', timeout_s=120)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    parent, candidate = subprocess.Popen([sys.executable, "-c", script], cwd=root, env=env), None
+    try:
+        deadline = time.monotonic() + 30
+        while candidate is None and time.monotonic() < deadline:
+            kids = psutil.Process(parent.pid).children(recursive=True)
+            candidate = next((k for k in kids if any("candidate.py" in a for a in k.cmdline())), None)
+            time.sleep(0.05)
+        assert candidate is not None, "the candidate never started"
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+        assert psutil.wait_procs([candidate], timeout=10)[1] == [], "the candidate outlived its parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        if candidate is not None and candidate.is_running():
+            candidate.kill()
 
 
 def test_load_problems_reads_gzip_and_rejects_malformed(tmp_path, problems):
