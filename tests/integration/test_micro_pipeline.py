@@ -224,6 +224,36 @@ def built(env, first_run):
     return {"home": env["paths"].home, "paths": env["paths"], "mats": _materialized(first_run)}
 
 
+def test_corpus_report_reads_the_build(built):
+    """bench/corpus_report.py: every section from the micro build's marts; exact tokens per source add
+    up to the per-category totals, and retrieval (on in micro) shows its scored documents."""
+    out = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "corpus_report.py"), "--warehouse", str(built["paths"].warehouse), "--exact"],
+        capture_output=True, text=True, cwd=REPO,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = out.stdout
+    for section in (
+        "Tokens per category and source",
+        "Near-duplicates removed",
+        "Drops by",
+        "Contamination",
+        "Retrieval",
+    ):
+        assert f"## {section}" in text
+    assert "documents scored" in text and "off in this profile" not in text
+
+    def rows(title: str) -> list[list[str]]:
+        block = text.split(f"## {title}\n")[1].split("\n## ")[0]
+        table = [line for line in block.splitlines() if line.startswith("|")][2:]  # past header and rule
+        return [[c.strip() for c in line.strip("|").split("|")] for line in table]
+
+    by_source, totals = rows("Tokens per category and source"), rows("Tokens per category")
+    assert totals and {t[0] for t in totals} == {r[0] for r in by_source}
+    for cat, _, exact in ((t[0], t[1], int(t[3].replace(",", ""))) for t in totals):
+        assert exact == sum(int(r[4].replace(",", "")) for r in by_source if r[0] == cat) > 0
+
+
 def test_no_heldout_text_in_any_training_set(built):
     paths = built["paths"]
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
