@@ -95,11 +95,13 @@ test: install pydocs bfclwheel services-install browser
 test-browser: install browser
 	HEPHAESTUS_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q -p no:cacheprovider -m browser tests/ui
 
-## The fuzz targets with random seeds and 100x the examples, and 30 random kill -9s over the ingest
-## and warehouse layers (`make test` runs them derandomized, with a short budget, in under a minute).
+## The fuzz targets with random seeds and 100x the examples, 30 random kill -9s over the ingest and
+## warehouse layers, and 10 over the whole micro graph as `make demo` runs it (about an hour on 2 cores;
+## `make test` runs them derandomized with a short budget: the graph test kills 3 times in its API subset).
 fuzz: install
 	HEPHAESTUS_FUZZ=fuzz $(BIN)/python -m pytest -q -p no:cacheprovider tests/fuzz
 	HEPHAESTUS_KILLS=30 HEPHAESTUS_KILL_GROUPS=ingest,warehouse $(BIN)/python -m pytest -q -p no:cacheprovider tests/integration/test_kill.py
+	HEPHAESTUS_FUZZ=fuzz $(BIN)/python -m pytest -q -p no:cacheprovider tests/integration/test_kill_graph.py
 
 ## Unit tests only (no integration run).
 test-fast: install
