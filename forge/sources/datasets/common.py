@@ -150,10 +150,13 @@ def normalize_tools(tools: Any) -> list[dict]:
     return [normalize_tool(t) for t in tools]
 
 
-def tool_call(call_id: str, name: Any, arguments: Any) -> dict:
-    """A normalized tool call; arguments given as JSON text are parsed (bad JSON is a RowError)."""
+def tool_call(call_id: Any, name: Any, arguments: Any) -> dict:
+    """A normalized tool call; arguments given as JSON text are parsed (bad JSON is a RowError). The
+    id is the string tool results answer to: anything else (a list, a number) is a RowError."""
     if not isinstance(name, str) or not name.strip():
         raise RowError("bad_call", f"call without a name: {str(name)[:80]}")
+    if not isinstance(call_id, str) or not call_id:
+        raise RowError("bad_call_id", f"{name.strip()[:80]}: call id {str(call_id)[:80]}")
     args = loads_maybe(arguments, "arguments") if arguments not in (None, "") else {}
     if not isinstance(args, dict):
         raise RowError("bad_arguments", f"{name}: arguments are {type(args).__name__}")
@@ -234,8 +237,10 @@ def check_messages(messages: list[dict]) -> None:
             raise RowError("bad_role", str(m.get("role")))
         if not isinstance(m.get("content"), str):
             raise RowError("bad_content", f"{m.get('role')}: {type(m.get('content')).__name__}")
-        if m["role"] == "tool" and m.get("tool_call_id") not in ids:
-            raise RowError("orphan_tool_result", str(m.get("tool_call_id")))
+        if m["role"] == "tool" and (
+            not isinstance(m.get("tool_call_id"), str) or m["tool_call_id"] not in ids
+        ):
+            raise RowError("orphan_tool_result", str(m.get("tool_call_id"))[:80])
 
 
 def build_row(

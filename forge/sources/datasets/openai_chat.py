@@ -36,7 +36,10 @@ def parse(record: Any, row_key: str) -> Parsed:
         role = m.get("role")
         if role == "assistant":
             calls = []
-            for tc in m.get("tool_calls") or []:
+            listed = m.get("tool_calls") or []
+            if not isinstance(listed, list):
+                raise RowError("bad_call", f"tool_calls is {type(listed).__name__}")
+            for tc in listed:
                 fn = tc.get("function") if isinstance(tc, dict) else None
                 if not isinstance(fn, dict):
                     raise RowError("bad_call", str(tc)[:120])
@@ -55,6 +58,8 @@ def parse(record: Any, row_key: str) -> Parsed:
             messages.append(msg)
         elif role in ("tool", "function"):
             name = m.get("name")
+            if name is not None and not isinstance(name, str):
+                raise RowError("bad_message", f"tool result named {str(name)[:80]}")
             tid = m.get("tool_call_id") or last_ids.get(name or "")
             if not tid:
                 raise RowError("orphan_tool_result", str(m)[:120])

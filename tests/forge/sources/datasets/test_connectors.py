@@ -172,6 +172,34 @@ def test_openai_wrapper_is_unwrapped_and_bfcl_dialect_kept():
     assert err.value.reason == "bad_tool"
 
 
+_USER = {"role": "user", "content": "hi"}
+_CALL = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+
+
+@pytest.mark.parametrize(
+    "messages, reason",
+    [
+        # found by `make fuzz` (the random seed of 2026-12-02): an id that is a list crashed the set of ids
+        ([_USER, {"role": "assistant", "content": "", "tool_calls": [{**_CALL, "id": [None]}]}], "bad_call_id"),
+        ([_USER, {"role": "assistant", "content": "", "tool_calls": 5}], "bad_call"),
+        (
+            [_USER, {"role": "assistant", "content": "", "tool_calls": [_CALL]},
+             {"role": "tool", "tool_call_id": ["c1"], "content": "x"}],
+            "orphan_tool_result",
+        ),
+        ([_USER, {"role": "function", "name": ["f"], "content": "x"}], "bad_message"),
+    ],
+)  # fmt: skip
+def test_wrongly_typed_call_ids_and_names_are_a_named_reject(messages, reason):
+    from forge.sources.datasets.common import build_row
+    from forge.sources.datasets.openai_chat import parse
+
+    with pytest.raises(RowError) as caught:
+        parsed = parse({"messages": messages}, "f#0")
+        build_row(parsed, source="s", license=None, row_key="f#0", generator="g", created_at=T0)
+    assert caught.value.reason == reason
+
+
 def test_python_call_lists():
     calls = parse_calls(
         "[Market Trends API(trend_type='MARKET_INDEXES', n=-3), get_x(flag=true, opts={'a': [1, 2.5]}, none=None)]"
