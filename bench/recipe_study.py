@@ -16,7 +16,8 @@ grid (pack each share's mixture, train every size from scratch, held-out loss pe
 law (fit, chosen share), the mixtures of the ablation (general; stage 1 at the law's share when the
 profile says ``ratios: from_law``; stage 2), every arm (``python -m training``, resuming from its
 last checkpoint when cut; the recipe and its control first, ``TRAIN_ORDER``), every checkpoint's
-evaluation (on the GPU in a worker process while the next arm trains, ``--eval-workers``), then ``results.md``, ``results.json``,
+evaluation (on the GPU in a worker process while the next arm trains, ``--eval-workers``; the grid's runs
+three at a time, ``--grid-workers``), then ``results.md``, ``results.json``,
 ``law.png``, ``loss_curves.png`` and ``grid.jsonl`` in ``--out``. With ``--budget-s`` it starts no
 new step after that many seconds and exits 3 (rerun to continue); the results so far are written.
 ``--grid-from`` takes the grid from an earlier run's ``grid.jsonl`` instead of training it again;
@@ -160,7 +161,7 @@ class Study:
 
     def __init__(
         self, data: Path, work: Path, out: Path, budget_s: float | None, device: str | None,
-        eval_workers: int | None = None,
+        eval_workers: int | None = None, grid_workers: int | None = None,
     ):  # fmt: skip
         from assets.profile import Profile
 
@@ -174,6 +175,8 @@ class Study:
         self.in_process = device == "cpu"
         # on the GPU a checkpoint is evaluated in a worker process while the next arm trains
         self.eval_workers = (0 if self.in_process else 1) if eval_workers is None else eval_workers
+        # and the grid's small models train several at once, each in its own process
+        self.grid_workers = (1 if self.in_process else 3) if grid_workers is None else grid_workers
         self.timings: dict[str, float] = self._load("timings.json", {})
         work.mkdir(parents=True, exist_ok=True)
         out.mkdir(parents=True, exist_ok=True)
@@ -332,6 +335,7 @@ def run(study: Study) -> int:
                 make_config=lambda run_, shards, o: grid_run_config(
                     model, training, r.grid, run_.size, output_dir=o, tokenizer_dir=tok, shards_dir=shards
                 ),
+                workers=study.grid_workers,
             )  # fmt: skip
 
         records = study.step("grid", grid)
@@ -503,11 +507,19 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="processes evaluating checkpoints while training goes on (default: 1 on the GPU, 0 = inline on the CPU)",
     )
+    r.add_argument(
+        "--grid-workers",
+        type=int,
+        default=None,
+        help="grid runs training at once, each in its own process (default: 3 on the GPU, 1 on the CPU)",
+    )
     args = ap.parse_args(argv)
     if args.cmd == "prepare":
         caps = {c: int(float(n)) for c, n in (x.split("=", 1) for x in args.cap)}
         return prepare(args.out, args.profile, args.home, args.archive, args.part_mib, caps)
-    study = Study(args.data, args.work, args.out, args.budget_s, args.device, args.eval_workers)
+    study = Study(
+        args.data, args.work, args.out, args.budget_s, args.device, args.eval_workers, args.grid_workers
+    )
     if args.grid_from:
         study.seed_grid(args.grid_from)
     if args.report_only:

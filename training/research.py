@@ -458,45 +458,66 @@ def run_grid(
     heldout_loss: Any,
     make_config: Any,
     log: Any = print,
+    workers: int = 1,
 ) -> list[dict[str, Any]]:
     """Train and score every grid run; a run whose ``record.json`` exists is not redone (resume).
 
-    ``pack(share, out_dir)`` packs the share's mixture (once per share); ``make_config(run,
-    shards_dir, output_dir)`` gives its RunConfig; ``train(cfg)`` runs it and returns the training
-    summary; ``heldout_loss(hf_dir)`` returns ``{category: nats per token}``. Returns one record
-    ``{run, size, share, n_params, category, loss, tokens}`` per run and category.
+    ``pack(share, out_dir)`` packs the share's mixture (once per share, all before the first run);
+    ``make_config(run, shards_dir, output_dir)`` gives its RunConfig; ``train(cfg)`` runs it and
+    returns the training summary; ``heldout_loss(hf_dir)`` returns ``{category: nats per token}``.
+    With ``workers`` > 1 that many runs train at once (threads, each waiting on its ``train``: on one
+    GPU, models of a few million parameters leave most of it idle when trained one at a time); a
+    run that fails raises after the others have finished and saved their records. Returns one
+    record ``{run, size, share, n_params, category, loss, tokens}`` per run and category, in
+    :func:`grid_runs` order.
     """
     import json
+    from concurrent.futures import ThreadPoolExecutor
 
-    records: list[dict[str, Any]] = []
-    for run in grid_runs(grid):
-        done = work / "runs" / run.name / "record.json"
-        if not done.exists():
-            shards = work / "shards" / share_label(run.share)
-            if not (shards / "_PACKED").exists():
-                pack(run.share, shards)
-                (shards / "_PACKED").write_text("ok\n")
-            cfg = make_config(run, shards, work / "runs" / run.name)
-            summary = train(cfg)
-            losses = heldout_loss(Path(cfg.output_dir) / "hf")
-            rows = [
-                {
-                    "run": run.name,
-                    "size": run.size.name,
-                    "share": run.share,
-                    "n_params": summary["n_params_non_embedding"],
-                    "category": cat,
-                    "loss": loss,
-                    "tokens": stage_tokens(cfg),
-                }
-                for cat, loss in sorted(losses.items())
-            ]
-            tmp = done.with_suffix(".tmp")
-            tmp.write_text(json.dumps(rows))
-            tmp.replace(done)
-            log(f"grid {run.name}: " + ", ".join(f"{r['category']} {r['loss']:.3f}" for r in rows))
-        records.extend(json.loads(done.read_text()))
-    return records
+    runs = grid_runs(grid)
+
+    def record_path(run: GridRun) -> Path:
+        return work / "runs" / run.name / "record.json"
+
+    todo = [run for run in runs if not record_path(run).exists()]
+    for share in sorted({run.share for run in todo}):
+        shards = work / "shards" / share_label(share)
+        if not (shards / "_PACKED").exists():
+            pack(share, shards)
+            (shards / "_PACKED").write_text("ok\n")
+
+    def one(run: GridRun) -> None:
+        cfg = make_config(run, work / "shards" / share_label(run.share), work / "runs" / run.name)
+        summary = train(cfg)
+        losses = heldout_loss(Path(cfg.output_dir) / "hf")
+        rows = [
+            {
+                "run": run.name,
+                "size": run.size.name,
+                "share": run.share,
+                "n_params": summary["n_params_non_embedding"],
+                "category": cat,
+                "loss": loss,
+                "tokens": stage_tokens(cfg),
+            }
+            for cat, loss in sorted(losses.items())
+        ]
+        done = record_path(run)
+        done.parent.mkdir(parents=True, exist_ok=True)
+        tmp = done.with_suffix(".tmp")
+        tmp.write_text(json.dumps(rows))
+        tmp.replace(done)
+        log(f"grid {run.name}: " + ", ".join(f"{r['category']} {r['loss']:.3f}" for r in rows))
+
+    if workers <= 1:
+        for run in todo:
+            one(run)
+    else:
+        with ThreadPoolExecutor(workers, thread_name_prefix="grid") as pool:
+            futures = [pool.submit(one, run) for run in todo]
+        for future in futures:
+            future.result()  # the first failure, once every run has ended
+    return [row for run in runs for row in json.loads(record_path(run).read_text())]
 
 
 def fit_and_choose(records: Sequence[dict[str, Any]], tolerance: float) -> dict[str, Any]:

@@ -85,3 +85,55 @@ def test_research_gpu_profile_is_valid_and_sized():
     settings = load_settings("research_gpu")
     r = settings.research
     assert r.enabled and len(r.grid.shares) >= 6 and max(r.grid.shares) >= 0.8 and len(r.grid.sizes) >= 2
+
+
+def _grid_driver(tmp_path: Path, train):
+    """run_grid's arguments around a fake ``train``: real configs, packing and held-out loss counted."""
+    from training.research import run_grid
+
+    prof, grid = load_profile("micro"), load_settings("micro").research.grid
+    packed: list[float] = []
+
+    def go(workers: int):
+        return run_grid(
+            grid, tmp_path / "work",
+            pack=lambda share, d: (packed.append(share), d.mkdir(parents=True, exist_ok=True)),
+            train=train,
+            heldout_loss=lambda hf: {"agent": 1.0, "code": 2.0},
+            make_config=lambda run, shards, o: grid_run_config(
+                prof["model"], prof["training"], grid, run.size, output_dir=o, tokenizer_dir=tmp_path / "t",
+                shards_dir=shards,
+            ),
+            log=lambda msg: None, workers=workers,
+        )  # fmt: skip
+
+    return grid, packed, go
+
+
+def test_grid_trains_runs_at_once_and_resumes_only_the_failed_one(tmp_path):
+    import threading
+
+    barrier, lock, trained, fail = threading.Barrier(2, timeout=30), threading.Lock(), [], {"on": True}
+
+    def train(cfg):
+        name = Path(cfg.output_dir).name
+        barrier.wait()  # two runs must be in train together, or this times out (BrokenBarrierError)
+        with lock:
+            trained.append(name)
+        if fail["on"] and name == first_name:
+            raise RuntimeError(f"{name}: out of memory")
+        return {"n_params_non_embedding": 1000}
+
+    grid, packed, go = _grid_driver(tmp_path, train)
+    runs = grid_runs(grid)
+    assert len(runs) % 2 == 0, "the barrier pairs the runs"
+    first_name = runs[0].name
+    with pytest.raises(RuntimeError, match="out of memory"):
+        go(workers=2)
+    assert sorted(trained) == sorted(r.name for r in runs)  # the failure stopped no other run
+    assert sorted(packed) == sorted(grid.shares)  # each share packed once, before the runs
+    fail["on"], trained[:], barrier = False, [], threading.Barrier(1)
+    records = go(workers=2)
+    assert trained == [first_name] and packed == sorted(grid.shares)  # only the failed run again
+    assert [r["run"] for r in records] == [r.name for r in runs for _ in ("agent", "code")]
+    assert {r["tokens"] for r in records} == {grid.train_tokens}
