@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from contracts.bfcl import MULTI_TURN_CLASSES, STATELESS_CLASSES
+from evaluation.bfcl.parse import parse_expression
 
 #: The package name the environment modules import each other by (``long_context`` is shared).
 PACKAGE = "bfcl_eval.eval_checker.multi_turn_eval.func_source_code"
@@ -80,7 +81,7 @@ def _dotted(node: ast.expr) -> str:
 def parse_call(text: str) -> Call:
     """BFCL's string form of one call -> :class:`Call`; a malformed string gives a Call with ``error``."""
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        tree = parse_expression(text.strip())
         node = tree.body
         if not isinstance(node, ast.Call):
             raise ValueError("not a function call")

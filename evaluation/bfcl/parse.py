@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import operator
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +77,15 @@ def _parse(text: str) -> ParseResult:
 
 
 # ----------------------------------------------------------------------- Python call lists
+def parse_expression(source: str) -> ast.Expression:
+    """``ast.parse(source, mode="eval")`` of model output, without the ``SyntaxWarning`` lines
+    (``1if``, ``1and``: "invalid decimal literal") that Python writes to stderr for text a model
+    produces by the thousand; a ``SyntaxError`` still raises."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntaxWarning)
+        return ast.parse(source, mode="eval")
+
+
 def _parse_python_calls(text: str) -> ParseResult:
     source = text.strip().strip("'")
     if not source.startswith("["):
@@ -83,7 +93,7 @@ def _parse_python_calls(text: str) -> ParseResult:
     if not source.endswith("]"):
         source = source + "]"
     try:
-        tree = ast.parse(source, mode="eval")
+        tree = parse_expression(source)
     except (SyntaxError, ValueError) as exc:
         return ParseResult([], f"not a function call list: {exc}", "none")
     body = tree.body

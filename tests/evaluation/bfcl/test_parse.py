@@ -99,3 +99,17 @@ def test_garbage_never_raises():
 def test_think_block_is_ignored():
     text = '<think>maybe <tool_call>\n{"name": "no"}\n</tool_call></think><tool_call>\n{"name": "f", "arguments": {}}\n</tool_call>'
     assert parse_tool_calls(text).calls == [{"f": {}}]
+
+
+def test_model_text_python_warns_about_parses_without_a_warning_line():
+    import warnings
+
+    from evaluation.bfcl.environments import parse_call
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        calls = parse_tool_calls("[f(a=1if 1 else 2), g(1in [1])]")
+        one = parse_call("f(x=1if 1 else 2)")
+    assert calls.calls == [] and calls.error == "unsupported expression: 1 if 1 else 2"
+    assert one.error  # parsed (Python only warned), then refused as not a literal
+    assert not [w for w in caught if issubclass(w.category, SyntaxWarning)], caught
