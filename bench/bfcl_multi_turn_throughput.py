@@ -29,6 +29,7 @@ import tempfile
 from collections import Counter
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -125,7 +126,43 @@ def run(args: argparse.Namespace) -> str:
     lines.append(
         f"replies identical to multi_turn_engine_reuse: {', '.join(same) or '-'}; differ: {', '.join(differ) or '-'}"
     )
+    if args.profile:
+        args.profile.write_text(
+            profile_reuse(
+                lambda: run_conversations(
+                    model, tokenizer, items, source_dir, args.max_new_tokens, args.slots, limits, reuse=True
+                ),
+                args.device,
+            )  # fmt: skip
+        )
+        lines.append(f"profile of one more multi_turn_engine_reuse run (not timed above): {args.profile}")
     return "\n".join(lines)
+
+
+def profile_reuse(fn: Any, device: str) -> str:
+    """Where one more run's time goes: torch.profiler's operators (by device time on CUDA) and
+    cProfile's Python functions (by cumulative time), as text tables."""
+    import cProfile
+    import io
+    import pstats
+
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    py = cProfile.Profile()
+    with profile(activities=activities) as prof:
+        py.enable()
+        _, seconds = timed(fn, device)
+        py.disable()
+    sort = "cuda_time_total" if device == "cuda" else "cpu_time_total"
+    out = io.StringIO()
+    out.write(
+        f"# one multi_turn_engine_reuse run under the profilers: {seconds:.1f} s\n\n## operators by {sort}\n"
+    )
+    out.write(prof.key_averages().table(sort_by=sort, row_limit=40, max_name_column_width=60))
+    out.write("\n\n## Python functions by cumulative time\n")
+    pstats.Stats(py, stream=out).sort_stats("cumulative").print_stats(60)
+    return out.getvalue()
 
 
 def main() -> None:
@@ -142,6 +179,11 @@ def main() -> None:
         "--skip-no-reuse", action="store_true", help="leave out the engine run that re-prefills every round"
     )
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="run the reuse engine once more under torch.profiler + cProfile; tables to this file",
+    )
     args = parser.parse_args()
     text = run(args)
     print(text)
