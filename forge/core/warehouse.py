@@ -35,13 +35,26 @@ def connect(warehouse: str | Path, wait_s: float = 600.0) -> duckdb.DuckDBPyConn
 
 
 def table_fingerprint(warehouse: str | Path, table: str) -> str:
-    """A digest of a table's whole content (row count + order-free hash of every row).
+    """A digest of a table's content (row count + order-free hash of every row).
 
     Downstream assets fold it into their own fingerprint: when dbt rebuilt a mart with the same
-    rows, nothing downstream is redone.
+    rows, nothing downstream is redone. Columns named ``*_at`` (``fetched_at``, ``created_at``: the
+    clock when a row was read or made) are left out of the hash, so a re-ingest of the same content
+    (a killed ingest re-executed, a scheduled rebuild) does not redo the tokenizer and everything
+    after it; a changed value in any other column does.
     """
     with connect(warehouse) as con:
-        n, h = con.execute(f"select count(*), coalesce(bit_xor(hash(t)), 0) from {table} t").fetchone()
+        columns = [
+            row[0]
+            for row in con.execute(
+                "select column_name from information_schema.columns where table_name = ? and table_schema = current_schema() "
+                "order by ordinal_position",
+                [table],
+            ).fetchall()
+        ]
+        content = [c for c in columns if not c.lower().endswith("_at")]
+        row = "hash(" + ", ".join(f't."{c}"' for c in content) + ")" if content else "0"
+        n, h = con.execute(f"select count(*), coalesce(bit_xor({row}), 0) from {table} t").fetchone()
     return f"{table}:{n}:{h}"
 
 

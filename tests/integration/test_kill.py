@@ -44,6 +44,8 @@ DRIVER = textwrap.dedent("""
     selection = AssetSelection.groups(*groups)
     if "warehouse" not in groups:  # ingest assets that read the warehouse need dbt first
         selection = selection - AssetSelection.groups("warehouse").downstream()
+    else:  # and dbt reads Python assets of other groups between its models (near-duplicates, retrieval)
+        selection = selection | AssetSelection.groups("warehouse").upstream()
     keys = list(selection.resolve(defs.resolve_asset_graph()))
     job = defs.get_implicit_global_asset_job_def()
     result = job.execute_in_process(instance=DagsterInstance.ephemeral(), asset_selection=keys, raise_on_error=False)
