@@ -31,6 +31,7 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,7 @@ class Study:
         # and the grid's small models train several at once, each in its own process
         self.grid_workers = (1 if self.in_process else 3) if grid_workers is None else grid_workers
         self.timings: dict[str, float] = self._load("timings.json", {})
+        self._record_lock = threading.Lock()  # steps may finish in two threads (packing beside training)
         work.mkdir(parents=True, exist_ok=True)
         out.mkdir(parents=True, exist_ok=True)
 
@@ -215,9 +217,12 @@ class Study:
 
     def record(self, name: str, result: Any, seconds: float) -> None:
         """The step's marker (its result) and its wall time."""
-        self.timings[name] = round(seconds, 1)
-        atomic_write_text(self.work / "steps" / f"{name}.json", json.dumps({"result": result}, default=str))
-        atomic_write_text(self.work / "timings.json", json.dumps(self.timings, indent=2))
+        with self._record_lock:
+            self.timings[name] = round(seconds, 1)
+            atomic_write_text(
+                self.work / "steps" / f"{name}.json", json.dumps({"result": result}, default=str)
+            )
+            atomic_write_text(self.work / "timings.json", json.dumps(self.timings, indent=2))
         print(f"[{time.perf_counter() - self.t0:7.1f}s] {name}: done in {self.timings[name]}s", flush=True)
 
     def pack(self, ratios: dict[str, float], budget: int, out_dir: Path, seed_only: bool = False) -> dict:
@@ -350,20 +355,31 @@ def run(study: Study) -> int:
             "stage2": study.work / "data" / "stage2",
             "sft": study.data / "sft",
         }
-        _packed = {  # tokens per category of each mixture: in results.json's steps
-            "general": study.step("pack_general", lambda: study.pack({"code": 1, "text": 1}, r.ablation.general_tokens, data["general"])),
-            "stage1": study.step("pack_stage1", lambda: study.pack(ratios1, stage1.token_budget, data["stage1"])),
-            "stage2": study.step(
-                "pack_stage2",
-                lambda: study.pack(dict(s.mixture.stage2.ratios), s.mixture.stage2.token_budget, data["stage2"], s.mixture.stage2.seed_only),
-            ),
-        }  # fmt: skip
-        del _packed
         from training.research import arm_configs
 
         cfgs = arm_configs(
             model, training, r, models_dir=study.work / "models", tokenizer_dir=tok, data_dirs=data
         )
+        study.step(
+            "pack_general",
+            lambda: study.pack({"code": 1, "text": 1}, r.ablation.general_tokens, data["general"]),
+        )
+
+        def train_step(arm: str) -> None:
+            study.step(f"train_{arm}", lambda: _summary(study.train(ARM_BY_NAME[arm].command, cfgs[arm])))
+
+        def pack_cpt() -> None:
+            study.step("pack_stage1", lambda: study.pack(ratios1, stage1.token_budget, data["stage1"]))
+            stage2 = s.mixture.stage2
+            study.step(
+                "pack_stage2",
+                lambda: study.pack(
+                    dict(stage2.ratios), stage2.token_budget, data["stage2"], stage2.seed_only
+                ),
+            )
+
+        # on the GPU the base trains (a process of its own) while this one packs the CPT mixtures (the CPU)
+        beside(lambda: train_step("base"), pack_cpt, overlap=not study.in_process)
         from evaluation.checkpoint import EvalInputs, evaluate_checkpoint
 
         he = sorted(study.data.glob("humaneval*"))
@@ -378,9 +394,7 @@ def run(study: Study) -> int:
         evals = Evaluations(study, evaluate_checkpoint, study.eval_workers)
         try:
             for arm in TRAIN_ORDER:  # each checkpoint's evaluation starts as soon as it exists
-                study.step(
-                    f"train_{arm}", lambda arm=arm: _summary(study.train(ARM_BY_NAME[arm].command, cfgs[arm]))
-                )
+                train_step(arm)  # the base's step is done already (its marker): not run again
                 evals.submit(f"eval_{arm}", *eval_args(arm))
         finally:
             evals.finish()  # what was started is waited for and recorded, even when the budget stopped us
@@ -391,6 +405,24 @@ def run(study: Study) -> int:
         return INCOMPLETE
     finally:
         write_results(study, complete)
+
+
+def beside(first: Any, then: Any, overlap: bool) -> None:
+    """``first()`` in a thread while ``then()`` runs here (``overlap``), else one after the other;
+    returns when both have ended. ``first``'s exception wins over ``then``'s (``then`` needs what
+    ``first`` makes: the base checkpoint for every arm)."""
+    if not overlap:
+        first()
+        then()
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="beside") as pool:
+        future = pool.submit(first)
+        try:
+            then()
+        finally:
+            future.result()
 
 
 def _summary(summary: dict[str, Any]) -> dict[str, Any]:

@@ -87,3 +87,32 @@ def test_train_order_trains_each_arm_after_the_checkpoint_it_starts_from(study_m
         parent = ARM_BY_NAME[name].parent
         if parent:
             assert parent in order[:i], f"{name} before {parent}"
+
+
+def test_the_base_trains_beside_the_packing_and_its_failure_wins(study_module):
+    import threading
+
+    barrier, seen = threading.Barrier(2, timeout=30), []
+
+    def both_at_once(name):  # times out (BrokenBarrierError) unless the other side runs meanwhile
+        barrier.wait()
+        seen.append(name)
+
+    study_module.beside(lambda: both_at_once("train"), lambda: both_at_once("pack"), overlap=True)
+    assert sorted(seen) == ["pack", "train"]
+
+    def fails(what):
+        def run():
+            seen.append(what)
+            raise RuntimeError(what)
+
+        return run
+
+    seen.clear()
+    with pytest.raises(RuntimeError, match="base failed"):
+        study_module.beside(fails("base failed"), fails("pack failed"), overlap=True)
+    assert sorted(seen) == ["base failed", "pack failed"]  # both ran to their end
+    seen.clear()
+    with pytest.raises(RuntimeError, match="pack failed"):
+        study_module.beside(lambda: seen.append("base"), fails("pack failed"), overlap=False)
+    assert seen == ["base", "pack failed"]  # one after the other, the base first
