@@ -68,6 +68,10 @@ class DataConfig:
     # CPT: attention does not cross document boundaries (EOS) inside a packed window. Costs a mask per
     # micro-batch and flex-attention instead of FlashAttention on GPU (bench/train_throughput.py measures it).
     doc_mask: bool = False
+    # SFT: a folder where the rendered examples are kept, keyed by the JSONL's bytes, the tokenizer and
+    # seq_len, so runs that fine-tune on the same set with the same tokenizer (the ablation's arms)
+    # render it once. None: render every time.
+    render_cache_dir: str | None = None
 
 
 @dataclass

@@ -7,6 +7,9 @@ adapters by default (merged into the base for export), full fine-tuning with `fu
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -24,6 +27,7 @@ from training.metrics import MetricSink, emit
 from training.model import count_params, init_model, load_tokenizer, resolve_tokenizer_dir
 from training.trainer import export_model, run_stage, seed_everything
 
+log = logging.getLogger(__name__)
 _GENERATION_TAG = re.compile(r"\{%-?\s*generation\s*-?%\}")
 
 
@@ -50,11 +54,19 @@ def render_example(
     return {"input_ids": ids[:-1], "labels": targets[1:]}
 
 
+#: bump when render_example's output changes: rendered sets cached under the old rule are not reused
+RENDER_VERSION = 1
+
+
 def load_sft_examples(
-    path: str | Path, tokenizer: Any, seq_len: int
+    path: str | Path, tokenizer: Any, seq_len: int, cache_dir: str | Path | None = None
 ) -> tuple[list[dict[str, list[int]]], Counter]:
     """Render every row of the SFT JSONL. Returns (examples, skipped-by-reason). Malformed rows raise with
-    file:line; rows left without supervised tokens (no assistant turn, or truncated away) are counted."""
+    file:line; rows left without supervised tokens (no assistant turn, or truncated away) are counted.
+
+    With ``cache_dir`` the result is kept there (one file per JSONL content, tokenizer and ``seq_len``,
+    written atomically) and read back by later calls instead of rendering again; an unreadable cache
+    file is rendered again and replaced."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"SFT data file not found: {path}")
@@ -64,6 +76,14 @@ def load_sft_examples(
             "tokenizer chat_template has no {% generation %} markers, so the assistant-only loss mask cannot "
             "be computed; use a tokenizer built by forge.corpus.tokenizer"
         )
+    cached = Path(cache_dir) / f"sft-{_render_key(path, tokenizer, seq_len)}.pt" if cache_dir else None
+    if cached is not None and cached.is_file():
+        try:
+            return _read_rendered(cached)
+        except Exception as exc:  # a torn or foreign file: render again
+            log.warning(
+                "SFT render cache %s unreadable (%s: %s); rendering again", cached, type(exc).__name__, exc
+            )
     examples, skipped = [], Counter()
     for lineno, row in read_sft_jsonl(path):
         if not row.has_assistant_turn:
@@ -77,7 +97,45 @@ def load_sft_examples(
             skipped["assistant_tokens_truncated"] += 1
             continue
         examples.append(ex)
+    if cached is not None:
+        _write_rendered(cached, examples, skipped)
     return examples, skipped
+
+
+def _render_key(path: Path, tokenizer: Any, seq_len: int) -> str:
+    digest = hashlib.sha256(f"v{RENDER_VERSION}|{seq_len}|".encode())
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    digest.update((backend.to_str() if backend is not None else repr(tokenizer.get_vocab())).encode())
+    digest.update(str(tokenizer.chat_template).encode())
+    digest.update(repr(sorted(tokenizer.special_tokens_map.items())).encode())
+    return digest.hexdigest()[:32]
+
+
+def _write_rendered(file: Path, examples: list[dict[str, list[int]]], skipped: Counter) -> None:
+    def flat(key: str) -> torch.Tensor:
+        return torch.tensor([t for ex in examples for t in ex[key]], dtype=torch.int32)
+
+    lengths = torch.tensor([len(ex["input_ids"]) for ex in examples], dtype=torch.int64)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
+    payload = {"input_ids": flat("input_ids"), "labels": flat("labels"), "lengths": lengths}
+    torch.save({**payload, "skipped": dict(skipped)}, tmp)
+    os.replace(tmp, file)
+
+
+def _read_rendered(file: Path) -> tuple[list[dict[str, list[int]]], Counter]:
+    data = torch.load(file, weights_only=True)
+    ids, labels = data["input_ids"].tolist(), data["labels"].tolist()
+    examples, start = [], 0
+    for n in data["lengths"].tolist():
+        examples.append({"input_ids": ids[start : start + n], "labels": labels[start : start + n]})
+        start += n
+    if start != len(ids) or len(ids) != len(labels):
+        raise ValueError(f"{file}: lengths do not add up")
+    return examples, Counter(data["skipped"])
 
 
 class SftBatches:
@@ -145,7 +203,9 @@ def sft_body(cfg: RunConfig, env: D.DistEnv, sinks: list[MetricSink]) -> dict[st
     if not cfg.data.sft_path:
         raise ValueError("sft: data.sft_path is required")
     tokenizer = load_tokenizer(resolve_tokenizer_dir(cfg.model))
-    examples, skipped = load_sft_examples(cfg.data.sft_path, tokenizer, cfg.data.seq_len)
+    examples, skipped = load_sft_examples(
+        cfg.data.sft_path, tokenizer, cfg.data.seq_len, cfg.data.render_cache_dir
+    )
     if skipped:
         emit(sinks, "log_text", f"sft: skipped rows by reason: {dict(skipped)}")
     if cfg.parallel == "fsdp" and env.enabled and not cfg.full_finetune:

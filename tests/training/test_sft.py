@@ -137,3 +137,37 @@ def test_full_finetune_skips_lora(tmp_path, base_model_dir, sft_path):
     summary = train_sft(cfg)
     assert summary["n_params_trainable"] == summary["n_params"] and summary["adapter_dir"] is None
     assert AutoModelForCausalLM.from_pretrained(summary["hf_dir"]) is not None
+
+
+def test_rendered_set_is_cached_per_content_tokenizer_and_seq_len(
+    tmp_path, tokenizer, make_sft_rows, monkeypatch
+):
+    import training.sft as sft
+
+    path, cache = tmp_path / "d.jsonl", tmp_path / "cache"
+    rows = make_sft_rows(4)
+    rows.append({"id": "q", "messages": [{"role": "user", "content": "hi"}], "tools": []})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    fresh = load_sft_examples(path, tokenizer, seq_len=1024)
+    assert load_sft_examples(path, tokenizer, seq_len=1024, cache_dir=cache) == fresh
+    (file,) = cache.glob("sft-*.pt")
+
+    calls = []
+    real = sft.render_example
+    monkeypatch.setattr(sft, "render_example", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert load_sft_examples(path, tokenizer, seq_len=1024, cache_dir=cache) == fresh and calls == []
+    assert (
+        load_sft_examples(path, tokenizer, seq_len=20, cache_dir=cache)[1]["assistant_tokens_truncated"] == 4
+    )
+    assert (
+        len(calls) == 4 and len(list(cache.glob("sft-*.pt"))) == 2
+    )  # another seq_len: rendered, its own file
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows[1:]))  # other content: rendered again
+    calls.clear()
+    assert len(load_sft_examples(path, tokenizer, seq_len=1024, cache_dir=cache)[0]) == 3 and len(calls) == 3
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    file.write_bytes(b"torn")  # unreadable: rendered again and replaced
+    calls.clear()
+    assert load_sft_examples(path, tokenizer, seq_len=1024, cache_dir=cache) == fresh and len(calls) == 4
+    calls.clear()
+    assert load_sft_examples(path, tokenizer, seq_len=1024, cache_dir=cache) == fresh and calls == []
