@@ -360,6 +360,9 @@ def run(study: Study) -> int:
         cfgs = arm_configs(
             model, training, r, models_dir=study.work / "models", tokenizer_dir=tok, data_dirs=data
         )
+        for arm in ARMS:  # the SFT set is rendered by the first SFT arm, read back by the others
+            if arm.command == "sft":
+                cfgs[arm.name].data.render_cache_dir = str(study.work / "sft_render_cache")
         study.step(
             "pack_general",
             lambda: study.pack({"code": 1, "text": 1}, r.ablation.general_tokens, data["general"]),
