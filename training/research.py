@@ -467,14 +467,18 @@ def run_grid(
     returns the training summary; ``heldout_loss(hf_dir)`` returns ``{category: nats per token}``.
     With ``workers`` > 1 that many runs train at once (threads, each waiting on its ``train``: on one
     GPU, models of a few million parameters leave most of it idle when trained one at a time); a
-    run that fails raises after the others have finished and saved their records. Returns one
+    run that fails raises after the others have finished and saved their records. ``heldout_loss``
+    calls never overlap: loading a model (``from_pretrained``) patches process-wide state in
+    transformers, and two loads at once leave parameters on the meta device. Returns one
     record ``{run, size, share, n_params, category, loss, tokens}`` per run and category, in
     :func:`grid_runs` order.
     """
     import json
+    import threading
     from concurrent.futures import ThreadPoolExecutor
 
     runs = grid_runs(grid)
+    load_lock = threading.Lock()
 
     def record_path(run: GridRun) -> Path:
         return work / "runs" / run.name / "record.json"
@@ -489,7 +493,8 @@ def run_grid(
     def one(run: GridRun) -> None:
         cfg = make_config(run, work / "shards" / share_label(run.share), work / "runs" / run.name)
         summary = train(cfg)
-        losses = heldout_loss(Path(cfg.output_dir) / "hf")
+        with load_lock:
+            losses = heldout_loss(Path(cfg.output_dir) / "hf")
         rows = [
             {
                 "run": run.name,

@@ -87,7 +87,7 @@ def test_research_gpu_profile_is_valid_and_sized():
     assert r.enabled and len(r.grid.shares) >= 6 and max(r.grid.shares) >= 0.8 and len(r.grid.sizes) >= 2
 
 
-def _grid_driver(tmp_path: Path, train):
+def _grid_driver(tmp_path: Path, train, heldout_loss=lambda hf: {"agent": 1.0, "code": 2.0}):
     """run_grid's arguments around a fake ``train``: real configs, packing and held-out loss counted."""
     from training.research import run_grid
 
@@ -99,7 +99,7 @@ def _grid_driver(tmp_path: Path, train):
             grid, tmp_path / "work",
             pack=lambda share, d: (packed.append(share), d.mkdir(parents=True, exist_ok=True)),
             train=train,
-            heldout_loss=lambda hf: {"agent": 1.0, "code": 2.0},
+            heldout_loss=heldout_loss,
             make_config=lambda run, shards, o: grid_run_config(
                 prof["model"], prof["training"], grid, run.size, output_dir=o, tokenizer_dir=tmp_path / "t",
                 shards_dir=shards,
@@ -137,3 +137,26 @@ def test_grid_trains_runs_at_once_and_resumes_only_the_failed_one(tmp_path):
     assert trained == [first_name] and packed == sorted(grid.shares)  # only the failed run again
     assert [r["run"] for r in records] == [r.name for r in runs for _ in ("agent", "code")]
     assert {r["tokens"] for r in records} == {grid.train_tokens}
+
+
+def test_grid_never_loads_two_models_at_once(tmp_path):
+    """Held-out loss loads each run's model; transformers' loader patches process-wide state, so two
+    loads in the grid's threads at once leave parameters on the meta device (it happened on the H200)."""
+    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    hf = tmp_path / "hf"
+    config = LlamaConfig(vocab_size=256, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=4, tie_word_embeddings=True)  # fmt: skip
+    LlamaForCausalLM(config).save_pretrained(hf)
+    calls = []
+
+    def heldout_loss(_):
+        for _ in range(3):
+            model = AutoModelForCausalLM.from_pretrained(hf).to("cpu")  # as evaluation's load_model does
+            assert not any(p.is_meta for p in model.parameters())
+        calls.append(1)
+        return {"agent": 1.0}
+
+    grid, _, go = _grid_driver(tmp_path, lambda cfg: {"n_params_non_embedding": 1000}, heldout_loss)
+    go(workers=3)
+    assert len(calls) == len(grid_runs(grid))
