@@ -113,12 +113,16 @@ class PerfConfig:
     logits. `activation_checkpointing`: recompute each decoder layer in the backward (less memory, ~30%
     more compute). `prefetch_batches`: micro-batches read ahead by a background thread (0: inline).
     `compile_mode`: torch.compile mode when `RunConfig.compile` (None: the default mode).
+    `float8`: train the decoder's linear layers in float8 (torchao `convert_to_float8_training`, dynamic
+    tensorwise scaling; the embeddings and the output head stay bf16). Needs a CUDA GPU of compute
+    capability >= 8.9 (Ada, Hopper) and the `torchao` package; changes the maths up to float8 rounding.
     """
 
     loss_chunk_tokens: int = 4096
     activation_checkpointing: bool = False
     prefetch_batches: int = 2
     compile_mode: str | None = None
+    float8: bool = False
 
 
 @dataclass
@@ -292,6 +296,8 @@ def validate(cfg: RunConfig) -> RunConfig:
         errors.append("data.doc_mask needs model.attn_implementation 'sdpa' or 'flex_attention'")
     if cfg.perf.loss_chunk_tokens < 0 or cfg.perf.prefetch_batches < 0:
         errors.append("perf.loss_chunk_tokens and perf.prefetch_batches must be >= 0")
+    if cfg.perf.float8 and cfg.device == "cpu":
+        errors.append("perf.float8 needs a CUDA GPU of compute capability >= 8.9 (Ada/Hopper); device is cpu")
     if errors:
         raise ValueError("config: " + "; ".join(errors))
     return cfg

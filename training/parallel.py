@@ -4,6 +4,7 @@ One code path for one process, DDP and FSDP2 (`cfg.parallel` under torchrun):
 
 - the objective is a loss module around the model, chosen in config (losses.build_objective), so a
   step is one module call;
+- `cfg.perf.float8`: the decoder's linear layers train in float8 (torchao), converted before compiling;
 - `cfg.compile`: every decoder layer and the chunked loss are compiled on their own (as torchtitan);
 - one process: that module; `parallel="ddp"`: DistributedDataParallel around it;
 - `parallel="fsdp"`: FSDP2 `fully_shard` on every decoder layer and on the loss module as root; bf16
@@ -60,6 +61,8 @@ def prepare_model(cfg: RunConfig, objective: torch.nn.Module, env: D.DistEnv) ->
     model = objective.model
     if cfg.perf.activation_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if cfg.perf.float8:
+        apply_float8(model, env.device)
     layers = decoder_layers(model)
     if cfg.compile:
         # Block by block (as torchtitan): the blocks share one compiled graph (parameters are graph inputs),
@@ -90,6 +93,41 @@ def prepare_model(cfg: RunConfig, objective: torch.nn.Module, env: D.DistEnv) ->
         ids = [env.local_rank] if env.device.type == "cuda" else None
         return DistributedDataParallel(objective, device_ids=ids)
     return objective
+
+
+def float8_module_filter(module: torch.nn.Module, fqn: str) -> bool:
+    """Which modules float8 training converts: linear layers whose both dims are multiples of 16 (what
+    the float8 matmul needs), except the output head and the embeddings (kept in bf16 for accuracy, and
+    the head is tied to the embeddings in our models)."""
+    if not isinstance(module, torch.nn.Linear):
+        return False
+    name = fqn.rsplit(".", 1)[-1]
+    if name == "lm_head" or "embed" in name:
+        return False
+    return module.in_features % 16 == 0 and module.out_features % 16 == 0
+
+
+def apply_float8(model: torch.nn.Module, device: torch.device) -> int:
+    """Swap the model's eligible linear layers (float8_module_filter) for torchao's float8 training
+    linears, in place; returns how many were converted. Parameter names and state dicts are unchanged, so
+    checkpoints load into a bf16 model and back. A clear ValueError off CUDA or below compute capability
+    8.9, and an ImportError naming the package when torchao is missing."""
+    if device.type != "cuda":
+        raise ValueError(
+            f"perf.float8 needs a CUDA GPU of compute capability >= 8.9; device is {device.type}"
+        )
+    cap = torch.cuda.get_device_capability(device)
+    if cap < (8, 9):
+        name = torch.cuda.get_device_name(device)
+        raise ValueError(
+            f"perf.float8 needs compute capability >= 8.9 (Ada/Hopper); {name} is {cap[0]}.{cap[1]}"
+        )
+    try:
+        from torchao.float8 import convert_to_float8_training
+    except ImportError as e:
+        raise ImportError(f"perf.float8 needs the torchao package (pip install torchao): {e}") from e
+    convert_to_float8_training(model, module_filter_fn=float8_module_filter)
+    return sum(type(m).__name__ == "Float8Linear" for m in model.modules())
 
 
 def grad_sync(train_module: torch.nn.Module, sync: bool) -> contextlib.AbstractContextManager:

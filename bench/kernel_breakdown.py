@@ -1,0 +1,175 @@
+"""Where the GPU time of a training step goes: kernel names sorted into categories, from a torch profiler trace.
+
+`categorize_kernel` is the pure rule (tested on CPU); `breakdown` sums the device events of a Chrome trace
+(what `torch.profiler.profile.export_chrome_trace` writes) by category, lists the top kernels, and compares
+the union of busy intervals with the host-measured wall time of the profiled window: the rest is GPU idle
+(launch gaps, host syncs, data loading on the critical path).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+CATEGORIES = ("matmul", "attention", "loss", "optimizer", "norm/elementwise/triton", "comm/memcpy", "other")
+
+# Checked in this order: a fused Triton kernel that contains a matmul template or the loss is named by what
+# dominates it, not by the "triton" prefix every Inductor kernel shares.
+_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("comm/memcpy", ("nccl", "memcpy", "memset", "copy_device_to", "copy_host_to", "dtoh", "htod", "dtod")),
+    ("optimizer", ("adam", "multi_tensor_apply", "foreach", "lion", "sgd_", "_fused_sgd")),
+    ("attention", ("flash", "fmha", "attention", "attn", "flex_", "sdpa", "cudnn_mha", "_efficient_mem")),
+    ("loss", ("cross_entropy", "nll_loss", "log_softmax", "logsumexp", "softmax_backward", "_ce_", "lce_")),
+    (
+        "matmul",
+        (
+            "gemm",
+            "cutlass",
+            "cublas",
+            "nvjet",
+            "xmma",
+            "wgmma",
+            "matmul",
+            "_mm_",
+            "triton_tem_fused_mm",
+            "triton_tem_fused_addmm",
+            "tem_fused_bmm",
+            "scaled_mm",
+            "sm90_",
+            "sm80_",
+            "ampere_",
+            "hopper_",
+            "splitkreduce",
+        ),
+    ),  # fmt: skip
+    (
+        "norm/elementwise/triton",
+        (
+            "triton",
+            "elementwise",
+            "vectorized",
+            "reduce",
+            "norm",
+            "silu",
+            "swiglu",
+            "rope",
+            "rotary",
+            "embedding",
+            "index",
+            "gather",
+            "scatter",
+            "cat",
+            "copy",
+            "fill",
+            "unrolled",
+            "cast",
+            "amax",
+            "to_fp8",
+            "float8",
+        ),
+    ),  # fmt: skip
+)
+
+
+def categorize_kernel(name: str) -> str:
+    """The category of one GPU kernel (or memcpy/memset) by its name, case-insensitive; one of CATEGORIES.
+
+    Inductor's pointwise/reduction kernels (triton_poi/red/per_*) are "loss" when they compute the loss,
+    else norm/elementwise. Other names go through substring rules in a fixed order (communication,
+    optimizer, attention, loss, matmul, then any other Triton/elementwise/norm kernel); a name none
+    matches is "other"."""
+    low = name.lower()
+    if low.startswith(("triton_poi", "triton_red", "triton_per")):
+        # Inductor pointwise/reduction kernels are named after the ops fused into them (a layout copy next
+        # to attention carries "flash_attention"); only the loss's own kernels are told apart.
+        return "loss" if any(n in low for n in dict(_RULES)["loss"]) else "norm/elementwise/triton"
+    for category, needles in _RULES:
+        if any(n in low for n in needles):
+            return category
+    return "other"
+
+
+def _device_events(trace: dict[str, Any]) -> list[dict[str, Any]]:
+    """Complete ("X") events that ran on the GPU: kernels, memcpys and memsets."""
+    cats = {"kernel", "gpu_memcpy", "gpu_memset"}
+    return [e for e in trace.get("traceEvents", []) if e.get("ph") == "X" and e.get("cat") in cats]
+
+
+def _union_us(intervals: list[tuple[float, float]]) -> float:
+    """Total length of the union of [start, end) intervals (µs): overlapping streams count once."""
+    total, end = 0.0, float("-inf")
+    for s, e in sorted(intervals):
+        if s > end:
+            total += e - s
+            end = e
+        elif e > end:
+            total += e - end
+            end = e
+    return total
+
+
+def breakdown(trace: dict[str, Any], wall_s: float, top: int = 15) -> dict[str, Any]:
+    """Kernel time by category (µs and share of all kernel time), the `top` kernels by total time, and the
+    GPU idle fraction = 1 - busy / wall, where busy is the union of device intervals and `wall_s` the host
+    clock over the same profiled steps (synchronized at both ends)."""
+    events = _device_events(trace)
+    by_cat: dict[str, float] = defaultdict(float)
+    by_name: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
+    for e in events:
+        dur = float(e.get("dur", 0.0))
+        by_cat[categorize_kernel(e.get("name", ""))] += dur
+        k = by_name[e.get("name", "")]
+        k[0] += dur
+        k[1] += 1
+    total = sum(by_cat.values()) or 1.0
+    busy = _union_us([(float(e["ts"]), float(e["ts"]) + float(e.get("dur", 0.0))) for e in events])
+    wall_us = wall_s * 1e6
+    kernels = sorted(by_name.items(), key=lambda kv: -kv[1][0])[:top]
+    return {
+        "categories": {
+            c: {"us": by_cat.get(c, 0.0), "share": by_cat.get(c, 0.0) / total} for c in CATEGORIES
+        },
+        "top": [
+            {
+                "name": n,
+                "category": categorize_kernel(n),
+                "us": v[0],
+                "calls": int(v[1]),
+                "share": v[0] / total,
+            }
+            for n, v in kernels
+        ],
+        "kernel_us": sum(by_cat.values()),
+        "busy_us": busy,
+        "wall_us": wall_us,
+        "idle_fraction": max(0.0, 1.0 - busy / wall_us) if wall_us > 0 else float("nan"),
+    }
+
+
+def render(result: dict[str, Any], title: str) -> str:
+    """The breakdown as Markdown: the category table, the idle line and the top kernels."""
+    lines = [f"# {title}", "", "| category | GPU ms | share of kernel time |", "| --- | --- | --- |"]
+    for c, v in result["categories"].items():
+        lines.append(f"| {c} | {v['us'] / 1e3:,.1f} | {v['share']:.1%} |")
+    lines += [
+        "",
+        f"Profiled window: wall {result['wall_us'] / 1e3:,.1f} ms, GPU busy {result['busy_us'] / 1e3:,.1f} ms "
+        f"(union of kernels and copies), **GPU idle {result['idle_fraction']:.1%}**.",
+        "",
+        "| # | kernel | category | calls | GPU ms | share |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for i, k in enumerate(result["top"], 1):
+        name = k["name"] if len(k["name"]) <= 110 else k["name"][:107] + "..."
+        name = name.replace("|", "\\|")
+        lines.append(
+            f"| {i} | `{name}` | {k['category']} | {k['calls']} | {k['us'] / 1e3:,.2f} | {k['share']:.1%} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def breakdown_file(trace_path: str | Path, wall_s: float, top: int = 15) -> dict[str, Any]:
+    """`breakdown` of an exported Chrome trace file."""
+    return breakdown(json.loads(Path(trace_path).read_text()), wall_s, top)
