@@ -415,7 +415,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--configs", nargs="+", type=parse_config, default=[("350m", 1024)],
                    help="SIZE:SEQ, sizes: " + ",".join(SIZES))  # fmt: skip
-    p.add_argument("--engines", nargs="+", choices=ENGINES, default=DEFAULT_ENGINES)
+    p.add_argument("--engines", nargs="*", choices=ENGINES, default=DEFAULT_ENGINES,
+                   help="engines of the table (none: only the profile / parity runs)")  # fmt: skip
     p.add_argument("--doc-mask", nargs="*", type=parse_config, default=[],
                    help="SIZE:SEQ also run ours with document masking")  # fmt: skip
     p.add_argument(
@@ -429,9 +430,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--parity-steps", type=int, default=0, help="bf16 vs float8 loss parity over N steps")
     p.add_argument("--parity-config", type=parse_config, help="SIZE:SEQ of the parity runs (default: first)")
     p.add_argument("--parity-out", default="float8_parity", help="base path of the parity .json/.png")
+    p.add_argument(
+        "--aux-tokens", type=int, help="tokens/step of the profile and parity runs (default: the first)"
+    )
     args = p.parse_args(argv)
-    for t in args.tokens_per_step:
-        for size, seq in args.configs:
+    args.aux_tokens = args.aux_tokens or args.tokens_per_step[0]
+    for t in [*args.tokens_per_step, args.aux_tokens]:
+        for size, seq in [*args.configs, *([args.parity_config] if args.parity_config else [])]:
             if t % seq:
                 p.error(f"--tokens-per-step {t} is not a multiple of seq {seq} ({size})")
     return args
@@ -566,11 +571,12 @@ def main(argv: list[str] | None = None) -> int:
         results.append(row)
         print(render_table([row], peak)[-1], f"({row.get('wall', 0):.0f} s)", flush=True)
         write()
-    print("\n".join(render_table(results, peak)), flush=True)
+    if results:
+        print("\n".join(render_table(results, peak)), flush=True)
     size, seq = args.configs[0]
     if args.profile_out:
         try:
-            p = profile_ours(size, seq, args.tokens_per_step[0] // seq, args.warmup, args.profile_steps,
+            p = profile_ours(size, seq, args.aux_tokens // seq, args.warmup, args.profile_steps,
                              args.profile_out)  # fmt: skip
             print(Path(args.profile_out).read_text(), flush=True)
             print(f"GPU idle {p['idle_fraction']:.1%}", flush=True)
@@ -579,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.parity_steps:
         psize, pseq = args.parity_config or args.configs[0]
         try:
-            res = parity(psize, pseq, args.tokens_per_step[0] // pseq, args.parity_steps, args.parity_out)
+            res = parity(psize, pseq, args.aux_tokens // pseq, args.parity_steps, args.parity_out)
             d = res["relative_difference"]
             final = {k: list(c.values())[-1] for k, c in res["curves"].items()}
             print(f"float8 parity {psize}:{pseq} over {args.parity_steps} steps: final loss {final}, rel. diff "

@@ -213,3 +213,25 @@ def test_write_parity(tmp_path) -> None:
     res = write_parity(tmp_path / "parity", curves, {"entropy_bound_nats": 0.39})
     assert res["relative_difference"]["final"] == pytest.approx(0.005)
     assert (tmp_path / "parity.json").is_file() and (tmp_path / "parity.png").stat().st_size > 0
+
+
+def test_profile_and_parity_only_run() -> None:
+    args = tt.parse_args(
+        [
+            "--configs",
+            "350m:1024",
+            "--engines",
+            "--tokens-per-step",
+            "65536",
+            "--aux-tokens",
+            "16384",
+            "--profile-out",
+            "p.md",
+            "--parity-steps",
+            "250",
+            "--parity-config",
+            "1b:1024",
+        ]  # fmt: skip
+    )
+    assert args.engines == [] and args.aux_tokens == 16384 and args.parity_config == ("1b", 1024)
+    assert tt.parse_args(["--tokens-per-step", "65536", "32768"]).aux_tokens == 65536
