@@ -139,11 +139,14 @@ class _Clock(BaseSink):
 def run_ours(
     size: str, seq: int, rows: int, micro: int, warmup: int, steps: int, *, doc_mask: bool = False,
     float8: bool = False, data: Any = None, log_every: int | None = None, hooks: dict | None = None,
+    compile_mode: str | None = None,
 ) -> dict:  # fmt: skip
-    """Our engine; `log_every` (default: `warmup`) also sets how often the loss curve is read."""
+    """Our engine; `log_every` (default: `warmup`) also sets how often the loss curve is read;
+    `compile_mode`: torch.compile's mode for the blocks and the loss (perf.compile_mode)."""
     cfg = _model_cfg(size, seq)
     cfg.data.doc_mask = doc_mask
     cfg.perf.float8 = float8
+    cfg.perf.compile_mode = compile_mode
     s = cfg.schedule
     s.micro_batch_size, s.grad_accum_steps = micro, rows // micro
     s.max_steps, s.log_every, s.eval_every, s.checkpoint_every = warmup + steps, log_every or warmup, 0, 0
@@ -378,8 +381,10 @@ def run_titan(size: str, seq: int, rows: int, micro: int, warmup: int, steps: in
     return {"n": n, "tps": steps * rows * seq / dt, "wall": time.perf_counter() - t0, **info}
 
 
-def measure(engine: str, size: str, seq: int, rows: int, warmup: int, steps: int) -> dict:
-    """Run one engine, halving the micro-batch on out-of-memory."""
+def measure(
+    engine: str, size: str, seq: int, rows: int, warmup: int, steps: int, compile_mode: str | None = None
+) -> dict:
+    """Run one engine, halving the micro-batch on out-of-memory (`compile_mode`: ours only)."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; known: {ENGINES}")
     micro = rows
@@ -392,7 +397,7 @@ def measure(engine: str, size: str, seq: int, rows: int, warmup: int, steps: int
                 r = run_titan(size, seq, rows, micro, warmup, steps)
             else:
                 r = run_ours(size, seq, rows, micro, warmup, steps, doc_mask=engine == "ours+docmask",
-                             float8=engine == "ours+fp8")  # fmt: skip
+                             float8=engine == "ours+fp8", compile_mode=compile_mode)  # fmt: skip
                 r.pop("curve")
             r.update(micro=micro, peak_gib=torch.cuda.max_memory_allocated() / 2**30)
             return r
@@ -424,6 +429,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--compile-mode", default=None,
+                   help="torch.compile mode of our engines (e.g. reduce-overhead: CUDA graphs); default mode if unset")  # fmt: skip
     p.add_argument("--out", help="write the table here (and JSON rows beside it)")
     p.add_argument("--profile-out", help="profile ours at the first config; the breakdown (Markdown) here")
     p.add_argument("--profile-steps", type=int, default=3)
@@ -564,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
     for size, seq, tokens, engine in jobs:
         row: dict[str, Any] = {"size": size, "seq": seq, "tokens_per_step": tokens, "engine": engine}
         try:
-            r = measure(engine, size, seq, tokens // seq, args.warmup, args.steps)
+            r = measure(engine, size, seq, tokens // seq, args.warmup, args.steps, args.compile_mode)
             row.update(r, mfu=6 * r["n"] * r["tps"] / peak)
         except Exception as e:  # noqa: BLE001 - one failed run must not lose the others' rows
             row["error"] = f"{type(e).__name__}: {str(e)[:400]}"
