@@ -4,7 +4,7 @@ removed per source, drops per filter reason, contamination, retrieval.
     python bench/corpus_report.py --warehouse .hephaestus/<profile>/warehouse.duckdb [--exact] [--out FILE]
 
 Reads the marts the graph built (``fct_corpus_documents``, ``stg_forge__near_duplicate_clusters``,
-``stg_forge__dropped_rows``, ``fct_contamination``, ``stg_forge__retrieval_scores``), read-only.
+``fct_drops_by_reason``, ``fct_contamination``, ``stg_forge__retrieval_scores``), read-only.
 Tokens are the corpus's estimate (``n_tokens_est``); with ``--exact`` every document is also encoded
 by the build's trained tokenizer (``data/corpus/tokenizer``; minutes on 2 cores for ~200M tokens).
 """
@@ -81,12 +81,12 @@ def report(warehouse: Path, exact: bool) -> str:
         "",
     ]
     drops = con.execute(
-        "select asset, step, reason, count(*) from stg_forge__dropped_rows group by all order by 4 desc"
+        "select asset, step, reason, n_dropped from fct_drops_by_reason order by 4 desc, 1, 2, 3"
     ).fetchall()
     lines += [
-        "## Drops by asset, step and reason",
+        "## Drops by asset, step and reason (fct_drops_by_reason: full counts)",
         "",
-        *_table(["asset", "step", "reason", "rows"], drops),
+        *_table(["asset", "step", "reason", "dropped"], drops),
         "",
     ]
     contam = con.execute(

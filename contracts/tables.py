@@ -131,6 +131,10 @@ DROPPED_ROWS = pa.schema(
         ("reason", pa.string()),
         ("detail", pa.string()),
         ("source_uri", pa.string()),
+        # drops the row stands for: null or 1 for a dropped item (or a kept example of a step's
+        # drops); for the row with detail null, the drops of its reason not kept as examples, so
+        # that sum(coalesce(n, 1)) per reason is the step's full count
+        ("n", pa.int64()),
     ]
 )
 

@@ -7,7 +7,7 @@ example) and into the metadata dict an asset attaches (``n_skipped``, a Markdown
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +16,21 @@ from forge.core.io import write_parquet
 from forge.core.stats import StepStats
 
 
-def dropped_rows(asset: str, stats: Iterable[StepStats]) -> Iterator[dict[str, Any]]:
-    """One ``DROPPED_ROWS`` row per kept example of every step's drops (reason ``step:reason``)."""
+def dropped_rows(
+    asset: str, stats: Iterable[StepStats], source_uri: Callable[[str], str | None] | None = None
+) -> Iterator[dict[str, Any]]:
+    """``DROPPED_ROWS`` for every step's drops (reason ``step:reason``): one row per kept example,
+    and one row without detail whose ``n`` is the rest of that reason's count, so the table sums to
+    the full counts although only a few examples are kept. ``source_uri(detail)`` fills that column."""
     for st in stats:
-        for reason, examples in st.examples.items():
+        for reason, n in st.dropped.items():
+            examples = st.examples.get(reason, [])
+            row = {"asset": asset, "reason": f"{st.name}:{reason}"}
             for detail in examples:
-                yield {"asset": asset, "reason": f"{st.name}:{reason}", "detail": detail, "source_uri": None}
+                uri = source_uri(detail) if source_uri else None
+                yield {**row, "detail": detail, "source_uri": uri, "n": 1}
+            if n > len(examples):
+                yield {**row, "detail": None, "source_uri": None, "n": n - len(examples)}
 
 
 def stats_meta(*stats: StepStats) -> dict[str, Any]:

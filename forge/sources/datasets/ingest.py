@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from contracts import tables as schemas
 from forge.core.io import write_parquet
+from forge.core.report import dropped_rows
 from forge.core.stats import StepStats
 from forge.sources.datasets.common import RowError, build_row
 from forge.sources.datasets.registry import ALIASES, parser_for
@@ -158,17 +159,7 @@ def ingest_datasets(
             stale.unlink()
     write_parquet(
         out_dir.parent / "_dropped" / "dataset_trajectories.parquet",
-        (
-            {
-                "asset": "dataset_trajectories",
-                "reason": f"{st.name}:{reason}",
-                "detail": d,
-                "source_uri": d.split(": ", 1)[0],
-            }
-            for st in all_stats
-            for reason, examples in st.examples.items()
-            for d in examples
-        ),
+        dropped_rows("dataset_trajectories", all_stats, source_uri=lambda d: d.split(": ", 1)[0]),
         schemas.DROPPED_ROWS,
     )
     return {
