@@ -19,8 +19,31 @@ from typing import Any
 import torch
 
 
-class MotifTokens:
-    """A BatchSource (training.loop) of concatenated random motifs; the same seed gives the same stream."""
+class TokenRows:
+    """A BatchSource (training.loop) of synthetic rows: ``rows(n)`` gives ``n`` rows of ``seq_len + 1``
+    tokens, cut here into inputs and next-token labels; no evaluation batches, no state to resume."""
+
+    seq_len: int
+
+    def rows(self, n: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def next_batch(self, n: int) -> dict[str, torch.Tensor]:
+        rows = self.rows(n)
+        return {"input_ids": rows[:, :-1].contiguous(), "labels": rows[:, 1:].contiguous()}
+
+    def eval_batches(self, n: int, max_batches: int) -> list[dict[str, torch.Tensor]]:
+        return []
+
+    def state(self) -> dict[str, Any]:
+        return {}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        pass
+
+
+class MotifTokens(TokenRows):
+    """Concatenated random motifs; the same seed gives the same stream."""
 
     def __init__(
         self, seq_len: int, seed: int = 0, n_motifs: int = 512, motif_len: int = 16, alphabet: int = 8192
@@ -40,18 +63,8 @@ class MotifTokens:
         picks = torch.randint(0, self.motifs.shape[0], (n,), generator=self.gen)
         return self.motifs[picks].reshape(-1)[:n_tokens]
 
-    def next_batch(self, n: int) -> dict[str, torch.Tensor]:
-        rows = self.stream(n * (self.seq_len + 1)).view(n, self.seq_len + 1)
-        return {"input_ids": rows[:, :-1].contiguous(), "labels": rows[:, 1:].contiguous()}
-
-    def eval_batches(self, n: int, max_batches: int) -> list[dict[str, torch.Tensor]]:
-        return []
-
-    def state(self) -> dict[str, Any]:
-        return {}
-
-    def load_state(self, state: dict[str, Any]) -> None:
-        pass
+    def rows(self, n: int) -> torch.Tensor:
+        return self.stream(n * (self.seq_len + 1)).view(n, self.seq_len + 1)
 
 
 def conditional_entropy_nats(tokens: torch.Tensor, order: int = 2) -> float:

@@ -58,6 +58,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.float8_parity import TokenRows  # noqa: E402
 from training import distributed as D  # noqa: E402
 from training.config import LLAMA_SIZES, gpu_config  # noqa: E402
 from training.loop import train_loop  # noqa: E402
@@ -80,28 +81,19 @@ class _Vocab:
         return VOCAB
 
 
-class RandomTokens:
-    """A BatchSource of uniform random tokens; with `doc_len` an EOS ends a document every ~doc_len tokens."""
+class RandomTokens(TokenRows):
+    """Uniform random tokens; with `doc_len` an EOS ends a document every ~doc_len tokens."""
 
     def __init__(self, seq_len: int, seed: int = 0, doc_len: int | None = None) -> None:
         self.seq_len, self.doc_len = seq_len, doc_len
         self.gen = torch.Generator().manual_seed(seed)
 
-    def next_batch(self, n: int) -> dict[str, torch.Tensor]:
+    def rows(self, n: int) -> torch.Tensor:
         rows = torch.randint(0, EOS, (n, self.seq_len + 1), generator=self.gen)
         if self.doc_len:
             ends = torch.rand(rows.shape, generator=self.gen) < 1.0 / self.doc_len
             rows[ends] = EOS
-        return {"input_ids": rows[:, :-1].contiguous(), "labels": rows[:, 1:].contiguous()}
-
-    def eval_batches(self, n: int, max_batches: int) -> list[dict[str, torch.Tensor]]:
-        return []
-
-    def state(self) -> dict[str, Any]:
-        return {}
-
-    def load_state(self, state: dict[str, Any]) -> None:
-        pass
+        return rows
 
 
 def _model_cfg(size: str, seq: int):
