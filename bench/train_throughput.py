@@ -131,14 +131,14 @@ class _Clock(BaseSink):
 def run_ours(
     size: str, seq: int, rows: int, micro: int, warmup: int, steps: int, *, doc_mask: bool = False,
     float8: bool = False, data: Any = None, log_every: int | None = None, hooks: dict | None = None,
-    compile_mode: str | None = None,
+    compile_mode: str | None = None, compile_scope: str = "block",
 ) -> dict:  # fmt: skip
     """Our engine; `log_every` (default: `warmup`) also sets how often the loss curve is read;
-    `compile_mode`: torch.compile's mode for the blocks and the loss (perf.compile_mode)."""
+    `compile_mode` / `compile_scope`: torch.compile's mode and what it compiles (perf.compile_*)."""
     cfg = _model_cfg(size, seq)
     cfg.data.doc_mask = doc_mask
     cfg.perf.float8 = float8
-    cfg.perf.compile_mode = compile_mode
+    cfg.perf.compile_mode, cfg.perf.compile_scope = compile_mode, compile_scope
     s = cfg.schedule
     s.micro_batch_size, s.grad_accum_steps = micro, rows // micro
     s.max_steps, s.log_every, s.eval_every, s.checkpoint_every = warmup + steps, log_every or warmup, 0, 0
@@ -374,9 +374,10 @@ def run_titan(size: str, seq: int, rows: int, micro: int, warmup: int, steps: in
 
 
 def measure(
-    engine: str, size: str, seq: int, rows: int, warmup: int, steps: int, compile_mode: str | None = None
-) -> dict:
-    """Run one engine, halving the micro-batch on out-of-memory (`compile_mode`: ours only)."""
+    engine: str, size: str, seq: int, rows: int, warmup: int, steps: int,
+    compile_mode: str | None = None, compile_scope: str = "block",
+) -> dict:  # fmt: skip
+    """Run one engine, halving the micro-batch on out-of-memory (`compile_*`: ours only)."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; known: {ENGINES}")
     micro = rows
@@ -389,7 +390,8 @@ def measure(
                 r = run_titan(size, seq, rows, micro, warmup, steps)
             else:
                 r = run_ours(size, seq, rows, micro, warmup, steps, doc_mask=engine == "ours+docmask",
-                             float8=engine == "ours+fp8", compile_mode=compile_mode)  # fmt: skip
+                             float8=engine == "ours+fp8", compile_mode=compile_mode,
+                             compile_scope=compile_scope)  # fmt: skip
                 r.pop("curve")
             r.update(micro=micro, peak_gib=torch.cuda.max_memory_allocated() / 2**30)
             return r
@@ -421,8 +423,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--compile-mode", default=None,
-                   help="torch.compile mode of our engines (e.g. reduce-overhead: CUDA graphs); default mode if unset")  # fmt: skip
+    p.add_argument(
+        "--compile-mode",
+        default=None,
+        help="torch.compile mode of our engines (e.g. reduce-overhead: CUDA graphs); default mode if unset",
+    )
+    p.add_argument("--compile-scope", choices=["block", "decoder"], default="block",
+                   help="our engines compile each decoder block (default) or the whole decoder as one graph")  # fmt: skip
     p.add_argument("--out", help="write the table here (and JSON rows beside it)")
     p.add_argument("--profile-out", help="profile ours at the first config; the breakdown (Markdown) here")
     p.add_argument("--profile-steps", type=int, default=3)
@@ -544,7 +551,8 @@ def main(argv: list[str] | None = None) -> int:
     dev = torch.device("cuda", 0)
     peak = peak_flops(dev, None)
     head = (f"# train_throughput {datetime.date.today()} on {torch.cuda.get_device_name(dev)}; {_versions()}; "
-            f"{args.warmup} warm-up + {args.steps} timed steps; MFU vs {peak / 1e12:.0f} TFLOP/s dense bf16")  # fmt: skip
+            f"{args.warmup} warm-up + {args.steps} timed steps; MFU vs {peak / 1e12:.0f} TFLOP/s dense bf16; ours: "
+            f"compile scope {args.compile_scope}, mode {args.compile_mode or 'default'}")  # fmt: skip
     print(head, flush=True)
     jobs = [
         (size, seq, t, e) for t in args.tokens_per_step for size, seq in args.configs for e in args.engines
@@ -563,7 +571,8 @@ def main(argv: list[str] | None = None) -> int:
     for size, seq, tokens, engine in jobs:
         row: dict[str, Any] = {"size": size, "seq": seq, "tokens_per_step": tokens, "engine": engine}
         try:
-            r = measure(engine, size, seq, tokens // seq, args.warmup, args.steps, args.compile_mode)
+            compile_kw = {"compile_mode": args.compile_mode, "compile_scope": args.compile_scope}
+            r = measure(engine, size, seq, tokens // seq, args.warmup, args.steps, **compile_kw)
             row.update(r, mfu=6 * r["n"] * r["tps"] / peak)
         except Exception as e:  # noqa: BLE001 - one failed run must not lose the others' rows
             row["error"] = f"{type(e).__name__}: {str(e)[:400]}"

@@ -113,6 +113,10 @@ class PerfConfig:
     logits. `activation_checkpointing`: recompute each decoder layer in the backward (less memory, ~30%
     more compute). `prefetch_batches`: micro-batches read ahead by a background thread (0: inline).
     `compile_mode`: torch.compile mode when `RunConfig.compile` (None: the default mode).
+    `compile_scope`: what `RunConfig.compile` compiles — "block": each decoder layer on its own (they share
+    one graph, compile time does not grow with depth; as torchtitan); "decoder": the whole decoder (the
+    embeddings, every layer, the final norm) as one graph, fewer Python returns between kernels and one
+    graph for CUDA graphs (`compile_mode: reduce-overhead`) to capture; one process or DDP only.
     `float8`: train the decoder's linear layers in float8 (torchao `convert_to_float8_training`, dynamic
     tensorwise scaling; the embeddings and the output head stay bf16). Needs a CUDA GPU of compute
     capability >= 8.9 (Ada, Hopper) and the `torchao` package; changes the maths up to float8 rounding.
@@ -122,6 +126,7 @@ class PerfConfig:
     activation_checkpointing: bool = False
     prefetch_batches: int = 2
     compile_mode: str | None = None
+    compile_scope: str = "block"
     float8: bool = False
 
 
@@ -296,6 +301,10 @@ def validate(cfg: RunConfig) -> RunConfig:
         errors.append("data.doc_mask needs model.attn_implementation 'sdpa' or 'flex_attention'")
     if cfg.perf.loss_chunk_tokens < 0 or cfg.perf.prefetch_batches < 0:
         errors.append("perf.loss_chunk_tokens and perf.prefetch_batches must be >= 0")
+    if cfg.perf.compile_scope not in ("block", "decoder"):
+        errors.append(f"perf.compile_scope must be 'block' or 'decoder', got {cfg.perf.compile_scope!r}")
+    elif cfg.perf.compile_scope == "decoder" and cfg.parallel == "fsdp":
+        errors.append("perf.compile_scope 'decoder' is for one process or DDP; FSDP compiles block by block")
     if cfg.perf.float8 and cfg.device == "cpu":
         errors.append("perf.float8 needs a CUDA GPU of compute capability >= 8.9 (Ada/Hopper); device is cpu")
     if errors:

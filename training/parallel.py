@@ -39,6 +39,14 @@ _FULL = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_p
 _LOAD = StateDictOptions(full_state_dict=True, strict=False)
 
 
+def decoder_stack(model: torch.nn.Module) -> torch.nn.Module:
+    """The decoder stack of a HF causal LM (peft-wrapped too): `get_decoder()`; a clear error otherwise."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if not hasattr(base, "get_decoder"):
+        raise ValueError(f"{type(base).__name__} has no get_decoder(): use perf.compile_scope 'block'")
+    return base.get_decoder()
+
+
 def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
     """The transformer blocks: `get_decoder().layers` for HF causal LMs, else modules named *DecoderLayer."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -66,10 +74,14 @@ def prepare_model(cfg: RunConfig, objective: torch.nn.Module, env: D.DistEnv) ->
     layers = decoder_layers(model)
     if cfg.compile:
         # Block by block (as torchtitan): the blocks share one compiled graph (parameters are graph inputs),
-        # so compile time does not grow with depth; the chunked loss is compiled on its own.
+        # so compile time does not grow with depth; or the whole decoder as one graph (compile_scope).
+        # The chunked loss is compiled on its own.
         kwargs = {"mode": cfg.perf.compile_mode} if cfg.perf.compile_mode else {}
-        for layer in layers:
-            layer.compile(**kwargs)
+        if cfg.perf.compile_scope == "decoder":
+            decoder_stack(model).compile(**kwargs)
+        else:
+            for layer in layers:
+                layer.compile(**kwargs)
         objective.compile_loss(**kwargs)
     if uses_fsdp(cfg, env):
         from torch.distributed.device_mesh import init_device_mesh
