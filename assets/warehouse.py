@@ -29,7 +29,9 @@ class ForgeDbtTranslator(DagsterDbtTranslator):
         spec = super().get_asset_spec(manifest, unique_id, project)
         if spec.key.path[0] == "raw":
             return spec  # sources keep their ingest keys and groups
-        return spec.replace_attributes(group_name="warehouse", kinds={"dbt", "duckdb"})
+        spec = spec.replace_attributes(group_name="warehouse", kinds={"dbt", "duckdb"})
+        reads = read_assets(manifest["nodes"].get(unique_id, {}))
+        return spec.merge_attributes(deps=reads) if reads else spec
 
     def get_asset_check_spec(self, asset_spec, manifest: Mapping[str, Any], unique_id: str, project):
         """dbt tests as checks, each described in the UI: the test's own description, else what it
@@ -47,6 +49,13 @@ class ForgeDbtTranslator(DagsterDbtTranslator):
             automation_condition=spec.automation_condition,
             partitions_def=spec.partitions_def,
         )
+
+
+def read_assets(node: Mapping[str, Any]) -> list[AssetKey]:
+    """Assets a model reads by path rather than through a dbt source (``meta.reads_assets``, keys as
+    ``raw/name``): declared upstream so that Dagster runs the model after them."""
+    meta = {**(node.get("meta") or {}), **((node.get("config") or {}).get("meta") or {})}
+    return [AssetKey(key.split("/")) for key in meta.get("reads_assets") or []]
 
 
 def describe_dbt_test(node: Mapping[str, Any]) -> str:

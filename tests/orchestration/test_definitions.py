@@ -121,6 +121,19 @@ def test_lineage_runs_from_the_crawl_to_the_registered_model(graph):
     api_sources = {AssetKey.from_user_string(k) for k in (*API_SOURCE_ASSETS, "raw/web_docs_operations")}
     assert api_sources <= set(stg.parent_keys), stg.parent_keys
     assert AssetKey(["raw", "api_operations"]) not in stg.parent_keys
+
+
+def test_drops_marts_run_after_every_asset_that_writes_drops(graph):
+    """stg_forge__dropped_rows reads raw/_dropped/*.parquet by path; its meta.reads_assets makes every
+    writer of those files its parent (else its marts could be built before the ingest finished)."""
+    from dagster import AssetKey
+
+    keys = graph.get_all_asset_keys()
+    parents = graph.get(AssetKey("stg_forge__dropped_rows")).parent_keys
+    writers = {AssetKey(["raw", name]) for name in ("code_documents", "text_documents", "agent_documents",
+                                                    "documents", "dataset_trajectories")}  # fmt: skip
+    assert writers <= set(parents) <= set(keys), parents
+    assert AssetKey("stg_forge__dropped_rows") in graph.get(AssetKey("fct_drops_by_reason")).parent_keys
     # the API dedup: one ranking model feeds both the dimension and the list of merged-away rows
     ranked = AssetKey("int_ranked_api_operations")
     assert graph.get(ranked).parent_keys == {AssetKey("stg_forge__api_operations")}
