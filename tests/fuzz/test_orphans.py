@@ -22,18 +22,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.processes import alive
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _alive(pids: list[int]) -> list[int]:
-    left = []
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                left.append(pid)
-        except psutil.NoSuchProcess:
-            pass
-    return left
 
 
 def _kill_parent_and_check(
@@ -67,11 +58,11 @@ def _kill_parent_and_check(
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         deadline = time.monotonic() + gone_s
-        while _alive(pids) and time.monotonic() < deadline:
+        while alive(pids) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert _alive(pids) == [], f"orphans left by the killed parent: {_alive(pids)}"
+        assert alive(pids) == [], f"orphans left by the killed parent: {alive(pids)}"
     finally:
-        for pid in _alive(pids):  # do not leak them into the rest of the test run
+        for pid in alive(pids):  # do not leak them into the rest of the test run
             psutil.Process(pid).kill()
         if proc.poll() is None:
             proc.kill()

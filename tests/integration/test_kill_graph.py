@@ -73,6 +73,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.processes import alive
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -391,17 +393,6 @@ def finish(proc: subprocess.Popen, log: Path, timeout_s: float = 1800.0) -> None
     assert code == 0, log.read_text(errors="replace")[-4000:]
 
 
-def _alive(pids: list[int]) -> list[int]:
-    left = []
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                left.append(pid)
-        except psutil.NoSuchProcess:
-            pass
-    return left
-
-
 def _in_group(pgid: int) -> list[int]:
     found = []
     for pid in psutil.pids():
@@ -410,7 +401,7 @@ def _in_group(pgid: int) -> list[int]:
                 found.append(pid)
         except ProcessLookupError:
             pass
-    return _alive(found)
+    return alive(found)
 
 
 def kill_group(proc: subprocess.Popen) -> None:
@@ -423,9 +414,9 @@ def kill_group(proc: subprocess.Popen) -> None:
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
     deadline = time.monotonic() + 15
-    while (_in_group(proc.pid) or _alive(family)) and time.monotonic() < deadline:
+    while (_in_group(proc.pid) or alive(family)) and time.monotonic() < deadline:
         time.sleep(0.1)
-    left = sorted(set(_in_group(proc.pid)) | set(_alive(family)))
+    left = sorted(set(_in_group(proc.pid)) | set(alive(family)))
     described = []
     for pid in left:  # named in the failure, then killed: not leaked into the rest of the session
         try:
