@@ -42,7 +42,9 @@ from eval_throughput import build_model, build_tokenizer, load_conversations, ti
 from contracts.bfcl import MULTI_TURN_CATEGORIES, load_multi_turn_category  # noqa: E402
 from evaluation.bfcl.data import environment_dir, prompt_functions  # noqa: E402
 from evaluation.bfcl.multi_turn import Limits, run_conversations  # noqa: E402
+from evaluation.generation.engine import EngineConfig  # noqa: E402
 from evaluation.generation.generate import generate  # noqa: E402
+from evaluation.generation.kernels import DECODE_KERNELS  # noqa: E402
 
 
 def run(args: argparse.Namespace) -> str:
@@ -63,58 +65,68 @@ def run(args: argparse.Namespace) -> str:
     source_dir = environment_dir(args.data)
     limits = Limits(max_prompt_tokens=model.config.max_position_embeddings - args.max_new_tokens)
     generate(model, tokenizer, single[:2], 4, 2)  # warm-up
-    rows = []
-    _, seconds = timed(
-        lambda: generate(model, tokenizer, single, args.max_new_tokens, args.slots), args.device
-    )
-    rows.append(("single_turn_engine", len(single), len(single), seconds))
-    print(rows[-1], flush=True)
-    runs = [("multi_turn_engine_reuse", True, True)]
-    runs += [] if args.skip_no_reuse else [("multi_turn_engine", True, False)]
-    runs += [] if args.skip_generate else [("multi_turn_generate", False, False)]
+    rows, base_of = [], {}
     tokens, decoded = {}, {}
-    for name, engine, reuse in runs:
-        totals: Counter[str] = Counter()
-        out, seconds = timed(
-            lambda engine=engine, reuse=reuse, totals=totals: run_conversations(
-                model,
-                tokenizer,
-                items,
-                source_dir,
-                args.max_new_tokens,
-                args.slots,
-                limits,
-                use_engine=engine,
-                reuse=reuse,
-                engine_totals=totals,
+    for k, kernel in enumerate(args.decode_attention):
+        suffix = "" if k == 0 else f"_{kernel}"
+        config = EngineConfig(decode_attention=kernel)
+        _, seconds = timed(
+            lambda config=config: generate(
+                model, tokenizer, single, args.max_new_tokens, args.slots, engine_config=config
             ),
             args.device,
         )
-        replies = sum(len(step) for r in out for step in r["decoded"])
-        rows.append((name, len(items), replies, seconds))
-        decoded[name] = [r["texts"] for r in out]
-        if engine:
-            tokens[name] = totals
-        print(rows[-1], dict(totals), flush=True)
+        rows.append((f"single_turn_engine{suffix}", len(single), len(single), seconds))
+        print(rows[-1], flush=True)
+        runs = [(f"multi_turn_engine_reuse{suffix}", True, True)]
+        if k == 0:  # the baselines once, with the first kernel
+            runs += [] if args.skip_no_reuse else [("multi_turn_engine", True, False)]
+            runs += [] if args.skip_generate else [("multi_turn_generate", False, False)]
+        for name, engine, reuse in runs:
+            totals: Counter[str] = Counter()
+            out, seconds = timed(
+                lambda engine=engine, reuse=reuse, totals=totals, config=config: run_conversations(
+                    model,
+                    tokenizer,
+                    items,
+                    source_dir,
+                    args.max_new_tokens,
+                    args.slots,
+                    limits,
+                    use_engine=engine,
+                    reuse=reuse,
+                    engine_totals=totals,
+                    engine_config=config,
+                ),
+                args.device,
+            )
+            replies = sum(len(step) for r in out for step in r["decoded"])
+            rows.append((name, len(items), replies, seconds))
+            base_of[name] = f"single_turn_engine{suffix}"
+            decoded[name] = [r["texts"] for r in out]
+            if engine:
+                tokens[name] = totals
+            print(rows[-1], dict(totals), flush=True)
     head = (
         f"# BFCL multi-turn throughput — {date.today()} — {platform.node()} — {args.device} "
         f"({torch.cuda.get_device_name() if args.device == 'cuda' else platform.machine()}); "
         f"model: {'tiny' if args.tiny else 'Llama-3.2-1B shape'}, {dtype}; {args.max_new_tokens} new tokens; "
-        f"single-turn prompts: {source}"
+        f"single-turn prompts: {source}; decode attention: {', '.join(args.decode_attention)} "
+        f"(runs without a suffix use {args.decode_attention[0]})"
     )
-    lines = [head, f"{'run':<25}{'items':>8}{'replies':>9}{'seconds':>10}{'vs single-turn':>16}"]
-    base = rows[0][3]
-    for name, n, replies, seconds in rows:
-        lines.append(f"{name:<25}{n:>8}{replies:>9}{seconds:>10.1f}{seconds / base:>15.2f}x")
     seconds = {name: s for name, _, _, s in rows}
+    lines = [head, f"{'run':<32}{'items':>8}{'replies':>9}{'seconds':>10}{'vs single-turn':>16}"]
+    for name, n, replies, secs in rows:
+        base = seconds[base_of.get(name, name)]  # each multi-turn run against the same kernel's single turn
+        lines.append(f"{name:<32}{n:>8}{replies:>9}{secs:>10.1f}{secs / base:>15.2f}x")
     reuse = seconds["multi_turn_engine_reuse"]
     for other in ("multi_turn_engine", "multi_turn_generate"):
         if other in seconds:
             lines.append(f"{other} / multi_turn_engine_reuse: {seconds[other] / reuse:.2f}x")
-    lines.append(f"{'prompt tokens':<25}{'prefilled':>11}{'reused':>12}{'copied':>12}{'evictions':>12}")
+    lines.append(f"{'prompt tokens':<32}{'prefilled':>11}{'reused':>12}{'copied':>12}{'evictions':>12}")
     for name, counts in tokens.items():
         lines.append(
-            f"{name:<25}{counts['prefilled_tokens']:>11}{counts['reused_tokens']:>12}"
+            f"{name:<32}{counts['prefilled_tokens']:>11}{counts['reused_tokens']:>12}"
             f"{counts['copied_tokens']:>12}{counts['evictions']:>12}"
         )
     same = [
@@ -130,7 +142,15 @@ def run(args: argparse.Namespace) -> str:
         args.profile.write_text(
             profile_reuse(
                 lambda: run_conversations(
-                    model, tokenizer, items, source_dir, args.max_new_tokens, args.slots, limits, reuse=True
+                    model,
+                    tokenizer,
+                    items,
+                    source_dir,
+                    args.max_new_tokens,
+                    args.slots,
+                    limits,
+                    reuse=True,
+                    engine_config=EngineConfig(decode_attention=args.decode_attention[0]),
                 ),
                 args.device,
             )  # fmt: skip
@@ -177,6 +197,13 @@ def main() -> None:
     parser.add_argument("--skip-generate", action="store_true", help="time the engine only (no baseline)")
     parser.add_argument(
         "--skip-no-reuse", action="store_true", help="leave out the engine run that re-prefills every round"
+    )
+    parser.add_argument(
+        "--decode-attention",
+        nargs="+",
+        default=["sdpa"],
+        choices=DECODE_KERNELS,
+        help="engine decode kernels to time, each on the single-turn items and the reuse run (the first also on the baselines)",
     )
     parser.add_argument("--out", type=Path)
     parser.add_argument(

@@ -105,6 +105,7 @@ def run_conversations(
     use_engine: bool = True,
     reuse: bool = True,
     engine_totals: Counter[str] | None = None,
+    engine_config: Any = None,
 ) -> list[dict[str, Any]]:
     """Run every conversation to its end; one response row per item (``decoded`` per turn and step).
 
@@ -116,10 +117,11 @@ def run_conversations(
     (exactly in fp32) as without reuse, where every round re-prefills every running conversation
     from its first token (all conversations at once). ``engine_totals`` (on the engine) receives its counts:
     ``prefilled_tokens``, ``reused_tokens``, ``copied_tokens``, ``evictions``.
-    ``use_engine=False`` decodes with batched ``model.generate`` instead (the side-by-side baseline)."""
+    ``use_engine=False`` decodes with batched ``model.generate`` instead (the side-by-side baseline);
+    ``engine_config`` (:class:`evaluation.generation.engine.EngineConfig`): the engine's other knobs."""
     from evaluation.generation.generate import generate
 
-    session = _session(model, tokenizer, max_new_tokens, batch_size) if use_engine else None
+    session = _session(model, tokenizer, max_new_tokens, batch_size, engine_config) if use_engine else None
     budget = _prompt_budget(model, max_new_tokens, limits)
     if session is not None and reuse:  # a slot's cache bounds the conversation
         budget = session.max_prompt_tokens if budget is None else min(budget, session.max_prompt_tokens)
@@ -180,11 +182,13 @@ def run_conversations(
     ]
 
 
-def _session(model: Any, tokenizer: Any, max_new_tokens: int, slots: int) -> Any:
+def _session(model: Any, tokenizer: Any, max_new_tokens: int, slots: int, config: Any = None) -> Any:
     """A :class:`ChatSession` on the engine, or ``None`` when the model does not run on it."""
     from evaluation.generation.generate import ChatSession, engine_supported
 
-    return ChatSession(model, tokenizer, max_new_tokens, slots) if engine_supported(model) else None
+    if not engine_supported(model):
+        return None
+    return ChatSession(model, tokenizer, max_new_tokens, slots, config=config)
 
 
 def _step(worker: EnvironmentWorker, sid: str, conv: _Conversation, text: str, limits: Limits) -> None:

@@ -56,7 +56,9 @@ class EngineConfig:
     """Engine knobs. ``slots``: concurrent sequences; ``sync_every``: decode steps between host
     reads of the finished flags; ``prefill_tokens``: padded tokens per prefill call;
     ``attend_bucket``: attention length is rounded up to this many positions (one CUDA graph per
-    bucket); ``cuda_graphs``: capture the decode step on CUDA (ignored on CPU).
+    bucket); ``cuda_graphs``: capture the decode step on CUDA (ignored on CPU);
+    ``decode_attention``: the decode step's attention kernel, one of :data:`kernels.DECODE_KERNELS`
+    (``bench/decode_attention.py`` compares them on your GPU).
 
     Keyed requests only: ``max_len``: cache positions per slot at most (the cache grows to what the
     prompts need, up to this and the model's ``max_position_embeddings``; a longer request is
@@ -69,6 +71,7 @@ class EngineConfig:
     prefill_tokens: int = 16384
     attend_bucket: int = 256
     cuda_graphs: bool = True
+    decode_attention: str = "sdpa"
     max_len: int = 32768
     share_min_tokens: int = 64
     prefill_keys: int = 262144
@@ -101,6 +104,10 @@ class Engine:
         self.config = config or EngineConfig()
         if self.config.slots < 1 or self.config.sync_every < 1:
             raise ValueError("slots and sync_every must be >= 1")
+        if self.config.decode_attention not in kernels.DECODE_KERNELS:
+            raise ValueError(
+                f"decode_attention {self.config.decode_attention!r} is not one of {kernels.DECODE_KERNELS}"
+            )
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
         cfg = model.config
@@ -446,7 +453,7 @@ class Engine:
             torch.cuda.synchronize(self.device)
 
     def _decode(self, state: kernels.DecodeState, attend: int) -> None:
-        state.mode = kernels.DecodeMode(attend)
+        state.mode = kernels.DecodeMode(attend, self.config.decode_attention)
         mask = kernels.decode_mask(state.pos, attend, self.dtype)
         out = self.model(
             input_ids=state.tokens[:, None],

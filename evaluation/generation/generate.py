@@ -63,12 +63,14 @@ def generate(
     *,
     stop_strings: Sequence[str] = (),
     use_engine: bool = True,
+    engine_config: EngineConfig | None = None,
 ) -> list[str]:
     """Greedy completions for ``prompts`` (same order), at most ``max_new_tokens`` tokens each.
 
     ``stop_strings`` also end a completion, which is cut before the first of them (on the engine
     they stop decoding early when the model emits their usual tokenization). ``use_engine=False``
-    forces the ``model.generate`` path.
+    forces the ``model.generate`` path; ``engine_config``: the engine's knobs (``slots`` is
+    ``batch_size``).
     """
     if batch_size < 1 or max_new_tokens < 1:
         raise ValueError("batch_size and max_new_tokens must be >= 1")
@@ -79,7 +81,8 @@ def generate(
     encoded = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
     if use_engine and all(encoded) and engine_supported(model):
         sequences = [tokenizer(s, add_special_tokens=False)["input_ids"] for s in stop_strings if s]
-        engine = Engine(model, stops, sequences, EngineConfig(slots=batch_size))
+        config = dataclasses.replace(engine_config or EngineConfig(), slots=batch_size)
+        engine = Engine(model, stops, sequences, config)
         generated = engine.generate_ids(encoded, max_new_tokens)
         return [truncate_at_stop(_decode_new(tokenizer, ids, stops), stop_strings) for ids in generated]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]

@@ -42,11 +42,20 @@ class ExtendMode:
     attend: int
 
 
+#: Decode attention kernels (:class:`DecodeMode`): ``sdpa`` is ``F.scaled_dot_product_attention``
+#: with the additive mask (the backend picks the kernel, cuDNN's flash on Hopper); ``matmul`` is two
+#: batched GEMMs (scores in fp32) and a softmax, which read each slot's K/V once: decode attends one
+#: query row per K/V head group, so a flash kernel's query tile is mostly padding.
+DECODE_KERNELS = ("sdpa", "matmul")
+
+
 @dataclass
 class DecodeMode:
-    """One token per slot; attention reads the first ``attend`` cache positions."""
+    """One token per slot; attention reads the first ``attend`` cache positions with ``kernel``
+    (one of :data:`DECODE_KERNELS`)."""
 
     attend: int
+    kernel: str = "sdpa"
 
 
 @dataclass
@@ -242,7 +251,12 @@ def _attention(
         bsz, heads, _, dim = query.shape
         # Grouped-query heads share a K/V head: fold the group into the query length (no K/V copy).
         folded = query.reshape(bsz, key.shape[1], groups, dim)
-        out = F.scaled_dot_product_attention(folded, keys, values, attn_mask=attention_mask, scale=scaling)
+        if mode.kernel == "matmul":
+            out = decode_matmul(folded, keys, values, attention_mask, scaling)
+        else:
+            out = F.scaled_dot_product_attention(
+                folded, keys, values, attn_mask=attention_mask, scale=scaling
+            )
         return out.reshape(bsz, heads, 1, dim).transpose(1, 2), None
     if isinstance(mode, ExtendMode):
         return _extend(state, layer, mode, query, key, value, attention_mask, scaling, groups)
@@ -258,6 +272,25 @@ def _attention(
         key, value = key.repeat_interleave(groups, 1), value.repeat_interleave(groups, 1)
     out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, scale=scaling)
     return out.transpose(1, 2), None
+
+
+def decode_matmul(
+    query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, scale: float | None
+) -> torch.Tensor:
+    """Attention as two batched GEMMs. query [S, H, G, D] (G query heads per K/V head), keys/values
+    [S, H, A, D] (views of the cache: no copy), mask [S, 1, 1, A] additive; returns [S, H, G, D].
+    Scores and softmax in fp32 (on CUDA the GEMM writes fp32 from bf16/fp16 inputs); the
+    probabilities are cast to the values' dtype for the second GEMM, as flash kernels do."""
+    s, h, g, d = query.shape
+    scale = d**-0.5 if scale is None else scale
+    q, k, v = query.reshape(s * h, g, d), keys.reshape(s * h, -1, d), values.reshape(s * h, -1, d)
+    if q.is_cuda and q.dtype in (torch.bfloat16, torch.float16):
+        scores = torch.bmm(q, k.transpose(1, 2), out_dtype=torch.float32)
+    else:
+        scores = torch.bmm(q.float(), k.transpose(1, 2).float())
+    scores = scores.view(s, h, g, -1).mul_(scale).add_(mask)
+    probs = scores.softmax(dim=-1).to(v.dtype).view(s * h, g, -1)
+    return torch.bmm(probs, v).view(s, h, g, d)
 
 
 def _extend(

@@ -29,6 +29,7 @@ def reference(gqa_model, prompts):
         EngineConfig(slots=11, sync_every=1),  # all at once
         EngineConfig(slots=3, sync_every=4, prefill_tokens=40),  # refills, small prefill groups
         EngineConfig(slots=1, sync_every=16, attend_bucket=8),  # one slot, many attention buckets
+        EngineConfig(slots=4, sync_every=3, attend_bucket=8, decode_attention="matmul"),  # GEMM decode kernel
     ],
 )
 def test_engine_equals_generate_exactly(gqa_model, prompts, reference, config):
@@ -52,6 +53,27 @@ def test_stop_token_and_stop_sequence_end_a_slot(gqa_model, prompts, reference):
     sequence = full[0][2:4]
     got = Engine(gqa_model, [], [sequence], EngineConfig(slots=4)).generate_ids(prompts[:1], 16)
     assert got == [full[0][:4]]
+
+
+def test_decode_kernels_agree_on_a_masked_cache(gqa_model):
+    """The two decode kernels compute the same attention over a cache whose slots hold different lengths."""
+    from evaluation.generation import kernels
+
+    torch.manual_seed(0)
+    slots, heads, groups, length, dim = 5, 2, 3, 37, 8
+    query = torch.randn(slots, heads, groups, dim)
+    keys, values = torch.randn(slots, heads, length, dim), torch.randn(slots, heads, length, dim)
+    pos = torch.tensor([0, 3, 17, 36, 20])
+    mask = kernels.decode_mask(pos, length, torch.float32)
+    sdpa = torch.nn.functional.scaled_dot_product_attention(query, keys, values, attn_mask=mask)
+    ours = kernels.decode_matmul(query, keys, values, mask, None)
+    assert torch.allclose(ours, sdpa, atol=1e-5)
+    assert torch.allclose(ours[0], values[0, :, :1].expand(heads, groups, dim))  # slot 0 sees position 0 only
+    garbage = keys.clone()
+    garbage[1, :, 4:] = 1e4  # beyond slot 1's position: must not matter
+    assert torch.allclose(kernels.decode_matmul(query, garbage, values, mask, None)[1], ours[1], atol=1e-5)
+    with pytest.raises(ValueError, match="decode_attention"):
+        Engine(gqa_model, [1], config=EngineConfig(decode_attention="flash"))
 
 
 def test_budget_of_one_token_and_bad_input(gqa_model, prompts, reference):
