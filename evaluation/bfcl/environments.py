@@ -399,6 +399,13 @@ class EnvironmentWorker:
         self._proc.start()
         child.close()
 
+    def start(self) -> None:
+        """Start the child now (it loads in the background); requests otherwise start it on first use."""
+        if self._proc is None or not self._proc.is_alive():
+            if self._proc is not None:
+                self._kill()
+            self._start()
+
     def _kill(self) -> None:
         if self._proc is not None:
             self._proc.kill()

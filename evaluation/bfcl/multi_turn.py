@@ -131,12 +131,11 @@ def run_conversations(
         conv = _Conversation(item, tools=prompt_functions(item.functions, item.category))
         _start_turn(conv)
         convs.append(conv)
+    opened: set[int] = set()
     with EnvironmentWorker(source_dir, timeout_s=limits.step_timeout_s) as worker:
-        for index, conv in enumerate(convs):
-            try:
-                worker.open(str(index), conv.item.entry())
-            except (WorkerError, StepTimeout) as exc:
-                conv.done, conv.stopped = True, f"environment_error: {exc}"
+        # The worker process starts now and imports while the first round generates; a conversation's
+        # environments are opened at its first reply (one that cannot be built ends it, reply unrecorded).
+        worker.start()
         while True:
             active = [(i, c) for i, c in enumerate(convs) if not c.done][:window]
             if not active:
@@ -161,8 +160,15 @@ def run_conversations(
             else:
                 texts = generate(model, tokenizer, prompts, max_new_tokens, batch_size, use_engine=use_engine)
             for (index, conv), text in zip(active, texts, strict=True):
+                if index not in opened:
+                    opened.add(index)
+                    try:
+                        worker.open(str(index), conv.item.entry())
+                    except (WorkerError, StepTimeout) as exc:
+                        conv.done, conv.stopped = True, f"environment_error: {exc}"
+                        continue
                 _step(worker, str(index), conv, text, limits)
-        for index in range(len(convs)):
+        for index in sorted(opened):
             try:
                 worker.close(str(index))
             except (WorkerError, StepTimeout):

@@ -190,6 +190,26 @@ def test_conversation_loop_executes_calls_and_feeds_results_back(
     assert [r["valid"] for r in scored] == [True, True]
 
 
+def test_environment_that_cannot_be_built_ends_only_its_conversation(
+    fixtures_dir, bfcl_environments, monkeypatch
+):
+    """Environments open at a conversation's first reply: a broken one ends that conversation (its reply
+    not recorded, a counted reason) while the other runs to its end."""
+    import evaluation.generation.generate as gen
+    from evaluation.bfcl.multi_turn import Limits, run_conversations
+
+    good = _items(fixtures_dir, "multi_turn_base")[0]
+    broken = dataclasses.replace(good, id="broken", involved_classes=["NoSuchClass"])
+    monkeypatch.setattr(
+        gen, "generate", lambda m, t, prompts, n, b, use_engine=True: ["Done."] * len(prompts)
+    )
+    rows = run_conversations(
+        None, None, [broken, good], bfcl_environments, limits=Limits(max_prompt_tokens=None)
+    )
+    assert rows[0]["stopped"].startswith("environment_error") and rows[0]["texts"] == [[]]
+    assert rows[1]["stopped"] is None and [len(t) for t in rows[1]["texts"]] == [1] * len(good.turns)
+
+
 def test_step_limit_force_quits_the_conversation(fixtures_dir, bfcl_environments, monkeypatch):
     import evaluation.generation.generate as gen
     from evaluation.bfcl.multi_turn import Limits, run_conversations
