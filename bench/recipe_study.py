@@ -2,7 +2,7 @@
 checkpoint's evaluation, the mixing-ratio grid and its law — what the research assets do, without an
 orchestrator, resumable, writing results (never checkpoints) to ``--out``.
 
-    python bench/recipe_study.py prepare --out DIR [--profile research_gpu] [--cap agent=2e7 ...] [--archive [--part-mib 60]]
+    python bench/recipe_study.py prepare --out DIR [--profile research_gpu] [--cap agent=2e7 ...] [--sft-every N] [--archive [--part-mib 60]]
     python bench/recipe_study.py run --data DIR --out $OUT [--work .study_work] [--budget-s 540] [--grid-from grid.jsonl] [--report-only]
 
 ``prepare`` (CPU, here) copies what the pipeline built for the profile (run the profile's corpus
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -82,6 +83,7 @@ def prepare(
     archive: bool,
     part_mib: int = 60,
     caps: dict[str, int] | None = None,
+    sft_every: int = 1,
 ) -> int:
     import duckdb
 
@@ -134,6 +136,12 @@ def prepare(
         ).fetchall()
     for name in ("tokenizer", "heldout_texts", "sft", "unseen"):
         shutil.copytree(needed[name], out / name)
+    if sft_every > 1:  # every N-th training conversation: the study's SFT reads a few million tokens
+        train = out / "sft" / "train.jsonl"
+        with train.open() as src:
+            kept = [line for i, line in enumerate(src) if i % sft_every == 0]
+        atomic_write_text(train, "".join(kept))
+        print(f"sft: kept every {sft_every}th training conversation, {len(kept):,}")
     shutil.copytree(bfcl_data_dir(profile), out / "bfcl")
     he = settings.evaluation.humaneval
     he_src = resolve_repo_path(he.local_path) if he.local_path else download_humaneval(paths.cache)
@@ -210,6 +218,7 @@ class Study:
         if name in self.done():
             return json.loads((self.work / "steps" / f"{name}.json").read_text())["result"]
         self.check_budget(name)
+        print(f"[{time.perf_counter() - self.t0:7.1f}s] {name}: started", flush=True)
         t = time.perf_counter()
         result = fn()
         self.record(name, result, time.perf_counter() - t)
@@ -521,6 +530,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="CATEGORY=TOKENS",
         help="keep a uniform sample of at most TOKENS (estimated) train tokens of CATEGORY (repeatable)",
     )
+    p.add_argument(
+        "--sft-every",
+        type=int,
+        default=1,
+        help="keep every N-th SFT training conversation (smaller transfer)",
+    )
     r = sub.add_parser("run")
     r.add_argument("--data", type=Path, required=True)
     r.add_argument("--out", type=Path, required=True)
@@ -551,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.cmd == "prepare":
         caps = {c: int(float(n)) for c, n in (x.split("=", 1) for x in args.cap)}
-        return prepare(args.out, args.profile, args.home, args.archive, args.part_mib, caps)
+        return prepare(args.out, args.profile, args.home, args.archive, args.part_mib, caps, args.sft_every)
     study = Study(
         args.data, args.work, args.out, args.budget_s, args.device, args.eval_workers, args.grid_workers
     )
@@ -560,6 +575,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.report_only:
         write_results(study, complete=all(f"eval_{a.name}" in study.done() for a in ARMS))
         return 0
+    if os.environ.get("TOKENIZERS_PARALLELISM", "").lower() in ("0", "false", "no", "off"):
+        print(  # packing the grid's and the arms' mixtures then runs on one core (minutes lost on a GPU box)
+            "warning: TOKENIZERS_PARALLELISM is off: the mixtures are tokenized on one thread; "
+            "unset it for the study",
+            file=sys.stderr,
+            flush=True,
+        )
     return run(study)
 
 

@@ -318,10 +318,13 @@ def test_recipe_study_bench_runs_on_the_cpu(built, tmp_path):
     data, out, work = tmp_path / "data", tmp_path / "out", tmp_path / "work"
     script = str(REPO / "bench" / "recipe_study.py")
     prep = subprocess.run(
-        [sys.executable, script, "prepare", "--out", str(data), "--profile", "micro", "--home", str(built["home"])],
+        [sys.executable, script, "prepare", "--out", str(data), "--profile", "micro", "--home", str(built["home"]),
+         "--sft-every", "2"],
         capture_output=True, text=True, cwd=REPO,
     )  # fmt: skip
     assert prep.returncode == 0, prep.stderr[-3000:]
+    built_sft = (built["paths"].corpus / "sft" / "train.jsonl").read_text().splitlines()
+    assert (data / "sft" / "train.jsonl").read_text().splitlines() == built_sft[::2]  # every 2nd conversation
     cmd = [
         sys.executable,
         script,
