@@ -141,7 +141,8 @@ def run_conversations(
             if not active:
                 break
             prompts = [{"messages": list(c.messages), "tools": c.tools} for _, c in active]
-            encoded = session.encode(prompts) if session is not None else None
+            keys = [i for i, _ in active] if reuse else None
+            encoded = session.encode(prompts, keys) if session is not None else None
             if budget is not None:
                 lengths = (
                     [len(e) for e in encoded]
@@ -168,6 +169,10 @@ def run_conversations(
                         conv.done, conv.stopped = True, f"environment_error: {exc}"
                         continue
                 _step(worker, str(index), conv, text, limits)
+            if session is not None:
+                for index, conv in active:
+                    if conv.done:
+                        session.encoder.forget(index)
         for index in sorted(opened):
             try:
                 worker.close(str(index))

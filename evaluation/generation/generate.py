@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from evaluation.generation.encode import IncrementalEncoder
 from evaluation.generation.engine import Engine, EngineConfig, EngineUnsupported, check_supported
 
 Conversation = dict[str, Any]
@@ -116,19 +117,24 @@ class ChatSession:
         sequences = [tokenizer(s, add_special_tokens=False)["input_ids"] for s in stop_strings if s]
         config = dataclasses.replace(config or EngineConfig(), slots=slots)
         self.engine = Engine(model, self.stops, sequences, config)
+        self.encoder = IncrementalEncoder(tokenizer)
 
     @property
     def max_prompt_tokens(self) -> int:
         """The longest prompt a slot can take with ``max_new_tokens`` after it."""
         return self.engine.max_cache_len - self.max_new_tokens
 
-    def encode(self, prompts: Sequence[str | Conversation | list[dict]]) -> list[list[int]]:
-        """Token ids of the rendered prompts (as :func:`generate` encodes them), in one batch call:
-        a fast tokenizer spreads it over its threads (long multi-turn prompts, every round)."""
+    def encode(
+        self, prompts: Sequence[str | Conversation | list[dict]], keys: Sequence[Hashable] | None = None
+    ) -> list[list[int]]:
+        """Token ids of the rendered prompts (as :func:`generate` encodes them), in one batch call (a
+        fast tokenizer spreads it over its threads). With ``keys`` (one per prompt: the conversation),
+        a prompt that extends its key's previous one tokenizes only the new text
+        (:class:`evaluation.generation.encode.IncrementalEncoder`; same ids, checked)."""
         if not prompts:
             return []
         texts = [render_prompt(self.tokenizer, prompt) for prompt in prompts]
-        return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        return self.encoder.encode(texts, keys)
 
     def generate(self, encoded: Sequence[Sequence[int]], keys: Sequence[Hashable] | None) -> list[str]:
         """Replies to ``encoded`` prompts (from :meth:`encode`), one distinct key per prompt (``None``:

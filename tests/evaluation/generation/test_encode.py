@@ -1,0 +1,90 @@
+"""IncrementalEncoder: the ids of growing prompts equal whole-prompt tokenization, with only the new text
+tokenized; a tokenizer for which splitting at special tokens changes ids is detected and handled."""
+
+from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
+
+from evaluation.generation.encode import IncrementalEncoder
+from evaluation.generation.generate import ChatSession, render_prompt
+
+TOOLS = [
+    {
+        "name": f"get_{n}",
+        "description": f"Look up the {n} of a city. " * 3,
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    }
+    for n in ("weather", "time", "population")
+]
+
+
+def _conversations(rounds: int) -> list[list[dict]]:
+    """Three conversations' message lists after each round (user, assistant with a call, tool result, ...)."""
+    out = []
+    for c in range(3):
+        messages = [
+            {"role": "user", "content": f"What is the weather in city {c}? Ünïcödé  spaces\tand tabs"}
+        ]
+        history = [list(messages)]
+        for r in range(rounds):
+            messages += [
+                {
+                    "role": "assistant",
+                    "content": f'<tool_call>{{"name": "get_weather", "arguments": {{"city": "{c}{r}"}}}}</tool_call>',
+                },
+                {"role": "tool", "content": f'{{"temp": {r}, "note": "  trailing  "}}'},
+            ]
+            if r % 2:
+                messages.append({"role": "user", "content": f"And round {r}?"})
+            history.append(list(messages))
+        out.append(history)
+    return out
+
+
+def test_growing_prompts_get_the_ids_of_whole_tokenization(tokenizer):
+    encoder = IncrementalEncoder(tokenizer)
+    histories = _conversations(4)
+    for r in range(5):
+        texts = [render_prompt(tokenizer, {"messages": h[r], "tools": TOOLS}) for h in histories]
+        whole = tokenizer(texts, add_special_tokens=False)["input_ids"]
+        assert encoder.encode(texts, keys=["a", "b", "c"]) == whole, f"round {r}"
+    assert encoder.enabled and all(encoder.verified.values())
+    # from round 2 on most of each prompt came from the cache
+    assert encoder.stats["cached_chars"] > encoder.stats["tokenized_chars"]
+    # a prompt that does not extend its key's previous one (edited history) is tokenized from scratch
+    edited = render_prompt(tokenizer, {"messages": [{"role": "user", "content": "new"}], "tools": TOOLS})
+    assert encoder.encode([edited], keys=["a"]) == tokenizer([edited], add_special_tokens=False)["input_ids"]
+    encoder.forget("b")
+    assert "b" not in encoder._cache
+
+
+def test_chat_session_encodes_keyed_prompts_incrementally(tokenizer, tiny_model):
+    session = ChatSession(tiny_model, tokenizer, 4, 2)
+    histories = _conversations(2)
+    for r in range(3):
+        prompts = [{"messages": h[r], "tools": TOOLS} for h in histories[:2]]
+        expected = [
+            tokenizer(render_prompt(tokenizer, p), add_special_tokens=False)["input_ids"] for p in prompts
+        ]
+        assert session.encode(prompts, keys=[0, 1]) == expected
+        assert session.encode(prompts) == expected  # without keys: whole prompts
+    assert session.encoder.stats["cached_chars"] > 0
+
+
+class _CountingTokenizer:
+    """A tokenizer whose ids are not additive over pieces: one id per call's text (its length)."""
+
+    added_tokens_decoder = {0: SimpleNamespace(content="<|im_start|>", special=True)}
+
+    def __call__(self, texts, add_special_tokens=False):
+        return {"input_ids": [[len(t)] for t in texts]}
+
+
+def test_a_tokenizer_that_is_not_additive_falls_back_to_whole_prompts(caplog):
+    encoder = IncrementalEncoder(_CountingTokenizer())
+    texts = ["<|im_start|>user hi<|im_start|>assistant", "no special token here"]
+    with caplog.at_level(logging.WARNING):
+        assert encoder.encode(texts, keys=[1, 2]) == [[len(texts[0])], [len(texts[1])]]
+    assert not encoder.enabled and "tokenizing whole prompts" in caplog.text
+    assert encoder.encode([texts[0] + " more"], keys=[1]) == [[len(texts[0]) + 5]]
