@@ -39,7 +39,7 @@ from typing import Any
 import torch
 
 from evaluation.generation import kernels
-from evaluation.generation.prefix_cache import Plan, SlotTable, block_hashes, common_prefix, shared_tokens
+from evaluation.generation.prefix_cache import Plan, SlotTable, common_prefix, shared_tokens
 
 log = logging.getLogger(__name__)
 
@@ -343,7 +343,7 @@ class Engine:
             while queue and free:
                 i = queue.pop()
                 if i not in hashes:
-                    hashes[i] = block_hashes(prompts[i])
+                    hashes[i] = table.hashes(prompts[i], keys[i])
                 plan = table.plan(
                     prompts[i], hashes[i], keys[i], set(free), {p.slot for _, p in group}, waiting
                 )

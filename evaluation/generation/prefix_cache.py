@@ -40,10 +40,15 @@ def common_prefix(a: Sequence[int], b: Sequence[int], step: int = 64) -> int:
     return i
 
 
-def block_hashes(ids: Sequence[int], block: int = BLOCK) -> list[int]:
-    """Chain hash of every whole ``block``-token block of ``ids``: entry ``d`` stands for ``ids[:(d+1)*block]``."""
-    out, h = [], 0
-    for i in range(0, len(ids) - block + 1, block):
+def block_hashes(
+    ids: Sequence[int], block: int = BLOCK, known: Sequence[int] = (), known_hashes: Sequence[int] = ()
+) -> list[int]:
+    """Chain hash of every whole ``block``-token block of ``ids``: entry ``d`` stands for ``ids[:(d+1)*block]``.
+    ``known_hashes`` (those of ``known``) are reused over the whole blocks ``ids`` shares with ``known``."""
+    shared = min(common_prefix(known, ids) // block, len(known_hashes)) if known_hashes else 0
+    out = list(known_hashes[:shared])
+    h = out[-1] if out else 0
+    for i in range(shared * block, len(ids) - block + 1, block):
         h = hash((h, tuple(ids[i : i + block])))
         out.append(h)
     return out
@@ -160,17 +165,30 @@ class SlotTable:
         self._tick += 1
         self.used[plan.slot] = self._tick
 
+    def hashes(self, prompt: Sequence[int], key: Hashable) -> list[int]:
+        """:func:`block_hashes` of ``prompt``, reusing those of what ``key``'s slot holds (its last prompt)."""
+        slot = self.slot_of.get(key)
+        if slot is None:
+            return block_hashes(prompt)
+        return block_hashes(prompt, known=self.ids[slot], known_hashes=self._hashes[slot])
+
     def store(self, slot: int, ids: Sequence[int]) -> None:
-        """The slot now holds the K/V of ``ids`` (positions ``0..len(ids)-1``)."""
-        for h in self._hashes[slot]:
+        """The slot now holds the K/V of ``ids`` (positions ``0..len(ids)-1``). Only the blocks past
+        what it shares with the slot's previous ids are hashed and re-indexed."""
+        old = self._hashes[slot]
+        new = block_hashes(ids, known=self.ids[slot], known_hashes=old)
+        keep = 0
+        while keep < min(len(old), len(new)) and old[keep] == new[keep]:
+            keep += 1
+        for h in old[keep:]:
             holders = self._index.get(h)
             if holders is not None:
                 holders.discard(slot)
                 if not holders:
                     del self._index[h]
         self.ids[slot] = list(ids)
-        self._hashes[slot] = block_hashes(self.ids[slot])
-        for h in self._hashes[slot]:
+        self._hashes[slot] = new
+        for h in new[keep:]:
             self._index.setdefault(h, set()).add(slot)
 
     def forget(self, slot: int) -> None:

@@ -33,6 +33,33 @@ def _plan(table, prompt, key, free, busy=(), waiting=()):
     return table.plan(prompt, block_hashes(prompt), key, set(free), set(busy), set(waiting))
 
 
+def test_incremental_hashes_and_index_equal_a_rebuild():
+    """Hashes reused over a shared prefix equal hashes from scratch, and after any sequence of stores the
+    index (hash -> slots) is the one a rebuild from every slot's ids gives."""
+    rng = random.Random(1)
+    base = [rng.randrange(50) for _ in range(200)]
+    for cut in (0, 5, 16, 17, 100, 200):
+        grown = base[:cut] + [rng.randrange(50) for _ in range(rng.randrange(80))]
+        assert block_hashes(grown, known=base, known_hashes=block_hashes(base)) == block_hashes(grown)
+    table = SlotTable(3, share_min_tokens=16)
+    for _ in range(60):
+        slot = rng.randrange(3)
+        held = table.ids[slot]
+        keep = rng.randrange(len(held) + 1)
+        table.store(slot, held[:keep] + [rng.randrange(50) for _ in range(rng.randrange(70))])
+        rebuilt: dict[int, set[int]] = {}
+        for s in range(3):
+            assert table._hashes[s] == block_hashes(table.ids[s])
+            for h in table._hashes[s]:
+                rebuilt.setdefault(h, set()).add(s)
+        assert table._index == rebuilt
+    table.assign(table.plan(table.ids[0] + [1] * 20, block_hashes(table.ids[0]), "k", {0}, set(), set()), "k")
+    grown = table.ids[0] + [7] * 40
+    assert table.hashes(grown, "k") == block_hashes(grown) and table.hashes(grown, "other") == block_hashes(
+        grown
+    )
+
+
 def test_slot_table_reuses_copies_and_evicts():
     table = SlotTable(slots=3, share_min_tokens=16)
     system, other = list(range(100, 164)), list(range(300, 364))
