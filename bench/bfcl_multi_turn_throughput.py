@@ -64,29 +64,29 @@ def run(args: argparse.Namespace) -> str:
     model.resize_token_embeddings(len(tokenizer))
     source_dir = environment_dir(args.data)
     limits = Limits(max_prompt_tokens=model.config.max_position_embeddings - args.max_new_tokens)
+    configs = [
+        EngineConfig(decode_attention=k, attend_bucket=args.attend_bucket) for k in args.decode_attention
+    ]
+
+    def single_pass(config: EngineConfig) -> list[str]:
+        return generate(model, tokenizer, single, args.max_new_tokens, args.slots, engine_config=config)
+
+    def converse(config: EngineConfig, engine: bool = True, reuse: bool = True, totals: Any = None) -> list:
+        return run_conversations(
+            model, tokenizer, items, source_dir, args.max_new_tokens, args.slots, limits,
+            use_engine=engine, reuse=reuse, engine_totals=totals, engine_config=config,
+        )  # fmt: skip
+
     # Warm-up: one untimed pass over the single-turn items (with each kernel). The first pass of a
     # process ran ~2x slower than a second one (6.0 s of 12.7 s on an H200: library handles, kernel
     # plans per shape), which a short warm-up did not absorb and which flattered the multi-turn ratio.
-    for kernel in args.decode_attention:
-        generate(
-            model,
-            tokenizer,
-            single,
-            args.max_new_tokens,
-            args.slots,
-            engine_config=EngineConfig(decode_attention=kernel),
-        )
+    for config in configs:
+        single_pass(config)
     rows, base_of = [], {}
     tokens, decoded = {}, {}
-    for k, kernel in enumerate(args.decode_attention):
-        suffix = "" if k == 0 else f"_{kernel}"
-        config = EngineConfig(decode_attention=kernel, attend_bucket=args.attend_bucket)
-        _, seconds = timed(
-            lambda config=config: generate(
-                model, tokenizer, single, args.max_new_tokens, args.slots, engine_config=config
-            ),
-            args.device,
-        )
+    for k, config in enumerate(configs):
+        suffix = "" if k == 0 else f"_{config.decode_attention}"
+        _, seconds = timed(lambda config=config: single_pass(config), args.device)
         rows.append((f"single_turn_engine{suffix}", len(single), len(single), seconds))
         print(rows[-1], flush=True)
         runs = [(f"multi_turn_engine_reuse{suffix}", True, True)]
@@ -96,20 +96,7 @@ def run(args: argparse.Namespace) -> str:
         for name, engine, reuse in runs:
             totals: Counter[str] = Counter()
             out, seconds = timed(
-                lambda engine=engine, reuse=reuse, totals=totals, config=config: run_conversations(
-                    model,
-                    tokenizer,
-                    items,
-                    source_dir,
-                    args.max_new_tokens,
-                    args.slots,
-                    limits,
-                    use_engine=engine,
-                    reuse=reuse,
-                    engine_totals=totals,
-                    engine_config=config,
-                ),
-                args.device,
+                lambda c=config, e=engine, r=reuse, t=totals: converse(c, e, r, t), args.device
             )
             replies = sum(len(step) for r in out for step in r["decoded"])
             rows.append((name, len(items), replies, seconds))
@@ -152,17 +139,7 @@ def run(args: argparse.Namespace) -> str:
     if args.profile:
         args.profile.write_text(
             profile_reuse(
-                lambda: run_conversations(
-                    model,
-                    tokenizer,
-                    items,
-                    source_dir,
-                    args.max_new_tokens,
-                    args.slots,
-                    limits,
-                    reuse=True,
-                    engine_config=EngineConfig(decode_attention=args.decode_attention[0]),
-                ),
+                lambda: converse(configs[0]),
                 args.device,
             )  # fmt: skip
         )
