@@ -23,6 +23,7 @@ Needs the extracted BFCL data and environment classes (``hephaestus bfcl downloa
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import tempfile
@@ -147,6 +148,64 @@ def run(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def host_only(args: argparse.Namespace) -> str:
+    """The conversations' host-side work alone: every reply is a fixed ~64-token text without a call
+    (what a random model mostly says), so no model runs; rendering, tokenizing, the prefix table's
+    bookkeeping and the environment worker are what is timed. Incremental tokenization (only a
+    prompt's new text, :class:`evaluation.generation.encode.IncrementalEncoder`) against whole-prompt
+    tokenization every round, in one run."""
+    from evaluation.generation import generate as gen
+    from evaluation.generation.encode import IncrementalEncoder
+
+    items = [i for c in MULTI_TURN_CATEGORIES for i in load_multi_turn_category(args.data, c, args.limit)]
+    single, _ = load_conversations(args.data)
+    texts = [
+        {"messages": t, "tools": prompt_functions(i.functions, i.category)}
+        for i in items
+        for t in i.turns
+        if t
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer = build_tokenizer(single + texts, Path(tmp), args.vocab_size)
+    model = build_model("cpu", torch.float32, tiny=True)  # only sizes the limits; never runs
+    model.resize_token_embeddings(len(tokenizer))
+    reply = "lorem ipsum " * 20
+    limits = Limits(max_prompt_tokens=model.config.max_position_embeddings - args.max_new_tokens)
+    whole = IncrementalEncoder.encode
+    rows = []
+    originals = gen.ChatSession.generate, IncrementalEncoder.encode
+    try:
+        gen.ChatSession.generate = lambda self, encoded, keys: [reply] * len(encoded)
+        for name, encode in (
+            ("incremental tokenization", whole),
+            ("whole prompts every round", lambda self, texts, keys=None: whole(self, texts, None)),
+        ):
+            IncrementalEncoder.encode = encode
+            out, seconds = timed(
+                lambda: run_conversations(
+                    model,
+                    tokenizer,
+                    items,
+                    environment_dir(args.data),
+                    args.max_new_tokens,
+                    args.slots,
+                    limits,
+                ),
+                "cpu",
+            )
+            rows.append((name, len(out), sum(len(s) for r in out for s in r["decoded"]), seconds))
+    finally:
+        gen.ChatSession.generate, IncrementalEncoder.encode = originals
+    lines = [
+        f"# BFCL multi-turn, host side only (fixed replies, no model) — {date.today()} — {platform.node()} "
+        f"({platform.machine()}, {os.cpu_count()} CPUs); {args.slots} conversations at a time",
+        f"{'run':<28}{'conversations':>14}{'replies':>9}{'seconds':>10}{'vs incremental':>16}",
+    ]
+    for name, n, replies, seconds in rows:
+        lines.append(f"{name:<28}{n:>14}{replies:>9}{seconds:>10.1f}{seconds / rows[0][3]:>15.2f}x")
+    return "\n".join(lines)
+
+
 def profile_reuse(fn: Any, device: str) -> str:
     """Where one more run's time goes: torch.profiler's operators (by device time on CUDA) and
     cProfile's Python functions (by cumulative time), as text tables."""
@@ -202,8 +261,11 @@ def main() -> None:
         type=Path,
         help="run the reuse engine once more under torch.profiler + cProfile; tables to this file",
     )
+    parser.add_argument(
+        "--host-only", action="store_true", help="time the host-side work alone (no model): see host_only()"
+    )
     args = parser.parse_args()
-    text = run(args)
+    text = host_only(args) if args.host_only else run(args)
     print(text)
     if args.out:
         args.out.write_text(text + "\n")

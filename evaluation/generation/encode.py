@@ -9,8 +9,8 @@ a special token, are the ids of ``text[:b]`` followed by those of ``text[b:]``. 
 per key, the prompt up to its last special token and that part's ids; the next prompt of the key
 that starts with it tokenizes only the rest.
 
-Exactness is checked, not assumed: on the first call, and on the first call that continues from the
-cache, the encoder also tokenizes the whole prompts and compares; on any difference (a tokenizer whose normalizer or pre-tokenizer
+Exactness is checked, not assumed: on the first prompts split from scratch and on the first that
+continue from the cache, the encoder also tokenizes a few of them whole and compares; on any difference (a tokenizer whose normalizer or pre-tokenizer
 reaches across special tokens) it logs why and tokenizes whole prompts from then on.
 """
 
@@ -74,20 +74,26 @@ class IncrementalEncoder:
             upto = head + encoded[2 * i]
             self._cache[key] = (text[:cut], upto)
             out.append(upto + encoded[2 * i + 1])
-        kind = "cached" if any(p[2] for p in plans) else "split"
-        if not self.verified[kind]:  # once split from scratch, once continuing from the cache
-            self._verify(kind, [p[1] for p in plans], out)
+        for kind in ("split", "cached"):  # once split from scratch, once continuing from the cache
+            sample = [i for i, p in enumerate(plans) if (p[2] > 0) == (kind == "cached")][: self.VERIFY]
+            if sample and not self.verified[kind]:
+                self._verify(kind, [plans[i][1] for i in sample], [out[i] for i in sample])
         return out if self.enabled else self._whole(texts)
 
+    #: prompts compared with whole-prompt tokenization, per kind (a few: prompts are thousands of tokens)
+    VERIFY = 4
+
     def _verify(self, kind: str, texts: list[str], got: list[list[int]]) -> None:
+        if not self.enabled:
+            return
         whole = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
         bad = next((i for i, (a, b) in enumerate(zip(whole, got, strict=True)) if a != b), None)
         if bad is None:
             self.verified[kind] = True
             return
         log.warning(
-            "tokenizing at special tokens changed prompt %d's ids (%d vs %d tokens): tokenizing whole prompts",
-            bad, len(got[bad]), len(whole[bad]),
+            "tokenizing at special tokens changed a prompt's ids (%d vs %d tokens, %s): tokenizing whole prompts",
+            len(got[bad]), len(whole[bad]), kind,
         )  # fmt: skip
         self.enabled = False
         self._cache.clear()
