@@ -48,7 +48,8 @@ from evaluation.generation.generate import generate  # noqa: E402
 from evaluation.generation.kernels import DECODE_KERNELS  # noqa: E402
 
 
-def run(args: argparse.Namespace) -> str:
+def setup(args: argparse.Namespace, device: str, dtype: torch.dtype, tiny: bool) -> tuple:
+    """The multi-turn items, the single-turn prompts (and their source), a tokenizer trained on both, the model."""
     items = [i for c in MULTI_TURN_CATEGORIES for i in load_multi_turn_category(args.data, c, args.limit)]
     single, source = load_conversations(args.data)
     single = single[: args.limit] if args.limit else single
@@ -60,9 +61,14 @@ def run(args: argparse.Namespace) -> str:
     ]
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer = build_tokenizer(single + texts, Path(tmp), args.vocab_size)
-    dtype = torch.bfloat16 if args.device == "cuda" else torch.float32
-    model = build_model(args.device, dtype, tiny=args.tiny)
+    model = build_model(device, dtype, tiny=tiny)
     model.resize_token_embeddings(len(tokenizer))
+    return items, single, source, tokenizer, model
+
+
+def run(args: argparse.Namespace) -> str:
+    dtype = torch.bfloat16 if args.device == "cuda" else torch.float32
+    items, single, source, tokenizer, model = setup(args, args.device, dtype, args.tiny)
     source_dir = environment_dir(args.data)
     limits = Limits(max_prompt_tokens=model.config.max_position_embeddings - args.max_new_tokens)
     configs = [
@@ -157,18 +163,7 @@ def host_only(args: argparse.Namespace) -> str:
     from evaluation.generation import generate as gen
     from evaluation.generation.encode import IncrementalEncoder
 
-    items = [i for c in MULTI_TURN_CATEGORIES for i in load_multi_turn_category(args.data, c, args.limit)]
-    single, _ = load_conversations(args.data)
-    texts = [
-        {"messages": t, "tools": prompt_functions(i.functions, i.category)}
-        for i in items
-        for t in i.turns
-        if t
-    ]
-    with tempfile.TemporaryDirectory() as tmp:
-        tokenizer = build_tokenizer(single + texts, Path(tmp), args.vocab_size)
-    model = build_model("cpu", torch.float32, tiny=True)  # only sizes the limits; never runs
-    model.resize_token_embeddings(len(tokenizer))
+    items, _, _, tokenizer, model = setup(args, "cpu", torch.float32, tiny=True)  # the model never runs
     reply = "lorem ipsum " * 20
     limits = Limits(max_prompt_tokens=model.config.max_position_embeddings - args.max_new_tokens)
     whole = IncrementalEncoder.encode
