@@ -4,9 +4,11 @@ One decode step's attention for every slot: one query per head (Llama-3.2-1B's s
 4 query heads each, head dim 64), bf16, over a static cache of which each slot holds a different
 length (uniform between a quarter of the attended length and all of it), through each kernel of
 :data:`evaluation.generation.kernels.DECODE_KERNELS`: ``sdpa`` (the backend's choice, with the
-additive mask) against ``matmul`` (two batched GEMMs, fp32 scores). Also the bytes of K/V read per
-call over the time: what fraction of the GPU's memory bandwidth each kernel reaches. The first
-kernel named is the baseline of the ratio column; outputs are compared with it (max abs diff).
+additive mask) against ``matmul`` (two batched GEMMs, fp32 scores) and ``varlen`` (the flash
+kernel's variable-length form, told each slot's length). Two bandwidth columns: ``GB/s K+V``, the
+bytes of the whole attended K/V (what ``sdpa`` and ``matmul`` read) over the time, and ``GB/s live``,
+the bytes of the positions the slots hold (what ``varlen`` reads), the same for every kernel. The
+first kernel named is the baseline of the ratio column; outputs are compared with it (max abs diff).
 
     python bench/decode_attention.py [--slots 64 256] [--attend 2048 8192] [--out table.txt]
 """
@@ -25,13 +27,16 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evaluation.generation.kernels import DECODE_KERNELS, decode_mask, decode_matmul  # noqa: E402
+from evaluation.generation.kernels import DECODE_KERNELS, decode_mask, decode_matmul, decode_varlen  # noqa: E402
 
 
 def kernel_fn(name: str):
+    """``fn(q [S, H, G, D], k, v [S, H, A, D], additive mask, positions [S]) -> [S, H, G, D]``."""
     if name == "sdpa":
-        return lambda q, k, v, m: F.scaled_dot_product_attention(q, k, v, attn_mask=m)
-    return lambda q, k, v, m: decode_matmul(q, k, v, m, None)
+        return lambda q, k, v, m, p: F.scaled_dot_product_attention(q, k, v, attn_mask=m)
+    if name == "varlen":
+        return lambda q, k, v, m, p: decode_varlen(q.flatten(1, 2), k, v, p, k.shape[2], None).view_as(q)
+    return lambda q, k, v, m, p: decode_matmul(q, k, v, m, None)
 
 
 def time_call(fn, device: str, iters: int) -> float:
@@ -64,7 +69,8 @@ def run(args: argparse.Namespace) -> list[str]:
         f"({torch.cuda.get_device_name() if device == 'cuda' else platform.machine()}); torch {torch.__version__}; "
         f"{dtype}; {heads} K/V heads x {groups} query heads, head dim {dim}; {args.iters} calls each; "
         f"baseline: {kernels[0]}",
-        f"{'slots':>6}{'attend':>8}{'kernel':>9}{'us/call':>10}{'GB/s K+V':>10}{'vs ' + kernels[0]:>10}{'max |diff|':>12}",
+        f"{'slots':>6}{'attend':>8}{'kernel':>9}{'us/call':>10}{'GB/s K+V':>10}{'GB/s live':>11}"
+        f"{'vs ' + kernels[0]:>10}{'max |diff|':>12}",
     ]
     gen = torch.Generator(device="cpu").manual_seed(0)
     for slots in args.slots:
@@ -75,17 +81,19 @@ def run(args: argparse.Namespace) -> list[str]:
             pos = torch.randint(attend // 4, attend, (slots,), generator=gen).to(device)
             mask = decode_mask(pos, attend, dtype)
             kv_bytes = 2 * k.numel() * k.element_size()
+            live_bytes = kv_bytes * float((pos + 1).sum()) / (slots * attend)
             base_t = base_out = None
             for name in kernels:
                 fn = kernel_fn(name)
                 with torch.inference_mode():
-                    seconds = time_call(lambda fn=fn, a=(q, k, v, mask): fn(*a), device, args.iters)
-                    out = fn(q, k, v, mask).float()
+                    seconds = time_call(lambda fn=fn, a=(q, k, v, mask, pos): fn(*a), device, args.iters)
+                    out = fn(q, k, v, mask, pos).float()
                 if base_t is None:
                     base_t, base_out = seconds, out
                 diff = (out - base_out).abs().max().item()
                 lines.append(
                     f"{slots:>6}{attend:>8}{name:>9}{seconds * 1e6:>10.1f}{kv_bytes / seconds / 1e9:>10.0f}"
+                    f"{live_bytes / seconds / 1e9:>11.0f}"
                     f"{base_t / seconds:>9.2f}x{diff:>12.2e}"
                 )
     return lines

@@ -117,6 +117,20 @@ class Engine:
         self.stops = torch.tensor(sorted(set(int(t) for t in stop_token_ids)) or [-1], device=self.device)
         self.stop_seqs, self.stop_seq_pad = kernels.pack_sequences(stop_sequences, self.device)
         self.graphs_ok = self.config.cuda_graphs and self.device.type == "cuda"
+        #: the decode kernel used: ``varlen`` needs the flash kernel's dtypes on CUDA (elsewhere its
+        #: reference runs: CPU tests); a CUDA model in fp32 decodes with ``sdpa`` instead, said here
+        self.decode_attention = self.config.decode_attention
+        if (
+            self.decode_attention == "varlen"
+            and self.device.type == "cuda"
+            and self.dtype
+            not in (
+                torch.bfloat16,
+                torch.float16,
+            )
+        ):
+            log.warning("decode_attention 'varlen' needs bf16/fp16 on CUDA, not %s: using 'sdpa'", self.dtype)
+            self.decode_attention = "sdpa"
         #: the last call's counts: ``prefilled`` requests, ``prefilled_tokens`` computed by prefills,
         #: ``reused_tokens`` already in the request's slot, ``copied_tokens`` copied from another
         #: slot, ``evictions`` (keys that lost their slot), decode steps, graphs, slots
@@ -255,6 +269,12 @@ class Engine:
             attend = kernels.round_up(max(end_pos[s] for s in live), self.config.attend_bucket, state.max_len)
             for _ in range(n_steps):
                 self._step(state, attend, graphs)
+            # K/V positions the decode attention covers: every slot to ``attend`` (sdpa, matmul), or
+            # each live slot to its own position (varlen; host-side bound: a slot stopped early counts)
+            counts["decode_kv_positions"] += state.slots * attend * n_steps
+            counts["decode_live_positions"] += sum(
+                n_steps * (end_pos[s] - budget[s]) + n_steps * (n_steps - 1) // 2 for s in live
+            )
             steps += n_steps
             for s in live:
                 budget[s] -= n_steps
@@ -266,7 +286,19 @@ class Engine:
                     if keys is not None:  # the last token was generated, never fed: no K/V for it
                         self.table.store(slot, prompts[owner[slot]] + ids[:-1])
                     owner[slot] = -1
-        counts.update(dict.fromkeys(("prefilled_tokens", "reused_tokens", "copied_tokens", "evictions"), 0))
+        counts.update(
+            dict.fromkeys(
+                (
+                    "prefilled_tokens",
+                    "reused_tokens",
+                    "copied_tokens",
+                    "evictions",
+                    "decode_kv_positions",
+                    "decode_live_positions",
+                ),
+                0,
+            )
+        )
         self.totals.update(counts)
         self.stats.update(
             counts, decode_steps=steps, prefilled=prefills, graphs=len(graphs), slots=state.slots
@@ -453,7 +485,7 @@ class Engine:
             torch.cuda.synchronize(self.device)
 
     def _decode(self, state: kernels.DecodeState, attend: int) -> None:
-        state.mode = kernels.DecodeMode(attend, self.config.decode_attention)
+        state.mode = kernels.DecodeMode(attend, self.decode_attention)
         mask = kernels.decode_mask(state.pos, attend, self.dtype)
         out = self.model(
             input_ids=state.tokens[:, None],

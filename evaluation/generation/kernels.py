@@ -45,8 +45,12 @@ class ExtendMode:
 #: Decode attention kernels (:class:`DecodeMode`): ``sdpa`` is ``F.scaled_dot_product_attention``
 #: with the additive mask (the backend picks the kernel, cuDNN's flash on Hopper); ``matmul`` is two
 #: batched GEMMs (scores in fp32) and a softmax, which read each slot's K/V once: decode attends one
-#: query row per K/V head group, so a flash kernel's query tile is mostly padding.
-DECODE_KERNELS = ("sdpa", "matmul")
+#: query row per K/V head group, so a flash kernel's query tile is mostly padding. Both read
+#: ``attend`` positions of every slot, busy or idle. ``varlen`` is the flash kernel's variable-length
+#: form told each slot's own length (:func:`decode_varlen`): it reads the positions each slot holds
+#: and nothing past them, so a batch of short conversations beside one long one no longer pays the
+#: long one's length on every slot.
+DECODE_KERNELS = ("sdpa", "matmul", "varlen")
 
 
 @dataclass
@@ -250,6 +254,11 @@ def _attention(
         values = state.v[layer][:, :, : mode.attend]
         bsz, heads, _, dim = query.shape
         # Grouped-query heads share a K/V head: fold the group into the query length (no K/V copy).
+        if mode.kernel == "varlen":
+            out = decode_varlen(
+                query[:, :, 0], state.k[layer], state.v[layer], state.pos, mode.attend, scaling
+            )
+            return out[:, None], None
         folded = query.reshape(bsz, key.shape[1], groups, dim)
         if mode.kernel == "matmul":
             out = decode_matmul(folded, keys, values, attention_mask, scaling)
@@ -291,6 +300,51 @@ def decode_matmul(
     scores = scores.view(s, h, g, -1).mul_(scale).add_(mask)
     probs = scores.softmax(dim=-1).to(v.dtype).view(s * h, g, -1)
     return torch.bmm(probs, v).view(s, h, g, d)
+
+
+def decode_varlen(
+    query: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, pos: torch.Tensor, attend: int,
+    scale: float | None,
+) -> torch.Tensor:  # fmt: skip
+    """Decode attention that reads slot ``s``'s positions ``0..pos[s]`` only. query [S, Hq, D] (one
+    token per slot), k_cache/v_cache [S, Hkv, L, D] (the engine's cache, not copied); returns
+    [S, Hq, D]. ``attend`` bounds every ``pos + 1`` (the kernel's work split is planned for it).
+
+    The cache is handed to the flash kernel's variable-length form as it lies: viewed as rows of
+    ``D`` with a row stride of ``D`` and a head stride of ``L*D``, slot ``s``'s sequence starts at row
+    ``s*Hkv*L`` (``cu_seq_k``), and ``seqused_k = pos + 1`` says how many of its rows count. All of
+    it is device tensors of static shape, so the step stays capturable in a CUDA graph. Off CUDA
+    (tests) :func:`varlen_reference` computes the same thing from the same view and offsets."""
+    slots, kv_heads, length, dim = k_cache.shape
+    rows = (slots - 1) * kv_heads * length + length  # the last row any slot can reach
+    view = lambda c: c.as_strided((rows, kv_heads, dim), (dim, length * dim, 1), c.storage_offset())  # noqa: E731
+    cu_q = torch.arange(slots + 1, dtype=torch.int32, device=query.device)
+    cu_k = cu_q * (kv_heads * length)
+    used = (pos + 1).to(torch.int32)
+    scale = dim**-0.5 if scale is None else scale
+    if not query.is_cuda:
+        return varlen_reference(query, view(k_cache), view(v_cache), cu_k, used, scale)
+    out = torch.ops.aten._flash_attention_forward(
+        query, view(k_cache), view(v_cache), cu_q, cu_k, 1, attend, 0.0, False, False,
+        scale=scale, seqused_k=used,
+    )[0]  # fmt: skip
+    return out
+
+
+def varlen_reference(
+    query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, cu_k: torch.Tensor, used: torch.Tensor,
+    scale: float,
+) -> torch.Tensor:  # fmt: skip
+    """What the variable-length kernel computes, one slot at a time: query row ``s`` attends rows
+    ``cu_k[s] .. cu_k[s] + used[s] - 1`` of ``keys``/``values`` [rows, Hkv, D] (grouped heads share)."""
+    groups = query.shape[1] // keys.shape[1]
+    out = []
+    for s, (begin, n) in enumerate(zip(cu_k[:-1].tolist(), used.tolist(), strict=True)):
+        k = keys[begin : begin + n].transpose(0, 1).repeat_interleave(groups, 0)  # [Hq, n, D]
+        v = values[begin : begin + n].transpose(0, 1).repeat_interleave(groups, 0)
+        probs = (query[s, :, None].float() @ k.transpose(1, 2).float() * scale).softmax(-1)
+        out.append((probs.to(v.dtype) @ v)[:, 0])
+    return torch.stack(out)
 
 
 def _extend(

@@ -30,12 +30,14 @@ def reference(gqa_model, prompts):
         EngineConfig(slots=3, sync_every=4, prefill_tokens=40),  # refills, small prefill groups
         EngineConfig(slots=1, sync_every=16, attend_bucket=8),  # one slot, many attention buckets
         EngineConfig(slots=4, sync_every=3, attend_bucket=8, decode_attention="matmul"),  # GEMM decode kernel
+        EngineConfig(slots=4, sync_every=3, attend_bucket=8, decode_attention="varlen"),  # per-slot lengths
     ],
 )
 def test_engine_equals_generate_exactly(gqa_model, prompts, reference, config):
     engine = Engine(gqa_model, [1, 2], config=config)
     assert engine.generate_ids(prompts, 16) == reference
     assert engine.stats["prefilled"] == len(prompts) and engine.stats["graphs"] == 0  # no graphs on CPU
+    assert 0 < engine.stats["decode_live_positions"] < engine.stats["decode_kv_positions"]
     batched = hf_generate_ids(gqa_model, prompts, [1, 2], 0, 16, 4)  # left-padded generate agrees too
     assert batched == reference
 
@@ -72,6 +74,19 @@ def test_decode_kernels_agree_on_a_masked_cache(gqa_model):
     garbage = keys.clone()
     garbage[1, :, 4:] = 1e4  # beyond slot 1's position: must not matter
     assert torch.allclose(kernels.decode_matmul(query, garbage, values, mask, None)[1], ours[1], atol=1e-5)
+    # The variable-length form reads the cache through a strided view and per-slot offsets: the same
+    # attention, and nothing past a slot's position (garbage there, in slot 1, changes nothing).
+    flat = query.reshape(slots, heads * groups, dim)
+    varlen = kernels.decode_varlen(flat, keys, values, pos, length, None)
+    assert torch.allclose(varlen, sdpa.reshape(slots, heads * groups, dim), atol=1e-5)
+    assert torch.allclose(kernels.decode_varlen(flat, garbage, values, pos, length, None), varlen, atol=1e-5)
+    wide = torch.randn(slots, heads, length + 9, dim)  # a cache longer than what is attended
+    wide[:, :, :length] = keys
+    assert torch.allclose(
+        kernels.decode_varlen(flat, wide, torch.cat([values, wide[:, :, length:]], 2), pos, length, None),
+        varlen,
+        atol=1e-5,
+    )
     with pytest.raises(ValueError, match="decode_attention"):
         Engine(gqa_model, [1], config=EngineConfig(decode_attention="flash"))
 

@@ -136,6 +136,14 @@ def rounds(gqa_model):
         EngineConfig(
             slots=2, sync_every=3, share_min_tokens=16, prefill_tokens=60, attend_bucket=8
         ),  # evictions
+        EngineConfig(
+            slots=2,
+            sync_every=3,
+            share_min_tokens=16,
+            prefill_tokens=60,
+            attend_bucket=8,
+            decode_attention="varlen",
+        ),  # evictions, per-slot decode lengths
     ],
 )
 def test_keyed_rounds_equal_generate_exactly(gqa_model, rounds, config):
