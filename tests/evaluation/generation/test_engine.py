@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import random
 
 import pytest
@@ -89,6 +90,8 @@ def test_decode_kernels_agree_on_a_masked_cache(gqa_model):
     )
     with pytest.raises(ValueError, match="decode_attention"):
         Engine(gqa_model, [1], config=EngineConfig(decode_attention="flash"))
+    assert Engine(gqa_model, [1]).decode_attention == "sdpa"  # auto: varlen only for bf16/fp16 on CUDA
+    assert Engine(gqa_model, [1], config=EngineConfig(decode_attention="varlen")).decode_attention == "varlen"
 
 
 def test_budget_of_one_token_and_bad_input(gqa_model, prompts, reference):
@@ -130,3 +133,25 @@ def test_cuda_graph_engine_matches_generate_fp32(gqa_model, prompts, reference):
         assert got == hf_generate_ids(model, prompts, [1, 2], 0, 16, 1)
     finally:
         gqa_model.to("cpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_varlen_decode_on_cuda_graphs_in_bf16(gqa_model, prompts):
+    """The flash variable-length kernel (auto's choice in bf16 on CUDA) agrees with sdpa and is captured."""
+    from evaluation.generation import kernels
+
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    k, v = (torch.randn(6, 2, 96, 64, generator=gen).cuda().bfloat16() for _ in range(2))
+    q = torch.randn(6, 2, 3, 64, generator=gen).cuda().bfloat16()
+    pos = torch.tensor([0, 5, 40, 95, 63, 17], device="cuda")
+    sdpa = torch.nn.functional.scaled_dot_product_attention(
+        q, k, v, attn_mask=kernels.decode_mask(pos, 96, q.dtype)
+    )
+    varlen = kernels.decode_varlen(q.flatten(1, 2), k, v, pos, 96, None).view_as(q)
+    assert (varlen.float() - sdpa.float()).abs().max() < 2e-2
+    model = copy.deepcopy(gqa_model).to("cuda", torch.bfloat16)  # the shared fixture stays fp32
+    engine = Engine(model, [1, 2], config=EngineConfig(slots=4, sync_every=4))
+    assert engine.decode_attention == "varlen"
+    assert len(engine.generate_ids(prompts, 16)) == len(prompts)
+    assert engine.stats["graphs"] >= 1 and "graph_error" not in engine.stats
