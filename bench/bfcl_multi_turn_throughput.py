@@ -10,8 +10,10 @@ One invocation, one GPU, one model (Llama-3.2-1B's shape, random weights from co
   :func:`evaluation.bfcl.multi_turn.run_conversations` (calls executed in the environment worker; a
   random model rarely calls, so most turns are one reply): on the engine keeping each
   conversation's KV cache between rounds (``--slots`` conversations at once; a round prefills only
-  the new tokens, shared function docs copied between slots), on the engine re-prefilling every
-  prompt from its first token each round (``--skip-no-reuse`` leaves it out), and on batched
+  the new tokens, shared function docs copied between slots; host and engine taking turns, and
+  ``_lanes``: two lanes, the host stepping one while the engine generates the other, ``--skip-lanes``
+  leaves it out), on the engine re-prefilling every prompt from its first token
+  each round (``--skip-no-reuse`` leaves it out), and on batched
   ``model.generate`` (``--skip-generate``). The engine runs also print the prompt tokens they
   prefilled, reused from the conversation's own slot and copied from another slot.
 
@@ -78,10 +80,16 @@ def run(args: argparse.Namespace) -> str:
     def single_pass(config: EngineConfig) -> list[str]:
         return generate(model, tokenizer, single, args.max_new_tokens, args.slots, engine_config=config)
 
-    def converse(config: EngineConfig, engine: bool = True, reuse: bool = True, totals: Any = None) -> list:
+    def converse(
+        config: EngineConfig,
+        engine: bool = True,
+        reuse: bool = True,
+        totals: Any = None,
+        overlap: bool = False,
+    ) -> list:
         return run_conversations(
             model, tokenizer, items, source_dir, args.max_new_tokens, args.slots, limits,
-            use_engine=engine, reuse=reuse, engine_totals=totals, engine_config=config,
+            use_engine=engine, reuse=reuse, overlap=overlap, engine_totals=totals, engine_config=config,
         )  # fmt: skip
 
     # Warm-up: one untimed pass over the single-turn items (with each kernel). The first pass of a
@@ -96,14 +104,15 @@ def run(args: argparse.Namespace) -> str:
         _, seconds = timed(lambda config=config: single_pass(config), args.device)
         rows.append((f"single_turn_engine{suffix}", len(single), len(single), seconds))
         print(rows[-1], flush=True)
-        runs = [(f"multi_turn_engine_reuse{suffix}", True, True)]
+        runs = [(f"multi_turn_engine_reuse{suffix}", True, True, False)]
         if k == 0:  # the baselines once, with the first kernel
-            runs += [] if args.skip_no_reuse else [("multi_turn_engine", True, False)]
-            runs += [] if args.skip_generate else [("multi_turn_generate", False, False)]
-        for name, engine, reuse in runs:
+            runs += [] if args.skip_lanes else [("multi_turn_engine_reuse_lanes", True, True, True)]
+            runs += [] if args.skip_no_reuse else [("multi_turn_engine", True, False, False)]
+            runs += [] if args.skip_generate else [("multi_turn_generate", False, False, False)]
+        for name, engine, reuse, overlap in runs:
             totals: Counter[str] = Counter()
             out, seconds = timed(
-                lambda c=config, e=engine, r=reuse, t=totals: converse(c, e, r, t), args.device
+                lambda c=config, e=engine, r=reuse, t=totals, o=overlap: converse(c, e, r, t, o), args.device
             )
             replies = sum(len(step) for r in out for step in r["decoded"])
             rows.append((name, len(items), replies, seconds))
@@ -125,7 +134,7 @@ def run(args: argparse.Namespace) -> str:
         base = seconds[base_of.get(name, name)]  # each multi-turn run against the same kernel's single turn
         lines.append(f"{name:<32}{n:>8}{replies:>9}{secs:>10.1f}{secs / base:>15.2f}x")
     reuse = seconds["multi_turn_engine_reuse"]
-    for other in ("multi_turn_engine", "multi_turn_generate"):
+    for other in ("multi_turn_engine_reuse_lanes", "multi_turn_engine", "multi_turn_generate"):
         if other in seconds:
             lines.append(f"{other} / multi_turn_engine_reuse: {seconds[other] / reuse:.2f}x")
     lines.append(
@@ -193,6 +202,7 @@ def host_only(args: argparse.Namespace) -> str:
                     args.max_new_tokens,
                     args.slots,
                     limits,
+                    overlap=False,  # the fixed replies stand in for ChatSession.generate
                 ),
                 "cpu",
             )
@@ -245,6 +255,11 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="a 2-layer model (smoke test on CPU)")
     parser.add_argument("--limit", type=int, help="first N items per category only (smoke test)")
     parser.add_argument("--skip-generate", action="store_true", help="time the engine only (no baseline)")
+    parser.add_argument(
+        "--skip-lanes",
+        action="store_true",
+        help="leave out the reuse run in two lanes (host work overlapped with the engine: overlap=True)",
+    )
     parser.add_argument(
         "--skip-no-reuse", action="store_true", help="leave out the engine run that re-prefills every round"
     )

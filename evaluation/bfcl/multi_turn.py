@@ -104,6 +104,7 @@ def run_conversations(
     *,
     use_engine: bool = True,
     reuse: bool = True,
+    overlap: bool = False,
     engine_totals: Counter[str] | None = None,
     engine_config: Any = None,
 ) -> list[dict[str, Any]]:
@@ -115,8 +116,14 @@ def run_conversations(
     one ends, and a round prefills only the tokens that are new since the conversation's last
     reply (conversations with the same tools share their prefix). The replies are the same tokens
     (exactly in fp32) as without reuse, where every round re-prefills every running conversation
-    from its first token (all conversations at once). ``engine_totals`` (on the engine) receives its counts:
-    ``prefilled_tokens``, ``reused_tokens``, ``copied_tokens``, ``evictions``.
+    from its first token (all conversations at once). With ``overlap`` (engine and reuse only) the
+    conversations under way run in two lanes of half the window each: while the engine generates one
+    lane's round, the host executes the other lane's calls and renders and tokenizes its next prompts
+    (:func:`_run_lanes`); the replies are the same. It is off by default: each lane decodes its own
+    64-odd steps, so the decode steps double, and on the CPU (where a step's cost is mostly fixed)
+    that made it 1.4x slower (``bench/bfcl_multi_turn_throughput.py``); on a GPU, where the host work
+    between rounds leaves the GPU idle, it is unmeasured. ``engine_totals`` (on the engine) receives its counts:
+    ``prefilled_tokens``, ``reused_tokens``, ``copied_tokens``, ``evictions``, decode positions.
     ``use_engine=False`` decodes with batched ``model.generate`` instead (the side-by-side baseline);
     ``engine_config`` (:class:`evaluation.generation.engine.EngineConfig`): the engine's other knobs."""
     from evaluation.generation.generate import generate
@@ -136,43 +143,25 @@ def run_conversations(
         # The worker process starts now and imports while the first round generates; a conversation's
         # environments are opened at its first reply (one that cannot be built ends it, reply unrecorded).
         worker.start()
-        while True:
-            active = [(i, c) for i, c in enumerate(convs) if not c.done][:window]
-            if not active:
-                break
-            prompts = [{"messages": list(c.messages), "tools": c.tools} for _, c in active]
-            keys = [i for i, _ in active] if reuse else None
-            encoded = session.encode(prompts, keys) if session is not None else None
-            if budget is not None:
-                lengths = (
-                    [len(e) for e in encoded]
-                    if encoded is not None
-                    else [_prompt_tokens(tokenizer, p) for p in prompts]
-                )
-                keep = [j for j, n in enumerate(lengths) if n <= budget]
-                for j in set(range(len(active))) - set(keep):
-                    active[j][1].done, active[j][1].stopped = True, "prompt_too_long"
-                if not keep:
+        rounds = _Rounds(convs, session, tokenizer, budget, reuse, worker, opened, limits)
+        if session is not None and reuse and overlap and window >= 2:
+            _run_lanes(rounds, window)
+        else:
+            while True:
+                active = [(i, c) for i, c in enumerate(convs) if not c.done][:window]
+                if not active:
+                    break
+                batch = rounds.prepare(active)
+                if batch is None:
                     continue
-                active, prompts = [active[j] for j in keep], [prompts[j] for j in keep]
-                encoded = [encoded[j] for j in keep] if encoded is not None else None
-            if session is not None:
-                texts = session.generate(encoded, [i for i, _ in active] if reuse else None)
-            else:
-                texts = generate(model, tokenizer, prompts, max_new_tokens, batch_size, use_engine=use_engine)
-            for (index, conv), text in zip(active, texts, strict=True):
-                if index not in opened:
-                    opened.add(index)
-                    try:
-                        worker.open(str(index), conv.item.entry())
-                    except (WorkerError, StepTimeout) as exc:
-                        conv.done, conv.stopped = True, f"environment_error: {exc}"
-                        continue
-                _step(worker, str(index), conv, text, limits)
-            if session is not None:
-                for index, conv in active:
-                    if conv.done:
-                        session.encoder.forget(index)
+                active, prompts, encoded = batch
+                if session is not None:
+                    texts = session.generate(encoded, [i for i, _ in active] if reuse else None)
+                else:
+                    texts = generate(
+                        model, tokenizer, prompts, max_new_tokens, batch_size, use_engine=use_engine
+                    )
+                rounds.finish(active, texts)
         for index in sorted(opened):
             try:
                 worker.close(str(index))
@@ -191,6 +180,114 @@ def run_conversations(
         }
         for c in convs
     ]
+
+
+@dataclass
+class _Rounds:
+    """The host side of a round: its prompts before generation, its replies' steps after."""
+
+    convs: list[_Conversation]
+    session: Any
+    tokenizer: Any
+    budget: int | None
+    reuse: bool
+    worker: EnvironmentWorker
+    opened: set[int]
+    limits: Limits
+
+    def prepare(
+        self, active: list[tuple[int, _Conversation]]
+    ) -> tuple[list[tuple[int, _Conversation]], list[dict[str, Any]], list[list[int]] | None] | None:
+        """The round's prompts (and token ids, on the engine); a conversation whose prompt outgrew the
+        budget ends (``prompt_too_long``). ``None`` when none is left."""
+        prompts = [{"messages": list(c.messages), "tools": c.tools} for _, c in active]
+        keys = [i for i, _ in active] if self.reuse else None
+        encoded = self.session.encode(prompts, keys) if self.session is not None else None
+        if self.budget is not None:
+            lengths = (
+                [len(e) for e in encoded]
+                if encoded is not None
+                else [_prompt_tokens(self.tokenizer, p) for p in prompts]
+            )
+            keep = [j for j, n in enumerate(lengths) if n <= self.budget]
+            for j in set(range(len(active))) - set(keep):
+                active[j][1].done, active[j][1].stopped = True, "prompt_too_long"
+            active, prompts = [active[j] for j in keep], [prompts[j] for j in keep]
+            encoded = [encoded[j] for j in keep] if encoded is not None else None
+        return (active, prompts, encoded) if active else None
+
+    def finish(self, active: list[tuple[int, _Conversation]], texts: list[str]) -> None:
+        """Record the replies, execute their calls (opening a conversation's environments at its first)."""
+        for (index, conv), text in zip(active, texts, strict=True):
+            if index not in self.opened:
+                self.opened.add(index)
+                try:
+                    self.worker.open(str(index), conv.item.entry())
+                except (WorkerError, StepTimeout) as exc:
+                    conv.done, conv.stopped = True, f"environment_error: {exc}"
+                    continue
+            _step(self.worker, str(index), conv, text, self.limits)
+        if self.session is not None:
+            for index, conv in active:
+                if conv.done:
+                    self.session.encoder.forget(index)
+
+
+def _run_lanes(rounds: _Rounds, window: int) -> None:
+    """Rounds in two lanes, so host and engine work at once. The engine runs in one worker thread and
+    takes one call at a time, in the order submitted; each lane has its half of the engine's slots
+    (``slot_range``), so a lane's call decodes its own slots only and never evicts the other lane's
+    conversations. The calling thread does everything else: tokenizer (encode, decode), environments,
+    bookkeeping. A conversation that ends hands its place in its lane to the next one waiting."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    session, convs = rounds.session, rounds.convs
+    waiting = deque(range(len(convs)))
+    lanes: list[list[int]] = [[], []]
+    sizes = (window - window // 2, window // 2)
+    ranges = (
+        range(0, sizes[0]),
+        range(sizes[0], window),
+    )  # each lane's slots: its decode steps compute these
+
+    def prepare(lane: int) -> tuple[list[tuple[int, _Conversation]], Any] | None:
+        while True:
+            members = [i for i in lanes[lane] if not convs[i].done]
+            while len(members) < sizes[lane] and waiting:
+                i = waiting.popleft()
+                if not convs[i].done:
+                    members.append(i)
+            lanes[lane] = members
+            if not members:
+                return None
+            batch = rounds.prepare([(i, convs[i]) for i in members])
+            if batch is not None:
+                return batch[0], batch[2]
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine") as pool:
+        queued: deque[tuple[int, list[tuple[int, _Conversation]], Any]] = deque()
+
+        def submit(lane: int) -> None:
+            batch = prepare(lane)
+            if batch is not None:
+                active, encoded = batch
+                keys = [i for i, _ in active]
+                future = pool.submit(
+                    session.engine.generate_ids,
+                    encoded,
+                    session.max_new_tokens,
+                    keys=keys,
+                    slot_range=ranges[lane],
+                )
+                queued.append((lane, active, future))
+
+        submit(0)
+        submit(1)  # tokenized while lane 0 generates
+        while queued:
+            lane, active, future = queued.popleft()
+            rounds.finish(active, session.decode(future.result()))  # while the other lane generates
+            submit(lane)
 
 
 def _session(model: Any, tokenizer: Any, max_new_tokens: int, slots: int, config: Any = None) -> Any:

@@ -141,14 +141,22 @@ class Engine:
 
     # ----------------------------------------------------------------------------- public API
     def generate_ids(
-        self, prompts: Sequence[Sequence[int]], max_new_tokens: int, keys: Sequence[Hashable] | None = None
+        self,
+        prompts: Sequence[Sequence[int]],
+        max_new_tokens: int,
+        keys: Sequence[Hashable] | None = None,
+        slot_range: range | None = None,
     ) -> list[list[int]]:
         """Generated token ids for each prompt (input order), at most ``max_new_tokens`` each.
 
         ``keys`` (one per prompt, distinct): the cache is kept after the call and a later prompt
         with the same key reuses what its slot holds (see the module docstring); without keys each
-        call starts from an empty cache. A keyed prompt that does not fit a slot's cache with its
-        ``max_new_tokens`` raises ``ValueError`` before anything runs (never truncated)."""
+        call starts from an empty cache. ``slot_range`` (keyed calls; within ``config.slots``): the
+        call's prompts take slots in this range only, and its decode steps compute these slots only,
+        so calls on disjoint ranges (lanes, :func:`evaluation.bfcl.multi_turn.run_conversations`)
+        leave each other's slots alone and cost what their own slots cost (a key keeps to one range;
+        shared prefixes are still copied from any slot). A keyed prompt that does not fit a slot's
+        cache with its ``max_new_tokens`` raises ``ValueError`` before anything runs (never truncated)."""
         if max_new_tokens < 1:
             raise ValueError("max_new_tokens must be >= 1")
         if not prompts:
@@ -171,12 +179,24 @@ class Engine:
             keys = list(keys)
             if len(keys) != len(ids) or len(set(keys)) != len(keys):
                 raise ValueError("keys must be one per prompt, all distinct")
-            state = self._keyed_state(ids, keys, max_new_tokens)
+            if slot_range is not None and not (
+                0 <= slot_range.start < slot_range.stop <= self.config.slots and slot_range.step == 1
+            ):
+                raise ValueError(
+                    f"slot_range {slot_range} is not a range of slots within 0..{self.config.slots}"
+                )
+            held = self.table.slot_of if self.table is not None and slot_range is not None else {}
+            outside = [k for k in keys if k in held and held[k] not in slot_range]
+            if outside:
+                raise ValueError(
+                    f"key {outside[0]!r} holds slot {held[outside[0]]}, outside slot_range {slot_range}"
+                )
+            state = self._keyed_state(ids, keys, max_new_tokens, slot_range)
         was_training = self.model.training
         self.model.eval()
         try:
             with torch.inference_mode(), kernels.engine_attention(self.model, state):
-                return self._run(state, ids, max_new_tokens, keys)
+                return self._run(state, ids, max_new_tokens, keys, slot_range or range(state.slots))
         except BaseException:
             if keys is not None:  # the table may name K/V that was never written: start over
                 self.reset()
@@ -195,7 +215,7 @@ class Engine:
         self._keyed, self.table, self._keyed_graphs = None, None, {}
 
     def _keyed_state(
-        self, prompts: list[list[int]], keys: list[Hashable], max_new: int
+        self, prompts: list[list[int]], keys: list[Hashable], max_new: int, slot_range: range | None = None
     ) -> kernels.DecodeState:
         """The persistent cache, allocated or grown to fit the call: as many slots as keys (up to
         ``config.slots``), as many positions as the longest prompt needs; x1.5 at least when it
@@ -209,8 +229,9 @@ class Engine:
                 )
         need = kernels.round_up(max(len(p) for p in prompts) + max_new, self.config.attend_bucket, cap)
         state, table = self._keyed, self.table
+        least = slot_range.stop if slot_range is not None else 0
         if state is None or table is None:
-            slots = min(self.config.slots, len(keys))
+            slots = max(least, min(self.config.slots, len(keys)))
             state = kernels.DecodeState.allocate(
                 slots, need, max_new, self.n_layers, self.kv_heads, self.head_dim, self.dtype, self.device
             )
@@ -220,6 +241,7 @@ class Engine:
         wanted = min(self.config.slots, len(table.slot_of.keys() | set(keys)))
         if wanted > slots:
             slots = min(self.config.slots, max(wanted, slots * 2))
+        slots = max(slots, least)
         if need > length:
             length = kernels.round_up(max(need, length * 3 // 2), self.config.attend_bucket, cap)
         if (slots, length, max_new) != (state.slots, state.max_len, state.max_new):
@@ -235,7 +257,10 @@ class Engine:
         prompts: list[list[int]],
         max_new: int,
         keys: list[Hashable] | None = None,
+        lane: range | None = None,
     ) -> list[list[int]]:
+        lane = lane or range(state.slots)
+        view = state if len(lane) == state.slots else state.narrow(lane.start, lane.stop)
         if keys is None:
             queue = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths together
         else:
@@ -247,9 +272,9 @@ class Engine:
         budget = [0] * state.slots  # decode steps until the token budget surely ends the slot
         end_pos = [0] * state.slots  # last cache position the slot can reach (host-side bound)
         steps = prefills = 0
-        graphs: dict[int, Any] = {} if keys is None else self._keyed_graphs  # keyed: kept between calls
+        graphs: dict[tuple[int, int, int], Any] = {} if keys is None else self._keyed_graphs  # keyed: kept
         while queue or any(o >= 0 for o in owner):
-            free = [s for s in range(state.slots) if owner[s] < 0]
+            free = [s for s in lane if owner[s] < 0]
             if free and queue:
                 if keys is None:
                     admitted = self._admit(state, prompts, queue, free, max_new)
@@ -266,10 +291,10 @@ class Engine:
                 n_steps = 0  # every live slot ended on its prefill token
             attend = kernels.round_up(max(end_pos[s] for s in live), self.config.attend_bucket, state.max_len)
             for _ in range(n_steps):
-                self._step(state, attend, graphs)
+                self._step(view, attend, graphs, (attend, lane.start, lane.stop))
             # K/V positions the decode attention covers: every slot to ``attend`` (sdpa, matmul), or
             # each live slot to its own position (varlen; host-side bound: a slot stopped early counts)
-            counts["decode_kv_positions"] += state.slots * attend * n_steps
+            counts["decode_kv_positions"] += len(lane) * attend * n_steps
             counts["decode_live_positions"] += sum(
                 n_steps * (end_pos[s] - budget[s]) + n_steps * (n_steps - 1) // 2 for s in live
             )
@@ -461,12 +486,15 @@ class Engine:
         return out.logits[:, -1, :].argmax(dim=-1)
 
     # ------------------------------------------------------------------------------- decoding
-    def _step(self, state: kernels.DecodeState, attend: int, graphs: dict[int, Any]) -> None:
-        """One decode step for every slot, replayed from a CUDA graph when one could be captured.
+    def _step(
+        self, state: kernels.DecodeState, attend: int, graphs: dict[tuple[int, int, int], Any], key: tuple
+    ) -> None:
+        """One decode step for every slot of ``state`` (the cache, or a range of its slots), replayed
+        from a CUDA graph when one could be captured (one per ``key``: attention bucket and range).
 
         The first step of each attention bucket runs eagerly (on a side stream, as warm-up); the
         step is then captured -- capturing runs nothing -- and later steps replay the graph."""
-        graph = graphs.get(attend)
+        graph = graphs.get(key)
         if graph is not None:
             graph.replay()
             return
@@ -475,7 +503,7 @@ class Engine:
             return
         kernels.warm_up(lambda: self._decode(state, attend), self.device)
         try:
-            graphs[attend] = kernels.capture(lambda: self._decode(state, attend), self.device)
+            graphs[key] = kernels.capture(lambda: self._decode(state, attend), self.device)
         except Exception as exc:  # capture is an optimisation: the eager step computes the same
             log.warning("CUDA graph capture failed (%s: %s); decoding eagerly", type(exc).__name__, exc)
             self.graphs_ok = False
@@ -485,12 +513,13 @@ class Engine:
     def _decode(self, state: kernels.DecodeState, attend: int) -> None:
         state.mode = kernels.DecodeMode(attend, self.decode_attention)
         mask = kernels.decode_mask(state.pos, attend, self.dtype)
-        out = self.model(
-            input_ids=state.tokens[:, None],
-            attention_mask=mask,
-            position_ids=state.pos[:, None],
-            use_cache=False,
-            logits_to_keep=1,
-        )
+        with kernels.active_state(state):
+            out = self.model(
+                input_ids=state.tokens[:, None],
+                attention_mask=mask,
+                position_ids=state.pos[:, None],
+                use_cache=False,
+                logits_to_keep=1,
+            )
         state.mode = None
         state.advance(out.logits[:, -1, :].argmax(dim=-1), self.stops, self.stop_seqs, self.stop_seq_pad)

@@ -139,9 +139,12 @@ class ChatSession:
     def generate(self, encoded: Sequence[Sequence[int]], keys: Sequence[Hashable] | None) -> list[str]:
         """Replies to ``encoded`` prompts (from :meth:`encode`), one distinct key per prompt (``None``:
         no reuse, every prompt prefilled from its first token, as :func:`generate` does)."""
-        generated = self.engine.generate_ids(encoded, self.max_new_tokens, keys=keys)
+        return self.decode(self.engine.generate_ids(encoded, self.max_new_tokens, keys=keys))
+
+    def decode(self, generated: Sequence[Sequence[int]]) -> list[str]:
+        """Reply texts of generated ids (up to the first stop token or stop string)."""
         return [
-            truncate_at_stop(_decode_new(self.tokenizer, ids, self.stops), self.stop_strings)
+            truncate_at_stop(_decode_new(self.tokenizer, list(ids), self.stops), self.stop_strings)
             for ids in generated
         ]
 

@@ -126,6 +126,16 @@ class DecodeState:
         self.tokens.copy_(nxt)
         self.pos.copy_((self.pos + 1).clamp(max=self.max_len - 1))
 
+    def narrow(self, start: int, stop: int) -> DecodeState:
+        """Slots ``start..stop-1`` as a state of their own: views of these tensors (writes land here),
+        so a decode step on it computes and captures those slots only."""
+        return DecodeState(
+            stop - start, self.max_len, self.max_new,
+            [k[start:stop] for k in self.k], [v[start:stop] for v in self.v],
+            self.tokens[start:stop], self.pos[start:stop], self.n_gen[start:stop],
+            self.active[start:stop], self.out[start:stop], self.rows[: stop - start],
+        )  # fmt: skip
+
     def resize(self, slots: int, max_len: int, max_new: int) -> None:
         """Grow to ``slots`` slots of ``max_len`` positions (never shrinks), keeping what the slots
         hold, and size the output buffer for ``max_new`` tokens. Layer by layer, so the peak is one
@@ -368,6 +378,16 @@ def _extend(
         keys, values = keys.repeat_interleave(groups, 1), values.repeat_interleave(groups, 1)
     out = F.scaled_dot_product_attention(query, keys, values, attn_mask=attention_mask, scale=scaling)
     return out.transpose(1, 2), None
+
+
+@contextmanager
+def active_state(state: DecodeState) -> Iterator[None]:
+    """:func:`_attention` writes into and reads ``state`` for the block (a range of the cache's slots)."""
+    _ACTIVE.append(state)
+    try:
+        yield
+    finally:
+        _ACTIVE.pop()
 
 
 @contextmanager

@@ -272,3 +272,22 @@ def test_engine_with_kv_reuse_decodes_the_same_conversations(
     assert totals["prefilled_tokens"] < 0.4 * (
         totals["prefilled_tokens"] + totals["reused_tokens"] + totals["copied_tokens"]
     )
+
+
+def test_overlapped_lanes_give_the_same_conversations(fixtures_dir, bfcl_environments, tokenizer, tiny_model):
+    """Two lanes (the engine generating one while the host steps the other) and more conversations than
+    the window, so lanes refill: the same rows as one lane at a time, and no conversation loses its slot
+    to the other lane."""
+    from collections import Counter
+
+    from evaluation.bfcl.multi_turn import run_conversations
+
+    items = _items(fixtures_dir)[:6]
+    totals: Counter[str] = Counter()
+    lanes = run_conversations(
+        tiny_model, tokenizer, items, bfcl_environments, 6, 4, overlap=True, engine_totals=totals
+    )
+    serial = run_conversations(tiny_model, tokenizer, items, bfcl_environments, 6, 4)
+    assert lanes == serial and len(lanes) == 6
+    assert totals["evictions"] <= 2  # only to seat the 5th and 6th conversations
+    assert totals["reused_tokens"] > totals["prefilled_tokens"]

@@ -202,3 +202,45 @@ def test_keyed_rounds_on_cuda_graphs_equal_generate_fp32(gqa_model, rounds):
         assert engine.totals["evictions"] > 0 and engine.totals["copied_tokens"] > 0
     finally:
         gqa_model.to("cpu")
+
+
+def test_slot_ranges_keep_lanes_apart(gqa_model, rounds):
+    """Two lanes on disjoint slot ranges (separate calls): each call seats and decodes its own range,
+    no key evicts the other lane's, and the tokens are generate's; a shared prefix is still copied
+    across lanes."""
+    shared = [5 + i % 200 for i in range(80)]
+    first, second = shared + [9, 9, 9], shared + [8, 8, 8]
+    for lanes in ((None, None), (range(0, 1), range(1, 2))):
+        engine = Engine(gqa_model, STOPS, config=EngineConfig(slots=2, share_min_tokens=16))
+        [reply] = engine.generate_ids([first], MAX_NEW, keys=["a"], slot_range=lanes[0])
+        [other] = engine.generate_ids([second], MAX_NEW, keys=["b"], slot_range=lanes[1])
+        assert other == _reference(gqa_model, [second])[0]
+        follow = first + reply[:-1] + [7]
+        assert engine.generate_ids([follow], MAX_NEW, keys=["a"], slot_range=lanes[0]) == _reference(
+            gqa_model, [follow]
+        )
+        assert (engine.totals["evictions"] > 0) == (
+            lanes[0] is None
+        )  # one slot range: b and a evict each other
+        if lanes[0] is not None:
+            assert engine.table.slot_of == {"a": 0, "b": 1} and engine.totals["copied_tokens"] >= 64
+            assert engine.stats["reused_tokens"] == len(first) + len(reply) - 1  # its own cache, whole
+    with pytest.raises(ValueError, match="slot_range"):
+        engine.generate_ids([first], MAX_NEW, keys=["c"], slot_range=range(1, 3))
+    with pytest.raises(ValueError, match="outside slot_range"):  # a key keeps to its range
+        engine.generate_ids([first], MAX_NEW, keys=["a"], slot_range=range(1, 2))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_slot_ranges_on_cuda_graphs_equal_generate_fp32(gqa_model, rounds):
+    """A decode step on a range of the cache's slots (views) is captured and replayed like a whole one."""
+    model = gqa_model.to("cuda")
+    try:
+        engine = Engine(model, STOPS, config=EngineConfig(slots=16, sync_every=4, share_min_tokens=16))
+        for keys, prompts, _ in rounds:  # the upper half: views that start past slot 0
+            got = engine.generate_ids(prompts, MAX_NEW, keys=keys, slot_range=range(8, 16))
+            assert got == _reference(model, prompts)
+        assert engine.stats["graphs"] >= 1 and "graph_error" not in engine.stats
+    finally:
+        gqa_model.to("cpu")
