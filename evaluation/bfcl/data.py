@@ -9,7 +9,6 @@ files with :mod:`zipfile`; :func:`contracts.bfcl.load_category` reads the unpack
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import shutil
@@ -34,23 +33,29 @@ _HINTS = {
 
 
 def prompt_functions(functions: list[dict[str, Any]], category: str) -> list[dict[str, Any]]:
-    """BFCL's prompt-side rewrite of function documents for ``category`` (a deep copy).
+    """BFCL's prompt-side rewrite of function documents for ``category`` (new documents).
 
-    The checker keeps using the original documents; only the prompt sees this rewritten copy.
+    The checker keeps using the original documents; only the prompt sees this rewritten copy. What
+    the rewrite changes is copied (each document, and for Java and JavaScript its parameters and
+    their specs); the rest is shared with the originals, so treat the result as read-only. (For the
+    800 multi-turn conversations' documents: 0.22 s as whole deep copies, 0.013 s this way, CPU VM.)
     Every description gets a hint naming the category's language (from the category table). For
     Java and JavaScript each parameter becomes a ``string`` whose description names the original
     type, because the model must answer with a literal in that language's syntax (the checker
     converts it back).
     """
     language = bfcl_category(category).language
-    docs = copy.deepcopy(functions)
+    docs = [dict(doc) for doc in functions]
     for doc in docs:
         doc["description"] = doc.get("description", "") + _HINTS[language]
-        if language == "python":
+        if language == "python" or not isinstance(doc.get("parameters"), dict):
             continue
         name = "Java" if language == "java" else "JavaScript"
         list_types = ("ArrayList", "Array") if language == "java" else ("array",)
-        for spec in (doc.get("parameters") or {}).get("properties", {}).values():
+        params = doc["parameters"] = dict(doc["parameters"])
+        if isinstance(params.get("properties"), dict):
+            params["properties"] = {key: dict(spec) for key, spec in params["properties"].items()}
+        for spec in params.get("properties", {}).values():
             kind = spec.get("type")
             if kind == "any":
                 spec["description"] = (

@@ -63,8 +63,20 @@ def test_prompt_functions_rewrites_java_types_but_not_the_original(fixtures_dir)
     assert (
         item.functions[0]["parameters"]["properties"]["ids"]["type"] == "ArrayList"
     )  # checker keeps originals
-    python_docs = prompt_functions(load_category(fixtures_dir, "simple_python")[0].functions, "simple_python")
+    python_functions = load_category(fixtures_dir, "simple_python")[0].functions
+    before = json.dumps(python_functions)
+    python_docs = prompt_functions(python_functions, "simple_python")
     assert python_docs[0]["description"].endswith("Python 3 syntax.")
+    assert json.dumps(python_functions) == before  # the originals are untouched (copied where changed)
+    for category in ("simple_java", "simple_javascript"):
+        functions = [f for i in load_category(fixtures_dir, category) for f in i.functions]
+        before = json.dumps(functions)
+        assert all(
+            s["type"] == "string"
+            for d in prompt_functions(functions, category)
+            for s in d["parameters"]["properties"].values()
+        )
+        assert json.dumps(functions) == before
 
 
 def _fake_wheel(path: Path) -> Path:
