@@ -98,7 +98,8 @@ def ensure_instance(profile: str) -> Path:
 
 def worker_environment(profile: str) -> dict[str, str]:
     """What a Celery worker needs besides the services' URLs: the profile, the shared home, the
-    instance's directory, the code, and telemetry off."""
+    instance's directory, the code, and telemetry off. Not ``TOKENIZERS_PARALLELISM=false``: a step's
+    tokenizer training and shard packing would run on one core (the tests set it for themselves)."""
     return {
         "HEPHAESTUS_PROFILE": profile,
         "HEPHAESTUS_HOME": str(cluster_home(profile)),
@@ -110,7 +111,6 @@ def worker_environment(profile: str) -> dict[str, str]:
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "GX_ANALYTICS_ENABLED": "false",
         "HF_HUB_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
         "TQDM_DISABLE": "1",
         "PYTHONUNBUFFERED": "1",
     }
