@@ -137,7 +137,9 @@ class Engine:
         self.totals: Counter[str] = Counter()
         self.table: SlotTable | None = None  # keyed requests: what each slot holds
         self._keyed: kernels.DecodeState | None = None  # keyed requests: the cache kept between calls
-        self._keyed_graphs: dict[int, Any] = {}  # decode graphs of that cache, valid until it is resized
+        self._keyed_graphs: dict[
+            tuple[int, int, int], Any
+        ] = {}  # decode graphs per (bucket, slot range), until a resize
 
     # ----------------------------------------------------------------------------- public API
     def generate_ids(
