@@ -13,7 +13,8 @@
 #           bash bench/recipe_study_device.sh unpack
 #           bash bench/recipe_study_device.sh launch BUDGET_S   (the whole study, in the background)
 #           bash bench/recipe_study_device.sh wait SECONDS      (repeat; results to $OUT each time)
-#           bash bench/recipe_study_device.sh extra [SECONDS]   (after it: decode-kernel and multi-turn benches)
+#           bash bench/recipe_study_device.sh extra [SECONDS]   (after it: decode-kernel and multi-turn benches;
+#                                                                GENERATE=1 adds the model.generate baseline)
 #
 # Leave TOKENIZERS_PARALLELISM unset there: with it off the mixtures are tokenized on one thread, and the
 # grid's packing alone ran past 10 minutes on 2026-12-02 (the study warns when it is off).
@@ -62,7 +63,9 @@ case "$mode" in
     mkdir -p "$S/mt" && tar xJf "$S/parts/bfcl.tar.xz" -C "$S/mt"
     cd "$S/repo" || exit 1
     python3 bench/decode_attention.py --out "$OUT/decode_attention.txt"
+    # varlen first (the default on CUDA) with the two-lane run (overlap=True) beside it, then sdpa; with
+    # GENERATE=1 also batched model.generate driving the same conversations (the baseline; long)
     timeout "${2:-400}" python3 bench/bfcl_multi_turn_throughput.py --data "$S/mt/bfcl_eval/data" --out "$OUT/mt.txt" \
-      --skip-no-reuse --skip-generate --decode-attention sdpa matmul 2>&1 | tail -20 ;;
+      --skip-no-reuse $([ "${GENERATE:-0}" = 1 ] || echo --skip-generate) --decode-attention varlen sdpa 2>&1 | tail -20 ;;
   *) echo "usage: $0 stash|unpack|launch BUDGET_S|wait SECONDS|extra [SECONDS]" >&2; exit 2 ;;
 esac
