@@ -451,14 +451,12 @@ class Engine:
         ids = torch.zeros((len(news), width), dtype=torch.long)
         for row, new in enumerate(news):
             ids[row, width - len(new) :] = torch.tensor(new)
-        ids = ids.to(self.device)
-        offsets = torch.tensor([width - len(n) for n in news], device=self.device)
-        begin = torch.tensor(starts, device=self.device)
+        ids = kernels.h2d(ids, self.device)
+        offsets = kernels.h2d([width - len(n) for n in news], self.device)
+        begin = kernels.h2d(starts, self.device)
         # Positions past a row's prompt are masked; a multiple of 64 keeps fused attention kernels aligned.
         attend = kernels.round_up(max(len(p) for p in prompts), 64, state.max_len)
-        state.mode = kernels.ExtendMode(
-            torch.tensor(slots, device=self.device), offsets, begin, width, attend
-        )
+        state.mode = kernels.ExtendMode(kernels.h2d(slots, self.device), offsets, begin, width, attend)
         out = self.model(
             input_ids=ids,
             attention_mask=kernels.extend_mask(offsets, begin, width, attend, self.dtype),
@@ -476,10 +474,10 @@ class Engine:
         lengths = torch.tensor([len(p) for p in batch])
         for row, prompt in enumerate(batch):
             ids[row, width - len(prompt) :] = torch.tensor(prompt)
-        ids, lengths = ids.to(self.device), lengths.to(self.device)
+        ids, lengths = kernels.h2d(ids, self.device), kernels.h2d(lengths, self.device)
         offsets = width - lengths  # left padding per row
         positions = (torch.arange(width, device=self.device)[None, :] - offsets[:, None]).clamp(min=0)
-        state.mode = kernels.PrefillMode(torch.tensor(slots, device=self.device), offsets, width)
+        state.mode = kernels.PrefillMode(kernels.h2d(slots, self.device), offsets, width)
         mask = kernels.prefill_mask(offsets, width, self.dtype)
         out = self.model(
             input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False, logits_to_keep=1

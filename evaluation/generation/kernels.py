@@ -19,6 +19,17 @@ ATTENTION_NAME = "forge_engine"
 _ACTIVE: list[DecodeState] = []  # the state the registered attention function writes into
 
 
+def h2d(data: Any, device: torch.device, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """``data`` (a list or a CPU tensor) on ``device``. To a GPU it goes from pinned memory without
+    blocking, so the host goes on preparing the next prefill group while the GPU still runs the last
+    one (a plain ``torch.tensor(..., device=cuda)`` from a list waits for the GPU to drain first);
+    torch keeps the pinned buffer until the copy is done."""
+    t = data if isinstance(data, torch.Tensor) else torch.tensor(data, dtype=dtype)
+    if torch.device(device).type != "cuda":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
+
+
 @dataclass
 class PrefillMode:
     """Prefill of left-padded prompts: ``slots`` [n] receive them, ``offsets`` [n] is each row's padding."""
@@ -100,9 +111,9 @@ class DecodeState:
         seqs: torch.Tensor | None = None, seq_pad: torch.Tensor | None = None,
     ) -> None:  # fmt: skip
         """Seat prefilled prompts: their first generated token becomes the next decode input."""
-        idx = torch.tensor(slots, device=self.tokens.device)
+        idx = h2d(slots, self.tokens.device)
         self.tokens[idx] = first
-        self.pos[idx] = torch.tensor(lengths, device=self.tokens.device)
+        self.pos[idx] = h2d(lengths, self.tokens.device)
         self.out[idx] = 0
         self.out[idx, 0] = first
         self.n_gen[idx] = 1
@@ -166,9 +177,9 @@ class DecodeState:
             return
         first = (lengths.cumsum(0) - lengths - torch.tensor(begin)).repeat_interleave(lengths)
         device = self.tokens.device
-        pos = (torch.arange(total) - first).to(device)
-        to = torch.tensor(dst).repeat_interleave(lengths).to(device)
-        fro = torch.tensor(src).repeat_interleave(lengths).to(device)
+        pos = h2d(torch.arange(total) - first, device)
+        to = h2d(torch.tensor(dst).repeat_interleave(lengths), device)
+        fro = h2d(torch.tensor(src).repeat_interleave(lengths), device)
         for cache in (self.k, self.v):
             for layer in cache:
                 layer[to, :, pos] = layer[fro, :, pos]
