@@ -446,8 +446,29 @@ def _summary(summary: dict[str, Any]) -> dict[str, Any]:
         "n_params",
         "n_params_non_embedding",
         "wall_time_s",
+        "n_examples_train",  # SFT only, as the next two
+        "n_examples_eval",
+        "skipped_rows",
     )
     return {k: summary.get(k) for k in keys}
+
+
+def sft_rows_line(steps: dict[str, Any]) -> str | None:
+    """What the SFT arms trained on (one data set for all): rows kept, and rows skipped by reason
+    (e.g. whose assistant tokens a too-short sequence cut off), from the first SFT arm that finished."""
+    for arm in ARMS:
+        res = steps.get(f"train_{arm.name}") or {}
+        if res.get("n_examples_train") is None:
+            continue
+        kept = res["n_examples_train"] + (res.get("n_examples_eval") or 0)
+        skipped = res.get("skipped_rows") or {}
+        total = kept + sum(skipped.values())
+        reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(skipped.items())) or "none"
+        return (
+            f"SFT rows (every SFT arm): {kept:,} of {total:,} kept ({res['n_examples_train']:,} train); "
+            f"skipped: {reasons} ({(total - kept) / max(total, 1):.1%})."
+        )
+    return None
 
 
 def write_results(study: Study, complete: bool) -> None:
@@ -494,6 +515,8 @@ def write_results(study: Study, complete: bool) -> None:
     if curves:
         plot_loss_curves(curves, out / "loss_curves.png", "ablation arms: training loss")
         md += ["## Ablation: training", "", *arms_md, ""]
+        rows_line = sft_rows_line(steps)
+        md += [rows_line, ""] if rows_line else []
     evals = {a.name: steps[f"eval_{a.name}"] for a in ARMS if f"eval_{a.name}" in steps}
     if evals:
         md += ["## Ablation: every checkpoint x every metric", "", comparison_table(evals, base="base"), ""]
