@@ -12,7 +12,8 @@ values allowed: 16384 is 16 rows at seq 1024):
 - `ours`: our engine with its GPU defaults (fp32 weights + bf16 autocast, torch.compile per block, fused
   AdamW, chunked linear cross-entropy, prefetching loader); `ours+fp8` the same with `perf.float8`
   (torchao float8 linears; MFU is still counted against the dense bf16 peak); `ours+docmask` with document
-  masking (flex-attention, EOS every ~512 tokens; `--doc-mask`).
+  masking (flex-attention, EOS every ~512 tokens; `--doc-mask`); `+fused` adds `perf.fuse_projections`
+  (q/k/v and gate/up as one matmul each, training/fused.py).
 - `torchtitan`: torchtitan's own Llama 3 `Transformer` (the PyPI wheel's `torchtitan.models.llama3`) at the
   same dims (FFN width and weight tying matched), each block `torch.compile(fullgraph=True)` and the loss
   compiled as torchtitan does, fused AdamW, grad clipping at 1.0. Mixed precision as torchtitan does on a
@@ -68,7 +69,7 @@ from training.model import count_params, init_model  # noqa: E402
 VOCAB, EOS = 50304, 50256
 SIZES = {**LLAMA_SIZES, "smoke": dict(hidden_size=256, intermediate_size=512, num_hidden_layers=2,
                                       num_attention_heads=4, num_key_value_heads=4)}  # fmt: skip
-ENGINES = ("hf", "hf+liger", "ours", "ours+fp8", "torchtitan", "ours+docmask")
+ENGINES = ("hf", "hf+liger", "ours", "ours+fp8", "torchtitan", "ours+docmask", "ours+fused")
 DEFAULT_ENGINES = ["hf", "hf+liger", "ours", "ours+fp8", "torchtitan"]
 
 
@@ -131,13 +132,14 @@ class _Clock(BaseSink):
 def run_ours(
     size: str, seq: int, rows: int, micro: int, warmup: int, steps: int, *, doc_mask: bool = False,
     float8: bool = False, data: Any = None, log_every: int | None = None, hooks: dict | None = None,
-    compile_mode: str | None = None, compile_scope: str = "block",
+    compile_mode: str | None = None, compile_scope: str = "block", fuse: bool = False,
 ) -> dict:  # fmt: skip
     """Our engine; `log_every` (default: `warmup`) also sets how often the loss curve is read;
-    `compile_mode` / `compile_scope`: torch.compile's mode and what it compiles (perf.compile_*)."""
+    `compile_mode` / `compile_scope`: torch.compile's mode and what it compiles (perf.compile_*);
+    `fuse`: perf.fuse_projections."""
     cfg = _model_cfg(size, seq)
     cfg.data.doc_mask = doc_mask
-    cfg.perf.float8 = float8
+    cfg.perf.float8, cfg.perf.fuse_projections = float8, fuse
     cfg.perf.compile_mode, cfg.perf.compile_scope = compile_mode, compile_scope
     s = cfg.schedule
     s.micro_batch_size, s.grad_accum_steps = micro, rows // micro
@@ -390,8 +392,8 @@ def measure(
                 r = run_titan(size, seq, rows, micro, warmup, steps)
             else:
                 r = run_ours(size, seq, rows, micro, warmup, steps, doc_mask=engine == "ours+docmask",
-                             float8=engine == "ours+fp8", compile_mode=compile_mode,
-                             compile_scope=compile_scope)  # fmt: skip
+                             float8=engine == "ours+fp8", fuse=engine == "ours+fused",
+                             compile_mode=compile_mode, compile_scope=compile_scope)  # fmt: skip
                 r.pop("curve")
             r.update(micro=micro, peak_gib=torch.cuda.max_memory_allocated() / 2**30)
             return r
@@ -433,6 +435,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", help="write the table here (and JSON rows beside it)")
     p.add_argument("--profile-out", help="profile ours at the first config; the breakdown (Markdown) here")
     p.add_argument("--profile-steps", type=int, default=3)
+    p.add_argument("--profile-engine", default="ours", choices=[e for e in ENGINES if e.startswith("ours")],
+                   help="which of our engines the profile runs")  # fmt: skip
+    p.add_argument("--trace-out", help="also keep the profiler's Chrome trace here (gzipped)")
     p.add_argument("--parity-steps", type=int, default=0, help="bf16 vs float8 loss parity over N steps")
     p.add_argument("--parity-config", type=parse_config, help="SIZE:SEQ of the parity runs (default: first)")
     p.add_argument("--parity-out", default="float8_parity", help="base path of the parity .json/.png")
@@ -492,9 +497,13 @@ def _versions() -> str:
     return ", ".join(out)
 
 
-def profile_ours(size: str, seq: int, rows: int, warmup: int, steps: int, out: str) -> dict[str, Any]:
-    """Profile `steps` steps of ours after `warmup` (CUDA activity); write the breakdown (Markdown) to
-    `out` and its numbers beside it (.json). The trace itself stays in a temp dir (tens of MB)."""
+def profile_ours(
+    size: str, seq: int, rows: int, warmup: int, steps: int, out: str, engine: str = "ours",
+    trace_out: str | None = None, compile_mode: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Profile `steps` steps of `engine` (ours or a variant) after `warmup` (CUDA activity); write the
+    breakdown (Markdown) to `out` and its numbers beside it (.json). The trace (tens of MB) stays in a temp
+    dir, or goes gzipped to `trace_out`."""
     from bench.kernel_breakdown import breakdown_file, render
 
     prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU,
@@ -515,13 +524,20 @@ def profile_ours(size: str, seq: int, rows: int, warmup: int, steps: int, out: s
     # logged (one GPU read) at `warmup` and at the end only: log_every = warmup and steps <= warmup
     warmup, steps = max(warmup, 1), min(steps, max(warmup, 1))
     hooks = {warmup: start, warmup + steps: stop}
-    r = run_ours(size, seq, rows, rows, warmup, steps, log_every=warmup, hooks=hooks)
+    r = run_ours(size, seq, rows, rows, warmup, steps, log_every=warmup, hooks=hooks, float8=engine == "ours+fp8",
+                 fuse=engine == "ours+fused", compile_mode=compile_mode)  # fmt: skip
     trace = Path(tempfile.mkdtemp(prefix="bench-prof-")) / "trace.json"
     prof.export_chrome_trace(str(trace))
+    if trace_out:
+        import gzip
+        import shutil
+
+        with trace.open("rb") as src, gzip.open(trace_out, "wb") as dst:
+            shutil.copyfileobj(src, dst)
     result = breakdown_file(trace, window["wall"])
     result.update(size=size, seq=seq, tokens_per_step=rows * seq, steps=steps, trace=str(trace),
                   tokens_per_s_under_profiler=steps * rows * seq / window["wall"], tokens_per_s_run=r["tps"])  # fmt: skip
-    title = (f"Profile of ours: {size}, seq {seq}, {rows * seq} tokens/step, {steps} steps after {warmup} "
+    title = (f"Profile of {engine}: {size}, seq {seq}, {rows * seq} tokens/step, {steps} steps after {warmup} "
              f"warm-up, {torch.cuda.get_device_name(0)}, {_versions()}")  # fmt: skip
     Path(out).write_text(render(result, title))
     Path(out).with_suffix(".json").write_text(json.dumps(result, indent=1))
@@ -585,7 +601,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile_out:
         try:
             p = profile_ours(size, seq, args.aux_tokens // seq, args.warmup, args.profile_steps,
-                             args.profile_out)  # fmt: skip
+                             args.profile_out, args.profile_engine, args.trace_out, args.compile_mode)  # fmt: skip
             print(Path(args.profile_out).read_text(), flush=True)
             print(f"GPU idle {p['idle_fraction']:.1%}", flush=True)
         except Exception as e:  # noqa: BLE001
