@@ -14,7 +14,8 @@ the attention kernel and the cache:
   in the step itself; the host reads the ``active`` flags only every ``sync_every`` steps (or when
   a budget is known to run out), so there is no per-step host sync.
 * **CUDA graphs** -- on CUDA the decode step (forward, argmax, stop checks, state update) is
-  captured once per attention-length bucket and replayed; if capture fails the engine logs why
+  captured once per attention-length bucket (``varlen`` decode: once per cache size, as it reads
+  each slot's own length) and replayed (``totals["graph_captures"]``); if capture fails the engine logs why
   and runs the same step eagerly. CPU runs the same code path without graphs.
 * **KV reuse across calls (keyed requests)** -- with ``keys`` (e.g. a conversation id per prompt)
   the cache persists between calls: a key keeps its slot and the slot its K/V, and the next prompt
@@ -292,8 +293,11 @@ class Engine:
             if all(budget[s] <= 0 for s in live):
                 n_steps = 0  # every live slot ended on its prefill token
             attend = kernels.round_up(max(end_pos[s] for s in live), self.config.attend_bucket, state.max_len)
+            # varlen reads each slot's own length whatever ``attend`` says (it only bounds them), so its
+            # steps attend the whole cache: one graph per lane and cache size, not one per bucket
+            bound = state.max_len if self.decode_attention == "varlen" else attend
             for _ in range(n_steps):
-                self._step(view, attend, graphs, (attend, lane.start, lane.stop))
+                self._step(view, bound, graphs, (bound, lane.start, lane.stop))
             # K/V positions the decode attention covers: every slot to ``attend`` (sdpa, matmul), or
             # each live slot to its own position (varlen; host-side bound: a slot stopped early counts)
             counts["decode_kv_positions"] += len(lane) * attend * n_steps
@@ -504,6 +508,7 @@ class Engine:
         kernels.warm_up(lambda: self._decode(state, attend), self.device)
         try:
             graphs[key] = kernels.capture(lambda: self._decode(state, attend), self.device)
+            self.totals["graph_captures"] += 1
         except Exception as exc:  # capture is an optimisation: the eager step computes the same
             log.warning("CUDA graph capture failed (%s: %s); decoding eagerly", type(exc).__name__, exc)
             self.graphs_ok = False
@@ -512,7 +517,8 @@ class Engine:
 
     def _decode(self, state: kernels.DecodeState, attend: int) -> None:
         state.mode = kernels.DecodeMode(attend, self.decode_attention)
-        mask = kernels.decode_mask(state.pos, attend, self.dtype)
+        # varlen takes each slot's length from ``state.pos``, not from a mask
+        mask = kernels.decode_mask(state.pos, 1 if self.decode_attention == "varlen" else attend, self.dtype)
         with kernels.active_state(state):
             out = self.model(
                 input_ids=state.tokens[:, None],
