@@ -87,8 +87,9 @@ def run(args: argparse.Namespace) -> str:
         totals: Any = None,
         overlap: bool = False,
     ) -> list:
+        batch = args.slots if engine else args.generate_batch
         return run_conversations(
-            model, tokenizer, items, source_dir, args.max_new_tokens, args.slots, limits,
+            model, tokenizer, items, source_dir, args.max_new_tokens, batch, limits,
             use_engine=engine, reuse=reuse, overlap=overlap, engine_totals=totals, engine_config=config,
         )  # fmt: skip
 
@@ -257,6 +258,13 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="a 2-layer model (smoke test on CPU)")
     parser.add_argument("--limit", type=int, help="first N items per category only (smoke test)")
     parser.add_argument("--skip-generate", action="store_true", help="time the engine only (no baseline)")
+    parser.add_argument(
+        "--generate-batch",
+        type=int,
+        default=64,
+        help="conversations per model.generate batch (its prefill of a batch of ~6k-token prompts at once "
+        "must fit: 256 ran out of an H200's memory)",
+    )
     parser.add_argument(
         "--skip-lanes",
         action="store_true",

@@ -12,8 +12,7 @@ values allowed: 16384 is 16 rows at seq 1024):
 - `ours`: our engine with its GPU defaults (fp32 weights + bf16 autocast, torch.compile per block, fused
   AdamW, chunked linear cross-entropy, prefetching loader); `ours+fp8` the same with `perf.float8`
   (torchao float8 linears; MFU is still counted against the dense bf16 peak); `ours+docmask` with document
-  masking (flex-attention, EOS every ~512 tokens; `--doc-mask`); `+fused` adds `perf.fuse_projections`
-  (q/k/v and gate/up as one matmul each, training/fused.py).
+  masking (flex-attention, EOS every ~512 tokens; `--doc-mask`).
 - `torchtitan`: torchtitan's own Llama 3 `Transformer` (the PyPI wheel's `torchtitan.models.llama3`) at the
   same dims (FFN width and weight tying matched), each block `torch.compile(fullgraph=True)` and the loss
   compiled as torchtitan does, fused AdamW, grad clipping at 1.0. Mixed precision as torchtitan does on a
@@ -69,7 +68,7 @@ from training.model import count_params, init_model  # noqa: E402
 VOCAB, EOS = 50304, 50256
 SIZES = {**LLAMA_SIZES, "smoke": dict(hidden_size=256, intermediate_size=512, num_hidden_layers=2,
                                       num_attention_heads=4, num_key_value_heads=4)}  # fmt: skip
-ENGINES = ("hf", "hf+liger", "ours", "ours+fp8", "torchtitan", "ours+docmask", "ours+fused")
+ENGINES = ("hf", "hf+liger", "ours", "ours+fp8", "torchtitan", "ours+docmask")
 DEFAULT_ENGINES = ["hf", "hf+liger", "ours", "ours+fp8", "torchtitan"]
 
 
@@ -132,14 +131,13 @@ class _Clock(BaseSink):
 def run_ours(
     size: str, seq: int, rows: int, micro: int, warmup: int, steps: int, *, doc_mask: bool = False,
     float8: bool = False, data: Any = None, log_every: int | None = None, hooks: dict | None = None,
-    compile_mode: str | None = None, compile_scope: str = "block", fuse: bool = False,
+    compile_mode: str | None = None, compile_scope: str = "block",
 ) -> dict:  # fmt: skip
     """Our engine; `log_every` (default: `warmup`) also sets how often the loss curve is read;
-    `compile_mode` / `compile_scope`: torch.compile's mode and what it compiles (perf.compile_*);
-    `fuse`: perf.fuse_projections."""
+    `compile_mode` / `compile_scope`: torch.compile's mode and what it compiles (perf.compile_*)."""
     cfg = _model_cfg(size, seq)
     cfg.data.doc_mask = doc_mask
-    cfg.perf.float8, cfg.perf.fuse_projections = float8, fuse
+    cfg.perf.float8 = float8
     cfg.perf.compile_mode, cfg.perf.compile_scope = compile_mode, compile_scope
     s = cfg.schedule
     s.micro_batch_size, s.grad_accum_steps = micro, rows // micro
@@ -392,8 +390,8 @@ def measure(
                 r = run_titan(size, seq, rows, micro, warmup, steps)
             else:
                 r = run_ours(size, seq, rows, micro, warmup, steps, doc_mask=engine == "ours+docmask",
-                             float8=engine == "ours+fp8", fuse=engine == "ours+fused",
-                             compile_mode=compile_mode, compile_scope=compile_scope)  # fmt: skip
+                             float8=engine == "ours+fp8", compile_mode=compile_mode,
+                             compile_scope=compile_scope)  # fmt: skip
                 r.pop("curve")
             r.update(micro=micro, peak_gib=torch.cuda.max_memory_allocated() / 2**30)
             return r
@@ -525,7 +523,7 @@ def profile_ours(
     warmup, steps = max(warmup, 1), min(steps, max(warmup, 1))
     hooks = {warmup: start, warmup + steps: stop}
     r = run_ours(size, seq, rows, rows, warmup, steps, log_every=warmup, hooks=hooks, float8=engine == "ours+fp8",
-                 fuse=engine == "ours+fused", compile_mode=compile_mode)  # fmt: skip
+                 doc_mask=engine == "ours+docmask", compile_mode=compile_mode)  # fmt: skip
     trace = Path(tempfile.mkdtemp(prefix="bench-prof-")) / "trace.json"
     prof.export_chrome_trace(str(trace))
     if trace_out:

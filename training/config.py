@@ -120,8 +120,6 @@ class PerfConfig:
     `float8`: train the decoder's linear layers in float8 (torchao `convert_to_float8_training`, dynamic
     tensorwise scaling; the embeddings and the output head stay bf16). Needs a CUDA GPU of compute
     capability >= 8.9 (Ada, Hopper) and the `torchao` package; changes the maths up to float8 rounding.
-    `fuse_projections`: q/k/v as one matmul and gate/up as one, over the concatenated weights (fused.py;
-    the parameters, checkpoints and export are unchanged; float8 and LoRA layers keep their own forward).
     """
 
     loss_chunk_tokens: int = 4096
@@ -130,7 +128,6 @@ class PerfConfig:
     compile_mode: str | None = None
     compile_scope: str = "block"
     float8: bool = False
-    fuse_projections: bool = False
 
 
 @dataclass

@@ -5,7 +5,6 @@ One code path for one process, DDP and FSDP2 (`cfg.parallel` under torchrun):
 - the objective is a loss module around the model, chosen in config (losses.build_objective), so a
   step is one module call;
 - `cfg.perf.float8`: the decoder's linear layers train in float8 (torchao), converted before compiling;
-- `cfg.perf.fuse_projections`: q/k/v and gate/up as one matmul each (fused.py), before compiling;
 - `cfg.compile`: every decoder layer and the chunked loss are compiled on their own (as torchtitan);
 - one process: that module; `parallel="ddp"`: DistributedDataParallel around it;
 - `parallel="fsdp"`: FSDP2 `fully_shard` on every decoder layer and on the loss module as root; bf16
@@ -72,10 +71,6 @@ def prepare_model(cfg: RunConfig, objective: torch.nn.Module, env: D.DistEnv) ->
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if cfg.perf.float8:
         apply_float8(model, env.device)
-    if cfg.perf.fuse_projections:
-        from training.fused import fuse_projections
-
-        fuse_projections(model)
     layers = decoder_layers(model)
     if cfg.compile:
         # Block by block (as torchtitan): the blocks share one compiled graph (parameters are graph inputs),

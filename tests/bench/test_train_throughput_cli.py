@@ -36,9 +36,18 @@ def test_parse_several_tokens_per_step_and_engines() -> None:
     assert tt.parse_args([]).engines == ["hf", "hf+liger", "ours", "ours+fp8", "torchtitan"]
 
 
+def test_profile_engine_and_trace_out() -> None:
+    args = tt.parse_args(
+        ["--profile-out", "p.md", "--profile-engine", "ours+fp8", "--trace-out", "t.json.gz"]
+    )
+    assert (args.profile_engine, args.trace_out) == ("ours+fp8", "t.json.gz")
+    assert tt.parse_args([]).profile_engine == "ours"
+
+
 @pytest.mark.parametrize(
     "argv",
     [
+        ["--profile-engine", "hf"],  # the profile runs one of our engines
         ["--engines", "deepspeed"],
         ["--configs", "7b:1024"],
         ["--configs", "350m"],
