@@ -74,7 +74,9 @@ def run(args: argparse.Namespace) -> str:
     source_dir = environment_dir(args.data)
     limits = Limits(max_prompt_tokens=model.config.max_position_embeddings - args.max_new_tokens)
     configs = [
-        EngineConfig(decode_attention=k, attend_bucket=args.attend_bucket) for k in args.decode_attention
+        EngineConfig(decode_attention=k, prefill_attention=p, attend_bucket=args.attend_bucket)
+        for k in args.decode_attention
+        for p in args.prefill_attention
     ]
 
     def single_pass(config: EngineConfig) -> list[str]:
@@ -102,6 +104,7 @@ def run(args: argparse.Namespace) -> str:
     tokens, decoded = {}, {}
     for k, config in enumerate(configs):
         suffix = "" if k == 0 else f"_{config.decode_attention}"
+        suffix += f"_prefill-{config.prefill_attention}" if k and config.prefill_attention != "sdpa" else ""
         _, seconds = timed(lambda config=config: single_pass(config), args.device)
         rows.append((f"single_turn_engine{suffix}", len(single), len(single), seconds))
         print(rows[-1], flush=True)
@@ -126,8 +129,10 @@ def run(args: argparse.Namespace) -> str:
         f"# BFCL multi-turn throughput — {date.today()} — {platform.node()} — {args.device} "
         f"({torch.cuda.get_device_name() if args.device == 'cuda' else platform.machine()}); "
         f"model: {'tiny' if args.tiny else 'Llama-3.2-1B shape'}, {dtype}; {args.max_new_tokens} new tokens; "
-        f"single-turn prompts: {source}; decode attention: {', '.join(args.decode_attention)} "
-        f"(runs without a suffix use {args.decode_attention[0]}); attend bucket {args.attend_bucket}"
+        f"single-turn prompts: {source}; decode attention: {', '.join(args.decode_attention)}; "
+        f"prefill attention: {', '.join(args.prefill_attention)} "
+        f"(runs without a suffix use {args.decode_attention[0]} and {args.prefill_attention[0]}); "
+        f"attend bucket {args.attend_bucket}"
     )
     seconds = {name: s for name, _, _, s in rows}
     lines = [head, f"{'run':<32}{'items':>8}{'replies':>9}{'seconds':>10}{'vs single-turn':>16}"]
@@ -279,6 +284,13 @@ def main() -> None:
         default=["sdpa"],
         choices=DECODE_KERNELS,
         help="engine decode kernels to time, each on the single-turn items and the reuse run (the first also on the baselines)",
+    )
+    parser.add_argument(
+        "--prefill-attention",
+        nargs="+",
+        default=["sdpa"],
+        choices=["sdpa", "varlen"],
+        help="keyed prefill kernels (EngineConfig.prefill_attention), each with every decode kernel",
     )
     parser.add_argument(
         "--attend-bucket", type=int, default=EngineConfig.attend_bucket, help="EngineConfig.attend_bucket"

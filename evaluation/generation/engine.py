@@ -63,6 +63,11 @@ class EngineConfig:
     (``bench/decode_attention.py`` compares them on your GPU; on an H200 varlen was 0.98-1.52x sdpa
     per step and 1.12x over BFCL's multi-turn conversations, where the slots' lengths differ most).
 
+    ``prefill_attention`` (keyed requests, whose prefill attends what the slot already holds):
+    ``sdpa`` gathers the rows' cached K/V and attends under a mask; ``varlen`` reads the cache in
+    place with the flash kernel's variable-length form (:func:`kernels.extend_varlen`; bf16/fp16 on
+    CUDA, its reference elsewhere). ``sdpa`` stays the default until ``varlen`` is measured on a GPU.
+
     Keyed requests only: ``max_len``: cache positions per slot at most (the cache grows to what the
     prompts need, up to this and the model's ``max_position_embeddings``; a longer request is
     refused); ``share_min_tokens``: a prefix shared with another slot is copied when at least this
@@ -78,6 +83,7 @@ class EngineConfig:
     max_len: int = 32768
     share_min_tokens: int = 64
     prefill_keys: int = 262144
+    prefill_attention: str = "sdpa"
 
 
 def check_supported(model: Any) -> None:
@@ -130,6 +136,15 @@ class Engine:
         elif self.decode_attention == "varlen" and self.device.type == "cuda" and not flash:
             log.warning("decode_attention 'varlen' needs bf16/fp16 on CUDA, not %s: using 'sdpa'", self.dtype)
             self.decode_attention = "sdpa"
+        #: the keyed prefill's attention kernel (``EngineConfig.prefill_attention``), on the same terms
+        if self.config.prefill_attention not in ("sdpa", "varlen"):
+            raise ValueError(f"prefill_attention {self.config.prefill_attention!r} is not 'sdpa' or 'varlen'")
+        self.prefill_attention = self.config.prefill_attention
+        if self.prefill_attention == "varlen" and self.device.type == "cuda" and not flash:
+            log.warning(
+                "prefill_attention 'varlen' needs bf16/fp16 on CUDA, not %s: using 'sdpa'", self.dtype
+            )
+            self.prefill_attention = "sdpa"
         #: the last call's counts: ``prefilled`` requests, ``prefilled_tokens`` computed by prefills,
         #: ``reused_tokens`` already in the request's slot, ``copied_tokens`` copied from another
         #: slot, ``evictions`` (keys that lost their slot), decode steps, graphs, slots
@@ -423,6 +438,7 @@ class Engine:
                 pending.update(hashes[i])
                 width, attend = new_width, new_attend
             queue.extend(reversed(deferred))  # first in line again
+            group.sort(key=lambda member: member[1].slot)  # ascending slots: the varlen kernels' layout
             copies = [p for _, p in group if p.source is not None]
             state.copy_prefix(
                 [p.slot for p in copies],
@@ -460,10 +476,17 @@ class Engine:
         begin = kernels.h2d(starts, self.device)
         # Positions past a row's prompt are masked; a multiple of 64 keeps fused attention kernels aligned.
         attend = kernels.round_up(max(len(p) for p in prompts), 64, state.max_len)
-        state.mode = kernels.ExtendMode(kernels.h2d(slots, self.device), offsets, begin, width, attend)
+        slot_ids = kernels.h2d(slots, self.device)
+        if self.prefill_attention == "varlen":  # reads each row's length, not a mask
+            used = kernels.h2d([len(p) for p in prompts], self.device)
+            state.mode = kernels.ExtendMode(slot_ids, offsets, begin, width, attend, "varlen", used)
+            mask = torch.zeros((len(news), 1, 1, 1), dtype=self.dtype, device=self.device)
+        else:
+            state.mode = kernels.ExtendMode(slot_ids, offsets, begin, width, attend)
+            mask = kernels.extend_mask(offsets, begin, width, attend, self.dtype)
         out = self.model(
             input_ids=ids,
-            attention_mask=kernels.extend_mask(offsets, begin, width, attend, self.dtype),
+            attention_mask=mask,
             position_ids=kernels.extend_positions(offsets, begin, width),
             use_cache=False,
             logits_to_keep=1,

@@ -51,6 +51,11 @@ class ExtendMode:
     starts: torch.Tensor
     width: int
     attend: int
+    #: ``sdpa``: gather the rows' K/V (GQA heads repeated) and attend under an additive mask;
+    #: ``varlen``: :func:`extend_varlen`, the flash kernel reading each row's slot in place
+    #: (needs ``slots`` ascending and ``used`` = ``starts`` + each row's new tokens)
+    kernel: str = "sdpa"
+    used: torch.Tensor | None = None
 
 
 #: Decode attention kernels (:class:`DecodeMode`): ``sdpa`` is ``F.scaled_dot_product_attention``
@@ -337,35 +342,80 @@ def decode_varlen(
     it is device tensors of static shape, so the step stays capturable in a CUDA graph. Off CUDA
     (tests) :func:`varlen_reference` computes the same thing from the same view and offsets."""
     slots, kv_heads, length, dim = k_cache.shape
-    rows = (slots - 1) * kv_heads * length + length  # the last row any slot can reach
-    view = lambda c: c.as_strided((rows, kv_heads, dim), (dim, length * dim, 1), c.storage_offset())  # noqa: E731
     cu_q = torch.arange(slots + 1, dtype=torch.int32, device=query.device)
     cu_k = cu_q * (kv_heads * length)
     used = (pos + 1).to(torch.int32)
     scale = dim**-0.5 if scale is None else scale
     if not query.is_cuda:
-        return varlen_reference(query, view(k_cache), view(v_cache), cu_k, used, scale)
+        return varlen_reference(query, cache_rows(k_cache), cache_rows(v_cache), cu_k, used, scale)
     out = torch.ops.aten._flash_attention_forward(
-        query, view(k_cache), view(v_cache), cu_q, cu_k, 1, attend, 0.0, False, False,
+        query, cache_rows(k_cache), cache_rows(v_cache), cu_q, cu_k, 1, attend, 0.0, False, False,
         scale=scale, seqused_k=used,
     )[0]  # fmt: skip
     return out
 
 
+def cache_rows(cache: torch.Tensor) -> torch.Tensor:
+    """A [slots, Hkv, L, D] cache as the variable-length kernel's [rows, Hkv, D] (no copy): rows of
+    ``D`` with a row stride of ``D`` and a head stride of ``L*D``; slot ``s`` starts at row ``s*Hkv*L``."""
+    slots, kv_heads, length, dim = cache.shape
+    rows = (slots - 1) * kv_heads * length + length  # the last row any slot can reach
+    return cache.as_strided((rows, kv_heads, dim), (dim, length * dim, 1), cache.storage_offset())
+
+
+def extend_varlen(
+    query: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, slots: torch.Tensor, used: torch.Tensor,
+    attend: int, scale: float | None,
+) -> torch.Tensor:  # fmt: skip
+    """:class:`ExtendMode` attention read from the cache in place: row ``r``'s ``width`` queries (its new
+    tokens, left-padded) attend positions ``0..`` of slot ``slots[r]`` causally, the last query seeing
+    ``used[r]`` positions (its new K/V already written). query [n, Hq, width, D]; returns
+    [n, width, Hq, D]. The flash kernel aligns the causal mask to the bottom right, so the real
+    tokens (the last columns) see exactly their prefix; a padding column sees fewer positions, or
+    none (zeros), and is discarded by the caller. No K/V gather, no repeated GQA heads, no mask.
+    ``slots`` must be ascending (the kernel reads each row's start from ``cu_seq_k``)."""
+    n, heads, width, dim = query.shape
+    kv_heads, length = k_cache.shape[1], k_cache.shape[2]
+    q = query.transpose(1, 2).reshape(n * width, heads, dim)
+    cu_q = torch.arange(n + 1, dtype=torch.int32, device=query.device) * width
+    starts = slots.to(torch.int32) * (kv_heads * length)
+    cu_k = torch.cat([starts, starts[-1:] + length])
+    used = used.to(torch.int32)
+    scale = dim**-0.5 if scale is None else scale
+    if not query.is_cuda:
+        out = varlen_reference(q, cache_rows(k_cache), cache_rows(v_cache), cu_k, used, scale, cu_q)
+    else:
+        out = torch.ops.aten._flash_attention_forward(
+            q, cache_rows(k_cache), cache_rows(v_cache), cu_q, cu_k, width, attend, 0.0, True, False,
+            scale=scale, seqused_k=used,
+        )[0]  # fmt: skip
+    return out.view(n, width, heads, dim)
+
+
 def varlen_reference(
     query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, cu_k: torch.Tensor, used: torch.Tensor,
-    scale: float,
+    scale: float, cu_q: torch.Tensor | None = None,
 ) -> torch.Tensor:  # fmt: skip
-    """What the variable-length kernel computes, one slot at a time: query row ``s`` attends rows
-    ``cu_k[s] .. cu_k[s] + used[s] - 1`` of ``keys``/``values`` [rows, Hkv, D] (grouped heads share)."""
+    """What the variable-length kernel computes, one sequence at a time: sequence ``b``'s queries (rows
+    ``cu_q[b] .. cu_q[b+1] - 1`` of ``query`` [total_q, Hq, D]; without ``cu_q`` one query each) attend
+    rows ``cu_k[b] .. cu_k[b] + used[b] - 1`` of ``keys``/``values`` [rows, Hkv, D] (grouped heads
+    share), causally aligned to the bottom right: the last query sees all ``used[b]`` rows, the one
+    before one row fewer, and a query that sees none gets zeros."""
     groups = query.shape[1] // keys.shape[1]
+    if cu_q is None:
+        cu_q = torch.arange(len(used) + 1)
     out = []
-    for s, (begin, n) in enumerate(zip(cu_k[:-1].tolist(), used.tolist(), strict=True)):
+    bounds = zip(cu_q[:-1].tolist(), cu_q[1:].tolist(), cu_k[:-1].tolist(), used.tolist(), strict=True)
+    for q_begin, q_end, begin, n in bounds:
+        m = q_end - q_begin
         k = keys[begin : begin + n].transpose(0, 1).repeat_interleave(groups, 0)  # [Hq, n, D]
         v = values[begin : begin + n].transpose(0, 1).repeat_interleave(groups, 0)
-        probs = (query[s, :, None].float() @ k.transpose(1, 2).float() * scale).softmax(-1)
-        out.append((probs.to(v.dtype) @ v)[:, 0])
-    return torch.stack(out)
+        q = query[q_begin:q_end].transpose(0, 1).float()  # [Hq, m, D]
+        scores = q @ k.transpose(1, 2).float() * scale
+        visible = torch.arange(n)[None, :] <= torch.arange(m)[:, None] + (n - m)  # [m, n]
+        probs = scores.masked_fill(~visible, float("-inf")).softmax(-1).nan_to_num(0.0)
+        out.append((probs.to(v.dtype) @ v).transpose(0, 1))  # [m, Hq, D]
+    return torch.cat(out)
 
 
 def _extend(
@@ -383,6 +433,11 @@ def _extend(
     rows = mode.slots[:, None]
     state.k[layer][rows, :, dst] = key.gather(2, src).transpose(1, 2)
     state.v[layer][rows, :, dst] = value.gather(2, src).transpose(1, 2)
+    if mode.kernel == "varlen":
+        out = extend_varlen(
+            query, state.k[layer], state.v[layer], mode.slots, mode.used, mode.attend, scaling
+        )
+        return out, None
     keys = state.k[layer][mode.slots, :, : mode.attend]
     values = state.v[layer][mode.slots, :, : mode.attend]
     if groups > 1:

@@ -155,3 +155,65 @@ def test_varlen_decode_on_cuda_graphs_in_bf16(gqa_model, prompts):
     assert engine.decode_attention == "varlen"
     assert len(engine.generate_ids(prompts, 16)) == len(prompts)
     assert engine.stats["graphs"] >= 1 and "graph_error" not in engine.stats
+
+
+def _extend_case(device: str = "cpu", dtype: torch.dtype = torch.float32):
+    """A cache of 5 slots whose rows (slots 1, 2, 4) each add new tokens after what they hold, left-padded to
+    one width; returns (query [n, Hq, width, D], k cache, v cache, slots, starts, news, width)."""
+    gen = torch.Generator().manual_seed(0)
+    slots_n, kv_heads, groups, length, dim = 5, 2, 3, 40, 8
+    k, v = (torch.randn(slots_n, kv_heads, length, dim, generator=gen).to(device, dtype) for _ in range(2))
+    slots, starts, news = [1, 2, 4], [0, 9, 30], [4, 7, 2]
+    width = max(news)
+    query = torch.randn(len(slots), kv_heads * groups, width, dim, generator=gen).to(device, dtype)
+    return query, k, v, slots, starts, news, width
+
+
+def _extend_expected(query, k, v, slots, starts, news, width):
+    """Each row's real queries (its last news[r] columns) attending its slot's positions causally, by sdpa."""
+    groups = query.shape[1] // k.shape[1]
+    out = []
+    for r, (slot, start, new) in enumerate(zip(slots, starts, news, strict=True)):
+        keys = k[slot, :, : start + new].repeat_interleave(groups, 0)
+        values = v[slot, :, : start + new].repeat_interleave(groups, 0)
+        q = query[r, :, width - new :]
+        visible = torch.arange(start + new)[None, :] <= torch.arange(new)[:, None] + start
+        out.append(torch.nn.functional.scaled_dot_product_attention(q, keys, values, attn_mask=visible))
+    return out  # per row [Hq, new, D]
+
+
+def test_extend_varlen_reads_each_rows_slot_in_place(gqa_model):
+    """The keyed prefill's varlen attention: each real token sees its slot's cached positions and the new
+    tokens before it (bottom-right causal), nothing past them; padding columns see nothing or less."""
+    from evaluation.generation import kernels
+
+    query, k, v, slots, starts, news, width = _extend_case()
+    used = torch.tensor([s + n for s, n in zip(starts, news, strict=True)])
+    out = kernels.extend_varlen(query, k, v, torch.tensor(slots), used, 40, None)  # [n, width, Hq, D]
+    expected = _extend_expected(query, k, v, slots, starts, news, width)
+    for r, new in enumerate(news):
+        assert torch.allclose(out[r, width - new :].transpose(0, 1), expected[r], atol=1e-5), r
+    assert torch.equal(out[0, : width - news[0]], torch.zeros_like(out[0, : width - news[0]]))  # sees nothing
+    garbage_k, garbage_v = k.clone(), v.clone()
+    for slot, u in zip(slots, used.tolist(), strict=True):
+        garbage_k[slot, :, u:], garbage_v[slot, :, u:] = 1e4, -1e4
+    garbage_k[[0, 3]] = 1e4  # slots no row reads
+    again = kernels.extend_varlen(query, garbage_k, garbage_v, torch.tensor(slots), used, 40, None)
+    for r, new in enumerate(news):
+        assert torch.allclose(again[r, width - new :], out[r, width - new :], atol=1e-5)
+    with pytest.raises(ValueError, match="prefill_attention"):
+        Engine(gqa_model, [1], config=EngineConfig(prefill_attention="flash"))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_extend_varlen_flash_kernel_matches_its_reference_in_bf16():
+    """On CUDA the flash kernel (bottom-right causal, seqused_k) computes what the CPU reference does."""
+    from evaluation.generation import kernels
+
+    query, k, v, slots, starts, news, width = _extend_case("cuda", torch.bfloat16)
+    used = torch.tensor([s + n for s, n in zip(starts, news, strict=True)], device="cuda")
+    out = kernels.extend_varlen(query, k, v, torch.tensor(slots, device="cuda"), used, 64, None)
+    expected = _extend_expected(query.float(), k.float(), v.float(), slots, starts, news, width)
+    for r, new in enumerate(news):
+        assert (out[r, width - new :].transpose(0, 1).float() - expected[r]).abs().max() < 2e-2, r

@@ -144,6 +144,18 @@ def rounds(gqa_model):
             attend_bucket=8,
             decode_attention="varlen",
         ),  # evictions, per-slot decode lengths
+        EngineConfig(
+            slots=8, share_min_tokens=16, attend_bucket=8, prefill_attention="varlen"
+        ),  # prefill attention reads each slot in place
+        EngineConfig(
+            slots=2,
+            sync_every=3,
+            share_min_tokens=16,
+            prefill_tokens=60,
+            attend_bucket=8,
+            decode_attention="varlen",
+            prefill_attention="varlen",
+        ),  # evictions, both varlen kernels
     ],
 )
 def test_keyed_rounds_equal_generate_exactly(gqa_model, rounds, config):
