@@ -3,6 +3,7 @@ greedy tokens (fp32, CPU) whatever was reused, copied or evicted."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -129,34 +130,22 @@ def rounds(gqa_model):
     return out
 
 
+KEEPING = EngineConfig(slots=8, share_min_tokens=16, attend_bucket=8)  # every key keeps its slot; cache grows
+EVICTING = dataclasses.replace(KEEPING, slots=2, sync_every=3, prefill_tokens=60)
+
+
 @pytest.mark.parametrize(
     "config",
     [
-        EngineConfig(slots=8, share_min_tokens=16, attend_bucket=8),  # every key keeps its slot; cache grows
-        EngineConfig(
-            slots=2, sync_every=3, share_min_tokens=16, prefill_tokens=60, attend_bucket=8
-        ),  # evictions
-        EngineConfig(
-            slots=2,
-            sync_every=3,
-            share_min_tokens=16,
-            prefill_tokens=60,
-            attend_bucket=8,
-            decode_attention="varlen",
-        ),  # evictions, per-slot decode lengths
-        EngineConfig(
-            slots=8, share_min_tokens=16, attend_bucket=8, prefill_attention="varlen"
+        KEEPING,
+        EVICTING,
+        dataclasses.replace(EVICTING, decode_attention="varlen"),  # per-slot decode lengths
+        dataclasses.replace(
+            KEEPING, prefill_attention="varlen"
         ),  # prefill attention reads each slot in place
-        EngineConfig(
-            slots=2,
-            sync_every=3,
-            share_min_tokens=16,
-            prefill_tokens=60,
-            attend_bucket=8,
-            decode_attention="varlen",
-            prefill_attention="varlen",
-        ),  # evictions, both varlen kernels
+        dataclasses.replace(EVICTING, decode_attention="varlen", prefill_attention="varlen"),
     ],
+    ids=["keeping", "evicting", "evicting-varlen-decode", "keeping-varlen-prefill", "evicting-varlen-both"],
 )
 def test_keyed_rounds_equal_generate_exactly(gqa_model, rounds, config):
     engine = Engine(gqa_model, STOPS, config=config)
