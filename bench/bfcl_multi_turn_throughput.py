@@ -25,6 +25,7 @@ Needs the extracted BFCL data and environment classes (``hephaestus bfcl downloa
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -41,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from eval_throughput import build_model, build_tokenizer, load_conversations, timed  # noqa: E402
+from kernel_breakdown import idle_by_phase, render_idle_by_phase  # noqa: E402
 
 from contracts.bfcl import MULTI_TURN_CATEGORIES, load_multi_turn_category  # noqa: E402
 from evaluation.bfcl.data import environment_dir, prompt_functions  # noqa: E402
@@ -244,9 +246,13 @@ def profile_reuse(fn: Any, device: str) -> str:
         py.disable()
     sort = "cuda_time_total" if device == "cuda" else "cpu_time_total"
     out = io.StringIO()
-    out.write(
-        f"# one multi_turn_engine_reuse run under the profilers: {seconds:.1f} s\n\n## operators by {sort}\n"
-    )
+    out.write(f"# one multi_turn_engine_reuse run under the profilers: {seconds:.1f} s\n\n")
+    with tempfile.TemporaryDirectory() as tmp:  # the timeline: where the GPU waits for the host
+        prof.export_chrome_trace(f"{tmp}/trace.json")
+        trace = json.loads(Path(f"{tmp}/trace.json").read_text())
+    out.write("## the GPU's idle time by host phase (record_function ranges mt.*, engine.*)\n")
+    out.write(render_idle_by_phase(idle_by_phase(trace)))
+    out.write(f"\n## operators by {sort}\n")
     out.write(prof.key_averages().table(sort_by=sort, row_limit=40, max_name_column_width=60))
     out.write("\n\n## Python functions by cumulative time\n")
     pstats.Stats(py, stream=out).sort_stats("cumulative").print_stats(60)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +174,78 @@ def render(result: dict[str, Any], title: str) -> str:
 def breakdown_file(trace_path: str | Path, wall_s: float, top: int = 15) -> dict[str, Any]:
     """`breakdown` of an exported Chrome trace file."""
     return breakdown(json.loads(Path(trace_path).read_text()), wall_s, top)
+
+
+def _merged(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The union of [start, end) intervals as sorted, disjoint intervals."""
+    out: list[tuple[float, float]] = []
+    for s, e in sorted(intervals):
+        if out and s <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], e))
+        else:
+            out.append((s, e))
+    return out
+
+
+def idle_by_phase(trace: dict[str, Any], prefixes: tuple[str, ...] = ("mt.", "engine.")) -> dict[str, dict]:
+    """Where the GPU waits for the host: the profiled span cut by the host's named phases (the
+    `record_function` ranges whose names start with `prefixes`; nested ones count for the innermost, and
+    where ranges of two threads overlap the one that started last counts), and for each phase its wall
+    time on the host, the GPU's busy time meanwhile (union of kernels and copies) and the rest, the GPU
+    idle. Time inside the span but in no phase is "(no phase)". Values in µs."""
+    events = trace.get("traceEvents", [])
+    phases = [
+        (float(e["ts"]), float(e["ts"]) + float(e.get("dur", 0.0)), e["name"])
+        for e in events
+        if e.get("ph") == "X" and e.get("cat") == "user_annotation" and e.get("name", "").startswith(prefixes)
+    ]
+    busy = _merged(
+        [(float(e["ts"]), float(e["ts"]) + float(e.get("dur", 0.0))) for e in _device_events(trace)]
+    )
+    if not phases and not busy:
+        return {}
+    lo = min([p[0] for p in phases] + [b[0] for b in busy])
+    hi = max([p[1] for p in phases] + [b[1] for b in busy])
+    cuts = sorted({lo, hi, *(p[0] for p in phases), *(p[1] for p in phases)})
+    starts = sorted(phases)
+    out: dict[str, dict[str, float]] = defaultdict(lambda: {"wall_us": 0.0, "busy_us": 0.0, "calls": 0})
+    for _, _, name in phases:
+        out[name]["calls"] += 1
+    active: list[tuple[float, float, str]] = []
+    nxt = j = 0
+    for a, b in pairwise(cuts):
+        while nxt < len(starts) and starts[nxt][0] <= a:
+            active.append(starts[nxt])
+            nxt += 1
+        active = [p for p in active if p[1] > a]
+        # the latest start (on a tie the earlier end) is the innermost
+        name = max(active, key=lambda p: (p[0], -p[1]))[2] if active else "(no phase)"
+        while j < len(busy) and busy[j][1] <= a:
+            j += 1
+        overlap, k = 0.0, j
+        while k < len(busy) and busy[k][0] < b:
+            overlap += min(b, busy[k][1]) - max(a, busy[k][0])
+            k += 1
+        out[name]["wall_us"] += b - a
+        out[name]["busy_us"] += overlap
+    for v in out.values():
+        v["idle_us"] = v["wall_us"] - v["busy_us"]
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]["idle_us"]))
+
+
+def render_idle_by_phase(phases: dict[str, dict]) -> str:
+    """:func:`idle_by_phase` as a Markdown table, largest GPU idle first."""
+    wall = sum(v["wall_us"] for v in phases.values()) or 1.0
+    idle = sum(v["idle_us"] for v in phases.values())
+    lines = [
+        f"GPU idle {idle / 1e6:,.2f} s of {wall / 1e6:,.2f} s ({idle / wall:.1%}); by the host phase it fell in:",
+        "",
+        "| host phase | ranges | wall s | GPU busy s | GPU idle s | share of idle |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, v in phases.items():
+        lines.append(
+            f"| {name} | {int(v['calls'])} | {v['wall_us'] / 1e6:,.2f} | {v['busy_us'] / 1e6:,.2f} "
+            f"| {v['idle_us'] / 1e6:,.2f} | {v['idle_us'] / (idle or 1.0):.1%} |"
+        )
+    return "\n".join(lines) + "\n"

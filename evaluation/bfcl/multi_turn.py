@@ -126,6 +126,8 @@ def run_conversations(
     ``prefilled_tokens``, ``reused_tokens``, ``copied_tokens``, ``evictions``, decode positions.
     ``use_engine=False`` decodes with batched ``model.generate`` instead (the side-by-side baseline);
     ``engine_config`` (:class:`evaluation.generation.engine.EngineConfig`): the engine's other knobs."""
+    from torch.profiler import record_function
+
     from evaluation.generation.generate import generate
 
     session = _session(model, tokenizer, max_new_tokens, batch_size, engine_config) if use_engine else None
@@ -151,17 +153,20 @@ def run_conversations(
                 active = [(i, c) for i, c in enumerate(convs) if not c.done][:window]
                 if not active:
                     break
-                batch = rounds.prepare(active)
+                with record_function("mt.prepare"):  # phases named for the profiler's timeline
+                    batch = rounds.prepare(active)
                 if batch is None:
                     continue
                 active, prompts, encoded = batch
-                if session is not None:
-                    texts = session.generate(encoded, [i for i, _ in active] if reuse else None)
-                else:
-                    texts = generate(
-                        model, tokenizer, prompts, max_new_tokens, batch_size, use_engine=use_engine
-                    )
-                rounds.finish(active, texts)
+                with record_function("mt.generate"):
+                    if session is not None:
+                        texts = session.generate(encoded, [i for i, _ in active] if reuse else None)
+                    else:
+                        texts = generate(
+                            model, tokenizer, prompts, max_new_tokens, batch_size, use_engine=use_engine
+                        )
+                with record_function("mt.finish"):
+                    rounds.finish(active, texts)
         for index in sorted(opened):
             try:
                 worker.close(str(index))
@@ -242,6 +247,8 @@ def _run_lanes(rounds: _Rounds, window: int) -> None:
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
+    from torch.profiler import record_function
+
     session, convs = rounds.session, rounds.convs
     waiting = deque(range(len(convs)))
     lanes: list[list[int]] = [[], []]
@@ -286,8 +293,12 @@ def _run_lanes(rounds: _Rounds, window: int) -> None:
         submit(1)  # tokenized while lane 0 generates
         while queued:
             lane, active, future = queued.popleft()
-            rounds.finish(active, session.decode(future.result()))  # while the other lane generates
-            submit(lane)
+            with record_function("mt.wait"):
+                ids = future.result()
+            with record_function("mt.finish"):
+                rounds.finish(active, session.decode(ids))  # while the other lane generates
+            with record_function("mt.prepare"):
+                submit(lane)
 
 
 def _session(model: Any, tokenizer: Any, max_new_tokens: int, slots: int, config: Any = None) -> Any:

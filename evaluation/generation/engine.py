@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch.profiler import record_function
 
 from evaluation.generation import kernels
 from evaluation.generation.prefix_cache import Plan, SlotTable, common_prefix, shared_tokens
@@ -294,11 +295,12 @@ class Engine:
         while queue or any(o >= 0 for o in owner):
             free = [s for s in lane if owner[s] < 0]
             if free and queue:
-                if keys is None:
-                    admitted = self._admit(state, prompts, queue, free, max_new)
-                    counts["prefilled_tokens"] += sum(len(prompts[i]) for _, i in admitted)
-                else:
-                    admitted = self._admit_keyed(state, prompts, keys, queue, free, max_new, counts)
+                with record_function("engine.admit"):  # phases named for the profiler's timeline
+                    if keys is None:
+                        admitted = self._admit(state, prompts, queue, free, max_new)
+                        counts["prefilled_tokens"] += sum(len(prompts[i]) for _, i in admitted)
+                    else:
+                        admitted = self._admit_keyed(state, prompts, keys, queue, free, max_new, counts)
                 prefills += len(admitted)
                 for slot, index in admitted:
                     owner[slot], budget[slot] = index, max_new - 1
@@ -311,8 +313,9 @@ class Engine:
             # varlen reads each slot's own length whatever ``attend`` says (it only bounds them), so its
             # steps attend the whole cache: one graph per lane and cache size, not one per bucket
             bound = state.max_len if self.decode_attention == "varlen" else attend
-            for _ in range(n_steps):
-                self._step(view, bound, graphs, (bound, lane.start, lane.stop))
+            with record_function("engine.decode"):
+                for _ in range(n_steps):
+                    self._step(view, bound, graphs, (bound, lane.start, lane.stop))
             # K/V positions the decode attention covers: every slot to ``attend`` (sdpa, matmul), or
             # each live slot to its own position (varlen; host-side bound: a slot stopped early counts)
             counts["decode_kv_positions"] += len(lane) * attend * n_steps
@@ -322,14 +325,12 @@ class Engine:
             steps += n_steps
             for s in live:
                 budget[s] -= n_steps
-            active = state.active.tolist()  # the only host sync of the loop
+            with record_function("engine.sync"):
+                active = state.active.tolist()  # the only host sync of the loop
             done = [s for s in live if not active[s]]
             if done:
-                for slot, ids in zip(done, state.harvest(done), strict=True):
-                    outputs[owner[slot]] = ids
-                    if keys is not None:  # the last token was generated, never fed: no K/V for it
-                        self.table.store(slot, prompts[owner[slot]] + ids[:-1])
-                    owner[slot] = -1
+                with record_function("engine.harvest"):
+                    self._harvest(state, done, owner, outputs, prompts, keys)
         counts.update(
             dict.fromkeys(
                 (
@@ -348,6 +349,23 @@ class Engine:
             counts, decode_steps=steps, prefilled=prefills, graphs=len(graphs), slots=state.slots
         )
         return [o if o is not None else [] for o in outputs]
+
+    def _harvest(
+        self,
+        state: kernels.DecodeState,
+        done: list[int],
+        owner: list[int],
+        outputs: list[list[int] | None],
+        prompts: list[list[int]],
+        keys: list[Hashable] | None,
+    ) -> None:
+        """The finished slots' tokens to their prompts' outputs; the slots are free again (keyed: the
+        table records what each now holds)."""
+        for slot, ids in zip(done, state.harvest(done), strict=True):
+            outputs[owner[slot]] = ids
+            if keys is not None:  # the last token was generated, never fed: no K/V for it
+                self.table.store(slot, prompts[owner[slot]] + ids[:-1])
+            owner[slot] = -1
 
     def _keyed_order(self, prompts: list[list[int]], keys: list[Hashable]) -> list[int]:
         """Keys that hold a slot first (they evict nothing), then by tokens left to prefill."""
