@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> str:
         _, seconds = timed(lambda config=config: single_pass(config), args.device)
         rows.append((f"single_turn_engine{suffix}", len(single), len(single), seconds))
         print(rows[-1], flush=True)
-        runs = [(f"multi_turn_engine_reuse{suffix}", True, True, False)]
+        runs = [] if args.skip_reuse else [(f"multi_turn_engine_reuse{suffix}", True, True, False)]
         if k == 0:  # the baselines once, with the first kernel
             runs += [] if args.skip_lanes else [("multi_turn_engine_reuse_lanes", True, True, True)]
             runs += [] if args.skip_no_reuse else [("multi_turn_engine", True, False, False)]
@@ -141,9 +141,9 @@ def run(args: argparse.Namespace) -> str:
     for name, n, replies, secs in rows:
         base = seconds[base_of.get(name, name)]  # each multi-turn run against the same kernel's single turn
         lines.append(f"{name:<32}{n:>8}{replies:>9}{secs:>10.1f}{secs / base:>15.2f}x")
-    reuse = seconds["multi_turn_engine_reuse"]
+    reuse = seconds.get("multi_turn_engine_reuse")
     for other in ("multi_turn_engine_reuse_lanes", "multi_turn_engine", "multi_turn_generate"):
-        if other in seconds:
+        if other in seconds and reuse:
             lines.append(f"{other} / multi_turn_engine_reuse: {seconds[other] / reuse:.2f}x")
     lines.append(
         f"{'prompt tokens':<32}{'prefilled':>11}{'reused':>12}{'copied':>12}{'evictions':>12}"
@@ -164,7 +164,7 @@ def run(args: argparse.Namespace) -> str:
     same = [
         n
         for n in decoded
-        if n != "multi_turn_engine_reuse" and decoded[n] == decoded["multi_turn_engine_reuse"]
+        if n != "multi_turn_engine_reuse" and decoded[n] == decoded.get("multi_turn_engine_reuse")
     ]
     differ = [n for n in decoded if n != "multi_turn_engine_reuse" and n not in same]
     lines.append(
@@ -275,6 +275,11 @@ def main() -> None:
         default=64,
         help="conversations per model.generate batch (its prefill of a batch of ~6k-token prompts at once "
         "must fit: 256 ran out of an H200's memory)",
+    )
+    parser.add_argument(
+        "--skip-reuse",
+        action="store_true",
+        help="leave out the engine's reuse runs (e.g. to time a baseline alone in a longer job)",
     )
     parser.add_argument(
         "--skip-lanes",
