@@ -50,6 +50,7 @@ from evaluation.bfcl.multi_turn import Limits, run_conversations  # noqa: E402
 from evaluation.generation.engine import EngineConfig  # noqa: E402
 from evaluation.generation.generate import generate  # noqa: E402
 from evaluation.generation.kernels import DECODE_KERNELS  # noqa: E402
+from evaluation.generation.prefix_cache import common_prefix  # noqa: E402
 
 
 def setup(args: argparse.Namespace, device: str, dtype: torch.dtype, tiny: bool) -> tuple:
@@ -195,9 +196,16 @@ def host_only(args: argparse.Namespace) -> str:
     limits = Limits(max_prompt_tokens=model.config.max_position_embeddings - args.max_new_tokens)
     whole = IncrementalEncoder.encode
     rows = []
+    rounds: list[list[list[int]]] = []  # each round's token ids, for the shared-prefix estimate
+
+    def fixed_replies(self: Any, encoded: list[list[int]], keys: Any) -> list[str]:
+        if len(rows) == 0:  # the first (incremental) run
+            rounds.append([list(e) for e in encoded])
+        return [reply] * len(encoded)
+
     originals = gen.ChatSession.generate, IncrementalEncoder.encode
     try:
-        gen.ChatSession.generate = lambda self, encoded, keys: [reply] * len(encoded)
+        gen.ChatSession.generate = fixed_replies
         for name, encode in (
             ("incremental tokenization", whole),
             ("whole prompts every round", lambda self, texts, keys=None: whole(self, texts, None)),
@@ -226,7 +234,39 @@ def host_only(args: argparse.Namespace) -> str:
     ]
     for name, n, replies, seconds in rows:
         lines.append(f"{name:<28}{n:>14}{replies:>9}{seconds:>10.1f}{seconds / rows[0][3]:>15.2f}x")
+    own, shared = shared_prefix_positions(rounds, args.max_new_tokens)
+    lines.append(
+        f"decode attention over these rounds ({len(rounds)}, {args.max_new_tokens} steps each): each slot "
+        f"reading its own cache {own:.3e} K/V positions; reading a prefix that several prompts of a round "
+        f"share once for all of them {shared:.3e} ({shared / own:.2f}x)"
+    )
     return "\n".join(lines)
+
+
+def shared_prefix_positions(
+    rounds: list[list[list[int]]], steps: int, min_shared: int = 64
+) -> tuple[int, int]:
+    """K/V positions the decode steps of these rounds read (each round's prompts decoding ``steps``
+    tokens at once): each slot its own whole cache (what ``varlen`` reads), against reading once per
+    round a prefix that several of its prompts share (cascade attention: a prompt's longest common
+    prefix with another prompt of the round, in 16-token blocks, at least ``min_shared`` tokens;
+    prompts whose prefixes are equal form a group) plus each slot's own rest."""
+    own = shared = 0
+    for prompts in rounds:
+        order = sorted(range(len(prompts)), key=lambda i: prompts[i])
+        depth = [0] * len(prompts)
+        for a, b in zip(order, order[1:], strict=False):
+            n = common_prefix(prompts[a], prompts[b]) // 16 * 16
+            depth[a], depth[b] = max(depth[a], n), max(depth[b], n)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, p in enumerate(prompts):
+            if depth[i] >= min_shared:
+                groups.setdefault(tuple(p[: depth[i]]), []).append(i)
+        tail = len(prompts) * steps * (steps - 1) // 2  # the generated tokens, each slot its own
+        own += steps * sum(map(len, prompts)) + tail
+        rest = sum(len(p) for p in prompts) - sum(len(k) * len(m) for k, m in groups.items() if len(m) > 1)
+        shared += steps * (rest + sum(len(k) for k, m in groups.items() if len(m) > 1)) + tail
+    return own, shared
 
 
 def profile_reuse(fn: Any, device: str) -> str:
