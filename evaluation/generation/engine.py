@@ -41,7 +41,7 @@ import torch
 from torch.profiler import record_function
 
 from evaluation.generation import kernels
-from evaluation.generation.prefix_cache import Plan, SlotTable, common_prefix, shared_tokens
+from evaluation.generation.prefix_cache import BLOCK, Plan, SlotTable, common_prefix, shared_tokens
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,11 @@ class EngineConfig:
     or ``auto`` (the default): ``varlen`` for a bf16/fp16 model on CUDA, ``sdpa`` elsewhere
     (``bench/decode_attention.py`` compares them on your GPU; on an H200 varlen was 0.98-1.52x sdpa
     per step and 1.12x over BFCL's multi-turn conversations, where the slots' lengths differ most).
+    ``cascade`` (keyed requests; elsewhere it is ``varlen``): slots whose caches hold the same first
+    tokens (the same tools and system prompt) read that prefix once per group, from one member's
+    cache, and each its own rest (:func:`kernels.decode_cascade`); over BFCL's multi-turn rounds that
+    is 0.39x the positions varlen reads (``bench/bfcl_multi_turn_throughput.py --host-only``). Not
+    measured on a GPU yet, so not ``auto``'s choice.
 
     ``prefill_attention`` (keyed requests, whose prefill attends what the slot already holds):
     ``sdpa`` gathers the rows' cached K/V and attends under a mask; ``varlen`` reads the cache in
@@ -134,8 +139,12 @@ class Engine:
         self.decode_attention = self.config.decode_attention
         if self.decode_attention == "auto":
             self.decode_attention = "varlen" if flash else "sdpa"
-        elif self.decode_attention == "varlen" and self.device.type == "cuda" and not flash:
-            log.warning("decode_attention 'varlen' needs bf16/fp16 on CUDA, not %s: using 'sdpa'", self.dtype)
+        elif self.decode_attention in ("varlen", "cascade") and self.device.type == "cuda" and not flash:
+            log.warning(
+                "decode_attention %r needs bf16/fp16 on CUDA, not %s: using 'sdpa'",
+                self.decode_attention,
+                self.dtype,
+            )
             self.decode_attention = "sdpa"
         #: the keyed prefill's attention kernel (``EngineConfig.prefill_attention``), on the same terms
         if self.config.prefill_attention not in ("sdpa", "varlen"):
@@ -157,6 +166,8 @@ class Engine:
         self._keyed_graphs: dict[
             tuple[int, int, int], Any
         ] = {}  # decode graphs per (bucket, slot range), until a resize
+        #: ``cascade`` decode (keyed): the shared-prefix groups per slot range, until a resize
+        self._cascade: dict[tuple[int, int], kernels.CascadeGroups] = {}
 
     # ----------------------------------------------------------------------------- public API
     def generate_ids(
@@ -231,7 +242,7 @@ class Engine:
 
     def reset(self) -> None:
         """Drop the keyed cache (its memory too); the next keyed call prefills everything."""
-        self._keyed, self.table, self._keyed_graphs = None, None, {}
+        self._keyed, self.table, self._keyed_graphs, self._cascade = None, None, {}, {}
 
     def _keyed_state(
         self, prompts: list[list[int]], keys: list[Hashable], max_new: int, slot_range: range | None = None
@@ -266,7 +277,7 @@ class Engine:
         if (slots, length, max_new) != (state.slots, state.max_len, state.max_new):
             state.resize(slots, length, max_new)
             table.grow(state.slots)
-            self._keyed_graphs = {}  # captured with the old tensors and sizes
+            self._keyed_graphs, self._cascade = {}, {}  # captured with the old tensors and sizes
         return state
 
     # ---------------------------------------------------------------------------- scheduling
@@ -291,6 +302,7 @@ class Engine:
         budget = [0] * state.slots  # decode steps until the token budget surely ends the slot
         end_pos = [0] * state.slots  # last cache position the slot can reach (host-side bound)
         steps = prefills = 0
+        regroup, saved = True, 0  # cascade: groups to (re)compute before the next step; positions saved
         graphs: dict[tuple[int, int, int], Any] = {} if keys is None else self._keyed_graphs  # keyed: kept
         while queue or any(o >= 0 for o in owner):
             free = [s for s in lane if owner[s] < 0]
@@ -302,6 +314,7 @@ class Engine:
                     else:
                         admitted = self._admit_keyed(state, prompts, keys, queue, free, max_new, counts)
                 prefills += len(admitted)
+                regroup = regroup or bool(admitted)
                 for slot, index in admitted:
                     owner[slot], budget[slot] = index, max_new - 1
                     end_pos[slot] = len(prompts[index]) + max_new
@@ -312,10 +325,24 @@ class Engine:
             attend = kernels.round_up(max(end_pos[s] for s in live), self.config.attend_bucket, state.max_len)
             # varlen reads each slot's own length whatever ``attend`` says (it only bounds them), so its
             # steps attend the whole cache: one graph per lane and cache size, not one per bucket
-            bound = state.max_len if self.decode_attention == "varlen" else attend
+            bound = state.max_len if self.decode_attention in ("varlen", "cascade") else attend
+            groups = None
+            if self.decode_attention == "cascade" and keys is not None:
+                groups = self._cascade.get((lane.start, lane.stop))
+                if groups is None:
+                    groups = kernels.CascadeGroups.allocate(len(lane), self.device)
+                    self._cascade[(lane.start, lane.stop)] = groups
+                if regroup:
+                    with record_function("engine.regroup"):
+                        shared = self._shared_prefixes(live, lane)
+                        groups.fill(shared, len(lane), self.kv_heads * state.max_len)
+                    # K/V positions a step does not read because a group reads its prefix once
+                    saved = sum((len(members) - 1) * length for members, length in shared)
+                    regroup = False
+                counts["decode_shared_positions"] += n_steps * saved
             with record_function("engine.decode"):
                 for _ in range(n_steps):
-                    self._step(view, bound, graphs, (bound, lane.start, lane.stop))
+                    self._step(view, bound, graphs, (bound, lane.start, lane.stop), groups)
             # K/V positions the decode attention covers: every slot to ``attend`` (sdpa, matmul), or
             # each live slot to its own position (varlen; host-side bound: a slot stopped early counts)
             counts["decode_kv_positions"] += len(lane) * attend * n_steps
@@ -340,6 +367,7 @@ class Engine:
                     "evictions",
                     "decode_kv_positions",
                     "decode_live_positions",
+                    "decode_shared_positions",
                 ),
                 0,
             )
@@ -349,6 +377,26 @@ class Engine:
             counts, decode_steps=steps, prefilled=prefills, graphs=len(graphs), slots=state.slots
         )
         return [o if o is not None else [] for o in outputs]
+
+    def _shared_prefixes(self, live: list[int], lane: range) -> list[tuple[list[int], int]]:
+        """``cascade``: groups of live slots (indices within ``lane``) whose caches hold the same first
+        tokens, at least ``share_min_tokens`` of them in whole blocks, and that length. Sorted by the ids
+        they hold, slots with a common prefix are neighbours; a group is a run of neighbours whose longest
+        prefix shared with a neighbour has the same length."""
+        ids = self.table.ids
+        order = sorted(live, key=lambda s: ids[s])
+        n = len(order)
+        lcp = [common_prefix(ids[a], ids[b]) // BLOCK * BLOCK for a, b in zip(order, order[1:], strict=False)]
+        depth = [max(lcp[i - 1] if i else 0, lcp[i] if i < n - 1 else 0) for i in range(n)]
+        groups, i = [], 0
+        while i < n:
+            j = i + 1
+            while j < n and depth[j] == depth[i] and lcp[j - 1] >= depth[i]:
+                j += 1
+            if depth[i] >= max(self.config.share_min_tokens, 1) and j - i > 1:
+                groups.append(([order[k] - lane.start for k in range(i, j)], depth[i]))
+            i = j
+        return groups
 
     def _harvest(
         self,
@@ -532,7 +580,12 @@ class Engine:
 
     # ------------------------------------------------------------------------------- decoding
     def _step(
-        self, state: kernels.DecodeState, attend: int, graphs: dict[tuple[int, int, int], Any], key: tuple
+        self,
+        state: kernels.DecodeState,
+        attend: int,
+        graphs: dict[tuple[int, int, int], Any],
+        key: tuple,
+        groups: kernels.CascadeGroups | None = None,
     ) -> None:
         """One decode step for every slot of ``state`` (the cache, or a range of its slots), replayed
         from a CUDA graph when one could be captured (one per ``key``: attention bucket and range).
@@ -544,11 +597,11 @@ class Engine:
             graph.replay()
             return
         if not self.graphs_ok:
-            self._decode(state, attend)
+            self._decode(state, attend, groups)
             return
-        kernels.warm_up(lambda: self._decode(state, attend), self.device)
+        kernels.warm_up(lambda: self._decode(state, attend, groups), self.device)
         try:
-            graphs[key] = kernels.capture(lambda: self._decode(state, attend), self.device)
+            graphs[key] = kernels.capture(lambda: self._decode(state, attend, groups), self.device)
             self.totals["graph_captures"] += 1
         except Exception as exc:  # capture is an optimisation: the eager step computes the same
             log.warning("CUDA graph capture failed (%s: %s); decoding eagerly", type(exc).__name__, exc)
@@ -556,10 +609,13 @@ class Engine:
             self.stats["graph_error"] = f"{type(exc).__name__}: {exc}"[:300]
             torch.cuda.synchronize(self.device)
 
-    def _decode(self, state: kernels.DecodeState, attend: int) -> None:
-        state.mode = kernels.DecodeMode(attend, self.decode_attention)
-        # varlen takes each slot's length from ``state.pos``, not from a mask
-        mask = kernels.decode_mask(state.pos, 1 if self.decode_attention == "varlen" else attend, self.dtype)
+    def _decode(
+        self, state: kernels.DecodeState, attend: int, groups: kernels.CascadeGroups | None = None
+    ) -> None:
+        state.mode = kernels.DecodeMode(attend, self.decode_attention, groups)
+        # varlen and cascade take each slot's length from ``state.pos``, not from a mask
+        per_slot = self.decode_attention in ("varlen", "cascade")
+        mask = kernels.decode_mask(state.pos, 1 if per_slot else attend, self.dtype)
         with kernels.active_state(state):
             out = self.model(
                 input_ids=state.tokens[:, None],

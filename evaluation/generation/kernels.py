@@ -66,7 +66,64 @@ class ExtendMode:
 #: form told each slot's own length (:func:`decode_varlen`): it reads the positions each slot holds
 #: and nothing past them, so a batch of short conversations beside one long one no longer pays the
 #: long one's length on every slot.
-DECODE_KERNELS = ("sdpa", "matmul", "varlen")
+DECODE_KERNELS = ("sdpa", "matmul", "varlen", "cascade")
+
+
+@dataclass
+class CascadeGroups:
+    """Which slots of a decode step share a cached prefix (:func:`decode_cascade`), as device tensors of
+    static shape (a CUDA graph reads them; :meth:`fill` rewrites them in place between steps). ``perm``
+    orders the slots group by group; group ``g`` is ``perm[cu_q[g]:cu_q[g+1]]`` and reads the first
+    ``used[g]`` rows of the cache from row ``cu_k[g]`` on (one member's slot); ``prefix[s]`` is what slot
+    ``s`` reads there (0: none, its whole length on its own)."""
+
+    perm: torch.Tensor
+    inverse: torch.Tensor
+    cu_q: torch.Tensor
+    cu_k: torch.Tensor
+    used: torch.Tensor
+    prefix: torch.Tensor
+
+    @classmethod
+    def allocate(cls, slots: int, device: torch.device) -> CascadeGroups:
+        def i32(n: int) -> torch.Tensor:
+            return torch.zeros(n, dtype=torch.int32, device=device)
+
+        perm = torch.arange(slots, device=device)
+        groups = cls(perm, perm.clone(), i32(slots + 1), i32(slots + 1), i32(slots), i32(slots))
+        groups.fill([], slots, 1)
+        return groups
+
+    def fill(self, groups: list[tuple[list[int], int]], slots: int, rows_per_slot: int) -> None:
+        """``groups``: (member slots, shared prefix length) each; every other slot reads alone. Slots
+        reading alone are groups of one reading their own first row (masked out of the result), so no
+        group is ever empty of keys; the unused group entries are empty."""
+        order, cu_q, cu_k, used, prefix = [], [0], [], [], [0] * slots
+        for members, length in groups:
+            order += members
+            cu_q.append(len(order))
+            cu_k.append(members[0] * rows_per_slot)
+            used.append(length)
+            for m in members:
+                prefix[m] = length
+        for s in sorted(set(range(slots)) - set(order)):
+            order.append(s)
+            cu_q.append(len(order))
+            cu_k.append(s * rows_per_slot)
+            used.append(1)
+        pad = slots - len(used)
+        cu_q += [slots] * pad
+        cu_k += [0] * pad
+        used += [1] * pad
+        cu_k.append(cu_k[-1] + rows_per_slot)
+        inverse = [0] * slots
+        for i, s in enumerate(order):
+            inverse[s] = i
+        for tensor, values in (
+            (self.perm, order), (self.inverse, inverse), (self.cu_q, cu_q), (self.cu_k, cu_k),
+            (self.used, used), (self.prefix, prefix),
+        ):  # fmt: skip
+            tensor.copy_(h2d(torch.tensor(values, dtype=tensor.dtype), tensor.device), non_blocking=True)
 
 
 @dataclass
@@ -76,6 +133,7 @@ class DecodeMode:
 
     attend: int
     kernel: str = "sdpa"
+    groups: CascadeGroups | None = None  # ``cascade``: the slots sharing a prefix
 
 
 @dataclass
@@ -280,9 +338,14 @@ def _attention(
         values = state.v[layer][:, :, : mode.attend]
         bsz, heads, _, dim = query.shape
         # Grouped-query heads share a K/V head: fold the group into the query length (no K/V copy).
-        if mode.kernel == "varlen":
+        if mode.kernel == "varlen" or (mode.kernel == "cascade" and mode.groups is None):
             out = decode_varlen(
                 query[:, :, 0], state.k[layer], state.v[layer], state.pos, mode.attend, scaling
+            )
+            return out[:, None], None
+        if mode.kernel == "cascade":
+            out = decode_cascade(
+                query[:, :, 0], state.k[layer], state.v[layer], state.pos, mode.groups, mode.attend, scaling
             )
             return out[:, None], None
         folded = query.reshape(bsz, key.shape[1], groups, dim)
@@ -392,19 +455,61 @@ def extend_varlen(
     return out.view(n, width, heads, dim)
 
 
+def decode_cascade(
+    query: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, pos: torch.Tensor,
+    groups: CascadeGroups, attend: int, scale: float | None,
+) -> torch.Tensor:  # fmt: skip
+    """:func:`decode_varlen`'s attention, reading a prefix that several slots share once for all of
+    them (cascade attention): the group's queries stacked against one member's copy of the prefix
+    (``groups``), then each slot against the rest of its own cache (``prefix[s]..pos[s]``), the two
+    softmax parts merged by their log-sum-exps. query [S, Hq, D]; returns [S, Hq, D]."""
+    slots, kv_heads, length, dim = k_cache.shape
+    scale = dim**-0.5 if scale is None else scale
+    keys, values = cache_rows(k_cache), cache_rows(v_cache)
+    cu_s = torch.arange(slots + 1, dtype=torch.int32, device=query.device)
+    starts = cu_s * (kv_heads * length) + torch.cat([groups.prefix, groups.prefix[-1:]])
+    rest = (pos + 1).to(torch.int32) - groups.prefix
+    stacked = query[groups.perm]
+    if query.is_cuda:
+        flash = torch.ops.aten._flash_attention_forward
+        shared, lse_shared = flash(
+            stacked, keys, values, groups.cu_q, groups.cu_k, slots, attend, 0.0, False, False,
+            scale=scale, seqused_k=groups.used,
+        )[:2]  # fmt: skip
+        own, lse_own = flash(
+            query, keys, values, cu_s, starts, 1, attend, 0.0, False, False, scale=scale, seqused_k=rest
+        )[:2]
+    else:
+        lse: list[torch.Tensor] = []
+        shared = varlen_reference(
+            stacked, keys, values, groups.cu_k, groups.used, scale, groups.cu_q, False, lse
+        )
+        own = varlen_reference(query, keys, values, starts, rest, scale, None, False, lse)
+        lse_shared, lse_own = lse
+    shared, lse_shared = shared[groups.inverse], lse_shared[:, groups.inverse]
+    top = torch.maximum(lse_shared, lse_own)
+    w_shared, w_own = (lse_shared - top).exp(), (lse_own - top).exp()  # [Hq, S]
+    merged = (shared.float() * w_shared.T[..., None] + own.float() * w_own.T[..., None]) / (
+        w_shared + w_own
+    ).T[..., None]
+    return torch.where((groups.prefix > 0)[:, None, None], merged.to(own.dtype), own)
+
+
 def varlen_reference(
     query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, cu_k: torch.Tensor, used: torch.Tensor,
-    scale: float, cu_q: torch.Tensor | None = None,
+    scale: float, cu_q: torch.Tensor | None = None, causal: bool = True, lse: list | None = None,
 ) -> torch.Tensor:  # fmt: skip
     """What the variable-length kernel computes, one sequence at a time: sequence ``b``'s queries (rows
     ``cu_q[b] .. cu_q[b+1] - 1`` of ``query`` [total_q, Hq, D]; without ``cu_q`` one query each) attend
     rows ``cu_k[b] .. cu_k[b] + used[b] - 1`` of ``keys``/``values`` [rows, Hkv, D] (grouped heads
     share), causally aligned to the bottom right: the last query sees all ``used[b]`` rows, the one
-    before one row fewer, and a query that sees none gets zeros."""
+    before one row fewer, and a query that sees none gets zeros (``causal=False``: every query sees
+    all of them). ``lse``: a list that receives the log-sum-exp of the scores, [Hq, total_q] fp32, as
+    the flash kernel returns it."""
     groups = query.shape[1] // keys.shape[1]
     if cu_q is None:
         cu_q = torch.arange(len(used) + 1)
-    out = []
+    out, sums = [], []
     bounds = zip(cu_q[:-1].tolist(), cu_q[1:].tolist(), cu_k[:-1].tolist(), used.tolist(), strict=True)
     for q_begin, q_end, begin, n in bounds:
         m = q_end - q_begin
@@ -413,8 +518,14 @@ def varlen_reference(
         q = query[q_begin:q_end].transpose(0, 1).float()  # [Hq, m, D]
         scores = q @ k.transpose(1, 2).float() * scale
         visible = torch.arange(n)[None, :] <= torch.arange(m)[:, None] + (n - m)  # [m, n]
-        probs = scores.masked_fill(~visible, float("-inf")).softmax(-1).nan_to_num(0.0)
+        if not causal:
+            visible = torch.ones_like(visible)
+        scores = scores.masked_fill(~visible, float("-inf"))
+        sums.append(torch.logsumexp(scores, -1))  # [Hq, m]
+        probs = scores.softmax(-1).nan_to_num(0.0)
         out.append((probs.to(v.dtype) @ v).transpose(0, 1))  # [m, Hq, D]
+    if lse is not None:
+        lse.append(torch.cat(sums, 1))
     return torch.cat(out)
 
 

@@ -217,3 +217,50 @@ def test_extend_varlen_flash_kernel_matches_its_reference_in_bf16():
     expected = _extend_expected(query.float(), k.float(), v.float(), slots, starts, news, width)
     for r, new in enumerate(news):
         assert (out[r, width - new :].transpose(0, 1).float() - expected[r]).abs().max() < 2e-2, r
+
+
+def _cascade_case(device: str = "cpu", dtype: torch.dtype = torch.float32):
+    """5 slots; slots 0, 2 and 3 hold the same first 20 positions (a shared prefix), 1 and 4 their own."""
+    gen = torch.Generator().manual_seed(0)
+    slots, kv_heads, groups, length, dim = 5, 2, 3, 40, 8
+    k, v = (torch.randn(slots, kv_heads, length, dim, generator=gen) for _ in range(2))
+    for s in (2, 3):
+        k[s, :, :20], v[s, :, :20] = k[0, :, :20], v[0, :, :20]
+    query = torch.randn(slots, kv_heads * groups, dim, generator=gen)
+    pos = torch.tensor([25, 10, 30, 22, 39])
+    return (t.to(device, dtype) for t in (query, k, v)), pos.to(device), kv_heads * length
+
+
+def test_cascade_decode_reads_a_shared_prefix_once_and_equals_varlen():
+    from evaluation.generation import kernels
+
+    (query, k, v), pos, rows = _cascade_case()
+    groups = kernels.CascadeGroups.allocate(5, torch.device("cpu"))
+    varlen = kernels.decode_varlen(query, k, v, pos, 40, None)
+    assert torch.allclose(
+        kernels.decode_cascade(query, k, v, pos, groups, 40, None), varlen, atol=1e-6
+    )  # none
+    groups.fill([([0, 2, 3], 16)], 5, rows)
+    assert groups.prefix.tolist() == [16, 0, 16, 16, 0] and groups.perm.tolist()[:3] == [0, 2, 3]
+    assert torch.allclose(kernels.decode_cascade(query, k, v, pos, groups, 40, None), varlen, atol=1e-5)
+    # the members read slot 0's copy of the prefix: what slots 2 and 3 hold there no longer matters
+    k2 = k.clone()
+    k2[2:4, :, :16] = 1e4
+    assert torch.allclose(kernels.decode_cascade(query, k2, v, pos, groups, 40, None), varlen, atol=1e-5)
+    groups.fill([([1, 4], 8)], 5, rows)  # slots that do not share a prefix: a wrong grouping shows
+    assert not torch.allclose(kernels.decode_cascade(query, k, v, pos, groups, 40, None), varlen, atol=1e-3)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cascade_decode_flash_kernels_match_varlen_in_bf16():
+    """On CUDA the two flash calls (stacked group queries over the prefix, each slot over its rest) and
+    their log-sum-exp merge compute what the varlen kernel does."""
+    from evaluation.generation import kernels
+
+    (query, k, v), pos, rows = _cascade_case("cuda", torch.bfloat16)
+    groups = kernels.CascadeGroups.allocate(5, torch.device("cuda"))
+    groups.fill([([0, 2, 3], 16)], 5, rows)
+    varlen = kernels.decode_varlen(query, k, v, pos, 40, None)
+    cascade = kernels.decode_cascade(query, k, v, pos, groups, 40, None)
+    assert (cascade.float() - varlen.float()).abs().max() < 2e-2

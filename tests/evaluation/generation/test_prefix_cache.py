@@ -144,8 +144,18 @@ EVICTING = dataclasses.replace(KEEPING, slots=2, sync_every=3, prefill_tokens=60
             KEEPING, prefill_attention="varlen"
         ),  # prefill attention reads each slot in place
         dataclasses.replace(EVICTING, decode_attention="varlen", prefill_attention="varlen"),
+        dataclasses.replace(KEEPING, decode_attention="cascade"),  # shared prefixes read once per group
+        dataclasses.replace(EVICTING, decode_attention="cascade"),
     ],
-    ids=["keeping", "evicting", "evicting-varlen-decode", "keeping-varlen-prefill", "evicting-varlen-both"],
+    ids=[
+        "keeping",
+        "evicting",
+        "evicting-varlen-decode",
+        "keeping-varlen-prefill",
+        "evicting-varlen-both",
+        "keeping-cascade",
+        "evicting-cascade",
+    ],
 )
 def test_keyed_rounds_equal_generate_exactly(gqa_model, rounds, config):
     engine = Engine(gqa_model, STOPS, config=config)
@@ -165,6 +175,8 @@ def test_keyed_rounds_equal_generate_exactly(gqa_model, rounds, config):
         )
     assert engine.totals["evictions"] > 0 if config.slots == 2 else engine.totals["evictions"] == 0
     assert engine.totals["copied_tokens"] > 0 and engine.totals["reused_tokens"] > 0
+    # cascade: keys with the same system prompt read it once per group
+    assert (engine.totals["decode_shared_positions"] > 0) == (config.decode_attention == "cascade")
 
 
 def test_divergent_prompt_reuses_up_to_the_first_different_token(gqa_model, rounds):
