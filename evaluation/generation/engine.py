@@ -383,8 +383,10 @@ class Engine:
         tokens, at least ``share_min_tokens`` of them in whole blocks, and that length. Sorted by the ids
         they hold, slots with a common prefix are neighbours; a group is a run of neighbours whose longest
         prefix shared with a neighbour has the same length."""
-        ids = self.table.ids
-        order = sorted(live, key=lambda s: ids[s])
+        ids, held = self.table.ids, self.table.held_hashes
+        # sorted by their blocks' chain hashes (a 16th of the tokens to compare), equal prefixes are still
+        # neighbours; the shared length is then confirmed token by token
+        order = sorted(live, key=held)
         n = len(order)
         lcp = [common_prefix(ids[a], ids[b]) // BLOCK * BLOCK for a, b in zip(order, order[1:], strict=False)]
         depth = [max(lcp[i - 1] if i else 0, lcp[i] if i < n - 1 else 0) for i in range(n)]

@@ -165,6 +165,10 @@ class SlotTable:
         self._tick += 1
         self.used[plan.slot] = self._tick
 
+    def held_hashes(self, slot: int) -> list[int]:
+        """The chain hashes of the whole blocks ``slot`` holds (see :func:`block_hashes`)."""
+        return self._hashes[slot]
+
     def hashes(self, prompt: Sequence[int], key: Hashable) -> list[int]:
         """:func:`block_hashes` of ``prompt``, reusing those of what ``key``'s slot holds (its last prompt)."""
         slot = self.slot_of.get(key)
