@@ -298,7 +298,34 @@ def profile_reuse(fn: Any, device: str) -> str:
     out.write(prof.key_averages().table(sort_by=sort, row_limit=40, max_name_column_width=60))
     out.write("\n\n## Python functions by cumulative time\n")
     pstats.Stats(py, stream=out).sort_stats("cumulative").print_stats(60)
+    if device == "cuda":
+        out.write("\n## host-device synchronizations of one more run (torch.cuda.set_sync_debug_mode)\n")
+        out.write(sync_points(fn))
     return out.getvalue()
+
+
+def sync_points(fn: Any) -> str:
+    """Where ``fn`` makes the host wait for the GPU: torch warns on each synchronizing call in
+    ``warn`` sync-debug mode; each warning is counted by the last frames of this project's code
+    that led to it (the intended waits, ``tolist`` of a finished step, among them)."""
+    import traceback
+    import warnings
+
+    where: Counter[str] = Counter()
+
+    def record(*_: Any, **__: Any) -> None:
+        ours = [f for f in traceback.extract_stack()[:-1] if f.filename.startswith(str(ROOT))]
+        where[" < ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(ours[-4:]))] += 1
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = record
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            fn()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return "".join(f"{n:>7}  {stack}\n" for stack, n in where.most_common(25)) or "none\n"
 
 
 def main() -> None:

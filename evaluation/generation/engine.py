@@ -325,7 +325,7 @@ class Engine:
             attend = kernels.round_up(max(end_pos[s] for s in live), self.config.attend_bucket, state.max_len)
             # varlen reads each slot's own length whatever ``attend`` says (it only bounds them), so its
             # steps attend the whole cache: one graph per lane and cache size, not one per bucket
-            bound = state.max_len if self.decode_attention in ("varlen", "cascade") else attend
+            bound = state.max_len if self.decode_attention in kernels.PER_SLOT_KERNELS else attend
             groups = None
             if self.decode_attention == "cascade" and keys is not None:
                 groups = self._cascade.get((lane.start, lane.stop))
@@ -615,8 +615,8 @@ class Engine:
         self, state: kernels.DecodeState, attend: int, groups: kernels.CascadeGroups | None = None
     ) -> None:
         state.mode = kernels.DecodeMode(attend, self.decode_attention, groups)
-        # varlen and cascade take each slot's length from ``state.pos``, not from a mask
-        per_slot = self.decode_attention in ("varlen", "cascade")
+        # varlen, cascade and flex take each slot's length from ``state.pos``, not from a mask
+        per_slot = self.decode_attention in kernels.PER_SLOT_KERNELS
         mask = kernels.decode_mask(state.pos, 1 if per_slot else attend, self.dtype)
         with kernels.active_state(state):
             out = self.model(

@@ -32,6 +32,7 @@ def reference(gqa_model, prompts):
         EngineConfig(slots=1, sync_every=16, attend_bucket=8),  # one slot, many attention buckets
         EngineConfig(slots=4, sync_every=3, attend_bucket=8, decode_attention="matmul"),  # GEMM decode kernel
         EngineConfig(slots=4, sync_every=3, attend_bucket=8, decode_attention="varlen"),  # per-slot lengths
+        EngineConfig(slots=4, sync_every=3, decode_attention="flex"),  # FlexAttention, per-slot block mask
     ],
 )
 def test_engine_equals_generate_exactly(gqa_model, prompts, reference, config):
@@ -88,6 +89,10 @@ def test_decode_kernels_agree_on_a_masked_cache(gqa_model):
         varlen,
         atol=1e-5,
     )
+    # FlexAttention's block mask over the whole cache (37 positions: a partial last block) reads the same
+    flex = kernels.decode_flex(flat, keys, values, pos, None)
+    assert torch.allclose(flex, varlen, atol=1e-5)
+    assert torch.allclose(kernels.decode_flex(flat, garbage, values, pos, None), varlen, atol=1e-5)
     with pytest.raises(ValueError, match="decode_attention"):
         Engine(gqa_model, [1], config=EngineConfig(decode_attention="flash"))
     assert Engine(gqa_model, [1]).decode_attention == "sdpa"  # auto: varlen only for bf16/fp16 on CUDA
@@ -157,6 +162,28 @@ def test_varlen_decode_on_cuda_graphs_in_bf16(gqa_model, prompts):
     assert engine.stats["graphs"] >= 1 and "graph_error" not in engine.stats
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_flex_decode_compiled_on_cuda_graphs_in_bf16(gqa_model, prompts):
+    """FlexAttention's compiled decoding kernel, over a cache longer than any slot, agrees with the flash
+    varlen kernel, and the engine captures its step in a CUDA graph."""
+    from evaluation.generation import kernels
+
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    k, v = (torch.randn(6, 2, 1000, 64, generator=gen).cuda().bfloat16() for _ in range(2))
+    q = torch.randn(6, 6, 64, generator=gen).cuda().bfloat16()
+    pos = torch.tensor([0, 5, 127, 128, 640, 999], device="cuda")
+    varlen = kernels.decode_varlen(q, k, v, pos, 1000, None)
+    flex = kernels.decode_flex(q, k, v, pos, None)
+    assert (flex.float() - varlen.float()).abs().max() < 2e-2
+    k[1, :, 6:] = 1e4  # past slot 1's position: never read
+    assert (kernels.decode_flex(q, k, v, pos, None)[1].float() - varlen[1].float()).abs().max() < 2e-2
+    model = copy.deepcopy(gqa_model).to("cuda", torch.bfloat16)
+    engine = Engine(model, [1, 2], config=EngineConfig(slots=4, sync_every=4, decode_attention="flex"))
+    assert len(engine.generate_ids(prompts, 16)) == len(prompts)
+    assert engine.stats["graphs"] >= 1 and "graph_error" not in engine.stats
+
+
 def _extend_case(device: str = "cpu", dtype: torch.dtype = torch.float32):
     """A cache of 5 slots whose rows (slots 1, 2, 4) each add new tokens after what they hold, left-padded to
     one width; returns (query [n, Hq, width, D], k cache, v cache, slots, starts, news, width)."""
@@ -177,7 +204,8 @@ def _extend_expected(query, k, v, slots, starts, news, width):
         keys = k[slot, :, : start + new].repeat_interleave(groups, 0)
         values = v[slot, :, : start + new].repeat_interleave(groups, 0)
         q = query[r, :, width - new :]
-        visible = torch.arange(start + new)[None, :] <= torch.arange(new)[:, None] + start
+        steps = torch.arange(start + new, device=q.device)
+        visible = steps[None, :] <= torch.arange(new, device=q.device)[:, None] + start
         out.append(torch.nn.functional.scaled_dot_product_attention(q, keys, values, attn_mask=visible))
     return out  # per row [Hq, new, D]
 
