@@ -180,9 +180,11 @@ class DecodeState:
         idx = h2d(slots, self.tokens.device)
         self.tokens[idx] = first
         self.pos[idx] = h2d(lengths, self.tokens.device)
-        self.out[idx] = 0
+        # index_fill_ takes the value as a scalar argument; ``self.out[idx] = 0`` copies a CPU scalar
+        # tensor to the device, a host sync per admission group (seen with set_sync_debug_mode)
+        self.out.index_fill_(0, idx, 0)
         self.out[idx, 0] = first
-        self.n_gen[idx] = 1
+        self.n_gen.index_fill_(0, idx, 1)
         stopped = (first[:, None] == stops[None, :]).any(-1)
         if seqs is not None:
             stopped = stopped | sequence_hit(self.out[idx], self.n_gen[idx], seqs, seq_pad)
@@ -252,9 +254,9 @@ class DecodeState:
 
     def harvest(self, slots: list[int]) -> list[list[int]]:
         """Generated ids of finished ``slots`` (one device-to-host copy)."""
-        idx = torch.tensor(slots, device=self.out.device)
-        out, n = self.out[idx].tolist(), self.n_gen[idx].tolist()
-        return [row[:k] for row, k in zip(out, n, strict=True)]
+        idx = h2d(slots, self.out.device)
+        rows = torch.cat([self.n_gen[idx, None], self.out[idx]], 1).tolist()  # one wait, not two
+        return [row[1 : 1 + row[0]] for row in rows]
 
 
 def pack_sequences(
