@@ -197,7 +197,7 @@ class Engine:
         if keys is None:
             state = kernels.DecodeState.allocate(
                 min(self.config.slots, len(prompts)),
-                max(len(p) for p in prompts) + max_new_tokens,
+                self._cache_positions(max(len(p) for p in prompts) + max_new_tokens),
                 max_new_tokens,
                 self.n_layers,
                 self.kv_heads,
@@ -240,6 +240,11 @@ class Engine:
         limit = getattr(self.model.config, "max_position_embeddings", None)
         return min(self.config.max_len, limit) if isinstance(limit, int) else self.config.max_len
 
+    def _cache_positions(self, n: int) -> int:
+        """Positions to allocate per slot for ``n`` needed: ``flex`` decodes whole blocks of the cache, so
+        its length is a multiple of :data:`kernels.FLEX_BLOCK` (positions past ``n`` are never read)."""
+        return -(-n // kernels.FLEX_BLOCK) * kernels.FLEX_BLOCK if self.decode_attention == "flex" else n
+
     def reset(self) -> None:
         """Drop the keyed cache (its memory too); the next keyed call prefills everything."""
         self._keyed, self.table, self._keyed_graphs, self._cascade = None, None, {}, {}
@@ -257,7 +262,9 @@ class Engine:
                     f"prompt {i}: {len(prompt)} tokens + {max_new} new exceed the {cap} cache positions "
                     "of a slot (EngineConfig.max_len, max_position_embeddings); refused, not truncated"
                 )
-        need = kernels.round_up(max(len(p) for p in prompts) + max_new, self.config.attend_bucket, cap)
+        need = self._cache_positions(
+            kernels.round_up(max(len(p) for p in prompts) + max_new, self.config.attend_bucket, cap)
+        )
         state, table = self._keyed, self.table
         least = slot_range.stop if slot_range is not None else 0
         if state is None or table is None:
@@ -274,6 +281,7 @@ class Engine:
         slots = max(slots, least)
         if need > length:
             length = kernels.round_up(max(need, length * 3 // 2), self.config.attend_bucket, cap)
+            length = self._cache_positions(length)
         if (slots, length, max_new) != (state.slots, state.max_len, state.max_new):
             state.resize(slots, length, max_new)
             table.grow(state.slots)

@@ -447,13 +447,16 @@ def decode_flex(
     query heads that share a K/V head into one tile -- the flash kernel's varlen form, which
     :func:`decode_varlen` calls, walks each slot and head on one SM (1.0 ms per layer for 256 BFCL
     slots on an H200, ~1.3 TB/s). Off CUDA the unfused eager form runs (tests). query [S, Hq, D],
-    k_cache/v_cache [S, Hkv, L, D] (the cache itself); returns [S, Hq, D]."""
+    k_cache/v_cache [S, Hkv, L, D] (the cache itself, ``L`` a multiple of :data:`FLEX_BLOCK`: the
+    engine allocates it so); returns [S, Hq, D]."""
     from torch.nn.attention.flex_attention import BlockMask, flex_attention
 
     slots, _, length, dim = k_cache.shape
-    blocks = -(-length // FLEX_BLOCK)
+    if length % FLEX_BLOCK:  # the compiled kernel reads whole blocks: past the cache otherwise
+        raise ValueError(f"decode_flex needs a cache length that is a multiple of {FLEX_BLOCK}, not {length}")
+    blocks = length // FLEX_BLOCK
     count = ((pos + FLEX_BLOCK) // FLEX_BLOCK).to(torch.int32).view(slots, 1, 1)  # ceil((pos + 1) / B)
-    index = torch.arange(blocks, dtype=torch.int32, device=pos.device).expand(slots, 1, 1, blocks)
+    index = torch.arange(blocks, dtype=torch.int32, device=pos.device).repeat(slots, 1).view(slots, 1, 1, -1)
 
     def own_positions(b: torch.Tensor, h: torch.Tensor, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
         return kv <= pos[b]

@@ -89,10 +89,15 @@ def test_decode_kernels_agree_on_a_masked_cache(gqa_model):
         varlen,
         atol=1e-5,
     )
-    # FlexAttention's block mask over the whole cache (37 positions: a partial last block) reads the same
-    flex = kernels.decode_flex(flat, keys, values, pos, None)
+    # FlexAttention's block mask over a cache of whole blocks reads the same
+    whole = lambda t: torch.cat([t, torch.randn(slots, heads, 128 - length, dim)], 2)  # noqa: E731
+    flex = kernels.decode_flex(flat, whole(keys), whole(values), pos, None)
     assert torch.allclose(flex, varlen, atol=1e-5)
-    assert torch.allclose(kernels.decode_flex(flat, garbage, values, pos, None), varlen, atol=1e-5)
+    assert torch.allclose(
+        kernels.decode_flex(flat, whole(garbage), whole(values), pos, None), varlen, atol=1e-5
+    )
+    with pytest.raises(ValueError, match="multiple of 128"):
+        kernels.decode_flex(flat, keys, values, pos, None)  # 37 positions: a partial block
     with pytest.raises(ValueError, match="decode_attention"):
         Engine(gqa_model, [1], config=EngineConfig(decode_attention="flash"))
     assert Engine(gqa_model, [1]).decode_attention == "sdpa"  # auto: varlen only for bf16/fp16 on CUDA
@@ -170,10 +175,10 @@ def test_flex_decode_compiled_on_cuda_graphs_in_bf16(gqa_model, prompts):
     from evaluation.generation import kernels
 
     gen = torch.Generator(device="cpu").manual_seed(0)
-    k, v = (torch.randn(6, 2, 1000, 64, generator=gen).cuda().bfloat16() for _ in range(2))
+    k, v = (torch.randn(6, 2, 1024, 64, generator=gen).cuda().bfloat16() for _ in range(2))
     q = torch.randn(6, 6, 64, generator=gen).cuda().bfloat16()
-    pos = torch.tensor([0, 5, 127, 128, 640, 999], device="cuda")
-    varlen = kernels.decode_varlen(q, k, v, pos, 1000, None)
+    pos = torch.tensor([0, 5, 127, 128, 640, 1023], device="cuda")
+    varlen = kernels.decode_varlen(q, k, v, pos, 1024, None)
     flex = kernels.decode_flex(q, k, v, pos, None)
     assert (flex.float() - varlen.float()).abs().max() < 2e-2
     k[1, :, 6:] = 1e4  # past slot 1's position: never read
