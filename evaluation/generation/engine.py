@@ -35,6 +35,7 @@ import logging
 from collections import Counter
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from importlib.util import find_spec
 from typing import Any
 
 import torch
@@ -60,19 +61,22 @@ class EngineConfig:
     ``attend_bucket``: attention length is rounded up to this many positions (one CUDA graph per
     bucket); ``cuda_graphs``: capture the decode step on CUDA (ignored on CPU);
     ``decode_attention``: the decode step's attention kernel, one of :data:`kernels.DECODE_KERNELS`,
-    or ``auto`` (the default): ``varlen`` for a bf16/fp16 model on CUDA, ``sdpa`` elsewhere
-    (``bench/decode_attention.py`` compares them on your GPU; on an H200 varlen was 0.98-1.52x sdpa
-    per step and 1.12x over BFCL's multi-turn conversations, where the slots' lengths differ most).
-    ``cascade`` (keyed requests; elsewhere it is ``varlen``): slots whose caches hold the same first
-    tokens (the same tools and system prompt) read that prefix once per group, from one member's
-    cache, and each its own rest (:func:`kernels.decode_cascade`); over BFCL's multi-turn rounds that
-    is 0.39x the positions varlen reads (``bench/bfcl_multi_turn_throughput.py --host-only``). Not
-    measured on a GPU yet, so not ``auto``'s choice.
+    or ``auto`` (the default): for a bf16/fp16 model on CUDA ``flex`` where Triton is installed
+    (FlexAttention's compiled decoding kernel, :func:`kernels.decode_flex`), else ``varlen``; ``sdpa``
+    elsewhere. On an H200 over BFCL's 800 multi-turn conversations: flex 40.6 s, varlen
+    47.8 s (both with varlen prefill; ``bench/results/2026-12-03_bfcl_multi_turn_flex_h200.txt``);
+    varlen was 0.98-1.52x sdpa per step (``bench/decode_attention.py``). ``cascade`` (keyed requests;
+    elsewhere it is ``varlen``): slots whose caches hold the same first tokens (the same tools and
+    system prompt) read that prefix once per group, from one member's cache, and each its own rest
+    (:func:`kernels.decode_cascade`); over BFCL's multi-turn rounds that is 0.39x the positions varlen
+    reads, but on the H200 it was no faster than varlen (its group calls are few long sequences):
+    opt-in.
 
     ``prefill_attention`` (keyed requests, whose prefill attends what the slot already holds):
     ``sdpa`` gathers the rows' cached K/V and attends under a mask; ``varlen`` reads the cache in
     place with the flash kernel's variable-length form (:func:`kernels.extend_varlen`; bf16/fp16 on
-    CUDA, its reference elsewhere). ``sdpa`` stays the default until ``varlen`` is measured on a GPU.
+    CUDA, its reference elsewhere); ``auto`` (the default): ``varlen`` for a bf16/fp16 model on
+    CUDA (14.3 s vs 17.5 s for 200 BFCL conversations on an H200), ``sdpa`` elsewhere.
 
     Keyed requests only: ``max_len``: cache positions per slot at most (the cache grows to what the
     prompts need, up to this and the model's ``max_position_embeddings``; a longer request is
@@ -89,7 +93,7 @@ class EngineConfig:
     max_len: int = 32768
     share_min_tokens: int = 64
     prefill_keys: int = 262144
-    prefill_attention: str = "sdpa"
+    prefill_attention: str = "auto"
 
 
 def check_supported(model: Any) -> None:
@@ -137,8 +141,8 @@ class Engine:
         #: reference runs: CPU tests); a CUDA model in fp32 decodes with ``sdpa`` instead, said here
         flash = self.device.type == "cuda" and self.dtype in (torch.bfloat16, torch.float16)
         self.decode_attention = self.config.decode_attention
-        if self.decode_attention == "auto":
-            self.decode_attention = "varlen" if flash else "sdpa"
+        if self.decode_attention == "auto":  # flex compiles with Triton; fp32 keeps sdpa (exact vs generate)
+            self.decode_attention = ("flex" if find_spec("triton") else "varlen") if flash else "sdpa"
         elif self.decode_attention in ("varlen", "cascade") and self.device.type == "cuda" and not flash:
             log.warning(
                 "decode_attention %r needs bf16/fp16 on CUDA, not %s: using 'sdpa'",
@@ -147,9 +151,13 @@ class Engine:
             )
             self.decode_attention = "sdpa"
         #: the keyed prefill's attention kernel (``EngineConfig.prefill_attention``), on the same terms
-        if self.config.prefill_attention not in ("sdpa", "varlen"):
-            raise ValueError(f"prefill_attention {self.config.prefill_attention!r} is not 'sdpa' or 'varlen'")
+        if self.config.prefill_attention not in ("auto", "sdpa", "varlen"):
+            raise ValueError(
+                f"prefill_attention {self.config.prefill_attention!r} is not 'auto', 'sdpa' or 'varlen'"
+            )
         self.prefill_attention = self.config.prefill_attention
+        if self.prefill_attention == "auto":
+            self.prefill_attention = "varlen" if flash else "sdpa"
         if self.prefill_attention == "varlen" and self.device.type == "cuda" and not flash:
             log.warning(
                 "prefill_attention 'varlen' needs bf16/fp16 on CUDA, not %s: using 'sdpa'", self.dtype

@@ -100,7 +100,8 @@ def test_decode_kernels_agree_on_a_masked_cache(gqa_model):
         kernels.decode_flex(flat, keys, values, pos, None)  # 37 positions: a partial block
     with pytest.raises(ValueError, match="decode_attention"):
         Engine(gqa_model, [1], config=EngineConfig(decode_attention="flash"))
-    assert Engine(gqa_model, [1]).decode_attention == "sdpa"  # auto: varlen only for bf16/fp16 on CUDA
+    auto = Engine(gqa_model, [1])  # auto: flex or varlen only for bf16/fp16 on CUDA
+    assert (auto.decode_attention, auto.prefill_attention) == ("sdpa", "sdpa")
     assert Engine(gqa_model, [1], config=EngineConfig(decode_attention="varlen")).decode_attention == "varlen"
 
 
@@ -161,8 +162,8 @@ def test_varlen_decode_on_cuda_graphs_in_bf16(gqa_model, prompts):
     varlen = kernels.decode_varlen(q.flatten(1, 2), k, v, pos, 96, None).view_as(q)
     assert (varlen.float() - sdpa.float()).abs().max() < 2e-2
     model = copy.deepcopy(gqa_model).to("cuda", torch.bfloat16)  # the shared fixture stays fp32
-    engine = Engine(model, [1, 2], config=EngineConfig(slots=4, sync_every=4))
-    assert engine.decode_attention == "varlen"
+    engine = Engine(model, [1, 2], config=EngineConfig(slots=4, sync_every=4, decode_attention="varlen"))
+    assert engine.decode_attention == "varlen" and engine.prefill_attention == "varlen"  # auto: bf16 on CUDA
     assert len(engine.generate_ids(prompts, 16)) == len(prompts)
     assert engine.stats["graphs"] >= 1 and "graph_error" not in engine.stats
 
@@ -184,7 +185,8 @@ def test_flex_decode_compiled_on_cuda_graphs_in_bf16(gqa_model, prompts):
     k[1, :, 6:] = 1e4  # past slot 1's position: never read
     assert (kernels.decode_flex(q, k, v, pos, None)[1].float() - varlen[1].float()).abs().max() < 2e-2
     model = copy.deepcopy(gqa_model).to("cuda", torch.bfloat16)
-    engine = Engine(model, [1, 2], config=EngineConfig(slots=4, sync_every=4, decode_attention="flex"))
+    engine = Engine(model, [1, 2], config=EngineConfig(slots=4, sync_every=4))
+    assert engine.decode_attention == "flex"  # auto: bf16 on CUDA, Triton installed with torch
     assert len(engine.generate_ids(prompts, 16)) == len(prompts)
     assert engine.stats["graphs"] >= 1 and "graph_error" not in engine.stats
 
