@@ -107,6 +107,7 @@ def run_conversations(
     overlap: bool = False,
     engine_totals: Counter[str] | None = None,
     engine_config: Any = None,
+    rounds_only: bool = False,
 ) -> list[dict[str, Any]]:
     """Run every conversation to its end; one response row per item (``decoded`` per turn and step).
 
@@ -116,7 +117,11 @@ def run_conversations(
     one ends, and a round prefills only the tokens that are new since the conversation's last
     reply (conversations with the same tools share their prefix). The replies are the same tokens
     (exactly in fp32) as without reuse, where every round re-prefills every running conversation
-    from its first token (all conversations at once). With ``overlap`` (engine and reuse only) the
+    from its first token (all conversations at once). On the engine with reuse each conversation goes
+    at its own pace, in one engine call (:func:`_run_fed`): as soon as its reply is out its calls are
+    executed and its next prompt rendered, tokenized and admitted, while the GPU decodes the others
+    (``rounds_only``: in rounds instead, every conversation under way replying before the next round
+    starts; the replies are the same). With ``overlap`` (engine and reuse only) the
     conversations under way run in two lanes of half the window each: while the engine generates one
     lane's round, the host executes the other lane's calls and renders and tokenizes its next prompts
     (:func:`_run_lanes`); the replies are the same. It is off by default: each lane decodes its own
@@ -148,6 +153,8 @@ def run_conversations(
         rounds = _Rounds(convs, session, tokenizer, budget, reuse, worker, opened, limits)
         if session is not None and reuse and overlap and window >= 2:
             _run_lanes(rounds, window)
+        elif session is not None and reuse and not rounds_only:
+            _run_fed(rounds, window)
         else:
             while True:
                 active = [(i, c) for i, c in enumerate(convs) if not c.done][:window]
@@ -236,6 +243,51 @@ class _Rounds:
             for index, conv in active:
                 if conv.done:
                     self.session.encoder.forget(index)
+
+
+def _run_fed(rounds: _Rounds, window: int) -> None:
+    """Every conversation at its own pace, on one engine call (``Engine.generate_ids(feed=)``): at most
+    ``window`` are under way; when a reply is out the engine hands it back while its next decode steps
+    run, and the host records it, executes its calls, and renders and tokenizes the conversation's
+    next prompt (or the next waiting conversation's first), which the engine admits at once."""
+    from collections import deque
+
+    from torch.profiler import record_function
+
+    session, convs = rounds.session, rounds.convs
+    waiting = deque(range(len(convs)))
+    running: set[int] = set()  # conversations with a prompt in the engine
+
+    def admit(members: list[int]) -> list[tuple[int, list[int]]]:
+        """Prompts of ``members`` (continuing) and of waiting conversations, up to ``window``."""
+        out: list[tuple[int, list[int]]] = []
+        while True:
+            while len(running) + len(members) < window and waiting:
+                i = waiting.popleft()
+                if not convs[i].done:
+                    members.append(i)
+            if not members:
+                return out
+            with record_function("mt.prepare"):
+                batch = rounds.prepare([(i, convs[i]) for i in members])
+            members = []
+            if batch is not None:  # a prompt that outgrew the budget ended its conversation
+                active, _, encoded = batch
+                for (i, _), ids in zip(active, encoded, strict=True):
+                    running.add(i)
+                    out.append((i, ids))
+
+    def feed(done: list[tuple[Any, list[int]]]) -> list[tuple[int, list[int]]]:
+        for key, _ in done:
+            running.discard(key)
+        with record_function("mt.finish"):
+            rounds.finish([(key, convs[key]) for key, _ in done], session.decode([ids for _, ids in done]))
+        return admit([key for key, _ in done if not convs[key].done])
+
+    first = admit([])
+    if first:
+        keys = [key for key, _ in first]
+        session.engine.generate_ids([ids for _, ids in first], session.max_new_tokens, keys=keys, feed=feed)
 
 
 def _run_lanes(rounds: _Rounds, window: int) -> None:

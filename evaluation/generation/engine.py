@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from importlib.util import find_spec
 from typing import Any
@@ -48,6 +48,10 @@ log = logging.getLogger(__name__)
 
 #: Model types whose decoder layers use full causal attention through ``ALL_ATTENTION_FUNCTIONS``.
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")
+
+#: :meth:`Engine.generate_ids`'s ``feed``: the (key, generated ids) of prompts that finished in, the
+#: (key, prompt ids) to admit next out
+Feed = Callable[[list[tuple[Hashable, list[int]]]], Sequence[tuple[Hashable, Sequence[int]]]]
 
 
 class EngineUnsupported(RuntimeError):
@@ -82,7 +86,9 @@ class EngineConfig:
     prompts need, up to this and the model's ``max_position_embeddings``; a longer request is
     refused); ``share_min_tokens``: a prefix shared with another slot is copied when at least this
     many tokens match (else recomputed); ``prefill_keys``: rows x attended cache positions per
-    prefill call (bounds the K/V read at once)."""
+    prefill call (bounds the K/V read at once); ``feed_chunk``: finished prompts handed to
+    ``generate_ids``'s ``feed`` at a time, the rest at the next steps (while the GPU prefills and
+    decodes what the last chunk returned: slots that finish together are answered in turns)."""
 
     slots: int = 64
     sync_every: int = 8
@@ -94,6 +100,7 @@ class EngineConfig:
     share_min_tokens: int = 64
     prefill_keys: int = 262144
     prefill_attention: str = "auto"
+    feed_chunk: int = 32
 
 
 def check_supported(model: Any) -> None:
@@ -121,8 +128,8 @@ class Engine:
         check_supported(model)
         self.model = model
         self.config = config or EngineConfig()
-        if self.config.slots < 1 or self.config.sync_every < 1:
-            raise ValueError("slots and sync_every must be >= 1")
+        if self.config.slots < 1 or self.config.sync_every < 1 or self.config.feed_chunk < 1:
+            raise ValueError("slots, sync_every and feed_chunk must be >= 1")
         if self.config.decode_attention not in ("auto", *kernels.DECODE_KERNELS):
             raise ValueError(
                 f"decode_attention {self.config.decode_attention!r} is not 'auto' or one of "
@@ -184,6 +191,7 @@ class Engine:
         max_new_tokens: int,
         keys: Sequence[Hashable] | None = None,
         slot_range: range | None = None,
+        feed: Feed | None = None,
     ) -> list[list[int]]:
         """Generated token ids for each prompt (input order), at most ``max_new_tokens`` each.
 
@@ -194,7 +202,16 @@ class Engine:
         so calls on disjoint ranges (lanes, :func:`evaluation.bfcl.multi_turn.run_conversations`)
         leave each other's slots alone and cost what their own slots cost (a key keeps to one range;
         shared prefixes are still copied from any slot). A keyed prompt that does not fit a slot's
-        cache with its ``max_new_tokens`` raises ``ValueError`` before anything runs (never truncated)."""
+        cache with its ``max_new_tokens`` raises ``ValueError`` before anything runs (never truncated).
+
+        ``feed`` (keyed calls, all slots): the call goes on with the prompts ``feed`` returns. Each time
+        prompts finish, ``feed([(key, ids), ...])`` is called with them -- after the next decode steps
+        are launched, so the host's work there (a conversation's next turn: executing its calls,
+        rendering and tokenizing its next prompt) runs while the GPU decodes the other slots -- and
+        returns ``[(key, prompt), ...]`` to admit (a key finished, or a new one; keys being fed are
+        not evicted meanwhile); the cache grows if a fed prompt needs it. The call returns when no
+        prompt is left and ``feed`` returned none; every prompt's ids, fed ones included, go to
+        ``feed`` once."""
         if max_new_tokens < 1:
             raise ValueError("max_new_tokens must be >= 1")
         if not prompts:
@@ -229,12 +246,16 @@ class Engine:
                 raise ValueError(
                     f"key {outside[0]!r} holds slot {held[outside[0]]}, outside slot_range {slot_range}"
                 )
+            if feed is not None and slot_range is not None:
+                raise ValueError("feed takes all the slots: no slot_range")
             state = self._keyed_state(ids, keys, max_new_tokens, slot_range)
+        if feed is not None and keys is None:
+            raise ValueError("feed needs keyed prompts")
         was_training = self.model.training
         self.model.eval()
         try:
             with torch.inference_mode(), kernels.engine_attention(self.model, state):
-                return self._run(state, ids, max_new_tokens, keys, slot_range or range(state.slots))
+                return self._run(state, ids, max_new_tokens, keys, slot_range or range(state.slots), feed)
         except BaseException:
             if keys is not None:  # the table may name K/V that was never written: start over
                 self.reset()
@@ -304,6 +325,7 @@ class Engine:
         max_new: int,
         keys: list[Hashable] | None = None,
         lane: range | None = None,
+        feed: Feed | None = None,
     ) -> list[list[int]]:
         lane = lane or range(state.slots)
         view = state if len(lane) == state.slots else state.narrow(lane.start, lane.stop)
@@ -314,13 +336,15 @@ class Engine:
         queue.reverse()  # pop() from the end takes the shortest first
         counts: Counter[str] = Counter()
         outputs: list[list[int] | None] = [None] * len(prompts)
+        initial = len(prompts)  # ``feed`` appends to prompts, keys and outputs
         owner = [-1] * state.slots  # prompt index per slot, -1 when free
         budget = [0] * state.slots  # decode steps until the token budget surely ends the slot
         end_pos = [0] * state.slots  # last cache position the slot can reach (host-side bound)
         steps = prefills = 0
         regroup, saved = True, 0  # cascade: groups to (re)compute before the next step; positions saved
         graphs: dict[tuple[int, int, int], Any] = {} if keys is None else self._keyed_graphs  # keyed: kept
-        while queue or any(o >= 0 for o in owner):
+        finished: list[int] = []  # prompts done since ``feed`` was last called
+        while queue or any(o >= 0 for o in owner) or finished:
             free = [s for s in lane if owner[s] < 0]
             if free and queue:
                 with record_function("engine.admit"):  # phases named for the profiler's timeline
@@ -328,13 +352,20 @@ class Engine:
                         admitted = self._admit(state, prompts, queue, free, max_new)
                         counts["prefilled_tokens"] += sum(len(prompts[i]) for _, i in admitted)
                     else:
-                        admitted = self._admit_keyed(state, prompts, keys, queue, free, max_new, counts)
+                        protect = {keys[i] for i in finished}  # being fed: their next prompt is coming
+                        admitted = self._admit_keyed(
+                            state, prompts, keys, queue, free, max_new, counts, protect
+                        )
                 prefills += len(admitted)
                 regroup = regroup or bool(admitted)
                 for slot, index in admitted:
                     owner[slot], budget[slot] = index, max_new - 1
                     end_pos[slot] = len(prompts[index]) + max_new
             live = [s for s in range(state.slots) if owner[s] >= 0]
+            if not live:  # everything finished: what ``feed`` says next, or the end
+                if self._feed(feed, state, finished, prompts, keys, outputs, queue, max_new, graphs):
+                    regroup = True
+                continue
             n_steps = max(1, min([self.config.sync_every] + [budget[s] for s in live if budget[s] > 0]))
             if all(budget[s] <= 0 for s in live):
                 n_steps = 0  # every live slot ended on its prefill token
@@ -368,10 +399,15 @@ class Engine:
             steps += n_steps
             for s in live:
                 budget[s] -= n_steps
+            # the GPU has this round's steps queued: the host answers the prompts finished before them
+            if self._feed(feed, state, finished, prompts, keys, outputs, queue, max_new, graphs):
+                regroup = True
             with record_function("engine.sync"):
                 active = state.active.tolist()  # the only host sync of the loop
             done = [s for s in live if not active[s]]
             if done:
+                if feed is not None:
+                    finished += [owner[s] for s in done]
                 with record_function("engine.harvest"):
                     self._harvest(state, done, owner, outputs, prompts, keys)
         counts.update(
@@ -392,7 +428,7 @@ class Engine:
         self.stats.update(
             counts, decode_steps=steps, prefilled=prefills, graphs=len(graphs), slots=state.slots
         )
-        return [o if o is not None else [] for o in outputs]
+        return [o if o is not None else [] for o in outputs[:initial]]  # fed prompts' went to feed
 
     def _shared_prefixes(self, live: list[int], lane: range) -> list[tuple[list[int], int]]:
         """``cascade``: groups of live slots (indices within ``lane``) whose caches hold the same first
@@ -415,6 +451,54 @@ class Engine:
                 groups.append(([order[k] - lane.start for k in range(i, j)], depth[i]))
             i = j
         return groups
+
+    def _feed(
+        self,
+        feed: Feed | None,
+        state: kernels.DecodeState,
+        finished: list[int],
+        prompts: list[list[int]],
+        keys: list[Hashable] | None,
+        outputs: list[list[int] | None],
+        queue: list[int],
+        max_new: int,
+        graphs: dict[tuple[int, int, int], Any],
+    ) -> bool:
+        """Hand the ``finished`` prompts' ids to ``feed`` and queue the prompts it returns (growing the
+        cache when one needs it; the decode graphs are then recaptured). Whether any came back."""
+        if feed is None or not finished or keys is None:
+            return False
+        chunk = finished[: self.config.feed_chunk]  # the rest at the next steps: host and GPU take turns
+        del finished[: len(chunk)]
+        with record_function("engine.feed"):
+            new = list(feed([(keys[i], outputs[i] or []) for i in chunk]))
+        if not new:
+            return False
+        cap = self.max_cache_len
+        known = set(keys[i] for i in queue)
+        for key, prompt in new:
+            ids = list(map(int, prompt))
+            if not ids or len(ids) + max_new > cap:
+                raise ValueError(
+                    f"fed prompt of key {key!r}: {len(ids)} tokens (+{max_new} new) is empty or exceeds the "
+                    f"{cap} cache positions of a slot"
+                )
+            if key in known:
+                raise ValueError(f"fed key {key!r} is already queued")
+            known.add(key)
+            prompts.append(ids)
+            keys.append(key)
+            outputs.append(None)
+            queue.append(len(prompts) - 1)  # popped first: a fed key holds its slot, it evicts nothing
+        need = self._cache_positions(
+            kernels.round_up(max(len(p) for _, p in new) + max_new, self.config.attend_bucket, cap)
+        )
+        if need > state.max_len:
+            length = kernels.round_up(max(need, state.max_len * 3 // 2), self.config.attend_bucket, cap)
+            state.resize(state.slots, self._cache_positions(length), max_new)
+            graphs.clear()  # captured with the old tensors
+            self._cascade.clear()
+        return True
 
     def _harvest(
         self,
@@ -485,6 +569,7 @@ class Engine:
         free: list[int],
         max_new: int,
         counts: Counter[str],
+        protect: set[Hashable] = frozenset(),  # type: ignore[assignment]
     ) -> list[tuple[int, int]]:
         """Keyed admission: each prompt gets a slot and what is already cached (:meth:`SlotTable.plan`);
         shared prefixes are copied, the rest prefilled in groups bounded by ``prefill_tokens`` (new
@@ -494,7 +579,7 @@ class Engine:
         table, cfg = self.table, self.config
         admitted: list[tuple[int, int]] = []
         hashes: dict[int, list[int]] = {}
-        waiting = {keys[i] for i in queue}
+        waiting = {keys[i] for i in queue} | protect  # their slots are evicted last
         while free and queue:
             group: list[tuple[int, Plan]] = []
             deferred: list[int] = []

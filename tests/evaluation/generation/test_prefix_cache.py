@@ -179,6 +179,50 @@ def test_keyed_rounds_equal_generate_exactly(gqa_model, rounds, config):
     assert (engine.totals["decode_shared_positions"] > 0) == (config.decode_attention == "cascade")
 
 
+@pytest.mark.parametrize(
+    "config",
+    [KEEPING, EVICTING, dataclasses.replace(KEEPING, feed_chunk=2)],
+    ids=["keeping", "evicting", "keeping-fed-in-pairs"],
+)
+def test_fed_rounds_in_one_call_equal_generate_exactly(gqa_model, rounds, config):
+    """The same rounds in one call: each key's next prompt is fed as soon as its reply is out (a new key
+    at the first feed, a dropped key never again); every reply is model.generate's, the cache grows."""
+    prompt_of, expected = {}, {}
+    for r, (keys, prompts, reference) in enumerate(rounds):
+        for key, prompt, ids in zip(keys, prompts, reference, strict=True):
+            prompt_of[key, r], expected[key, r] = prompt, ids
+    at = dict.fromkeys(rounds[0][0], 0)
+    fresh = {k: r for (k, r) in sorted(prompt_of, reverse=True) if k not in at}  # key -> its first round
+    got, calls = {}, []
+
+    def feed(done):
+        calls.append(len(done))
+        out = []
+        for key, ids in done:
+            assert (key, at[key]) not in got
+            got[key, at[key]] = ids
+            at[key] += 1
+            if (key, at[key]) in prompt_of:
+                out.append((key, prompt_of[key, at[key]]))
+        for key, r in fresh.items():
+            at[key] = r
+            out.append((key, prompt_of[key, r]))
+        fresh.clear()
+        return out
+
+    engine = Engine(gqa_model, STOPS, config=config)
+    keys, prompts, reference = rounds[0]
+    assert engine.generate_ids(prompts, MAX_NEW, keys=keys, feed=feed) == reference
+    assert got == expected and len(calls) >= 2 and max(calls) <= config.feed_chunk
+    assert (
+        engine.stats["reused_tokens"] > 0 and engine._keyed.max_len >= max(map(len, rounds[-1][1])) + MAX_NEW
+    )
+    with pytest.raises(ValueError, match="already queued"):
+        engine.generate_ids([[5] * 9, [6] * 9], 4, keys=["x", "y"], feed=lambda done: [("y", [7] * 9)] * 2)
+    with pytest.raises(ValueError, match="keyed"):
+        engine.generate_ids([[5] * 9], 4, feed=feed)
+
+
 def test_divergent_prompt_reuses_up_to_the_first_different_token(gqa_model, rounds):
     engine = Engine(gqa_model, STOPS, config=EngineConfig(slots=2))
     keys, prompts, reference = rounds[0]
