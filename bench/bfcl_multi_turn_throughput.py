@@ -10,9 +10,9 @@ One invocation, one GPU, one model (Llama-3.2-1B's shape, random weights from co
   :func:`evaluation.bfcl.multi_turn.run_conversations` (calls executed in the environment worker; a
   random model rarely calls, so most turns are one reply): on the engine keeping each
   conversation's KV cache between rounds (``--slots`` conversations at once; a round prefills only
-  the new tokens, shared function docs copied between slots; each conversation at its own pace, its
-  next prompt fed to the engine while it decodes the others; ``_rounds``: in rounds, host and engine
-  taking turns, ``--skip-rounds`` leaves it out; and
+  the new tokens, shared function docs copied between slots; in rounds, host and engine taking
+  turns; ``_fed``: each conversation at its own pace, its next prompt fed to the engine while it
+  decodes the others, ``--skip-fed`` leaves it out; and
   ``_lanes``: two lanes, the host stepping one while the engine generates the other, ``--skip-lanes``
   leaves it out), on the engine re-prefilling every prompt from its first token
   each round (``--skip-no-reuse`` leaves it out), and on batched
@@ -93,13 +93,13 @@ def run(args: argparse.Namespace) -> str:
         reuse: bool = True,
         totals: Any = None,
         overlap: bool = False,
-        rounds_only: bool = False,
+        fed: bool = False,
     ) -> list:
         batch = args.slots if engine else args.generate_batch
         return run_conversations(
             model, tokenizer, items, source_dir, args.max_new_tokens, batch, limits,
             use_engine=engine, reuse=reuse, overlap=overlap, engine_totals=totals, engine_config=config,
-            rounds_only=rounds_only,
+            fed=fed,
         )  # fmt: skip
 
     # Warm-up: one untimed pass over the single-turn items (with each kernel). The first pass of a
@@ -117,16 +117,14 @@ def run(args: argparse.Namespace) -> str:
         print(rows[-1], flush=True)
         runs = [] if args.skip_reuse else [(f"multi_turn_engine_reuse{suffix}", True, True, False, False)]
         if k == 0:  # the baselines once, with the first kernel
-            runs += [] if args.skip_rounds else [("multi_turn_engine_reuse_rounds", True, True, False, True)]
+            runs += [] if args.skip_fed else [("multi_turn_engine_reuse_fed", True, True, False, True)]
             runs += [] if args.skip_lanes else [("multi_turn_engine_reuse_lanes", True, True, True, False)]
             runs += [] if args.skip_no_reuse else [("multi_turn_engine", True, False, False, False)]
             runs += [] if args.skip_generate else [("multi_turn_generate", False, False, False, False)]
-        for name, engine, reuse, overlap, rounds_only in runs:
+        for name, engine, reuse, overlap, fed in runs:
             totals: Counter[str] = Counter()
             out, seconds = timed(
-                lambda c=config, e=engine, r=reuse, t=totals, o=overlap, q=rounds_only: converse(
-                    c, e, r, t, o, q
-                ),
+                lambda c=config, e=engine, r=reuse, t=totals, o=overlap, q=fed: converse(c, e, r, t, o, q),
                 args.device,
             )
             replies = sum(len(step) for r in out for step in r["decoded"])
@@ -152,7 +150,7 @@ def run(args: argparse.Namespace) -> str:
         lines.append(f"{name:<32}{n:>8}{replies:>9}{secs:>10.1f}{secs / base:>15.2f}x")
     reuse = seconds.get("multi_turn_engine_reuse")
     for other in (
-        "multi_turn_engine_reuse_rounds", "multi_turn_engine_reuse_lanes", "multi_turn_engine", "multi_turn_generate"
+        "multi_turn_engine_reuse_fed", "multi_turn_engine_reuse_lanes", "multi_turn_engine", "multi_turn_generate"
     ):  # fmt: skip
         if other in seconds and reuse:
             lines.append(f"{other} / multi_turn_engine_reuse: {seconds[other] / reuse:.2f}x")
@@ -233,7 +231,6 @@ def host_only(args: argparse.Namespace) -> str:
                     args.slots,
                     limits,
                     overlap=False,  # the fixed replies stand in for ChatSession.generate
-                    rounds_only=True,  # which the rounds call
                 ),
                 "cpu",
             )
@@ -362,9 +359,9 @@ def main() -> None:
         help="leave out the engine's reuse runs (e.g. to time a baseline alone in a longer job)",
     )
     parser.add_argument(
-        "--skip-rounds",
+        "--skip-fed",
         action="store_true",
-        help="leave out the reuse run in rounds (rounds_only=True: every conversation replies before the next round)",
+        help="leave out the reuse run with each conversation at its own pace (fed=True)",
     )
     parser.add_argument(
         "--skip-lanes",

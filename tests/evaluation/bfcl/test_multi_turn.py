@@ -266,8 +266,8 @@ def test_engine_with_kv_reuse_decodes_the_same_conversations(
     totals: Counter[str] = Counter()
     reused = run_conversations(tiny_model, tokenizer, items, bfcl_environments, 6, 2, engine_totals=totals)
     again = run_conversations(tiny_model, tokenizer, items, bfcl_environments, 6, 2, reuse=False)
-    in_rounds = run_conversations(tiny_model, tokenizer, items, bfcl_environments, 6, 2, rounds_only=True)
-    assert reused == again == in_rounds  # each at its own pace (fed), in rounds, re-prefilled: the same
+    fed = run_conversations(tiny_model, tokenizer, items, bfcl_environments, 6, 2, fed=True)
+    assert reused == again == fed  # in rounds, re-prefilled, each at its own pace: the same
     assert sum(len(steps) for r in reused for steps in r["decoded"]) >= 2 * len(items)  # several rounds each
     assert totals["copied_tokens"] > 1000  # the second conversation copied the shared function docs
     assert totals["prefilled_tokens"] < 0.4 * (
@@ -288,8 +288,8 @@ def test_overlapped_lanes_give_the_same_conversations(fixtures_dir, bfcl_environ
     lanes = run_conversations(
         tiny_model, tokenizer, items, bfcl_environments, 6, 4, overlap=True, engine_totals=totals
     )
-    serial = run_conversations(tiny_model, tokenizer, items, bfcl_environments, 6, 4)  # fed, refilling
-    in_rounds = run_conversations(tiny_model, tokenizer, items, bfcl_environments, 6, 4, rounds_only=True)
-    assert lanes == serial == in_rounds and len(lanes) == 6
+    serial = run_conversations(tiny_model, tokenizer, items, bfcl_environments, 6, 4)
+    fed = run_conversations(tiny_model, tokenizer, items, bfcl_environments, 6, 4, fed=True)  # refilling
+    assert lanes == serial == fed and len(lanes) == 6
     assert totals["evictions"] <= 2  # only to seat the 5th and 6th conversations
     assert totals["reused_tokens"] > totals["prefilled_tokens"]
