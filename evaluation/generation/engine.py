@@ -514,7 +514,10 @@ class Engine:
         for slot, ids in zip(done, state.harvest(done), strict=True):
             outputs[owner[slot]] = ids
             if keys is not None:  # the last token was generated, never fed: no K/V for it
-                self.table.store(slot, prompts[owner[slot]] + ids[:-1])
+                if len(self.table.ids[slot]) == len(prompts[owner[slot]]):  # stored at admission
+                    self.table.extend(slot, ids[:-1])
+                else:
+                    self.table.store(slot, prompts[owner[slot]] + ids[:-1])
             owner[slot] = -1
 
     def _keyed_order(self, prompts: list[list[int]], keys: list[Hashable]) -> list[int]:

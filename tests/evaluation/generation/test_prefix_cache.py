@@ -47,7 +47,10 @@ def test_incremental_hashes_and_index_equal_a_rebuild():
         slot = rng.randrange(3)
         held = table.ids[slot]
         keep = rng.randrange(len(held) + 1)
-        table.store(slot, held[:keep] + [rng.randrange(50) for _ in range(rng.randrange(70))])
+        if rng.random() < 0.3:  # a generation's tokens after what the slot holds
+            table.extend(slot, [rng.randrange(50) for _ in range(rng.randrange(40))])
+        else:
+            table.store(slot, held[:keep] + [rng.randrange(50) for _ in range(rng.randrange(70))])
         rebuilt: dict[int, set[int]] = {}
         for s in range(3):
             assert table._hashes[s] == block_hashes(table.ids[s])
@@ -59,6 +62,37 @@ def test_incremental_hashes_and_index_equal_a_rebuild():
     assert table.hashes(grown, "k") == block_hashes(grown) and table.hashes(grown, "other") == block_hashes(
         grown
     )
+
+
+def test_deepest_holder_is_the_linear_scans_choice():
+    """The bisected lookup picks what scanning from the deepest shared block down picks, whatever is accepted."""
+    rng = random.Random(3)
+    base = [rng.randrange(9) for _ in range(400)]
+    table = SlotTable(12, share_min_tokens=16)
+    for slot in range(12):  # nested prefixes of base, some diverging
+        cut = rng.randrange(0, 400)
+        table.store(slot, base[:cut] + [rng.randrange(9) for _ in range(rng.randrange(30))])
+        table.used[slot] = rng.randrange(5)
+
+    def linear(hashes, accept):
+        depth = 0
+        while depth < len(hashes) and hashes[depth] in table._index:
+            depth += 1
+        for d in range(depth - 1, -1, -1):
+            found = [s for s in table._index[hashes[d]] if accept(s)]
+            if found:
+                return min(found, key=lambda s: (-table.used[s], s))
+        return None
+
+    chosen = set()
+    for _ in range(200):
+        prompt = base[: rng.randrange(1, 400)] + [rng.randrange(9) for _ in range(5)]
+        allowed = {s for s in range(12) if rng.random() < 0.4}
+        accept = allowed.__contains__
+        got = table._deepest(block_hashes(prompt), accept)
+        assert got == linear(block_hashes(prompt), accept)
+        chosen.add(got)
+    assert None in chosen and len(chosen) > 4  # both outcomes and several slots were exercised
 
 
 def test_slot_table_reuses_copies_and_evicts():

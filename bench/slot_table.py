@@ -1,0 +1,130 @@
+"""The prefix table's host-side work per engine round, ours against the plain forms it replaced, one table.
+
+:class:`evaluation.generation.prefix_cache.SlotTable` runs on the host between the engine's GPU
+steps (``engine.admit``, ``engine.harvest``), where the GPU may wait for it. The workload is shaped
+like BFCL's multi-turn rounds on an H200 (``bench/results/2026-12-03_bfcl_multi_turn_fed_h200.txt``):
+``--slots`` conversations of ~``--prompt`` tokens, in groups sharing a ~``--shared``-token system
+prefix (the same tools); each round every conversation is planned (its own slot, the deepest other
+holder of its prefix as a copy source), stored, and extended by a ``--reply``-token generation.
+Timed in one run, on the same table states:
+
+* ``plan``: :meth:`SlotTable.plan` with the deepest-holder lookup bisected over depths, against the
+  linear scan from the deepest shared block down (``plan_linear``, what it did before);
+* ``harvest``: :meth:`SlotTable.extend` with the generated tokens, against :meth:`SlotTable.store`
+  of prompt + generation (``harvest_store``), what the engine's harvest called before.
+
+    python bench/slot_table.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import sys
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from evaluation.generation.prefix_cache import SlotTable, block_hashes  # noqa: E402
+
+
+def linear_deepest(table: SlotTable, hashes: list[int], accept: Callable[[int], bool]) -> int | None:
+    """The deepest-holder lookup as a scan from the deepest shared block down (the baseline)."""
+    depth = 0
+    while depth < len(hashes) and hashes[depth] in table._index:
+        depth += 1
+    for d in range(depth - 1, -1, -1):
+        found = [s for s in table._index[hashes[d]] if accept(s)]
+        if found:
+            return min(found, key=lambda s: (-table.used[s], s))
+    return None
+
+
+def workload(args: argparse.Namespace) -> tuple[list[list[int]], random.Random]:
+    rng = random.Random(0)
+    systems = [[rng.randrange(32000) for _ in range(args.shared)] for _ in range(args.groups)]
+    prompts = [
+        systems[i % args.groups] + [rng.randrange(32000) for _ in range(args.prompt - args.shared)]
+        for i in range(args.slots)
+    ]
+    return prompts, rng
+
+
+def run_rounds(args: argparse.Namespace, deepest: Callable | None, extend: bool) -> dict[str, float]:
+    """Seconds spent planning and harvesting over ``--rounds`` rounds of every conversation."""
+    prompts, rng = workload(args)
+    table = SlotTable(args.slots, share_min_tokens=64)
+    if deepest is not None:
+        table._deepest = lambda hashes, accept: deepest(table, hashes, accept)  # type: ignore[method-assign]
+    seconds = {"plan": 0.0, "harvest": 0.0}
+    for _ in range(args.rounds):
+        free = set(range(args.slots))
+        busy: set[int] = set()
+        plans = []
+        start = time.perf_counter()
+        for key, prompt in enumerate(prompts):
+            if key % args.group == 0:  # a new prefill group: its rows' slots are about to be rewritten
+                busy = set()
+            hashes = table.hashes(prompt, key)
+            plan = table.plan(prompt, hashes, key, free, busy, set())
+            table.assign(plan, key)
+            free.discard(plan.slot)
+            busy.add(plan.slot)
+            table.store(plan.slot, prompt)
+            plans.append(plan)
+        seconds["plan"] += time.perf_counter() - start
+        replies = [[rng.randrange(32000) for _ in range(args.reply)] for _ in prompts]
+        start = time.perf_counter()
+        for plan, prompt, reply in zip(plans, prompts, replies, strict=True):
+            if extend:
+                table.extend(plan.slot, reply)
+            else:
+                table.store(plan.slot, prompt + reply)
+        seconds["harvest"] += time.perf_counter() - start
+        prompts = [
+            p + r + [rng.randrange(32000) for _ in range(args.turn)]
+            for p, r in zip(prompts, replies, strict=True)
+        ]
+    assert table._hashes[plans[0].slot] == block_hashes(
+        table.ids[plans[0].slot]
+    )  # both forms: the same table
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--slots", type=int, default=256)
+    parser.add_argument("--groups", type=int, default=8, help="distinct system prefixes (tool sets)")
+    parser.add_argument("--prompt", type=int, default=5000, help="first-round prompt tokens")
+    parser.add_argument("--shared", type=int, default=4500, help="system-prefix tokens shared in a group")
+    parser.add_argument("--reply", type=int, default=64)
+    parser.add_argument("--turn", type=int, default=40, help="tokens a round adds after the reply")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--group", type=int, default=32, help="conversations per prefill group")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    ours = run_rounds(args, None, extend=True)
+    base = run_rounds(args, linear_deepest, extend=False)
+    lines = [
+        f"# slot table host work — {date.today()} — {platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs); "
+        f"{args.slots} slots, {args.groups} prefix groups, {args.prompt}-token prompts sharing {args.shared}, "
+        f"{args.rounds} rounds of {args.reply}-token replies",
+        f"{'step':<10}{'ours s':>10}{'baseline s':>12}{'speed-up':>10}  baseline",
+        f"{'plan':<10}{ours['plan']:>10.3f}{base['plan']:>12.3f}{base['plan'] / ours['plan']:>9.2f}x  linear deepest-holder scan",
+        f"{'harvest':<10}{ours['harvest']:>10.3f}{base['harvest']:>12.3f}"
+        f"{base['harvest'] / ours['harvest']:>9.2f}x  store(prompt + reply)",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
