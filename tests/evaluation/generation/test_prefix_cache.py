@@ -64,37 +64,6 @@ def test_incremental_hashes_and_index_equal_a_rebuild():
     )
 
 
-def test_deepest_holder_is_the_linear_scans_choice():
-    """The bisected lookup picks what scanning from the deepest shared block down picks, whatever is accepted."""
-    rng = random.Random(3)
-    base = [rng.randrange(9) for _ in range(400)]
-    table = SlotTable(12, share_min_tokens=16)
-    for slot in range(12):  # nested prefixes of base, some diverging
-        cut = rng.randrange(0, 400)
-        table.store(slot, base[:cut] + [rng.randrange(9) for _ in range(rng.randrange(30))])
-        table.used[slot] = rng.randrange(5)
-
-    def linear(hashes, accept):
-        depth = 0
-        while depth < len(hashes) and hashes[depth] in table._index:
-            depth += 1
-        for d in range(depth - 1, -1, -1):
-            found = [s for s in table._index[hashes[d]] if accept(s)]
-            if found:
-                return min(found, key=lambda s: (-table.used[s], s))
-        return None
-
-    chosen = set()
-    for _ in range(200):
-        prompt = base[: rng.randrange(1, 400)] + [rng.randrange(9) for _ in range(5)]
-        allowed = {s for s in range(12) if rng.random() < 0.4}
-        accept = allowed.__contains__
-        got = table._deepest(block_hashes(prompt), accept)
-        assert got == linear(block_hashes(prompt), accept)
-        chosen.add(got)
-    assert None in chosen and len(chosen) > 4  # both outcomes and several slots were exercised
-
-
 def test_slot_table_reuses_copies_and_evicts():
     table = SlotTable(slots=3, share_min_tokens=16)
     system, other = list(range(100, 164)), list(range(300, 364))

@@ -1,0 +1,33 @@
+"""bench/slot_table.py's baseline: the linear deepest-holder scan it times ours against picks what ours picks."""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+from bench.slot_table import linear_deepest  # noqa: E402
+from evaluation.generation.prefix_cache import SlotTable, block_hashes  # noqa: E402
+
+
+def test_deepest_holder_is_the_linear_scans_choice():
+    """The bisected lookup picks what scanning from the deepest shared block down picks, whatever is accepted."""
+    rng = random.Random(3)
+    base = [rng.randrange(9) for _ in range(400)]
+    table = SlotTable(12, share_min_tokens=16)
+    for slot in range(12):  # nested prefixes of base, some diverging
+        cut = rng.randrange(0, 400)
+        table.store(slot, base[:cut] + [rng.randrange(9) for _ in range(rng.randrange(30))])
+        table.used[slot] = rng.randrange(5)
+
+    chosen = set()
+    for _ in range(200):
+        prompt = base[: rng.randrange(1, 400)] + [rng.randrange(9) for _ in range(5)]
+        allowed = {s for s in range(12) if rng.random() < 0.4}
+        accept = allowed.__contains__
+        got = table._deepest(block_hashes(prompt), accept)
+        assert got == linear_deepest(table, block_hashes(prompt), accept)
+        chosen.add(got)
+    assert None in chosen and len(chosen) > 4  # both outcomes and several slots were exercised
