@@ -156,7 +156,7 @@ def run(args: argparse.Namespace) -> str:
             lines.append(f"{other} / multi_turn_engine_reuse: {seconds[other] / reuse:.2f}x")
     lines.append(
         f"{'prompt tokens':<32}{'prefilled':>11}{'reused':>12}{'copied':>12}{'evictions':>12}"
-        f"{'decode K/V pos':>16}{'live pos':>14}{'shared pos':>12}{'graphs':>8}"
+        f"{'decode K/V pos':>16}{'live pos':>14}{'shared pos':>12}{'graphs':>8}{'prefills':>10}"
     )
     for name, counts in tokens.items():
         lines.append(
@@ -164,13 +164,13 @@ def run(args: argparse.Namespace) -> str:
             f"{counts['copied_tokens']:>12}{counts['evictions']:>12}"
             f"{counts['decode_kv_positions']:>16}{counts['decode_live_positions']:>14}"
             f"{counts['decode_shared_positions']:>12}"
-            f"{counts['graph_captures']:>8}"
+            f"{counts['graph_captures']:>8}{counts['prefill_calls']:>10}"
         )
     lines.append(
         "decode K/V pos: cache positions the decode steps' attention covers with sdpa/matmul (every slot to "
         "the batch's bucketed longest); live pos: those the slots hold (what varlen reads); shared pos: "
         "those cascade does not read (a group's prefix read once); graphs: CUDA "
-        "graphs of the decode step captured"
+        "graphs of the decode step captured; prefills: prefill calls (model forwards) of the keyed admissions"
     )
     same = [
         n

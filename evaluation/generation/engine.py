@@ -85,7 +85,8 @@ class EngineConfig:
     Keyed requests only: ``max_len``: cache positions per slot at most (the cache grows to what the
     prompts need, up to this and the model's ``max_position_embeddings``; a longer request is
     refused); ``share_min_tokens``: a prefix shared with another slot is copied when at least this
-    many tokens match (else recomputed); ``prefill_keys``: rows x attended cache positions per
+    many tokens match (else recomputed); ``prefill_keys`` (``sdpa`` prefill, which gathers the
+    rows' cached K/V; ``varlen`` reads it in place): rows x attended cache positions per
     prefill call (bounds the K/V read at once); ``feed_chunk``: finished prompts handed to
     ``generate_ids``'s ``feed`` at a time, the rest at the next steps (while the GPU prefills and
     decodes what the last chunk returned: slots that finish together are answered in turns)."""
@@ -414,6 +415,7 @@ class Engine:
             dict.fromkeys(
                 (
                     "prefilled_tokens",
+                    "prefill_calls",
                     "reused_tokens",
                     "copied_tokens",
                     "evictions",
@@ -576,7 +578,7 @@ class Engine:
     ) -> list[tuple[int, int]]:
         """Keyed admission: each prompt gets a slot and what is already cached (:meth:`SlotTable.plan`);
         shared prefixes are copied, the rest prefilled in groups bounded by ``prefill_tokens`` (new
-        tokens) and ``prefill_keys`` (attended positions). A prompt that shares a prefix with one in
+        tokens) and, for ``sdpa`` prefill, ``prefill_keys`` (attended positions). A prompt that shares a prefix with one in
         the group being formed waits for the next group, so it copies that prefix instead of
         recomputing it."""
         table, cfg = self.table, self.config
@@ -600,7 +602,9 @@ class Engine:
                     continue
                 rows = len(group) + 1
                 new_width, new_attend = max(width, len(prompts[i]) - plan.start), max(attend, len(prompts[i]))
-                if group and (rows * new_width > cfg.prefill_tokens or rows * new_attend > cfg.prefill_keys):
+                # sdpa gathers the rows' cached K/V (prefill_keys bounds that copy); varlen reads it in place
+                gathered = rows * new_attend if self.prefill_attention == "sdpa" else 0
+                if group and (rows * new_width > cfg.prefill_tokens or gathered > cfg.prefill_keys):
                     queue.append(i)
                     break
                 table.assign(plan, keys[i])
@@ -622,6 +626,7 @@ class Engine:
             first = self._prefill_extend(
                 state, [prompts[i] for i, _ in group], [p.start for _, p in group], slots
             )
+            counts["prefill_calls"] += 1
             lengths = [len(prompts[i]) for i, _ in group]
             state.start(slots, lengths, first, self.stops, max_new, self.stop_seqs, self.stop_seq_pad)
             for i, plan in group:

@@ -226,6 +226,19 @@ def test_fed_rounds_in_one_call_equal_generate_exactly(gqa_model, rounds, config
         engine.generate_ids([[5] * 9], 4, feed=feed)
 
 
+def test_prefill_keys_bounds_only_the_gathering_prefill(gqa_model, rounds):
+    """prefill_keys bounds the K/V an sdpa prefill gathers; the varlen prefill reads the cache in place,
+    so its groups are bounded by new tokens only: fewer, larger prefill calls, the same replies."""
+    config = dataclasses.replace(KEEPING, prefill_keys=200)
+    calls = {}
+    for kernel in ("sdpa", "varlen"):
+        engine = Engine(gqa_model, STOPS, config=dataclasses.replace(config, prefill_attention=kernel))
+        for keys, prompts, reference in rounds:
+            assert engine.generate_ids(prompts, MAX_NEW, keys=keys) == reference
+        calls[kernel] = engine.totals["prefill_calls"]
+    assert calls["varlen"] < calls["sdpa"], calls
+
+
 def test_divergent_prompt_reuses_up_to_the_first_different_token(gqa_model, rounds):
     engine = Engine(gqa_model, STOPS, config=EngineConfig(slots=2))
     keys, prompts, reference = rounds[0]
