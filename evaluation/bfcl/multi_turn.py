@@ -123,7 +123,9 @@ def run_conversations(
     others; the replies are the same as in rounds. Off by default: on an H200 over the 800 BFCL
     conversations with a random-weight model (whose replies all run to the token budget, so they end
     together) it was 0.92x the rounds' speed (40.3 s vs 37.0 s; more decode steps of fewer slots),
-    with the GPU idle 18% of the time. With ``overlap`` (engine and reuse only) the
+    with the GPU idle 18% of the time. Since then finished replies are answered before decoding
+    resumes (the rounds' decode steps, each chunk's prefill overlapping the next chunk's host work);
+    not yet measured on a GPU. With ``overlap`` (engine and reuse only) the
     conversations under way run in two lanes of half the window each: while the engine generates one
     lane's round, the host executes the other lane's calls and renders and tokenizes its next prompts
     (:func:`_run_lanes`); the replies are the same. It is off by default: each lane decodes its own

@@ -88,8 +88,8 @@ class EngineConfig:
     many tokens match (else recomputed); ``prefill_keys`` (``sdpa`` prefill, which gathers the
     rows' cached K/V; ``varlen`` reads it in place): rows x attended cache positions per
     prefill call (bounds the K/V read at once); ``feed_chunk``: finished prompts handed to
-    ``generate_ids``'s ``feed`` at a time, the rest at the next steps (while the GPU prefills and
-    decodes what the last chunk returned: slots that finish together are answered in turns)."""
+    ``generate_ids``'s ``feed`` at a time (the GPU prefills what one chunk returned while the host
+    works on the next)."""
 
     slots: int = 64
     sync_every: int = 8
@@ -206,9 +206,10 @@ class Engine:
         cache with its ``max_new_tokens`` raises ``ValueError`` before anything runs (never truncated).
 
         ``feed`` (keyed calls, all slots): the call goes on with the prompts ``feed`` returns. Each time
-        prompts finish, ``feed([(key, ids), ...])`` is called with them -- after the next decode steps
-        are launched, so the host's work there (a conversation's next turn: executing its calls,
-        rendering and tokenizing its next prompt) runs while the GPU decodes the other slots -- and
+        prompts finish, ``feed([(key, ids), ...])`` is called with them, ``config.feed_chunk`` at a
+        time, each chunk's returned prompts admitted (their prefill queued on the GPU) before the next
+        chunk is fed -- so the host's work there (a conversation's next turn: executing its calls,
+        rendering and tokenizing its next prompt) runs while the GPU prefills the last chunk's -- and
         returns ``[(key, prompt), ...]`` to admit (a key finished, or a new one; keys being fed are
         not evicted meanwhile); the cache grows if a fed prompt needs it. The call returns when no
         prompt is left and ``feed`` returned none; every prompt's ids, fed ones included, go to
@@ -363,7 +364,12 @@ class Engine:
                     owner[slot], budget[slot] = index, max_new - 1
                     end_pos[slot] = len(prompts[index]) + max_new
             live = [s for s in range(state.slots) if owner[s] >= 0]
-            if not live:  # everything finished: what ``feed`` says next, or the end
+            if finished or not live:
+                # Answer the finished prompts first, a chunk at a time: each chunk's next prompts are
+                # admitted (their prefill queued on the GPU) before the host works on the next chunk, and
+                # decoding resumes for all slots at once (decoding between chunks staggered a round's
+                # slots: 1,207 decode steps and 0.92x the rounds' speed on an H200). No prompts left and
+                # none finished: the end.
                 if self._feed(feed, state, finished, prompts, keys, outputs, queue, max_new, graphs):
                     regroup = True
                 continue
@@ -400,9 +406,6 @@ class Engine:
             steps += n_steps
             for s in live:
                 budget[s] -= n_steps
-            # the GPU has this round's steps queued: the host answers the prompts finished before them
-            if self._feed(feed, state, finished, prompts, keys, outputs, queue, max_new, graphs):
-                regroup = True
             with record_function("engine.sync"):
                 active = state.active.tolist()  # the only host sync of the loop
             done = [s for s in live if not active[s]]
@@ -470,7 +473,7 @@ class Engine:
         cache when one needs it; the decode graphs are then recaptured). Whether any came back."""
         if feed is None or not finished or keys is None:
             return False
-        chunk = finished[: self.config.feed_chunk]  # the rest at the next steps: host and GPU take turns
+        chunk = finished[: self.config.feed_chunk]  # the rest after this chunk's prompts are admitted
         del finished[: len(chunk)]
         with record_function("engine.feed"):
             new = list(feed([(keys[i], outputs[i] or []) for i in chunk]))
