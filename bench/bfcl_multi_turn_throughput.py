@@ -382,7 +382,7 @@ def main() -> None:
         "--prefill-attention",
         nargs="+",
         default=["sdpa"],
-        choices=["sdpa", "varlen"],
+        choices=["auto", "sdpa", "varlen", "packed"],
         help="keyed prefill kernels (EngineConfig.prefill_attention), each with every decode kernel",
     )
     parser.add_argument(

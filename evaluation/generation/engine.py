@@ -80,7 +80,10 @@ class EngineConfig:
     ``sdpa`` gathers the rows' cached K/V and attends under a mask; ``varlen`` reads the cache in
     place with the flash kernel's variable-length form (:func:`kernels.extend_varlen`; bf16/fp16 on
     CUDA, its reference elsewhere); ``auto`` (the default): ``varlen`` for a bf16/fp16 model on
-    CUDA (14.3 s vs 17.5 s for 200 BFCL conversations on an H200), ``sdpa`` elsewhere.
+    CUDA (14.3 s vs 17.5 s for 200 BFCL conversations on an H200), ``sdpa`` elsewhere. ``packed``:
+    ``varlen`` with the rows' new tokens packed into one sequence, so the forward computes no padding
+    (BFCL multi-turn rounds padded to 1.77x their new tokens on the CPU bench) and groups are bounded
+    by real tokens (:meth:`Engine._prefill_packed`); exact on the CPU, not yet measured on a GPU.
 
     Keyed requests only: ``max_len``: cache positions per slot at most (the cache grows to what the
     prompts need, up to this and the model's ``max_position_embeddings``; a longer request is
@@ -159,16 +162,18 @@ class Engine:
             )
             self.decode_attention = "sdpa"
         #: the keyed prefill's attention kernel (``EngineConfig.prefill_attention``), on the same terms
-        if self.config.prefill_attention not in ("auto", "sdpa", "varlen"):
+        if self.config.prefill_attention not in ("auto", "sdpa", "varlen", "packed"):
             raise ValueError(
-                f"prefill_attention {self.config.prefill_attention!r} is not 'auto', 'sdpa' or 'varlen'"
+                f"prefill_attention {self.config.prefill_attention!r} is not 'auto', 'sdpa', 'varlen' or 'packed'"
             )
         self.prefill_attention = self.config.prefill_attention
         if self.prefill_attention == "auto":
             self.prefill_attention = "varlen" if flash else "sdpa"
-        if self.prefill_attention == "varlen" and self.device.type == "cuda" and not flash:
+        if self.prefill_attention in ("varlen", "packed") and self.device.type == "cuda" and not flash:
             log.warning(
-                "prefill_attention 'varlen' needs bf16/fp16 on CUDA, not %s: using 'sdpa'", self.dtype
+                "prefill_attention %r needs bf16/fp16 on CUDA, not %s: using 'sdpa'",
+                self.prefill_attention,
+                self.dtype,
             )
             self.prefill_attention = "sdpa"
         #: the last call's counts: ``prefilled`` requests, ``prefilled_tokens`` computed by prefills,
@@ -592,7 +597,7 @@ class Engine:
             group: list[tuple[int, Plan]] = []
             deferred: list[int] = []
             pending: set[int] = set()  # chain hashes of the group's prompts
-            width = attend = 0
+            width = attend = tokens = 0
             while queue and free:
                 i = queue.pop()
                 if i not in hashes:
@@ -603,11 +608,13 @@ class Engine:
                 if pending and shared_tokens(hashes[i], pending) - plan.start >= cfg.share_min_tokens:
                     deferred.append(i)
                     continue
-                rows = len(group) + 1
-                new_width, new_attend = max(width, len(prompts[i]) - plan.start), max(attend, len(prompts[i]))
+                rows, new = len(group) + 1, len(prompts[i]) - plan.start
+                new_width, new_attend = max(width, new), max(attend, len(prompts[i]))
                 # sdpa gathers the rows' cached K/V (prefill_keys bounds that copy); varlen reads it in place
                 gathered = rows * new_attend if self.prefill_attention == "sdpa" else 0
-                if group and (rows * new_width > cfg.prefill_tokens or gathered > cfg.prefill_keys):
+                # the forward's tokens: rows padded to the widest, or (packed) the new tokens alone
+                batch = tokens + new if self.prefill_attention == "packed" else rows * new_width
+                if group and (batch > cfg.prefill_tokens or gathered > cfg.prefill_keys):
                     queue.append(i)
                     break
                 table.assign(plan, keys[i])
@@ -615,7 +622,7 @@ class Engine:
                 free.remove(plan.slot)
                 group.append((i, plan))
                 pending.update(hashes[i])
-                width, attend = new_width, new_attend
+                width, attend, tokens = new_width, new_attend, tokens + new
             queue.extend(reversed(deferred))  # first in line again
             group.sort(key=lambda member: member[1].slot)  # ascending slots: the varlen kernels' layout
             copies = [p for _, p in group if p.source is not None]
@@ -647,6 +654,8 @@ class Engine:
         """Prefill ``prompt[start:]`` of each prompt at positions ``start..`` of its slot (the slot
         holds ``prompt[:start]`` already); return the first greedy tokens."""
         news = [p[s:] for p, s in zip(prompts, starts, strict=True)]
+        if self.prefill_attention == "packed":
+            return self._prefill_packed(state, prompts, starts, slots, news)
         width = max(len(n) for n in news)
         ids = torch.zeros((len(news), width), dtype=torch.long)
         for row, new in enumerate(news):
@@ -673,6 +682,46 @@ class Engine:
         )
         state.mode = None
         return out.logits[:, -1, :].argmax(dim=-1)
+
+    def _prefill_packed(
+        self,
+        state: kernels.DecodeState,
+        prompts: list[list[int]],
+        starts: list[int],
+        slots: list[int],
+        news: list[list[int]],
+    ) -> torch.Tensor:
+        """:meth:`_prefill_extend` with the rows' new tokens packed into one sequence (no padding: the
+        forward computes only real tokens); each row's last token gives its first greedy token."""
+        lengths = torch.tensor([len(n) for n in news])
+        cu_q = torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)])
+        total = int(cu_q[-1])
+        rows = torch.arange(len(news)).repeat_interleave(lengths)
+        positions = (
+            torch.tensor(starts).repeat_interleave(lengths)
+            + torch.arange(total)
+            - cu_q[:-1].repeat_interleave(lengths)
+        )
+        device = self.device
+        ids = kernels.h2d(torch.tensor([t for n in news for t in n])[None], device)
+        state.mode = kernels.PackedMode(
+            slots=kernels.h2d(slots, device),
+            cu_q=kernels.h2d(cu_q.to(torch.int32), device),
+            max_q=int(lengths.max()),
+            used=kernels.h2d([len(p) for p in prompts], device),
+            tok_slot=kernels.h2d(torch.tensor(slots)[rows], device),
+            tok_pos=kernels.h2d(positions, device),
+            attend=kernels.round_up(max(len(p) for p in prompts), 64, state.max_len),
+        )
+        out = self.model(
+            input_ids=ids,
+            attention_mask=torch.zeros((1, 1, 1, 1), dtype=self.dtype, device=device),
+            position_ids=kernels.h2d(positions[None], device),
+            use_cache=False,
+            logits_to_keep=kernels.h2d(cu_q[1:] - 1, device),
+        )
+        state.mode = None
+        return out.logits[0].argmax(dim=-1)
 
     def _prefill(self, state: kernels.DecodeState, batch: list[list[int]], slots: list[int]) -> torch.Tensor:
         """Run the prompts (left-padded), write their K/V into ``slots``; return the first greedy tokens."""

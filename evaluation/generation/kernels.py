@@ -58,6 +58,22 @@ class ExtendMode:
     used: torch.Tensor | None = None
 
 
+@dataclass
+class PackedMode:
+    """:class:`ExtendMode` without padding: the rows' new tokens one after another in a single row of
+    the batch (``cu_q[r]..cu_q[r+1]-1`` are row ``r``'s, at most ``max_q`` of them), each written to
+    cache position ``tok_pos[t]`` of slot ``tok_slot[t]``; row ``r`` (slot ``slots[r]``, ascending)
+    then holds ``used[r]`` positions, and its tokens attend them causally (:func:`varlen_rows`)."""
+
+    slots: torch.Tensor
+    cu_q: torch.Tensor
+    max_q: int
+    used: torch.Tensor
+    tok_slot: torch.Tensor
+    tok_pos: torch.Tensor
+    attend: int
+
+
 #: Decode attention kernels (:class:`DecodeMode`): ``sdpa`` is ``F.scaled_dot_product_attention``
 #: with the additive mask (the backend picks the kernel, cuDNN's flash on Hopper); ``matmul`` is two
 #: batched GEMMs (scores in fp32) and a softmax, which read each slot's K/V once: decode attends one
@@ -155,7 +171,7 @@ class DecodeState:
     active: torch.Tensor
     out: torch.Tensor
     rows: torch.Tensor
-    mode: PrefillMode | ExtendMode | DecodeMode | None = None
+    mode: PrefillMode | ExtendMode | PackedMode | DecodeMode | None = None
 
     @classmethod
     def allocate(
@@ -366,6 +382,14 @@ def _attention(
         return out.reshape(bsz, heads, 1, dim).transpose(1, 2), None
     if isinstance(mode, ExtendMode):
         return _extend(state, layer, mode, query, key, value, attention_mask, scaling, groups)
+    if isinstance(mode, PackedMode):  # one row of packed tokens: [1, H, T, D]
+        state.k[layer][mode.tok_slot, :, mode.tok_pos] = key[0].transpose(0, 1)
+        state.v[layer][mode.tok_slot, :, mode.tok_pos] = value[0].transpose(0, 1)
+        out = varlen_rows(
+            query[0].transpose(0, 1), state.k[layer], state.v[layer], mode.slots, mode.cu_q, mode.max_q,
+            mode.used, mode.attend, scaling,
+        )  # fmt: skip
+        return out[None], None
     if not isinstance(mode, PrefillMode):
         raise RuntimeError("engine attention called outside a prefill or decode step")
     # Left-padded rows: shift each row so its first real token lands at cache position 0.
@@ -519,21 +543,32 @@ def extend_varlen(
     none (zeros), and is discarded by the caller. No K/V gather, no repeated GQA heads, no mask.
     ``slots`` must be ascending (the kernel reads each row's start from ``cu_seq_k``)."""
     n, heads, width, dim = query.shape
-    kv_heads, length = k_cache.shape[1], k_cache.shape[2]
     q = query.transpose(1, 2).reshape(n * width, heads, dim)
     cu_q = torch.arange(n + 1, dtype=torch.int32, device=query.device) * width
+    return varlen_rows(q, k_cache, v_cache, slots, cu_q, width, used, attend, scale).view(
+        n, width, heads, dim
+    )
+
+
+def varlen_rows(
+    query: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, slots: torch.Tensor, cu_q: torch.Tensor,
+    max_q: int, used: torch.Tensor, attend: int, scale: float | None,
+) -> torch.Tensor:  # fmt: skip
+    """Rows of queries attending their slots' caches in place: row ``r``'s queries (``query[cu_q[r]:
+    cu_q[r+1]]``, [total, Hq, D]) are the last of the ``used[r]`` positions slot ``slots[r]`` holds and
+    attend them causally (bottom-right aligned). ``slots`` ascending; returns [total, Hq, D]."""
+    dim = query.shape[-1]
+    kv_heads, length = k_cache.shape[1], k_cache.shape[2]
     starts = slots.to(torch.int32) * (kv_heads * length)
     cu_k = torch.cat([starts, starts[-1:] + length])
-    used = used.to(torch.int32)
+    cu_q, used = cu_q.to(torch.int32), used.to(torch.int32)
     scale = dim**-0.5 if scale is None else scale
     if not query.is_cuda:
-        out = varlen_reference(q, cache_rows(k_cache), cache_rows(v_cache), cu_k, used, scale, cu_q)
-    else:
-        out = torch.ops.aten._flash_attention_forward(
-            q, cache_rows(k_cache), cache_rows(v_cache), cu_q, cu_k, width, attend, 0.0, True, False,
-            scale=scale, seqused_k=used,
-        )[0]  # fmt: skip
-    return out.view(n, width, heads, dim)
+        return varlen_reference(query, cache_rows(k_cache), cache_rows(v_cache), cu_k, used, scale, cu_q)
+    return torch.ops.aten._flash_attention_forward(
+        query, cache_rows(k_cache), cache_rows(v_cache), cu_q, cu_k, max_q, attend, 0.0, True, False,
+        scale=scale, seqused_k=used,
+    )[0]  # fmt: skip
 
 
 def decode_cascade(

@@ -254,6 +254,31 @@ def test_extend_varlen_flash_kernel_matches_its_reference_in_bf16():
         assert (out[r, width - new :].transpose(0, 1).float() - expected[r]).abs().max() < 2e-2, r
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_packed_rows_flash_kernel_matches_its_reference_in_bf16():
+    """The packed prefill's attention (rows of different lengths back to back, no padding) on the flash
+    kernel computes what the CPU reference does."""
+    from evaluation.generation import kernels
+
+    query, k, v, slots, starts, news, width = _extend_case("cuda", torch.bfloat16)
+    packed = torch.cat([query[r, :, width - n :].transpose(0, 1) for r, n in enumerate(news)])  # [T, Hq, D]
+    cu_q = torch.tensor([0, *torch.tensor(news).cumsum(0).tolist()], device="cuda")
+    used = torch.tensor([s + n for s, n in zip(starts, news, strict=True)], device="cuda")
+    out = kernels.varlen_rows(
+        packed, k, v, torch.tensor(slots, device="cuda"), cu_q, max(news), used, 64, None
+    )
+    expected = _extend_expected(query.float(), k.float(), v.float(), slots, starts, news, width)
+    for r in range(len(news)):
+        got = out[cu_q[r] : cu_q[r + 1]].transpose(0, 1).float()
+        assert (got - expected[r]).abs().max() < 2e-2, r
+    cpu = kernels.varlen_rows(
+        packed.float().cpu(), k.float().cpu(), v.float().cpu(), torch.tensor(slots), cu_q.cpu(), max(news),
+        used.cpu(), 64, None,
+    )  # fmt: skip
+    assert (cpu - out.float().cpu()).abs().max() < 2e-2
+
+
 def _cascade_case(device: str = "cpu", dtype: torch.dtype = torch.float32):
     """5 slots; slots 0, 2 and 3 hold the same first 20 positions (a shared prefix), 1 and 4 their own."""
     gen = torch.Generator().manual_seed(0)

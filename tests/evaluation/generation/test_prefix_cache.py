@@ -147,6 +147,8 @@ EVICTING = dataclasses.replace(KEEPING, slots=2, sync_every=3, prefill_tokens=60
             KEEPING, prefill_attention="varlen"
         ),  # prefill attention reads each slot in place
         dataclasses.replace(EVICTING, decode_attention="varlen", prefill_attention="varlen"),
+        dataclasses.replace(KEEPING, prefill_attention="packed"),  # new tokens packed, no padding
+        dataclasses.replace(EVICTING, prefill_attention="packed", prefill_tokens=40),  # small packed groups
         dataclasses.replace(KEEPING, decode_attention="cascade"),  # shared prefixes read once per group
         dataclasses.replace(EVICTING, decode_attention="cascade"),
     ],
@@ -156,6 +158,8 @@ EVICTING = dataclasses.replace(KEEPING, slots=2, sync_every=3, prefill_tokens=60
         "evicting-varlen-decode",
         "keeping-varlen-prefill",
         "evicting-varlen-both",
+        "keeping-packed-prefill",
+        "evicting-packed-prefill",
         "keeping-cascade",
         "evicting-cascade",
     ],
@@ -226,17 +230,27 @@ def test_fed_rounds_in_one_call_equal_generate_exactly(gqa_model, rounds, config
         engine.generate_ids([[5] * 9], 4, feed=feed)
 
 
-def test_prefill_keys_bounds_only_the_gathering_prefill(gqa_model, rounds):
+def test_prefill_keys_bounds_only_the_gathering_prefill(gqa_model, rounds, monkeypatch):
     """prefill_keys bounds the K/V an sdpa prefill gathers; the varlen prefill reads the cache in place,
-    so its groups are bounded by new tokens only: fewer, larger prefill calls, the same replies."""
-    config = dataclasses.replace(KEEPING, prefill_keys=200)
+    so its groups are bounded by new tokens only: fewer, larger prefill calls, the same replies. Packed,
+    the group's tokens are its real ones (no padding): no more calls than varlen."""
+    packed_tokens = []
+    original = Engine._prefill_packed
+
+    def spy(self, state, prompts, starts, slots, news):
+        packed_tokens.append(sum(map(len, news)))
+        return original(self, state, prompts, starts, slots, news)
+
+    monkeypatch.setattr(Engine, "_prefill_packed", spy)
+    config = dataclasses.replace(KEEPING, prefill_keys=200, prefill_tokens=120)
     calls = {}
-    for kernel in ("sdpa", "varlen"):
+    for kernel in ("sdpa", "varlen", "packed"):
         engine = Engine(gqa_model, STOPS, config=dataclasses.replace(config, prefill_attention=kernel))
         for keys, prompts, reference in rounds:
             assert engine.generate_ids(prompts, MAX_NEW, keys=keys) == reference
         calls[kernel] = engine.totals["prefill_calls"]
-    assert calls["varlen"] < calls["sdpa"], calls
+    assert calls["packed"] <= calls["varlen"] < calls["sdpa"], calls
+    assert len(packed_tokens) == calls["packed"] and sum(packed_tokens) == engine.totals["prefilled_tokens"]
 
 
 def test_divergent_prompt_reuses_up_to_the_first_different_token(gqa_model, rounds):
