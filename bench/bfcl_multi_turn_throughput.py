@@ -79,7 +79,12 @@ def run(args: argparse.Namespace) -> str:
     source_dir = environment_dir(args.data)
     limits = Limits(max_prompt_tokens=model.config.max_position_embeddings - args.max_new_tokens)
     configs = [
-        EngineConfig(decode_attention=k, prefill_attention=p, attend_bucket=args.attend_bucket)
+        EngineConfig(
+            decode_attention=k.removesuffix("-own"),
+            prefill_attention=p,
+            attend_bucket=args.attend_bucket,
+            shared_reads=not k.endswith("-own"),
+        )
         for k in args.decode_attention
         for p in args.prefill_attention
     ]
@@ -110,7 +115,7 @@ def run(args: argparse.Namespace) -> str:
     rows, base_of = [], {}
     tokens, decoded = {}, {}
     for k, config in enumerate(configs):
-        suffix = "" if k == 0 else f"_{config.decode_attention}"
+        suffix = "" if k == 0 else f"_{config.decode_attention}" + ("" if config.shared_reads else "-own")
         suffix += f"_prefill-{config.prefill_attention}" if k and config.prefill_attention != "sdpa" else ""
         _, seconds = timed(lambda config=config: single_pass(config), args.device)
         rows.append((f"single_turn_engine{suffix}", len(single), len(single), seconds))
@@ -375,8 +380,9 @@ def main() -> None:
         "--decode-attention",
         nargs="+",
         default=["sdpa"],
-        choices=DECODE_KERNELS,
-        help="engine decode kernels to time, each on the single-turn items and the reuse run (the first also on the baselines)",
+        choices=[*DECODE_KERNELS, "flex-own"],
+        help="engine decode kernels to time, each on the single-turn items and the reuse run (the first also "
+        "on the baselines); flex-own: flex with EngineConfig.shared_reads off (each slot reads its own copy)",
     )
     parser.add_argument(
         "--prefill-attention",

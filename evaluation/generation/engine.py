@@ -92,7 +92,9 @@ class EngineConfig:
     rows' cached K/V; ``varlen`` reads it in place): rows x attended cache positions per
     prefill call (bounds the K/V read at once); ``feed_chunk``: finished prompts handed to
     ``generate_ids``'s ``feed`` at a time (the GPU prefills what one chunk returned while the host
-    works on the next)."""
+    works on the next); ``shared_reads`` (``flex`` decode): slots whose caches hold the same first
+    tokens read that prefix's whole blocks from one member's cache, side by side, so it comes from
+    HBM once per group and step (:func:`kernels.decode_flex`); off: each slot reads its own copy."""
 
     slots: int = 64
     sync_every: int = 8
@@ -105,6 +107,7 @@ class EngineConfig:
     prefill_keys: int = 262144
     prefill_attention: str = "auto"
     feed_chunk: int = 32
+    shared_reads: bool = True
 
 
 def check_supported(model: Any) -> None:
@@ -386,7 +389,8 @@ class Engine:
             # steps attend the whole cache: one graph per lane and cache size, not one per bucket
             bound = state.max_len if self.decode_attention in kernels.PER_SLOT_KERNELS else attend
             groups = None
-            if self.decode_attention == "cascade" and keys is not None:
+            sharing = self.decode_attention == "cascade" or self.config.shared_reads
+            if self.decode_attention in kernels.SHARING_KERNELS and sharing and keys is not None:
                 groups = self._cascade.get((lane.start, lane.stop))
                 if groups is None:
                     groups = kernels.CascadeGroups.allocate(len(lane), self.device)
@@ -395,8 +399,10 @@ class Engine:
                     with record_function("engine.regroup"):
                         shared = self._shared_prefixes(live, lane)
                         groups.fill(shared, len(lane), self.kv_heads * state.max_len)
-                    # K/V positions a step does not read because a group reads its prefix once
-                    saved = sum((len(members) - 1) * length for members, length in shared)
+                    # K/V positions a step does not read because a group reads its prefix once (flex:
+                    # from the L2 cache rather than HBM, whole blocks of it)
+                    grain = kernels.FLEX_BLOCK if self.decode_attention == "flex" else 1
+                    saved = sum((len(members) - 1) * (length // grain * grain) for members, length in shared)
                     regroup = False
                 counts["decode_shared_positions"] += n_steps * saved
             with record_function("engine.decode"):

@@ -86,6 +86,8 @@ class PackedMode:
 DECODE_KERNELS = ("sdpa", "matmul", "varlen", "cascade", "flex")
 #: the kernels that read each slot's own length (``state.pos``) rather than ``attend`` positions under a mask
 PER_SLOT_KERNELS = ("varlen", "cascade", "flex")
+#: the kernels that read a prefix several slots' caches hold from one of them (keyed requests)
+SHARING_KERNELS = ("cascade", "flex")
 
 
 @dataclass
@@ -102,6 +104,7 @@ class CascadeGroups:
     cu_k: torch.Tensor
     used: torch.Tensor
     prefix: torch.Tensor
+    leader: torch.Tensor  # the first member of slot ``s``'s group (``s`` itself when it reads alone)
 
     @classmethod
     def allocate(cls, slots: int, device: torch.device) -> CascadeGroups:
@@ -109,7 +112,9 @@ class CascadeGroups:
             return torch.zeros(n, dtype=torch.int32, device=device)
 
         perm = torch.arange(slots, device=device)
-        groups = cls(perm, perm.clone(), i32(slots + 1), i32(slots + 1), i32(slots), i32(slots))
+        groups = cls(
+            perm, perm.clone(), i32(slots + 1), i32(slots + 1), i32(slots), i32(slots), perm.clone()
+        )  # fmt: skip
         groups.fill([], slots, 1)
         return groups
 
@@ -117,14 +122,14 @@ class CascadeGroups:
         """``groups``: (member slots, shared prefix length) each; every other slot reads alone. Slots
         reading alone are groups of one reading their own first row (masked out of the result), so no
         group is ever empty of keys; the unused group entries are empty."""
-        order, cu_q, cu_k, used, prefix = [], [0], [], [], [0] * slots
+        order, cu_q, cu_k, used, prefix, leader = [], [0], [], [], [0] * slots, list(range(slots))
         for members, length in groups:
             order += members
             cu_q.append(len(order))
             cu_k.append(members[0] * rows_per_slot)
             used.append(length)
             for m in members:
-                prefix[m] = length
+                prefix[m], leader[m] = length, members[0]
         for s in sorted(set(range(slots)) - set(order)):
             order.append(s)
             cu_q.append(len(order))
@@ -140,7 +145,7 @@ class CascadeGroups:
             inverse[s] = i
         for tensor, values in (
             (self.perm, order), (self.inverse, inverse), (self.cu_q, cu_q), (self.cu_k, cu_k),
-            (self.used, used), (self.prefix, prefix),
+            (self.used, used), (self.prefix, prefix), (self.leader, leader),
         ):  # fmt: skip
             tensor.copy_(h2d(torch.tensor(values, dtype=tensor.dtype), tensor.device), non_blocking=True)
 
@@ -152,7 +157,7 @@ class DecodeMode:
 
     attend: int
     kernel: str = "sdpa"
-    groups: CascadeGroups | None = None  # ``cascade``: the slots sharing a prefix
+    groups: CascadeGroups | None = None  # ``cascade``, ``flex``: the slots sharing a prefix
 
 
 @dataclass
@@ -365,7 +370,7 @@ def _attention(
             )
             return out[:, None], None
         if mode.kernel == "flex":
-            out = decode_flex(query[:, :, 0], state.k[layer], state.v[layer], state.pos, scaling)
+            out = decode_flex(query[:, :, 0], state.k[layer], state.v[layer], state.pos, scaling, mode.groups)
             return out[:, None], None
         if mode.kernel == "cascade":
             out = decode_cascade(
@@ -461,41 +466,88 @@ FLEX_BLOCK = 128
 _FLEX: list[Callable[..., torch.Tensor]] = []  # the compiled flex_attention, made on first use
 
 
+def _flex_rows(
+    q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, index: torch.Tensor, row_pos: torch.Tensor,
+    scale: float | None,
+) -> torch.Tensor:  # fmt: skip
+    """:func:`decode_flex` on CUDA: FlexAttention (compiled) over the cache seen as one sequence of
+    ``rows * L`` positions, row ``r`` reading the blocks ``index[r]`` names up to ``row_pos[r]``: the
+    blocks before the one holding it whole (no mask evaluated), that one masked. q [rows, G, 1, D]."""
+    from torch.nn.attention.flex_attention import BlockMask, flex_attention
+
+    rows, blocks = index.shape
+    length, dim = k_cache.shape[2], k_cache.shape[3]
+    full = ((row_pos + 1) // FLEX_BLOCK).to(torch.int32)  # blocks wholly at or before the position
+    partial = index.gather(1, full.long().clamp(max=blocks - 1)[:, None])  # the block holding it
+
+    def own_positions(b: torch.Tensor, h: torch.Tensor, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+        return kv % length <= row_pos[b]  # evaluated on the partial block only, the row's own
+
+    mask = BlockMask.from_kv_blocks(
+        ((row_pos + 1) % FLEX_BLOCK > 0).to(torch.int32).view(rows, 1, 1), partial.view(rows, 1, 1, 1),
+        full.view(rows, 1, 1), index.view(rows, 1, 1, blocks), BLOCK_SIZE=(FLEX_BLOCK, FLEX_BLOCK),
+        mask_mod=own_positions, seq_lengths=(1, rows * length), compute_q_blocks=False,
+    )  # fmt: skip
+    if not _FLEX:
+        _FLEX.append(torch.compile(flex_attention, dynamic=False))
+    keys, values = (cache.view(1, 1, rows * length, dim) for cache in (k_cache, v_cache))
+    return _FLEX[0](q, keys, values, block_mask=mask, scale=scale, enable_gqa=True)
+
+
 def decode_flex(
-    query: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, pos: torch.Tensor, scale: float | None
+    query: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, pos: torch.Tensor, scale: float | None,
+    groups: CascadeGroups | None = None,
 ) -> torch.Tensor:  # fmt: skip
     """:func:`decode_varlen`'s attention by PyTorch's FlexAttention: slot ``s`` reads its first
     ``pos[s] + 1`` positions, in :data:`FLEX_BLOCK` blocks (the block mask, built on the device from
     ``pos``: no host read, so the step stays capturable) and masked within the last one. On CUDA it
-    is compiled, and its decoding kernel splits each slot's positions over the GPU's SMs and packs the
-    query heads that share a K/V head into one tile -- the flash kernel's varlen form, which
-    :func:`decode_varlen` calls, walks each slot and head on one SM (1.0 ms per layer for 256 BFCL
-    slots on an H200, ~1.3 TB/s). Off CUDA the unfused eager form runs (tests). query [S, Hq, D],
-    k_cache/v_cache [S, Hkv, L, D] (the cache itself, ``L`` a multiple of :data:`FLEX_BLOCK`: the
-    engine allocates it so); returns [S, Hq, D]."""
-    from torch.nn.attention.flex_attention import BlockMask, flex_attention
+    is compiled, and its decoding kernel splits the work over the GPU's SMs and packs the query heads
+    that share a K/V head into one tile -- the flash kernel's varlen form, which :func:`decode_varlen`
+    calls, walks each slot and head on one SM (1.0 ms per layer for 256 BFCL slots on an H200,
+    ~1.3 TB/s, against 0.62 ms). Off CUDA a reference runs (each row's blocks gathered; tests).
 
-    slots, _, length, dim = k_cache.shape
+    Each (slot, K/V head) pair is one row of the kernel's batch over the whole cache seen as one
+    sequence, so a row's block table may name any slot's blocks. With ``groups`` (slots whose caches
+    hold the same first tokens, :class:`CascadeGroups`) a member reads the whole blocks of the shared
+    prefix from its group's first member's copy, and the rows are ordered head by head, each group's
+    members side by side: the members walk the same blocks at the same time, so the prefix comes
+    from HBM once and from the L2 cache for the rest (what :func:`decode_cascade` does with two kernel
+    calls and a merge). query [S, Hq, D], k_cache/v_cache [S, Hkv, L, D] (the cache itself, contiguous,
+    ``L`` a multiple of :data:`FLEX_BLOCK`: the engine allocates it so); returns [S, Hq, D]."""
+    slots, kv_heads, length, dim = k_cache.shape
     if length % FLEX_BLOCK:  # the compiled kernel reads whole blocks: past the cache otherwise
         raise ValueError(f"decode_flex needs a cache length that is a multiple of {FLEX_BLOCK}, not {length}")
-    blocks = length // FLEX_BLOCK
-    count = ((pos + FLEX_BLOCK) // FLEX_BLOCK).to(torch.int32).view(slots, 1, 1)  # ceil((pos + 1) / B)
-    index = torch.arange(blocks, dtype=torch.int32, device=pos.device).repeat(slots, 1).view(slots, 1, 1, -1)
-
-    def own_positions(b: torch.Tensor, h: torch.Tensor, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
-        return kv <= pos[b]
-
-    mask = BlockMask.from_kv_blocks(
-        count, index, BLOCK_SIZE=(FLEX_BLOCK, FLEX_BLOCK), mask_mod=own_positions, seq_lengths=(1, length),
-        compute_q_blocks=False,
-    )  # fmt: skip
-    attend = flex_attention
+    heads = query.shape[1]
+    fold, blocks, device = heads // kv_heads, length // FLEX_BLOCK, query.device
+    # row r = h * S + j is K/V head h of slot order[j]; it reads blocks of slot source(order[j], block)
+    if groups is None:
+        order = torch.arange(slots, device=device)
+        leader, shared = order, torch.zeros(slots, dtype=torch.long, device=device)
+    else:
+        order, leader, shared = groups.perm, groups.leader, groups.prefix.long() // FLEX_BLOCK
+    block = torch.arange(blocks, device=device)
+    source = torch.where(block[None, :] < shared[order, None], leader[order, None], order[:, None])  # [S, n]
+    head = torch.arange(kv_heads, device=device)[:, None, None]
+    index = ((source[None] * kv_heads + head) * blocks + block).to(torch.int32)  # [Hkv, S, n]
+    rows = kv_heads * slots
+    index = index.view(rows, blocks)
+    row_pos = pos[order].repeat(kv_heads)  # [Hkv * S]
+    q = query.view(slots, kv_heads, fold, dim)[order].transpose(0, 1).reshape(rows, fold, 1, dim)
     if query.is_cuda:
-        if not _FLEX:
-            _FLEX.append(torch.compile(flex_attention, dynamic=False))
-        attend = _FLEX[0]
-    out = attend(query[:, :, None], k_cache, v_cache, block_mask=mask, scale=scale, enable_gqa=True)
-    return out[:, :, 0]
+        out = _flex_rows(q, k_cache, v_cache, index, row_pos, scale)
+    else:  # the reference: each row's blocks gathered (the unfused flex form would score every row's
+        # query against the whole cache), then attention up to the row's position
+        whole = [
+            c.reshape(rows * blocks, FLEX_BLOCK, dim)[index].view(rows, 1, length, dim)
+            for c in (k_cache, v_cache)
+        ]
+        seen = torch.arange(length, device=device)[None, :] <= row_pos[:, None]
+        out = F.scaled_dot_product_attention(
+            q, *whole, attn_mask=seen[:, None, None, :], scale=scale, enable_gqa=True
+        )  # fmt: skip
+    out = out.view(kv_heads, slots, fold, dim).transpose(0, 1)
+    inverse = order if groups is None else groups.inverse
+    return out[inverse].reshape(slots, heads, dim)
 
 
 def fold_gqa(query: torch.Tensor, kv_heads: int) -> torch.Tensor:

@@ -311,6 +311,48 @@ def test_cascade_decode_reads_a_shared_prefix_once_and_equals_varlen():
     assert not torch.allclose(kernels.decode_cascade(query, k, v, pos, groups, 40, None), varlen, atol=1e-3)
 
 
+def _flex_sharing_case(device: str = "cpu", dtype: torch.dtype = torch.float32):
+    """6 slots of 384 positions (3 FlexAttention blocks); slots 1, 3 and 4 hold the same first 300
+    positions (two whole blocks and part of a third), the others their own."""
+    gen = torch.Generator().manual_seed(1)
+    slots, kv_heads, fold, length, dim = 6, 2, 2, 384, 16
+    k, v = (torch.randn(slots, kv_heads, length, dim, generator=gen) for _ in range(2))
+    for s in (3, 4):
+        k[s, :, :300], v[s, :, :300] = k[1, :, :300], v[1, :, :300]
+    query = torch.randn(slots, kv_heads * fold, dim, generator=gen)
+    pos = torch.tensor([5, 310, 383, 299, 340, 128])
+    return (t.to(device, dtype) for t in (query, k, v)), pos.to(device)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_flex_decode_reads_a_groups_shared_blocks_from_its_first_member(device):
+    """With groups, a member's whole blocks of the shared prefix come from the group's first member's
+    cache (rows ordered head by head, members side by side): the same attention as each slot reading
+    its own; what the members hold there is never read; a wrong grouping shows. On CUDA: compiled."""
+    from evaluation.generation import kernels
+
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    dtype, tol = (torch.float32, 1e-5) if device == "cpu" else (torch.bfloat16, 2e-2)
+    (query, k, v), pos = _flex_sharing_case(device, dtype)
+    alone = kernels.decode_flex(query, k, v, pos, None)
+    varlen = kernels.decode_varlen(query, k, v, pos, 384, None)
+    assert (alone.float() - varlen.float()).abs().max() < tol
+    groups = kernels.CascadeGroups.allocate(6, torch.device(device))
+    assert (kernels.decode_flex(query, k, v, pos, None, groups).float() - varlen.float()).abs().max() < tol
+    groups.fill([([4, 1, 3], 288)], 6, 2 * 384)  # slot 4 leads; 288 positions: 2 whole blocks shared
+    assert groups.leader.tolist() == [0, 4, 2, 4, 4, 5] and groups.perm.tolist()[:3] == [4, 1, 3]
+    shared = kernels.decode_flex(query, k, v, pos, None, groups)
+    assert (shared.float() - varlen.float()).abs().max() < tol
+    k2, v2 = k.clone(), v.clone()
+    k2[[1, 3], :, :256], v2[[1, 3], :, :256] = 1e4, 1e4  # members' copies of the 2 shared blocks: unread
+    assert (kernels.decode_flex(query, k2, v2, pos, None, groups).float() - varlen.float()).abs().max() < tol
+    v2[[1, 3], :, 256:300] = 1e4  # the partial third block is each member's own
+    assert (kernels.decode_flex(query, k2, v2, pos, None, groups).float() - varlen.float()).abs().max() > 1
+    groups.fill([([0, 2], 256)], 6, 2 * 384)  # slots that share nothing: a wrong grouping shows
+    assert (kernels.decode_flex(query, k, v, pos, None, groups).float() - varlen.float()).abs().max() > 1e-1
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cascade_decode_flash_kernels_match_varlen_in_bf16():

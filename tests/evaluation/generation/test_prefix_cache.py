@@ -105,11 +105,11 @@ def _reference(model, prompts):
 @pytest.fixture(scope="module")
 def rounds(gqa_model):
     """Three rounds of keyed prompts, each built like a multi-turn conversation: two system prompts
-    shared by several keys; round r+1 = round r's prompt + its reply + new tokens; in round 2 key 1's
+    shared by several keys (one of them longer than a FlexAttention block); round r+1 = round r's prompt + its reply + new tokens; in round 2 key 1's
     earlier reply is "rendered" differently (one token changed mid-way) and key 9 is new.
     Each round: (keys, prompts, model.generate's outputs)."""
     rng = random.Random(0)
-    system = {0: [rng.randrange(3, 300) for _ in range(60)], 1: [rng.randrange(3, 300) for _ in range(45)]}
+    system = {0: [rng.randrange(3, 300) for _ in range(140)], 1: [rng.randrange(3, 300) for _ in range(45)]}
     prompts = {
         k: system[k % 2] + [rng.randrange(3, 300) for _ in range(rng.randint(5, 20))] for k in range(5)
     }
@@ -151,6 +151,8 @@ EVICTING = dataclasses.replace(KEEPING, slots=2, sync_every=3, prefill_tokens=60
         dataclasses.replace(EVICTING, prefill_attention="packed", prefill_tokens=40),  # small packed groups
         dataclasses.replace(KEEPING, decode_attention="cascade"),  # shared prefixes read once per group
         dataclasses.replace(EVICTING, decode_attention="cascade"),
+        dataclasses.replace(KEEPING, decode_attention="flex"),  # a group's whole blocks from one member
+        dataclasses.replace(EVICTING, decode_attention="flex", slots=4),
     ],
     ids=[
         "keeping",
@@ -162,6 +164,8 @@ EVICTING = dataclasses.replace(KEEPING, slots=2, sync_every=3, prefill_tokens=60
         "evicting-packed-prefill",
         "keeping-cascade",
         "evicting-cascade",
+        "keeping-flex",
+        "evicting-flex",
     ],
 )
 def test_keyed_rounds_equal_generate_exactly(gqa_model, rounds, config):
@@ -180,10 +184,10 @@ def test_keyed_rounds_equal_generate_exactly(gqa_model, rounds, config):
         assert (
             Engine(gqa_model, STOPS, config=EngineConfig(slots=3)).generate_ids(prompts, MAX_NEW) == reference
         )
-    assert engine.totals["evictions"] > 0 if config.slots == 2 else engine.totals["evictions"] == 0
+    assert engine.totals["evictions"] > 0 if config.slots < 5 else engine.totals["evictions"] == 0
     assert engine.totals["copied_tokens"] > 0 and engine.totals["reused_tokens"] > 0
-    # cascade: keys with the same system prompt read it once per group
-    assert (engine.totals["decode_shared_positions"] > 0) == (config.decode_attention == "cascade")
+    # cascade, flex: keys with the same system prompt read it once per group
+    assert (engine.totals["decode_shared_positions"] > 0) == (config.decode_attention in ("cascade", "flex"))
 
 
 @pytest.mark.parametrize(
