@@ -478,13 +478,16 @@ def _flex_rows(
     rows, blocks = index.shape
     length, dim = k_cache.shape[2], k_cache.shape[3]
     full = ((row_pos + 1) // FLEX_BLOCK).to(torch.int32)  # blocks wholly at or before the position
-    partial = index.gather(1, full.long().clamp(max=blocks - 1)[:, None])  # the block holding it
+    # the block holding the position, first of a table shaped like the full blocks' (the kernel offsets
+    # both tables by the same row stride)
+    partial = index.gather(1, full.long().clamp(max=blocks - 1)[:, None])
+    partial = torch.cat([partial, index[:, 1:]], 1)
 
     def own_positions(b: torch.Tensor, h: torch.Tensor, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
         return kv % length <= row_pos[b]  # evaluated on the partial block only, the row's own
 
     mask = BlockMask.from_kv_blocks(
-        ((row_pos + 1) % FLEX_BLOCK > 0).to(torch.int32).view(rows, 1, 1), partial.view(rows, 1, 1, 1),
+        ((row_pos + 1) % FLEX_BLOCK > 0).to(torch.int32).view(rows, 1, 1), partial.view(rows, 1, 1, blocks),
         full.view(rows, 1, 1), index.view(rows, 1, 1, blocks), BLOCK_SIZE=(FLEX_BLOCK, FLEX_BLOCK),
         mask_mod=own_positions, seq_lengths=(1, rows * length), compute_q_blocks=False,
     )  # fmt: skip
