@@ -84,9 +84,11 @@ def run(args: argparse.Namespace) -> str:
             prefill_attention=p,
             attend_bucket=args.attend_bucket,
             shared_reads=not k.endswith("-own"),
+            flex_split=n,
         )
         for k in args.decode_attention
         for p in args.prefill_attention
+        for n in args.flex_split
     ]
 
     def single_pass(config: EngineConfig) -> list[str]:
@@ -117,6 +119,7 @@ def run(args: argparse.Namespace) -> str:
     for k, config in enumerate(configs):
         suffix = "" if k == 0 else f"_{config.decode_attention}" + ("" if config.shared_reads else "-own")
         suffix += f"_prefill-{config.prefill_attention}" if k and config.prefill_attention != "sdpa" else ""
+        suffix += f"_split-{config.flex_split}" if k and config.flex_split else ""
         _, seconds = timed(lambda config=config: single_pass(config), args.device)
         rows.append((f"single_turn_engine{suffix}", len(single), len(single), seconds))
         print(rows[-1], flush=True)
@@ -390,6 +393,13 @@ def main() -> None:
         default=["sdpa"],
         choices=["auto", "sdpa", "varlen", "packed"],
         help="keyed prefill kernels (EngineConfig.prefill_attention), each with every decode kernel",
+    )
+    parser.add_argument(
+        "--flex-split",
+        nargs="+",
+        type=int,
+        default=[0],
+        help="EngineConfig.flex_split values (CTAs per slot and K/V head of the flex kernel; 0: torch's default)",
     )
     parser.add_argument(
         "--attend-bucket", type=int, default=EngineConfig.attend_bucket, help="EngineConfig.attend_bucket"

@@ -79,11 +79,13 @@ class EngineConfig:
     ``prefill_attention`` (keyed requests, whose prefill attends what the slot already holds):
     ``sdpa`` gathers the rows' cached K/V and attends under a mask; ``varlen`` reads the cache in
     place with the flash kernel's variable-length form (:func:`kernels.extend_varlen`; bf16/fp16 on
-    CUDA, its reference elsewhere); ``auto`` (the default): ``varlen`` for a bf16/fp16 model on
-    CUDA (14.3 s vs 17.5 s for 200 BFCL conversations on an H200), ``sdpa`` elsewhere. ``packed``:
-    ``varlen`` with the rows' new tokens packed into one sequence, so the forward computes no padding
-    (BFCL multi-turn rounds padded to 1.77x their new tokens on the CPU bench) and groups are bounded
-    by real tokens (:meth:`Engine._prefill_packed`); exact on the CPU, not yet measured on a GPU.
+    CUDA, its reference elsewhere); ``packed``: ``varlen`` with the rows' new tokens packed into one
+    sequence, so the forward computes no padding (BFCL multi-turn rounds padded to 1.77x their new tokens
+    on the CPU bench) and groups are bounded by real tokens (:meth:`Engine._prefill_packed`); ``auto``
+    (the default): ``packed`` for a bf16/fp16 model on CUDA, ``sdpa`` elsewhere. On an H200, BFCL's 800
+    multi-turn conversations with flex decode: 29.0 s packed vs 34.7 s varlen, one run
+    (``bench/results/2026-12-03_bfcl_multi_turn_packed_h200.txt``); varlen vs sdpa: 14.3 s vs 17.5 s
+    for 200 of them.
 
     Keyed requests only: ``max_len``: cache positions per slot at most (the cache grows to what the
     prompts need, up to this and the model's ``max_position_embeddings``; a longer request is
@@ -94,7 +96,9 @@ class EngineConfig:
     ``generate_ids``'s ``feed`` at a time (the GPU prefills what one chunk returned while the host
     works on the next); ``shared_reads`` (``flex`` decode): slots whose caches hold the same first
     tokens read that prefix's whole blocks from one member's cache, side by side, so it comes from
-    HBM once per group and step (:func:`kernels.decode_flex`); off: each slot reads its own copy."""
+    HBM once per group and step (:func:`kernels.decode_flex`); off: each slot reads its own copy;
+    ``flex_split``: CTAs per (slot, K/V head) of the flex decoding kernel (0: PyTorch's default,
+    :func:`kernels.flex_plan`)."""
 
     slots: int = 64
     sync_every: int = 8
@@ -108,6 +112,7 @@ class EngineConfig:
     prefill_attention: str = "auto"
     feed_chunk: int = 32
     shared_reads: bool = True
+    flex_split: int = 0
 
 
 def check_supported(model: Any) -> None:
@@ -171,7 +176,7 @@ class Engine:
             )
         self.prefill_attention = self.config.prefill_attention
         if self.prefill_attention == "auto":
-            self.prefill_attention = "varlen" if flash else "sdpa"
+            self.prefill_attention = "packed" if flash else "sdpa"
         if self.prefill_attention in ("varlen", "packed") and self.device.type == "cuda" and not flash:
             log.warning(
                 "prefill_attention %r needs bf16/fp16 on CUDA, not %s: using 'sdpa'",
@@ -781,7 +786,7 @@ class Engine:
     def _decode(
         self, state: kernels.DecodeState, attend: int, groups: kernels.CascadeGroups | None = None
     ) -> None:
-        state.mode = kernels.DecodeMode(attend, self.decode_attention, groups)
+        state.mode = kernels.DecodeMode(attend, self.decode_attention, groups, self.config.flex_split)
         # varlen, cascade and flex take each slot's length from ``state.pos``, not from a mask
         per_slot = self.decode_attention in kernels.PER_SLOT_KERNELS
         mask = kernels.decode_mask(state.pos, 1 if per_slot else attend, self.dtype)

@@ -158,6 +158,8 @@ class DecodeMode:
     attend: int
     kernel: str = "sdpa"
     groups: CascadeGroups | None = None  # ``cascade``, ``flex``: the slots sharing a prefix
+    flex_split: int = 0  # ``flex``: :func:`flex_plan`'s ``split``
+    plan: FlexPlan | None = None  # ``flex``: this step's, made by its first layer
 
 
 @dataclass
@@ -370,7 +372,11 @@ def _attention(
             )
             return out[:, None], None
         if mode.kernel == "flex":
-            out = decode_flex(query[:, :, 0], state.k[layer], state.v[layer], state.pos, scaling, mode.groups)
+            if mode.plan is None:  # once per step: every layer reads the same blocks
+                mode.plan = flex_plan(state.pos, key.shape[1], state.max_len, mode.groups, mode.flex_split)
+            out = decode_flex(
+                query[:, :, 0], state.k[layer], state.v[layer], state.pos, scaling, plan=mode.plan
+            )
             return out[:, None], None
         if mode.kernel == "cascade":
             out = decode_cascade(
@@ -466,40 +472,83 @@ FLEX_BLOCK = 128
 _FLEX: list[Callable[..., torch.Tensor]] = []  # the compiled flex_attention, made on first use
 
 
-def _flex_rows(
-    q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, index: torch.Tensor, row_pos: torch.Tensor,
-    scale: float | None,
-) -> torch.Tensor:  # fmt: skip
-    """:func:`decode_flex` on CUDA: FlexAttention (compiled) over the cache seen as one sequence of
-    ``rows * L`` positions, row ``r`` reading the blocks ``index[r]`` names up to ``row_pos[r]``: the
-    blocks before the one holding it whole (no mask evaluated), that one masked. q [rows, G, 1, D]."""
-    from torch.nn.attention.flex_attention import BlockMask, flex_attention
+@dataclass
+class FlexPlan:
+    """One decode step's :func:`decode_flex` layout, the same for every layer (built once per step):
+    row ``r = h * S + j`` is K/V head ``h`` of slot ``order[j]``; ``index[r]`` names the cache blocks it
+    reads (the cache seen as one sequence of ``S * Hkv * L`` positions) and ``row_pos[r]`` the last
+    position it sees; ``inverse`` undoes ``order``; ``mask``: the block mask (CUDA only)."""
 
+    order: torch.Tensor
+    inverse: torch.Tensor
+    index: torch.Tensor
+    row_pos: torch.Tensor
+    length: int
+    mask: Any = None
+    split: int = 0
+
+
+def flex_plan(
+    pos: torch.Tensor, kv_heads: int, length: int, groups: CascadeGroups | None = None, split: int = 0,
+    full_blocks: bool | None = None,
+) -> FlexPlan:  # fmt: skip
+    """:class:`FlexPlan` for slots at positions ``pos`` over a cache of ``length`` positions per slot
+    (a multiple of :data:`FLEX_BLOCK`). With ``groups`` a member's whole blocks of its group's shared
+    prefix come from the group's first member, and the rows are ordered group by group. ``split``:
+    the compiled kernel's ``SPLIT_KV`` (CTAs per row; 0: PyTorch's default, ``2 * SMs // rows`` or 1).
+    ``full_blocks`` (default: when not splitting): the blocks before a row's last are listed as full
+    (no mask evaluated); the kernel then tiles splits over the whole sequence, so they go with ``split``
+    of 1 only."""
+    if length % FLEX_BLOCK:  # the compiled kernel reads whole blocks: past the cache otherwise
+        raise ValueError(f"decode_flex needs a cache length that is a multiple of {FLEX_BLOCK}, not {length}")
+    slots, blocks, device = pos.shape[0], length // FLEX_BLOCK, pos.device
+    if groups is None:
+        order = inverse = torch.arange(slots, device=device)
+        leader, shared = order, torch.zeros(slots, dtype=torch.long, device=device)
+    else:
+        order, inverse = groups.perm, groups.inverse
+        leader, shared = groups.leader, groups.prefix.long() // FLEX_BLOCK
+    block = torch.arange(blocks, device=device)
+    source = torch.where(block[None, :] < shared[order, None], leader[order, None], order[:, None])  # [S, n]
+    head = torch.arange(kv_heads, device=device)[:, None, None]
+    rows = kv_heads * slots
+    index = ((source[None] * kv_heads + head) * blocks + block).to(torch.int32).view(rows, blocks)
+    plan = FlexPlan(order, inverse, index, pos[order].repeat(kv_heads), length, split=split)
+    if pos.is_cuda:
+        plan.mask = _flex_mask(plan, split <= 1 if full_blocks is None else full_blocks)
+    return plan
+
+
+def _flex_mask(plan: FlexPlan, full_blocks: bool) -> Any:
+    """The block mask of ``plan``: a row reads the blocks its table names up to the one holding its
+    position, masked within that one (and, without ``full_blocks``, the mask evaluated on all)."""
+    from torch.nn.attention.flex_attention import BlockMask
+
+    index, row_pos, length = plan.index, plan.row_pos, plan.length
     rows, blocks = index.shape
-    length, dim = k_cache.shape[2], k_cache.shape[3]
+
+    def own_positions(b: torch.Tensor, h: torch.Tensor, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+        return kv % length <= row_pos[b]  # a block never straddles two slots
+
+    count = ((row_pos + FLEX_BLOCK) // FLEX_BLOCK).to(torch.int32)  # ceil((pos + 1) / B)
+    shape = dict(BLOCK_SIZE=(FLEX_BLOCK, FLEX_BLOCK), mask_mod=own_positions, seq_lengths=(1, rows * length))
+    if not full_blocks:
+        return BlockMask.from_kv_blocks(
+            count.view(rows, 1, 1), index.view(rows, 1, 1, blocks), compute_q_blocks=False, **shape
+        )  # fmt: skip
     full = ((row_pos + 1) // FLEX_BLOCK).to(torch.int32)  # blocks wholly at or before the position
     # the block holding the position, first of a table shaped like the full blocks' (the kernel offsets
     # both tables by the same row stride)
-    partial = index.gather(1, full.long().clamp(max=blocks - 1)[:, None])
-    partial = torch.cat([partial, index[:, 1:]], 1)
-
-    def own_positions(b: torch.Tensor, h: torch.Tensor, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
-        return kv % length <= row_pos[b]  # evaluated on the partial block only, the row's own
-
-    mask = BlockMask.from_kv_blocks(
-        ((row_pos + 1) % FLEX_BLOCK > 0).to(torch.int32).view(rows, 1, 1), partial.view(rows, 1, 1, blocks),
-        full.view(rows, 1, 1), index.view(rows, 1, 1, blocks), BLOCK_SIZE=(FLEX_BLOCK, FLEX_BLOCK),
-        mask_mod=own_positions, seq_lengths=(1, rows * length), compute_q_blocks=False,
+    partial = torch.cat([index.gather(1, full.long().clamp(max=blocks - 1)[:, None]), index[:, 1:]], 1)
+    return BlockMask.from_kv_blocks(
+        (count - full).view(rows, 1, 1), partial.view(rows, 1, 1, blocks), full.view(rows, 1, 1),
+        index.view(rows, 1, 1, blocks), compute_q_blocks=False, **shape,
     )  # fmt: skip
-    if not _FLEX:
-        _FLEX.append(torch.compile(flex_attention, dynamic=False))
-    keys, values = (cache.view(1, 1, rows * length, dim) for cache in (k_cache, v_cache))
-    return _FLEX[0](q, keys, values, block_mask=mask, scale=scale, enable_gqa=True)
 
 
 def decode_flex(
     query: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, pos: torch.Tensor, scale: float | None,
-    groups: CascadeGroups | None = None,
+    groups: CascadeGroups | None = None, plan: FlexPlan | None = None,
 ) -> torch.Tensor:  # fmt: skip
     """:func:`decode_varlen`'s attention by PyTorch's FlexAttention: slot ``s`` reads its first
     ``pos[s] + 1`` positions, in :data:`FLEX_BLOCK` blocks (the block mask, built on the device from
@@ -513,44 +562,41 @@ def decode_flex(
     sequence, so a row's block table may name any slot's blocks. With ``groups`` (slots whose caches
     hold the same first tokens, :class:`CascadeGroups`) a member reads the whole blocks of the shared
     prefix from its group's first member's copy, and the rows are ordered head by head, each group's
-    members side by side: the members walk the same blocks at the same time, so the prefix comes
-    from HBM once and from the L2 cache for the rest (what :func:`decode_cascade` does with two kernel
-    calls and a merge). query [S, Hq, D], k_cache/v_cache [S, Hkv, L, D] (the cache itself, contiguous,
-    ``L`` a multiple of :data:`FLEX_BLOCK`: the engine allocates it so); returns [S, Hq, D]."""
+    members side by side: the members walk the same blocks at about the same time, so the prefix can
+    come from the L2 cache rather than HBM for all but one (what :func:`decode_cascade` does with two
+    kernel calls and a merge). ``plan``: :func:`flex_plan`'s, built once per step for all layers (else
+    built here from ``pos`` and ``groups``). query [S, Hq, D], k_cache/v_cache [S, Hkv, L, D] (the cache
+    itself, contiguous, ``L`` a multiple of :data:`FLEX_BLOCK`: the engine allocates it so); returns
+    [S, Hq, D]."""
     slots, kv_heads, length, dim = k_cache.shape
-    if length % FLEX_BLOCK:  # the compiled kernel reads whole blocks: past the cache otherwise
-        raise ValueError(f"decode_flex needs a cache length that is a multiple of {FLEX_BLOCK}, not {length}")
+    plan = plan or flex_plan(pos, kv_heads, length, groups)
+    if plan.length != length:
+        raise ValueError(f"a flex plan for {plan.length} cache positions used on {length}")
     heads = query.shape[1]
-    fold, blocks, device = heads // kv_heads, length // FLEX_BLOCK, query.device
-    # row r = h * S + j is K/V head h of slot order[j]; it reads blocks of slot source(order[j], block)
-    if groups is None:
-        order = torch.arange(slots, device=device)
-        leader, shared = order, torch.zeros(slots, dtype=torch.long, device=device)
-    else:
-        order, leader, shared = groups.perm, groups.leader, groups.prefix.long() // FLEX_BLOCK
-    block = torch.arange(blocks, device=device)
-    source = torch.where(block[None, :] < shared[order, None], leader[order, None], order[:, None])  # [S, n]
-    head = torch.arange(kv_heads, device=device)[:, None, None]
-    index = ((source[None] * kv_heads + head) * blocks + block).to(torch.int32)  # [Hkv, S, n]
-    rows = kv_heads * slots
-    index = index.view(rows, blocks)
-    row_pos = pos[order].repeat(kv_heads)  # [Hkv * S]
-    q = query.view(slots, kv_heads, fold, dim)[order].transpose(0, 1).reshape(rows, fold, 1, dim)
+    fold, rows, blocks = heads // kv_heads, kv_heads * slots, length // FLEX_BLOCK
+    q = query.view(slots, kv_heads, fold, dim)[plan.order].transpose(0, 1).reshape(rows, fold, 1, dim)
     if query.is_cuda:
-        out = _flex_rows(q, k_cache, v_cache, index, row_pos, scale)
+        from torch.nn.attention.flex_attention import flex_attention
+
+        if not _FLEX:
+            _FLEX.append(torch.compile(flex_attention, dynamic=False))
+        keys, values = (cache.view(1, 1, rows * length, dim) for cache in (k_cache, v_cache))
+        options = {"SPLIT_KV": plan.split} if plan.split else None
+        out = _FLEX[0](
+            q, keys, values, block_mask=plan.mask, scale=scale, enable_gqa=True, kernel_options=options
+        )  # fmt: skip
     else:  # the reference: each row's blocks gathered (the unfused flex form would score every row's
         # query against the whole cache), then attention up to the row's position
         whole = [
-            c.reshape(rows * blocks, FLEX_BLOCK, dim)[index].view(rows, 1, length, dim)
+            c.reshape(rows * blocks, FLEX_BLOCK, dim)[plan.index].view(rows, 1, length, dim)
             for c in (k_cache, v_cache)
         ]
-        seen = torch.arange(length, device=device)[None, :] <= row_pos[:, None]
+        seen = torch.arange(length, device=query.device)[None, :] <= plan.row_pos[:, None]
         out = F.scaled_dot_product_attention(
             q, *whole, attn_mask=seen[:, None, None, :], scale=scale, enable_gqa=True
         )  # fmt: skip
     out = out.view(kv_heads, slots, fold, dim).transpose(0, 1)
-    inverse = order if groups is None else groups.inverse
-    return out[inverse].reshape(slots, heads, dim)
+    return out[plan.inverse].reshape(slots, heads, dim)
 
 
 def fold_gqa(query: torch.Tensor, kv_heads: int) -> torch.Tensor:
