@@ -261,16 +261,18 @@ class DecodeState:
 
     def copy_prefix(self, dst: list[int], src: list[int], begin: list[int], end: list[int]) -> None:
         """Copy cache positions ``begin[i]..end[i]-1`` of slot ``src[i]`` into slot ``dst[i]`` (every
-        layer, one gather then one scatter per layer)."""
-        lengths = torch.tensor([e - b for b, e in zip(begin, end, strict=True)])
-        total = int(lengths.sum())
+        layer, one gather then one scatter per layer). The per-position indices are built on the device
+        from the copies' few numbers (on the host they were ~3e6 positions over BFCL's rounds)."""
+        lengths = [e - b for b, e in zip(begin, end, strict=True)]
+        total = sum(lengths)
         if total == 0:
             return
-        first = (lengths.cumsum(0) - lengths - torch.tensor(begin)).repeat_interleave(lengths)
         device = self.tokens.device
-        pos = h2d(torch.arange(total) - first, device)
-        to = h2d(torch.tensor(dst).repeat_interleave(lengths), device)
-        fro = h2d(torch.tensor(src).repeat_interleave(lengths), device)
+        small = h2d([lengths, begin, dst, src], device)
+        first = small[0].cumsum(0) - small[0] - small[1]  # position p of copy i sits at p + first[i]
+        per = lambda row: row.repeat_interleave(small[0], output_size=total)  # noqa: E731  no host sync
+        pos = torch.arange(total, device=device) - per(first)
+        to, fro = per(small[2]), per(small[3])
         for cache in (self.k, self.v):
             for layer in cache:
                 layer[to, :, pos] = layer[fro, :, pos]
@@ -367,6 +369,11 @@ def _attention(
         bsz, heads, _, dim = query.shape
         # Grouped-query heads share a K/V head: fold the group into the query length (no K/V copy).
         if mode.kernel == "varlen" or (mode.kernel == "cascade" and mode.groups is None):
+            out = decode_varlen(
+                query[:, :, 0], state.k[layer], state.v[layer], state.pos, mode.attend, scaling
+            )
+            return out[:, None], None
+        if mode.kernel == "flex" and query.is_cuda and state.k[layer].numel() > FLEX_INDEX_LIMIT:
             out = decode_varlen(
                 query[:, :, 0], state.k[layer], state.v[layer], state.pos, mode.attend, scaling
             )
@@ -469,6 +476,11 @@ def decode_varlen(
 
 #: :func:`decode_flex`'s K/V block: a slot's step reads its positions in blocks of this many
 FLEX_BLOCK = 128
+#: the largest cache (elements per layer) :func:`decode_flex` takes on CUDA: past it the compiled kernel
+#: indexes in int64, and torch 2.11's decoding template then fails to compile (``Ternary expression with
+#: dynamic condition has inconsistent types int64 and int32``, seen on an H200 with 256 slots x 16,384
+#: positions); the engine decodes such a cache with :func:`decode_varlen`
+FLEX_INDEX_LIMIT = 2**31 - 1
 _FLEX: list[Callable[..., torch.Tensor]] = []  # the compiled flex_attention, made on first use
 
 

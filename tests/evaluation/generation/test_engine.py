@@ -163,7 +163,7 @@ def test_varlen_decode_on_cuda_graphs_in_bf16(gqa_model, prompts):
     assert (varlen.float() - sdpa.float()).abs().max() < 2e-2
     model = copy.deepcopy(gqa_model).to("cuda", torch.bfloat16)  # the shared fixture stays fp32
     engine = Engine(model, [1, 2], config=EngineConfig(slots=4, sync_every=4, decode_attention="varlen"))
-    assert engine.decode_attention == "varlen" and engine.prefill_attention == "varlen"  # auto: bf16 on CUDA
+    assert engine.decode_attention == "varlen" and engine.prefill_attention == "packed"  # auto: bf16 on CUDA
     assert len(engine.generate_ids(prompts, 16)) == len(prompts)
     assert engine.stats["graphs"] >= 1 and "graph_error" not in engine.stats
 
