@@ -41,13 +41,15 @@ def common_prefix(a: Sequence[int], b: Sequence[int], step: int = 64) -> int:
 
 
 def block_hashes(
-    ids: Sequence[int], block: int = BLOCK, known: Sequence[int] = (), known_hashes: Sequence[int] = ()
-) -> list[int]:
+    ids: Sequence[int], block: int = BLOCK, known: Sequence[int] = (), known_hashes: Sequence[int] = (),
+    chain: int = 0,
+) -> list[int]:  # fmt: skip
     """Chain hash of every whole ``block``-token block of ``ids``: entry ``d`` stands for ``ids[:(d+1)*block]``.
-    ``known_hashes`` (those of ``known``) are reused over the whole blocks ``ids`` shares with ``known``."""
+    ``known_hashes`` (those of ``known``) are reused over the whole blocks ``ids`` shares with ``known``.
+    ``chain``: the hash of the blocks before ``ids`` (``ids`` continues a hashed sequence)."""
     shared = min(common_prefix(known, ids) // block, len(known_hashes)) if known_hashes else 0
     out = list(known_hashes[:shared])
-    h = out[-1] if out else 0
+    h = out[-1] if out else chain
     for i in range(shared * block, len(ids) - block + 1, block):
         h = hash((h, tuple(ids[i : i + block])))
         out.append(h)
@@ -188,11 +190,13 @@ class SlotTable:
     def store(self, slot: int, ids: Sequence[int]) -> None:
         """The slot now holds the K/V of ``ids`` (positions ``0..len(ids)-1``). Only the blocks past
         what it shares with the slot's previous ids are hashed and re-indexed."""
-        old = self._hashes[slot]
-        new = block_hashes(ids, known=self.ids[slot], known_hashes=old)
-        keep = 0
-        while keep < min(len(old), len(new)) and old[keep] == new[keep]:
-            keep += 1
+        old, held = self._hashes[slot], self.ids[slot]
+        # the blocks it shares with what the slot held keep their hashes (and index entries); past them
+        # the chain hashes differ (a collision would only re-add what it drops)
+        keep = min(common_prefix(held, ids) // BLOCK, len(old))
+        new = old[:keep] + block_hashes(
+            ids[keep * BLOCK :], known_hashes=(), chain=old[keep - 1] if keep else 0
+        )
         for h in old[keep:]:
             holders = self._index.get(h)
             if holders is not None:

@@ -31,3 +31,20 @@ def test_deepest_holder_is_the_linear_scans_choice():
         assert got == linear_deepest(table, block_hashes(prompt), accept)
         chosen.add(got)
     assert None in chosen and len(chosen) > 4  # both outcomes and several slots were exercised
+
+
+def test_store_keeps_what_the_scanning_store_kept():
+    """SlotTable.store (hashes kept over the shared token prefix) leaves the table exactly as the scanning
+    baseline does, over stores that extend, cut and rewrite what slots hold."""
+    from bench.slot_table import scan_store
+
+    rng = random.Random(5)
+    ours, theirs = SlotTable(4, share_min_tokens=16), SlotTable(4, share_min_tokens=16)
+    for _ in range(150):
+        slot = rng.randrange(4)
+        held = ours.ids[slot]
+        ids = held[: rng.randrange(len(held) + 1)] + [rng.randrange(6) for _ in range(rng.randrange(60))]
+        ours.store(slot, ids)
+        scan_store(theirs, slot, ids)
+        assert ours._hashes == theirs._hashes and ours._index == theirs._index and ours.ids == theirs.ids
+    assert any(ours._hashes)
