@@ -481,6 +481,10 @@ FLEX_BLOCK = 128
 #: dynamic condition has inconsistent types int64 and int32``, seen on an H200 with 256 slots x 16,384
 #: positions); the engine decodes such a cache with :func:`decode_varlen`
 FLEX_INDEX_LIMIT = 2**31 - 1
+#: CTAs per row of the flex kernel when a step reads shared prefixes: a group's rows then walk the same
+#: blocks side by side, and the L2 cache serves all but the first (``bench/flex_decode.py``, H200: 0.83 ms
+#: a step vs 1.14 ms with PyTorch's default of 1 for 2,048 rows; 4 beat 2 and 8)
+FLEX_SHARED_SPLIT = 4
 _FLEX: list[Callable[..., torch.Tensor]] = []  # the compiled flex_attention, made on first use
 
 
