@@ -192,8 +192,13 @@ def test_keyed_rounds_equal_generate_exactly(gqa_model, rounds, config):
 
 @pytest.mark.parametrize(
     "config",
-    [KEEPING, EVICTING, dataclasses.replace(KEEPING, feed_chunk=2)],
-    ids=["keeping", "evicting", "keeping-fed-in-pairs"],
+    [
+        KEEPING,
+        EVICTING,
+        dataclasses.replace(KEEPING, feed_chunk=2),
+        dataclasses.replace(KEEPING, decode_attention="flex", prefill_attention="packed"),  # groups regrouped
+    ],
+    ids=["keeping", "evicting", "keeping-fed-in-pairs", "keeping-flex-packed"],
 )
 def test_fed_rounds_in_one_call_equal_generate_exactly(gqa_model, rounds, config):
     """The same rounds in one call: each key's next prompt is fed as soon as its reply is out (a new key
@@ -225,6 +230,8 @@ def test_fed_rounds_in_one_call_equal_generate_exactly(gqa_model, rounds, config
     keys, prompts, reference = rounds[0]
     assert engine.generate_ids(prompts, MAX_NEW, keys=keys, feed=feed) == reference
     assert got == expected and len(calls) >= 2 and max(calls) <= config.feed_chunk
+    # flex: the groups are recomputed as fed prompts come in, and a shared system prompt is read once
+    assert (engine.totals["decode_shared_positions"] > 0) == (config.decode_attention == "flex")
     assert (
         engine.stats["reused_tokens"] > 0 and engine._keyed.max_len >= max(map(len, rounds[-1][1])) + MAX_NEW
     )
