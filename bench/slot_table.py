@@ -57,16 +57,7 @@ def scan_store(table: SlotTable, slot: int, ids: list[int]) -> None:
     keep = 0
     while keep < min(len(old), len(new)) and old[keep] == new[keep]:
         keep += 1
-    for h in old[keep:]:
-        holders = table._index.get(h)
-        if holders is not None:
-            holders.discard(slot)
-            if not holders:
-                del table._index[h]
-    table.ids[slot] = list(ids)
-    table._hashes[slot] = new
-    for h in new[keep:]:
-        table._index.setdefault(h, set()).add(slot)
+    table._replace(slot, ids, new, keep)
 
 
 def workload(args: argparse.Namespace) -> tuple[list[list[int]], random.Random]:

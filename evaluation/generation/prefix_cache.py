@@ -197,6 +197,11 @@ class SlotTable:
         new = old[:keep] + block_hashes(
             ids[keep * BLOCK :], known_hashes=(), chain=old[keep - 1] if keep else 0
         )
+        self._replace(slot, ids, new, keep)
+
+    def _replace(self, slot: int, ids: Sequence[int], new: list[int], keep: int) -> None:
+        """The slot holds ``ids`` now, hashed ``new``, whose first ``keep`` hashes it held already."""
+        old = self._hashes[slot]
         for h in old[keep:]:
             holders = self._index.get(h)
             if holders is not None:

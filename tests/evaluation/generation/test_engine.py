@@ -279,16 +279,22 @@ def test_packed_rows_flash_kernel_matches_its_reference_in_bf16():
     assert (cpu - out.float().cpu()).abs().max() < 2e-2
 
 
+def _shared_case(shape: tuple, members: list[int], prefix: int, pos: list[int], seed: int):
+    """Random query and cache of ``shape`` (slots, K/V heads, query heads per K/V head, positions, head
+    dim) where ``members`` hold the first member's first ``prefix`` positions; positions ``pos``."""
+    gen = torch.Generator().manual_seed(seed)
+    slots, kv_heads, fold, length, dim = shape
+    k, v = (torch.randn(slots, kv_heads, length, dim, generator=gen) for _ in range(2))
+    for s in members[1:]:
+        k[s, :, :prefix], v[s, :, :prefix] = k[members[0], :, :prefix], v[members[0], :, :prefix]
+    query = torch.randn(slots, kv_heads * fold, dim, generator=gen)
+    return (query, k, v), torch.tensor(pos), kv_heads * length
+
+
 def _cascade_case(device: str = "cpu", dtype: torch.dtype = torch.float32):
     """5 slots; slots 0, 2 and 3 hold the same first 20 positions (a shared prefix), 1 and 4 their own."""
-    gen = torch.Generator().manual_seed(0)
-    slots, kv_heads, groups, length, dim = 5, 2, 3, 40, 8
-    k, v = (torch.randn(slots, kv_heads, length, dim, generator=gen) for _ in range(2))
-    for s in (2, 3):
-        k[s, :, :20], v[s, :, :20] = k[0, :, :20], v[0, :, :20]
-    query = torch.randn(slots, kv_heads * groups, dim, generator=gen)
-    pos = torch.tensor([25, 10, 30, 22, 39])
-    return (t.to(device, dtype) for t in (query, k, v)), pos.to(device), kv_heads * length
+    (query, k, v), pos, rows = _shared_case((5, 2, 3, 40, 8), [0, 2, 3], 20, [25, 10, 30, 22, 39], 0)
+    return (t.to(device, dtype) for t in (query, k, v)), pos.to(device), rows
 
 
 def test_cascade_decode_reads_a_shared_prefix_once_and_equals_varlen():
@@ -314,13 +320,7 @@ def test_cascade_decode_reads_a_shared_prefix_once_and_equals_varlen():
 def _flex_sharing_case(device: str = "cpu", dtype: torch.dtype = torch.float32):
     """6 slots of 384 positions (3 FlexAttention blocks); slots 1, 3 and 4 hold the same first 300
     positions (two whole blocks and part of a third), the others their own."""
-    gen = torch.Generator().manual_seed(1)
-    slots, kv_heads, fold, length, dim = 6, 2, 2, 384, 16
-    k, v = (torch.randn(slots, kv_heads, length, dim, generator=gen) for _ in range(2))
-    for s in (3, 4):
-        k[s, :, :300], v[s, :, :300] = k[1, :, :300], v[1, :, :300]
-    query = torch.randn(slots, kv_heads * fold, dim, generator=gen)
-    pos = torch.tensor([5, 310, 383, 299, 340, 128])
+    (query, k, v), pos, _ = _shared_case((6, 2, 2, 384, 16), [1, 3, 4], 300, [5, 310, 383, 299, 340, 128], 1)
     return (t.to(device, dtype) for t in (query, k, v)), pos.to(device)
 
 
