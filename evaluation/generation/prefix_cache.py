@@ -194,9 +194,8 @@ class SlotTable:
         # the blocks it shares with what the slot held keep their hashes (and index entries); past them
         # the chain hashes differ (a collision would only re-add what it drops)
         keep = min(common_prefix(held, ids) // BLOCK, len(old))
-        new = old[:keep] + block_hashes(
-            ids[keep * BLOCK :], known_hashes=(), chain=old[keep - 1] if keep else 0
-        )
+        tail = ids[keep * BLOCK :] if keep else ids
+        new = old[:keep] + block_hashes(tail, chain=old[keep - 1] if keep else 0)
         self._replace(slot, ids, new, keep)
 
     def _replace(self, slot: int, ids: Sequence[int], new: list[int], keep: int) -> None:
