@@ -85,10 +85,12 @@ def run(args: argparse.Namespace) -> str:
             attend_bucket=args.attend_bucket,
             shared_reads=not k.endswith("-own"),
             flex_split=n,
+            flex_rows=r,
         )
         for k in args.decode_attention
         for p in args.prefill_attention
         for n in args.flex_split
+        for r in args.flex_rows
     ]
 
     def single_pass(config: EngineConfig) -> list[str]:
@@ -120,6 +122,7 @@ def run(args: argparse.Namespace) -> str:
         suffix = "" if k == 0 else f"_{config.decode_attention}" + ("" if config.shared_reads else "-own")
         suffix += f"_prefill-{config.prefill_attention}" if k and config.prefill_attention != "sdpa" else ""
         suffix += f"_split-{config.flex_split}" if k and config.flex_split else ""
+        suffix += f"_rows-{config.flex_rows}" if k and config.flex_rows > 1 else ""
         _, seconds = timed(lambda config=config: single_pass(config), args.device)
         rows.append((f"single_turn_engine{suffix}", len(single), len(single), seconds))
         print(rows[-1], flush=True)
@@ -400,6 +403,13 @@ def main() -> None:
         type=int,
         default=[0],
         help="EngineConfig.flex_split values (CTAs per slot and K/V head of the flex kernel; 0: torch's default)",
+    )
+    parser.add_argument(
+        "--flex-rows",
+        nargs="+",
+        type=int,
+        default=[EngineConfig.flex_rows],
+        help="EngineConfig.flex_rows values (slots per row of the flex kernel; > 1: the packed layout)",
     )
     parser.add_argument(
         "--attend-bucket", type=int, default=EngineConfig.attend_bucket, help="EngineConfig.attend_bucket"

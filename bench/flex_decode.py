@@ -6,7 +6,8 @@ tools and system prompt; the members' caches are copies of the first member's th
 own rest and a tenth of them long (BFCL's long-context category): what the engine's decode step reads
 in BFCL's multi-turn rounds. Each variant of :func:`evaluation.generation.kernels.flex_plan` --
 shared-prefix reads on or off, ``SPLIT_KV`` (CTAs per slot and K/V head), full blocks listed or not --
-against the flash kernel's varlen form (:func:`decode_varlen`, the baseline of the ratio column; outputs
+and the packed layout (:func:`packed_flex_plan`: several slots' queries in one kernel row,
+each listed block read once for all of them; ``--packed SLOTS:SPLIT``) against the flash kernel's varlen form (:func:`decode_varlen`, the baseline of the ratio column; outputs
 compared with it). ``GB/s live``: the bytes of the positions the slots hold over the time (what each
 slot reading its own cache moves); ``GB/s unique``: the bytes of distinct positions (a shared prefix
 counted once per group), what a kernel that read each shared block once from HBM would move.
@@ -30,7 +31,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evaluation.generation.kernels import FLEX_BLOCK, CascadeGroups, decode_flex, decode_varlen, flex_plan  # noqa: E402
+from evaluation.generation.kernels import (  # noqa: E402
+    FLEX_BLOCK,
+    CascadeGroups,
+    decode_flex,
+    decode_varlen,
+    flex_plan,
+    packed_flex_plan,
+)
 
 #: (name, shared reads, split, full blocks); split 0 is PyTorch's default (1 for 2,048 rows)
 VARIANTS = [
@@ -95,8 +103,8 @@ def run(args: argparse.Namespace) -> list[str]:
     k = torch.randn(shape, device=device, dtype=dtype)
     v = torch.randn(shape, device=device, dtype=dtype)
     for members, prefix in shared:  # the members' caches hold the first member's prefix
-        k[members[1:], :, :prefix] = k[members[0], :, :prefix]
-        v[members[1:], :, :prefix] = v[members[0], :, :prefix]
+        k[members[1:], :, :prefix] = k[members[0], :, :prefix].clone()
+        v[members[1:], :, :prefix] = v[members[0], :, :prefix].clone()
     q = torch.randn(args.slots, heads, dim, device=device, dtype=dtype)
     pos = torch.tensor(positions, device=device)
     groups = CascadeGroups.allocate(args.slots, device)
@@ -114,6 +122,13 @@ def run(args: argparse.Namespace) -> list[str]:
         diff = (out.float() - reference.float()).abs().max().item()
         ms = time_call(lambda plan=plan: decode_flex(q, k, v, pos, None, plan=plan), args.iters, device)
         rows.append((name, ms, diff))
+    for spec in args.packed:  # slots per row : split
+        per_row, split = (int(x) for x in spec.split(":"))
+        plan = packed_flex_plan(pos, kv_heads, args.length, groups, per_row, split)
+        out = decode_flex(q, k, v, pos, None, plan=plan)
+        diff = (out.float() - reference.float()).abs().max().item()
+        ms = time_call(lambda plan=plan: decode_flex(q, k, v, pos, None, plan=plan), args.iters, device)
+        rows.append((f"flex packed, {per_row} slots a row, split {split}", ms, diff))
     base = rows[0][1]
     lines = [
         f"# flex decode variants — {date.today()} — {platform.node()} — {name_of(device)}, torch "
@@ -139,6 +154,10 @@ def main() -> None:
     ap.add_argument("--head-dim", type=int, default=64)
     ap.add_argument("--iters", type=int, default=30)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu: smoke run")
+    ap.add_argument(
+        "--packed", nargs="*", default=["4:8", "8:8", "16:8", "16:16", "16:32"],
+        help="packed layouts (kernels.packed_flex_plan) as SLOTS_PER_ROW:SPLIT",
+    )  # fmt: skip
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     text = "\n".join(run(args))

@@ -101,7 +101,11 @@ class EngineConfig:
     ``flex_split``: CTAs per (slot, K/V head) of the flex decoding kernel (:func:`kernels.flex_plan`);
     0 (the default): 4 when the step reads shared prefixes, else PyTorch's default (1 for 256 slots).
     On an H200, one step's attention over a BFCL-like batch (``bench/flex_decode.py``): shared reads
-    with 4 CTAs 0.83 ms, with PyTorch's 1.14 ms, each slot its own copy 1.12-1.14 ms, varlen 1.59 ms."""
+    with 4 CTAs 0.83 ms, with PyTorch's 1.14 ms, each slot its own copy 1.12-1.14 ms, varlen 1.59 ms.
+    ``flex_rows`` > 1: that many slots' queries share a row of the flex kernel
+    (:func:`kernels.packed_flex_plan`), so a block any of them reads -- a group's shared prefix above all
+    -- comes from HBM once per row rather than once per slot; with ``flex_split`` 0 the row is split
+    over :data:`kernels.FLEX_PACKED_SPLIT` CTAs."""
 
     slots: int = 64
     sync_every: int = 8
@@ -116,6 +120,7 @@ class EngineConfig:
     feed_chunk: int = 32
     shared_reads: bool = True
     flex_split: int = 0
+    flex_rows: int = 1
 
 
 def check_supported(model: Any) -> None:
@@ -143,8 +148,8 @@ class Engine:
         check_supported(model)
         self.model = model
         self.config = config or EngineConfig()
-        if self.config.slots < 1 or self.config.sync_every < 1 or self.config.feed_chunk < 1:
-            raise ValueError("slots, sync_every and feed_chunk must be >= 1")
+        if min(self.config.slots, self.config.sync_every, self.config.feed_chunk, self.config.flex_rows) < 1:
+            raise ValueError("slots, sync_every, feed_chunk and flex_rows must be >= 1")
         if self.config.decode_attention not in ("auto", *kernels.DECODE_KERNELS):
             raise ValueError(
                 f"decode_attention {self.config.decode_attention!r} is not 'auto' or one of "
@@ -789,8 +794,11 @@ class Engine:
     def _decode(
         self, state: kernels.DecodeState, attend: int, groups: kernels.CascadeGroups | None = None
     ) -> None:
-        split = self.config.flex_split or (kernels.FLEX_SHARED_SPLIT if groups is not None else 0)
-        state.mode = kernels.DecodeMode(attend, self.decode_attention, groups, split)
+        rows = self.config.flex_rows
+        split = self.config.flex_split or (
+            kernels.FLEX_PACKED_SPLIT if rows > 1 else kernels.FLEX_SHARED_SPLIT if groups is not None else 0
+        )
+        state.mode = kernels.DecodeMode(attend, self.decode_attention, groups, split, rows)
         # varlen, cascade and flex take each slot's length from ``state.pos``, not from a mask
         per_slot = self.decode_attention in kernels.PER_SLOT_KERNELS
         mask = kernels.decode_mask(state.pos, 1 if per_slot else attend, self.dtype)

@@ -159,7 +159,8 @@ class DecodeMode:
     kernel: str = "sdpa"
     groups: CascadeGroups | None = None  # ``cascade``, ``flex``: the slots sharing a prefix
     flex_split: int = 0  # ``flex``: :func:`flex_plan`'s ``split``
-    plan: FlexPlan | None = None  # ``flex``: this step's, made by its first layer
+    flex_rows: int = 1  # ``flex``: slots per kernel row (> 1: :func:`packed_flex_plan`)
+    plan: FlexPlan | PackedFlexPlan | None = None  # ``flex``: this step's, made by its first layer
 
 
 @dataclass
@@ -379,7 +380,11 @@ def _attention(
             )
             return out[:, None], None
         if mode.kernel == "flex":
-            if mode.plan is None:  # once per step: every layer reads the same blocks
+            if mode.plan is None and mode.flex_rows > 1:  # once per step: every layer reads the same blocks
+                mode.plan = packed_flex_plan(
+                    state.pos, key.shape[1], state.max_len, mode.groups, mode.flex_rows, mode.flex_split
+                )  # fmt: skip
+            elif mode.plan is None:
                 mode.plan = flex_plan(state.pos, key.shape[1], state.max_len, mode.groups, mode.flex_split)
             out = decode_flex(
                 query[:, :, 0], state.k[layer], state.v[layer], state.pos, scaling, plan=mode.plan
@@ -485,6 +490,9 @@ FLEX_INDEX_LIMIT = 2**31 - 1
 #: blocks side by side, and the L2 cache serves all but the first (``bench/flex_decode.py``, H200: 0.83 ms
 #: a step vs 1.14 ms with PyTorch's default of 1 for 2,048 rows; 4 beat 2 and 8)
 FLEX_SHARED_SPLIT = 4
+#: CTAs per row of the flex kernel in the packed layout (:func:`packed_flex_plan`; a row lists many
+#: slots' blocks)
+FLEX_PACKED_SPLIT = 16
 _FLEX: list[Callable[..., torch.Tensor]] = []  # the compiled flex_attention, made on first use
 
 
@@ -502,6 +510,135 @@ class FlexPlan:
     length: int
     mask: Any = None
     split: int = 0
+
+
+@dataclass
+class PackedFlexPlan:
+    """:func:`decode_flex`'s packed layout for one decode step (built once per step, as
+    :class:`FlexPlan`): ``members`` [R, M] puts ``M`` slots in each of ``R`` rows (in ``groups``'
+    order, group by group; -1 pads the last row); kernel row ``h * R + r`` is K/V head ``h`` of row
+    ``r``, its ``M`` slots are its query positions, and ``index``/``count`` list each row's cache
+    blocks once: every member's own blocks, and once per row the shared prefix blocks of each group
+    with a member there, from the group's first member. Slot ``s`` sits at ``(row[s], col[s])``;
+    ``leader``/``prefix``: per slot, where its shared prefix lies and how long it is (``s`` and 0
+    alone); ``mask``: the block mask (CUDA only)."""
+
+    members: torch.Tensor
+    row: torch.Tensor
+    col: torch.Tensor
+    index: torch.Tensor
+    count: torch.Tensor
+    leader: torch.Tensor
+    prefix: torch.Tensor
+    pos: torch.Tensor
+    length: int
+    stride: int
+    mask: Any = None
+    split: int = 0
+
+    def visible(self, b: torch.Tensor, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+        """Whether query ``q`` of kernel row ``b`` sees position ``kv`` of the cache (seen as one
+        sequence): its slot's own positions up to its position, past the shared prefix, and the
+        prefix's from its group's first member (the block mask's ``mask_mod``; the CPU reference)."""
+        member = self.members[b % self.members.shape[0], q]
+        slot = member.clamp(min=0)
+        source, offset, shared = kv // self.stride, kv % self.length, self.prefix[slot]
+        own = (source == member) & (offset >= shared)
+        return (offset <= self.pos[slot]) & (own | ((source == self.leader[slot]) & (offset < shared)))
+
+
+def packed_flex_plan(
+    pos: torch.Tensor, kv_heads: int, length: int, groups: CascadeGroups | None, per_row: int, split: int = 0
+) -> PackedFlexPlan:  # fmt: skip
+    """:class:`PackedFlexPlan` for slots at positions ``pos``, ``per_row`` slots a row. Members of a
+    group sit side by side (``groups.perm``), so a row reads a group's prefix once for all its members
+    there: the K/V read is each distinct position once per row, and the kernel's tile holds ``per_row``
+    slots' query heads (one shared block's scores for all of them). A member's own blocks start at the
+    block holding the prefix's end (positions before it masked: they are the prefix); the leader's
+    own blocks start after the prefix blocks, which list that block already."""
+    slots, blocks, device = pos.shape[0], length // FLEX_BLOCK, pos.device
+    if length % FLEX_BLOCK:
+        raise ValueError(f"decode_flex needs a cache length that is a multiple of {FLEX_BLOCK}, not {length}")
+    rows = -(-slots // per_row)
+    if groups is None:
+        order = inverse = leader = torch.arange(slots, device=device)
+        prefix = torch.zeros(slots, dtype=torch.long, device=device)
+    else:
+        order, inverse, leader, prefix = groups.perm, groups.inverse, groups.leader, groups.prefix.long()
+    members = torch.cat([order, order.new_full((rows * per_row - slots,), -1)]).view(rows, per_row)
+    valid, member = members >= 0, members.clamp(min=0)
+    lead, shared = leader[member], prefix[member]
+    whole = ((shared + FLEX_BLOCK - 1) // FLEX_BLOCK).clamp(max=blocks)
+    first = valid.clone()  # the first of its group in the row lists the group's prefix blocks
+    first[:, 1:] &= lead[:, 1:] != lead[:, :-1]
+    start = torch.where(member == lead, whole, (shared // FLEX_BLOCK).clamp(max=blocks))
+    own = torch.where(valid, (pos[member].long() // FLEX_BLOCK + 1 - start).clamp(min=0), 0)
+    # segments per row: (prefix, own blocks) per member, the prefix empty but for a group's first
+    seg_len = torch.stack([torch.where(first, whole, 0), own], -1).view(rows, 2 * per_row)
+    seg_start = torch.stack([torch.zeros_like(start), start], -1).view(rows, 2 * per_row)
+    seg_source = torch.stack([lead, member], -1).view(rows, 2 * per_row)
+    ends = seg_len.cumsum(1)
+    width = per_row * (blocks + 1)  # a member lists at most its slot's blocks and one more
+    col = torch.arange(width, device=device).expand(rows, width).contiguous()
+    seg = torch.searchsorted(ends, col, right=True).clamp(max=2 * per_row - 1)
+    block = (seg_start.gather(1, seg) + col - ends.gather(1, seg) + seg_len.gather(1, seg)).clamp(0, blocks - 1)
+    base = seg_source.gather(1, seg) * (kv_heads * blocks) + block
+    head = torch.arange(kv_heads, device=device)[:, None, None] * blocks
+    plan = PackedFlexPlan(
+        members, inverse // per_row, inverse % per_row,
+        (base[None] + head).view(kv_heads * rows, width).to(torch.int32),
+        ends[:, -1].repeat(kv_heads).to(torch.int32), leader, prefix, pos, length, kv_heads * length,
+        split=split,
+    )  # fmt: skip
+    if pos.is_cuda:
+        from torch.nn.attention.flex_attention import BlockMask
+
+        def mask_mod(b: torch.Tensor, h: torch.Tensor, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+            return plan.visible(b, q, kv)
+
+        z = plan.count.shape[0]
+        plan.mask = BlockMask.from_kv_blocks(
+            plan.count.view(z, 1, 1), plan.index.view(z, 1, 1, width), BLOCK_SIZE=(FLEX_BLOCK, FLEX_BLOCK),
+            mask_mod=mask_mod, seq_lengths=(per_row, slots * kv_heads * length), compute_q_blocks=False,
+        )  # fmt: skip
+    return plan
+
+
+def _decode_flex_packed(
+    query: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, scale: float | None, plan: PackedFlexPlan
+) -> torch.Tensor:  # fmt: skip
+    """:func:`decode_flex` on a :class:`PackedFlexPlan`: a row's slots are the queries of one kernel
+    row (their query heads the tile's rows), so a block one of them reads is read once for all."""
+    slots, kv_heads, length, dim = k_cache.shape
+    heads = query.shape[1]
+    fold, (rows, per_row) = heads // kv_heads, plan.members.shape
+    z = kv_heads * rows
+    q = query.view(slots, kv_heads, fold, dim)[plan.members.clamp(min=0)]  # [R, M, Hkv, G, D]
+    q = q.permute(2, 0, 3, 1, 4).reshape(z, fold, per_row, dim)
+    keys, values = (cache.view(1, 1, slots * kv_heads * length, dim) for cache in (k_cache, v_cache))
+    if query.is_cuda:
+        if not _FLEX:
+            from torch.nn.attention.flex_attention import flex_attention
+
+            _FLEX.append(torch.compile(flex_attention, dynamic=False))
+        options = {"SPLIT_KV": plan.split} if plan.split else None
+        out = _FLEX[0](
+            q, keys, values, block_mask=plan.mask, scale=scale, enable_gqa=True, kernel_options=options
+        )  # fmt: skip
+    else:  # the reference: each row's listed blocks gathered, the same visibility as the mask
+        width = plan.index.shape[1] * FLEX_BLOCK
+        index = plan.index.long()
+        kv = (index[..., None] * FLEX_BLOCK + torch.arange(FLEX_BLOCK, device=query.device)).view(z, width)
+        listed = torch.arange(width, device=query.device)[None, :] < plan.count[:, None] * FLEX_BLOCK
+        b = torch.arange(z, device=query.device)[:, None, None]
+        q_at = torch.arange(per_row, device=query.device)[None, :, None]
+        seen = plan.visible(b, q_at, kv[:, None, :]) & listed[:, None, :]  # [Z, M, width]
+        gathered = [c.view(-1, FLEX_BLOCK, dim)[index].view(z, 1, width, dim) for c in (keys, values)]
+        out = F.scaled_dot_product_attention(
+            q, *gathered, attn_mask=seen[:, None], scale=scale, enable_gqa=True
+        )  # fmt: skip
+    out = out.view(kv_heads, rows, fold, per_row, dim).permute(1, 3, 0, 2, 4)  # [R, M, Hkv, G, D]
+    return out[plan.row, plan.col].reshape(slots, heads, dim)
 
 
 def flex_plan(
@@ -564,7 +701,7 @@ def _flex_mask(plan: FlexPlan, full_blocks: bool) -> Any:
 
 def decode_flex(
     query: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, pos: torch.Tensor, scale: float | None,
-    groups: CascadeGroups | None = None, plan: FlexPlan | None = None,
+    groups: CascadeGroups | None = None, plan: FlexPlan | PackedFlexPlan | None = None,
 ) -> torch.Tensor:  # fmt: skip
     """:func:`decode_varlen`'s attention by PyTorch's FlexAttention: slot ``s`` reads its first
     ``pos[s] + 1`` positions, in :data:`FLEX_BLOCK` blocks (the block mask, built on the device from
@@ -588,6 +725,8 @@ def decode_flex(
     plan = plan or flex_plan(pos, kv_heads, length, groups)
     if plan.length != length:
         raise ValueError(f"a flex plan for {plan.length} cache positions used on {length}")
+    if isinstance(plan, PackedFlexPlan):
+        return _decode_flex_packed(query, k_cache, v_cache, scale, plan)
     heads = query.shape[1]
     fold, rows, blocks = heads // kv_heads, kv_heads * slots, length // FLEX_BLOCK
     q = query.view(slots, kv_heads, fold, dim)[plan.order].transpose(0, 1).reshape(rows, fold, 1, dim)

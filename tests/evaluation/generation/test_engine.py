@@ -33,6 +33,7 @@ def reference(gqa_model, prompts):
         EngineConfig(slots=4, sync_every=3, attend_bucket=8, decode_attention="matmul"),  # GEMM decode kernel
         EngineConfig(slots=4, sync_every=3, attend_bucket=8, decode_attention="varlen"),  # per-slot lengths
         EngineConfig(slots=4, sync_every=3, decode_attention="flex"),  # FlexAttention, per-slot block mask
+        EngineConfig(slots=5, sync_every=3, decode_attention="flex", flex_rows=2),  # 2 slots a kernel row
     ],
 )
 def test_engine_equals_generate_exactly(gqa_model, prompts, reference, config):
@@ -351,6 +352,43 @@ def test_flex_decode_reads_a_groups_shared_blocks_from_its_first_member(device):
     assert (kernels.decode_flex(query, k2, v2, pos, None, groups).float() - varlen.float()).abs().max() > 1
     groups.fill([([0, 2], 256)], 6, 2 * 384)  # slots that share nothing: a wrong grouping shows
     assert (kernels.decode_flex(query, k, v, pos, None, groups).float() - varlen.float()).abs().max() > 1e-1
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.mark.parametrize("per_row", [1, 2, 4, 8])
+def test_packed_flex_rows_read_each_listed_block_once_and_equal_varlen(device, per_row):
+    """Several slots' queries in one kernel row (:func:`kernels.packed_flex_plan`): alone or grouped, the
+    same attention as varlen; a group's prefix positions come from its first member only (the members'
+    copies unread, partial block included), once per row; a wrong grouping shows. On CUDA: compiled."""
+    from evaluation.generation import kernels
+
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    dtype, tol = (torch.float32, 1e-5) if device == "cpu" else (torch.bfloat16, 2e-2)
+    (query, k, v), pos = _flex_sharing_case(device, dtype)
+    varlen = kernels.decode_varlen(query, k, v, pos, 384, None)
+
+    def flex(plan, keys=k, values=v):
+        return kernels.decode_flex(query, keys, values, pos, None, plan=plan).float()
+
+    alone = kernels.packed_flex_plan(pos, 2, 384, None, per_row, 2)
+    assert (flex(alone) - varlen.float()).abs().max() < tol
+    rows = -(-6 // per_row)
+    assert alone.members.shape == (rows, per_row) and alone.index.shape == (2 * rows, per_row * 4)
+    # each slot's blocks up to its position's, once: ceil((pos + 1) / 128) per slot and head
+    assert alone.count.sum().item() == 2 * sum((p + 128) // 128 for p in pos.tolist())
+    groups = kernels.CascadeGroups.allocate(6, torch.device(device))
+    groups.fill([([4, 1, 3], 288)], 6, 2 * 384)  # slot 4 leads; 288 positions shared (2.25 blocks)
+    grouped = kernels.packed_flex_plan(pos, 2, 384, groups, per_row, 2)
+    assert (flex(grouped) - varlen.float()).abs().max() < tol
+    assert grouped.count.sum() < alone.count.sum() or per_row == 1
+    k2, v2 = k.clone(), v.clone()
+    k2[[1, 3], :, :288], v2[[1, 3], :, :288] = 1e4, 1e4  # the members' copies of the prefix: unread
+    assert (flex(grouped, k2, v2) - varlen.float()).abs().max() < tol
+    v2[[1, 3], :, 288:300] = 1e4  # past the prefix each member reads its own
+    assert (flex(grouped, k2, v2) - varlen.float()).abs().max() > 1
+    groups.fill([([0, 2], 256)], 6, 2 * 384)  # slots that share nothing: a wrong grouping shows
+    assert (flex(kernels.packed_flex_plan(pos, 2, 384, groups, per_row, 2)) - varlen.float()).abs().max() > 1e-1
 
 
 @pytest.mark.gpu

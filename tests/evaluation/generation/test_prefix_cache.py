@@ -153,6 +153,8 @@ EVICTING = dataclasses.replace(KEEPING, slots=2, sync_every=3, prefill_tokens=60
         dataclasses.replace(EVICTING, decode_attention="cascade"),
         dataclasses.replace(KEEPING, decode_attention="flex"),  # a group's whole blocks from one member
         dataclasses.replace(EVICTING, decode_attention="flex", slots=4),
+        dataclasses.replace(KEEPING, decode_attention="flex", flex_rows=3),  # slots side by side in a row
+        dataclasses.replace(EVICTING, decode_attention="flex", slots=4, flex_rows=4),
     ],
     ids=[
         "keeping",
@@ -166,6 +168,8 @@ EVICTING = dataclasses.replace(KEEPING, slots=2, sync_every=3, prefill_tokens=60
         "evicting-cascade",
         "keeping-flex",
         "evicting-flex",
+        "keeping-flex-packed-rows",
+        "evicting-flex-packed-rows",
     ],
 )
 def test_keyed_rounds_equal_generate_exactly(gqa_model, rounds, config):
@@ -197,8 +201,9 @@ def test_keyed_rounds_equal_generate_exactly(gqa_model, rounds, config):
         EVICTING,
         dataclasses.replace(KEEPING, feed_chunk=2),
         dataclasses.replace(KEEPING, decode_attention="flex", prefill_attention="packed"),  # groups regrouped
+        dataclasses.replace(KEEPING, decode_attention="flex", prefill_attention="packed", flex_rows=4),
     ],
-    ids=["keeping", "evicting", "keeping-fed-in-pairs", "keeping-flex-packed"],
+    ids=["keeping", "evicting", "keeping-fed-in-pairs", "keeping-flex-packed", "keeping-flex-packed-rows"],
 )
 def test_fed_rounds_in_one_call_equal_generate_exactly(gqa_model, rounds, config):
     """The same rounds in one call: each key's next prompt is fed as soon as its reply is out (a new key
