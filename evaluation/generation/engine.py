@@ -105,7 +105,10 @@ class EngineConfig:
     ``flex_rows`` > 1: that many slots' queries share a row of the flex kernel
     (:func:`kernels.packed_flex_plan`), so a block any of them reads -- a group's shared prefix above all
     -- comes from HBM once per row rather than once per slot; with ``flex_split`` 0 the row is split
-    over :data:`kernels.FLEX_PACKED_SPLIT` CTAs."""
+    over :data:`kernels.FLEX_PACKED_SPLIT` CTAs. Off by default: on an H200, 4 slots a row took 0.76 ms
+    for the step above (1.14x) but the 800 conversations the same 33 s; 8 and 16 a row were slower (the
+    tile computes every listed block for all its slots: 1.1 and 2.1 ms;
+    ``bench/results/2026-12-03_bfcl_multi_turn_packed_rows_h200.txt``)."""
 
     slots: int = 64
     sync_every: int = 8

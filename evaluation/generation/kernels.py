@@ -491,9 +491,30 @@ FLEX_INDEX_LIMIT = 2**31 - 1
 #: a step vs 1.14 ms with PyTorch's default of 1 for 2,048 rows; 4 beat 2 and 8)
 FLEX_SHARED_SPLIT = 4
 #: CTAs per row of the flex kernel in the packed layout (:func:`packed_flex_plan`; a row lists many
-#: slots' blocks)
-FLEX_PACKED_SPLIT = 16
+#: slots' blocks): ``bench/flex_decode.py`` on an H200, 4 slots a row with 8 CTAs 0.76 ms
+FLEX_PACKED_SPLIT = 8
 _FLEX: list[Callable[..., torch.Tensor]] = []  # the compiled flex_attention, made on first use
+#: compiled variants of the flex kernel a process may hold (one per cache shape, layout and split):
+#: past torch's default of 8, dynamo would run flex_attention eagerly -- the unfused form, which
+#: scores every row against the whole cache (it asked for 3 TiB on an H200); past this it raises
+FLEX_COMPILES = 64
+
+
+def _flex(
+    q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: Any, scale: float | None, split: int
+) -> torch.Tensor:  # fmt: skip
+    """The compiled ``flex_attention`` (made on first use) with ``SPLIT_KV`` ``split`` (0: PyTorch's)."""
+    import torch._dynamo
+
+    if not _FLEX:
+        from torch.nn.attention.flex_attention import flex_attention
+
+        _FLEX.append(torch.compile(flex_attention, dynamic=False))
+    options = {"SPLIT_KV": split} if split else None
+    with torch._dynamo.config.patch(recompile_limit=FLEX_COMPILES, fail_on_recompile_limit_hit=True):
+        return _FLEX[0](
+            q, keys, values, block_mask=mask, scale=scale, enable_gqa=True, kernel_options=options
+        )
 
 
 @dataclass
@@ -581,7 +602,9 @@ def packed_flex_plan(
     width = per_row * (blocks + 1)  # a member lists at most its slot's blocks and one more
     col = torch.arange(width, device=device).expand(rows, width).contiguous()
     seg = torch.searchsorted(ends, col, right=True).clamp(max=2 * per_row - 1)
-    block = (seg_start.gather(1, seg) + col - ends.gather(1, seg) + seg_len.gather(1, seg)).clamp(0, blocks - 1)
+    block = (seg_start.gather(1, seg) + col - ends.gather(1, seg) + seg_len.gather(1, seg)).clamp(
+        0, blocks - 1
+    )
     base = seg_source.gather(1, seg) * (kv_heads * blocks) + block
     head = torch.arange(kv_heads, device=device)[:, None, None] * blocks
     plan = PackedFlexPlan(
@@ -617,14 +640,7 @@ def _decode_flex_packed(
     q = q.permute(2, 0, 3, 1, 4).reshape(z, fold, per_row, dim)
     keys, values = (cache.view(1, 1, slots * kv_heads * length, dim) for cache in (k_cache, v_cache))
     if query.is_cuda:
-        if not _FLEX:
-            from torch.nn.attention.flex_attention import flex_attention
-
-            _FLEX.append(torch.compile(flex_attention, dynamic=False))
-        options = {"SPLIT_KV": plan.split} if plan.split else None
-        out = _FLEX[0](
-            q, keys, values, block_mask=plan.mask, scale=scale, enable_gqa=True, kernel_options=options
-        )  # fmt: skip
+        out = _flex(q, keys, values, plan.mask, scale, plan.split)
     else:  # the reference: each row's listed blocks gathered, the same visibility as the mask
         width = plan.index.shape[1] * FLEX_BLOCK
         index = plan.index.long()
@@ -731,15 +747,8 @@ def decode_flex(
     fold, rows, blocks = heads // kv_heads, kv_heads * slots, length // FLEX_BLOCK
     q = query.view(slots, kv_heads, fold, dim)[plan.order].transpose(0, 1).reshape(rows, fold, 1, dim)
     if query.is_cuda:
-        from torch.nn.attention.flex_attention import flex_attention
-
-        if not _FLEX:
-            _FLEX.append(torch.compile(flex_attention, dynamic=False))
         keys, values = (cache.view(1, 1, rows * length, dim) for cache in (k_cache, v_cache))
-        options = {"SPLIT_KV": plan.split} if plan.split else None
-        out = _FLEX[0](
-            q, keys, values, block_mask=plan.mask, scale=scale, enable_gqa=True, kernel_options=options
-        )  # fmt: skip
+        out = _flex(q, keys, values, plan.mask, scale, plan.split)
     else:  # the reference: each row's blocks gathered (the unfused flex form would score every row's
         # query against the whole cache), then attention up to the row's position
         whole = [

@@ -88,3 +88,43 @@ def test_a_tokenizer_that_is_not_additive_falls_back_to_whole_prompts(caplog):
         assert encoder.encode(texts, keys=[1, 2]) == [[len(texts[0])], [len(texts[1])]]
     assert not encoder.enabled and "tokenizing whole prompts" in caplog.text
     assert encoder.encode([texts[0] + " more"], keys=[1]) == [[len(texts[0]) + 5]]
+
+
+def test_template_renderer_gives_apply_chat_templates_text(tokenizer):
+    """The compiled template rendered directly: the library's text for growing conversations with tools
+    (and without), verified on the first renders; prompts it cannot vouch for take the library's path."""
+    from evaluation.generation.encode import TemplateRenderer
+
+    renderer = TemplateRenderer(tokenizer)
+    assert renderer.enabled
+    prompts = [{"messages": h[r], "tools": TOOLS} for h in _conversations(3) for r in range(4)]
+    prompts += [{"messages": h[1]} for h in _conversations(1)]  # no tools
+    prompts.append({"messages": [{"role": "user", "content": "hi", "name": None}], "tools": TOOLS})
+    for prompt in prompts:
+        assert renderer.render(prompt) == render_prompt(tokenizer, prompt)
+    assert renderer.stats["direct"] == len(prompts) and renderer.enabled
+    assert renderer.stats["library"] == TemplateRenderer.VERIFY  # the checks, then no library renders
+    odd = {"messages": [{"role": "assistant", "content": "x", "reasoning_content": "y"}], "tools": TOOLS}
+    assert renderer.render(odd) == render_prompt(tokenizer, odd) and renderer.stats["library"] == 5
+    assert renderer.render("plain text") == "plain text"
+
+
+def test_template_renderer_turns_itself_off_on_a_difference(tokenizer, caplog):
+    """A direct render unlike the library's (here: a template that renders something else) is caught by
+    the check, logged, and the library renders from then on."""
+    from evaluation.generation.encode import TemplateRenderer
+
+    renderer = TemplateRenderer(tokenizer)
+    renderer._compile = lambda template: _Wrong()
+    prompt = {"messages": _conversations(1)[0][1], "tools": TOOLS}
+    with caplog.at_level(logging.WARNING):
+        assert renderer.render(prompt) == render_prompt(tokenizer, prompt)
+    assert not renderer.enabled and "apply_chat_template from now on" in caplog.text
+    assert renderer.render(prompt) == render_prompt(tokenizer, prompt) and renderer.stats["direct"] == 1
+
+
+class _Wrong:
+    """A compiled template that renders something else."""
+
+    def render(self, **_):
+        return "not the template's text"

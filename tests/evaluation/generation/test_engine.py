@@ -388,7 +388,9 @@ def test_packed_flex_rows_read_each_listed_block_once_and_equal_varlen(device, p
     v2[[1, 3], :, 288:300] = 1e4  # past the prefix each member reads its own
     assert (flex(grouped, k2, v2) - varlen.float()).abs().max() > 1
     groups.fill([([0, 2], 256)], 6, 2 * 384)  # slots that share nothing: a wrong grouping shows
-    assert (flex(kernels.packed_flex_plan(pos, 2, 384, groups, per_row, 2)) - varlen.float()).abs().max() > 1e-1
+    assert (
+        flex(kernels.packed_flex_plan(pos, 2, 384, groups, per_row, 2)) - varlen.float()
+    ).abs().max() > 1e-1
 
 
 @pytest.mark.gpu
