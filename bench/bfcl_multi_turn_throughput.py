@@ -82,10 +82,11 @@ def run(args: argparse.Namespace) -> str:
     limits = Limits(max_prompt_tokens=model.config.max_position_embeddings - args.max_new_tokens)
     configs = [
         EngineConfig(
-            decode_attention=k.removesuffix("-own"),
+            decode_attention=k.removesuffix("-own").removesuffix("-blocks"),
             prefill_attention=p,
             attend_bucket=args.attend_bucket,
             shared_reads=not k.endswith("-own"),
+            share_blocks=k.endswith("-blocks"),
             flex_split=n,
             flex_rows=r,
         )
@@ -125,6 +126,7 @@ def run(args: argparse.Namespace) -> str:
     tokens, decoded = {}, {}
     for k, config in enumerate(configs):
         suffix = "" if k == 0 else f"_{config.decode_attention}" + ("" if config.shared_reads else "-own")
+        suffix += "-blocks" if k and config.share_blocks else ""
         suffix += f"_prefill-{config.prefill_attention}" if k and config.prefill_attention != "sdpa" else ""
         suffix += f"_split-{config.flex_split}" if k and config.flex_split else ""
         suffix += f"_rows-{config.flex_rows}" if k and config.flex_rows > 1 else ""
@@ -293,10 +295,25 @@ def host_only(args: argparse.Namespace) -> str:
     for name, n, replies, seconds in rows:
         lines.append(f"{name:<28}{n:>14}{replies:>9}{seconds:>10.1f}{seconds / rows[0][3]:>15.2f}x")
     own, shared = shared_prefix_positions(rounds, args.max_new_tokens)
+    blocks = 0  # each whole 128-block several prompts of a round hold read once (EngineConfig.share_blocks)
+    for prompts in rounds:
+        order = sorted(prompts)
+        blocks += args.max_new_tokens * sum(
+            len(b) - (common_prefix(a, b) // 128 * 128 if a else 0) for a, b in zip([[], *order], order, strict=False)
+        ) + len(prompts) * args.max_new_tokens * (args.max_new_tokens - 1) // 2  # fmt: skip
+    if args.dump_batches:
+        dump_batches(rounds, args.max_new_tokens, args.dump_batches)
+    sizes = Counter(len(m) for r in rounds for m, _ in round_groups(r))
+    alone = sum(len(r) for r in rounds) - sum(k * v for k, v in sizes.items())
+    lines.append(
+        f"prompts of a round sharing a prefix with others, by group size (slots): {alone} alone, "
+        + ", ".join(f"{v} groups of {k}" for k, v in sorted(sizes.items()))
+    )
     lines.append(
         f"decode attention over these rounds ({len(rounds)}, {args.max_new_tokens} steps each): each slot "
         f"reading its own cache {own:.3e} K/V positions; reading a prefix that several prompts of a round "
-        f"share once for all of them {shared:.3e} ({shared / own:.2f}x)"
+        f"share once for all of them {shared:.3e} ({shared / own:.2f}x); each whole 128-token block that "
+        f"several prompts hold once, at every depth {blocks:.3e} ({blocks / own:.2f}x)"
     )
     return "\n".join(lines)
 
@@ -311,20 +328,41 @@ def shared_prefix_positions(
     prompts whose prefixes are equal form a group) plus each slot's own rest."""
     own = shared = 0
     for prompts in rounds:
-        order = sorted(range(len(prompts)), key=lambda i: prompts[i])
-        depth = [0] * len(prompts)
-        for a, b in zip(order, order[1:], strict=False):
-            n = common_prefix(prompts[a], prompts[b]) // 16 * 16
-            depth[a], depth[b] = max(depth[a], n), max(depth[b], n)
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for i, p in enumerate(prompts):
-            if depth[i] >= min_shared:
-                groups.setdefault(tuple(p[: depth[i]]), []).append(i)
+        groups = round_groups(prompts, min_shared)
         tail = len(prompts) * steps * (steps - 1) // 2  # the generated tokens, each slot its own
         own += steps * sum(map(len, prompts)) + tail
-        rest = sum(len(p) for p in prompts) - sum(len(k) * len(m) for k, m in groups.items() if len(m) > 1)
-        shared += steps * (rest + sum(len(k) for k, m in groups.items() if len(m) > 1)) + tail
+        rest = sum(len(p) for p in prompts) - sum(n * len(m) for m, n in groups)
+        shared += steps * (rest + sum(n for _, n in groups)) + tail
     return own, shared
+
+
+def round_groups(prompts: list[list[int]], min_shared: int = 64) -> list[tuple[list[int], int]]:
+    """The prompts of a round that share a prefix: (members, its length in 16-token blocks) per group of
+    two or more, each prompt's longest common prefix with another at least ``min_shared`` tokens and
+    prompts with equal such prefixes grouped (as the engine groups the slots holding them)."""
+    order = sorted(range(len(prompts)), key=lambda i: prompts[i])
+    depth = [0] * len(prompts)
+    for a, b in zip(order, order[1:], strict=False):
+        n = common_prefix(prompts[a], prompts[b]) // 16 * 16
+        depth[a], depth[b] = max(depth[a], n), max(depth[b], n)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, p in enumerate(prompts):
+        if depth[i] >= min_shared:
+            groups.setdefault(tuple(p[: depth[i]]), []).append(i)
+    return [(m, len(k)) for k, m in groups.items() if len(m) > 1]
+
+
+def dump_batches(rounds: list[list[list[int]]], steps: int, path: Path) -> None:
+    """Each round's decode batch as ``bench/flex_decode.py --batches`` replays it: per slot its position
+    half-way through the round's ``steps`` tokens, the groups sharing a prefix, and the prompts in sorted
+    order with the tokens each shares with the next (block sharing; JSON lines)."""
+    with path.open("w") as f:
+        for prompts in rounds:
+            positions = [len(p) + steps // 2 for p in prompts]
+            order = sorted(range(len(prompts)), key=lambda i: prompts[i])
+            lcp = [common_prefix(prompts[a], prompts[b]) for a, b in zip(order, order[1:], strict=False)]
+            record = {"pos": positions, "groups": round_groups(prompts), "order": order, "lcp": lcp}
+            f.write(json.dumps(record) + "\n")
 
 
 def profile_reuse(fn: Any, device: str) -> str:
@@ -423,9 +461,10 @@ def main() -> None:
         "--decode-attention",
         nargs="+",
         default=["sdpa"],
-        choices=[*DECODE_KERNELS, "flex-own"],
+        choices=[*DECODE_KERNELS, "flex-own", "flex-blocks"],
         help="engine decode kernels to time, each on the single-turn items and the reuse run (the first also "
-        "on the baselines); flex-own: flex with EngineConfig.shared_reads off (each slot reads its own copy)",
+        "on the baselines); flex-own: flex with EngineConfig.shared_reads off (each slot reads its own copy); "
+        "flex-blocks: flex with EngineConfig.share_blocks (each shared block from the first slot holding it)",
     )
     parser.add_argument(
         "--prefill-attention",
@@ -461,6 +500,11 @@ def main() -> None:
         "--library-render",
         action="store_true",
         help="one more reuse run (first kernel) rendering prompts with apply_chat_template (TemplateRenderer's baseline)",
+    )
+    parser.add_argument(
+        "--dump-batches",
+        type=Path,
+        help="--host-only: write each round's decode batch (positions, prefix groups) for bench/flex_decode.py --batches",
     )
     parser.add_argument("--out", type=Path)
     parser.add_argument(

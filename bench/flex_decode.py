@@ -13,6 +13,13 @@ slot reading its own cache moves); ``GB/s unique``: the bytes of distinct positi
 counted once per group), what a kernel that read each shared block once from HBM would move.
 
     python bench/flex_decode.py [--slots 256] [--groups 16] [--out table.txt]
+    python bench/flex_decode.py --batches rounds.jsonl --length 12288   # BFCL's own rounds
+
+``--batches`` replays BFCL's own rounds instead (``bench/data/bfcl_multi_turn_rounds.jsonl``, written by
+``bench/bfcl_multi_turn_throughput.py --host-only --dump-batches``: 17 rounds of up to 256 prompts, each
+slot's position, the groups, the prompts in sorted order with the tokens each shares with the next), where
+the K/V of slots holding the same tokens is the same, and adds block sharing (``--block-splits``). BFCL's
+sharing is mostly pairs (464 groups of 2, 379 prompts alone): the synthetic batch flatters the groups.
 
 (``--device cpu --slots 16 --groups 4 --length 1024``: a smoke run of the script on the reference path.)
 """
@@ -20,9 +27,11 @@ counted once per group), what a kernel that read each shared block once from HBM
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import sys
 import time
+from collections import Counter
 from datetime import date
 from pathlib import Path
 
@@ -34,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 from evaluation.generation.kernels import (  # noqa: E402
     FLEX_BLOCK,
     CascadeGroups,
+    block_sources,
     decode_flex,
     decode_varlen,
     flex_plan,
@@ -93,19 +103,52 @@ def name_of(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU"
 
 
-def run(args: argparse.Namespace) -> list[str]:
-    gen = torch.Generator().manual_seed(0)
-    device = torch.device(args.device)
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    kv_heads, heads, dim = args.kv_heads, args.kv_heads * args.fold, args.head_dim
-    positions, shared = batch(args, gen)
-    shape = (args.slots, kv_heads, args.length, dim)
-    k = torch.randn(shape, device=device, dtype=dtype)
-    v = torch.randn(shape, device=device, dtype=dtype)
-    for members, prefix in shared:  # the members' caches hold the first member's prefix
+def load_batches(args: argparse.Namespace) -> list[tuple[list[int], list[tuple[list[int], int]]]]:
+    """``--batches``' rounds (``bench/bfcl_multi_turn_throughput.py --host-only --dump-batches``), each padded
+    to ``--slots`` slots (the engine decodes every slot of its cache; an unused one reads one position)."""
+    out = []
+    for line in args.batches.read_text().splitlines():
+        record = json.loads(line)
+        pos = record["pos"][: args.slots]
+        if max(pos) >= args.length:
+            raise SystemExit(f"--length {args.length} is below a position of {args.batches} ({max(pos)})")
+        groups = [([m for m in members if m < args.slots], n) for members, n in record["groups"]]
+        order, lcp, run = [], [], None  # the prompts past --slots left out: their neighbours share the min
+        for i, n in zip(record["order"], [*record["lcp"], 0], strict=True):
+            if i < args.slots:
+                if order:
+                    lcp.append(run)
+                order.append(i)
+                run = n
+            else:
+                run = min(run, n) if run is not None else 0
+        order += range(len(pos), args.slots)  # padding slots share nothing
+        lcp += [0] * (len(order) - 1 - len(lcp))
+        out.append(
+            (pos + [0] * (args.slots - len(pos)), [g for g in groups if len(g[0]) > 1], (order, lcp))
+        )  # fmt: skip
+    return out
+
+
+def measure(
+    args: argparse.Namespace, positions: list[int], shared: list[tuple[list[int], int]], k: torch.Tensor,
+    v: torch.Tensor, q: torch.Tensor, sorted_holders: tuple[list[int], list[int]] | None = None,
+) -> tuple[list[tuple[str, float, float]], int, int]:  # fmt: skip
+    """Every variant on one decode batch: (name, median ms, max diff vs varlen) rows, live and unique bytes.
+    ``sorted_holders`` (slots sorted by what they hold, the tokens each shares with the next): the block
+    sharing variants too (``CascadeGroups.fill_blocks``)."""
+    device, kv_heads, dim = k.device, k.shape[1], k.shape[3]
+    if sorted_holders is not None:  # slots holding the same tokens hold the same K/V: per 16-token chunk,
+        # a copy of the first (sorted) slot's that holds them (so every group's and block's copies agree)
+        chunk = 16
+        src = torch.tensor(block_sources(*sorted_holders, args.length // chunk, chunk), device=device)
+        at = torch.arange(src.shape[1], device=device).expand_as(src)
+        for cache in (k, v):
+            view = cache.view(args.slots, kv_heads, -1, chunk, dim)
+            view.copy_(view[src, :, at].permute(0, 2, 1, 3, 4))
+    for members, prefix in [] if sorted_holders is not None else shared:  # members hold the first's prefix
         k[members[1:], :, :prefix] = k[members[0], :, :prefix].clone()
         v[members[1:], :, :prefix] = v[members[0], :, :prefix].clone()
-    q = torch.randn(args.slots, heads, dim, device=device, dtype=dtype)
     pos = torch.tensor(positions, device=device)
     groups = CascadeGroups.allocate(args.slots, device)
     groups.fill(shared, args.slots, kv_heads * args.length)
@@ -116,28 +159,68 @@ def run(args: argparse.Namespace) -> list[str]:
     reference = decode_varlen(q, k, v, pos, args.length, None)
     ms = time_call(lambda: decode_varlen(q, k, v, pos, args.length, None), args.iters, device)
     rows = [("varlen (flash kernel, each slot its own)", ms, 0.0)]
-    for name, share, split, full in VARIANTS:
-        plan = flex_plan(pos, kv_heads, args.length, groups if share else None, split, full)
+    plans = [
+        (name, flex_plan(pos, kv_heads, args.length, groups if share else None, split, full))
+        for name, share, split, full in VARIANTS
+    ]
+    for spec in args.packed:  # slots per row : split
+        per_row, split = (int(x) for x in spec.split(":"))
+        plan = packed_flex_plan(pos, kv_heads, args.length, groups, per_row, split)
+        plans.append((f"flex packed, {per_row} slots a row, split {split}", plan))
+    if sorted_holders is not None:
+        order, lcp = sorted_holders
+        blocks = args.length // FLEX_BLOCK
+        for split in args.block_splits:
+            by_block = CascadeGroups.allocate(args.slots, device)
+            by_block.fill_blocks(order, lcp, blocks)
+            plans.append(
+                (f"flex blocks shared, split {split}", flex_plan(pos, kv_heads, args.length, by_block, split))
+            )
+    for name, plan in plans:
         out = decode_flex(q, k, v, pos, None, plan=plan)
         diff = (out.float() - reference.float()).abs().max().item()
         ms = time_call(lambda plan=plan: decode_flex(q, k, v, pos, None, plan=plan), args.iters, device)
         rows.append((name, ms, diff))
-    for spec in args.packed:  # slots per row : split
-        per_row, split = (int(x) for x in spec.split(":"))
-        plan = packed_flex_plan(pos, kv_heads, args.length, groups, per_row, split)
-        out = decode_flex(q, k, v, pos, None, plan=plan)
-        diff = (out.float() - reference.float()).abs().max().item()
-        ms = time_call(lambda plan=plan: decode_flex(q, k, v, pos, None, plan=plan), args.iters, device)
-        rows.append((f"flex packed, {per_row} slots a row, split {split}", ms, diff))
-    base = rows[0][1]
+    return rows, live, unique
+
+
+def run(args: argparse.Namespace) -> list[str]:
+    gen = torch.Generator().manual_seed(0)
+    device = torch.device(args.device)
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    kv_heads, heads, dim = args.kv_heads, args.kv_heads * args.fold, args.head_dim
+    batches = load_batches(args) if args.batches else [batch(args, gen)]
+    shape = (args.slots, kv_heads, args.length, dim)
+    k = torch.randn(shape, device=device, dtype=dtype)
+    v = torch.randn(shape, device=device, dtype=dtype)
+    q = torch.randn(args.slots, heads, dim, device=device, dtype=dtype)
+    totals: dict[str, list[float]] = {}  # name -> [ms summed over batches, largest diff]
+    live = unique = 0
+    for positions, shared, *holders in batches:
+        rows, b_live, b_unique = measure(args, positions, shared, k, v, q, *holders)
+        live, unique = live + b_live, unique + b_unique
+        for name, ms, diff in rows:
+            total = totals.setdefault(name, [0.0, 0.0])
+            total[0], total[1] = total[0] + ms, max(total[1], diff)
+    if args.batches:
+        sizes = Counter(len(m) for _, shared, _ in batches for m, _ in shared)
+        grouped = sum(k * n for k, n in sizes.items())
+        what = (
+            f"{len(batches)} decode batches of {args.batches.name} (BFCL rounds; one step's attention each, "
+            f"times summed), {args.slots} slots each; {sum(sizes.values())} groups sharing a prefix "
+            f"({grouped} slots), {sum(len(p) for p, _, _ in batches) - grouped} slots alone"
+        )
+    else:
+        what = f"{args.slots} slots in {args.groups} groups"
+    base = totals["varlen (flash kernel, each slot its own)"][0]
     lines = [
         f"# flex decode variants — {date.today()} — {platform.node()} — {name_of(device)}, torch "
-        f"{torch.__version__}; {args.slots} slots in {args.groups} groups, {kv_heads} K/V heads x {args.fold}, "
-        f"head dim {dim}, {dtype}, cache {args.length} positions per slot; live {live / 1e9:.2f} GB, unique "
-        f"{unique / 1e9:.2f} GB ({unique / live:.2f}x); median of {args.iters} calls",
+        f"{torch.__version__}; {what}, {kv_heads} K/V heads x {args.fold}, head dim {dim}, {dtype}, cache "
+        f"{args.length} positions per slot; live {live / 1e9:.2f} GB, unique {unique / 1e9:.2f} GB "
+        f"({unique / live:.2f}x); median of {args.iters} calls",
         f"{'variant':44s} {'ms':>8s} {'vs varlen':>10s} {'GB/s live':>10s} {'GB/s unique':>12s} {'max diff':>9s}",
     ]
-    for name, ms, diff in rows:
+    for name, (ms, diff) in totals.items():
         lines.append(
             f"{name:44s} {ms:8.3f} {base / ms:9.2f}x {live / ms / 1e6:10.0f} {unique / ms / 1e6:12.0f} {diff:9.4f}"
         )
@@ -157,6 +240,15 @@ def main() -> None:
     ap.add_argument(
         "--packed", nargs="*", default=["4:8", "8:8", "16:8", "16:16", "16:32"],
         help="packed layouts (kernels.packed_flex_plan) as SLOTS_PER_ROW:SPLIT",
+    )  # fmt: skip
+    ap.add_argument(
+        "--block-splits", nargs="*", type=int, default=[0, 4],
+        help="--batches: SPLIT_KV values of the block-sharing variant (0: PyTorch's)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--batches", type=Path,
+        help="real decode batches, JSON lines (bfcl_multi_turn_throughput.py --host-only --dump-batches): "
+        "each timed, the times summed (--length must hold every position)",
     )  # fmt: skip
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()

@@ -105,6 +105,24 @@ class CascadeGroups:
     used: torch.Tensor
     prefix: torch.Tensor
     leader: torch.Tensor  # the first member of slot ``s``'s group (``s`` itself when it reads alone)
+    #: ``flex`` block sharing (:meth:`fill_blocks`): [S, blocks], the slot whose copy of each block slot
+    #: ``s`` reads (``s`` itself for a block it alone holds); ``None``: groups as above
+    sources: torch.Tensor | None = None
+
+    def fill_blocks(self, order: list[int], lcp: list[int], blocks: int) -> None:
+        """Block sharing for :func:`flex_plan`: slots sorted by what they hold (``order``, all slots) and
+        ``lcp[i]``, the tokens ``order[i]`` and ``order[i + 1]`` hold alike; every whole
+        :data:`FLEX_BLOCK` block that several slots hold is read from one of them (:func:`block_sources`),
+        so a prefix shared at several depths -- tools by many slots, a first turn by two of them -- is
+        read once at each depth, not only at the depth one group shares. Rows go in ``order``."""
+        table = block_sources(order, lcp, blocks)
+        if self.sources is None or self.sources.shape != (len(order), blocks):
+            self.sources = torch.empty((len(order), blocks), dtype=torch.long, device=self.perm.device)
+        inverse = [0] * len(order)
+        for i, slot in enumerate(order):
+            inverse[slot] = i
+        for tensor, values in ((self.sources, table), (self.perm, order), (self.inverse, inverse)):
+            tensor.copy_(h2d(torch.tensor(values, dtype=tensor.dtype), tensor.device), non_blocking=True)
 
     @classmethod
     def allocate(cls, slots: int, device: torch.device) -> CascadeGroups:
@@ -122,6 +140,7 @@ class CascadeGroups:
         """``groups``: (member slots, shared prefix length) each; every other slot reads alone. Slots
         reading alone are groups of one reading their own first row (masked out of the result), so no
         group is ever empty of keys; the unused group entries are empty."""
+        self.sources = None  # groups, not block sharing
         order, cu_q, cu_k, used, prefix, leader = [], [0], [], [], [0] * slots, list(range(slots))
         for members, length in groups:
             order += members
@@ -517,6 +536,31 @@ def _flex(
         )
 
 
+def block_sources(order: list[int], lcp: list[int], blocks: int, block: int = FLEX_BLOCK) -> list[list[int]]:
+    """Per slot (rows indexed by slot), the slot to read each of its ``blocks`` blocks of ``block``
+    positions from: slots sorted by the ids they hold (``order``), ``lcp[i]`` the ids ``order[i]`` and
+    ``order[i + 1]`` share; the slots holding the same first ``(j + 1) * block`` ids are a run of
+    ``order``, and block ``j`` of each is read from the run's first slot."""
+    sources = [[slot] * blocks for slot in range(len(order))]
+    for i, slot in enumerate(order):
+        # scanning back, the whole blocks shared with every slot from order[k] to this one only shrink;
+        # spans: (depth, the furthest-back k still sharing that many), deepest first
+        depth, spans = blocks, []
+        for k in range(i - 1, -1, -1):
+            depth = min(depth, lcp[k] // block)
+            if depth == 0:
+                break
+            if spans and spans[-1][0] == depth:
+                spans[-1] = (depth, k)
+            else:
+                spans.append((depth, k))
+        row, low = sources[slot], 0
+        for depth, k in reversed(spans):  # blocks low..depth-1: from the furthest slot sharing them
+            row[low:depth] = [order[k]] * (depth - low)
+            low = depth
+    return sources
+
+
 @dataclass
 class FlexPlan:
     """One decode step's :func:`decode_flex` layout, the same for every layer (built once per step):
@@ -671,14 +715,19 @@ def flex_plan(
     if length % FLEX_BLOCK:  # the compiled kernel reads whole blocks: past the cache otherwise
         raise ValueError(f"decode_flex needs a cache length that is a multiple of {FLEX_BLOCK}, not {length}")
     slots, blocks, device = pos.shape[0], length // FLEX_BLOCK, pos.device
+    block = torch.arange(blocks, device=device)
     if groups is None:
         order = inverse = torch.arange(slots, device=device)
-        leader, shared = order, torch.zeros(slots, dtype=torch.long, device=device)
+        source = order[:, None].expand(slots, blocks)
+    elif groups.sources is not None:  # block sharing (:meth:`CascadeGroups.fill_blocks`)
+        order, inverse = groups.perm, groups.inverse
+        source = groups.sources[order]
     else:
         order, inverse = groups.perm, groups.inverse
         leader, shared = groups.leader, groups.prefix.long() // FLEX_BLOCK
-    block = torch.arange(blocks, device=device)
-    source = torch.where(block[None, :] < shared[order, None], leader[order, None], order[:, None])  # [S, n]
+        source = torch.where(
+            block[None, :] < shared[order, None], leader[order, None], order[:, None]
+        )  # [S, n]
     head = torch.arange(kv_heads, device=device)[:, None, None]
     rows = kv_heads * slots
     index = ((source[None] * kv_heads + head) * blocks + block).to(torch.int32).view(rows, blocks)

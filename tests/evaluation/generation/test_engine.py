@@ -354,6 +354,46 @@ def test_flex_decode_reads_a_groups_shared_blocks_from_its_first_member(device):
     assert (kernels.decode_flex(query, k, v, pos, None, groups).float() - varlen.float()).abs().max() > 1e-1
 
 
+def test_block_sources_read_each_shared_block_from_the_first_slot_holding_it():
+    from evaluation.generation import kernels
+
+    # sorted: 3, 0, 2, 1; 3 and 0 hold 3 blocks alike, 3, 0 and 2 two, 2 and 1 nothing
+    assert kernels.block_sources([3, 0, 2, 1], [384, 256 + 100, 0], 4) == [
+        [3, 3, 3, 0], [1, 1, 1, 1], [3, 3, 2, 2], [3, 3, 3, 3]
+    ]  # fmt: skip
+    assert kernels.block_sources([0, 1], [0], 2) == [[0, 0], [1, 1]]
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_flex_decode_with_block_sharing_reads_each_depth_once(device):
+    """Prefixes shared at two depths (slots 1, 3, 4 the first 256 positions -- two blocks --, 3 and 4 all
+    384): each whole shared block comes from the first slot (in sorted order) holding it -- blocks 0-1
+    from slot 1, block 2 of slot 4 from slot 3 --, the same attention as varlen, and the copies it does
+    not read can hold anything."""
+    from evaluation.generation import kernels
+
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    dtype, tol = (torch.float32, 1e-5) if device == "cpu" else (torch.bfloat16, 2e-2)
+    (query, k, v), pos, _ = _shared_case((6, 2, 2, 384, 16), [1, 3, 4], 256, [5, 310, 383, 299, 340, 128], 1)
+    k[4], v[4] = k[3], v[3]
+    query, k, v, pos = query.to(device, dtype), k.to(device, dtype), v.to(device, dtype), pos.to(device)
+    varlen = kernels.decode_varlen(query, k, v, pos, 384, None).float()
+    groups = kernels.CascadeGroups.allocate(6, torch.device(device))
+    groups.fill_blocks([0, 1, 3, 4, 2, 5], [0, 256, 384, 0, 0], 3)  # sorted by held ids
+    assert groups.sources[4].tolist() == [1, 1, 3] and groups.sources[3].tolist() == [1, 1, 3]
+    plan = kernels.flex_plan(pos, 2, 384, groups)
+    assert (kernels.decode_flex(query, k, v, pos, None, plan=plan).float() - varlen).abs().max() < tol
+    k2, v2 = k.clone(), v.clone()
+    k2[[3, 4], :, :256], v2[[3, 4], :, :256], v2[4, :, 256:] = 1e4, 1e4, 1e4  # copies read from elsewhere
+    assert (kernels.decode_flex(query, k2, v2, pos, None, plan=plan).float() - varlen).abs().max() < tol
+    v2[3, :, 256:] = 1e4  # slot 3's block 2, which slot 4 reads too
+    out = kernels.decode_flex(query, k2, v2, pos, None, plan=plan).float()
+    assert (out[[3, 4]] - varlen[[3, 4]]).abs().amin(dim=(1, 2)).min() > 1
+    groups.fill([], 6, 2 * 384)  # back to groups: the table is dropped
+    assert groups.sources is None
+
+
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
 @pytest.mark.parametrize("per_row", [1, 2, 4, 8])
 def test_packed_flex_rows_read_each_listed_block_once_and_equal_varlen(device, per_row):

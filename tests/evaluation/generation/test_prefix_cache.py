@@ -155,6 +155,7 @@ EVICTING = dataclasses.replace(KEEPING, slots=2, sync_every=3, prefill_tokens=60
         dataclasses.replace(EVICTING, decode_attention="flex", slots=4),
         dataclasses.replace(KEEPING, decode_attention="flex", flex_rows=3),  # slots side by side in a row
         dataclasses.replace(EVICTING, decode_attention="flex", slots=4, flex_rows=4),
+        dataclasses.replace(KEEPING, decode_attention="flex", share_blocks=True),  # each shared block once
     ],
     ids=[
         "keeping",
@@ -170,6 +171,7 @@ EVICTING = dataclasses.replace(KEEPING, slots=2, sync_every=3, prefill_tokens=60
         "evicting-flex",
         "keeping-flex-packed-rows",
         "evicting-flex-packed-rows",
+        "keeping-flex-share-blocks",
     ],
 )
 def test_keyed_rounds_equal_generate_exactly(gqa_model, rounds, config):
