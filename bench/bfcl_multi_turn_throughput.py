@@ -33,8 +33,6 @@ import platform
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -139,20 +137,12 @@ def run(args: argparse.Namespace) -> str:
             runs += [] if args.skip_lanes else [("multi_turn_engine_reuse_lanes", True, True, True, False)]
             runs += [] if args.skip_no_reuse else [("multi_turn_engine", True, False, False, False)]
             runs += [] if args.skip_generate else [("multi_turn_generate", False, False, False, False)]
-            runs += (
-                [("multi_turn_engine_reuse_library-render", True, True, False, False)]
-                if args.library_render
-                else []
-            )
         for name, engine, reuse, overlap, fed in runs:
             totals: Counter[str] = Counter()
-            with library_rendering(name.endswith("_library-render")):
-                out, seconds = timed(
-                    lambda c=config, e=engine, r=reuse, t=totals, o=overlap, q=fed: converse(
-                        c, e, r, t, o, q
-                    ),
-                    args.device,
-                )
+            out, seconds = timed(
+                lambda c=config, e=engine, r=reuse, t=totals, o=overlap, q=fed: converse(c, e, r, t, o, q),
+                args.device,
+            )
             replies = sum(len(step) for r in out for step in r["decoded"])
             rows.append((name, len(items), replies, seconds))
             base_of[name] = f"single_turn_engine{suffix}"
@@ -176,8 +166,7 @@ def run(args: argparse.Namespace) -> str:
         lines.append(f"{name:<32}{n:>8}{replies:>9}{secs:>10.1f}{secs / base:>15.2f}x")
     reuse = seconds.get("multi_turn_engine_reuse")
     for other in (
-        "multi_turn_engine_reuse_fed", "multi_turn_engine_reuse_lanes", "multi_turn_engine", "multi_turn_generate",
-        "multi_turn_engine_reuse_library-render",
+        "multi_turn_engine_reuse_fed", "multi_turn_engine_reuse_lanes", "multi_turn_engine", "multi_turn_generate"
     ):  # fmt: skip
         if other in seconds and reuse:
             lines.append(f"{other} / multi_turn_engine_reuse: {seconds[other] / reuse:.2f}x")
@@ -219,31 +208,14 @@ def run(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-@contextmanager
-def library_rendering(on: bool) -> Iterator[None]:
-    """Within the block (when ``on``) prompts are rendered by ``apply_chat_template``, not by
-    :class:`evaluation.generation.encode.TemplateRenderer` (the baseline of ``--library-render``)."""
-    from evaluation.generation import generate as gen
-    from evaluation.generation.encode import TemplateRenderer
-
-    direct = TemplateRenderer.render
-    if on:
-        TemplateRenderer.render = lambda self, prompt: gen.render_prompt(self.tokenizer, prompt)
-    try:
-        yield
-    finally:
-        TemplateRenderer.render = direct
-
-
 def host_only(args: argparse.Namespace) -> str:
     """The conversations' host-side work alone: every reply is a fixed ~64-token text without a call
     (what a random model mostly says), so no model runs; rendering, tokenizing, the prefix table's
     bookkeeping and the environment worker are what is timed. Incremental tokenization (only a
-    prompt's new text, :class:`evaluation.generation.encode.IncrementalEncoder`) and direct rendering
-    (:class:`evaluation.generation.encode.TemplateRenderer`) against ``apply_chat_template`` rendering
-    and against whole-prompt tokenization every round, in one run."""
+    prompt's new text, :class:`evaluation.generation.encode.IncrementalEncoder`) against whole-prompt
+    tokenization every round, in one run."""
     from evaluation.generation import generate as gen
-    from evaluation.generation.encode import IncrementalEncoder, TemplateRenderer
+    from evaluation.generation.encode import IncrementalEncoder
 
     items, _, _, tokenizer, model = setup(args, "cpu", torch.float32, tiny=True)  # the model never runs
     reply = "lorem ipsum " * 20
@@ -257,20 +229,14 @@ def host_only(args: argparse.Namespace) -> str:
             rounds.append([list(e) for e in encoded])
         return [reply] * len(encoded)
 
-    direct = TemplateRenderer.render
-    originals = gen.ChatSession.generate, IncrementalEncoder.encode, direct
+    originals = gen.ChatSession.generate, IncrementalEncoder.encode
     try:
         gen.ChatSession.generate = fixed_replies
-        for name, encode, render in (
-            ("incremental tokenization", whole, direct),
-            (
-                "apply_chat_template render",
-                whole,
-                lambda self, prompt: gen.render_prompt(self.tokenizer, prompt),
-            ),
-            ("whole prompts every round", lambda self, texts, keys=None: whole(self, texts, None), direct),
+        for name, encode in (
+            ("incremental tokenization", whole),
+            ("whole prompts every round", lambda self, texts, keys=None: whole(self, texts, None)),
         ):
-            IncrementalEncoder.encode, TemplateRenderer.render = encode, render
+            IncrementalEncoder.encode = encode
             out, seconds = timed(
                 lambda: run_conversations(
                     model,
@@ -286,7 +252,7 @@ def host_only(args: argparse.Namespace) -> str:
             )
             rows.append((name, len(out), sum(len(s) for r in out for s in r["decoded"]), seconds))
     finally:
-        gen.ChatSession.generate, IncrementalEncoder.encode, TemplateRenderer.render = originals
+        gen.ChatSession.generate, IncrementalEncoder.encode = originals
     lines = [
         f"# BFCL multi-turn, host side only (fixed replies, no model) — {date.today()} — {platform.node()} "
         f"({platform.machine()}, {os.cpu_count()} CPUs); {args.slots} conversations at a time",
@@ -495,11 +461,6 @@ def main() -> None:
         action="store_true",
         help="one untimed reuse run per config first (the first timed run otherwise pays its kernels' "
         "compiles for the multi-turn cache shapes: 37.5 s first, 33.7 s second in one H200 run)",
-    )
-    parser.add_argument(
-        "--library-render",
-        action="store_true",
-        help="one more reuse run (first kernel) rendering prompts with apply_chat_template (TemplateRenderer's baseline)",
     )
     parser.add_argument(
         "--dump-batches",

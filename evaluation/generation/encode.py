@@ -1,13 +1,4 @@
-"""Rendering and tokenizing prompts that grow round after round, cheaply.
-
-:class:`TemplateRenderer` renders chat prompts with the tokenizer's compiled chat template directly:
-transformers' ``apply_chat_template`` first rebuilds every message and tool schema as plain data (a
-guard against rich objects in multimodal inputs), which for BFCL's multi-turn prompts -- dozens of
-tool schemas, re-rendered every round -- cost 8.0 s of 12.4 s of rendering in a cProfile of the
-800 conversations' host work. Our prompts are plain JSON data already; the text is the same, and is
-checked against ``apply_chat_template`` on the first prompts (a difference turns the shortcut off).
-
-:class:`IncrementalEncoder`: token ids of prompts that grow round after round, tokenizing only what is new.
+"""Token ids of prompts that grow round after round, tokenizing only what is new.
 
 A multi-turn conversation's prompt at round ``r + 1`` is its round-``r`` prompt plus the reply and the
 tool results; re-tokenizing all of it every round (thousands of tokens of function docs per
@@ -31,78 +22,6 @@ from collections.abc import Hashable, Sequence
 from typing import Any
 
 log = logging.getLogger(__name__)
-
-
-class TemplateRenderer:
-    """``render(prompt)`` -> :func:`evaluation.generation.generate.render_prompt`'s text (the chat template
-    with the generation prompt), from the compiled template without transformers' plain-data copy of
-    the inputs. Prompts it cannot vouch for take the library's path: tools that are not dicts, messages
-    with keys other than :data:`MESSAGE_KEYS` (transformers aliases reasoning fields, for one). The
-    first :data:`VERIFY` direct renders are compared with ``apply_chat_template``; on a difference it
-    logs why and uses the library from then on."""
-
-    #: message keys whose rendering the library leaves as they are
-    MESSAGE_KEYS = frozenset({"role", "content", "tool_calls", "name", "tool_call_id"})
-    #: direct renders compared with the library's
-    VERIFY = 4
-
-    def __init__(self, tokenizer: Any) -> None:
-        self.tokenizer = tokenizer
-        self.enabled, self.checked = True, 0
-        self._templates: dict[bool, Any] = {}  # with tools or not -> compiled template
-        self.stats = {"direct": 0, "library": 0}
-        try:
-            from transformers.utils.chat_template_utils import _compile_jinja_template
-
-            self._compile = _compile_jinja_template
-            self._kwargs = dict(tokenizer.special_tokens_map)  # what apply_chat_template passes
-        except (ImportError, AttributeError) as exc:
-            log.info("chat template rendered by apply_chat_template (%s)", exc)
-            self.enabled = False
-
-    def _library(self, prompt: dict[str, Any]) -> str:
-        from evaluation.generation.generate import render_prompt
-
-        self.stats["library"] += 1
-        return render_prompt(self.tokenizer, prompt)
-
-    def render(self, prompt: str | dict[str, Any] | list[dict]) -> str:
-        if isinstance(prompt, str):
-            return prompt
-        if isinstance(prompt, list):
-            prompt = {"messages": prompt}
-        tools = prompt.get("tools") or None
-        messages = prompt["messages"]
-        if not (
-            self.enabled
-            and all(isinstance(t, dict) for t in tools or ())
-            and all(isinstance(m, dict) and m.keys() <= self.MESSAGE_KEYS for m in messages)
-        ):
-            return self._library(prompt)
-        template = self._templates.get(tools is not None)
-        if template is None:
-            template = self._compile(self.tokenizer.get_chat_template(None, tools))
-            self._templates[tools is not None] = template
-        text = template.render(
-            messages=[{k: v for k, v in m.items() if v is not None} for m in messages],
-            tools=tools,
-            documents=None,
-            add_generation_prompt=True,
-            **self._kwargs,
-        )
-        self.stats["direct"] += 1
-        if self.checked < self.VERIFY:
-            self.checked += 1
-            expected = self._library(prompt)
-            if text != expected:
-                log.warning(
-                    "the compiled chat template rendered a prompt unlike apply_chat_template (%d vs %d "
-                    "characters): rendering with apply_chat_template from now on",
-                    len(text), len(expected),
-                )  # fmt: skip
-                self.enabled = False
-                return expected
-        return text
 
 
 class IncrementalEncoder:

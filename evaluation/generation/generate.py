@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from evaluation.generation.encode import IncrementalEncoder, TemplateRenderer
+from evaluation.generation.encode import IncrementalEncoder
 from evaluation.generation.engine import Engine, EngineConfig, EngineUnsupported, check_supported
 
 Conversation = dict[str, Any]
@@ -75,8 +75,7 @@ def generate(
     """
     if batch_size < 1 or max_new_tokens < 1:
         raise ValueError("batch_size and max_new_tokens must be >= 1")
-    renderer = TemplateRenderer(tokenizer)
-    texts = [renderer.render(prompt) for prompt in prompts]
+    texts = [render_prompt(tokenizer, prompt) for prompt in prompts]
     if not texts:
         return []
     stops = stop_token_ids(tokenizer)
@@ -119,7 +118,6 @@ class ChatSession:
         config = dataclasses.replace(config or EngineConfig(), slots=slots)
         self.engine = Engine(model, self.stops, sequences, config)
         self.encoder = IncrementalEncoder(tokenizer)
-        self.renderer = TemplateRenderer(tokenizer)
 
     @property
     def max_prompt_tokens(self) -> int:
@@ -129,14 +127,13 @@ class ChatSession:
     def encode(
         self, prompts: Sequence[str | Conversation | list[dict]], keys: Sequence[Hashable] | None = None
     ) -> list[list[int]]:
-        """Token ids of the rendered prompts (as :func:`generate` encodes them; rendered by
-        :class:`evaluation.generation.encode.TemplateRenderer`), in one batch call (a
+        """Token ids of the rendered prompts (as :func:`generate` encodes them), in one batch call (a
         fast tokenizer spreads it over its threads). With ``keys`` (one per prompt: the conversation),
         a prompt that extends its key's previous one tokenizes only the new text
         (:class:`evaluation.generation.encode.IncrementalEncoder`; same ids, checked)."""
         if not prompts:
             return []
-        texts = [self.renderer.render(prompt) for prompt in prompts]
+        texts = [render_prompt(self.tokenizer, prompt) for prompt in prompts]
         return self.encoder.encode(texts, keys)
 
     def generate(self, encoded: Sequence[Sequence[int]], keys: Sequence[Hashable] | None) -> list[str]:
