@@ -21,3 +21,36 @@ def test_shared_prefix_is_read_once_per_group_of_a_round():
     # a prefix shorter than min_shared, or in another round, is not shared
     assert shared_prefix_positions([[a[:40] + [1], a[:40] + [2]]], 1) == (82, 82)
     assert shared_prefix_positions([[a], [b]], 2)[1] == shared_prefix_positions([[a], [b]], 2)[0]
+
+
+def test_round_groups_keep_one_depth_and_dumped_batches_replay_with_block_sharing(tmp_path):
+    """Prompts sharing tools (256 tokens) among three, and a first turn among two of them: the groups keep
+    one depth per prompt (the pair; the third prompt alone), the dumped batch keeps the sorted order and
+    what neighbours share, and bench/flex_decode.py replays it: every variant, block sharing included,
+    computes varlen's attention on K/V that agree wherever prompts hold the same tokens."""
+    import argparse
+
+    import torch
+
+    from bench.bfcl_multi_turn_throughput import dump_batches, round_groups
+    from bench.flex_decode import load_batches, measure
+
+    tools = list(range(100, 356))
+    a, b, c, d = tools + [1] * 130 + [2], tools + [1] * 130 + [3], tools + [5] * 10, [7] * 20
+    assert round_groups([a, b, c, d]) == [([0, 1], 384)]  # c shares 256 tokens with both, left alone
+    path = tmp_path / "rounds.jsonl"
+    dump_batches([[a, b, c, d]], 4, path)
+    args = argparse.Namespace(
+        batches=path, slots=5, length=512, iters=1, packed=["2:1"], block_splits=[0]
+    )  # fmt: skip
+    [(pos, groups, (order, lcp))] = load_batches(args)
+    assert pos == [len(a) + 2, len(b) + 2, len(c) + 2, len(d) + 2, 0] and groups == [([0, 1], 384)]
+    assert order == [3, 0, 1, 2, 4] and lcp == [0, 386, 256, 0]  # sorted: d, a, b, c; the padding slot last
+    k, v = (torch.randn(5, 2, 512, 8) for _ in range(2))
+    rows, live, unique = measure(args, pos, groups, k, v, torch.randn(5, 4, 8), (order, lcp))
+    assert {name for name, _, _ in rows} >= {
+        "flex blocks shared, split 0",
+        "flex packed, 2 slots a row, split 1",
+    }
+    assert all(diff < 1e-4 for _, _, diff in rows) and unique < live
+    assert torch.equal(k[2, :, :256], k[0, :, :256]) and not torch.equal(k[2, :, 256:384], k[0, :, 256:384])
