@@ -22,9 +22,11 @@ truth (:func:`evaluation.bfcl.environments.check_conversation`, BFCL's state and
 
 from __future__ import annotations
 
+import gc
 import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,49 +142,50 @@ def run_conversations(
     from evaluation.generation.generate import generate
 
     session = _session(model, tokenizer, max_new_tokens, batch_size, engine_config) if use_engine else None
-    budget = _prompt_budget(model, max_new_tokens, limits)
-    if session is not None and reuse:  # a slot's cache bounds the conversation
-        budget = session.max_prompt_tokens if budget is None else min(budget, session.max_prompt_tokens)
-    window = batch_size if session is not None and reuse else len(items)
-    convs = []
-    for item in items:
-        conv = _Conversation(item, tools=prompt_functions(item.functions, item.category))
-        _start_turn(conv)
-        convs.append(conv)
-    opened: set[int] = set()
-    with EnvironmentWorker(source_dir, timeout_s=limits.step_timeout_s) as worker:
-        # The worker process starts now and imports while the first round generates; a conversation's
-        # environments are opened at its first reply (one that cannot be built ends it, reply unrecorded).
-        worker.start()
-        rounds = _Rounds(convs, session, tokenizer, budget, reuse, worker, opened, limits)
-        if session is not None and reuse and overlap and window >= 2:
-            _run_lanes(rounds, window)
-        elif session is not None and reuse and fed:
-            _run_fed(rounds, window)
-        else:
-            while True:
-                active = [(i, c) for i, c in enumerate(convs) if not c.done][:window]
-                if not active:
-                    break
-                with record_function("mt.prepare"):  # phases named for the profiler's timeline
-                    batch = rounds.prepare(active)
-                if batch is None:
-                    continue
-                active, prompts, encoded = batch
-                with record_function("mt.generate"):
-                    if session is not None:
-                        texts = session.generate(encoded, [i for i, _ in active] if reuse else None)
-                    else:
-                        texts = generate(
-                            model, tokenizer, prompts, max_new_tokens, batch_size, use_engine=use_engine
-                        )
-                with record_function("mt.finish"):
-                    rounds.finish(active, texts)
-        for index in sorted(opened):
-            try:
-                worker.close(str(index))
-            except (WorkerError, StepTimeout):
-                pass
+    with _quiet_gc():  # a full collection scans only what the run allocates
+        budget = _prompt_budget(model, max_new_tokens, limits)
+        if session is not None and reuse:  # a slot's cache bounds the conversation
+            budget = session.max_prompt_tokens if budget is None else min(budget, session.max_prompt_tokens)
+        window = batch_size if session is not None and reuse else len(items)
+        convs = []
+        for item in items:
+            conv = _Conversation(item, tools=prompt_functions(item.functions, item.category))
+            _start_turn(conv)
+            convs.append(conv)
+        opened: set[int] = set()
+        with EnvironmentWorker(source_dir, timeout_s=limits.step_timeout_s) as worker:
+            # The worker process starts now and imports while the first round generates; a conversation's
+            # environments are opened at its first reply (one that cannot be built ends it, reply unrecorded).
+            worker.start()
+            rounds = _Rounds(convs, session, tokenizer, budget, reuse, worker, opened, limits)
+            if session is not None and reuse and overlap and window >= 2:
+                _run_lanes(rounds, window)
+            elif session is not None and reuse and fed:
+                _run_fed(rounds, window)
+            else:
+                while True:
+                    active = [(i, c) for i, c in enumerate(convs) if not c.done][:window]
+                    if not active:
+                        break
+                    with record_function("mt.prepare"):  # phases named for the profiler's timeline
+                        batch = rounds.prepare(active)
+                    if batch is None:
+                        continue
+                    active, prompts, encoded = batch
+                    with record_function("mt.generate"):
+                        if session is not None:
+                            texts = session.generate(encoded, [i for i, _ in active] if reuse else None)
+                        else:
+                            texts = generate(
+                                model, tokenizer, prompts, max_new_tokens, batch_size, use_engine=use_engine
+                            )
+                    with record_function("mt.finish"):
+                        rounds.finish(active, texts)
+            for index in sorted(opened):
+                try:
+                    worker.close(str(index))
+                except (WorkerError, StepTimeout):
+                    pass
     if engine_totals is not None and session is not None:
         engine_totals.update(session.engine.totals)
     return [
@@ -355,6 +358,23 @@ def _run_lanes(rounds: _Rounds, window: int) -> None:
                 rounds.finish(active, session.decode(ids))  # while the other lane generates
             with record_function("mt.prepare"):
                 submit(lane)
+
+
+@contextmanager
+def _quiet_gc() -> Iterator[None]:
+    """The objects alive at the start (the model's modules, the tokenizer, every item's data: ~380k with
+    BFCL's 800 conversations) moved out of the cyclic collector's sight for the run (``gc.freeze``), so
+    its full collections scan only what the run allocates. On the CPU VM's host-only run of the 800
+    conversations the collector's time fell from 0.99-1.10 s to 0.66-0.81 s (of ~11 s). Left alone when
+    objects are frozen already (``gc.unfreeze`` would thaw someone else's)."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _session(model: Any, tokenizer: Any, max_new_tokens: int, slots: int, config: Any = None) -> Any:

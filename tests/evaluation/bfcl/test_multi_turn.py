@@ -293,3 +293,22 @@ def test_overlapped_lanes_give_the_same_conversations(fixtures_dir, bfcl_environ
     assert lanes == serial == fed and len(lanes) == 6
     assert totals["evictions"] <= 2  # only to seat the 5th and 6th conversations
     assert totals["reused_tokens"] > totals["prefilled_tokens"]
+
+
+def test_quiet_gc_freezes_for_the_run_and_leaves_others_freezes_alone():
+    import gc
+
+    from evaluation.bfcl.multi_turn import _quiet_gc
+
+    assert gc.get_freeze_count() == 0
+    with _quiet_gc():
+        assert gc.get_freeze_count() > 0  # what was alive is out of the collector's sight
+    assert gc.get_freeze_count() == 0
+    gc.freeze()  # someone else's freeze: kept as it is
+    try:
+        before = gc.get_freeze_count()
+        with _quiet_gc():
+            pass
+        assert gc.get_freeze_count() == before
+    finally:
+        gc.unfreeze()
