@@ -87,11 +87,13 @@ def run(args: argparse.Namespace) -> str:
             share_blocks=k.endswith("-blocks"),
             flex_split=n,
             flex_rows=r,
+            flex_options=flex_options(o),
         )
         for k in args.decode_attention
         for p in args.prefill_attention
         for n in args.flex_split
         for r in args.flex_rows
+        for o in args.flex_options
     ]
 
     def single_pass(config: EngineConfig) -> list[str]:
@@ -128,6 +130,9 @@ def run(args: argparse.Namespace) -> str:
         suffix += f"_prefill-{config.prefill_attention}" if k and config.prefill_attention != "sdpa" else ""
         suffix += f"_split-{config.flex_split}" if k and config.flex_split else ""
         suffix += f"_rows-{config.flex_rows}" if k and config.flex_rows > 1 else ""
+        suffix += (
+            "_opts-" + ":".join(str(v) for _, v in config.flex_options) if k and config.flex_options else ""
+        )
         _, seconds = timed(lambda config=config: single_pass(config), args.device)
         rows.append((f"single_turn_engine{suffix}", len(single), len(single), seconds))
         print(rows[-1], flush=True)
@@ -206,6 +211,14 @@ def run(args: argparse.Namespace) -> str:
         )
         lines.append(f"profile of one more multi_turn_engine_reuse run (not timed above): {args.profile}")
     return "\n".join(lines)
+
+
+def flex_options(spec: str) -> tuple[tuple[str, int], ...]:
+    """``BLOCK_N:STAGES:WARPS`` as EngineConfig.flex_options (empty: PyTorch's choice)."""
+    if not spec:
+        return ()
+    n, s, w = (int(x) for x in spec.split(":"))
+    return (("BLOCK_N", n), ("num_stages", s), ("num_warps", w))
 
 
 def host_only(args: argparse.Namespace) -> str:
@@ -452,6 +465,12 @@ def main() -> None:
         type=int,
         default=[EngineConfig.flex_rows],
         help="EngineConfig.flex_rows values (slots per row of the flex kernel; > 1: the packed layout)",
+    )
+    parser.add_argument(
+        "--flex-options",
+        nargs="+",
+        default=[""],
+        help="flex decoding kernel options as BLOCK_N:STAGES:WARPS (EngineConfig.flex_options; '': PyTorch's)",
     )
     parser.add_argument(
         "--attend-bucket", type=int, default=EngineConfig.attend_bucket, help="EngineConfig.attend_bucket"

@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from evaluation.generation.kernels import (  # noqa: E402
     FLEX_BLOCK,
+    FLEX_SHARED_SPLIT,
     CascadeGroups,
     block_sources,
     decode_flex,
@@ -176,10 +177,20 @@ def measure(
             plans.append(
                 (f"flex blocks shared, split {split}", flex_plan(pos, kv_heads, args.length, by_block, split))
             )
-    for name, plan in plans:
-        out = decode_flex(q, k, v, pos, None, plan=plan)
-        diff = (out.float() - reference.float()).abs().max().item()
-        ms = time_call(lambda plan=plan: decode_flex(q, k, v, pos, None, plan=plan), args.iters, device)
+    tuned = [
+        (f"flex shared, split {FLEX_SHARED_SPLIT}, BLOCK_N {n}, {s} stages, {w} warps",
+         flex_plan(pos, kv_heads, args.length, groups, FLEX_SHARED_SPLIT,
+                   options=(("BLOCK_N", n), ("num_stages", s), ("num_warps", w))))
+        for n, s, w in (map(int, spec.split(":")) for spec in args.options)
+    ]  # fmt: skip
+    for name, plan in plans + tuned:
+        try:
+            out = decode_flex(q, k, v, pos, None, plan=plan)
+            diff = (out.float() - reference.float()).abs().max().item()
+            ms = time_call(lambda plan=plan: decode_flex(q, k, v, pos, None, plan=plan), args.iters, device)
+        except Exception as exc:  # noqa: BLE001  an option set Triton cannot build (shared memory): said, skipped
+            print(f"{name}: {type(exc).__name__}: {str(exc)[:200]}", file=sys.stderr)
+            continue
         rows.append((name, ms, diff))
     return rows, live, unique
 
@@ -249,6 +260,11 @@ def main() -> None:
         "--batches", type=Path,
         help="real decode batches, JSON lines (bfcl_multi_turn_throughput.py --host-only --dump-batches): "
         "each timed, the times summed (--length must hold every position)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--options", nargs="*", default=[],
+        help="flex decoding kernel options to try on the default layout (shared reads, split "
+        "FLEX_SHARED_SPLIT) as BLOCK_N:STAGES:WARPS (flex_plan's options, EngineConfig.flex_options)",
     )  # fmt: skip
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()

@@ -113,7 +113,12 @@ class EngineConfig:
     (:meth:`kernels.CascadeGroups.fill_blocks`), at every depth a prefix is shared -- BFCL's rounds share
     tools among many conversations and first turns among pairs, and the groups above keep only one depth
     per slot: over BFCL's 17 rounds the distinct whole blocks are 0.22x the positions the slots hold,
-    against 0.39x with the groups (CPU, ``--host-only``). Off by default: not yet measured on a GPU."""
+    against 0.39x with the groups (CPU, ``--host-only``). Off by default: on an H200 BFCL's 17 real decode
+    batches took 12.64 ms vs 12.49 ms with the groups (``bench/flex_decode.py --batches``), the 800
+    conversations 31.0 vs 32.1 s, both within noise. ``flex_options``: the flex decoding kernel's Triton
+    options (``BLOCK_N``, ``num_stages``, ``num_warps``; :data:`kernels.FLEX_DECODE_OPTIONS`, three
+    stages: 1.22x on those batches; empty: PyTorch's choice); the packed layout (``flex_rows`` > 1) takes
+    PyTorch's."""
 
     slots: int = 64
     sync_every: int = 8
@@ -130,6 +135,7 @@ class EngineConfig:
     flex_split: int = 0
     flex_rows: int = 1
     share_blocks: bool = False
+    flex_options: tuple[tuple[str, int], ...] = kernels.FLEX_DECODE_OPTIONS
 
 
 def check_supported(model: Any) -> None:
@@ -828,7 +834,9 @@ class Engine:
         split = self.config.flex_split or (
             kernels.FLEX_PACKED_SPLIT if rows > 1 else kernels.FLEX_SHARED_SPLIT if groups is not None else 0
         )
-        state.mode = kernels.DecodeMode(attend, self.decode_attention, groups, split, rows)
+        state.mode = kernels.DecodeMode(
+            attend, self.decode_attention, groups, split, rows, self.config.flex_options
+        )
         # varlen, cascade and flex take each slot's length from ``state.pos``, not from a mask
         per_slot = self.decode_attention in kernels.PER_SLOT_KERNELS
         mask = kernels.decode_mask(state.pos, 1 if per_slot else attend, self.dtype)

@@ -179,6 +179,7 @@ class DecodeMode:
     groups: CascadeGroups | None = None  # ``cascade``, ``flex``: the slots sharing a prefix
     flex_split: int = 0  # ``flex``: :func:`flex_plan`'s ``split``
     flex_rows: int = 1  # ``flex``: slots per kernel row (> 1: :func:`packed_flex_plan`)
+    flex_options: tuple[tuple[str, int], ...] = ()  # ``flex``: :func:`flex_plan`'s ``options``
     plan: FlexPlan | PackedFlexPlan | None = None  # ``flex``: this step's, made by its first layer
 
 
@@ -404,7 +405,10 @@ def _attention(
                     state.pos, key.shape[1], state.max_len, mode.groups, mode.flex_rows, mode.flex_split
                 )  # fmt: skip
             elif mode.plan is None:
-                mode.plan = flex_plan(state.pos, key.shape[1], state.max_len, mode.groups, mode.flex_split)
+                mode.plan = flex_plan(
+                    state.pos, key.shape[1], state.max_len, mode.groups, mode.flex_split,
+                    options=mode.flex_options,
+                )  # fmt: skip
             out = decode_flex(
                 query[:, :, 0], state.k[layer], state.v[layer], state.pos, scaling, plan=mode.plan
             )
@@ -517,19 +521,28 @@ _FLEX: list[Callable[..., torch.Tensor]] = []  # the compiled flex_attention, ma
 #: past torch's default of 8, dynamo would run flex_attention eagerly -- the unfused form, which
 #: scores every row against the whole cache (it asked for 3 TiB on an H200); past this it raises
 FLEX_COMPILES = 64
+#: the flex decoding kernel's Triton options (:func:`_flex`), the engine's default
+#: (``EngineConfig.flex_options``): PyTorch 2.11 picks BLOCK_N 64 with one stage and two warps on sm_90
+#: (no K/V loads in flight while a tile computes); three stages took BFCL's 17 real decode batches on an
+#: H200 from 14.08 to 11.56 ms (1.22x; ``bench/flex_decode.py --batches ... --options``, twelve sets,
+#: 64:3:2 the fastest) and the 800 conversations from 28.9 to 27.6 s, same replies
+FLEX_DECODE_OPTIONS: tuple[tuple[str, int], ...] = (("BLOCK_N", 64), ("num_stages", 3), ("num_warps", 2))
 
 
 def _flex(
-    q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: Any, scale: float | None, split: int
+    q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: Any, scale: float | None, split: int,
+    options: tuple[tuple[str, int], ...] = (),
 ) -> torch.Tensor:  # fmt: skip
-    """The compiled ``flex_attention`` (made on first use) with ``SPLIT_KV`` ``split`` (0: PyTorch's)."""
+    """The compiled ``flex_attention`` (made on first use) with ``SPLIT_KV`` ``split`` (0: PyTorch's) and
+    the decoding kernel's other Triton ``options`` (``BLOCK_N``, ``num_stages``, ``num_warps``; none:
+    PyTorch's choice, on sm_90 BLOCK_N 64, one stage, two warps). Each distinct set compiles a variant."""
     import torch._dynamo
 
     if not _FLEX:
         from torch.nn.attention.flex_attention import flex_attention
 
         _FLEX.append(torch.compile(flex_attention, dynamic=False))
-    options = {"SPLIT_KV": split} if split else None
+    options = {**dict(options), **({"SPLIT_KV": split} if split else {})} or None
     with torch._dynamo.config.patch(recompile_limit=FLEX_COMPILES, fail_on_recompile_limit_hit=True):
         return _FLEX[0](
             q, keys, values, block_mask=mask, scale=scale, enable_gqa=True, kernel_options=options
@@ -575,6 +588,7 @@ class FlexPlan:
     length: int
     mask: Any = None
     split: int = 0
+    options: tuple[tuple[str, int], ...] = ()  # the kernel's other Triton options (:func:`_flex`)
 
 
 @dataclass
@@ -703,7 +717,7 @@ def _decode_flex_packed(
 
 def flex_plan(
     pos: torch.Tensor, kv_heads: int, length: int, groups: CascadeGroups | None = None, split: int = 0,
-    full_blocks: bool | None = None,
+    full_blocks: bool | None = None, options: tuple[tuple[str, int], ...] = (),
 ) -> FlexPlan:  # fmt: skip
     """:class:`FlexPlan` for slots at positions ``pos`` over a cache of ``length`` positions per slot
     (a multiple of :data:`FLEX_BLOCK`). With ``groups`` a member's whole blocks of its group's shared
@@ -711,7 +725,7 @@ def flex_plan(
     the compiled kernel's ``SPLIT_KV`` (CTAs per row; 0: PyTorch's default, ``2 * SMs // rows`` or 1).
     ``full_blocks`` (default: when not splitting): the blocks before a row's last are listed as full
     (no mask evaluated); the kernel then tiles splits over the whole sequence, so they go with ``split``
-    of 1 only."""
+    of 1 only. ``options``: the kernel's other Triton options (:func:`_flex`)."""
     if length % FLEX_BLOCK:  # the compiled kernel reads whole blocks: past the cache otherwise
         raise ValueError(f"decode_flex needs a cache length that is a multiple of {FLEX_BLOCK}, not {length}")
     slots, blocks, device = pos.shape[0], length // FLEX_BLOCK, pos.device
@@ -731,7 +745,7 @@ def flex_plan(
     head = torch.arange(kv_heads, device=device)[:, None, None]
     rows = kv_heads * slots
     index = ((source[None] * kv_heads + head) * blocks + block).to(torch.int32).view(rows, blocks)
-    plan = FlexPlan(order, inverse, index, pos[order].repeat(kv_heads), length, split=split)
+    plan = FlexPlan(order, inverse, index, pos[order].repeat(kv_heads), length, split=split, options=options)
     if pos.is_cuda:
         plan.mask = _flex_mask(plan, split <= 1 if full_blocks is None else full_blocks)
     return plan
@@ -797,7 +811,7 @@ def decode_flex(
     q = query.view(slots, kv_heads, fold, dim)[plan.order].transpose(0, 1).reshape(rows, fold, 1, dim)
     if query.is_cuda:
         keys, values = (cache.view(1, 1, rows * length, dim) for cache in (k_cache, v_cache))
-        out = _flex(q, keys, values, plan.mask, scale, plan.split)
+        out = _flex(q, keys, values, plan.mask, scale, plan.split, plan.options)
     else:  # the reference: each row's blocks gathered (the unfused flex form would score every row's
         # query against the whole cache), then attention up to the row's position
         whole = [

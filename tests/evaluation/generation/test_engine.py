@@ -183,10 +183,16 @@ def test_flex_decode_compiled_on_cuda_graphs_in_bf16(gqa_model, prompts):
     varlen = kernels.decode_varlen(q, k, v, pos, 1024, None)
     flex = kernels.decode_flex(q, k, v, pos, None)
     assert (flex.float() - varlen.float()).abs().max() < 2e-2
+    for options in (kernels.FLEX_DECODE_OPTIONS, (("BLOCK_N", 128), ("num_stages", 2), ("num_warps", 4))):
+        plan = kernels.flex_plan(pos, 2, 1024, options=options)  # the kernel's Triton options: same result
+        assert plan.options == options
+        tuned = kernels.decode_flex(q, k, v, pos, None, plan=plan)
+        assert (tuned.float() - varlen.float()).abs().max() < 2e-2
     k[1, :, 6:] = 1e4  # past slot 1's position: never read
     assert (kernels.decode_flex(q, k, v, pos, None)[1].float() - varlen[1].float()).abs().max() < 2e-2
     model = copy.deepcopy(gqa_model).to("cuda", torch.bfloat16)
     engine = Engine(model, [1, 2], config=EngineConfig(slots=4, sync_every=4))
+    assert engine.config.flex_options == kernels.FLEX_DECODE_OPTIONS
     assert engine.decode_attention == "flex"  # auto: bf16 on CUDA, Triton installed with torch
     assert len(engine.generate_ids(prompts, 16)) == len(prompts)
     assert engine.stats["graphs"] >= 1 and "graph_error" not in engine.stats
