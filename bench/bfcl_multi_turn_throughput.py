@@ -88,12 +88,14 @@ def run(args: argparse.Namespace) -> str:
             flex_split=n,
             flex_rows=r,
             flex_options=flex_options(o),
+            flex_cascade=c,
         )
         for k in args.decode_attention
         for p in args.prefill_attention
         for n in args.flex_split
         for r in args.flex_rows
         for o in args.flex_options
+        for c in args.flex_cascade
     ]
 
     def single_pass(config: EngineConfig) -> list[str]:
@@ -130,9 +132,9 @@ def run(args: argparse.Namespace) -> str:
         suffix += f"_prefill-{config.prefill_attention}" if k and config.prefill_attention != "sdpa" else ""
         suffix += f"_split-{config.flex_split}" if k and config.flex_split else ""
         suffix += f"_rows-{config.flex_rows}" if k and config.flex_rows > 1 else ""
-        suffix += (
-            "_opts-" + ":".join(str(v) for _, v in config.flex_options) if k and config.flex_options else ""
-        )
+        suffix += f"_cascade-{config.flex_cascade}" if k and config.flex_cascade else ""
+        if k and config.flex_options != EngineConfig.flex_options:
+            suffix += "_opts-" + (":".join(str(v) for _, v in config.flex_options) or "pytorch")
         _, seconds = timed(lambda config=config: single_pass(config), args.device)
         rows.append((f"single_turn_engine{suffix}", len(single), len(single), seconds))
         print(rows[-1], flush=True)
@@ -214,8 +216,11 @@ def run(args: argparse.Namespace) -> str:
 
 
 def flex_options(spec: str) -> tuple[tuple[str, int], ...]:
-    """``BLOCK_N:STAGES:WARPS`` as EngineConfig.flex_options (empty: PyTorch's choice)."""
-    if not spec:
+    """``BLOCK_N:STAGES:WARPS`` as EngineConfig.flex_options; ``default``: EngineConfig's; ``pytorch``:
+    none (PyTorch's choice)."""
+    if spec == "default":
+        return EngineConfig.flex_options
+    if spec == "pytorch":
         return ()
     n, s, w = (int(x) for x in spec.split(":"))
     return (("BLOCK_N", n), ("num_stages", s), ("num_warps", w))
@@ -469,8 +474,16 @@ def main() -> None:
     parser.add_argument(
         "--flex-options",
         nargs="+",
-        default=[""],
-        help="flex decoding kernel options as BLOCK_N:STAGES:WARPS (EngineConfig.flex_options; '': PyTorch's)",
+        default=["default"],
+        help="flex decoding kernel options as BLOCK_N:STAGES:WARPS (EngineConfig.flex_options), 'default' "
+        "(EngineConfig's) or 'pytorch' (none: PyTorch's choice)",
+    )
+    parser.add_argument(
+        "--flex-cascade",
+        nargs="+",
+        type=int,
+        default=[0],
+        help="EngineConfig.flex_cascade values (members per level-1 row of the cascade layout; 0: off)",
     )
     parser.add_argument(
         "--attend-bucket", type=int, default=EngineConfig.attend_bucket, help="EngineConfig.attend_bucket"

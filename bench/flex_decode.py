@@ -42,9 +42,11 @@ sys.path.insert(0, str(ROOT))
 
 from evaluation.generation.kernels import (  # noqa: E402
     FLEX_BLOCK,
+    FLEX_DECODE_OPTIONS,
     FLEX_SHARED_SPLIT,
     CascadeGroups,
     block_sources,
+    cascade_flex_plan,
     decode_flex,
     decode_varlen,
     flex_plan,
@@ -183,6 +185,10 @@ def measure(
                    options=(("BLOCK_N", n), ("num_stages", s), ("num_warps", w))))
         for n, s, w in (map(int, spec.split(":")) for spec in args.options)
     ]  # fmt: skip
+    for spec in args.cascade:  # members per level-1 row : split
+        per_row, split = (int(x) for x in spec.split(":"))
+        plan = cascade_flex_plan(pos, kv_heads, args.length, groups, per_row, split, FLEX_DECODE_OPTIONS)
+        plans.append((f"flex cascade, {per_row} a row, split {split}, tuned", plan))
     for name, plan in plans + tuned:
         try:
             out = decode_flex(q, k, v, pos, None, plan=plan)
@@ -265,6 +271,10 @@ def main() -> None:
         "--options", nargs="*", default=[],
         help="flex decoding kernel options to try on the default layout (shared reads, split "
         "FLEX_SHARED_SPLIT) as BLOCK_N:STAGES:WARPS (flex_plan's options, EngineConfig.flex_options)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--cascade", nargs="*", default=["4:4", "8:4", "4:1"],
+        help="cascade layouts (kernels.cascade_flex_plan, with FLEX_DECODE_OPTIONS) as MEMBERS_PER_ROW:SPLIT",
     )  # fmt: skip
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()

@@ -118,7 +118,11 @@ class EngineConfig:
     conversations 31.0 vs 32.1 s, both within noise. ``flex_options``: the flex decoding kernel's Triton
     options (``BLOCK_N``, ``num_stages``, ``num_warps``; :data:`kernels.FLEX_DECODE_OPTIONS`, three
     stages: 1.22x on those batches; empty: PyTorch's choice); the packed layout (``flex_rows`` > 1) takes
-    PyTorch's."""
+    PyTorch's. ``flex_cascade`` > 0 (``flex``, keyed, with ``shared_reads``' groups): cascade attention in
+    two flex calls (:func:`kernels.cascade_flex_plan`): each group's whole shared blocks once, with up to
+    this many members' queries in one kernel row (the blocks' scores computed once for all of them, as one
+    tile), then each slot's own blocks, merged by their log-sum-exps -- the shared prefix is read and
+    scored once per row rather than once per member. Off by default: not yet measured on a GPU."""
 
     slots: int = 64
     sync_every: int = 8
@@ -136,6 +140,7 @@ class EngineConfig:
     flex_rows: int = 1
     share_blocks: bool = False
     flex_options: tuple[tuple[str, int], ...] = kernels.FLEX_DECODE_OPTIONS
+    flex_cascade: int = 0
 
 
 def check_supported(model: Any) -> None:
@@ -835,7 +840,13 @@ class Engine:
             kernels.FLEX_PACKED_SPLIT if rows > 1 else kernels.FLEX_SHARED_SPLIT if groups is not None else 0
         )
         state.mode = kernels.DecodeMode(
-            attend, self.decode_attention, groups, split, rows, self.config.flex_options
+            attend,
+            self.decode_attention,
+            groups,
+            split,
+            rows,
+            self.config.flex_options,
+            self.config.flex_cascade,
         )
         # varlen, cascade and flex take each slot's length from ``state.pos``, not from a mask
         per_slot = self.decode_attention in kernels.PER_SLOT_KERNELS

@@ -180,7 +180,10 @@ class DecodeMode:
     flex_split: int = 0  # ``flex``: :func:`flex_plan`'s ``split``
     flex_rows: int = 1  # ``flex``: slots per kernel row (> 1: :func:`packed_flex_plan`)
     flex_options: tuple[tuple[str, int], ...] = ()  # ``flex``: :func:`flex_plan`'s ``options``
-    plan: FlexPlan | PackedFlexPlan | None = None  # ``flex``: this step's, made by its first layer
+    flex_cascade: int = 0  # ``flex`` with groups: members per level-1 row (> 0: :func:`cascade_flex_plan`)
+    plan: FlexPlan | PackedFlexPlan | CascadeFlexPlan | None = (
+        None  # ``flex``: this step's, made by its first layer
+    )
 
 
 @dataclass
@@ -400,7 +403,13 @@ def _attention(
             )
             return out[:, None], None
         if mode.kernel == "flex":
-            if mode.plan is None and mode.flex_rows > 1:  # once per step: every layer reads the same blocks
+            cascade = mode.flex_cascade > 0 and mode.groups is not None and mode.groups.sources is None
+            if mode.plan is None and cascade:  # once per step: every layer reads the same blocks
+                mode.plan = cascade_flex_plan(
+                    state.pos, key.shape[1], state.max_len, mode.groups, mode.flex_cascade, mode.flex_split,
+                    mode.flex_options,
+                )  # fmt: skip
+            elif mode.plan is None and mode.flex_rows > 1:
                 mode.plan = packed_flex_plan(
                     state.pos, key.shape[1], state.max_len, mode.groups, mode.flex_rows, mode.flex_split
                 )  # fmt: skip
@@ -531,11 +540,12 @@ FLEX_DECODE_OPTIONS: tuple[tuple[str, int], ...] = (("BLOCK_N", 64), ("num_stage
 
 def _flex(
     q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: Any, scale: float | None, split: int,
-    options: tuple[tuple[str, int], ...] = (),
-) -> torch.Tensor:  # fmt: skip
+    options: tuple[tuple[str, int], ...] = (), lse: bool = False,
+) -> Any:  # fmt: skip
     """The compiled ``flex_attention`` (made on first use) with ``SPLIT_KV`` ``split`` (0: PyTorch's) and
     the decoding kernel's other Triton ``options`` (``BLOCK_N``, ``num_stages``, ``num_warps``; none:
-    PyTorch's choice, on sm_90 BLOCK_N 64, one stage, two warps). Each distinct set compiles a variant."""
+    PyTorch's choice, on sm_90 BLOCK_N 64, one stage, two warps). Each distinct set compiles a variant.
+    ``lse``: (output, natural-log log-sum-exp of each query's scores) -- -inf for a row that reads nothing."""
     import torch._dynamo
 
     if not _FLEX:
@@ -543,10 +553,19 @@ def _flex(
 
         _FLEX.append(torch.compile(flex_attention, dynamic=False))
     options = {**dict(options), **({"SPLIT_KV": split} if split else {})} or None
+    extra: dict[str, Any] = {}
+    if lse:
+        from torch.nn.attention import flex_attention as flex_module
+
+        aux = getattr(flex_module, "AuxRequest", None)  # torch >= 2.9; return_lse before
+        extra = {"return_aux": aux(lse=True)} if aux is not None else {"return_lse": True}
     with torch._dynamo.config.patch(recompile_limit=FLEX_COMPILES, fail_on_recompile_limit_hit=True):
-        return _FLEX[0](
-            q, keys, values, block_mask=mask, scale=scale, enable_gqa=True, kernel_options=options
+        out = _FLEX[0](
+            q, keys, values, block_mask=mask, scale=scale, enable_gqa=True, kernel_options=options, **extra
         )
+    if lse and "return_aux" in extra:
+        return out[0], out[1].lse
+    return out
 
 
 def block_sources(order: list[int], lcp: list[int], blocks: int, block: int = FLEX_BLOCK) -> list[list[int]]:
@@ -715,6 +734,173 @@ def _decode_flex_packed(
     return out[plan.row, plan.col].reshape(slots, heads, dim)
 
 
+@dataclass
+class CascadeFlexPlan:
+    """:func:`decode_flex`'s cascade layout for one decode step (``EngineConfig.flex_cascade``; built once
+    per step, as :class:`FlexPlan`). Level 1: each group's whole :data:`FLEX_BLOCK` blocks of its shared
+    prefix, read from its first member's copy, with up to ``M`` members' queries in one kernel row
+    (``members`` [R, M], -1 padding; a larger group takes several rows): a shared block's scores are
+    computed once for all of a row's queries, as one tile, and no member reads it again. Level 2: each
+    slot's own blocks from the first its group does not wholly share (``own``: a :class:`FlexPlan`
+    whose rows list only those). The two softmax parts are merged by their log-sum-exps. ``row``/``col``:
+    where slot ``s`` sits in level 1 (row -1: nothing shared, level 2 alone); ``index``/``count``: level
+    1's block tables (row ``h * R + r``: K/V head ``h`` of row ``r``); ``mask``: its block mask (CUDA)."""
+
+    members: torch.Tensor
+    row: torch.Tensor
+    col: torch.Tensor
+    index: torch.Tensor
+    count: torch.Tensor
+    own: FlexPlan
+    whole: torch.Tensor  # [S] whole blocks each slot's group shares (its level 2 starts there)
+    length: int
+    mask: Any = None
+    split: int = 0
+    options: tuple[tuple[str, int], ...] = ()
+
+
+def cascade_flex_plan(
+    pos: torch.Tensor, kv_heads: int, length: int, groups: CascadeGroups, per_row: int, split: int = 0,
+    options: tuple[tuple[str, int], ...] = (),
+) -> CascadeFlexPlan:  # fmt: skip
+    """:class:`CascadeFlexPlan` for slots at positions ``pos`` sharing prefixes as ``groups`` says (from
+    :meth:`CascadeGroups.fill`: groups contiguous in ``perm``, ``leader``/``prefix`` per slot), ``per_row``
+    members a level-1 row. Built on the device from the groups' tensors (static shapes, no host read:
+    the step stays capturable)."""
+    if length % FLEX_BLOCK:
+        raise ValueError(f"decode_flex needs a cache length that is a multiple of {FLEX_BLOCK}, not {length}")
+    if per_row < 1:
+        raise ValueError("per_row must be >= 1")
+    if groups.sources is not None:
+        raise ValueError("the cascade layout reads groups (CascadeGroups.fill), not block sharing")
+    slots, blocks, device = pos.shape[0], length // FLEX_BLOCK, pos.device
+    order, leader = groups.perm, groups.leader
+    whole = (groups.prefix.long() // FLEX_BLOCK).clamp(max=blocks)  # [S] whole blocks each slot shares
+    lead, shared = leader[order], whole[order]  # in perm order: groups contiguous
+    at = torch.arange(slots, device=device)
+    first = torch.ones(slots, dtype=torch.bool, device=device)
+    first[1:] = lead[1:] != lead[:-1]
+    start = torch.where(first, at, 0).cummax(0).values  # index of the group's first member (perm order)
+    rank, group = at - start, first.long().cumsum(0) - 1
+    size = torch.zeros(slots, dtype=torch.long, device=device).scatter_add_(0, group, torch.ones_like(group))
+    has = torch.zeros(slots, dtype=torch.long, device=device).scatter_reduce_(
+        0, group, (shared > 0).long(), "amax", include_self=False
+    )  # fmt: skip
+    rows_of = has * ((size + per_row - 1) // per_row)
+    base = rows_of.cumsum(0) - rows_of  # the group's first level-1 row
+    row_p = torch.where(shared > 0, base[group] + rank // per_row, -1)
+    col_p = rank % per_row
+    rows = slots  # an upper bound (rows_of sums to at most ``slots``); unused rows read nothing
+    cells = torch.full((rows * per_row + 1,), -1, dtype=torch.long, device=device)  # + a cell to park in
+    cells.scatter_(0, torch.where(row_p >= 0, row_p * per_row + col_p, rows * per_row), order)
+    members = cells[:-1].view(rows, per_row)
+    row = torch.empty_like(row_p).scatter_(0, order, row_p)
+    col = torch.empty_like(col_p).scatter_(0, order, col_p)
+    # level 1: row r lists blocks 0..w-1 of its group's leader (w: the group's whole shared blocks)
+    valid = members >= 0
+    head_slot = torch.where(valid, members, 0)[:, 0]
+    row_blocks = torch.where(valid[:, 0], whole[head_slot], 0)  # [R]
+    row_leader = leader[head_slot]
+    block = torch.arange(blocks, device=device)
+    head = torch.arange(kv_heads, device=device)[:, None, None]
+    index = (
+        ((row_leader[None, :, None] * kv_heads + head) * blocks + block)
+        .to(torch.int32)
+        .view(kv_heads * rows, blocks)
+    )
+    count = row_blocks.repeat(kv_heads).to(torch.int32)
+    # level 2: each slot its own blocks from its first not wholly shared one, in slot order
+    own_start = whole  # [S]
+    own_block = (own_start[:, None] + block[None, :]).clamp(max=blocks - 1)
+    own_index = ((at[None, :, None] * kv_heads + head) * blocks + own_block[None]).to(torch.int32)
+    own_index = own_index.view(kv_heads * slots, blocks)
+    own = FlexPlan(at, at, own_index, pos.repeat(kv_heads), length, split=split, options=options)
+    plan = CascadeFlexPlan(members, row, col, index, count, own, whole, length, split=split, options=options)
+    if pos.is_cuda:
+        from torch.nn.attention.flex_attention import BlockMask
+
+        def every(b: torch.Tensor, h: torch.Tensor, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+            return kv >= 0  # a level-1 block lies wholly before every member's position
+
+        z = kv_heads * rows
+        plan.mask = BlockMask.from_kv_blocks(
+            count.view(z, 1, 1), index.view(z, 1, 1, blocks), BLOCK_SIZE=(FLEX_BLOCK, FLEX_BLOCK),
+            mask_mod=every, seq_lengths=(per_row, slots * kv_heads * length), compute_q_blocks=False,
+        )  # fmt: skip
+        own_count = (
+            ((pos + FLEX_BLOCK) // FLEX_BLOCK - own_start).clamp(min=1).repeat(kv_heads).to(torch.int32)
+        )
+        row_pos = own.row_pos
+
+        def own_positions(
+            b: torch.Tensor, h: torch.Tensor, q: torch.Tensor, kv: torch.Tensor
+        ) -> torch.Tensor:
+            return kv % length <= row_pos[b]
+
+        own.mask = BlockMask.from_kv_blocks(
+            own_count.view(kv_heads * slots, 1, 1), own_index.view(kv_heads * slots, 1, 1, blocks),
+            BLOCK_SIZE=(FLEX_BLOCK, FLEX_BLOCK), mask_mod=own_positions,
+            seq_lengths=(1, slots * kv_heads * length), compute_q_blocks=False,
+        )  # fmt: skip
+    return plan
+
+
+def _gathered_attention(
+    q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, index: torch.Tensor, seen: torch.Tensor,
+    scale: float | None,
+) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """The CPU reference of a flex call over block tables: each row's listed blocks gathered, queries
+    [Z, G, M, D] attending where ``seen`` [Z, M, width] says; (output, natural-log LSE [Z, G, M]; -inf
+    and 0 output where a query sees nothing)."""
+    z, fold, m, dim = q.shape
+    width = index.shape[1] * FLEX_BLOCK
+    k, v = (c.reshape(-1, FLEX_BLOCK, dim)[index.long()].view(z, width, dim) for c in (keys, values))
+    scale = dim**-0.5 if scale is None else scale
+    scores = torch.einsum("zgmd,zwd->zgmw", q.float(), k.float()) * scale
+    scores = scores.masked_fill(~seen[:, None], float("-inf"))
+    lse = torch.logsumexp(scores, -1)
+    weights = torch.where(seen[:, None], (scores - lse[..., None].clamp(min=-1e30)).exp(), 0.0)
+    out = torch.einsum("zgmw,zwd->zgmd", weights, v.float()).to(q.dtype)
+    return out, lse
+
+
+def _decode_flex_cascade(
+    query: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, scale: float | None, plan: CascadeFlexPlan
+) -> torch.Tensor:  # fmt: skip
+    """:func:`decode_flex` on a :class:`CascadeFlexPlan`: level 1 (the shared blocks, a row's members as
+    one tile), level 2 (each slot's own blocks), merged by their log-sum-exps."""
+    slots, kv_heads, length, dim = k_cache.shape
+    heads = query.shape[1]
+    fold, (rows, per_row), blocks = heads // kv_heads, plan.members.shape, length // FLEX_BLOCK
+    keys, values = (cache.view(1, 1, slots * kv_heads * length, dim) for cache in (k_cache, v_cache))
+    q1 = query.view(slots, kv_heads, fold, dim)[plan.members.clamp(min=0)]  # [R, M, Hkv, G, D]
+    q1 = q1.permute(2, 0, 3, 1, 4).reshape(kv_heads * rows, fold, per_row, dim)
+    q2 = query.view(slots, kv_heads, fold, dim).transpose(0, 1).reshape(kv_heads * slots, fold, 1, dim)
+    own = plan.own
+    if query.is_cuda:
+        out1, lse1 = _flex(q1, keys, values, plan.mask, scale, plan.split, plan.options, lse=True)
+        out2, lse2 = _flex(q2, keys, values, own.mask, scale, own.split, own.options, lse=True)
+    else:
+        cols = torch.arange(blocks * FLEX_BLOCK, device=query.device)
+        seen1 = (cols[None, :] < plan.count[:, None] * FLEX_BLOCK)[:, None, :].expand(-1, per_row, -1)
+        out1, lse1 = _gathered_attention(q1, keys, values, plan.index, seen1, scale)
+        start = plan.whole.repeat(kv_heads)[:, None]  # level 2 lists a row's blocks from here on
+        listed = cols[None, :] // FLEX_BLOCK < own.row_pos[:, None] // FLEX_BLOCK + 1 - start  # then repeats
+        seen2 = listed & (start * FLEX_BLOCK + cols[None, :] <= own.row_pos[:, None])
+        out2, lse2 = _gathered_attention(q2, keys, values, own.index, seen2[:, None, :], scale)
+    # level 1 back to slots: [Hkv, R, G, M, .] at (row[s], col[s]); no row: nothing shared (-inf)
+    r, c, none = plan.row.clamp(min=0), plan.col, plan.row < 0
+    o1 = out1.view(kv_heads, rows, fold, per_row, dim).permute(1, 3, 0, 2, 4)[r, c]  # [S, Hkv, G, D]
+    l1 = lse1.view(kv_heads, rows, fold, per_row).permute(1, 3, 0, 2)[r, c].float()
+    l1 = l1.masked_fill(none[:, None, None], float("-inf"))
+    o2 = out2.view(kv_heads, slots, fold, dim).transpose(0, 1)
+    l2 = lse2.view(kv_heads, slots, fold).transpose(0, 1).float()
+    top = torch.maximum(l1, l2)
+    w1, w2 = (l1 - top).exp(), (l2 - top).exp()
+    merged = (o1.float() * w1[..., None] + o2.float() * w2[..., None]) / (w1 + w2)[..., None]
+    return merged.to(query.dtype).reshape(slots, heads, dim)
+
+
 def flex_plan(
     pos: torch.Tensor, kv_heads: int, length: int, groups: CascadeGroups | None = None, split: int = 0,
     full_blocks: bool | None = None, options: tuple[tuple[str, int], ...] = (),
@@ -780,7 +966,7 @@ def _flex_mask(plan: FlexPlan, full_blocks: bool) -> Any:
 
 def decode_flex(
     query: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, pos: torch.Tensor, scale: float | None,
-    groups: CascadeGroups | None = None, plan: FlexPlan | PackedFlexPlan | None = None,
+    groups: CascadeGroups | None = None, plan: FlexPlan | PackedFlexPlan | CascadeFlexPlan | None = None,
 ) -> torch.Tensor:  # fmt: skip
     """:func:`decode_varlen`'s attention by PyTorch's FlexAttention: slot ``s`` reads its first
     ``pos[s] + 1`` positions, in :data:`FLEX_BLOCK` blocks (the block mask, built on the device from
@@ -806,6 +992,8 @@ def decode_flex(
         raise ValueError(f"a flex plan for {plan.length} cache positions used on {length}")
     if isinstance(plan, PackedFlexPlan):
         return _decode_flex_packed(query, k_cache, v_cache, scale, plan)
+    if isinstance(plan, CascadeFlexPlan):
+        return _decode_flex_cascade(query, k_cache, v_cache, scale, plan)
     heads = query.shape[1]
     fold, rows, blocks = heads // kv_heads, kv_heads * slots, length // FLEX_BLOCK
     q = query.view(slots, kv_heads, fold, dim)[plan.order].transpose(0, 1).reshape(rows, fold, 1, dim)

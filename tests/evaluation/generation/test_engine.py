@@ -360,6 +360,43 @@ def test_flex_decode_reads_a_groups_shared_blocks_from_its_first_member(device):
     assert (kernels.decode_flex(query, k, v, pos, None, groups).float() - varlen.float()).abs().max() > 1e-1
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.mark.parametrize("per_row", [1, 2, 4])
+def test_flex_cascade_scores_a_groups_shared_blocks_once_per_row_and_equals_varlen(device, per_row):
+    """Cascade layout: a group's whole shared blocks from its first member, up to ``per_row`` members'
+    queries a kernel row (a group of 3 takes 3, 2 or 1 rows), then each slot's own blocks, merged by
+    log-sum-exp: equal to varlen; the members' copies of the shared blocks are never read, the partial
+    third block is each member's own; slots alone read level 2 only. On CUDA: compiled."""
+    from evaluation.generation import kernels
+
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    dtype, tol = (torch.float32, 1e-5) if device == "cpu" else (torch.bfloat16, 2e-2)
+    (query, k, v), pos = _flex_sharing_case(device, dtype)
+    varlen = kernels.decode_varlen(query, k, v, pos, 384, None)
+    groups = kernels.CascadeGroups.allocate(6, torch.device(device))
+    alone = kernels.cascade_flex_plan(pos, 2, 384, groups, per_row)
+    assert alone.row.tolist() == [-1] * 6 and alone.count.sum() == 0  # nothing shared: no level-1 row reads
+    assert (
+        kernels.decode_flex(query, k, v, pos, None, plan=alone).float() - varlen.float()
+    ).abs().max() < tol
+    groups.fill([([4, 1, 3], 288)], 6, 2 * 384)  # 288 positions: 2 whole blocks shared, then 32 own
+    plan = kernels.cascade_flex_plan(pos, 2, 384, groups, per_row)
+    rows = -(-3 // per_row)
+    assert sorted(plan.row[[4, 1, 3]].tolist()) == sorted(
+        r for r in range(rows) for _ in range(min(per_row, 3 - r * per_row))
+    )
+    assert plan.count.view(2, -1)[:, :rows].eq(2).all() and plan.count.view(2, -1)[:, rows:].eq(0).all()
+    assert (kernels.decode_flex(query, k, v, pos, None, plan=plan).float() - varlen.float()).abs().max() < tol
+    k2, v2 = k.clone(), v.clone()
+    k2[[1, 3], :, :256], v2[[1, 3], :, :256] = 1e4, 1e4  # members' copies of the 2 shared blocks: unread
+    assert (
+        kernels.decode_flex(query, k2, v2, pos, None, plan=plan).float() - varlen.float()
+    ).abs().max() < tol
+    v2[[1, 3], :, 256:300] = 1e4  # the partial third block is each member's own
+    assert (kernels.decode_flex(query, k2, v2, pos, None, plan=plan).float() - varlen.float()).abs().max() > 1
+
+
 def test_block_sources_read_each_shared_block_from_the_first_slot_holding_it():
     from evaluation.generation import kernels
 

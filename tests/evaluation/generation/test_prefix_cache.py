@@ -156,6 +156,10 @@ EVICTING = dataclasses.replace(KEEPING, slots=2, sync_every=3, prefill_tokens=60
         dataclasses.replace(KEEPING, decode_attention="flex", flex_rows=3),  # slots side by side in a row
         dataclasses.replace(EVICTING, decode_attention="flex", slots=4, flex_rows=4),
         dataclasses.replace(KEEPING, decode_attention="flex", share_blocks=True),  # each shared block once
+        dataclasses.replace(
+            KEEPING, decode_attention="flex", flex_cascade=2
+        ),  # shared blocks scored once a row
+        dataclasses.replace(EVICTING, decode_attention="flex", slots=4, flex_cascade=1),
     ],
     ids=[
         "keeping",
@@ -172,6 +176,8 @@ EVICTING = dataclasses.replace(KEEPING, slots=2, sync_every=3, prefill_tokens=60
         "keeping-flex-packed-rows",
         "evicting-flex-packed-rows",
         "keeping-flex-share-blocks",
+        "keeping-flex-cascade",
+        "evicting-flex-cascade",
     ],
 )
 def test_keyed_rounds_equal_generate_exactly(gqa_model, rounds, config):
