@@ -892,7 +892,10 @@ def _decode_flex_cascade(
     r, c, none = plan.row.clamp(min=0), plan.col, plan.row < 0
     o1 = out1.view(kv_heads, rows, fold, per_row, dim).permute(1, 3, 0, 2, 4)[r, c]  # [S, Hkv, G, D]
     l1 = lse1.view(kv_heads, rows, fold, per_row).permute(1, 3, 0, 2)[r, c].float()
+    # a slot without a row reads level 2 alone; its gathered row may be one that read nothing, whose
+    # split-merged output can be NaN on the GPU (0 x NaN would poison the merge)
     l1 = l1.masked_fill(none[:, None, None], float("-inf"))
+    o1 = o1.masked_fill(none[:, None, None, None], 0)
     o2 = out2.view(kv_heads, slots, fold, dim).transpose(0, 1)
     l2 = lse2.view(kv_heads, slots, fold).transpose(0, 1).float()
     top = torch.maximum(l1, l2)
