@@ -285,6 +285,7 @@ def host_only(args: argparse.Namespace) -> str:
         blocks += args.max_new_tokens * sum(
             len(b) - (common_prefix(a, b) // 128 * 128 if a else 0) for a, b in zip([[], *order], order, strict=False)
         ) + len(prompts) * args.max_new_tokens * (args.max_new_tokens - 1) // 2  # fmt: skip
+    cascade = cascade_positions(rounds, args.max_new_tokens)
     if args.dump_batches:
         dump_batches(rounds, args.max_new_tokens, args.dump_batches)
     sizes = Counter(len(m) for r in rounds for m, _ in round_groups(r))
@@ -297,7 +298,9 @@ def host_only(args: argparse.Namespace) -> str:
         f"decode attention over these rounds ({len(rounds)}, {args.max_new_tokens} steps each): each slot "
         f"reading its own cache {own:.3e} K/V positions; reading a prefix that several prompts of a round "
         f"share once for all of them {shared:.3e} ({shared / own:.2f}x); each whole 128-token block that "
-        f"several prompts hold once, at every depth {blocks:.3e} ({blocks / own:.2f}x)"
+        f"several prompts hold once, at every depth {blocks:.3e} ({blocks / own:.2f}x); cascade "
+        f"(EngineConfig.flex_cascade = 4: a group's whole 128-blocks once per row of 4 members, then each slot's "
+        f"rest) {cascade:.3e} ({cascade / own:.2f}x)"
     )
     return "\n".join(lines)
 
@@ -318,6 +321,21 @@ def shared_prefix_positions(
         rest = sum(len(p) for p in prompts) - sum(n * len(m) for m, n in groups)
         shared += steps * (rest + sum(n for _, n in groups)) + tail
     return own, shared
+
+
+def cascade_positions(rounds: list[list[list[int]]], steps: int, per_row: int = 4, block: int = 128) -> int:
+    """K/V positions the cascade layout (:func:`evaluation.generation.kernels.cascade_flex_plan`) reads over
+    these rounds: each group's whole ``block``-blocks of its shared prefix once per row of ``per_row``
+    members, and each slot the rest of its cache itself."""
+    total = 0
+    for prompts in rounds:
+        tail = len(prompts) * steps * (steps - 1) // 2
+        held = sum(map(len, prompts))
+        for members, length in round_groups(prompts):
+            whole = length // block * block
+            held += -(-len(members) // per_row) * whole - len(members) * whole
+        total += steps * held + tail
+    return total
 
 
 def round_groups(prompts: list[list[int]], min_shared: int = 64) -> list[tuple[list[int], int]]:

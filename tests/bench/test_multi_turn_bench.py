@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from bench.bfcl_multi_turn_throughput import shared_prefix_positions  # noqa: E402
+from bench.bfcl_multi_turn_throughput import cascade_positions, shared_prefix_positions  # noqa: E402
 
 
 def test_shared_prefix_is_read_once_per_group_of_a_round():
@@ -21,6 +21,17 @@ def test_shared_prefix_is_read_once_per_group_of_a_round():
     # a prefix shorter than min_shared, or in another round, is not shared
     assert shared_prefix_positions([[a[:40] + [1], a[:40] + [2]]], 1) == (82, 82)
     assert shared_prefix_positions([[a], [b]], 2)[1] == shared_prefix_positions([[a], [b]], 2)[0]
+
+
+def test_cascade_reads_whole_shared_blocks_once_per_row():
+    system = list(range(1000, 1300))  # 300 shared tokens: 2 whole 128-blocks
+    members = [system + [i, i + 1] for i in range(5)]  # a group of 5
+    alone = [[7] * 50]
+    held = sum(map(len, members + alone))
+    # rows of 4: two rows read the 256 shared positions, each member reads its rest (44) itself
+    assert cascade_positions([members + alone], 1, per_row=4) == held - 5 * 256 + 2 * 256
+    assert cascade_positions([members + alone], 1, per_row=8) == held - 5 * 256 + 256
+    assert cascade_positions([alone], 3) == 3 * 50 + 3  # nothing shared: each its own (+ the new tokens)
 
 
 def test_round_groups_keep_one_depth_and_dumped_batches_replay_with_block_sharing(tmp_path):
