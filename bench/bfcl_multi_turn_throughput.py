@@ -215,9 +215,9 @@ def run(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def flex_options(spec: str) -> tuple[tuple[str, int], ...]:
-    """``BLOCK_N:STAGES:WARPS`` as EngineConfig.flex_options; ``default``: EngineConfig's; ``pytorch``:
-    none (PyTorch's choice)."""
+def flex_options(spec: str) -> tuple[tuple[str, int], ...] | None:
+    """``BLOCK_N:STAGES:WARPS`` as EngineConfig.flex_options; ``default``: EngineConfig's (the engine's
+    choice for the GPU); ``pytorch``: none (PyTorch's choice)."""
     if spec == "default":
         return EngineConfig.flex_options
     if spec == "pytorch":

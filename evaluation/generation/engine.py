@@ -116,8 +116,9 @@ class EngineConfig:
     against 0.39x with the groups (CPU, ``--host-only``). Off by default: on an H200 BFCL's 17 real decode
     batches took 12.64 ms vs 12.49 ms with the groups (``bench/flex_decode.py --batches``), the 800
     conversations 31.0 vs 32.1 s, both within noise. ``flex_options``: the flex decoding kernel's Triton
-    options (``BLOCK_N``, ``num_stages``, ``num_warps``; :data:`kernels.FLEX_DECODE_OPTIONS`, three
-    stages: 1.22x on those batches; empty: PyTorch's choice); the packed layout (``flex_rows`` > 1) takes
+    options (``BLOCK_N``, ``num_stages``, ``num_warps``; empty: PyTorch's choice; ``None``, the default:
+    :data:`kernels.FLEX_DECODE_OPTIONS` -- three stages, 1.22x on those batches -- on sm_90, where they
+    were measured, PyTorch's elsewhere: a GPU with less shared memory per block may not fit three stages); the packed layout (``flex_rows`` > 1) takes
     PyTorch's. ``flex_cascade`` > 0 (``flex``, keyed, with ``shared_reads``' groups): cascade attention in
     two flex calls (:func:`kernels.cascade_flex_plan`): each group's whole shared blocks once, with up to
     this many members' queries in one kernel row (the blocks' scores computed once for all of them, as one
@@ -139,7 +140,7 @@ class EngineConfig:
     flex_split: int = 0
     flex_rows: int = 1
     share_blocks: bool = False
-    flex_options: tuple[tuple[str, int], ...] = kernels.FLEX_DECODE_OPTIONS
+    flex_options: tuple[tuple[str, int], ...] | None = None
     flex_cascade: int = 0
 
 
@@ -202,6 +203,11 @@ class Engine:
             raise ValueError(
                 f"prefill_attention {self.config.prefill_attention!r} is not 'auto', 'sdpa', 'varlen' or 'packed'"
             )
+        #: the flex decoding kernel's Triton options (``EngineConfig.flex_options`` resolved)
+        self.flex_options = self.config.flex_options
+        if self.flex_options is None:
+            hopper = self.device.type == "cuda" and torch.cuda.get_device_capability(self.device) == (9, 0)
+            self.flex_options = kernels.FLEX_DECODE_OPTIONS if hopper else ()
         self.prefill_attention = self.config.prefill_attention
         if self.prefill_attention == "auto":
             self.prefill_attention = "packed" if flash else "sdpa"
@@ -845,7 +851,7 @@ class Engine:
             groups,
             split,
             rows,
-            self.config.flex_options,
+            self.flex_options,
             self.config.flex_cascade,
         )
         # varlen, cascade and flex take each slot's length from ``state.pos``, not from a mask

@@ -530,7 +530,7 @@ _FLEX: list[Callable[..., torch.Tensor]] = []  # the compiled flex_attention, ma
 #: past torch's default of 8, dynamo would run flex_attention eagerly -- the unfused form, which
 #: scores every row against the whole cache (it asked for 3 TiB on an H200); past this it raises
 FLEX_COMPILES = 64
-#: the flex decoding kernel's Triton options (:func:`_flex`), the engine's default
+#: the flex decoding kernel's Triton options (:func:`_flex`), the engine's default on sm_90
 #: (``EngineConfig.flex_options``): PyTorch 2.11 picks BLOCK_N 64 with one stage and two warps on sm_90
 #: (no K/V loads in flight while a tile computes); three stages took BFCL's 17 real decode batches on an
 #: H200 from 14.08 to 11.56 ms (1.22x; ``bench/flex_decode.py --batches ... --options``, twelve sets,
