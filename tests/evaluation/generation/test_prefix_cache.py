@@ -210,8 +210,16 @@ def test_keyed_rounds_equal_generate_exactly(gqa_model, rounds, config):
         dataclasses.replace(KEEPING, feed_chunk=2),
         dataclasses.replace(KEEPING, decode_attention="flex", prefill_attention="packed"),  # groups regrouped
         dataclasses.replace(KEEPING, decode_attention="flex", prefill_attention="packed", flex_rows=4),
+        dataclasses.replace(KEEPING, decode_attention="flex", prefill_attention="packed", flex_cascade=2),
     ],
-    ids=["keeping", "evicting", "keeping-fed-in-pairs", "keeping-flex-packed", "keeping-flex-packed-rows"],
+    ids=[
+        "keeping",
+        "evicting",
+        "keeping-fed-in-pairs",
+        "keeping-flex-packed",
+        "keeping-flex-packed-rows",
+        "keeping-flex-packed-cascade",
+    ],
 )
 def test_fed_rounds_in_one_call_equal_generate_exactly(gqa_model, rounds, config):
     """The same rounds in one call: each key's next prompt is fed as soon as its reply is out (a new key
