@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> str:
             flex_rows=r,
             flex_options=flex_options(o),
             flex_cascade=c,
+            compile_layers=bool(cl),
         )
         for k in args.decode_attention
         for p in args.prefill_attention
@@ -96,6 +97,7 @@ def run(args: argparse.Namespace) -> str:
         for r in args.flex_rows
         for o in args.flex_options
         for c in args.flex_cascade
+        for cl in args.compile_layers
     ]
 
     def single_pass(config: EngineConfig) -> list[str]:
@@ -133,6 +135,7 @@ def run(args: argparse.Namespace) -> str:
         suffix += f"_split-{config.flex_split}" if k and config.flex_split else ""
         suffix += f"_rows-{config.flex_rows}" if k and config.flex_rows > 1 else ""
         suffix += f"_cascade-{config.flex_cascade}" if k and config.flex_cascade else ""
+        suffix += "_compiled" if k and config.compile_layers else ""
         if k and config.flex_options != EngineConfig.flex_options:
             suffix += "_opts-" + (":".join(str(v) for _, v in config.flex_options) or "pytorch")
         _, seconds = timed(lambda config=config: single_pass(config), args.device)
@@ -502,6 +505,14 @@ def main() -> None:
         type=int,
         default=[0],
         help="EngineConfig.flex_cascade values (members per level-1 row of the cascade layout; 0: off)",
+    )
+    parser.add_argument(
+        "--compile-layers",
+        nargs="+",
+        type=int,
+        choices=(0, 1),
+        default=[0],
+        help="EngineConfig.compile_layers values (1: the decode step's decoder layers torch.compile-d)",
     )
     parser.add_argument(
         "--attend-bucket", type=int, default=EngineConfig.attend_bucket, help="EngineConfig.attend_bucket"

@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from importlib.util import find_spec
 from typing import Any
@@ -123,7 +124,13 @@ class EngineConfig:
     two flex calls (:func:`kernels.cascade_flex_plan`): each group's whole shared blocks once, with up to
     this many members' queries in one kernel row (the blocks' scores computed once for all of them, as one
     tile), then each slot's own blocks, merged by their log-sum-exps -- the shared prefix is read and
-    scored once per row rather than once per member. Off by default: not yet measured on a GPU."""
+    scored once per row rather than once per member. Off by default: not yet measured on a GPU.
+
+    ``compile_layers``: the decode step runs each decoder layer ``torch.compile``-d
+    (:func:`kernels.compiled_layers`; the attention stays the engine's, behind a graph break), so
+    inductor fuses the layer's small ops -- norms, rotary, SwiGLU's product, residual adds -- that
+    otherwise run as ~20 kernels a layer around the matmuls. The first step compiles (once per layer).
+    Off by default: not yet measured on a GPU."""
 
     slots: int = 64
     sync_every: int = 8
@@ -142,6 +149,7 @@ class EngineConfig:
     share_blocks: bool = False
     flex_options: tuple[tuple[str, int], ...] | None = None
     flex_cascade: int = 0
+    compile_layers: bool = False
 
 
 def check_supported(model: Any) -> None:
@@ -231,6 +239,8 @@ class Engine:
         ] = {}  # decode graphs per (bucket, slot range), until a resize
         #: ``cascade`` decode (keyed): the shared-prefix groups per slot range, until a resize
         self._cascade: dict[tuple[int, int], kernels.CascadeGroups] = {}
+        #: ``compile_layers``: each decoder layer's compiled forward, made on the first decode step
+        self._compiled: list[Any] = []
 
     # ----------------------------------------------------------------------------- public API
     def generate_ids(
@@ -838,6 +848,16 @@ class Engine:
             self.stats["graph_error"] = f"{type(exc).__name__}: {exc}"[:300]
             torch.cuda.synchronize(self.device)
 
+    def _layers(self) -> AbstractContextManager[None]:
+        """The decode step's decoder layers: compiled ones with ``compile_layers``, else the model's."""
+        if not self.config.compile_layers:
+            return nullcontext()
+        if not self._compiled:
+            self._compiled = [
+                torch.compile(layer.forward, dynamic=False, backend=kernels.LAYER_BACKEND) for layer in kernels.decoder_layers(self.model)
+            ]
+        return kernels.compiled_layers(self.model, self._compiled)
+
     def _decode(
         self, state: kernels.DecodeState, attend: int, groups: kernels.CascadeGroups | None = None
     ) -> None:
@@ -857,7 +877,7 @@ class Engine:
         # varlen, cascade and flex take each slot's length from ``state.pos``, not from a mask
         per_slot = self.decode_attention in kernels.PER_SLOT_KERNELS
         mask = kernels.decode_mask(state.pos, 1 if per_slot else attend, self.dtype)
-        with kernels.active_state(state):
+        with kernels.active_state(state), self._layers():
             out = self.model(
                 input_ids=state.tokens[:, None],
                 attention_mask=mask,

@@ -1223,6 +1223,53 @@ def engine_attention(model: Any, state: DecodeState) -> Iterator[None]:
         _ACTIVE.pop()
 
 
+#: the engine's attention as the compiled decoder layers call it (:func:`compiled_layers`): the same
+#: function behind a graph break -- its Python reads the active state and the step's mode, and the flex
+#: kernel it calls is compiled on its own
+COMPILED_ATTENTION_NAME = "forge_engine_compiled"
+#: compiled decoder-layer variants a process may hold (dynamo keeps one per layer instance, the
+#: ``self`` it guards on, and per decode shape): past torch's default of 8 it would run layers eagerly
+LAYER_COMPILES = 256
+#: the ``torch.compile`` backend of the compiled decoder layers (tests on CPU may take ``aot_eager``)
+LAYER_BACKEND = "inductor"
+
+
+def decoder_layers(model: Any) -> list[Any]:
+    """The decoder layers of a causal LM of :data:`engine.SUPPORTED_MODEL_TYPES` (``model.model.layers``)."""
+    return list(getattr(model, "model", model).layers)
+
+
+@contextmanager
+def compiled_layers(model: Any, compiled: list[Callable[..., Any]]) -> Iterator[None]:
+    """Run ``model``'s decoder layers through ``compiled`` (one ``torch.compile``-d forward per layer,
+    made by the caller once) for the block. Inductor fuses each layer's small ops -- the RMSNorms, the
+    rotary embedding, SwiGLU's activation and product, the residual adds -- around the matmuls; the
+    attention call is a graph break (:data:`COMPILED_ATTENTION_NAME`), so a layer runs as two compiled
+    regions with the engine's attention between them."""
+    import torch._dynamo
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(COMPILED_ATTENTION_NAME, _compiled_attention)
+    layers = decoder_layers(model)
+    config = model.config
+    previous = config._attn_implementation
+    config._attn_implementation = COMPILED_ATTENTION_NAME
+    for layer, forward in zip(layers, compiled, strict=True):
+        layer.forward = forward
+    try:
+        with torch._dynamo.config.patch(recompile_limit=LAYER_COMPILES):
+            yield
+    finally:
+        for layer in layers:
+            layer.__dict__.pop("forward", None)
+        config._attn_implementation = previous
+
+
+@torch.compiler.disable
+def _compiled_attention(*args: Any, **kwargs: Any) -> tuple[torch.Tensor, None]:
+    return _attention(*args, **kwargs)
+
+
 def warm_up(step: Callable[[], None], device: torch.device) -> None:
     """Run ``step`` once on a side stream (a real step: cuBLAS and friends allocate their workspaces)."""
     side = torch.cuda.Stream(device)

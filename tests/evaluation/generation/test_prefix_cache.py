@@ -327,6 +327,46 @@ def test_keyed_rounds_on_cuda_graphs_equal_generate_fp32(gqa_model, rounds, slot
         gqa_model.to("cpu")
 
 
+def test_compiled_layers_decode_keyed_rounds_like_generate(gqa_model, rounds, monkeypatch):
+    """``compile_layers``: the decode step runs each decoder layer compiled, broken only at the
+    engine's attention (two regions a layer); the tokens are ``generate``'s, and outside the step the
+    model is its own again (prefill, ``generate``). ``aot_eager`` stands in for inductor on the CPU
+    (the same graphs; inductor's kernels are the GPU test's)."""
+    from torch._dynamo.utils import counters
+
+    from evaluation.generation import kernels
+
+    monkeypatch.setattr(kernels, "LAYER_BACKEND", "aot_eager")
+    torch._dynamo.reset()
+    counters.clear()
+    engine = Engine(gqa_model, STOPS, config=dataclasses.replace(KEEPING, decode_attention="flex", compile_layers=True))
+    shapes = set()  # decode batches (the cache's slots; it grows): each compiles its own graphs
+    for r, (keys, prompts, reference) in enumerate(rounds):
+        assert engine.generate_ids(prompts, MAX_NEW, keys=keys) == reference, f"round {r}"
+        shapes.add(engine.stats["slots"])
+    layers = kernels.decoder_layers(gqa_model)
+    assert counters["stats"]["unique_graphs"] == 2 * len(layers) * len(shapes), shapes
+    assert counters["graph_break"] and all("_compiled_attention" in b for b in counters["graph_break"])
+    assert all("forward" not in vars(layer) for layer in layers)
+    assert gqa_model.config._attn_implementation != kernels.COMPILED_ATTENTION_NAME
+    torch._dynamo.reset()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_compiled_layers_on_cuda_graphs_with_inductor(gqa_model, rounds):
+    """Inductor's fused layers inside the captured decode step: fp32 tokens equal ``generate``'s."""
+    model = gqa_model.to("cuda")
+    try:
+        config = EngineConfig(slots=4, sync_every=4, share_min_tokens=16, compile_layers=True)
+        engine = Engine(model, STOPS, config=config)
+        for keys, prompts, _ in rounds:
+            assert engine.generate_ids(prompts, MAX_NEW, keys=keys) == _reference(model, prompts)
+        assert engine.stats["graphs"] >= 1 and "graph_error" not in engine.stats
+    finally:
+        gqa_model.to("cpu")
+
+
 def test_slot_ranges_keep_lanes_apart(gqa_model, rounds):
     """Two lanes on disjoint slot ranges (separate calls): each call seats and decodes its own range,
     no key evicts the other lane's, and the tokens are generate's; a shared prefix is still copied
