@@ -854,7 +854,8 @@ class Engine:
             return nullcontext()
         if not self._compiled:
             self._compiled = [
-                torch.compile(layer.forward, dynamic=False, backend=kernels.LAYER_BACKEND) for layer in kernels.decoder_layers(self.model)
+                torch.compile(layer.forward, dynamic=False, backend=kernels.LAYER_BACKEND)
+                for layer in kernels.decoder_layers(self.model)
             ]
         return kernels.compiled_layers(self.model, self._compiled)
 

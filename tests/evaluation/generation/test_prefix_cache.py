@@ -339,7 +339,9 @@ def test_compiled_layers_decode_keyed_rounds_like_generate(gqa_model, rounds, mo
     monkeypatch.setattr(kernels, "LAYER_BACKEND", "aot_eager")
     torch._dynamo.reset()
     counters.clear()
-    engine = Engine(gqa_model, STOPS, config=dataclasses.replace(KEEPING, decode_attention="flex", compile_layers=True))
+    engine = Engine(
+        gqa_model, STOPS, config=dataclasses.replace(KEEPING, decode_attention="flex", compile_layers=True)
+    )
     shapes = set()  # decode batches (the cache's slots; it grows): each compiles its own graphs
     for r, (keys, prompts, reference) in enumerate(rounds):
         assert engine.generate_ids(prompts, MAX_NEW, keys=keys) == reference, f"round {r}"
