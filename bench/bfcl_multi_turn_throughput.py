@@ -121,12 +121,11 @@ def run(args: argparse.Namespace) -> str:
     # Warm-up: one untimed pass over the single-turn items (with each kernel). The first pass of a
     # process ran ~2x slower than a second one (6.0 s of 12.7 s on an H200: library handles, kernel
     # plans per shape), which a short warm-up did not absorb and which flattered the multi-turn ratio.
-    for config in configs:
-        single_pass(config)
+    # Its time is reported apart: what a one-off evaluation pays for compiles and captures.
+    first = [timed(lambda config=config: single_pass(config), args.device)[1] for config in configs]
     if args.warm_multi_turn:  # compiles and graph captures of the multi-turn shapes, then untimed
-        for config in configs:
-            converse(config)
-    rows, base_of = [], {}
+        first_multi = [timed(lambda config=config: converse(config), args.device)[1] for config in configs]
+    rows, base_of, warmups = [], {}, []
     tokens, decoded = {}, {}
     for k, config in enumerate(configs):
         suffix = "" if k == 0 else f"_{config.decode_attention}" + ("" if config.shared_reads else "-own")
@@ -138,6 +137,10 @@ def run(args: argparse.Namespace) -> str:
         suffix += "_compiled" if k and config.compile_layers else ""
         if k and config.flex_options != EngineConfig.flex_options:
             suffix += "_opts-" + (":".join(str(v) for _, v in config.flex_options) or "pytorch")
+        warm = f"first single-turn pass {first[k]:.1f} s" + (
+            f", first multi-turn pass {first_multi[k]:.1f} s" if args.warm_multi_turn else ""
+        )
+        warmups.append(f"untimed warm-ups of single_turn_engine{suffix}: {warm}")
         _, seconds = timed(lambda config=config: single_pass(config), args.device)
         rows.append((f"single_turn_engine{suffix}", len(single), len(single), seconds))
         print(rows[-1], flush=True)
@@ -198,6 +201,7 @@ def run(args: argparse.Namespace) -> str:
         "those cascade does not read (a group's prefix read once); graphs: CUDA "
         "graphs of the decode step captured; prefills: prefill calls (model forwards) of the keyed admissions"
     )
+    lines += warmups
     same = [
         n
         for n in decoded
