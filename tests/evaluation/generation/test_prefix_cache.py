@@ -8,6 +8,7 @@ import random
 
 import pytest
 import torch
+from transformers import LlamaConfig, LlamaForCausalLM
 
 from evaluation.generation.engine import Engine, EngineConfig
 from evaluation.generation.generate import hf_generate_ids
@@ -351,6 +352,25 @@ def test_compiled_layers_decode_keyed_rounds_like_generate(gqa_model, rounds, mo
     assert counters["graph_break"] and all("_compiled_attention" in b for b in counters["graph_break"])
     assert all("forward" not in vars(layer) for layer in layers)
     assert gqa_model.config._attn_implementation != kernels.COMPILED_ATTENTION_NAME
+    torch._dynamo.reset()
+
+
+def test_compiled_layers_with_inductor_yield_eagers_tokens_in_bf16():
+    """Inductor's fused layers round where eager rounds (``kernels.layer_options``), so a bf16 model's
+    greedy tokens are the eager step's (without it the first sequence parts at its 22nd token)."""
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=512, hidden_size=256, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=512,
+    )  # fmt: skip
+    model = LlamaForCausalLM(config).eval().to(torch.bfloat16)
+    gen = torch.Generator().manual_seed(1)
+    prompts = [torch.randint(1, 512, (n,), generator=gen).tolist() for n in (17, 40, 33, 9, 60, 25, 12, 48)]
+    eager = EngineConfig(slots=8, decode_attention="sdpa")
+    reference = Engine(model, STOPS, config=eager).generate_ids(prompts, 40)
+    torch._dynamo.reset()
+    compiled = Engine(model, STOPS, config=dataclasses.replace(eager, compile_layers=True))
+    assert compiled.generate_ids(prompts, 40) == reference
     torch._dynamo.reset()
 
 
