@@ -132,9 +132,11 @@ class EngineConfig:
     (:func:`kernels.compiled_layers`; the attention stays the engine's, behind a graph break), so
     inductor fuses the layer's small ops -- norms, rotary, SwiGLU's product, residual adds -- that
     otherwise run as ~20 kernels a layer around the matmuls. The first step compiles (once per layer and
-    decode batch shape). Rounding is eager's (:func:`kernels.layer_options`), so the tokens are too. Off by
-    default: on an H200 the 800 conversations took 31.2 vs 33.2 s and the 1,390 single-turn items 4.6 vs 5.5 s
-    (inductor then kept fp32 between fused ops; the replies differed), still to confirm with eager's rounding."""
+    decode batch shape). Rounding is eager's (:func:`kernels.layer_options`; on the CPU the bf16 tokens are then
+    eager's, on an H200 they still differed). Off by default: no faster on an H200 -- the 800 conversations
+    32.0 vs 32.1 s and 33.6 vs 32.6 s in two runs (31.2 vs 33.2 s in an earlier one without eager's rounding),
+    and the first pass pays ~2.5 s of compiles
+    (``bench/results/2026-12-03_bfcl_multi_turn_cascade_compiled_h200.txt``)."""
 
     slots: int = 64
     sync_every: int = 8
