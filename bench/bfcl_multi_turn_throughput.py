@@ -32,6 +32,7 @@ import os
 import platform
 import sys
 import tempfile
+import time
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -238,9 +239,11 @@ def host_only(args: argparse.Namespace) -> str:
     (what a random model mostly says), so no model runs; rendering, tokenizing, the prefix table's
     bookkeeping and the environment worker are what is timed. Incremental tokenization (only a
     prompt's new text, :class:`evaluation.generation.encode.IncrementalEncoder`) against whole-prompt
-    tokenization every round, in one run."""
+    tokenization every round, and rendering each tool set once (:class:`evaluation.generation.render.ToolRenderer`)
+    against rendering the tools every round, in one run."""
     from evaluation.generation import generate as gen
     from evaluation.generation.encode import IncrementalEncoder
+    from evaluation.generation.render import ToolRenderer
 
     items, _, _, tokenizer, model = setup(args, "cpu", torch.float32, tiny=True)  # the model never runs
     reply = "lorem ipsum " * 20
@@ -254,14 +257,41 @@ def host_only(args: argparse.Namespace) -> str:
             rounds.append([list(e) for e in encoded])
         return [reply] * len(encoded)
 
-    originals = gen.ChatSession.generate, IncrementalEncoder.encode
+    renderers: list[ToolRenderer] = []  # each run's, for its counts
+    spliced = ToolRenderer.render
+
+    render_seconds: Counter[str] = Counter()  # per run: the time spent rendering prompts
+
+    def counted(self: ToolRenderer, prompt: Any) -> str:
+        if not renderers or renderers[-1] is not self:
+            renderers.append(self)
+        start = time.perf_counter()
+        text = spliced(self, prompt)
+        render_seconds[rows_done()] += time.perf_counter() - start
+        return text
+
+    def whole_render(self: ToolRenderer, prompt: Any) -> str:
+        start = time.perf_counter()
+        text = gen.render_prompt(self.tokenizer, prompt)
+        render_seconds[rows_done()] += time.perf_counter() - start
+        return text
+
+    def rows_done() -> int:
+        return len(rows)
+
+    originals = gen.ChatSession.generate, IncrementalEncoder.encode, ToolRenderer.render
     try:
         gen.ChatSession.generate = fixed_replies
-        for name, encode in (
-            ("incremental tokenization", whole),
-            ("whole prompts every round", lambda self, texts, keys=None: whole(self, texts, None)),
+        for name, encode, render in (
+            ("incremental tokenization", whole, counted),
+            ("tools rendered every round", whole, whole_render),
+            (
+                "whole prompts every round",
+                lambda self, texts, keys=None: whole(self, texts, None),
+                whole_render,
+            ),
         ):
-            IncrementalEncoder.encode = encode
+            IncrementalEncoder.encode, ToolRenderer.render = encode, render
             out, seconds = timed(
                 lambda: run_conversations(
                     model,
@@ -277,14 +307,24 @@ def host_only(args: argparse.Namespace) -> str:
             )
             rows.append((name, len(out), sum(len(s) for r in out for s in r["decoded"]), seconds))
     finally:
-        gen.ChatSession.generate, IncrementalEncoder.encode = originals
+        gen.ChatSession.generate, IncrementalEncoder.encode, ToolRenderer.render = originals
     lines = [
         f"# BFCL multi-turn, host side only (fixed replies, no model) — {date.today()} — {platform.node()} "
         f"({platform.machine()}, {os.cpu_count()} CPUs); {args.slots} conversations at a time",
-        f"{'run':<28}{'conversations':>14}{'replies':>9}{'seconds':>10}{'vs incremental':>16}",
+        f"{'run':<28}{'conversations':>14}{'replies':>9}{'seconds':>10}{'vs incremental':>16}"
+        f"{'rendering s':>12}{'vs the first':>15}",
     ]
-    for name, n, replies, seconds in rows:
-        lines.append(f"{name:<28}{n:>14}{replies:>9}{seconds:>10.1f}{seconds / rows[0][3]:>15.2f}x")
+    for k, (name, n, replies, seconds) in enumerate(rows):
+        lines.append(
+            f"{name:<28}{n:>14}{replies:>9}{seconds:>10.1f}{seconds / rows[0][3]:>15.2f}x"
+            f"{render_seconds[k]:>12.2f}{render_seconds[k] / render_seconds[0]:>15.2f}x"
+        )
+    counts = sum((r.stats for r in renderers), Counter())
+    lines.append(
+        f"first run's prompts: {counts['spliced']} rendered with stand-in tools and the tools' text spliced in, "
+        f"{counts['whole']} rendered whole ({counts['learned']} tool sets learned; "
+        f"splicing {'on' if all(r.enabled for r in renderers) else 'turned off by a mismatch'})"
+    )
     own, shared = shared_prefix_positions(rounds, args.max_new_tokens)
     blocks = 0  # each whole 128-block several prompts of a round hold read once (EngineConfig.share_blocks)
     for prompts in rounds:

@@ -25,21 +25,10 @@ import torch
 
 from evaluation.generation.encode import IncrementalEncoder
 from evaluation.generation.engine import Engine, EngineConfig, EngineUnsupported, check_supported
+from evaluation.generation.render import ToolRenderer, render_prompt
 
 Conversation = dict[str, Any]
 END_OF_TURN = "<|im_end|>"
-
-
-def render_prompt(tokenizer: Any, prompt: str | Conversation | list[dict]) -> str:
-    """Prompt text for one input: strings pass through, conversations go through the chat template."""
-    if isinstance(prompt, str):
-        return prompt
-    if isinstance(prompt, list):  # bare message list
-        prompt = {"messages": prompt}
-    tools = prompt.get("tools") or None
-    return tokenizer.apply_chat_template(
-        prompt["messages"], tools=tools, add_generation_prompt=True, tokenize=False
-    )
 
 
 def stop_token_ids(tokenizer: Any) -> list[int]:
@@ -118,6 +107,7 @@ class ChatSession:
         config = dataclasses.replace(config or EngineConfig(), slots=slots)
         self.engine = Engine(model, self.stops, sequences, config)
         self.encoder = IncrementalEncoder(tokenizer)
+        self.renderer = ToolRenderer(tokenizer)
 
     @property
     def max_prompt_tokens(self) -> int:
@@ -130,10 +120,11 @@ class ChatSession:
         """Token ids of the rendered prompts (as :func:`generate` encodes them), in one batch call (a
         fast tokenizer spreads it over its threads). With ``keys`` (one per prompt: the conversation),
         a prompt that extends its key's previous one tokenizes only the new text
-        (:class:`evaluation.generation.encode.IncrementalEncoder`; same ids, checked)."""
+        (:class:`evaluation.generation.encode.IncrementalEncoder`; same ids, checked). A tool set's
+        schemas are formatted once (:class:`evaluation.generation.render.ToolRenderer`; same text, checked)."""
         if not prompts:
             return []
-        texts = [render_prompt(self.tokenizer, prompt) for prompt in prompts]
+        texts = [self.renderer.render(prompt) for prompt in prompts]
         return self.encoder.encode(texts, keys)
 
     def generate(self, encoded: Sequence[Sequence[int]], keys: Sequence[Hashable] | None) -> list[str]:

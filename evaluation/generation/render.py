@@ -1,0 +1,143 @@
+"""Chat-template rendering that formats each tool set once, however many rounds reuse it.
+
+A multi-turn conversation's prompt carries its tools' schemas every round -- most of its text in
+BFCL's multi-turn categories (thousands of tokens of function docs). ``apply_chat_template`` copies
+every schema into plain data and the template's ``tojson`` serializes it again on every render: over
+BFCL's 800 conversations that was about half of the host's rendering time (py-spy, CPU). The
+renderer below renders a prompt with small *stand-in* tools instead and splices the real tools' text
+in, learned once per tool set:
+
+1. The first prompt with a tool set is rendered twice, with the real tools (``T``) and with stand-ins
+   (``S``: one per tool, same ``type``, a marker name, no description or parameters). The two texts
+   differ only where the template wrote the tools; their common head and tail leave that span,
+   ``X_T`` in one and ``X_S`` in the other.
+2. Later prompts with the same tool set are rendered with the stand-ins; where ``X_S`` occurs exactly
+   once it is replaced by ``X_T``. Elsewhere (a template that writes the tools in several places, or
+   differently as the messages change) the prompt is rendered whole, counted.
+
+Exactness is checked, not assumed: the first :attr:`ToolRenderer.VERIFY` spliced prompts are also
+rendered whole and compared; on any difference the renderer logs why and renders whole prompts from
+then on. A tool set is keyed by the identity of its list and of its dicts (the caller does not mutate
+them in place: :mod:`evaluation.bfcl.multi_turn` builds a new list when a held-out function comes
+back); the renderer holds them, so an identity is never reused while cached.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import Counter
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: marks the stand-in tools' names (a character no real function name holds)
+MARK = "\u2063forge-tool-"
+
+
+def render_prompt(tokenizer: Any, prompt: Any) -> str:
+    """Prompt text for one input: strings pass through, conversations go through the chat template."""
+    if isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, list):  # bare message list
+        prompt = {"messages": prompt}
+    tools = prompt.get("tools") or None
+    return tokenizer.apply_chat_template(
+        prompt["messages"], tools=tools, add_generation_prompt=True, tokenize=False
+    )
+
+
+def stand_ins(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One small tool per tool of ``tools``, shaped like it (OpenAI's ``{"type", "function"}`` wrapper or
+    a bare function), with a marker name (its index) and nothing to serialize."""
+    out = []
+    for i, tool in enumerate(tools):
+        function = {
+            "name": f"{MARK}{i}",
+            "description": "",
+            "parameters": {"type": "object", "properties": {}},
+        }
+        out.append(
+            {"type": tool.get("type", "function"), "function": function} if "function" in tool else function
+        )
+    return out
+
+
+def differing_span(a: str, b: str) -> tuple[int, int, int]:
+    """``(head, tail_a, tail_b)``: ``a[head:tail_a]`` and ``b[head:tail_b]`` are where ``a`` and ``b``
+    differ -- their longest common head and, after it, their longest common tail removed."""
+    head = len(os.path.commonprefix([a, b]))
+    limit = min(len(a), len(b)) - head
+    tail = len(os.path.commonprefix([a[::-1][:limit], b[::-1][:limit]]))
+    return head, len(a) - tail, len(b) - tail
+
+
+class ToolRenderer:
+    """``render(prompt)`` -> ``render_prompt(tokenizer, prompt)``, each tool set's text formatted once."""
+
+    #: spliced prompts also rendered whole and compared (a few: each costs a whole render)
+    VERIFY = 4
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.enabled = True
+        self.verified = 0
+        #: tool-set key -> (its tools, held; the stand-ins' span, the real tools' span), or None where
+        #: the template's text for the tools could not be told apart (those prompts render whole)
+        self._spans: dict[str, tuple[list[Any], tuple[str, str] | None]] = {}
+        #: a tool list's identity (the list's and its dicts', held so they stay unique) -> its content key
+        self._keys: dict[tuple[int, ...], tuple[list[Any], str]] = {}
+        #: prompts ``spliced`` (stand-in render + tools' text), ``whole`` (rendered with the real tools:
+        #: strings, no tools, a tool set's first prompt, a span not found once) and ``learned`` tool sets
+        self.stats: Counter[str] = Counter()
+
+    def render(self, prompt: Any) -> str:
+        tools = None if isinstance(prompt, str | list) else prompt.get("tools")
+        if not tools or not self.enabled or not all(isinstance(t, dict) for t in tools):
+            self.stats["whole"] += 1
+            return render_prompt(self.tokenizer, prompt)
+        key = self._key(tools)
+        entry = self._spans.get(key)
+        if entry is None:
+            return self._learn(key, prompt, tools)
+        span = entry[1]
+        if span is not None:
+            cheap = render_prompt(self.tokenizer, {**prompt, "tools": stand_ins(tools)})
+            if cheap.count(span[0]) == 1:
+                text = cheap.replace(span[0], span[1])
+                self.stats["spliced"] += 1
+                return self._verify(prompt, text) if self.verified < self.VERIFY else text
+        self.stats["whole"] += 1
+        return render_prompt(self.tokenizer, prompt)
+
+    def _key(self, tools: list[Any]) -> str:
+        """A tool set's content (canonical JSON), computed once per list and dicts held."""
+        ident = (id(tools), *map(id, tools))
+        known = self._keys.get(ident)
+        if known is None:
+            known = self._keys[ident] = (tools, json.dumps(tools, sort_keys=True, default=repr))
+        return known[1]
+
+    def _learn(self, key: str, prompt: Any, tools: list[Any]) -> str:
+        text = render_prompt(self.tokenizer, prompt)
+        cheap = render_prompt(self.tokenizer, {**prompt, "tools": stand_ins(tools)})
+        head, end, cheap_end = differing_span(text, cheap)
+        span = (cheap[head:cheap_end], text[head:end])
+        self._spans[key] = (tools, span if MARK in span[0] else None)
+        self.stats["learned"] += 1
+        self.stats["whole"] += 1
+        return text
+
+    def _verify(self, prompt: Any, text: str) -> str:
+        whole = render_prompt(self.tokenizer, prompt)
+        if whole == text:
+            self.verified += 1
+            return text
+        log.warning(
+            "splicing the tools' text changed a prompt (%d vs %d characters): rendering whole prompts",
+            len(text), len(whole),
+        )  # fmt: skip
+        self.enabled = False
+        self._spans.clear()
+        return whole

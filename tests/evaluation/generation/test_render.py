@@ -1,0 +1,71 @@
+"""ToolRenderer: prompts rendered with stand-in tools and the tools' text spliced in equal whole renders;
+a tool set is learned once however many conversations carry a copy; templates the splice cannot serve
+are rendered whole (counted), and one whose splice would change a prompt is caught and turned off."""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+from evaluation.generation.render import ToolRenderer, render_prompt
+from tests.evaluation.generation.test_encode import TOOLS, _conversations
+
+WRAPPED = [{"type": "function", "function": t} for t in TOOLS]
+
+
+def test_spliced_prompts_equal_whole_renders_and_copies_share_a_tool_set(tokenizer):
+    for tools in (TOOLS, WRAPPED):
+        renderer = ToolRenderer(tokenizer)
+        histories = _conversations(4)
+        copies = [copy.deepcopy(tools) for _ in histories]  # each conversation its own objects, same content
+        for r in range(5):
+            for h, own in zip(histories, copies, strict=True):
+                prompt = {"messages": h[r], "tools": own}
+                assert renderer.render(prompt) == render_prompt(tokenizer, prompt), f"round {r}"
+        assert renderer.enabled and renderer.verified == ToolRenderer.VERIFY
+        assert renderer.stats == {"learned": 1, "whole": 1, "spliced": 14}
+        # a tool set that changes (a held-out function back: a new list) is learned anew
+        grown = [*copies[0], {**tools[0], "name": "get_area"} if "name" in tools[0] else tools[0]]
+        prompt = {"messages": histories[0][4], "tools": grown}
+        assert renderer.render(prompt) == render_prompt(tokenizer, prompt)
+        assert renderer.stats["learned"] == 2
+    # strings and prompts without tools pass through whole
+    assert renderer.render("plain") == "plain"
+    assert renderer.render({"messages": histories[0][1]}) == render_prompt(
+        tokenizer, {"messages": histories[0][1]}
+    )
+
+
+class _Template:
+    """A chat template as a function: ``twice`` writes the tool names before and after the messages;
+    ``counting`` writes more of each description as the messages grow (the tools' text depends on them)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def apply_chat_template(self, messages, tools=None, add_generation_prompt=True, tokenize=False):
+        body = "".join(f"<{m['role']}>{m['content']}" for m in messages)
+        names = ",".join(t["name"] for t in tools or [])
+        if self.kind == "twice":
+            return f"[{names}]{body}[{names}]<assistant>"
+        docs = ";".join(f"{t['name']}: {t['description'][: 10 * len(messages)]}" for t in tools or [])
+        return f"<tools>{docs}</tools>{body}<assistant>"
+
+
+def test_a_template_writing_the_tools_apart_renders_whole_prompts():
+    template, renderer = _Template("twice"), ToolRenderer(_Template("twice"))
+    for r, messages in enumerate(_conversations(3)[0]):
+        prompt = {"messages": messages, "tools": TOOLS}
+        assert renderer.render(prompt) == render_prompt(template, prompt), f"round {r}"
+    # the span between the two name lists held round 0's messages: later rounds do not contain it
+    assert renderer.stats == {"learned": 1, "whole": 4} and renderer.enabled
+
+
+def test_a_splice_that_would_change_a_prompt_is_caught(caplog):
+    template, renderer = _Template("counting"), ToolRenderer(_Template("counting"))
+    with caplog.at_level(logging.WARNING):
+        for r, messages in enumerate(_conversations(3)[0]):
+            prompt = {"messages": messages, "tools": TOOLS}
+            assert renderer.render(prompt) == render_prompt(template, prompt), f"round {r}"
+    assert not renderer.enabled and "rendering whole prompts" in caplog.text
+    assert renderer.stats["spliced"] == 1 and renderer.stats["whole"] == 3  # the rounds after it: whole
