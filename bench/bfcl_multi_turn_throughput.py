@@ -34,6 +34,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -151,12 +153,17 @@ def run(args: argparse.Namespace) -> str:
             runs += [] if args.skip_lanes else [("multi_turn_engine_reuse_lanes", True, True, True, False)]
             runs += [] if args.skip_no_reuse else [("multi_turn_engine", True, False, False, False)]
             runs += [] if args.skip_generate else [("multi_turn_generate", False, False, False, False)]
+            if args.whole_render:
+                runs += [("multi_turn_engine_reuse_whole-render", True, True, False, False)]
         for name, engine, reuse, overlap, fed in runs:
             totals: Counter[str] = Counter()
-            out, seconds = timed(
-                lambda c=config, e=engine, r=reuse, t=totals, o=overlap, q=fed: converse(c, e, r, t, o, q),
-                args.device,
-            )
+            with whole_renders(name.endswith("_whole-render")):
+                out, seconds = timed(
+                    lambda c=config, e=engine, r=reuse, t=totals, o=overlap, q=fed: converse(
+                        c, e, r, t, o, q
+                    ),
+                    args.device,
+                )
             replies = sum(len(step) for r in out for step in r["decoded"])
             rows.append((name, len(items), replies, seconds))
             base_of[name] = f"single_turn_engine{suffix}"
@@ -180,7 +187,8 @@ def run(args: argparse.Namespace) -> str:
         lines.append(f"{name:<32}{n:>8}{replies:>9}{secs:>10.1f}{secs / base:>15.2f}x")
     reuse = seconds.get("multi_turn_engine_reuse")
     for other in (
-        "multi_turn_engine_reuse_fed", "multi_turn_engine_reuse_lanes", "multi_turn_engine", "multi_turn_generate"
+        "multi_turn_engine_reuse_fed", "multi_turn_engine_reuse_lanes", "multi_turn_engine", "multi_turn_generate",
+        "multi_turn_engine_reuse_whole-render",
     ):  # fmt: skip
         if other in seconds and reuse:
             lines.append(f"{other} / multi_turn_engine_reuse: {seconds[other] / reuse:.2f}x")
@@ -234,6 +242,21 @@ def flex_options(spec: str) -> tuple[tuple[str, int], ...] | None:
     return (("BLOCK_N", n), ("num_stages", s), ("num_warps", w))
 
 
+@contextmanager
+def whole_renders(on: bool) -> Iterator[None]:
+    """With ``on``, every prompt is rendered whole by ``apply_chat_template`` (the chat session's
+    :class:`evaluation.generation.render.ToolRenderer` bypassed: the tools' text formatted every round)."""
+    from evaluation.generation.render import ToolRenderer, render_prompt
+
+    spliced = ToolRenderer.render
+    if on:
+        ToolRenderer.render = lambda self, prompt: render_prompt(self.tokenizer, prompt)
+    try:
+        yield
+    finally:
+        ToolRenderer.render = spliced
+
+
 def host_only(args: argparse.Namespace) -> str:
     """The conversations' host-side work alone: every reply is a fixed ~64-token text without a call
     (what a random model mostly says), so no model runs; rendering, tokenizing, the prefix table's
@@ -253,8 +276,9 @@ def host_only(args: argparse.Namespace) -> str:
     rounds: list[list[list[int]]] = []  # each round's token ids, for the shared-prefix estimate
 
     def fixed_replies(self: Any, encoded: list[list[int]], keys: Any) -> list[str]:
+        copied = [list(e) for e in encoded]  # in every run, so each pays the same for it
         if len(rows) == 0:  # the first (incremental) run
-            rounds.append([list(e) for e in encoded])
+            rounds.append(copied)
         return [reply] * len(encoded)
 
     renderers: list[ToolRenderer] = []  # each run's, for its counts
@@ -497,6 +521,12 @@ def main() -> None:
         "--skip-fed",
         action="store_true",
         help="leave out the reuse run with each conversation at its own pace (fed=True)",
+    )
+    parser.add_argument(
+        "--whole-render",
+        action="store_true",
+        help="one more reuse run (first config) with every prompt rendered whole by apply_chat_template "
+        "(ToolRenderer bypassed), against the default's tools rendered once per tool set",
     )
     parser.add_argument(
         "--skip-lanes",

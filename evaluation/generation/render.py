@@ -32,8 +32,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-#: marks the stand-in tools' names (a character no real function name holds)
-MARK = "\u2063forge-tool-"
+#: marks the stand-in tools' names (ASCII, so a template's JSON writes it as it is, escaped or not)
+MARK = "__forge_stand_in_"
 
 
 def render_prompt(tokenizer: Any, prompt: Any) -> str:

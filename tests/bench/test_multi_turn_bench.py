@@ -68,3 +68,29 @@ def test_round_groups_keep_one_depth_and_dumped_batches_replay_with_block_sharin
     }
     assert all(diff < 1e-4 for _, _, diff in rows) and unique < live
     assert torch.equal(k[2, :, :256], k[0, :, :256]) and not torch.equal(k[2, :, 256:384], k[0, :, 256:384])
+
+
+class _JsonTemplate:
+    """A chat template as a function: the tools as JSON, then the messages."""
+
+    def apply_chat_template(self, messages, tools=None, add_generation_prompt=True, tokenize=False):
+        import json
+
+        return f"<tools>{json.dumps(tools)}</tools>" + "".join(
+            f"<{m['role']}>{m['content']}" for m in messages
+        )
+
+
+def test_whole_renders_bypass_the_tool_renderer_for_the_ab_run():
+    from bench.bfcl_multi_turn_throughput import whole_renders
+    from evaluation.generation.render import ToolRenderer, render_prompt
+
+    tools = [{"name": "get_weather", "description": "Look up the weather. " * 5, "parameters": {}}]
+    prompts = [{"messages": [{"role": "user", "content": "hi"}] * n, "tools": tools} for n in (1, 2, 3)]
+    template, renderer = _JsonTemplate(), ToolRenderer(_JsonTemplate())
+    with whole_renders(True):
+        assert [renderer.render(p) for p in prompts] == [render_prompt(template, p) for p in prompts]
+    assert not renderer.stats  # the renderer never ran
+    with whole_renders(False):
+        assert [renderer.render(p) for p in prompts] == [render_prompt(template, p) for p in prompts]
+    assert renderer.stats["spliced"] == 2 and renderer.stats["learned"] == 1
