@@ -40,6 +40,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from evaluation.generation import grouped  # noqa: E402
 from evaluation.generation.kernels import (  # noqa: E402
     FLEX_BLOCK,
     FLEX_DECODE_OPTIONS,
@@ -189,6 +190,8 @@ def measure(
         per_row, split = (int(x) for x in spec.split(":"))
         plan = cascade_flex_plan(pos, kv_heads, args.length, groups, per_row, split, FLEX_DECODE_OPTIONS)
         plans.append((f"flex cascade, {per_row} a row, split {split}, tuned", plan))
+    for spec in args.grouped:
+        rows.extend(measure_grouped(args, spec, pos, shared, k, v, q, reference, sorted_holders))
     for name, plan in plans + tuned:
         try:
             out = decode_flex(q, k, v, pos, None, plan=plan)
@@ -199,6 +202,43 @@ def measure(
             continue
         rows.append((name, ms, diff))
     return rows, live, unique
+
+
+def measure_grouped(
+    args: argparse.Namespace, spec: str, pos: torch.Tensor, shared: list[tuple[list[int], int]], k: torch.Tensor,
+    v: torch.Tensor, q: torch.Tensor, reference: torch.Tensor, sorted_holders: tuple[list[int], list[int]] | None,
+) -> list[tuple[str, float, float]]:  # fmt: skip
+    """The ``grouped`` kernel (:mod:`evaluation.generation.grouped`) with ``spec``'s settings
+    (CHUNK:NODE_ROWS:PROGRAMS_PER_SM:BLOCK_N:WARPS:STAGES): every depth of sharing when the batch says
+    what the slots hold (``sorted_holders``), else the groups as they are."""
+    chunk, rows, per_sm, block_n, warps, stages = (int(x) for x in spec.split(":"))
+    grouped.NODE_ROWS, grouped.PROGRAMS_PER_SM, grouped.BLOCK_N = rows, per_sm, block_n
+    grouped.NUM_WARPS, grouped.NUM_STAGES = warps, stages
+    if sorted_holders is None:  # the groups' members side by side, sharing their prefix (what they hold)
+        held = pos.tolist()
+        order = [m for members, _ in shared for m in members]
+        lcp = [
+            x for members, n in shared for x in [min(n, *(held[m] for m in members))] * (len(members) - 1) + [0]
+        ][: max(len(order) - 1, 0)]  # fmt: skip
+        order += [s for s in range(args.slots) if s not in set(order)]
+        lcp += [0] * (args.slots - 1 - len(lcp))
+    else:
+        order, lcp = sorted_holders
+    tables = grouped.SegmentTables(args.slots, k.shape[1], q.shape[1] // k.shape[1], k.device, chunk=chunk)
+    tables.fill(order, lcp, args.slots)
+    name = f"grouped, chunk {chunk}, {rows} rows, {per_sm}/SM, BLOCK_N {block_n}, {warps}w {stages}s"
+
+    def call() -> torch.Tensor:
+        plan = grouped.grouped_plan(pos, tables, k.shape[1], q.shape[1], q.shape[2], args.length)
+        return grouped.decode_grouped(q, k, v, pos, plan, None)
+
+    try:
+        diff = (call().float() - reference.float()).abs().max().item()
+        ms = time_call(call, args.iters, k.device)
+    except Exception as exc:  # noqa: BLE001  settings Triton cannot build (shared memory): said, skipped
+        print(f"{name}: {type(exc).__name__}: {str(exc)[:300]}", file=sys.stderr)
+        return []
+    return [(name, ms, diff)]
 
 
 def run(args: argparse.Namespace) -> list[str]:
@@ -221,11 +261,11 @@ def run(args: argparse.Namespace) -> list[str]:
             total[0], total[1] = total[0] + ms, max(total[1], diff)
     if args.batches:
         sizes = Counter(len(m) for _, shared, _ in batches for m, _ in shared)
-        grouped = sum(k * n for k, n in sizes.items())
+        in_groups = sum(k * n for k, n in sizes.items())
         what = (
             f"{len(batches)} decode batches of {args.batches.name} (BFCL rounds; one step's attention each, "
             f"times summed), {args.slots} slots each; {sum(sizes.values())} groups sharing a prefix "
-            f"({grouped} slots), {sum(len(p) for p, _, _ in batches) - grouped} slots alone"
+            f"({in_groups} slots), {sum(len(p) for p, _, _ in batches) - in_groups} slots alone"
         )
     else:
         what = f"{args.slots} slots in {args.groups} groups"
@@ -276,6 +316,12 @@ def main() -> None:
         "--cascade", nargs="*", default=["4:4", "8:4", "4:1"],
         help="cascade layouts (kernels.cascade_flex_plan, with FLEX_DECODE_OPTIONS) as MEMBERS_PER_ROW:SPLIT",
     )  # fmt: skip
+    ap.add_argument(
+        "--grouped",
+        nargs="*",
+        default=["512:32:4:64:4:2"],
+        help="grouped kernel settings as CHUNK:NODE_ROWS:PROGRAMS_PER_SM:BLOCK_N:WARPS:STAGES",
+    )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     text = "\n".join(run(args))

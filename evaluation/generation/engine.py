@@ -42,7 +42,7 @@ from typing import Any
 import torch
 from torch.profiler import record_function
 
-from evaluation.generation import kernels
+from evaluation.generation import grouped, kernels
 from evaluation.generation.prefix_cache import BLOCK, Plan, SlotTable, common_prefix, shared_tokens
 
 log = logging.getLogger(__name__)
@@ -205,6 +205,14 @@ class Engine:
         self.decode_attention = self.config.decode_attention
         if self.decode_attention == "auto":  # flex compiles with Triton; fp32 keeps sdpa (exact vs generate)
             self.decode_attention = ("flex" if find_spec("triton") else "varlen") if flash else "sdpa"
+        elif self.decode_attention == "grouped" and self.device.type == "cuda" and not (
+            flash and grouped.available(self.device, self.head_dim)
+        ):
+            log.warning(
+                "decode_attention 'grouped' needs Triton, bf16/fp16 and a power-of-two head dim on CUDA: using %r",
+                "varlen" if flash else "sdpa",
+            )
+            self.decode_attention = "varlen" if flash else "sdpa"
         elif self.decode_attention in ("varlen", "cascade") and self.device.type == "cuda" and not flash:
             log.warning(
                 "decode_attention %r needs bf16/fp16 on CUDA, not %s: using 'sdpa'",
@@ -244,7 +252,7 @@ class Engine:
             tuple[int, int, int], Any
         ] = {}  # decode graphs per (bucket, slot range), until a resize
         #: ``cascade`` decode (keyed): the shared-prefix groups per slot range, until a resize
-        self._cascade: dict[tuple[int, int], kernels.CascadeGroups] = {}
+        self._cascade: dict[tuple[int, int], kernels.CascadeGroups | grouped.SegmentTables] = {}
         #: ``compile_layers``: each decoder layer's compiled forward, made on the first decode step
         self._compiled: list[Any] = []
 
@@ -444,13 +452,22 @@ class Engine:
             # steps attend the whole cache: one graph per lane and cache size, not one per bucket
             bound = state.max_len if self.decode_attention in kernels.PER_SLOT_KERNELS else attend
             groups = None
-            sharing = self.decode_attention == "cascade" or self.config.shared_reads
+            sharing = self.decode_attention in ("cascade", "grouped") or self.config.shared_reads
             if self.decode_attention in kernels.SHARING_KERNELS and sharing and keys is not None:
                 groups = self._cascade.get((lane.start, lane.stop))
-                if groups is None:
+                if groups is None and self.decode_attention == "grouped":
+                    fold = int(self.model.config.num_attention_heads) // self.kv_heads
+                    groups = grouped.SegmentTables(len(lane), self.kv_heads, fold, self.device)
+                    self._cascade[(lane.start, lane.stop)] = groups
+                elif groups is None:
                     groups = kernels.CascadeGroups.allocate(len(lane), self.device)
                     self._cascade[(lane.start, lane.stop)] = groups
-                if regroup and self.decode_attention == "flex" and self.config.share_blocks:
+                if regroup and self.decode_attention == "grouped":
+                    with record_function("engine.regroup"):
+                        order, lcp = self._sorted_holders(live, lane)
+                        saved = groups.fill(order, lcp, len(live), self.config.share_min_tokens).shared_positions
+                    regroup = False
+                elif regroup and self.decode_attention == "flex" and self.config.share_blocks:
                     with record_function("engine.regroup"):
                         order, lcp = self._sorted_holders(live, lane)
                         blocks = state.max_len // kernels.FLEX_BLOCK

@@ -15,6 +15,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from evaluation.generation.grouped import GroupedPlan, SegmentTables, decode_grouped, grouped_plan
+
 ATTENTION_NAME = "forge_engine"
 _ACTIVE: list[DecodeState] = []  # the state the registered attention function writes into
 
@@ -83,11 +85,13 @@ class PackedMode:
 #: and nothing past them, so a batch of short conversations beside one long one no longer pays the
 #: long one's length on every slot. ``flex`` reads the same positions with FlexAttention's decoding
 #: kernel (:func:`decode_flex`), which splits a slot's positions over the GPU.
-DECODE_KERNELS = ("sdpa", "matmul", "varlen", "cascade", "flex")
+#: ``grouped`` (:mod:`evaluation.generation.grouped`, Triton) reads every prefix that several slots hold
+#: once per step for all of them, at every depth it is shared, in chunks spread over the GPU.
+DECODE_KERNELS = ("sdpa", "matmul", "varlen", "cascade", "flex", "grouped")
 #: the kernels that read each slot's own length (``state.pos``) rather than ``attend`` positions under a mask
-PER_SLOT_KERNELS = ("varlen", "cascade", "flex")
+PER_SLOT_KERNELS = ("varlen", "cascade", "flex", "grouped")
 #: the kernels that read a prefix several slots' caches hold from one of them (keyed requests)
-SHARING_KERNELS = ("cascade", "flex")
+SHARING_KERNELS = ("cascade", "flex", "grouped")
 
 
 @dataclass
@@ -176,13 +180,13 @@ class DecodeMode:
 
     attend: int
     kernel: str = "sdpa"
-    groups: CascadeGroups | None = None  # ``cascade``, ``flex``: the slots sharing a prefix
+    groups: CascadeGroups | SegmentTables | None = None  # sharing kernels: the slots sharing a prefix
     flex_split: int = 0  # ``flex``: :func:`flex_plan`'s ``split``
     flex_rows: int = 1  # ``flex``: slots per kernel row (> 1: :func:`packed_flex_plan`)
     flex_options: tuple[tuple[str, int], ...] = ()  # ``flex``: :func:`flex_plan`'s ``options``
     flex_cascade: int = 0  # ``flex`` with groups: members per level-1 row (> 0: :func:`cascade_flex_plan`)
-    plan: FlexPlan | PackedFlexPlan | CascadeFlexPlan | None = (
-        None  # ``flex``: this step's, made by its first layer
+    plan: FlexPlan | PackedFlexPlan | CascadeFlexPlan | GroupedPlan | None = (
+        None  # ``flex``, ``grouped``: this step's, made by its first layer
     )
 
 
@@ -421,6 +425,13 @@ def _attention(
             out = decode_flex(
                 query[:, :, 0], state.k[layer], state.v[layer], state.pos, scaling, plan=mode.plan
             )
+            return out[:, None], None
+        if mode.kernel == "grouped":
+            if mode.plan is None:  # once per step: every layer reads the same segments
+                mode.plan = grouped_plan(
+                    state.pos, mode.groups, key.shape[1], heads, dim, state.max_len
+                )  # fmt: skip
+            out = decode_grouped(query[:, :, 0], state.k[layer], state.v[layer], state.pos, mode.plan, scaling)
             return out[:, None], None
         if mode.kernel == "cascade":
             out = decode_cascade(

@@ -161,6 +161,8 @@ EVICTING = dataclasses.replace(KEEPING, slots=2, sync_every=3, prefill_tokens=60
             KEEPING, decode_attention="flex", flex_cascade=2
         ),  # shared blocks scored once a row
         dataclasses.replace(EVICTING, decode_attention="flex", slots=4, flex_cascade=1),
+        dataclasses.replace(KEEPING, decode_attention="grouped"),  # every shared depth read once per tile
+        dataclasses.replace(EVICTING, decode_attention="grouped", slots=4),
     ],
     ids=[
         "keeping",
@@ -179,6 +181,8 @@ EVICTING = dataclasses.replace(KEEPING, slots=2, sync_every=3, prefill_tokens=60
         "keeping-flex-share-blocks",
         "keeping-flex-cascade",
         "evicting-flex-cascade",
+        "keeping-grouped",
+        "evicting-grouped",
     ],
 )
 def test_keyed_rounds_equal_generate_exactly(gqa_model, rounds, config):
@@ -199,8 +203,9 @@ def test_keyed_rounds_equal_generate_exactly(gqa_model, rounds, config):
         )
     assert engine.totals["evictions"] > 0 if config.slots < 5 else engine.totals["evictions"] == 0
     assert engine.totals["copied_tokens"] > 0 and engine.totals["reused_tokens"] > 0
-    # cascade, flex: keys with the same system prompt read it once per group
-    assert (engine.totals["decode_shared_positions"] > 0) == (config.decode_attention in ("cascade", "flex"))
+    # cascade, flex, grouped: keys with the same system prompt read it once per group
+    sharing = config.decode_attention in ("cascade", "flex", "grouped")
+    assert (engine.totals["decode_shared_positions"] > 0) == sharing
 
 
 @pytest.mark.parametrize(
@@ -212,6 +217,7 @@ def test_keyed_rounds_equal_generate_exactly(gqa_model, rounds, config):
         dataclasses.replace(KEEPING, decode_attention="flex", prefill_attention="packed"),  # groups regrouped
         dataclasses.replace(KEEPING, decode_attention="flex", prefill_attention="packed", flex_rows=4),
         dataclasses.replace(KEEPING, decode_attention="flex", prefill_attention="packed", flex_cascade=2),
+        dataclasses.replace(KEEPING, decode_attention="grouped", prefill_attention="packed"),
     ],
     ids=[
         "keeping",
@@ -220,6 +226,7 @@ def test_keyed_rounds_equal_generate_exactly(gqa_model, rounds, config):
         "keeping-flex-packed",
         "keeping-flex-packed-rows",
         "keeping-flex-packed-cascade",
+        "keeping-grouped-packed",
     ],
 )
 def test_fed_rounds_in_one_call_equal_generate_exactly(gqa_model, rounds, config):
@@ -253,7 +260,7 @@ def test_fed_rounds_in_one_call_equal_generate_exactly(gqa_model, rounds, config
     assert engine.generate_ids(prompts, MAX_NEW, keys=keys, feed=feed) == reference
     assert got == expected and len(calls) >= 2 and max(calls) <= config.feed_chunk
     # flex: the groups are recomputed as fed prompts come in, and a shared system prompt is read once
-    assert (engine.totals["decode_shared_positions"] > 0) == (config.decode_attention == "flex")
+    assert (engine.totals["decode_shared_positions"] > 0) == (config.decode_attention in ("flex", "grouped"))
     assert (
         engine.stats["reused_tokens"] > 0 and engine._keyed.max_len >= max(map(len, rounds[-1][1])) + MAX_NEW
     )
