@@ -205,8 +205,10 @@ class Engine:
         self.decode_attention = self.config.decode_attention
         if self.decode_attention == "auto":  # flex compiles with Triton; fp32 keeps sdpa (exact vs generate)
             self.decode_attention = ("flex" if find_spec("triton") else "varlen") if flash else "sdpa"
-        elif self.decode_attention == "grouped" and self.device.type == "cuda" and not (
-            flash and grouped.available(self.device, self.head_dim)
+        elif (
+            self.decode_attention == "grouped"
+            and self.device.type == "cuda"
+            and not (flash and grouped.available(self.device, self.head_dim))
         ):
             log.warning(
                 "decode_attention 'grouped' needs Triton, bf16/fp16 and a power-of-two head dim on CUDA: using %r",
@@ -465,7 +467,9 @@ class Engine:
                 if regroup and self.decode_attention == "grouped":
                     with record_function("engine.regroup"):
                         order, lcp = self._sorted_holders(live, lane)
-                        saved = groups.fill(order, lcp, len(live), self.config.share_min_tokens).shared_positions
+                        saved = groups.fill(
+                            order, lcp, len(live), self.config.share_min_tokens
+                        ).shared_positions
                     regroup = False
                 elif regroup and self.decode_attention == "flex" and self.config.share_blocks:
                     with record_function("engine.regroup"):

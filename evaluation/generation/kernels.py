@@ -431,7 +431,9 @@ def _attention(
                 mode.plan = grouped_plan(
                     state.pos, mode.groups, key.shape[1], heads, dim, state.max_len
                 )  # fmt: skip
-            out = decode_grouped(query[:, :, 0], state.k[layer], state.v[layer], state.pos, mode.plan, scaling)
+            out = decode_grouped(
+                query[:, :, 0], state.k[layer], state.v[layer], state.pos, mode.plan, scaling
+            )
             return out[:, None], None
         if mode.kernel == "cascade":
             out = decode_cascade(
