@@ -52,6 +52,7 @@ from kernel_breakdown import idle_by_phase, render_idle_by_phase  # noqa: E402
 from contracts.bfcl import MULTI_TURN_CATEGORIES, load_multi_turn_category  # noqa: E402
 from evaluation.bfcl.data import environment_dir, prompt_functions  # noqa: E402
 from evaluation.bfcl.multi_turn import Limits, run_conversations  # noqa: E402
+from evaluation.generation import grouped  # noqa: E402
 from evaluation.generation.engine import EngineConfig  # noqa: E402
 from evaluation.generation.generate import generate  # noqa: E402
 from evaluation.generation.kernels import DECODE_KERNELS  # noqa: E402
@@ -179,6 +180,7 @@ def run(args: argparse.Namespace) -> str:
         f"prefill attention: {', '.join(args.prefill_attention)} "
         f"(runs without a suffix use {args.decode_attention[0]} and {args.prefill_attention[0]}); "
         f"attend bucket {args.attend_bucket}"
+        + (f"; grouped settings {grouped.settings()}" if "grouped" in args.decode_attention else "")
     )
     seconds = {name: s for name, _, _, s in rows}
     lines = [head, f"{'run':<32}{'items':>8}{'replies':>9}{'seconds':>10}{'vs single-turn':>16}"]
@@ -592,6 +594,11 @@ def main() -> None:
         "--attend-bucket", type=int, default=EngineConfig.attend_bucket, help="EngineConfig.attend_bucket"
     )
     parser.add_argument(
+        "--grouped-settings",
+        help="the grouped decode kernel's tunables, CHUNK:NODE_ROWS:PROGRAMS_PER_SM:BLOCK_N:NUM_WARPS:"
+        "NUM_STAGES:HEADS_PER_ITEM (evaluation.generation.grouped.configure; bench/flex_decode.py --grouped)",
+    )
+    parser.add_argument(
         "--warm-multi-turn",
         action="store_true",
         help="one untimed reuse run per config first (the first timed run otherwise pays its kernels' "
@@ -612,6 +619,8 @@ def main() -> None:
         "--host-only", action="store_true", help="time the host-side work alone (no model): see host_only()"
     )
     args = parser.parse_args()
+    if args.grouped_settings:
+        grouped.configure(args.grouped_settings)
     text = host_only(args) if args.host_only else run(args)
     print(text)
     if args.out:

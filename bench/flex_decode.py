@@ -209,11 +209,11 @@ def measure_grouped(
     v: torch.Tensor, q: torch.Tensor, reference: torch.Tensor, sorted_holders: tuple[list[int], list[int]] | None,
 ) -> list[tuple[str, float, float]]:  # fmt: skip
     """The ``grouped`` kernel (:mod:`evaluation.generation.grouped`) with ``spec``'s settings
-    (CHUNK:NODE_ROWS:PROGRAMS_PER_SM:BLOCK_N:WARPS:STAGES): every depth of sharing when the batch says
-    what the slots hold (``sorted_holders``), else the groups as they are."""
-    chunk, rows, per_sm, block_n, warps, stages = (int(x) for x in spec.split(":"))
-    grouped.NODE_ROWS, grouped.PROGRAMS_PER_SM, grouped.BLOCK_N = rows, per_sm, block_n
-    grouped.NUM_WARPS, grouped.NUM_STAGES = warps, stages
+    (CHUNK:NODE_ROWS:PROGRAMS_PER_SM:BLOCK_N:WARPS:STAGES:HEADS_PER_ITEM): every depth of sharing when the
+    batch says what the slots hold (``sorted_holders``; its depths rounded down to the 16-token blocks
+    :func:`measure` makes equal across the slots holding them), else the groups as they are."""
+    grouped.configure(spec)
+    chunk, rows, per_sm, block_n, warps, stages, hpi = (int(x) for x in spec.split(":"))
     if sorted_holders is None:  # the groups' members side by side, sharing their prefix (what they hold)
         held = pos.tolist()
         order = [m for members, _ in shared for m in members]
@@ -223,10 +223,10 @@ def measure_grouped(
         order += [s for s in range(args.slots) if s not in set(order)]
         lcp += [0] * (args.slots - 1 - len(lcp))
     else:
-        order, lcp = sorted_holders
+        order, lcp = sorted_holders[0], [n // 16 * 16 for n in sorted_holders[1]]
     tables = grouped.SegmentTables(args.slots, k.shape[1], q.shape[1] // k.shape[1], k.device, chunk=chunk)
     tables.fill(order, lcp, args.slots)
-    name = f"grouped, chunk {chunk}, {rows} rows, {per_sm}/SM, BLOCK_N {block_n}, {warps}w {stages}s"
+    name = f"grouped, chunk {chunk}, {rows} rows, {per_sm}/SM, BLOCK_N {block_n}, {warps}w {stages}s, {hpi} h"
 
     def call() -> torch.Tensor:
         plan = grouped.grouped_plan(pos, tables, k.shape[1], q.shape[1], q.shape[2], args.length)
@@ -319,8 +319,8 @@ def main() -> None:
     ap.add_argument(
         "--grouped",
         nargs="*",
-        default=["512:32:4:64:4:2"],
-        help="grouped kernel settings as CHUNK:NODE_ROWS:PROGRAMS_PER_SM:BLOCK_N:WARPS:STAGES",
+        default=["512:32:4:64:4:3:1"],
+        help="grouped kernel settings as CHUNK:NODE_ROWS:PROGRAMS_PER_SM:BLOCK_N:WARPS:STAGES:HEADS_PER_ITEM",
     )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()

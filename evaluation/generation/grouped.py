@@ -49,9 +49,28 @@ MIN_SHARED = 64
 MAX_LEVELS = 8
 #: persistent programs per streaming multiprocessor
 PROGRAMS_PER_SM = 4
+#: K/V heads one work item walks in turn (one lookup of its segment for all of them)
+HEADS_PER_ITEM = 1
 #: the partial kernel's launch options
 NUM_WARPS = 4
-NUM_STAGES = 2
+NUM_STAGES = 3
+
+
+def configure(spec: str) -> None:
+    """Set the tunables from ``CHUNK:NODE_ROWS:PROGRAMS_PER_SM:BLOCK_N:NUM_WARPS:NUM_STAGES:HEADS_PER_ITEM``
+    (benchmarks' sweeps; tables made before keep their chunk)."""
+    global CHUNK, NODE_ROWS, PROGRAMS_PER_SM, BLOCK_N, NUM_WARPS, NUM_STAGES, HEADS_PER_ITEM
+    values = [int(x) for x in spec.split(":")]
+    if len(values) != 7 or min(values) < 1:
+        raise ValueError(f"grouped settings {spec!r}: want 7 positive integers joined by ':'")
+    CHUNK, NODE_ROWS, PROGRAMS_PER_SM, BLOCK_N, NUM_WARPS, NUM_STAGES, HEADS_PER_ITEM = values
+
+
+def settings() -> str:
+    """The tunables as :func:`configure` takes them."""
+    return ":".join(
+        map(str, (CHUNK, NODE_ROWS, PROGRAMS_PER_SM, BLOCK_N, NUM_WARPS, NUM_STAGES, HEADS_PER_ITEM))
+    )
 
 
 def available(device: torch.device, head_dim: int) -> bool:
@@ -157,9 +176,9 @@ class SegmentTables:
     work), rewritten in place by :meth:`fill` between steps; what a captured decode step reads."""
 
     def __init__(
-        self, slots: int, kv_heads: int, fold: int, device: torch.device, chunk: int = CHUNK
+        self, slots: int, kv_heads: int, fold: int, device: torch.device, chunk: int | None = None
     ) -> None:
-        self.slots, self.kv_heads, self.fold, self.chunk = slots, kv_heads, fold, chunk
+        self.slots, self.kv_heads, self.fold, self.chunk = slots, kv_heads, fold, chunk or CHUNK
         i32 = lambda n: torch.zeros(n, dtype=torch.int32, device=device)  # noqa: E731
         self.order, self.src, self.begin, self.end = i32(slots), i32(slots), i32(slots), i32(slots)
         self.mstart, self.mcount, self.pbase, self.cum = i32(slots), i32(slots), i32(slots), i32(slots + 1)
@@ -176,7 +195,7 @@ class SegmentTables:
         pad = self.slots - len(layout.begin)
         tiles = [-(-m // node_members(self.fold)) for m in layout.mcount]
         work = [
-            -(-(e - b) // self.chunk) * t * self.kv_heads
+            -(-(e - b) // self.chunk) * t * head_groups(self.kv_heads)
             for b, e, t in zip(layout.begin, layout.end, tiles, strict=True)
         ]
         cum = [0]
@@ -201,6 +220,15 @@ class SegmentTables:
         return layout
 
 
+def head_groups(kv_heads: int) -> int:
+    """Work items per (segment chunk, tile): the K/V heads in groups of :func:`heads_per_item`."""
+    return kv_heads // heads_per_item(kv_heads)
+
+
+def heads_per_item(kv_heads: int) -> int:
+    return HEADS_PER_ITEM if kv_heads % HEADS_PER_ITEM == 0 else 1
+
+
 def node_members(fold: int) -> int:
     """Members per node tile."""
     return max(1, max(NODE_ROWS, _pow2(fold)) // fold)
@@ -219,6 +247,8 @@ class GroupedPlan:
     own_begin: torch.Tensor  # [S] int32
     own_pbase: torch.Tensor  # [S] int32
     own_cum: torch.Tensor  # [S + 1] int32: own work items' prefix sums
+    own_map: torch.Tensor  # [own items at most] int32: each own item's slot
+    node_map: torch.Tensor | None  # [node items at most] int32: each node item's segment
     counts: torch.Tensor  # [S] int32: partials per slot
     partial_out: torch.Tensor  # [S, P, Hq, D] fp32
     partial_lse: torch.Tensor  # [S, P, Hq] fp32 (log2 units)
@@ -226,12 +256,12 @@ class GroupedPlan:
 
 def grouped_plan(
     pos: torch.Tensor, tables: SegmentTables | None, kv_heads: int, heads: int, head_dim: int, max_len: int,
-    chunk: int = CHUNK,
+    chunk: int | None = None,
 ) -> GroupedPlan:  # fmt: skip
     """The step's plan from the slots' positions (device ops only: capturable). Without ``tables``
     every slot reads its whole cache alone, in chunks of ``chunk`` (with tables: theirs)."""
     slots = pos.shape[0]
-    chunk = tables.chunk if tables is not None else chunk
+    chunk = tables.chunk if tables is not None else chunk or CHUNK
     if tables is not None:
         own_begin, own_pbase = tables.own_begin, tables.own_pbase
     else:
@@ -241,14 +271,26 @@ def grouped_plan(
     start = torch.where(own_begin < 0, here, own_begin)
     chunks = torch.div(here + 1 - start + chunk - 1, chunk, rounding_mode="floor")
     own_cum = torch.zeros(slots + 1, dtype=torch.int32, device=pos.device)
-    own_cum[1:] = torch.cumsum(chunks * kv_heads, 0)
+    own_cum[1:] = torch.cumsum(chunks * head_groups(kv_heads), 0)
     # a slot's partials: its kept ancestors' chunks (< MAX_LEVELS + max_len / CHUNK), then its own
     width = -(-max_len // chunk) + MAX_LEVELS + 1
+    # each item's segment, looked up once by the kernel (the last segment whose first item is <= it),
+    # over as many items as there can be: own ones per slot up to its whole cache, node ones as many
+    # as every slot's kept ancestors' chunks (a tile is charged to its first member)
+    own_map = _item_map(own_cum, slots * -(-max_len // chunk) * head_groups(kv_heads))
+    node_map = (
+        _item_map(tables.cum, slots * (width - 1) * head_groups(kv_heads)) if tables is not None else None
+    )
     return GroupedPlan(
-        tables, chunk, own_begin, own_pbase, own_cum, (own_pbase + chunks).to(torch.int32),
+        tables, chunk, own_begin, own_pbase, own_cum, own_map, node_map, (own_pbase + chunks).to(torch.int32),
         torch.empty((slots, width, heads, head_dim), dtype=torch.float32, device=pos.device),
         torch.empty((slots, width, heads), dtype=torch.float32, device=pos.device),
     )  # fmt: skip
+
+
+def _item_map(cum: torch.Tensor, items: int) -> torch.Tensor:
+    at = torch.arange(items, dtype=cum.dtype, device=cum.device)
+    return (torch.searchsorted(cum, at, right=True) - 1).clamp(0, cum.numel() - 2).to(torch.int32)
 
 
 def decode_grouped(
@@ -269,7 +311,13 @@ def decode_grouped(
     fold = heads // kv_heads
     po, pl = plan.partial_out, plan.partial_lse
     common = dict(
-        KVH=kv_heads, FOLD=fold, D=dim, BLOCK_N=BLOCK_N, CH=plan.chunk, IEEE=query.dtype == torch.float32
+        KVH=kv_heads,
+        FOLD=fold,
+        D=dim,
+        BLOCK_N=BLOCK_N,
+        CH=plan.chunk,
+        IEEE=query.dtype == torch.float32,
+        HPI=heads_per_item(kv_heads),
     )
     strides = (*query.stride()[:2], *k_cache.stride()[:3], *po.stride()[:3], *pl.stride()[:2])
     programs = _sm_count(query.device) * PROGRAMS_PER_SM if query.is_cuda else 3
@@ -279,16 +327,16 @@ def decode_grouped(
     if tables is not None:  # even with no node segments now: a captured step replays after a regroup
         tk.partials[(programs,)](
             query, k_cache, v_cache, po, pl,
-            tables.cum, tables.src, tables.begin, tables.end, tables.mstart, tables.mcount, tables.pbase,
+            tables.cum, plan.node_map, tables.src, tables.begin, tables.end, tables.mstart, tables.mcount, tables.pbase,
             tables.order, pos, slots, scale2, *strides,
-            BLOCK_M=node_members(fold) * fold, OWN=False, LOG=max(1, (slots - 1).bit_length()), **common,
+            BLOCK_M=node_members(fold) * fold, OWN=False, **common,
             **launch,
         )  # fmt: skip
     tk.partials[(programs,)](
         query, k_cache, v_cache, po, pl,
-        plan.own_cum, plan.own_begin, plan.own_begin, plan.own_begin, plan.own_begin, plan.own_begin,
+        plan.own_cum, plan.own_map, plan.own_begin, plan.own_begin, plan.own_begin, plan.own_begin, plan.own_begin,
         plan.own_pbase, plan.own_begin, pos, slots, scale2, *strides,
-        BLOCK_M=max(OWN_ROWS, _pow2(fold)), OWN=True, LOG=max(1, (slots - 1).bit_length()), **common,
+        BLOCK_M=max(OWN_ROWS, _pow2(fold)), OWN=True, **common,
         **launch,
     )  # fmt: skip
     out = torch.empty_like(query)

@@ -1,11 +1,11 @@
 """Triton kernels of :mod:`evaluation.generation.grouped` (imported only where Triton is: CUDA, or its
 interpreter with ``TRITON_INTERPRET=1``).
 
-``partials``: persistent programs walk a list of work items -- (segment, chunk of its positions, K/V
-head, tile of its members) -- numbered by the prefix sums ``CUM`` over the segments; each item scores
-its members' query rows (``FOLD`` query heads per K/V head, one row each) against one chunk of one
-source slot's cache, with an online softmax, and writes the chunk's normalised output and log2-sum-exp
-per row to the member's partial ``pbase + chunk``. ``merge``: a slot's partials combined by their
+``partials``: persistent programs walk a list of work items -- (segment, chunk of its positions, ``HPI``
+K/V heads, tile of its members) -- numbered by the prefix sums ``CUM`` over the segments (``MAP``: each
+item's segment); per K/V head an item scores its members' query rows (``FOLD`` query heads per K/V head,
+one row each) against one chunk of one source slot's cache, with an online softmax, and writes the
+chunk's normalised output and log2-sum-exp per row to the member's partial ``pbase + chunk``. ``merge``: a slot's partials combined by their
 log-sum-exps. Shapes: ``S`` slots, ``Hq`` query heads, ``Hkv`` K/V heads, ``L`` positions, ``D`` dim.
 """
 
@@ -18,31 +18,25 @@ import triton.language as tl
 @triton.jit
 def partials(
     Q, K, V, PO, PL,
-    CUM, SRC, BEGIN, END, MSTART, MCOUNT, PBASE, MEMBERS, POS,
+    CUM, MAP, SRC, BEGIN, END, MSTART, MCOUNT, PBASE, MEMBERS, POS,
     n_seg, scale,
     s_qs, s_qh, s_ks, s_kh, s_kl, s_os, s_op, s_oh, s_ls, s_lp,
     KVH: tl.constexpr, FOLD: tl.constexpr, D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    CH: tl.constexpr, OWN: tl.constexpr, LOG: tl.constexpr, IEEE: tl.constexpr,
+    CH: tl.constexpr, OWN: tl.constexpr, HPI: tl.constexpr, IEEE: tl.constexpr,
 ):  # fmt: skip
     """One launch over every work item of its segments. ``OWN``: segment ``s`` is slot ``s`` reading its
     own cache from ``BEGIN[s]`` (< 0: its current position only) through ``POS[s]``; else segment ``g``
     is members ``MEMBERS[MSTART[g] : MSTART[g] + MCOUNT[g]]`` reading positions ``BEGIN[g]..END[g]-1``
-    of slot ``SRC[g]``. ``scale`` is the softmax scale times log2(e)."""
+    of slot ``SRC[g]``. ``MAP[w]``: the segment of item ``w``. ``scale`` is the softmax scale times
+    log2(e)."""
     pid = tl.program_id(0)
     nprog = tl.num_programs(0)
     total = tl.load(CUM + n_seg)
     rows = tl.arange(0, BLOCK_M)
-    dims = tl.arange(0, D)
-    cols = tl.arange(0, BLOCK_N)
     per_tile: tl.constexpr = BLOCK_M // FOLD
+    head_groups: tl.constexpr = KVH // HPI
     for w in range(pid, total, nprog):
-        # the segment of item w: the last one whose first item is <= w (a bisection over CUM)
-        seg = w * 0
-        for i in tl.static_range(LOG):
-            cand = seg + (1 << (LOG - 1 - i))
-            ok = cand < n_seg
-            first = tl.load(CUM + cand, mask=ok, other=0)
-            seg = tl.where(ok & (first <= w), cand, seg)
+        seg = tl.load(MAP + w)
         local = w - tl.load(CUM + seg)
         if OWN:
             here = tl.load(POS + seg).to(tl.int32)
@@ -60,8 +54,8 @@ def partials(
             tiles = (count + per_tile - 1) // per_tile
         tile = local % tiles
         rest = local // tiles
-        head_kv = rest % KVH
-        chunk = rest // KVH
+        head_group = rest % head_groups
+        chunk = rest // head_groups
         lo = lo0 + chunk * CH
         hi = tl.minimum(lo + CH, end)
         member = tile * per_tile + rows // FOLD
@@ -70,39 +64,56 @@ def partials(
             slot = member * 0 + seg
         else:
             slot = tl.load(MEMBERS + tl.load(MSTART + seg) + member, mask=valid, other=0)
-        head = head_kv * FOLD + rows % FOLD
-        q = tl.load(
-            Q + slot[:, None] * s_qs + head[:, None] * s_qh + dims[None, :], mask=valid[:, None], other=0.0
-        )
-        m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
-        l_i = tl.zeros([BLOCK_M], tl.float32)
-        acc = tl.zeros([BLOCK_M, D], tl.float32)
-        base = src.to(tl.int64) * s_ks + head_kv * s_kh
-        for n in range(lo, hi, BLOCK_N):
-            offs = n + cols
-            inside = offs < hi
-            where = base + offs[:, None].to(tl.int64) * s_kl + dims[None, :]
-            k = tl.load(K + where, mask=inside[:, None], other=0.0)
-            if IEEE:
-                s = tl.dot(q, tl.trans(k), input_precision="ieee")
-            else:
-                s = tl.dot(q, tl.trans(k))
-            s = tl.where(inside[None, :], s * scale, float("-inf"))
-            m_new = tl.maximum(m_i, tl.max(s, 1))
-            alpha = tl.exp2(m_i - m_new)
-            p = tl.exp2(s - m_new[:, None])
-            l_i = l_i * alpha + tl.sum(p, 1)
-            v = tl.load(V + where, mask=inside[:, None], other=0.0)
-            if IEEE:
-                acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision="ieee")
-            else:
-                acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
-            m_i = m_new
         part = tl.load(PBASE + seg) + chunk
-        slot64 = slot.to(tl.int64)
-        out = PO + slot64[:, None] * s_os + part * s_op + head[:, None] * s_oh + dims[None, :]
-        tl.store(out, acc / l_i[:, None], mask=valid[:, None])
-        tl.store(PL + slot64 * s_ls + part * s_lp + head, m_i + tl.log2(l_i), mask=valid)
+        for hh in tl.static_range(HPI):
+            _head(
+                Q, K, V, PO, PL, slot.to(tl.int64), head_group * HPI + hh, src, lo, hi, part, valid, scale,
+                s_qs, s_qh, s_ks, s_kh, s_kl, s_os, s_op, s_oh, s_ls, s_lp, FOLD, D, BLOCK_M, BLOCK_N, IEEE,
+            )  # fmt: skip
+
+
+@triton.jit
+def _head(
+    Q, K, V, PO, PL, slot, head_kv, src, lo, hi, part, valid, scale,
+    s_qs, s_qh, s_ks, s_kh, s_kl, s_os, s_op, s_oh, s_ls, s_lp,
+    FOLD: tl.constexpr, D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, IEEE: tl.constexpr,
+):  # fmt: skip
+    """One K/V head of a work item: its rows (slots ``slot``, query heads of ``head_kv``) against positions
+    ``lo..hi-1`` of slot ``src``; the output and log2-sum-exp to partial ``part``."""
+    rows = tl.arange(0, BLOCK_M)
+    dims = tl.arange(0, D)
+    cols = tl.arange(0, BLOCK_N)
+    head = head_kv * FOLD + rows % FOLD
+    q = tl.load(
+        Q + slot[:, None] * s_qs + head[:, None] * s_qh + dims[None, :], mask=valid[:, None], other=0.0
+    )
+    m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
+    l_i = tl.zeros([BLOCK_M], tl.float32)
+    acc = tl.zeros([BLOCK_M, D], tl.float32)
+    base = src.to(tl.int64) * s_ks + head_kv * s_kh
+    for n in range(lo, hi, BLOCK_N):
+        offs = n + cols
+        inside = offs < hi
+        where = base + offs[:, None].to(tl.int64) * s_kl + dims[None, :]
+        k = tl.load(K + where, mask=inside[:, None], other=0.0)
+        if IEEE:
+            s = tl.dot(q, tl.trans(k), input_precision="ieee")
+        else:
+            s = tl.dot(q, tl.trans(k))
+        s = tl.where(inside[None, :], s * scale, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(s, 1))
+        alpha = tl.exp2(m_i - m_new)
+        p = tl.exp2(s - m_new[:, None])
+        l_i = l_i * alpha + tl.sum(p, 1)
+        v = tl.load(V + where, mask=inside[:, None], other=0.0)
+        if IEEE:
+            acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision="ieee")
+        else:
+            acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
+        m_i = m_new
+    out = PO + slot[:, None] * s_os + part * s_op + head[:, None] * s_oh + dims[None, :]
+    tl.store(out, acc / l_i[:, None], mask=valid[:, None])
+    tl.store(PL + slot * s_ls + part * s_lp + head, m_i + tl.log2(l_i), mask=valid)
 
 
 @triton.jit
