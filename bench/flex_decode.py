@@ -212,7 +212,18 @@ def measure_grouped(
     (CHUNK:NODE_ROWS:PROGRAMS_PER_SM:BLOCK_N:WARPS:STAGES:HEADS_PER_ITEM): every depth of sharing when the
     batch says what the slots hold (``sorted_holders``; its depths rounded down to the 16-token blocks
     :func:`measure` makes equal across the slots holding them), else the groups as they are."""
+    before = grouped.settings()
     grouped.configure(spec)
+    try:
+        return _time_grouped(args, spec, pos, shared, k, v, q, reference, sorted_holders)
+    finally:
+        grouped.configure(before)
+
+
+def _time_grouped(
+    args: argparse.Namespace, spec: str, pos: torch.Tensor, shared: list[tuple[list[int], int]], k: torch.Tensor,
+    v: torch.Tensor, q: torch.Tensor, reference: torch.Tensor, sorted_holders: tuple[list[int], list[int]] | None,
+) -> list[tuple[str, float, float]]:  # fmt: skip
     chunk, rows, per_sm, block_n, warps, stages, hpi = (int(x) for x in spec.split(":"))
     if sorted_holders is None:  # the groups' members side by side, sharing their prefix (what they hold)
         held = pos.tolist()

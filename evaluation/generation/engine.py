@@ -66,9 +66,14 @@ class EngineConfig:
     ``attend_bucket``: attention length is rounded up to this many positions (one CUDA graph per
     bucket); ``cuda_graphs``: capture the decode step on CUDA (ignored on CPU);
     ``decode_attention``: the decode step's attention kernel, one of :data:`kernels.DECODE_KERNELS`,
-    or ``auto`` (the default): for a bf16/fp16 model on CUDA ``flex`` where Triton is installed
+    or ``auto`` (the default): for a bf16/fp16 model on an sm_90 GPU (H100/H200) ``grouped``
+    (:mod:`evaluation.generation.grouped`: every prefix several slots hold read once per step for all of
+    them, at every depth it is shared; Triton), on other GPUs ``flex`` where Triton is installed
     (FlexAttention's compiled decoding kernel, :func:`kernels.decode_flex`), else ``varlen``; ``sdpa``
-    elsewhere. On an H200 over BFCL's 800 multi-turn conversations: flex 40.6 s, varlen
+    elsewhere. On an H200 over BFCL's 800 multi-turn conversations grouped took 34.0 and 32.0 s against
+    flex's 37.0 and 36.3 s in two runs (single-turn 5.6 vs 6.0 and 5.2 vs 5.5 s); over BFCL's real decode
+    batches its step ties flex at flex's best (``bench/results/2026-12-03_grouped_decode_h200.txt``).
+    Earlier, over the same conversations: flex 40.6 s, varlen
     47.8 s (both with varlen prefill; ``bench/results/2026-12-03_bfcl_multi_turn_flex_h200.txt``); flex
     with shared reads (``shared_reads``) and packed prefill 29-35 s over three runs;
     varlen was 0.98-1.52x sdpa per step (``bench/decode_attention.py``). ``cascade`` (keyed requests;
@@ -203,8 +208,14 @@ class Engine:
         #: reference runs: CPU tests); a CUDA model in fp32 decodes with ``sdpa`` instead, said here
         flash = self.device.type == "cuda" and self.dtype in (torch.bfloat16, torch.float16)
         self.decode_attention = self.config.decode_attention
-        if self.decode_attention == "auto":  # flex compiles with Triton; fp32 keeps sdpa (exact vs generate)
-            self.decode_attention = ("flex" if find_spec("triton") else "varlen") if flash else "sdpa"
+        if self.decode_attention == "auto":  # Triton kernels; fp32 keeps sdpa (exact vs generate)
+            hopper = self.device.type == "cuda" and torch.cuda.get_device_capability(self.device) == (9, 0)
+            if not flash:
+                self.decode_attention = "sdpa"
+            elif hopper and grouped.available(self.device, self.head_dim):
+                self.decode_attention = "grouped"  # where it was measured
+            else:
+                self.decode_attention = "flex" if find_spec("triton") else "varlen"
         elif (
             self.decode_attention == "grouped"
             and self.device.type == "cuda"

@@ -35,10 +35,12 @@ from importlib.util import find_spec
 
 import torch
 
+# The tunables' defaults are the best of a sweep on an H200 over BFCL's real decode batches
+# (bench/flex_decode.py --grouped; bench/results/2026-12-03_grouped_decode_h200.txt).
 #: positions per work item
 CHUNK = 512
 #: query rows of a node tile (members per tile: this over the query heads per K/V head)
-NODE_ROWS = 32
+NODE_ROWS = 64
 #: query rows of an own tile (one slot's ``fold`` heads; 16 is the least a Triton dot takes)
 OWN_ROWS = 16
 #: K/V positions per inner block
@@ -50,7 +52,7 @@ MAX_LEVELS = 8
 #: persistent programs per streaming multiprocessor
 PROGRAMS_PER_SM = 4
 #: K/V heads one work item walks in turn (one lookup of its segment for all of them)
-HEADS_PER_ITEM = 1
+HEADS_PER_ITEM = 4
 #: the partial kernel's launch options
 NUM_WARPS = 4
 NUM_STAGES = 3

@@ -53,7 +53,7 @@ def test_round_groups_keep_one_depth_and_dumped_batches_replay_with_block_sharin
     dump_batches([[a, b, c, d]], 4, path)
     args = argparse.Namespace(
         batches=path, slots=5, length=512, iters=1, packed=["2:1"], block_splits=[0], options=["64:3:2"],
-        cascade=["2:1"]
+        cascade=["2:1"], grouped=["128:16:4:64:4:2:2"],
     )  # fmt: skip
     [(pos, groups, (order, lcp))] = load_batches(args)
     assert pos == [len(a) + 2, len(b) + 2, len(c) + 2, len(d) + 2, 0] and groups == [([0, 1], 384)]
@@ -65,6 +65,7 @@ def test_round_groups_keep_one_depth_and_dumped_batches_replay_with_block_sharin
         "flex packed, 2 slots a row, split 1",
         "flex shared, split 4, BLOCK_N 64, 3 stages, 2 warps",
         "flex cascade, 2 a row, split 1, tuned",
+        "grouped, chunk 128, 16 rows, 4/SM, BLOCK_N 64, 4w 2s, 2 h",
     }
     assert all(diff < 1e-4 for _, _, diff in rows) and unique < live
     assert torch.equal(k[2, :, :256], k[0, :, :256]) and not torch.equal(k[2, :, 256:384], k[0, :, 256:384])
