@@ -305,11 +305,27 @@ def host_only(args: argparse.Namespace) -> str:
     def rows_done() -> int:
         return len(rows)
 
+    calls: list[
+        tuple[Any, Any]
+    ] = []  # the first run's tokenizer calls (texts, keys), or (None, key) forgotten
+
+    def recording(self: IncrementalEncoder, texts: Any, keys: Any = None) -> Any:
+        if not rows:
+            calls.append((list(texts), None if keys is None else list(keys)))
+        return whole(self, texts, keys)
+
+    def recording_forget(self: IncrementalEncoder, key: Any) -> None:
+        if not rows:
+            calls.append((None, key))
+        forget(self, key)
+
+    forget = IncrementalEncoder.forget
+    IncrementalEncoder.forget = recording_forget
     originals = gen.ChatSession.generate, IncrementalEncoder.encode, ToolRenderer.render
     try:
         gen.ChatSession.generate = fixed_replies
         for name, encode, render in (
-            ("incremental tokenization", whole, counted),
+            ("incremental tokenization", recording, counted),
             ("tools rendered every round", whole, whole_render),
             (
                 "whole prompts every round",
@@ -334,6 +350,19 @@ def host_only(args: argparse.Namespace) -> str:
             rows.append((name, len(out), sum(len(s) for r in out for s in r["decoded"]), seconds))
     finally:
         gen.ChatSession.generate, IncrementalEncoder.encode, ToolRenderer.render = originals
+        IncrementalEncoder.forget = forget
+
+    def replay(share: bool) -> tuple[float, dict[str, int]]:
+        encoder = IncrementalEncoder(tokenizer, share_heads=share)
+        start = time.perf_counter()
+        for texts, keys in calls:
+            encoder.encode(texts, keys) if texts is not None else encoder.forget(keys)
+        return time.perf_counter() - start, encoder.stats
+
+    trials = {True: [], False: []}
+    for _ in range(2):  # alternating, so neither pays the warm-up alone
+        for share in (False, True):
+            trials[share].append(replay(share))
     lines = [
         f"# BFCL multi-turn, host side only (fixed replies, no model) — {date.today()} — {platform.node()} "
         f"({platform.machine()}, {os.cpu_count()} CPUs); {args.slots} conversations at a time",
@@ -350,6 +379,15 @@ def host_only(args: argparse.Namespace) -> str:
         f"first run's prompts: {counts['spliced']} rendered with stand-in tools and the tools' text spliced in, "
         f"{counts['whole']} rendered whole ({counts['learned']} tool sets learned; "
         f"splicing {'on' if all(r.enabled for r in renderers) else 'turned off by a mismatch'})"
+    )
+    (on, stats_on), (off, stats_off) = min(trials[True]), min(trials[False])
+    lines.append(
+        f"the first run's {sum(t is not None for t, _ in calls)} tokenizer calls replayed, twice each way "
+        f"(IncrementalEncoder): first prompts starting with another key's system turn tokenize only the rest "
+        f"{', '.join(f'{t:.2f}' for t, _ in trials[True])} s vs without shared heads "
+        f"{', '.join(f'{t:.2f}' for t, _ in trials[False])} s ({off / on:.2f}x at best); characters tokenized "
+        f"{stats_on['tokenized_chars']:,} vs {stats_off['tokenized_chars']:,} ({stats_on['shared_chars']:,} "
+        f"taken from shared heads)"
     )
     own, shared = shared_prefix_positions(rounds, args.max_new_tokens)
     blocks = 0  # each whole 128-block several prompts of a round hold read once (EngineConfig.share_blocks)

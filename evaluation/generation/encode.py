@@ -9,6 +9,13 @@ a special token, are the ids of ``text[:b]`` followed by those of ``text[b:]``. 
 per key, the prompt up to its last special token and that part's ids; the next prompt of the key
 that starts with it tokenizes only the rest.
 
+A key's first prompt often starts like another key's: conversations with the same tools share their
+system turn (BFCL's 800 multi-turn conversations have 266 tool sets, thousands of tokens each). The
+encoder also keeps *heads* -- a first prompt's text up to its first special token past
+:attr:`IncrementalEncoder.MIN_HEAD` characters (its system turn, as chat templates write it), with
+their ids (the :attr:`IncrementalEncoder.HEADS` most recently used) -- and a first prompt that starts
+with a kept head tokenizes only what follows it.
+
 Exactness is checked, not assumed: on the first prompts split from scratch and on the first that
 continue from the cache, the encoder also tokenizes a few of them whole and compares; on any difference (a tokenizer whose normalizer or pre-tokenizer
 reaches across special tokens) it logs why and tokenizes whole prompts from then on.
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from typing import Any
 
@@ -28,30 +36,48 @@ class IncrementalEncoder:
     """``encode(texts, keys)`` -> the ids ``tokenizer(texts, add_special_tokens=False)`` gives, tokenizing
     per key only the text after the last special token the key's previous prompt held."""
 
-    def __init__(self, tokenizer: Any) -> None:
+    #: heads kept for other keys' first prompts (the least recently used dropped past this many)
+    HEADS = 256
+    #: a head shorter than this many characters is not kept (a tool set's docs or a system prompt is)
+    MIN_HEAD = 1000
+
+    def __init__(self, tokenizer: Any, *, share_heads: bool = True) -> None:
         self.tokenizer = tokenizer
+        self.share_heads = share_heads
         specials = sorted(
             (t.content for t in getattr(tokenizer, "added_tokens_decoder", {}).values() if t.special),
             key=len,
             reverse=True,
         )
         self._special = re.compile("|".join(map(re.escape, specials))) if specials else None
-        self.verified = {"split": False, "cached": False}  # compared with whole-prompt tokenization
+        #: compared with whole-prompt tokenization: prompts split from scratch, continuing their key's,
+        #: starting with another prompt's head
+        self.verified = {"split": False, "cached": False, "shared": False}
         self.enabled = self._special is not None
         self._cache: dict[Hashable, tuple[str, list[int]]] = {}  # key -> (text up to a split, its ids)
-        #: characters tokenized, and characters taken from the cache instead
-        self.stats = {"tokenized_chars": 0, "cached_chars": 0}
+        self._heads: OrderedDict[str, list[int]] = OrderedDict()  # head text -> its ids
+        #: characters tokenized, and characters taken from a key's cache or from a head instead
+        self.stats = {"tokenized_chars": 0, "cached_chars": 0, "shared_chars": 0}
 
     def _whole(self, texts: Sequence[str]) -> list[list[int]]:
         self.stats["tokenized_chars"] += sum(map(len, texts))
         return self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
 
-    def _split_point(self, text: str, start: int) -> int:
-        """The end of the last special token in ``text[start:]`` (``start`` when there is none)."""
-        end = start
-        for match in self._special.finditer(text, start):
-            end = match.end()
-        return end
+    def _splits(self, text: str, start: int) -> list[int]:
+        """The end of every special token in ``text[start:]``."""
+        return [match.end() for match in self._special.finditer(text, start)]
+
+    def _head(self, text: str, splits: list[int]) -> tuple[int, list[int]]:
+        """The longest kept head ``text`` starts with: (its length, its ids); (0, []) when none."""
+        if self.share_heads and self._heads:
+            for end in reversed(splits):
+                if end < self.MIN_HEAD:
+                    break
+                ids = self._heads.get(text[:end])
+                if ids is not None:
+                    self._heads.move_to_end(text[:end])
+                    return end, ids
+        return 0, []
 
     def forget(self, key: Hashable) -> None:
         self._cache.pop(key, None)
@@ -62,23 +88,49 @@ class IncrementalEncoder:
         plans, pieces = [], []
         for text, key in zip(texts, keys, strict=True):
             cached = self._cache.get(key)
-            start = len(cached[0]) if cached is not None and text.startswith(cached[0]) else 0
-            cut = self._split_point(text, start)
-            plans.append((key, text, start, cut, cached[1] if start else []))
-            pieces += [text[start:cut], text[cut:]]
+            if cached is not None and text.startswith(cached[0]):
+                kind, start, head = "cached", len(cached[0]), cached[1]
+                splits = self._splits(text, start)
+            else:
+                splits = self._splits(text, 0)
+                start, head = self._head(text, splits)
+                kind = "shared" if start else "split"
+                splits = [end for end in splits if end > start]
+            cut = splits[-1] if splits else start
+            # a first prompt's head -- its text up to its first special token past MIN_HEAD characters (the
+            # system turn: tools and system prompt) -- is tokenized as a piece of its own and kept
+            marks = (
+                [e for e in splits[:-1] if e >= self.MIN_HEAD][:1]
+                if self.share_heads and kind != "cached"
+                else []
+            )
+            bounds = [start, *marks, cut]
+            plans.append((key, text, kind, bounds, head, len(pieces)))
+            pieces += [text[a:b] for a, b in zip(bounds, bounds[1:], strict=False)] + [text[cut:]]
         self.stats["tokenized_chars"] += sum(map(len, pieces))
-        self.stats["cached_chars"] += sum(p[2] for p in plans)
+        for _, _, kind, bounds, _, _ in plans:
+            self.stats["cached_chars" if kind == "cached" else "shared_chars"] += bounds[0]
         encoded = self.tokenizer(pieces, add_special_tokens=False)["input_ids"] if pieces else []
         out = []
-        for i, (key, text, _start, cut, head) in enumerate(plans):
-            upto = head + encoded[2 * i]
-            self._cache[key] = (text[:cut], upto)
-            out.append(upto + encoded[2 * i + 1])
-        for kind in ("split", "cached"):  # once split from scratch, once continuing from the cache
-            sample = [i for i, p in enumerate(plans) if (p[2] > 0) == (kind == "cached")][: self.VERIFY]
+        for key, text, _, bounds, head, first in plans:
+            upto = list(head)
+            for j, end in enumerate(bounds[1:]):
+                upto += encoded[first + j]
+                if end != bounds[-1]:  # a mark: keep the head for other keys' first prompts
+                    self._keep(text[:end], upto)
+            self._cache[key] = (text[: bounds[-1]], upto)
+            out.append(upto + encoded[first + len(bounds) - 1])
+        for kind in ("split", "cached", "shared"):
+            sample = [i for i, p in enumerate(plans) if p[2] == kind][: self.VERIFY]
             if sample and not self.verified[kind]:
                 self._verify(kind, [plans[i][1] for i in sample], [out[i] for i in sample])
         return out if self.enabled else self._whole(texts)
+
+    def _keep(self, head: str, ids: list[int]) -> None:
+        if head not in self._heads:
+            self._heads[head] = list(ids)
+            while len(self._heads) > self.HEADS:
+                self._heads.popitem(last=False)
 
     #: prompts compared with whole-prompt tokenization, per kind (a few: prompts are thousands of tokens)
     VERIFY = 4
@@ -97,3 +149,4 @@ class IncrementalEncoder:
         )  # fmt: skip
         self.enabled = False
         self._cache.clear()
+        self._heads.clear()

@@ -49,7 +49,7 @@ def test_growing_prompts_get_the_ids_of_whole_tokenization(tokenizer):
         texts = [render_prompt(tokenizer, {"messages": h[r], "tools": TOOLS}) for h in histories]
         whole = tokenizer(texts, add_special_tokens=False)["input_ids"]
         assert encoder.encode(texts, keys=["a", "b", "c"]) == whole, f"round {r}"
-    assert encoder.enabled and all(encoder.verified.values())
+    assert encoder.enabled and encoder.verified["split"] and encoder.verified["cached"]
     # from round 2 on most of each prompt came from the cache
     assert encoder.stats["cached_chars"] > encoder.stats["tokenized_chars"]
     # a prompt that does not extend its key's previous one (edited history) is tokenized from scratch
@@ -88,3 +88,43 @@ def test_a_tokenizer_that_is_not_additive_falls_back_to_whole_prompts(caplog):
         assert encoder.encode(texts, keys=[1, 2]) == [[len(texts[0])], [len(texts[1])]]
     assert not encoder.enabled and "tokenizing whole prompts" in caplog.text
     assert encoder.encode([texts[0] + " more"], keys=[1]) == [[len(texts[0]) + 5]]
+
+
+def _tools(name: str, words: int) -> list[dict]:
+    return [{**tool, "description": f"{name} " * words} for tool in TOOLS]
+
+
+def test_first_prompts_reuse_another_keys_head_with_the_same_tools(tokenizer):
+    """Conversations with the same (long) tools share their system turn: a key's first prompt tokenizes
+    only what follows a head another key's first prompt left; ids equal whole tokenization."""
+    long_tools, other_tools = _tools("alpha", 120), _tools("beta", 120)
+
+    def first(c: int, tools: list[dict]) -> str:
+        return render_prompt(
+            tokenizer, {"messages": [{"role": "user", "content": f"Question {c}?"}], "tools": tools}
+        )
+
+    def whole(texts: list[str]) -> list[list[int]]:
+        return tokenizer(texts, add_special_tokens=False)["input_ids"]
+
+    encoder = IncrementalEncoder(tokenizer)
+    texts = [first(0, long_tools)]
+    assert encoder.encode(texts, keys=["a"]) == whole(texts) and encoder.stats["shared_chars"] == 0
+    texts = [first(1, long_tools), first(2, other_tools), first(3, long_tools)]
+    assert encoder.encode(texts, keys=["b", "c", "d"]) == whole(texts)
+    system_turn = len(texts[0]) - len("Question 1?") - 60  # roughly: all but the user turn
+    assert encoder.stats["shared_chars"] >= 2 * system_turn  # b and d, not c (other tools)
+    assert encoder.verified["shared"]
+    # a key that continues keeps using its own cache
+    grown = [texts[0] + "Sure.<|im_end|>\n"]
+    assert encoder.encode(grown, keys=["b"]) == whole(grown)
+    # off: nothing shared
+    plain = IncrementalEncoder(tokenizer, share_heads=False)
+    texts = [first(0, long_tools), first(1, long_tools)]
+    assert plain.encode(texts, keys=["a", "b"]) == whole(texts) and plain.stats["shared_chars"] == 0
+    # heads are bounded: the least recently used go first
+    small = IncrementalEncoder(tokenizer)
+    small.HEADS = 2
+    for c in range(4):
+        small.encode([first(c, _tools(f"set{c}", 120))], keys=[c])
+    assert len(small._heads) == 2
