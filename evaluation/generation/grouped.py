@@ -65,6 +65,8 @@ def configure(spec: str) -> None:
     values = [int(x) for x in spec.split(":")]
     if len(values) != 7 or min(values) < 1:
         raise ValueError(f"grouped settings {spec!r}: want 7 positive integers joined by ':'")
+    if any(n < 16 or n & (n - 1) for n in (values[1], values[3])):
+        raise ValueError(f"grouped settings {spec!r}: NODE_ROWS and BLOCK_N must be powers of two >= 16")
     CHUNK, NODE_ROWS, PROGRAMS_PER_SM, BLOCK_N, NUM_WARPS, NUM_STAGES, HEADS_PER_ITEM = values
 
 
@@ -231,9 +233,14 @@ def heads_per_item(kv_heads: int) -> int:
     return HEADS_PER_ITEM if kv_heads % HEADS_PER_ITEM == 0 else 1
 
 
+def node_rows(fold: int) -> int:
+    """Query rows of a node tile: :data:`NODE_ROWS`, a power of two holding at least one member's heads."""
+    return max(_pow2(NODE_ROWS), _pow2(fold))
+
+
 def node_members(fold: int) -> int:
-    """Members per node tile."""
-    return max(1, max(NODE_ROWS, _pow2(fold)) // fold)
+    """Members per node tile (its rows past the last whole member's heads stay empty)."""
+    return node_rows(fold) // fold
 
 
 def _pow2(n: int) -> int:
@@ -331,7 +338,7 @@ def decode_grouped(
             query, k_cache, v_cache, po, pl,
             tables.cum, plan.node_map, tables.src, tables.begin, tables.end, tables.mstart, tables.mcount, tables.pbase,
             tables.order, pos, slots, scale2, *strides,
-            BLOCK_M=node_members(fold) * fold, OWN=False, **common,
+            BLOCK_M=node_rows(fold), OWN=False, **common,
             **launch,
         )  # fmt: skip
     tk.partials[(programs,)](

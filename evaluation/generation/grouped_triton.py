@@ -59,7 +59,7 @@ def partials(
         lo = lo0 + chunk * CH
         hi = tl.minimum(lo + CH, end)
         member = tile * per_tile + rows // FOLD
-        valid = member < count
+        valid = (member < count) & (rows < per_tile * FOLD)  # a tile's rows past its members' heads: none
         if OWN:
             slot = member * 0 + seg
         else:

@@ -103,11 +103,11 @@ def _dense(query, k, v, pos):
     return torch.stack(out)
 
 
-def _case(device="cpu", dtype=torch.float32, slots=12, live=10, chunk=96):
+def _case(device="cpu", dtype=torch.float32, slots=12, live=10, chunk=96, heads=8):
     held = _held(0, slots)
-    query, k, v = _caches(held, 8, 2, 16, 640, dtype, device)
+    query, k, v = _caches(held, heads, 2, 16, 640, dtype, device)
     pos = torch.tensor([len(ids) - 1 for ids in held], device=device)
-    tables = SegmentTables(slots, 2, 4, torch.device(device), chunk=chunk)
+    tables = SegmentTables(slots, 2, heads // 2, torch.device(device), chunk=chunk)
     layout = _layout(held, live)
     tables.fill(layout.order, _order_lcp(held, layout.order, live), live)
     return held, query, k, v, pos, tables
@@ -148,8 +148,8 @@ def _triton_here(device: str) -> bool:
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("heads_per_item", [1, 2])
-def test_triton_kernels_equal_the_reference(device, dtype, heads_per_item, monkeypatch):
+@pytest.mark.parametrize("heads_per_item, heads", [(1, 8), (2, 8), (1, 6)])  # 6: 3 query heads a K/V head
+def test_triton_kernels_equal_the_reference(device, dtype, heads_per_item, heads, monkeypatch):
     """On the CPU only under Triton's interpreter (``TRITON_INTERPRET=1``, Triton installed)."""
     if not _triton_here(device):
         pytest.skip("Triton (or its interpreter) not available here")
@@ -158,13 +158,13 @@ def test_triton_kernels_equal_the_reference(device, dtype, heads_per_item, monke
             "Triton 3.9's interpreter multiplies bf16 dot operands as raw bits (fp16 checks 16-bit inputs)"
         )
     monkeypatch.setattr(grouped, "HEADS_PER_ITEM", heads_per_item)
-    held, query, k, v, pos, tables = _case(device, dtype)
-    plan = grouped_plan(pos, tables, 2, 8, 16, 640)
+    held, query, k, v, pos, tables = _case(device, dtype, heads=heads)
+    plan = grouped_plan(pos, tables, 2, heads, 16, 640)
     want = grouped.decode_grouped(query, k, v, pos, plan, None, use_triton=False)
     got = grouped.decode_grouped(query, k, v, pos, plan, None, use_triton=True)
     tol = {torch.float32: 1e-5, torch.float16: 4e-3, torch.bfloat16: 4e-2}[dtype]  # ~1 ulp of outputs ~4
     assert (got.float() - want.float()).abs().max().item() < tol
-    plan = grouped_plan(pos, None, 2, 8, 16, 640, chunk=80)
+    plan = grouped_plan(pos, None, 2, heads, 16, 640, chunk=80)
     want = grouped.decode_grouped(query, k, v, pos, plan, None, use_triton=False)
     got = grouped.decode_grouped(query, k, v, pos, plan, None, use_triton=True)
     assert (got.float() - want.float()).abs().max().item() < tol
@@ -179,3 +179,21 @@ def test_item_maps_name_each_work_items_segment():
         for w in range(cum[-1]):
             seg = item_map[w]
             assert cum[seg] <= w < cum[seg + 1]
+
+
+def test_settings_round_trip_and_bad_ones_are_refused(monkeypatch):
+    for name in (
+        "CHUNK",
+        "NODE_ROWS",
+        "PROGRAMS_PER_SM",
+        "BLOCK_N",
+        "NUM_WARPS",
+        "NUM_STAGES",
+        "HEADS_PER_ITEM",
+    ):
+        monkeypatch.setattr(grouped, name, getattr(grouped, name))  # restored after the test
+    grouped.configure("256:32:8:128:4:2:2")
+    assert grouped.settings() == "256:32:8:128:4:2:2" and grouped.node_members(3) == 10
+    for bad in ("256:32:8:128:4:2", "256:24:8:128:4:2:2", "256:32:8:100:4:2:2", "0:32:8:128:4:2:2"):
+        with pytest.raises(ValueError):
+            grouped.configure(bad)
