@@ -166,6 +166,7 @@ def measure(
     plans = [
         (name, flex_plan(pos, kv_heads, args.length, groups if share else None, split, full))
         for name, share, split, full in VARIANTS
+        if not getattr(args, "only_shared_split", False) or (share, split) == (True, FLEX_SHARED_SPLIT)
     ]
     for spec in args.packed:  # slots per row : split
         per_row, split = (int(x) for x in spec.split(":"))
@@ -332,6 +333,11 @@ def main() -> None:
         nargs="*",
         default=["512:32:4:64:4:3:1"],
         help="grouped kernel settings as CHUNK:NODE_ROWS:PROGRAMS_PER_SM:BLOCK_N:WARPS:STAGES:HEADS_PER_ITEM",
+    )
+    ap.add_argument(
+        "--only-shared-split",
+        action="store_true",
+        help=f"of the flex variants only shared reads, split {FLEX_SHARED_SPLIT} (the engine's flex default)",
     )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
