@@ -396,14 +396,17 @@ def test_compiled_layers_on_cuda_graphs_with_inductor(gqa_model, rounds):
         gqa_model.to("cpu")
 
 
-def test_slot_ranges_keep_lanes_apart(gqa_model, rounds):
+@pytest.mark.parametrize("kernel", ["auto", "grouped"])
+def test_slot_ranges_keep_lanes_apart(gqa_model, rounds, kernel):
     """Two lanes on disjoint slot ranges (separate calls): each call seats and decodes its own range,
     no key evicts the other lane's, and the tokens are generate's; a shared prefix is still copied
     across lanes."""
     shared = [5 + i % 200 for i in range(80)]
     first, second = shared + [9, 9, 9], shared + [8, 8, 8]
     for lanes in ((None, None), (range(0, 1), range(1, 2))):
-        engine = Engine(gqa_model, STOPS, config=EngineConfig(slots=2, share_min_tokens=16))
+        engine = Engine(
+            gqa_model, STOPS, config=EngineConfig(slots=2, share_min_tokens=16, decode_attention=kernel)
+        )
         [reply] = engine.generate_ids([first], MAX_NEW, keys=["a"], slot_range=lanes[0])
         [other] = engine.generate_ids([second], MAX_NEW, keys=["b"], slot_range=lanes[1])
         assert other == _reference(gqa_model, [second])[0]
