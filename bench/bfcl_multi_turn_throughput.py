@@ -586,18 +586,20 @@ def main() -> None:
     parser.add_argument(
         "--decode-attention",
         nargs="+",
-        default=["sdpa"],
-        choices=[*DECODE_KERNELS, "flex-own", "flex-blocks"],
+        default=["auto"],
+        choices=["auto", *DECODE_KERNELS, "flex-own", "flex-blocks"],
         help="engine decode kernels to time, each on the single-turn items and the reuse run (the first also "
-        "on the baselines); flex-own: flex with EngineConfig.shared_reads off (each slot reads its own copy); "
+        "on the baselines); auto: the engine's choice (grouped on sm_90, flex on other GPUs, sdpa on the CPU); "
+        "flex-own: flex with EngineConfig.shared_reads off (each slot reads its own copy); "
         "flex-blocks: flex with EngineConfig.share_blocks (each shared block from the first slot holding it)",
     )
     parser.add_argument(
         "--prefill-attention",
         nargs="+",
-        default=["sdpa"],
+        default=["auto"],
         choices=["auto", "sdpa", "varlen", "packed"],
-        help="keyed prefill kernels (EngineConfig.prefill_attention), each with every decode kernel",
+        help="keyed prefill kernels (EngineConfig.prefill_attention), each with every decode kernel (auto: the "
+        "engine's choice, packed for bf16/fp16 on CUDA, sdpa elsewhere)",
     )
     parser.add_argument(
         "--flex-split",
