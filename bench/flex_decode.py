@@ -250,7 +250,50 @@ def _time_grouped(
     except Exception as exc:  # noqa: BLE001  settings Triton cannot build (shared memory): said, skipped
         print(f"{name}: {type(exc).__name__}: {str(exc)[:300]}", file=sys.stderr)
         return []
+    if getattr(args, "profile_grouped", False) and k.is_cuda:
+        layout, held = tables.layout, pos.tolist()
+        per_position = 2 * k.shape[1] * k.shape[3] * k.element_size()
+        node = sum(e - b for b, e in zip(layout.begin, layout.end, strict=True)) * per_position
+        own = (
+            sum(h + 1 - (h if b < 0 else b) for h, b in zip(held, layout.own_begin, strict=True))
+            * per_position
+        )
+        for part, (part_ms, part_bytes) in grouped_parts(
+            call, args.iters, {"nodes": node, "own": own}
+        ).items():
+            total = PARTS.setdefault((name, part), [0.0, 0])
+            total[0], total[1] = total[0] + part_ms, total[1] + part_bytes
     return [(name, ms, diff)]
+
+
+#: --profile-grouped: (setting, part) -> [device ms per call summed over the batches, bytes read]
+PARTS: dict[tuple[str, str], list[float]] = {}
+
+
+def grouped_parts(call, iters: int, read: dict[str, int]) -> dict[str, tuple[float, int]]:
+    """Device time per call of each part of a grouped decode (torch.profiler's kernel records): the plan's
+    small torch kernels, the node and own ``partials`` launches (in that order each call) and ``merge``."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(iters):
+            call()
+        torch.cuda.synchronize()
+    kernels = sorted(
+        (e for e in prof.events() if e.device_type == DeviceType.CUDA), key=lambda e: e.time_range.start
+    )
+    us: Counter[str] = Counter()
+    seen = 0
+    for event in kernels:
+        if "partials" in event.name:
+            part, seen = ("nodes", "own")[seen % 2], seen + 1
+        elif "merge" in event.name:
+            part = "merge"
+        else:
+            part = "plan"
+        us[part] += event.time_range.elapsed_us()
+    return {part: (us[part] / iters / 1e3, read.get(part, 0)) for part in ("plan", "nodes", "own", "merge")}
 
 
 def run(args: argparse.Namespace) -> list[str]:
@@ -293,6 +336,15 @@ def run(args: argparse.Namespace) -> list[str]:
         lines.append(
             f"{name:44s} {ms:8.3f} {base / ms:9.2f}x {live / ms / 1e6:10.0f} {unique / ms / 1e6:12.0f} {diff:9.4f}"
         )
+    if PARTS:
+        lines += [
+            "# --profile-grouped: device time of each part per call, summed over the batches (torch.profiler), "
+            "and the K/V bytes the part reads",
+            f"{'setting':60s} {'part':6s} {'ms':>8s} {'GB read':>8s} {'GB/s':>7s}",
+        ]
+        for (name, part), (ms, read) in PARTS.items():
+            rate = f"{read / ms / 1e6:7.0f}" if read and ms else f"{'-':>7s}"
+            lines.append(f"{name:60s} {part:6s} {ms:8.3f} {read / 1e9:8.2f} {rate}")
     return lines
 
 
@@ -338,6 +390,11 @@ def main() -> None:
         "--only-shared-split",
         action="store_true",
         help=f"of the flex variants only shared reads, split {FLEX_SHARED_SPLIT} (the engine's flex default)",
+    )
+    ap.add_argument(
+        "--profile-grouped",
+        action="store_true",
+        help="each grouped setting's parts (plan, node and own partials, merge) timed by torch.profiler",
     )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
