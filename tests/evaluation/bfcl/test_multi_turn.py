@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -273,6 +274,48 @@ def test_engine_with_kv_reuse_decodes_the_same_conversations(
     assert totals["prefilled_tokens"] < 0.4 * (
         totals["prefilled_tokens"] + totals["reused_tokens"] + totals["copied_tokens"]
     )
+
+
+def test_longest_conversations_start_first_and_the_rounds_stay_full(
+    fixtures_dir, bfcl_environments, monkeypatch
+):
+    """A window of 2 over conversations of 3, 3 and 4 turns: in the items' order the two 3-turn ones run
+    together and the 4-turn one alone after them (7 rounds); longest first it starts at once and the
+    others follow it (6 rounds). The rows are the same, in the items' order."""
+    from types import SimpleNamespace
+
+    import evaluation.bfcl.multi_turn as mt
+
+    items = [*_items(fixtures_dir, "multi_turn_base"), _items(fixtures_dir, "multi_turn_miss_func")[0]]
+    assert [len(i.turns) for i in items] == [3, 3, 4]
+    assert mt.schedule(items) == [2, 0, 1]
+
+    class Session:  # the engine's chat session, replying "Done." (no call: one reply a turn)
+        max_prompt_tokens, max_new_tokens = 10**6, 8
+
+        def __init__(self):
+            self.rounds = []
+            self.encoder = SimpleNamespace(forget=lambda key: None)
+            self.engine = SimpleNamespace(totals=Counter())
+
+        def encode(self, prompts, keys):
+            return [[1, 2, 3]] * len(prompts)
+
+        def generate(self, encoded, keys):
+            self.rounds.append(list(keys))
+            return ["Done."] * len(encoded)
+
+    runs = {}
+    for longest_first in (True, False):
+        session = Session()
+        monkeypatch.setattr(mt, "_session", lambda *args, session=session: session)
+        rows = mt.run_conversations(None, None, items, bfcl_environments, 8, 2, longest_first=longest_first)
+        runs[longest_first] = rows, session.rounds
+    (rows, rounds), (in_order_rows, in_order) = runs[True], runs[False]
+    assert rows == in_order_rows and [r["id"] for r in rows] == [i.id for i in items]
+    assert [len(t) for r in rows for t in r["texts"]] == [1] * 10
+    assert rounds == [[2, 0], [2, 0], [2, 0], [2, 1], [1], [1]]
+    assert in_order == [[0, 1], [0, 1], [0, 1], [2], [2], [2], [2]]
 
 
 def test_overlapped_lanes_give_the_same_conversations(fixtures_dir, bfcl_environments, tokenizer, tiny_model):
