@@ -16,10 +16,12 @@ counted once per group), what a kernel that read each shared block once from HBM
     python bench/flex_decode.py --batches rounds.jsonl --length 12288   # BFCL's own rounds
 
 ``--batches`` replays BFCL's own rounds instead (``bench/data/bfcl_multi_turn_rounds.jsonl``, written by
-``bench/bfcl_multi_turn_throughput.py --host-only --dump-batches``: 17 rounds of up to 256 prompts, each
-slot's position, the groups, the prompts in sorted order with the tokens each shares with the next), where
-the K/V of slots holding the same tokens is the same, and adds block sharing (``--block-splits``). BFCL's
-sharing is mostly pairs (464 groups of 2, 379 prompts alone): the synthetic batch flatters the groups.
+``bench/bfcl_multi_turn_throughput.py --host-only --dump-batches``: 14 rounds of up to 256 prompts, the longest
+conversations started first, the last one 30 prompts; each slot's position, the groups, the prompts in
+sorted order with the tokens each shares with the next), where the K/V of slots holding the same tokens is
+the same, and adds block sharing (``--block-splits``). BFCL's sharing is mostly pairs (908 groups of 2, 630
+prompts alone): the synthetic batch flatters the groups. (Until 2026-12-03 the file held the 17 rounds of
+the conversations in the data's order.)
 
 (``--device cpu --slots 16 --groups 4 --length 1024``: a smoke run of the script on the reference path.)
 """
