@@ -114,12 +114,13 @@ def run(args: argparse.Namespace) -> str:
         totals: Any = None,
         overlap: bool = False,
         fed: bool = False,
+        longest_first: bool = True,
     ) -> list:
         batch = args.slots if engine else args.generate_batch
         return run_conversations(
             model, tokenizer, items, source_dir, args.max_new_tokens, batch, limits,
             use_engine=engine, reuse=reuse, overlap=overlap, engine_totals=totals, engine_config=config,
-            fed=fed,
+            fed=fed, longest_first=longest_first,
         )  # fmt: skip
 
     # Warm-up: one untimed pass over the single-turn items (with each kernel). The first pass of a
@@ -156,12 +157,14 @@ def run(args: argparse.Namespace) -> str:
             runs += [] if args.skip_generate else [("multi_turn_generate", False, False, False, False)]
             if args.whole_render:
                 runs += [("multi_turn_engine_reuse_whole-render", True, True, False, False)]
+            if args.in_order:
+                runs += [("multi_turn_engine_reuse_in-order", True, True, False, False)]
         for name, engine, reuse, overlap, fed in runs:
             totals: Counter[str] = Counter()
             with whole_renders(name.endswith("_whole-render")):
                 out, seconds = timed(
-                    lambda c=config, e=engine, r=reuse, t=totals, o=overlap, q=fed: converse(
-                        c, e, r, t, o, q
+                    lambda c=config, e=engine, r=reuse, t=totals, o=overlap, q=fed, n=name: converse(
+                        c, e, r, t, o, q, not n.endswith("_in-order")
                     ),
                     args.device,
                 )
@@ -190,7 +193,7 @@ def run(args: argparse.Namespace) -> str:
     reuse = seconds.get("multi_turn_engine_reuse")
     for other in (
         "multi_turn_engine_reuse_fed", "multi_turn_engine_reuse_lanes", "multi_turn_engine", "multi_turn_generate",
-        "multi_turn_engine_reuse_whole-render",
+        "multi_turn_engine_reuse_whole-render", "multi_turn_engine_reuse_in-order",
     ):  # fmt: skip
         if other in seconds and reuse:
             lines.append(f"{other} / multi_turn_engine_reuse: {seconds[other] / reuse:.2f}x")
@@ -574,6 +577,12 @@ def main() -> None:
         action="store_true",
         help="one more reuse run (first config) with every prompt rendered whole by apply_chat_template "
         "(ToolRenderer bypassed), against the default's tools rendered once per tool set",
+    )
+    parser.add_argument(
+        "--in-order",
+        action="store_true",
+        help="one more reuse run (first config) with the conversations started in the data's order "
+        "(run_conversations(longest_first=False)), against the default's most user turns first",
     )
     parser.add_argument(
         "--skip-lanes",
