@@ -227,7 +227,7 @@ def _time_grouped(
     args: argparse.Namespace, spec: str, pos: torch.Tensor, shared: list[tuple[list[int], int]], k: torch.Tensor,
     v: torch.Tensor, q: torch.Tensor, reference: torch.Tensor, sorted_holders: tuple[list[int], list[int]] | None,
 ) -> list[tuple[str, float, float]]:  # fmt: skip
-    chunk, rows, per_sm, block_n, warps, stages, hpi = (int(x) for x in spec.split(":"))
+    chunk, rows, per_sm, block_n, warps, stages, hpi, *streams = (int(x) for x in spec.split(":"))
     if sorted_holders is None:  # the groups' members side by side, sharing their prefix (what they hold)
         held = pos.tolist()
         order = [m for members, _ in shared for m in members]
@@ -241,6 +241,7 @@ def _time_grouped(
     tables = grouped.SegmentTables(args.slots, k.shape[1], q.shape[1] // k.shape[1], k.device, chunk=chunk)
     tables.fill(order, lcp, args.slots)
     name = f"grouped, chunk {chunk}, {rows} rows, {per_sm}/SM, BLOCK_N {block_n}, {warps}w {stages}s, {hpi} h"
+    name += f", {streams[0]} streams" if streams else ""
 
     def call() -> torch.Tensor:
         plan = grouped.grouped_plan(pos, tables, k.shape[1], q.shape[1], q.shape[2], args.length)
@@ -386,7 +387,7 @@ def main() -> None:
         "--grouped",
         nargs="*",
         default=["512:32:4:64:4:3:1"],
-        help="grouped kernel settings as CHUNK:NODE_ROWS:PROGRAMS_PER_SM:BLOCK_N:WARPS:STAGES:HEADS_PER_ITEM",
+        help="grouped kernel settings as CHUNK:NODE_ROWS:PROGRAMS_PER_SM:BLOCK_N:WARPS:STAGES:HEADS_PER_ITEM[:STREAMS]",
     )
     ap.add_argument(
         "--only-shared-split",

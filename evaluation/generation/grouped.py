@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import cache
 from importlib.util import find_spec
@@ -56,24 +57,30 @@ HEADS_PER_ITEM = 4
 #: the partial kernel's launch options
 NUM_WARPS = 4
 NUM_STAGES = 3
+#: CUDA streams of a step's two partial launches: 1, one after the other; 2, the node launch on a side
+#: stream beside the own launch, so each fills the SMs the other's last work items leave idle
+STREAMS = 1
 
 
 def configure(spec: str) -> None:
     """Set the tunables from ``CHUNK:NODE_ROWS:PROGRAMS_PER_SM:BLOCK_N:NUM_WARPS:NUM_STAGES:HEADS_PER_ITEM``
-    (benchmarks' sweeps; tables made before keep their chunk)."""
-    global CHUNK, NODE_ROWS, PROGRAMS_PER_SM, BLOCK_N, NUM_WARPS, NUM_STAGES, HEADS_PER_ITEM
+    and optionally ``:STREAMS`` (benchmarks' sweeps; tables made before keep their chunk)."""
+    global CHUNK, NODE_ROWS, PROGRAMS_PER_SM, BLOCK_N, NUM_WARPS, NUM_STAGES, HEADS_PER_ITEM, STREAMS
     values = [int(x) for x in spec.split(":")]
-    if len(values) != 7 or min(values) < 1:
-        raise ValueError(f"grouped settings {spec!r}: want 7 positive integers joined by ':'")
+    if len(values) not in (7, 8) or min(values) < 1:
+        raise ValueError(f"grouped settings {spec!r}: want 7 or 8 positive integers joined by ':'")
     if any(n < 16 or n & (n - 1) for n in (values[1], values[3])):
         raise ValueError(f"grouped settings {spec!r}: NODE_ROWS and BLOCK_N must be powers of two >= 16")
-    CHUNK, NODE_ROWS, PROGRAMS_PER_SM, BLOCK_N, NUM_WARPS, NUM_STAGES, HEADS_PER_ITEM = values
+    if len(values) == 8 and values[7] > 2:
+        raise ValueError(f"grouped settings {spec!r}: STREAMS is 1 or 2")
+    CHUNK, NODE_ROWS, PROGRAMS_PER_SM, BLOCK_N, NUM_WARPS, NUM_STAGES, HEADS_PER_ITEM = values[:7]
+    STREAMS = values[7] if len(values) == 8 else STREAMS
 
 
 def settings() -> str:
     """The tunables as :func:`configure` takes them."""
     return ":".join(
-        map(str, (CHUNK, NODE_ROWS, PROGRAMS_PER_SM, BLOCK_N, NUM_WARPS, NUM_STAGES, HEADS_PER_ITEM))
+        map(str, (CHUNK, NODE_ROWS, PROGRAMS_PER_SM, BLOCK_N, NUM_WARPS, NUM_STAGES, HEADS_PER_ITEM, STREAMS))
     )
 
 
@@ -333,14 +340,19 @@ def decode_grouped(
     launch = dict(num_warps=NUM_WARPS, num_stages=NUM_STAGES) if query.is_cuda else {}
     scale2 = scale * math.log2(math.e)
     tables = plan.tables
+    main = torch.cuda.current_stream(query.device) if query.is_cuda else None
+    side = _side_stream(query.device) if main is not None and STREAMS == 2 and tables is not None else None
+    if side is not None:  # the own launch below runs beside this one (capturable: a fork and a join)
+        side.wait_stream(main)
     if tables is not None:  # even with no node segments now: a captured step replays after a regroup
-        tk.partials[(programs,)](
-            query, k_cache, v_cache, po, pl,
-            tables.cum, plan.node_map, tables.src, tables.begin, tables.end, tables.mstart, tables.mcount, tables.pbase,
-            tables.order, pos, slots, scale2, *strides,
-            BLOCK_M=node_rows(fold), OWN=False, **common,
-            **launch,
-        )  # fmt: skip
+        with torch.cuda.stream(side) if side is not None else nullcontext():
+            tk.partials[(programs,)](
+                query, k_cache, v_cache, po, pl,
+                tables.cum, plan.node_map, tables.src, tables.begin, tables.end, tables.mstart, tables.mcount,
+                tables.pbase, tables.order, pos, slots, scale2, *strides,
+                BLOCK_M=node_rows(fold), OWN=False, **common,
+                **launch,
+            )  # fmt: skip
     tk.partials[(programs,)](
         query, k_cache, v_cache, po, pl,
         plan.own_cum, plan.own_map, plan.own_begin, plan.own_begin, plan.own_begin, plan.own_begin, plan.own_begin,
@@ -348,12 +360,19 @@ def decode_grouped(
         BLOCK_M=max(OWN_ROWS, _pow2(fold)), OWN=True, **common,
         **launch,
     )  # fmt: skip
+    if side is not None:
+        main.wait_stream(side)
     out = torch.empty_like(query)
     tk.merge[(slots,)](
         po, pl, plan.counts, out, *po.stride()[:3], *pl.stride()[:2], *out.stride()[:2],
         HQ=heads, HQ_P2=_pow2(heads), D=dim,
     )  # fmt: skip
     return out
+
+
+@cache
+def _side_stream(device: torch.device) -> torch.cuda.Stream:
+    return torch.cuda.Stream(device)
 
 
 @cache

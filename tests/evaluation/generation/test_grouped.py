@@ -170,6 +170,32 @@ def test_triton_kernels_equal_the_reference(device, dtype, heads_per_item, heads
     assert (got.float() - want.float()).abs().max().item() < tol
 
 
+@pytest.mark.gpu
+def test_two_streams_equal_one_and_replay_in_a_cuda_graph(monkeypatch):
+    """STREAMS = 2: the node launch on a side stream beside the own launch, joined before the merge;
+    the same output as one stream, eagerly and replayed from a captured graph."""
+    if not _triton_here("cuda"):
+        pytest.skip("CUDA with Triton not available here")
+    held, query, k, v, pos, tables = _case("cuda", torch.bfloat16)
+    plan = grouped_plan(pos, tables, 2, 8, 16, 640)
+    monkeypatch.setattr(grouped, "STREAMS", 1)
+    want = grouped.decode_grouped(query, k, v, pos, plan, None)
+    monkeypatch.setattr(grouped, "STREAMS", 2)
+    assert torch.equal(grouped.decode_grouped(query, k, v, pos, plan, None), want)
+    graph = torch.cuda.CUDAGraph()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # capture off the default stream, as the engine does
+        grouped.decode_grouped(query, k, v, pos, plan, None)
+        with torch.cuda.graph(graph):
+            out = grouped.decode_grouped(query, k, v, pos, plan, None)
+    torch.cuda.current_stream().wait_stream(side)
+    out.zero_()
+    graph.replay()
+    torch.cuda.synchronize()
+    assert torch.equal(out, want)
+
+
 def test_item_maps_name_each_work_items_segment():
     held, query, k, v, pos, tables = _case()
     plan = grouped_plan(pos, tables, 2, 8, 16, 640)
@@ -190,10 +216,15 @@ def test_settings_round_trip_and_bad_ones_are_refused(monkeypatch):
         "NUM_WARPS",
         "NUM_STAGES",
         "HEADS_PER_ITEM",
+        "STREAMS",
     ):
         monkeypatch.setattr(grouped, name, getattr(grouped, name))  # restored after the test
     grouped.configure("256:32:8:128:4:2:2")
-    assert grouped.settings() == "256:32:8:128:4:2:2" and grouped.node_members(3) == 10
-    for bad in ("256:32:8:128:4:2", "256:24:8:128:4:2:2", "256:32:8:100:4:2:2", "0:32:8:128:4:2:2"):
+    assert grouped.settings() == "256:32:8:128:4:2:2:1" and grouped.node_members(3) == 10
+    grouped.configure("256:32:8:128:4:2:2:2")
+    assert grouped.settings() == "256:32:8:128:4:2:2:2"
+    for bad in (
+        "256:32:8:128:4:2", "256:24:8:128:4:2:2", "256:32:8:100:4:2:2", "0:32:8:128:4:2:2", "256:32:8:128:4:2:2:3",
+    ):  # fmt: skip
         with pytest.raises(ValueError):
             grouped.configure(bad)
