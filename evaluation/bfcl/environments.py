@@ -29,6 +29,7 @@ import json
 import multiprocessing
 import os
 import sys
+import threading
 import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -336,6 +337,14 @@ def _serve(conn: Any, source_dir: str, memory_mb: int | None) -> None:
                 entry = payload["entry"]
                 sessions[payload["sid"]] = Session(need(entry["involved_classes"]), entry)
                 reply: Any = None
+            elif op == "open_many":  # one reply for all: per session, None or why it could not open
+                reply = {}
+                for sid, entry in payload["entries"]:
+                    try:
+                        sessions[sid] = Session(need(entry["involved_classes"]), entry)
+                        reply[sid] = None
+                    except Exception as exc:  # noqa: BLE001  that session's failure, reported
+                        reply[sid] = f"{type(exc).__name__}: {exc}"
             elif op == "execute":
                 reply = sessions[payload["sid"]].execute(payload["calls"])
             elif op == "close":
@@ -383,6 +392,7 @@ class EnvironmentWorker:
         self.restarts = 0
         self._proc: Any = None
         self._conn: Any = None
+        self._lock = threading.Lock()  # one request on the pipe at a time, whichever thread sends it
 
     def __enter__(self) -> EnvironmentWorker:
         return self
@@ -415,7 +425,12 @@ class EnvironmentWorker:
         self._proc = self._conn = None
 
     def request(self, op: str, payload: Any = None, timeout_s: float | None = None) -> Any:
-        """Send one request and wait for its reply (see the class docstring for the limits)."""
+        """Send one request and wait for its reply (see the class docstring for the limits). Safe to
+        call from several threads: requests take turns."""
+        with self._lock:
+            return self._request(op, payload, timeout_s)
+
+    def _request(self, op: str, payload: Any, timeout_s: float | None) -> Any:
         if self._proc is None or not self._proc.is_alive():
             if self._proc is not None:
                 self._kill()
@@ -438,6 +453,18 @@ class EnvironmentWorker:
     def open(self, sid: str, entry: Mapping[str, Any]) -> None:
         self.request("open", {"sid": sid, "entry": dict(entry)})
 
+    def open_many(self, entries: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, str | None]:
+        """Open several sessions in one request (no round trip per session): per ``sid``, ``None`` or
+        why it could not be opened. The time limit is a request's per session; past it, or when the
+        worker dies, every session of the request gets the reason."""
+        if not entries:
+            return {}
+        payload = {"entries": [(sid, dict(entry)) for sid, entry in entries]}
+        try:
+            return self.request("open_many", payload, timeout_s=self.timeout_s * len(entries))
+        except (StepTimeout, WorkerError) as exc:
+            return {sid: str(exc) for sid, _ in entries}
+
     def execute(self, sid: str, calls: Sequence[Any]) -> list[str]:
         return self.request("execute", {"sid": sid, "calls": list(calls)})
 
@@ -449,12 +476,14 @@ class EnvironmentWorker:
         return self.request("check", {"entry": dict(entry), "turns": turns, "ground_truth": ground_truth})
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.is_alive():
-            try:
-                self._conn.send(("stop", None))
-                if self._conn.poll(5):
-                    self._conn.recv()
-                self._proc.join(timeout=5)
-            except (EOFError, OSError):
-                pass
-        self._kill()
+        """Ask the child to stop, then kill it without waiting for its interpreter's teardown (which
+        freed 800 BFCL conversations' environments for 0.76 s at the end of every run)."""
+        with self._lock:
+            if self._proc is not None and self._proc.is_alive():
+                try:
+                    self._conn.send(("stop", None))
+                    if self._conn.poll(5):
+                        self._conn.recv()
+                except (EOFError, OSError):
+                    pass
+            self._kill()

@@ -115,7 +115,35 @@ def test_worker_dispatches_to_methods_and_survives_a_hung_call(tmp_path):
         EnvironmentWorker(tmp_path / "nowhere")
 
 
-# ------------------------------------------------------------------- the official environments
+def test_worker_opens_many_sessions_in_one_request_from_any_thread(tmp_path):
+    """``open_many``: each session opened or its reason given (the others unharmed), one request from a
+    background thread while another thread's requests wait their turn; ``stop`` ends the child."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    (tmp_path / "gorilla_file_system.py").write_text(FAKE_ENV)
+    entry = {
+        "id": "x_0",
+        "initial_config": {"GorillaFileSystem": {"count": 2}},
+        "involved_classes": ["GorillaFileSystem"],
+    }
+    broken = {**entry, "involved_classes": ["NoSuchClass"]}
+    with EnvironmentWorker(tmp_path, timeout_s=5) as worker:
+        assert worker.open_many([]) == {}
+        with ThreadPoolExecutor(2) as pool:
+            many = pool.submit(worker.open_many, [(f"s{i}", entry) for i in range(50)] + [("bad", broken)])
+            mine = [pool.submit(worker.open, f"t{i}", entry) for i in range(5)]
+            outcome = many.result()
+            assert [f.result() for f in mine] == [None] * 5
+        assert all(outcome[f"s{i}"] is None for i in range(50)) and "NoSuchClass" in outcome["bad"]
+        assert worker.execute("s49", ["add()"]) == ['{"count": 3}']
+        assert worker.execute("t4", [{"add": {"n": 1}}]) == ['{"count": 3}']
+        with pytest.raises(WorkerError, match="KeyError"):
+            worker.execute("bad", ["add()"])
+        child = worker._proc
+    assert not child.is_alive()
+
+
+# ------------------------------------------------------------------- the official environments# ------------------------------------------------------------------- the official environments
 def test_ground_truth_is_valid_and_perturbations_get_bfcls_verdicts(fixtures_dir, bfcl_environments):
     items = _items(fixtures_dir)
     base47 = next(i for i in items if i.id == "multi_turn_base_47")
