@@ -251,15 +251,18 @@ def flex_options(spec: str) -> tuple[tuple[str, int], ...] | None:
 def whole_renders(on: bool) -> Iterator[None]:
     """With ``on``, every prompt is rendered whole by ``apply_chat_template`` (the chat session's
     :class:`evaluation.generation.render.ToolRenderer` bypassed: the tools' text formatted every round)."""
-    from evaluation.generation.render import ToolRenderer, render_prompt
+    from evaluation.generation.render import HistoryRenderer, ToolRenderer, render_prompt
 
-    spliced = ToolRenderer.render
+    spliced, histories = ToolRenderer.render, HistoryRenderer.render
     if on:
-        ToolRenderer.render = lambda self, prompt: render_prompt(self.tokenizer, prompt)
+        ToolRenderer.render = lambda self, prompt, generation_prompt=True: render_prompt(
+            self.tokenizer, prompt, generation_prompt
+        )
+        HistoryRenderer.render = lambda self, prompt, key=None: self.tools.render(prompt)
     try:
         yield
     finally:
-        ToolRenderer.render = spliced
+        ToolRenderer.render, HistoryRenderer.render = spliced, histories
 
 
 def host_only(args: argparse.Namespace) -> str:
@@ -272,7 +275,7 @@ def host_only(args: argparse.Namespace) -> str:
     process's imports, caches and worker start-up not charged to the first row)."""
     from evaluation.generation import generate as gen
     from evaluation.generation.encode import IncrementalEncoder
-    from evaluation.generation.render import ToolRenderer
+    from evaluation.generation.render import HistoryRenderer, ToolRenderer
 
     items, _, _, tokenizer, model = setup(args, "cpu", torch.float32, tiny=True)  # the model never runs
     reply = "lorem ipsum " * 20
@@ -294,17 +297,17 @@ def host_only(args: argparse.Namespace) -> str:
 
     render_seconds: Counter[str] = Counter()  # per run: the time spent rendering prompts
 
-    def counted(self: ToolRenderer, prompt: Any) -> str:
+    def counted(self: ToolRenderer, prompt: Any, generation_prompt: bool = True) -> str:
         if not renderers or renderers[-1] is not self:
             renderers.append(self)
         start = time.perf_counter()
-        text = spliced(self, prompt)
+        text = spliced(self, prompt, generation_prompt)
         render_seconds[rows_done()] += time.perf_counter() - start
         return text
 
-    def whole_render(self: ToolRenderer, prompt: Any) -> str:
+    def whole_render(self: ToolRenderer, prompt: Any, generation_prompt: bool = True) -> str:
         start = time.perf_counter()
-        text = gen.render_prompt(self.tokenizer, prompt)
+        text = gen.render_prompt(self.tokenizer, prompt, generation_prompt)
         render_seconds[rows_done()] += time.perf_counter() - start
         return text
 
@@ -327,20 +330,31 @@ def host_only(args: argparse.Namespace) -> str:
 
     forget = IncrementalEncoder.forget
     IncrementalEncoder.forget = recording_forget
-    originals = gen.ChatSession.generate, IncrementalEncoder.encode, ToolRenderer.render
+    originals = (
+        gen.ChatSession.generate,
+        IncrementalEncoder.encode,
+        ToolRenderer.render,
+        HistoryRenderer.render,
+    )
+    histories = HistoryRenderer.render
+
+    def every_message(self: HistoryRenderer, prompt: Any, key: Any = None) -> str:
+        return self.tools.render(prompt)
+
     try:
         gen.ChatSession.generate = fixed_replies
-        for name, encode, render in (
-            ("(warm-up, untimed)", whole, spliced),  # the process's first pass pays imports and caches
-            ("incremental tokenization", recording, counted),
-            ("tools rendered every round", whole, whole_render),
+        for name, encode, render, history in (
+            ("(warm-up, untimed)", whole, spliced, histories),  # the first pass pays imports and caches
+            ("incremental tokenization", recording, counted, histories),
+            ("tools rendered every round", whole, whole_render, every_message),
             (
                 "whole prompts every round",
                 lambda self, texts, keys=None: whole(self, texts, None),
                 whole_render,
+                every_message,
             ),
         ):
-            IncrementalEncoder.encode, ToolRenderer.render = encode, render
+            IncrementalEncoder.encode, ToolRenderer.render, HistoryRenderer.render = encode, render, history
             out, seconds = timed(
                 lambda: run_conversations(
                     model,
@@ -359,7 +373,9 @@ def host_only(args: argparse.Namespace) -> str:
                 continue
             rows.append((name, len(out), sum(len(s) for r in out for s in r["decoded"]), seconds))
     finally:
-        gen.ChatSession.generate, IncrementalEncoder.encode, ToolRenderer.render = originals
+        gen.ChatSession.generate, IncrementalEncoder.encode, ToolRenderer.render, HistoryRenderer.render = (
+            originals
+        )
         IncrementalEncoder.forget = forget
 
     def replay(share: bool) -> tuple[float, dict[str, int]]:

@@ -15,7 +15,8 @@ the attention kernel and the cache:
   a budget is known to run out), so there is no per-step host sync.
 * **CUDA graphs** -- on CUDA the decode step (forward, argmax, stop checks, state update) is
   captured once per attention-length bucket (``varlen`` decode: once per cache size, as it reads
-  each slot's own length) and replayed (``totals["graph_captures"]``); if capture fails the engine logs why
+  each slot's own length) and replayed (``totals["graph_captures"]``, their host time in
+  ``totals["graph_capture_ms"]``); if capture fails the engine logs why
   and runs the same step eagerly. CPU runs the same code path without graphs.
 * **KV reuse across calls (keyed requests)** -- with ``keys`` (e.g. a conversation id per prompt)
   the cache persists between calls: a key keeps its slot and the slot its K/V, and the next prompt
@@ -32,6 +33,7 @@ ids per prompt, in input order, including the stop token that ended it (as ``gen
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -398,7 +400,10 @@ class Engine:
             length = kernels.round_up(max(need, length * 3 // 2), self.config.attend_bucket, cap)
             length = self._cache_positions(length)
         if (slots, length, max_new) != (state.slots, state.max_len, state.max_new):
+            start = time.perf_counter()
             state.resize(slots, length, max_new)
+            self.totals["cache_resizes"] += 1
+            self.totals["cache_resize_ms"] += round((time.perf_counter() - start) * 1e3)
             table.grow(state.slots)
             self._keyed_graphs, self._cascade = {}, {}  # captured with the old tensors and sizes
         return state
@@ -876,10 +881,12 @@ class Engine:
         if not self.graphs_ok:
             self._decode(state, attend, groups)
             return
+        start = time.perf_counter()
         kernels.warm_up(lambda: self._decode(state, attend, groups), self.device)
         try:
             graphs[key] = kernels.capture(lambda: self._decode(state, attend, groups), self.device)
             self.totals["graph_captures"] += 1
+            self.totals["graph_capture_ms"] += round((time.perf_counter() - start) * 1e3)
         except Exception as exc:  # capture is an optimisation: the eager step computes the same
             log.warning("CUDA graph capture failed (%s: %s); decoding eagerly", type(exc).__name__, exc)
             self.graphs_ok = False
