@@ -251,18 +251,15 @@ def flex_options(spec: str) -> tuple[tuple[str, int], ...] | None:
 def whole_renders(on: bool) -> Iterator[None]:
     """With ``on``, every prompt is rendered whole by ``apply_chat_template`` (the chat session's
     :class:`evaluation.generation.render.ToolRenderer` bypassed: the tools' text formatted every round)."""
-    from evaluation.generation.render import HistoryRenderer, ToolRenderer, render_prompt
+    from evaluation.generation.render import ToolRenderer, render_prompt
 
-    spliced, histories = ToolRenderer.render, HistoryRenderer.render
+    spliced = ToolRenderer.render
     if on:
-        ToolRenderer.render = lambda self, prompt, generation_prompt=True: render_prompt(
-            self.tokenizer, prompt, generation_prompt
-        )
-        HistoryRenderer.render = lambda self, prompt, key=None: self.tools.render(prompt)
+        ToolRenderer.render = lambda self, prompt: render_prompt(self.tokenizer, prompt)
     try:
         yield
     finally:
-        ToolRenderer.render, HistoryRenderer.render = spliced, histories
+        ToolRenderer.render = spliced
 
 
 def host_only(args: argparse.Namespace) -> str:
@@ -275,7 +272,7 @@ def host_only(args: argparse.Namespace) -> str:
     process's imports, caches and worker start-up not charged to the first row)."""
     from evaluation.generation import generate as gen
     from evaluation.generation.encode import IncrementalEncoder
-    from evaluation.generation.render import HistoryRenderer, ToolRenderer
+    from evaluation.generation.render import ToolRenderer
 
     items, _, _, tokenizer, model = setup(args, "cpu", torch.float32, tiny=True)  # the model never runs
     reply = "lorem ipsum " * 20
@@ -297,17 +294,17 @@ def host_only(args: argparse.Namespace) -> str:
 
     render_seconds: Counter[str] = Counter()  # per run: the time spent rendering prompts
 
-    def counted(self: ToolRenderer, prompt: Any, generation_prompt: bool = True) -> str:
+    def counted(self: ToolRenderer, prompt: Any) -> str:
         if not renderers or renderers[-1] is not self:
             renderers.append(self)
         start = time.perf_counter()
-        text = spliced(self, prompt, generation_prompt)
+        text = spliced(self, prompt)
         render_seconds[rows_done()] += time.perf_counter() - start
         return text
 
-    def whole_render(self: ToolRenderer, prompt: Any, generation_prompt: bool = True) -> str:
+    def whole_render(self: ToolRenderer, prompt: Any) -> str:
         start = time.perf_counter()
-        text = gen.render_prompt(self.tokenizer, prompt, generation_prompt)
+        text = gen.render_prompt(self.tokenizer, prompt)
         render_seconds[rows_done()] += time.perf_counter() - start
         return text
 
@@ -330,31 +327,20 @@ def host_only(args: argparse.Namespace) -> str:
 
     forget = IncrementalEncoder.forget
     IncrementalEncoder.forget = recording_forget
-    originals = (
-        gen.ChatSession.generate,
-        IncrementalEncoder.encode,
-        ToolRenderer.render,
-        HistoryRenderer.render,
-    )
-    histories = HistoryRenderer.render
-
-    def every_message(self: HistoryRenderer, prompt: Any, key: Any = None) -> str:
-        return self.tools.render(prompt)
-
+    originals = gen.ChatSession.generate, IncrementalEncoder.encode, ToolRenderer.render
     try:
         gen.ChatSession.generate = fixed_replies
-        for name, encode, render, history in (
-            ("(warm-up, untimed)", whole, spliced, histories),  # the first pass pays imports and caches
-            ("incremental tokenization", recording, counted, histories),
-            ("tools rendered every round", whole, whole_render, every_message),
+        for name, encode, render in (
+            ("(warm-up, untimed)", whole, spliced),  # the process's first pass pays imports and caches
+            ("incremental tokenization", recording, counted),
+            ("tools rendered every round", whole, whole_render),
             (
                 "whole prompts every round",
                 lambda self, texts, keys=None: whole(self, texts, None),
                 whole_render,
-                every_message,
             ),
         ):
-            IncrementalEncoder.encode, ToolRenderer.render, HistoryRenderer.render = encode, render, history
+            IncrementalEncoder.encode, ToolRenderer.render = encode, render
             out, seconds = timed(
                 lambda: run_conversations(
                     model,
@@ -373,9 +359,7 @@ def host_only(args: argparse.Namespace) -> str:
                 continue
             rows.append((name, len(out), sum(len(s) for r in out for s in r["decoded"]), seconds))
     finally:
-        gen.ChatSession.generate, IncrementalEncoder.encode, ToolRenderer.render, HistoryRenderer.render = (
-            originals
-        )
+        gen.ChatSession.generate, IncrementalEncoder.encode, ToolRenderer.render = originals
         IncrementalEncoder.forget = forget
 
     def replay(share: bool) -> tuple[float, dict[str, int]]:

@@ -310,7 +310,7 @@ class _Rounds:
         if self.session is not None:
             for index, conv in active:
                 if conv.done:
-                    self.session.forget(index)
+                    self.session.encoder.forget(index)
 
 
 def _run_fed(rounds: _Rounds, window: int) -> None:

@@ -25,7 +25,7 @@ import torch
 
 from evaluation.generation.encode import IncrementalEncoder
 from evaluation.generation.engine import Engine, EngineConfig, EngineUnsupported, check_supported
-from evaluation.generation.render import HistoryRenderer, ToolRenderer, render_prompt
+from evaluation.generation.render import ToolRenderer, render_prompt
 
 Conversation = dict[str, Any]
 END_OF_TURN = "<|im_end|>"
@@ -108,7 +108,6 @@ class ChatSession:
         self.engine = Engine(model, self.stops, sequences, config)
         self.encoder = IncrementalEncoder(tokenizer)
         self.renderer = ToolRenderer(tokenizer)
-        self.history = HistoryRenderer(self.renderer)
 
     @property
     def max_prompt_tokens(self) -> int:
@@ -121,21 +120,12 @@ class ChatSession:
         """Token ids of the rendered prompts (as :func:`generate` encodes them), in one batch call (a
         fast tokenizer spreads it over its threads). With ``keys`` (one per prompt: the conversation),
         a prompt that extends its key's previous one tokenizes only the new text
-        (:class:`evaluation.generation.encode.IncrementalEncoder`; same ids, checked) and renders only
-        the messages new since that one (:class:`evaluation.generation.render.HistoryRenderer`; same
-        text, checked). A tool set's schemas are formatted once
-        (:class:`evaluation.generation.render.ToolRenderer`; same text, checked)."""
+        (:class:`evaluation.generation.encode.IncrementalEncoder`; same ids, checked). A tool set's
+        schemas are formatted once (:class:`evaluation.generation.render.ToolRenderer`; same text, checked)."""
         if not prompts:
             return []
-        texts = [
-            self.history.render(p, k) for p, k in zip(prompts, keys or [None] * len(prompts), strict=True)
-        ]
+        texts = [self.renderer.render(prompt) for prompt in prompts]
         return self.encoder.encode(texts, keys)
-
-    def forget(self, key: Hashable) -> None:
-        """``key``'s conversation is over: its rendered text and tokenized prefix are dropped."""
-        self.encoder.forget(key)
-        self.history.forget(key)
 
     def generate(self, encoded: Sequence[Sequence[int]], keys: Sequence[Hashable] | None) -> list[str]:
         """Replies to ``encoded`` prompts (from :meth:`encode`), one distinct key per prompt (``None``:

@@ -323,10 +323,8 @@ def test_longest_conversations_start_first_and_the_rounds_stay_full(
 
         def __init__(self):
             self.rounds = []
+            self.encoder = SimpleNamespace(forget=lambda key: None)
             self.engine = SimpleNamespace(totals=Counter())
-
-        def forget(self, key):
-            pass
 
         def encode(self, prompts, keys):
             return [[1, 2, 3]] * len(prompts)

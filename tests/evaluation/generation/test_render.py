@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import logging
 
-from evaluation.generation.render import HistoryRenderer, ToolRenderer, render_prompt
+from evaluation.generation.render import ToolRenderer, render_prompt
 from tests.evaluation.generation.test_encode import TOOLS, _conversations
 
 WRAPPED = [{"type": "function", "function": t} for t in TOOLS]
@@ -69,61 +69,3 @@ def test_a_splice_that_would_change_a_prompt_is_caught(caplog):
             assert renderer.render(prompt) == render_prompt(template, prompt), f"round {r}"
     assert not renderer.enabled and "rendering whole prompts" in caplog.text
     assert renderer.stats["spliced"] == 1 and renderer.stats["whole"] == 3  # the rounds after it: whole
-
-
-def test_history_renderer_renders_only_new_messages_and_equals_whole_renders(tokenizer):
-    """Keyed conversations round after round: each prompt's text equals a whole render, and after a key's
-    first prompt the renderer only renders the anchor and the new messages."""
-    renderer = HistoryRenderer(ToolRenderer(tokenizer))
-    histories = _conversations(12)
-    for r in range(13):
-        for key, history in enumerate(histories):
-            prompt = {"messages": history[r], "tools": TOOLS}
-            assert renderer.render(prompt, key) == render_prompt(tokenizer, prompt), f"round {r}, key {key}"
-    assert renderer.enabled and renderer.verified == HistoryRenderer.VERIFY
-    assert renderer.stats == {"whole": 3, "extended": 36}
-    # a new tool list (a held-out function back), a forgotten key, no key: rendered whole
-    prompt = {"messages": histories[0][12], "tools": [*TOOLS]}
-    assert renderer.render(prompt, 0) == render_prompt(tokenizer, prompt)
-    renderer.forget(1)
-    prompt = {"messages": histories[1][12], "tools": TOOLS}
-    assert renderer.render(prompt, 1) == render_prompt(tokenizer, prompt)
-    assert renderer.render(prompt) == render_prompt(tokenizer, prompt)
-    assert renderer.stats == {"whole": 6, "extended": 36}
-
-
-class _MarkingTemplate:
-    """``last="user"``: writes the tools right before the last user message (as some templates do);
-    ``last="assistant"``: marks the last assistant message (as templates that drop earlier replies'
-    reasoning do). Either way an earlier message's text changes as the conversation grows."""
-
-    def __init__(self, last: str) -> None:
-        self.last = last
-
-    def apply_chat_template(self, messages, tools=None, add_generation_prompt=True, tokenize=False):
-        last = max((i for i, m in enumerate(messages) if m["role"] == self.last), default=-1)
-        names = ",".join(t["name"] for t in tools or [])
-        mark = f"[{names}]" if self.last == "user" else "*"
-        body = "".join(
-            (mark if i == last else "") + f"<{m['role']}>{m['content']}" for i, m in enumerate(messages)
-        )
-        return body + ("<assistant>" if add_generation_prompt else "")
-
-
-def test_history_renderer_catches_templates_that_rewrite_earlier_messages(caplog):
-    """Tools before the last user message: a prompt with a new user message does not start like its
-    anchor's text and renders whole (the others extend, rightly). The last reply marked: the first
-    extended prompt differs from its whole render, which turns the renderer off."""
-    template = _MarkingTemplate("user")
-    renderer = HistoryRenderer(ToolRenderer(template))
-    for r, messages in enumerate(_conversations(6)[0]):
-        prompt = {"messages": messages, "tools": TOOLS}
-        assert renderer.render(prompt, "k") == render_prompt(template, prompt), f"round {r}"
-    assert renderer.enabled and renderer.stats == {"whole": 4, "extended": 3}
-    template = _MarkingTemplate("assistant")
-    renderer = HistoryRenderer(ToolRenderer(template))
-    with caplog.at_level(logging.WARNING):
-        for r, messages in enumerate(_conversations(4)[0]):
-            prompt = {"messages": messages, "tools": TOOLS}
-            assert renderer.render(prompt, "k") == render_prompt(template, prompt), f"round {r}"
-    assert not renderer.enabled and "rendering whole prompts" in caplog.text
