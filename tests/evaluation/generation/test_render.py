@@ -48,8 +48,19 @@ class _Template:
         names = ",".join(t["name"] for t in tools or [])
         if self.kind == "twice":
             return f"[{names}]{body}[{names}]<assistant>"
+        if self.kind == "numbered":  # the tools counted, and each numbered in turn
+            listed = "".join(f"{i + 1}/{len(tools)} {t['name']}\n" for i, t in enumerate(tools or []))
+            return f"<tools n={len(tools or [])}>{listed}</tools>{body}<assistant>"
         docs = ";".join(f"{t['name']}: {t['description'][: 10 * len(messages)]}" for t in tools or [])
         return f"<tools>{docs}</tools>{body}<assistant>"
+
+
+def test_one_stand_in_serves_a_template_that_counts_and_numbers_the_tools():
+    template, renderer = _Template("numbered"), ToolRenderer(_Template("numbered"))
+    for r, messages in enumerate(_conversations(5)[0]):
+        prompt = {"messages": messages, "tools": TOOLS}
+        assert renderer.render(prompt) == render_prompt(template, prompt), f"round {r}"
+    assert renderer.enabled and renderer.stats == {"learned": 1, "whole": 1, "spliced": 5}
 
 
 def test_a_template_writing_the_tools_apart_renders_whole_prompts():
