@@ -28,6 +28,7 @@ import inspect
 import json
 import multiprocessing
 import os
+import subprocess
 import sys
 import threading
 import types
@@ -362,6 +363,33 @@ def _serve(conn: Any, source_dir: str, memory_mb: int | None) -> None:
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
 
 
+def serve_fd(fd: str, source_dir: str, memory_mb: str) -> None:
+    """The worker process's entry point (see :meth:`EnvironmentWorker._start`)."""
+    from multiprocessing.connection import Connection
+
+    _serve(Connection(int(fd)), source_dir, int(memory_mb) or None)
+
+
+class _Child:
+    """The worker process, as :class:`multiprocessing.Process` would be used: alive, kill, join."""
+
+    def __init__(self, popen: subprocess.Popen) -> None:
+        self.popen = popen
+
+    def is_alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def kill(self) -> None:
+        if self.is_alive():
+            self.popen.kill()
+
+    def join(self, timeout: float | None = None) -> None:
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+
+
 class WorkerError(RuntimeError):
     """The worker refused a request (bad entry, missing environment source) or could not start."""
 
@@ -401,12 +429,21 @@ class EnvironmentWorker:
         self.stop()
 
     def _start(self) -> None:
-        context = multiprocessing.get_context("spawn")  # a clean interpreter: no torch threads forked
-        self._conn, child = context.Pipe()
-        self._proc = context.Process(
-            target=_serve, args=(child, self.source_dir, self.memory_mb), daemon=True, name="bfcl-envs"
+        # A fresh interpreter that imports this module only (not fork: no torch threads or CUDA state
+        # copied; not multiprocessing's spawn: that imports the parent's __main__ first -- a benchmark's
+        # or Dagster's, with torch -- which kept the first round's environments waiting ~5 s on an H200
+        # machine). The pipe's child end is handed over as an inherited descriptor.
+        self._conn, child = multiprocessing.Pipe()
+        root = str(Path(__file__).resolve().parents[2])  # where ``evaluation`` is importable from
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+        }
+        code = "import sys; from evaluation.bfcl.environments import serve_fd; serve_fd(*sys.argv[1:])"
+        args = [str(child.fileno()), self.source_dir, str(self.memory_mb or 0)]
+        self._proc = _Child(
+            subprocess.Popen([sys.executable, "-c", code, *args], pass_fds=(child.fileno(),), env=env)
         )
-        self._proc.start()
         child.close()
 
     def start(self) -> None:
