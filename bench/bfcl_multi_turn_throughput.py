@@ -94,6 +94,7 @@ def run(args: argparse.Namespace) -> str:
             flex_options=flex_options(o),
             flex_cascade=c,
             compile_layers=bool(cl),
+            prefill_tokens=pt,
         )
         for k in args.decode_attention
         for p in args.prefill_attention
@@ -102,6 +103,7 @@ def run(args: argparse.Namespace) -> str:
         for o in args.flex_options
         for c in args.flex_cascade
         for cl in args.compile_layers
+        for pt in args.prefill_tokens
     ]
 
     def single_pass(config: EngineConfig) -> list[str]:
@@ -140,6 +142,11 @@ def run(args: argparse.Namespace) -> str:
         suffix += f"_rows-{config.flex_rows}" if k and config.flex_rows > 1 else ""
         suffix += f"_cascade-{config.flex_cascade}" if k and config.flex_cascade else ""
         suffix += "_compiled" if k and config.compile_layers else ""
+        suffix += (
+            f"_pt-{config.prefill_tokens}"
+            if k and config.prefill_tokens != EngineConfig.prefill_tokens
+            else ""
+        )
         if k and config.flex_options != EngineConfig.flex_options:
             suffix += "_opts-" + (":".join(str(v) for _, v in config.flex_options) or "pytorch")
         warm = f"first single-turn pass {first[k]:.1f} s" + (
@@ -648,6 +655,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--attend-bucket", type=int, default=EngineConfig.attend_bucket, help="EngineConfig.attend_bucket"
+    )
+    parser.add_argument(
+        "--prefill-tokens",
+        nargs="+",
+        type=int,
+        default=[EngineConfig.prefill_tokens],
+        help="EngineConfig.prefill_tokens values (tokens per prefill call: fewer, larger model forwards)",
     )
     parser.add_argument(
         "--grouped-settings",
