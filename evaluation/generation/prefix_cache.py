@@ -90,8 +90,21 @@ class SlotTable:
         self._hashes: list[list[int]] = [[] for _ in range(slots)]
         self._index: dict[int, set[int]] = {}  # chain hash -> slots holding that prefix
         self._tick = 0
+        # slot -> (a prompt, the tokens the slot holds alike with it): an admission asks the same
+        # question up to three times (its hashes, its plan, its store); dropped when the slot's ids change
+        self._lcp: dict[int, tuple[Sequence[int], int]] = {}
 
     # ----------------------------------------------------------------------------- lookups
+    def common(self, slot: int, prompt: Sequence[int]) -> int:
+        """``common_prefix(self.ids[slot], prompt)``, remembered for ``prompt`` (the same object) until
+        the slot's ids change."""
+        known = self._lcp.get(slot)
+        if known is not None and known[0] is prompt:
+            return known[1]
+        n = common_prefix(self.ids[slot], prompt)
+        self._lcp[slot] = (prompt, n)
+        return n
+
     def plan(
         self,
         prompt: Sequence[int],
@@ -112,10 +125,10 @@ class SlotTable:
                 raise RuntimeError(f"slot {slot} of key {key!r} is not free")
         else:
             slot, evicts = self._victim(prompt, hashes, free, waiting)
-        reused = min(common_prefix(self.ids[slot], prompt), limit)
+        reused = min(self.common(slot, prompt), limit)
         source = self._deepest(hashes, lambda s: s != slot and s not in busy)
         if source is not None:
-            shared = min(common_prefix(self.ids[source], prompt), limit)
+            shared = min(self.common(source, prompt), limit)
             if shared - reused >= self.share_min_tokens:
                 return Plan(slot, reused, shared, source, evicts)
         return Plan(slot, reused, reused, None, evicts)
@@ -132,7 +145,7 @@ class SlotTable:
         spare = [s for s in free if self.keys[s] is None or self.keys[s] not in waiting] or list(free)
         spare_set = set(spare)
         holder = self._deepest(hashes, lambda s: s in spare_set)  # already holds the longest prefix
-        if holder is not None and common_prefix(self.ids[holder], prompt) >= self.share_min_tokens:
+        if holder is not None and self.common(holder, prompt) >= self.share_min_tokens:
             slot = holder
         else:  # never used, else least recently used
             slot = min(spare, key=lambda s: (self.keys[s] is not None or bool(self.ids[s]), self.used[s], s))
@@ -185,15 +198,17 @@ class SlotTable:
         slot = self.slot_of.get(key)
         if slot is None:
             return block_hashes(prompt)
-        return block_hashes(prompt, known=self.ids[slot], known_hashes=self._hashes[slot])
+        known = self._hashes[slot]
+        out = list(known[: min(self.common(slot, prompt) // BLOCK, len(known))])
+        return out + block_hashes(prompt[len(out) * BLOCK :], chain=out[-1] if out else 0)
 
     def store(self, slot: int, ids: Sequence[int]) -> None:
         """The slot now holds the K/V of ``ids`` (positions ``0..len(ids)-1``). Only the blocks past
         what it shares with the slot's previous ids are hashed and re-indexed."""
-        old, held = self._hashes[slot], self.ids[slot]
+        old = self._hashes[slot]
         # the blocks it shares with what the slot held keep their hashes (and index entries); past them
         # the chain hashes differ (a collision would only re-add what it drops)
-        keep = min(common_prefix(held, ids) // BLOCK, len(old))
+        keep = min(self.common(slot, ids) // BLOCK, len(old))
         tail = ids[keep * BLOCK :] if keep else ids
         new = old[:keep] + block_hashes(tail, chain=old[keep - 1] if keep else 0)
         self._replace(slot, ids, new, keep)
@@ -201,6 +216,7 @@ class SlotTable:
     def _replace(self, slot: int, ids: Sequence[int], new: list[int], keep: int) -> None:
         """The slot holds ``ids`` now, hashed ``new``, whose first ``keep`` hashes it held already."""
         old = self._hashes[slot]
+        self._lcp.pop(slot, None)
         for h in old[keep:]:
             holders = self._index.get(h)
             if holders is not None:
@@ -217,6 +233,7 @@ class SlotTable:
         blocks from the last whole one on are hashed, nothing is compared (what :meth:`store` of the
         whole sequence gives, for a fraction of the work)."""
         ids, hashes = self.ids[slot], self._hashes[slot]
+        self._lcp.pop(slot, None)
         ids.extend(tokens)
         h = hashes[-1] if hashes else 0
         for i in range(len(hashes) * BLOCK, len(ids) - BLOCK + 1, BLOCK):

@@ -35,6 +35,32 @@ def _plan(table, prompt, key, free, busy=(), waiting=()):
     return table.plan(prompt, block_hashes(prompt), key, set(free), set(busy), set(waiting))
 
 
+def test_an_admission_compares_a_prompt_with_its_slot_once(monkeypatch):
+    """A keyed prompt's hashes, plan and store ask how much of it the key's slot holds: compared once,
+    and compared anew once the slot's ids change. The hashes equal those from scratch."""
+    import evaluation.generation.prefix_cache as pc
+
+    calls = []
+    monkeypatch.setattr(
+        pc, "common_prefix", lambda a, b, step=64: calls.append(1) or common_prefix(a, b, step)
+    )
+    table = SlotTable(2, share_min_tokens=16)
+    first = list(range(100))
+    plan = table.plan(first, table.hashes(first, "k"), "k", {0, 1}, set(), set())
+    table.assign(plan, "k")
+    table.store(plan.slot, first)
+    grown = first[:90] + list(range(500, 560))
+    calls.clear()
+    hashes = table.hashes(grown, "k")
+    assert hashes == block_hashes(grown)
+    plan = table.plan(grown, hashes, "k", {0, 1}, set(), set())
+    assert plan.reused == 90 and len(calls) == 1
+    table.store(plan.slot, grown)
+    assert len(calls) == 1 and table._hashes[plan.slot] == block_hashes(grown)
+    table.extend(plan.slot, [7, 8])  # the slot's ids changed: a new comparison
+    assert table.common(plan.slot, grown) == len(grown) and len(calls) == 2
+
+
 def test_incremental_hashes_and_index_equal_a_rebuild():
     """Hashes reused over a shared prefix equal hashes from scratch, and after any sequence of stores the
     index (hash -> slots) is the one a rebuild from every slot's ids gives."""
