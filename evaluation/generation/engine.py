@@ -306,7 +306,9 @@ class Engine:
             return []
         if any(len(p) == 0 for p in prompts):
             raise ValueError("empty prompt: the engine needs at least one prompt token")
-        ids = [list(map(int, p)) for p in prompts]
+        # token id lists (a tokenizer's) copied as they are; other sequences (tensors, arrays) made
+        # lists of ints: ``map(int, ...)`` over BFCL's 3,336 multi-turn prompts was ~0.5 s of host time
+        ids = [p.copy() if type(p) is list else list(map(int, p)) for p in prompts]
         if keys is None:
             state = kernels.DecodeState.allocate(
                 min(self.config.slots, len(prompts)),
