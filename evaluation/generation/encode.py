@@ -56,8 +56,9 @@ class IncrementalEncoder:
         self.enabled = self._special is not None
         self._cache: dict[Hashable, tuple[str, list[int]]] = {}  # key -> (text up to a split, its ids)
         self._heads: OrderedDict[str, list[int]] = OrderedDict()  # head text -> its ids
-        #: characters tokenized, and characters taken from a key's cache or from a head instead
-        self.stats = {"tokenized_chars": 0, "cached_chars": 0, "shared_chars": 0}
+        #: characters tokenized, and characters taken from a key's cache, from a head, or from an identical
+        #: piece of another prompt of the same call instead
+        self.stats = {"tokenized_chars": 0, "cached_chars": 0, "shared_chars": 0, "repeated_chars": 0}
 
     def _whole(self, texts: Sequence[str]) -> list[list[int]]:
         self.stats["tokenized_chars"] += sum(map(len, texts))
@@ -107,10 +108,16 @@ class IncrementalEncoder:
             bounds = [start, *marks, cut]
             plans.append((key, text, kind, bounds, head, len(pieces)))
             pieces += [text[a:b] for a, b in zip(bounds, bounds[1:], strict=False)] + [text[cut:]]
-        self.stats["tokenized_chars"] += sum(map(len, pieces))
+        # a piece several prompts hold (conversations with the same tools starting together: their system
+        # turn) is tokenized once: BFCL's first round tokenized 5.7M characters for 256 first prompts
+        unique: dict[str, int] = {}
+        where = [unique.setdefault(piece, len(unique)) for piece in pieces]
+        self.stats["tokenized_chars"] += sum(map(len, unique))
+        self.stats["repeated_chars"] += sum(map(len, pieces)) - sum(map(len, unique))
         for _, _, kind, bounds, _, _ in plans:
             self.stats["cached_chars" if kind == "cached" else "shared_chars"] += bounds[0]
-        encoded = self.tokenizer(pieces, add_special_tokens=False)["input_ids"] if pieces else []
+        distinct = self.tokenizer(list(unique), add_special_tokens=False)["input_ids"] if unique else []
+        encoded = [distinct[j] for j in where]
         out = []
         for key, text, _, bounds, head, first in plans:
             upto = list(head)

@@ -128,3 +128,31 @@ def test_first_prompts_reuse_another_keys_head_with_the_same_tools(tokenizer):
     for c in range(4):
         small.encode([first(c, _tools(f"set{c}", 120))], keys=[c])
     assert len(small._heads) == 2
+
+
+def test_first_prompts_of_one_call_tokenize_their_common_system_turn_once(tokenizer):
+    """Conversations with the same tools starting in the same call: their system turn is one piece
+    handed to the tokenizer once (no head was kept yet); ids equal whole tokenization."""
+    tools = _tools("gamma", 120)
+    texts = [
+        render_prompt(tokenizer, {"messages": [{"role": "user", "content": f"Q{c}?"}], "tools": tools})
+        for c in range(3)
+    ]
+    calls: list[list[str]] = []
+
+    class Recording:
+        added_tokens_decoder = tokenizer.added_tokens_decoder
+
+        def __call__(self, batch, add_special_tokens=False):
+            calls.append(list(batch))
+            return tokenizer(batch, add_special_tokens=add_special_tokens)
+
+    encoder = IncrementalEncoder(Recording())
+    got = encoder.encode(texts, keys=[0, 1, 2])
+    assert got == tokenizer(texts, add_special_tokens=False)["input_ids"]
+    pieces = calls[0]  # then the verification's whole prompts
+    head = max(pieces, key=len)  # the system turn
+    assert texts[0].startswith(head) and len(head) > len(texts[0]) // 2
+    assert pieces.count(head) == 1 and len(pieces) == len(set(pieces))
+    assert encoder.stats["repeated_chars"] >= 2 * len(head)
+    assert encoder.stats["tokenized_chars"] < sum(map(len, texts)) - 2 * len(head) + 1
