@@ -15,6 +15,9 @@ encoder also keeps *heads* -- a first prompt's text up to its first special toke
 :attr:`IncrementalEncoder.MIN_HEAD` characters (its system turn, as chat templates write it), with
 their ids (the :attr:`IncrementalEncoder.HEADS` most recently used) -- and a first prompt that starts
 with a kept head tokenizes only what follows it.
+Within one call, a piece several prompts hold (conversations with the same tools starting together,
+before any head is kept) is tokenized once: BFCL's first round of 256 first prompts tokenized 2.2M
+characters instead of 5.7M.
 
 Exactness is checked, not assumed: on the first prompts split from scratch and on the first that
 continue from the cache, the encoder also tokenizes a few of them whole and compares; on any difference (a tokenizer whose normalizer or pre-tokenizer
