@@ -27,6 +27,7 @@ Needs the extracted BFCL data and environment classes (``hephaestus bfcl downloa
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -158,7 +159,21 @@ def run(args: argparse.Namespace) -> str:
         print(rows[-1], flush=True)
         runs = [] if args.skip_reuse else [(f"multi_turn_engine_reuse{suffix}", True, True, False, False)]
         if k == 0:  # the baselines once, with the first kernel
-            runs += [] if args.skip_fed else [("multi_turn_engine_reuse_fed", True, True, False, True)]
+            runs += (
+                []
+                if args.skip_fed
+                else [
+                    (
+                        "multi_turn_engine_reuse_fed"
+                        + ("" if n == EngineConfig.feed_chunk else f"-chunk-{n}"),
+                        True,
+                        True,
+                        False,
+                        n,
+                    )
+                    for n in args.feed_chunk
+                ]
+            )
             runs += [] if args.skip_lanes else [("multi_turn_engine_reuse_lanes", True, True, True, False)]
             runs += [] if args.skip_no_reuse else [("multi_turn_engine", True, False, False, False)]
             runs += [] if args.skip_generate else [("multi_turn_generate", False, False, False, False)]
@@ -166,12 +181,13 @@ def run(args: argparse.Namespace) -> str:
                 runs += [("multi_turn_engine_reuse_whole-render", True, True, False, False)]
             if args.in_order:
                 runs += [("multi_turn_engine_reuse_in-order", True, True, False, False)]
-        for name, engine, reuse, overlap, fed in runs:
+        for name, engine, reuse, overlap, fed in runs:  # fed: False, or the run's EngineConfig.feed_chunk
             totals: Counter[str] = Counter()
+            run_config = dataclasses.replace(config, feed_chunk=fed) if fed else config
             with whole_renders(name.endswith("_whole-render")):
                 out, seconds = timed(
-                    lambda c=config, e=engine, r=reuse, t=totals, o=overlap, q=fed, n=name: converse(
-                        c, e, r, t, o, q, not n.endswith("_in-order")
+                    lambda c=run_config, e=engine, r=reuse, t=totals, o=overlap, q=bool(fed), n=name: (
+                        converse(c, e, r, t, o, q, not n.endswith("_in-order"))
                     ),
                     args.device,
                 )
@@ -198,11 +214,14 @@ def run(args: argparse.Namespace) -> str:
         base = seconds[base_of.get(name, name)]  # each multi-turn run against the same kernel's single turn
         lines.append(f"{name:<32}{n:>8}{replies:>9}{secs:>10.1f}{secs / base:>15.2f}x")
     reuse = seconds.get("multi_turn_engine_reuse")
-    for other in (
-        "multi_turn_engine_reuse_fed", "multi_turn_engine_reuse_lanes", "multi_turn_engine", "multi_turn_generate",
-        "multi_turn_engine_reuse_whole-render", "multi_turn_engine_reuse_in-order",
-    ):  # fmt: skip
-        if other in seconds and reuse:
+    for other in seconds:  # every other multi-turn run of the first config against the default's
+        if (
+            other.startswith("multi_turn_")
+            and other in base_of
+            and base_of[other] == base_of.get("multi_turn_engine_reuse")
+            and other != "multi_turn_engine_reuse"
+            and reuse
+        ):
             lines.append(f"{other} / multi_turn_engine_reuse: {seconds[other] / reuse:.2f}x")
     lines.append(
         f"{'prompt tokens':<32}{'prefilled':>11}{'reused':>12}{'copied':>12}{'evictions':>12}"
@@ -233,13 +252,11 @@ def run(args: argparse.Namespace) -> str:
         f"replies identical to multi_turn_engine_reuse: {', '.join(same) or '-'}; differ: {', '.join(differ) or '-'}"
     )
     if args.profile:
-        args.profile.write_text(
-            profile_reuse(
-                lambda: converse(configs[0]),
-                args.device,
-            )  # fmt: skip
-        )
-        lines.append(f"profile of one more multi_turn_engine_reuse run (not timed above): {args.profile}")
+        fed = args.profile_fed
+        config = dataclasses.replace(configs[0], feed_chunk=fed) if fed else configs[0]
+        name = "multi_turn_engine_reuse" + (f"_fed (feed_chunk {fed})" if fed else "")
+        args.profile.write_text(profile_reuse(lambda: converse(config, fed=bool(fed)), args.device, name))
+        lines.append(f"profile of one more {name} run (not timed above): {args.profile}")
     return "\n".join(lines)
 
 
@@ -495,7 +512,7 @@ def dump_batches(rounds: list[list[list[int]]], steps: int, path: Path) -> None:
             f.write(json.dumps(record) + "\n")
 
 
-def profile_reuse(fn: Any, device: str) -> str:
+def profile_reuse(fn: Any, device: str, name: str = "multi_turn_engine_reuse") -> str:
     """Where one more run's time goes: torch.profiler's operators (by device time on CUDA) and
     cProfile's Python functions (by cumulative time), as text tables."""
     import cProfile
@@ -512,7 +529,7 @@ def profile_reuse(fn: Any, device: str) -> str:
         py.disable()
     sort = "cuda_time_total" if device == "cuda" else "cpu_time_total"
     out = io.StringIO()
-    out.write(f"# one multi_turn_engine_reuse run under the profilers: {seconds:.1f} s\n\n")
+    out.write(f"# one {name} run under the profilers: {seconds:.1f} s\n\n")
     with tempfile.TemporaryDirectory() as tmp:  # the timeline: where the GPU waits for the host
         prof.export_chrome_trace(f"{tmp}/trace.json")
         trace = json.loads(Path(f"{tmp}/trace.json").read_text())
@@ -578,6 +595,21 @@ def main() -> None:
         "--skip-fed",
         action="store_true",
         help="leave out the reuse run with each conversation at its own pace (fed=True)",
+    )
+    parser.add_argument(
+        "--feed-chunk",
+        nargs="+",
+        type=int,
+        default=[EngineConfig.feed_chunk],
+        help="EngineConfig.feed_chunk values, one fed run each (finished replies answered, and their next "
+        "prompts admitted, this many at a time)",
+    )
+    parser.add_argument(
+        "--profile-fed",
+        type=int,
+        default=0,
+        metavar="FEED_CHUNK",
+        help="with --profile: profile a fed run with this feed_chunk instead of the rounds run",
     )
     parser.add_argument(
         "--whole-render",
