@@ -608,7 +608,7 @@ class Engine:
         cap = self.max_cache_len
         known = set(keys[i] for i in queue)
         for key, prompt in new:
-            ids = list(map(int, prompt))
+            ids = prompt.copy() if type(prompt) is list else list(map(int, prompt))  # as generate_ids does
             if not ids or len(ids) + max_new > cap:
                 raise ValueError(
                     f"fed prompt of key {key!r}: {len(ids)} tokens (+{max_new} new) is empty or exceeds the "
