@@ -386,17 +386,21 @@ def host_only(args: argparse.Namespace) -> str:
         gen.ChatSession.generate, IncrementalEncoder.encode, ToolRenderer.render = originals
         IncrementalEncoder.forget = forget
 
-    def replay(share: bool) -> tuple[float, dict[str, int]]:
-        encoder = IncrementalEncoder(tokenizer, share_heads=share)
+    #: the replay's ways: (share_heads, share_pieces) of IncrementalEncoder
+    ways = {"neither": (False, False), "heads": (True, False), "heads+pieces": (True, True)}
+
+    def replay(way: str) -> tuple[float, dict[str, int]]:
+        heads, pieces = ways[way]
+        encoder = IncrementalEncoder(tokenizer, share_heads=heads, share_pieces=pieces)
         start = time.perf_counter()
         for texts, keys in calls:
             encoder.encode(texts, keys) if texts is not None else encoder.forget(keys)
         return time.perf_counter() - start, encoder.stats
 
-    trials = {True: [], False: []}
-    for _ in range(2):  # alternating, so neither pays the warm-up alone
-        for share in (False, True):
-            trials[share].append(replay(share))
+    trials: dict[str, list] = {way: [] for way in ways}
+    for _ in range(2):  # alternating, so none pays the warm-up alone
+        for way in ways:
+            trials[way].append(replay(way))
     lines = [
         f"# BFCL multi-turn, host side only (fixed replies, no model) — {date.today()} — {platform.node()} "
         f"({platform.machine()}, {os.cpu_count()} CPUs); {args.slots} conversations at a time",
@@ -414,15 +418,20 @@ def host_only(args: argparse.Namespace) -> str:
         f"{counts['whole']} rendered whole ({counts['learned']} tool sets learned; "
         f"splicing {'on' if all(r.enabled for r in renderers) else 'turned off by a mismatch'})"
     )
-    (on, stats_on), (off, stats_off) = min(trials[True]), min(trials[False])
+    best = {way: min(trials[way], key=lambda t: t[0]) for way in ways}
     lines.append(
         f"the first run's {sum(t is not None for t, _ in calls)} tokenizer calls replayed, twice each way "
-        f"(IncrementalEncoder): first prompts starting with another key's system turn tokenize only the rest "
-        f"{', '.join(f'{t:.2f}' for t, _ in trials[True])} s vs without shared heads "
-        f"{', '.join(f'{t:.2f}' for t, _ in trials[False])} s ({off / on:.2f}x at best); characters tokenized "
-        f"{stats_on['tokenized_chars']:,} vs {stats_off['tokenized_chars']:,} ({stats_on['shared_chars']:,} "
-        f"taken from shared heads)"
+        "(IncrementalEncoder; heads: a first prompt starting with another key's system turn tokenizes only the "
+        "rest; pieces: a piece several prompts of one call hold is tokenized once):"
     )
+    for way in ways:
+        seconds, stats = best[way]
+        lines.append(
+            f"  {way:<13} {', '.join(f'{t:.2f}' for t, _ in trials[way])} s "
+            f"({best['neither'][0] / seconds:.2f}x neither's best); characters tokenized "
+            f"{stats['tokenized_chars']:,} ({stats['shared_chars']:,} from shared heads, "
+            f"{stats['repeated_chars']:,} repeats of a piece)"
+        )
     own, shared = shared_prefix_positions(rounds, args.max_new_tokens)
     blocks = 0  # each whole 128-block several prompts of a round hold read once (EngineConfig.share_blocks)
     for prompts in rounds:
@@ -447,7 +456,67 @@ def host_only(args: argparse.Namespace) -> str:
         f"(EngineConfig.flex_cascade = 4: a group's whole 128-blocks once per row of 4 members, then each slot's "
         f"rest) {cascade:.3e} ({cascade / own:.2f}x)"
     )
+    lines.append(scripted_run(items, tokenizer, model, environment_dir(args.data), args, limits)[0])
     return "\n".join(lines)
+
+
+def scripted_run(
+    items: list, tokenizer: Any, model: Any, source_dir: Path, args: Any, limits: Limits
+) -> tuple[str, list[dict]]:
+    """The host side when the model calls functions: every conversation replies with BFCL's ground truth
+    (each turn's calls as one Python-style list, then a closing text that ends the turn), so calls are
+    parsed and executed and their results rendered, as with a model that answers well. Times the run
+    and the environment worker's requests (count and seconds by kind): a line of text, and the rows."""
+    from evaluation.bfcl.environments import EnvironmentWorker
+    from evaluation.generation import generate as gen
+
+    def script(item: Any) -> Iterator[str]:
+        for calls in item.ground_truth or []:
+            if calls:
+                yield "[" + ", ".join(calls) + "]"
+            yield "Done: that is what you asked for."
+
+    scripts: dict[int, Iterator[str]] = {}
+
+    def replies(self: Any, encoded: list[list[int]], keys: Any) -> list[str]:
+        return [next(scripts.setdefault(k, script(items[k])), "Nothing more.") for k in keys]
+
+    requests: Counter[str] = Counter()
+    request_s: Counter[str] = Counter()
+    send = EnvironmentWorker.request
+
+    def counted(self: Any, op: str, payload: Any = None, timeout_s: float | None = None) -> Any:
+        start = time.perf_counter()
+        try:
+            return send(self, op, payload, timeout_s)
+        finally:
+            requests[op] += 1
+            request_s[op] += time.perf_counter() - start
+
+    originals = gen.ChatSession.generate
+    gen.ChatSession.generate, EnvironmentWorker.request = replies, counted
+    try:
+        for _ in range(2):  # the first pass warms the worker's imports and caches
+            scripts.clear()
+            requests.clear()
+            request_s.clear()
+            start = time.perf_counter()
+            out = run_conversations(
+                model, tokenizer, items, source_dir, args.max_new_tokens, args.slots, limits
+            )
+            seconds = time.perf_counter() - start
+    finally:
+        gen.ChatSession.generate, EnvironmentWorker.request = originals, send
+    replies_n = sum(len(step) for r in out for step in r["decoded"])
+    calls = sum(r["n_calls"] for r in out)
+    stopped = Counter(r["stopped"] for r in out if r["stopped"])
+    by_kind = ", ".join(f"{op} {requests[op]} in {request_s[op]:.2f} s" for op in sorted(requests))
+    return (
+        f"ground-truth replies (each turn's calls, then a closing text; second of two passes): {len(out)} "
+        f"conversations, {replies_n} replies, {calls} calls executed, {seconds:.1f} s; environment requests: "
+        f"{by_kind}; ended early: {dict(stopped) or 'none'}",
+        out,
+    )
 
 
 def shared_prefix_positions(

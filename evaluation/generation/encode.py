@@ -44,9 +44,10 @@ class IncrementalEncoder:
     #: a head shorter than this many characters is not kept (a tool set's docs or a system prompt is)
     MIN_HEAD = 1000
 
-    def __init__(self, tokenizer: Any, *, share_heads: bool = True) -> None:
+    def __init__(self, tokenizer: Any, *, share_heads: bool = True, share_pieces: bool = True) -> None:
         self.tokenizer = tokenizer
         self.share_heads = share_heads
+        self.share_pieces = share_pieces  # a piece several prompts of a call hold tokenized once
         specials = sorted(
             (t.content for t in getattr(tokenizer, "added_tokens_decoder", {}).values() if t.special),
             key=len,
@@ -114,13 +115,17 @@ class IncrementalEncoder:
         # a piece several prompts hold (conversations with the same tools starting together: their system
         # turn) is tokenized once: BFCL's first round tokenized 5.7M characters for 256 first prompts
         unique: dict[str, int] = {}
-        where = [unique.setdefault(piece, len(unique)) for piece in pieces]
-        self.stats["tokenized_chars"] += sum(map(len, unique))
-        self.stats["repeated_chars"] += sum(map(len, pieces)) - sum(map(len, unique))
+        if self.share_pieces:
+            where = [unique.setdefault(piece, len(unique)) for piece in pieces]
+            distinct = list(unique)
+        else:
+            where, distinct = list(range(len(pieces))), pieces
+        self.stats["tokenized_chars"] += sum(map(len, distinct))
+        self.stats["repeated_chars"] += sum(map(len, pieces)) - sum(map(len, distinct))
         for _, _, kind, bounds, _, _ in plans:
             self.stats["cached_chars" if kind == "cached" else "shared_chars"] += bounds[0]
-        distinct = self.tokenizer(list(unique), add_special_tokens=False)["input_ids"] if unique else []
-        encoded = [distinct[j] for j in where]
+        ids = self.tokenizer(distinct, add_special_tokens=False)["input_ids"] if distinct else []
+        encoded = [ids[j] for j in where]
         out = []
         for key, text, _, bounds, head, first in plans:
             upto = list(head)

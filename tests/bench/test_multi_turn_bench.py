@@ -95,3 +95,36 @@ def test_whole_renders_bypass_the_tool_renderer_for_the_ab_run():
     with whole_renders(False):
         assert [renderer.render(p) for p in prompts] == [render_prompt(template, p) for p in prompts]
     assert renderer.stats["spliced"] == 2 and renderer.stats["learned"] == 1
+
+
+def test_scripted_run_replies_with_the_ground_truth_and_executes_its_calls(bfcl_environments):
+    """--host-only's ground-truth run: each turn's calls are one reply, executed in the environments,
+    then a closing text; the conversations then score valid, and the line counts the worker's requests."""
+    from types import SimpleNamespace
+
+    from bench.bfcl_multi_turn_throughput import scripted_run
+    from contracts.bfcl import MULTI_TURN_CATEGORIES, load_multi_turn_category
+    from evaluation.bfcl.multi_turn import Limits, score_conversations
+    from tests.evaluation.conftest import FIXTURES, build_model, build_tokenizer
+
+    items = [i for name in MULTI_TURN_CATEGORIES for i in load_multi_turn_category(FIXTURES, name)]
+    tokenizer = build_tokenizer()
+    model = build_model(len(tokenizer))
+    args = SimpleNamespace(max_new_tokens=8, slots=4)
+    line, rows = scripted_run(
+        items, tokenizer, model, bfcl_environments, args, Limits(max_prompt_tokens=None)
+    )
+    # the tiny model's 8,192 positions end the fixtures' longer conversations at their first prompt
+    assert {r["stopped"] for r in rows} == {None, "prompt_too_long"}
+    done = [(i, r) for i, r in zip(items, rows, strict=True) if r["stopped"] is None]
+    assert len(done) >= 4
+    # per turn: the calls (by name), then the closing reply's empty step; a turn without calls: one empty step
+    got = [[[[next(iter(c)) for c in step] for step in turn] for turn in r["decoded"]] for _, r in done]
+    assert got == [
+        [[[c.split("(")[0] for c in calls], []] if calls else [[]] for calls in i.ground_truth]
+        for i, _ in done
+    ]
+    executed = sum(1 for i, _ in done for calls in i.ground_truth if calls)
+    assert f"execute {executed} in" in line and f"{sum(r['n_calls'] for r in rows)} calls executed" in line
+    scored = score_conversations([i for i, _ in done], [r for _, r in done], bfcl_environments)
+    assert all(r["valid"] for r in scored)

@@ -156,3 +156,7 @@ def test_first_prompts_of_one_call_tokenize_their_common_system_turn_once(tokeni
     assert pieces.count(head) == 1 and len(pieces) == len(set(pieces))
     assert encoder.stats["repeated_chars"] >= 2 * len(head)
     assert encoder.stats["tokenized_chars"] < sum(map(len, texts)) - 2 * len(head) + 1
+    calls.clear()  # off: each prompt's copy tokenized, the same ids
+    plain = IncrementalEncoder(Recording(), share_pieces=False)
+    assert plain.encode(texts, keys=[0, 1, 2]) == got
+    assert calls[0].count(head) == 3 and plain.stats["repeated_chars"] == 0
