@@ -34,6 +34,7 @@ def _bench_rows(benchmark: str, result: dict[str, Any]) -> list[dict[str, Any]]:
                 rows.append(
                     {"benchmark": benchmark, "metric": label, "value": part["accuracy"], "n": part["n"]}
                 )
+        rows += _stopped_rows(benchmark, result)
         for category, stats in result["categories"].items():
             rows.append(
                 {"benchmark": benchmark, "metric": category, "value": stats["accuracy"], "n": stats["n"]}
@@ -55,6 +56,25 @@ def _bench_rows(benchmark: str, result: dict[str, Any]) -> list[dict[str, Any]]:
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 rows.append({"benchmark": benchmark, "metric": key, "value": float(value), "n": None})
     return rows
+
+
+#: metric prefix of the rows that count multi-turn conversations ended early (not accuracies)
+STOPPED = "multi_turn ended early: "
+
+
+def _stopped_rows(benchmark: str, result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Multi-turn conversations that ended before their last turn, by reason (``multi_turn_stopped``:
+    ``prompt_too_long`` past the model's context, ``step_limit``, ``environment_error``), each as the
+    fraction of the multi-turn conversations: a ``multi_turn`` score of 0 with every conversation cut at
+    the context says so beside it."""
+    stopped = result.get("multi_turn_stopped") or {}
+    n = (result.get("summary", {}).get("multi_turn") or {}).get("n")
+    if not stopped or not n:
+        return []
+    return [
+        {"benchmark": benchmark, "metric": STOPPED + reason, "value": count / n, "n": n}
+        for reason, count in sorted(stopped.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
 
 
 def build_scorecard(results: dict[str, Any]) -> dict[str, Any]:
