@@ -7,7 +7,7 @@ import sys
 
 from dbt.cli.main import dbtRunner
 
-MODEL = sys.argv[1]
+MODEL = sys.argv[1] if __name__ == "__main__" else ""
 committing = False
 
 
@@ -23,5 +23,6 @@ def on_event(event) -> None:
         os._exit(9)
 
 
-dbtRunner(callbacks=[on_event]).invoke(sys.argv[2:])
-sys.exit(3)  # dbt finished without reaching the model's commit
+if __name__ == "__main__":
+    dbtRunner(callbacks=[on_event]).invoke(sys.argv[2:])
+    sys.exit(3)  # dbt finished without reaching the model's commit
