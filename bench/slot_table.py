@@ -116,6 +116,50 @@ def run_rounds(args: argparse.Namespace, deepest: Callable | None, extend: bool)
     return seconds
 
 
+def against_revision(args: argparse.Namespace) -> str:
+    """``run_rounds`` with this tree's :class:`SlotTable` and with the one of ``prefix_cache.py`` at git
+    revision ``args.against`` (loaded as a module of its own), alternating, best of ``args.repeats``."""
+    import importlib.util
+    import subprocess
+    import tempfile
+
+    source = subprocess.run(
+        ["git", "show", f"{args.against}:evaluation/generation/prefix_cache.py"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "prefix_cache_at_rev.py"
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location("prefix_cache_at_rev", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up
+        spec.loader.exec_module(module)
+    this = sys.modules[__name__]
+    ours = (this.SlotTable, this.block_hashes)
+    versions = {"this tree": ours, args.against: (module.SlotTable, module.block_hashes)}
+    best: dict[str, dict[str, float]] = {}
+    try:
+        for _ in range(args.repeats):
+            for name, (table, hashes) in versions.items():
+                this.SlotTable, this.block_hashes = table, hashes
+                seconds = run_rounds(args, None, extend=True)
+                best[name] = {k: min(v, best.get(name, {}).get(k, v)) for k, v in seconds.items()}
+    finally:
+        this.SlotTable, this.block_hashes = ours
+    old, new = best[args.against], best["this tree"]
+    lines = [
+        f"# slot table host work, this tree vs {args.against} — {date.today()} — {platform.node()} "
+        f"({platform.machine()}, {os.cpu_count()} CPUs); {args.slots} slots, {args.groups} prefix groups, "
+        f"{args.prompt}-token prompts sharing {args.shared}, {args.rounds} rounds; best of {args.repeats}",
+        f"{'step':<12}{'this tree s':>12}{args.against + ' s':>14}{'speed-up':>10}",
+    ]
+    for step in ("plan", "store", "harvest"):
+        lines.append(f"{step:<12}{new[step]:>12.3f}{old[step]:>14.3f}{old[step] / new[step]:>9.2f}x")
+    both = new["plan"] + new["store"], old["plan"] + old["store"]
+    lines.append(f"{'plan+store':<12}{both[0]:>12.3f}{both[1]:>14.3f}{both[1] / both[0]:>9.2f}x")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slots", type=int, default=256)
@@ -126,8 +170,21 @@ def main() -> None:
     parser.add_argument("--turn", type=int, default=40, help="tokens a round adds after the reply")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--group", type=int, default=32, help="conversations per prefill group")
+    parser.add_argument(
+        "--against",
+        metavar="REV",
+        help="instead: this tree's prefix_cache.py against the one at git revision REV, on the same workload "
+        "(best of --repeats runs each, alternating)",
+    )
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    if args.against:
+        text = against_revision(args)
+        print(text)
+        if args.out:
+            args.out.write_text(text + "\n")
+        return
     ours = run_rounds(args, None, extend=True)
     base = run_rounds(args, linear_deepest, extend=False)
     lines = [

@@ -659,7 +659,8 @@ class Engine:
             slot = table.slot_of.get(keys[i])
             if slot is None:
                 return True, len(prompts[i])
-            return False, len(prompts[i]) - common_prefix(table.ids[slot], prompts[i])
+            # through the table's memo: the prompt's plan asks the same of its slot next (one LCP, not two)
+            return False, len(prompts[i]) - table.common(slot, prompts[i])
 
         return sorted(range(len(prompts)), key=order)
 

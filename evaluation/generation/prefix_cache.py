@@ -90,19 +90,21 @@ class SlotTable:
         self._hashes: list[list[int]] = [[] for _ in range(slots)]
         self._index: dict[int, set[int]] = {}  # chain hash -> slots holding that prefix
         self._tick = 0
-        # slot -> (a prompt, the tokens the slot holds alike with it): an admission asks the same
-        # question up to three times (its hashes, its plan, its store); dropped when the slot's ids change
-        self._lcp: dict[int, tuple[Sequence[int], int]] = {}
+        # slot -> {id(prompt): (the prompt, the tokens the slot holds alike with it)}: an admission asks
+        # the same questions several times (the engine's order, the hashes, the plan, the store), of a
+        # prompt's own slot and of a copy source; dropped when the slot's ids change
+        self._lcp: dict[int, dict[int, tuple[Sequence[int], int]]] = {}
 
     # ----------------------------------------------------------------------------- lookups
     def common(self, slot: int, prompt: Sequence[int]) -> int:
         """``common_prefix(self.ids[slot], prompt)``, remembered for ``prompt`` (the same object) until
         the slot's ids change."""
-        known = self._lcp.get(slot)
+        memo = self._lcp.setdefault(slot, {})
+        known = memo.get(id(prompt))
         if known is not None and known[0] is prompt:
             return known[1]
         n = common_prefix(self.ids[slot], prompt)
-        self._lcp[slot] = (prompt, n)
+        memo[id(prompt)] = (prompt, n)  # the prompt held, so its id is not reused meanwhile
         return n
 
     def plan(
@@ -128,9 +130,15 @@ class SlotTable:
         reused = min(self.common(slot, prompt), limit)
         source = self._deepest(hashes, lambda s: s != slot and s not in busy)
         if source is not None:
-            shared = min(self.common(source, prompt), limit)
-            if shared - reused >= self.share_min_tokens:
-                return Plan(slot, reused, shared, source, evicts)
+            # the source holds the prompt's first k whole blocks alike (their chain hashes), not block k:
+            # fewer than (k + 1) * BLOCK tokens in common. A prompt that continues its own slot mostly
+            # cannot gain from a copy, and then its tokens are not compared with the source's at all.
+            k = common_prefix(self._hashes[source], hashes)
+            bound = min((k + 1) * BLOCK - 1, len(self.ids[source]), limit)
+            if bound - reused >= self.share_min_tokens:
+                shared = min(self.common(source, prompt), limit)
+                if shared - reused >= self.share_min_tokens:
+                    return Plan(slot, reused, shared, source, evicts)
         return Plan(slot, reused, reused, None, evicts)
 
     def _victim(
@@ -154,16 +162,15 @@ class SlotTable:
     def _deepest(self, hashes: Sequence[int], accept: Callable[[int], bool]) -> int | None:
         """A slot satisfying ``accept`` that shares the most whole blocks with the prompt (``None``: none
         shares one). The holders of a deeper prefix are a subset of a shallower one's, so whether an
-        accepted holder exists only turns false with depth: the deepest such depth is bisected (a
-        prompt of ~300 blocks, each held by ~200 slots, asks ~9 depths instead of up to 300)."""
-        depth = 0
-        while depth < len(hashes) and hashes[depth] in self._index:
-            depth += 1
+        accepted holder exists only turns false with depth (a depth nobody holds has none): the deepest
+        such depth is bisected over all of the prompt's blocks (a prompt of ~300 blocks, each held by
+        ~200 slots, asks ~9 depths instead of up to 300, and walks no run of held depths first)."""
         index = self._index
-        lo, hi = -1, depth - 1  # the deepest depth with an accepted holder is in lo..hi (-1: none)
+        lo, hi = -1, len(hashes) - 1  # the deepest depth with an accepted holder is in lo..hi (-1: none)
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            if any(accept(s) for s in index[hashes[mid]]):
+            holders = index.get(hashes[mid])
+            if holders and any(accept(s) for s in holders):
                 lo = mid
             else:
                 hi = mid - 1

@@ -48,3 +48,26 @@ def test_store_keeps_what_the_scanning_store_kept():
         scan_store(theirs, slot, ids)
         assert ours._hashes == theirs._hashes and ours._index == theirs._index and ours.ids == theirs.ids
     assert any(ours._hashes)
+
+
+def test_against_a_revision_times_both_tables_on_the_same_workload():
+    import argparse
+
+    from bench.slot_table import against_revision
+
+    args = argparse.Namespace(
+        slots=8,
+        groups=2,
+        prompt=300,
+        shared=200,
+        reply=8,
+        turn=5,
+        rounds=2,
+        group=4,
+        against="HEAD",
+        repeats=1,
+    )
+    text = against_revision(args)
+    rows = {line.split()[0]: line.split() for line in text.splitlines()[2:]}
+    assert set(rows) == {"plan", "store", "harvest", "plan+store"}
+    assert all(float(r[1]) >= 0 and float(r[2]) >= 0 and r[3].endswith("x") for r in rows.values()), text

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections import Counter
 
 import pytest
 import torch
@@ -162,6 +163,34 @@ def rounds(gqa_model):
 
 KEEPING = EngineConfig(slots=8, share_min_tokens=16, attend_bucket=8)  # every key keeps its slot; cache grows
 EVICTING = dataclasses.replace(KEEPING, slots=2, sync_every=3, prefill_tokens=60)
+
+
+def test_a_keyed_round_compares_each_continuing_prompt_with_its_slot_once(gqa_model, rounds, monkeypatch):
+    """The engine orders a call's prompts by what their slots hold, then plans, hashes and stores them:
+    one token comparison per prompt with its own slot for all of that (the table's memo), plus one
+    per prompt whose plan copies from another slot. Same tokens as without counting."""
+    import evaluation.generation.prefix_cache as pc
+
+    engine = Engine(gqa_model, STOPS, config=KEEPING)
+    for keys0, prompts0, ref0 in rounds[:2]:
+        assert engine.generate_ids(prompts0, MAX_NEW, keys=keys0) == ref0
+    keys1, prompts1, ref1 = rounds[2]  # key 1's earlier reply rendered otherwise, key 9 new
+    compared = []  # token comparisons (not those of chain-hash lists, whose entries are huge)
+
+    def counting(a, b, step=64):
+        if not a or abs(a[0]) < 10**7:
+            compared.append(id(b))
+        return common_prefix(a, b, step)
+
+    monkeypatch.setattr(pc, "common_prefix", counting)
+    assert engine.generate_ids(prompts1, MAX_NEW, keys=keys1) == ref1
+    new = [k for k in keys1 if k not in keys0]
+    assert new and len(new) < len(keys1)
+    # each prompt compared once with its own slot (the new key: with the slot it takes), plus the new key's
+    # prompt with the slot holding its system prompt (the copy source); continuing prompts with no other
+    per_prompt = Counter(compared)
+    assert sum(per_prompt.values()) <= len(keys1) + len(new), per_prompt
+    assert max(per_prompt.values()) <= 2
 
 
 @pytest.mark.parametrize(
