@@ -24,7 +24,6 @@ back); the renderer holds them, so an identity is never reused while cached.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections import Counter
@@ -106,11 +105,13 @@ class ToolRenderer:
         return render_prompt(self.tokenizer, prompt)
 
     def _key(self, tools: list[Any]) -> str:
-        """A tool set's content (canonical JSON), computed once per list and dicts held."""
+        """A tool set's content and order (its ``repr``), computed once per list and dicts held. Not
+        canonical JSON: two sets that differ only in their keys' order may render differently, so they
+        are two keys; and ``repr`` is about twice as fast (BFCL's 1,000-odd tool lists: ~140 vs ~290 µs each)."""
         ident = (id(tools), *map(id, tools))
         known = self._keys.get(ident)
         if known is None:
-            known = self._keys[ident] = (tools, json.dumps(tools, sort_keys=True, default=repr))
+            known = self._keys[ident] = (tools, repr(tools))
         return known[1]
 
     def _learn(self, key: str, prompt: Any, tools: list[Any]) -> str:

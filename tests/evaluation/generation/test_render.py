@@ -80,3 +80,24 @@ def test_a_splice_that_would_change_a_prompt_is_caught(caplog):
             assert renderer.render(prompt) == render_prompt(template, prompt), f"round {r}"
     assert not renderer.enabled and "rendering whole prompts" in caplog.text
     assert renderer.stats["spliced"] == 1 and renderer.stats["whole"] == 3  # the rounds after it: whole
+
+
+def test_tool_sets_differing_only_in_key_order_are_learned_apart():
+    """A template may write a tool's keys in their order: the same content in another order is another
+    tool set (its own span), never spliced with the first's text."""
+    renderer = ToolRenderer(_Ordered())
+    first = [{"name": "get_weather", "description": "Weather.", "parameters": {"a": 1, "b": 2}}]
+    reordered = [{"description": "Weather.", "name": "get_weather", "parameters": {"b": 2, "a": 1}}]
+    messages = [{"role": "user", "content": "hi"}]
+    for tools in (first, reordered, first, reordered):
+        prompt = {"messages": messages, "tools": tools}
+        assert renderer.render(prompt) == _Ordered().apply_chat_template(messages, tools=tools)
+    assert renderer.enabled and renderer.stats["learned"] == 2 and renderer.stats["spliced"] == 2
+
+
+class _Ordered:
+    """A template that writes each tool as it is ordered (like ``tojson`` without sorting keys)."""
+
+    def apply_chat_template(self, messages, tools=None, add_generation_prompt=True, tokenize=False):
+        body = "".join(f"<{m['role']}>{m['content']}" for m in messages)
+        return f"<tools>{[list(t.items()) for t in tools or []]}</tools>{body}<assistant>"
