@@ -143,7 +143,16 @@ class EngineConfig:
     eager's, on an H200 they still differed). Off by default: no faster on an H200 -- the 800 conversations
     32.0 vs 32.1 s and 33.6 vs 32.6 s in two runs (31.2 vs 33.2 s in an earlier one without eager's rounding),
     and the first pass pays ~2.5 s of compiles
-    (``bench/results/2026-12-03_bfcl_multi_turn_cascade_compiled_h200.txt``)."""
+    (``bench/results/2026-12-03_bfcl_multi_turn_cascade_compiled_h200.txt``).
+
+    ``max_cache_bytes``: the K/V cache (all slots, layers, keys and values) takes at most this many bytes;
+    ``None``, the default: on CUDA, :data:`CACHE_MEMORY_FRACTION` of the memory it could have when it is
+    allocated or grown (the device's free memory, the allocator's unused reserve, and the cache's own),
+    elsewhere no bound. A call whose slots at the length its prompts need would pass it runs with fewer
+    slots (keyed: the slots past them are dropped, their keys prefilled afresh next time; more prompts
+    than slots are served in turn, as always), and a call that cannot fit one slot is refused before
+    anything runs: the alternative was a CUDA out-of-memory error halfway (a well-answering model's BFCL
+    conversations reach ~13k tokens: 256 slots of a Llama-3.2-1B's cache would need ~110 GB)."""
 
     slots: int = 64
     sync_every: int = 8
@@ -163,6 +172,7 @@ class EngineConfig:
     flex_options: tuple[tuple[str, int], ...] | None = None
     flex_cascade: int = 0
     compile_layers: bool = False
+    max_cache_bytes: int | None = None
 
 
 def check_supported(model: Any) -> None:
@@ -175,6 +185,15 @@ def check_supported(model: Any) -> None:
         raise EngineUnsupported("sliding-window attention is not implemented by the engine")
     if getattr(config, "is_encoder_decoder", False):
         raise EngineUnsupported("encoder-decoder models are not supported")
+
+
+#: the share of the memory it could have that the K/V cache takes at most on CUDA (the rest: activations,
+#: the decode step's graphs, the allocator's fragments); see ``EngineConfig.max_cache_bytes``
+CACHE_MEMORY_FRACTION = 0.9
+
+
+def _element_size(dtype: torch.dtype) -> int:
+    return torch.empty((), dtype=dtype).element_size()
 
 
 class Engine:
@@ -310,9 +329,10 @@ class Engine:
         # lists of ints: ``map(int, ...)`` over BFCL's 3,336 multi-turn prompts was ~0.5 s of host time
         ids = [p.copy() if type(p) is list else list(map(int, p)) for p in prompts]
         if keys is None:
+            length = self._cache_positions(max(len(p) for p in prompts) + max_new_tokens)
             state = kernels.DecodeState.allocate(
-                min(self.config.slots, len(prompts)),
-                self._cache_positions(max(len(p) for p in prompts) + max_new_tokens),
+                self._fit_slots(min(self.config.slots, len(prompts)), length, 1, None),
+                length,
                 max_new_tokens,
                 self.n_layers,
                 self.kv_heads,
@@ -387,7 +407,7 @@ class Engine:
         state, table = self._keyed, self.table
         least = slot_range.stop if slot_range is not None else 0
         if state is None or table is None:
-            slots = max(least, min(self.config.slots, len(keys)))
+            slots = self._fit_slots(max(least, min(self.config.slots, len(keys))), need, least, None)
             state = kernels.DecodeState.allocate(
                 slots, need, max_new, self.n_layers, self.kv_heads, self.head_dim, self.dtype, self.device
             )
@@ -399,16 +419,68 @@ class Engine:
             slots = min(self.config.slots, max(wanted, slots * 2))
         slots = max(slots, least)
         if need > length:
-            length = kernels.round_up(max(need, length * 3 // 2), self.config.attend_bucket, cap)
-            length = self._cache_positions(length)
+            grown = kernels.round_up(max(need, length * 3 // 2), self.config.attend_bucket, cap)
+            length = self._cache_positions(grown)
+            fit = self._slots_within(length, state)[0]
+            if fit is not None and fit < slots:  # no headroom past the budget: the length needed only
+                length = max(need, state.max_len)
+        slots = self._fit_slots(slots, length, least, state)
         if (slots, length, max_new) != (state.slots, state.max_len, state.max_new):
             start = time.perf_counter()
+            if slots < state.slots:  # the budget holds fewer slots of this length: drop the last ones
+                state.shrink_slots(slots)
+                table.shrink(slots)
+                self.totals["cache_shrinks"] += 1
             state.resize(slots, length, max_new)
             self.totals["cache_resizes"] += 1
             self.totals["cache_resize_ms"] += round((time.perf_counter() - start) * 1e3)
             table.grow(state.slots)
             self._keyed_graphs, self._cascade = {}, {}  # captured with the old tensors and sizes
         return state
+
+    def max_slot_positions(self) -> int:
+        """Cache positions one slot can have: :attr:`max_cache_len`, and within the cache budget (see
+        ``EngineConfig.max_cache_bytes``) as things stand now."""
+        fit = self._slots_within(1, self._keyed)[0]  # positions of one slot within the budget
+        if fit is None:
+            return self.max_cache_len
+        if self.decode_attention == "flex":
+            fit = fit // kernels.FLEX_BLOCK * kernels.FLEX_BLOCK
+        return min(self.max_cache_len, fit)
+
+    def _cache_budget(self, state: kernels.DecodeState | None) -> int | None:
+        """Bytes the K/V cache may take (``EngineConfig.max_cache_bytes``; see there)."""
+        if self.config.max_cache_bytes is not None:
+            return self.config.max_cache_bytes
+        if self.device.type != "cuda":
+            return None
+        free, _ = torch.cuda.mem_get_info(self.device)
+        unused = torch.cuda.memory_reserved(self.device) - torch.cuda.memory_allocated(self.device)
+        held = state.nbytes() if state is not None else 0
+        return int((free + unused + held) * CACHE_MEMORY_FRACTION)
+
+    def _slots_within(self, length: int, state: kernels.DecodeState | None) -> tuple[int | None, int, int]:
+        """``(slots, bytes per slot, budget)``: how many slots of ``length`` positions the cache budget
+        holds (``None``: no budget)."""
+        budget = self._cache_budget(state)
+        per_slot = length * self.n_layers * 2 * self.kv_heads * self.head_dim * _element_size(self.dtype)
+        return (None if budget is None else budget // per_slot), per_slot, budget or 0
+
+    def _fit_slots(self, slots: int, length: int, least: int, state: kernels.DecodeState | None) -> int:
+        """``slots``, or as many slots of ``length`` positions as the cache budget holds (at least
+        ``least`` and 1: else ``ValueError``, before anything runs)."""
+        fit, per_slot, budget = self._slots_within(length, state)
+        if fit is None or slots <= fit:
+            return slots
+        if fit < max(least, 1):
+            raise ValueError(
+                f"the K/V cache cannot hold {max(least, 1)} slot(s) of {length} positions "
+                f"({per_slot / 2**30:.2f} GiB each) within {budget / 2**30:.2f} GiB "
+                "(EngineConfig.max_cache_bytes, or the device's memory): shorter prompts, fewer new tokens "
+                "or a larger budget"
+            )
+        self.totals["cache_slot_caps"] += 1
+        return fit
 
     # ---------------------------------------------------------------------------- scheduling
     def _run(
@@ -626,7 +698,13 @@ class Engine:
         )
         if need > state.max_len:
             length = kernels.round_up(max(need, state.max_len * 3 // 2), self.config.attend_bucket, cap)
-            state.resize(state.slots, self._cache_positions(length), max_new)
+            length = self._cache_positions(length)
+            fit = self._slots_within(length, state)[0]
+            if fit is not None and fit < state.slots:  # no headroom: the length needed only
+                length = need
+            # the slots hold fed conversations now: fewer of them cannot be had halfway through a call
+            self._fit_slots(state.slots, length, state.slots, state)
+            state.resize(state.slots, length, max_new)
             graphs.clear()  # captured with the old tensors
             self._cascade.clear()
         return True

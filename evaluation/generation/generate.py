@@ -111,8 +111,9 @@ class ChatSession:
 
     @property
     def max_prompt_tokens(self) -> int:
-        """The longest prompt a slot can take with ``max_new_tokens`` after it."""
-        return self.engine.max_cache_len - self.max_new_tokens
+        """The longest prompt a slot can take with ``max_new_tokens`` after it (within the model's
+        positions, ``EngineConfig.max_len`` and the cache's memory budget)."""
+        return self.engine.max_slot_positions() - self.max_new_tokens
 
     def encode(
         self, prompts: Sequence[str | Conversation | list[dict]], keys: Sequence[Hashable] | None = None

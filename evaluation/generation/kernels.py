@@ -287,6 +287,23 @@ class DecodeState:
             self.out = self.out.new_zeros((slots, max_new))
         self.slots, self.max_len, self.max_new = slots, max_len, max_new
 
+    def shrink_slots(self, slots: int) -> None:
+        """Keep the first ``slots`` slots only (each tensor copied to its new size, the old one freed
+        layer by layer); what the others held is gone."""
+        if slots >= self.slots:
+            return
+        for cache in (self.k, self.v):
+            for layer, old in enumerate(cache):
+                cache[layer] = old[:slots].clone()
+        for name in ("tokens", "pos", "n_gen", "active", "out"):
+            setattr(self, name, getattr(self, name)[:slots].clone())
+        self.rows = torch.arange(slots, device=self.rows.device)
+        self.slots = slots
+
+    def nbytes(self) -> int:
+        """Bytes of the K/V cache (every layer, keys and values)."""
+        return sum(t.numel() * t.element_size() for t in (*self.k, *self.v))
+
     def copy_prefix(self, dst: list[int], src: list[int], begin: list[int], end: list[int]) -> None:
         """Copy cache positions ``begin[i]..end[i]-1`` of slot ``src[i]`` into slot ``dst[i]`` (every
         layer, one gather then one scatter per layer). The per-position indices are built on the device

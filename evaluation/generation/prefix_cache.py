@@ -187,6 +187,13 @@ class SlotTable:
         self.keys += [None] * extra
         self.used += [0] * extra
 
+    def shrink(self, slots: int) -> None:
+        """Keep the first ``slots`` slots (the engine's cache lost the others): their keys and what
+        they held are forgotten."""
+        for slot in range(slots, len(self.ids)):
+            self.forget(slot)
+        del self.ids[slots:], self._hashes[slots:], self.keys[slots:], self.used[slots:]
+
     def assign(self, plan: Plan, key: Hashable) -> None:
         """Pin ``key`` to ``plan.slot`` (unpinning the key it evicts)."""
         if plan.evicts is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections import Counter
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -163,6 +164,71 @@ def rounds(gqa_model):
 
 KEEPING = EngineConfig(slots=8, share_min_tokens=16, attend_bucket=8)  # every key keeps its slot; cache grows
 EVICTING = dataclasses.replace(KEEPING, slots=2, sync_every=3, prefill_tokens=60)
+
+
+def _position_bytes(model) -> int:
+    """K/V bytes of one cache position of one slot (every layer, keys and values)."""
+    cfg = model.config
+    head_dim = cfg.hidden_size // cfg.num_attention_heads
+    return (
+        cfg.num_hidden_layers
+        * 2
+        * cfg.num_key_value_heads
+        * head_dim
+        * next(model.parameters()).element_size()
+    )
+
+
+def test_a_cache_budget_runs_the_keyed_rounds_in_fewer_slots(gqa_model, rounds):
+    """``max_cache_bytes`` for 3 slots of the first round's length: the rounds run in at most 3 slots, in
+    fewer as the prompts grow (the last slots dropped, their keys prefilled afresh), the same tokens."""
+    per = _position_bytes(gqa_model)
+    need = -(-(max(map(len, rounds[0][1])) + MAX_NEW) // KEEPING.attend_bucket) * KEEPING.attend_bucket
+    engine = Engine(gqa_model, STOPS, config=dataclasses.replace(KEEPING, max_cache_bytes=3 * need * per))
+    slots = []
+    for r, (keys, prompts, reference) in enumerate(rounds):
+        assert engine.generate_ids(prompts, MAX_NEW, keys=keys) == reference, f"round {r}"
+        slots.append(engine.stats["slots"])
+        assert engine._keyed.nbytes() <= 3 * need * per
+    assert slots[0] == 3 and slots[-1] < 3 and engine.totals["cache_shrinks"] >= 1
+    assert engine.totals["cache_slot_caps"] >= 1 and engine.totals["evictions"] > 0
+    # a session's longest prompt is what one slot of the budget holds
+    assert engine.max_slot_positions() == min(engine.max_cache_len, 3 * need)
+
+
+def test_a_call_that_cannot_fit_one_slot_is_refused_before_it_runs(gqa_model, rounds):
+    keys, prompts, reference = rounds[0]
+    tight = dataclasses.replace(KEEPING, max_cache_bytes=_position_bytes(gqa_model) * 8)  # 8 positions
+    engine = Engine(gqa_model, STOPS, config=tight)
+    with pytest.raises(ValueError, match="max_cache_bytes"):
+        engine.generate_ids(prompts, MAX_NEW, keys=keys)
+    with pytest.raises(ValueError, match="max_cache_bytes"):
+        engine.generate_ids(prompts, MAX_NEW)
+    assert engine._keyed is None  # nothing was allocated
+    # unkeyed, a budget of one slot: the prompts one after another, the same tokens
+    one = max(map(len, prompts)) + MAX_NEW
+    single = Engine(
+        gqa_model, STOPS, config=EngineConfig(slots=3, max_cache_bytes=one * _position_bytes(gqa_model))
+    )
+    assert single.generate_ids(prompts, MAX_NEW) == reference and single.stats["slots"] == 1
+
+
+def test_the_cache_budget_on_cuda_is_a_share_of_the_memory_the_cache_could_have(gqa_model, monkeypatch):
+    """No explicit budget on CUDA: 0.9 x (free + the allocator's unused reserve + the cache's own)."""
+    import evaluation.generation.engine as engine_module
+
+    engine = Engine(gqa_model, STOPS, config=KEEPING)
+    assert engine._cache_budget(None) is None  # the CPU: unbounded
+    engine.device = torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1000, 4000))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 300)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 100)
+    assert engine._cache_budget(None) == int((1000 + 200) * engine_module.CACHE_MEMORY_FRACTION)
+    held = SimpleNamespace(nbytes=lambda: 500)
+    assert engine._cache_budget(held) == int((1000 + 200 + 500) * engine_module.CACHE_MEMORY_FRACTION)
+    explicit = Engine(gqa_model, STOPS, config=dataclasses.replace(KEEPING, max_cache_bytes=77))
+    explicit.device = torch.device("cuda")
+    assert explicit._cache_budget(None) == 77
 
 
 def test_a_keyed_round_compares_each_continuing_prompt_with_its_slot_once(gqa_model, rounds, monkeypatch):
