@@ -141,12 +141,18 @@ def test_train_bad_config(cli, fails, tmp_path):
     fails(cli("train", "finetune", "--config", bad), 2, "invalid choice")
 
 
-def test_eval_bfcl(cli, fails, base_model, tmp_path):
+def test_eval_bfcl(cli, fails, base_model, tmp_path, bfcl_environments):
     model = base_model / "base"
     r = cli("eval", "bfcl", "--model", model / "hf", "--data", BFCL, "--categories", "simple_python",
             "--limit", "1", "--max-new-tokens", "4", "--out", tmp_path / "ev")  # fmt: skip
     assert r.rc == 0, r.err
     assert "simple_python" in r.out and (tmp_path / "ev" / "results.json").exists()
+    # multi-turn with a 1,024-position model: every conversation outgrows it at its first prompt, and says so
+    r = cli("eval", "bfcl", "--model", model / "hf", "--data", BFCL, "--categories", "multi_turn_base",
+            "--environments", bfcl_environments, "--limit", "1", "--max-new-tokens", "4",
+            "--out", tmp_path / "mt")  # fmt: skip
+    assert r.rc == 0, r.err
+    assert "multi-turn conversations ended early: prompt_too_long 1" in r.out
     fails(cli("eval", "bfcl", "--model", "/missing"), 2, "no such file or directory")
     fails(cli("eval", "bfcl", "--model", model, "--data", BFCL), 1, "a training output", str(model / "hf"))
     fails(cli("eval", "bfcl", "--model", tmp_path, "--data", BFCL), 1, "not a Hugging Face model directory")
