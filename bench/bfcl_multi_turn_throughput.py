@@ -174,6 +174,8 @@ def run(args: argparse.Namespace) -> str:
                     for n in args.feed_chunk
                 ]
             )
+            if args.feed_overlap:  # EngineConfig.feed_overlap: feed in a thread beside the decode steps
+                runs += [("multi_turn_engine_reuse_fed-overlap", True, True, False, "overlap")]
             runs += [] if args.skip_lanes else [("multi_turn_engine_reuse_lanes", True, True, True, False)]
             runs += [] if args.skip_no_reuse else [("multi_turn_engine", True, False, False, False)]
             runs += [] if args.skip_generate else [("multi_turn_generate", False, False, False, False)]
@@ -181,9 +183,9 @@ def run(args: argparse.Namespace) -> str:
                 runs += [("multi_turn_engine_reuse_whole-render", True, True, False, False)]
             if args.in_order:
                 runs += [("multi_turn_engine_reuse_in-order", True, True, False, False)]
-        for name, engine, reuse, overlap, fed in runs:  # fed: False, or the run's EngineConfig.feed_chunk
+        for name, engine, reuse, overlap, fed in runs:  # fed: False, the run's EngineConfig.feed_chunk, "overlap"
             totals: Counter[str] = Counter()
-            run_config = dataclasses.replace(config, feed_chunk=fed) if fed else config
+            run_config = fed_config(config, fed)
             with whole_renders(name.endswith("_whole-render")):
                 out, seconds = timed(
                     lambda c=run_config, e=engine, r=reuse, t=totals, o=overlap, q=bool(fed), n=name: (
@@ -252,9 +254,11 @@ def run(args: argparse.Namespace) -> str:
         f"replies identical to multi_turn_engine_reuse: {', '.join(same) or '-'}; differ: {', '.join(differ) or '-'}"
     )
     if args.profile:
-        fed = args.profile_fed
-        config = dataclasses.replace(configs[0], feed_chunk=fed) if fed else configs[0]
-        name = "multi_turn_engine_reuse" + (f"_fed (feed_chunk {fed})" if fed else "")
+        fed = "overlap" if args.profile_overlap else args.profile_fed
+        config = fed_config(configs[0], fed)
+        name = "multi_turn_engine_reuse" + (
+            "_fed-overlap" if fed == "overlap" else f"_fed (feed_chunk {fed})" if fed else ""
+        )
         args.profile.write_text(profile_reuse(lambda: converse(config, fed=bool(fed)), args.device, name))
         lines.append(f"profile of one more {name} run (not timed above): {args.profile}")
     return "\n".join(lines)
@@ -269,6 +273,13 @@ def flex_options(spec: str) -> tuple[tuple[str, int], ...] | None:
         return ()
     n, s, w = (int(x) for x in spec.split(":"))
     return (("BLOCK_N", n), ("num_stages", s), ("num_warps", w))
+
+
+def fed_config(config: EngineConfig, fed: int | str | bool) -> EngineConfig:
+    """A fed run's engine config: ``fed`` is its ``feed_chunk``, or ``"overlap"`` (``feed_overlap``)."""
+    if fed == "overlap":
+        return dataclasses.replace(config, feed_overlap=True)
+    return dataclasses.replace(config, feed_chunk=fed) if fed else config
 
 
 @contextmanager
@@ -672,6 +683,17 @@ def main() -> None:
         default=[EngineConfig.feed_chunk],
         help="EngineConfig.feed_chunk values, one fed run each (finished replies answered, and their next "
         "prompts admitted, this many at a time)",
+    )
+    parser.add_argument(
+        "--feed-overlap",
+        action="store_true",
+        help="one more fed run with EngineConfig.feed_overlap (the host's work for finished replies in a "
+        "thread while the other slots decode; half the window starts, the rest joins meanwhile)",
+    )
+    parser.add_argument(
+        "--profile-overlap",
+        action="store_true",
+        help="with --profile: profile the feed_overlap run instead of the rounds run",
     )
     parser.add_argument(
         "--profile-fed",

@@ -326,11 +326,11 @@ def _run_fed(rounds: _Rounds, window: int) -> None:
     waiting = deque(rounds.order)
     running: set[int] = set()  # conversations with a prompt in the engine
 
-    def admit(members: list[int]) -> list[tuple[int, list[int]]]:
-        """Prompts of ``members`` (continuing) and of waiting conversations, up to ``window``."""
+    def admit(members: list[int], limit: int = window) -> list[tuple[int, list[int]]]:
+        """Prompts of ``members`` (continuing) and of waiting conversations, up to ``limit`` under way."""
         out: list[tuple[int, list[int]]] = []
         while True:
-            while len(running) + len(members) < window and waiting:
+            while len(running) + len(members) < limit and waiting:
                 i = waiting.popleft()
                 if not convs[i].done:
                     members.append(i)
@@ -353,7 +353,9 @@ def _run_fed(rounds: _Rounds, window: int) -> None:
             rounds.finish([(key, convs[key]) for key, _ in done], session.decode([ids for _, ids in done]))
         return admit([key for key, _ in done if not convs[key].done])
 
-    first = admit([])
+    # overlapped (EngineConfig.feed_overlap): half the window first; the engine asks for the rest while
+    # that half decodes, and the halves then take turns (one decodes while the host answers the other)
+    first = admit([], window - window // 2 if session.engine.config.feed_overlap else window)
     if first:
         keys = [key for key, _ in first]
         session.engine.generate_ids([ids for _, ids in first], session.max_new_tokens, keys=keys, feed=feed)

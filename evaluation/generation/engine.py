@@ -33,6 +33,7 @@ ids per prompt, in input order, including the stop token that ended it (as ``gen
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
@@ -103,7 +104,8 @@ class EngineConfig:
     rows' cached K/V; ``varlen`` reads it in place): rows x attended cache positions per
     prefill call (bounds the K/V read at once); ``feed_chunk``: finished prompts handed to
     ``generate_ids``'s ``feed`` at a time (the GPU prefills what one chunk returned while the host
-    works on the next); ``shared_reads`` (``flex`` decode): slots whose caches hold the same first
+    works on the next); ``feed_overlap``: ``feed`` runs in a worker thread while the other slots go on
+    decoding (see ``Engine.generate_ids``); ``shared_reads`` (``flex`` decode): slots whose caches hold the same first
     tokens read that prefix's whole blocks from one member's cache, side by side, so it comes from
     HBM once per group and step (:func:`kernels.decode_flex`); off: each slot reads its own copy;
     ``flex_split``: CTAs per (slot, K/V head) of the flex decoding kernel (:func:`kernels.flex_plan`);
@@ -173,6 +175,7 @@ class EngineConfig:
     flex_cascade: int = 0
     compile_layers: bool = False
     max_cache_bytes: int | None = None
+    feed_overlap: bool = False
 
 
 def check_supported(model: Any) -> None:
@@ -318,7 +321,17 @@ class Engine:
         returns ``[(key, prompt), ...]`` to admit (a key finished, or a new one; keys being fed are
         not evicted meanwhile); the cache grows if a fed prompt needs it. The call returns when no
         prompt is left and ``feed`` returned none; every prompt's ids, fed ones included, go to
-        ``feed`` once."""
+        ``feed`` once.
+
+        With ``config.feed_overlap``, ``feed`` runs in a worker thread while the slots still generating
+        go on decoding: all prompts finished since the last call go to it at once, its prompts are
+        admitted at the next host sync after it returns, and prompts finishing meanwhile wait for the
+        next call. While slots are free and nothing is queued, ``feed([])`` is called too (it may return
+        new keys; once it returns none it is not asked again): so a caller that starts with half its
+        conversations has the other half prepared while the first half decodes, and the halves then
+        take turns, one decoding while the host answers the other. ``feed`` must not use the model or
+        the engine; the decode loop's host syncs release the GIL, and the interpreter's switch interval
+        is 1 ms during the call (the loop takes the GIL back sooner from a busy ``feed``)."""
         if max_new_tokens < 1:
             raise ValueError("max_new_tokens must be >= 1")
         if not prompts:
@@ -509,99 +522,126 @@ class Engine:
         regroup, saved = True, 0  # cascade: groups to (re)compute before the next step; positions saved
         graphs: dict[tuple[int, int, int], Any] = {} if keys is None else self._keyed_graphs  # keyed: kept
         finished: list[int] = []  # prompts done since ``feed`` was last called
-        while queue or any(o >= 0 for o in owner) or finished:
-            free = [s for s in lane if owner[s] < 0]
-            if free and queue:
-                with record_function("engine.admit"):  # phases named for the profiler's timeline
-                    if keys is None:
-                        admitted = self._admit(state, prompts, queue, free, max_new)
-                        counts["prefilled_tokens"] += sum(len(prompts[i]) for _, i in admitted)
-                    else:
-                        protect = {keys[i] for i in finished}  # being fed: their next prompt is coming
-                        admitted = self._admit_keyed(
-                            state, prompts, keys, queue, free, max_new, counts, protect
+        worker = (
+            _FeedWorker(feed) if feed is not None and keys is not None and self.config.feed_overlap else None
+        )
+        try:
+            while queue or any(o >= 0 for o in owner) or finished or (worker is not None and worker.busy):
+                if worker is not None and worker.busy and (worker.done() or all(o < 0 for o in owner)):
+                    with record_function("engine.feed_wait"):  # blocks only when no slot is decoding
+                        new = worker.result()
+                    if self._take_fed(new, state, prompts, keys, outputs, queue, max_new, graphs):
+                        regroup = True
+                free = [s for s in lane if owner[s] < 0]
+                if free and queue:
+                    with record_function("engine.admit"):  # phases named for the profiler's timeline
+                        if keys is None:
+                            admitted = self._admit(state, prompts, queue, free, max_new)
+                            counts["prefilled_tokens"] += sum(len(prompts[i]) for _, i in admitted)
+                        else:
+                            # being fed: their next prompt is coming, their slots are not evicted
+                            protect = {keys[i] for i in finished}
+                            if worker is not None:
+                                protect.update(keys[i] for i in worker.feeding)
+                            admitted = self._admit_keyed(
+                                state, prompts, keys, queue, free, max_new, counts, protect
+                            )
+                    prefills += len(admitted)
+                    regroup = regroup or bool(admitted)
+                    for slot, index in admitted:
+                        owner[slot], budget[slot] = index, max_new - 1
+                        end_pos[slot] = len(prompts[index]) + max_new
+                live = [s for s in range(state.slots) if owner[s] >= 0]
+                if worker is not None:
+                    idle = not queue and any(owner[s] < 0 for s in lane)
+                    if not worker.busy and (finished or (idle and worker.asks_more)):
+                        with record_function("engine.feed"):
+                            worker.submit([(keys[i], outputs[i] or []) for i in finished], finished[:])
+                        finished.clear()
+                    if not live:
+                        continue  # waits for the worker at the top (nothing to decode meanwhile)
+                elif finished or not live:
+                    # Answer the finished prompts first, a chunk at a time: each chunk's next prompts are
+                    # admitted (their prefill queued on the GPU) before the host works on the next chunk, and
+                    # decoding resumes for all slots at once (decoding between chunks staggered a round's
+                    # slots: 1,207 decode steps and 0.92x the rounds' speed on an H200). No prompts left and
+                    # none finished: the end.
+                    if self._feed(feed, state, finished, prompts, keys, outputs, queue, max_new, graphs):
+                        regroup = True
+                    continue
+                n_steps = max(1, min([self.config.sync_every] + [budget[s] for s in live if budget[s] > 0]))
+                if all(budget[s] <= 0 for s in live):
+                    n_steps = 0  # every live slot ended on its prefill token
+                attend = kernels.round_up(
+                    max(end_pos[s] for s in live), self.config.attend_bucket, state.max_len
+                )
+                # varlen reads each slot's own length whatever ``attend`` says (it only bounds them), so its
+                # steps attend the whole cache: one graph per lane and cache size, not one per bucket
+                bound = state.max_len if self.decode_attention in kernels.PER_SLOT_KERNELS else attend
+                groups = None
+                sharing = self.decode_attention in ("cascade", "grouped") or self.config.shared_reads
+                if self.decode_attention in kernels.SHARING_KERNELS and sharing and keys is not None:
+                    groups = self._cascade.get((lane.start, lane.stop))
+                    if groups is None and self.decode_attention == "grouped":
+                        fold = int(self.model.config.num_attention_heads) // self.kv_heads
+                        groups = grouped.SegmentTables(len(lane), self.kv_heads, fold, self.device)
+                        self._cascade[(lane.start, lane.stop)] = groups
+                    elif groups is None:
+                        groups = kernels.CascadeGroups.allocate(len(lane), self.device)
+                        self._cascade[(lane.start, lane.stop)] = groups
+                    if regroup and self.decode_attention == "grouped":
+                        with record_function("engine.regroup"):
+                            order, lcp = self._sorted_holders(live, lane)
+                            saved = groups.fill(
+                                order, lcp, len(live), self.config.share_min_tokens
+                            ).shared_positions
+                        regroup = False
+                    elif regroup and self.decode_attention == "flex" and self.config.share_blocks:
+                        with record_function("engine.regroup"):
+                            order, lcp = self._sorted_holders(live, lane)
+                            blocks = state.max_len // kernels.FLEX_BLOCK
+                            groups.fill_blocks(order, lcp, blocks)
+                        # positions read from another slot's copy of the same block
+                        saved = kernels.FLEX_BLOCK * sum(
+                            sum(source != s for source in row)
+                            for s, row in enumerate(kernels.block_sources(order, lcp, blocks))
+                        )  # fmt: skip
+                        regroup = False
+                    elif regroup:
+                        with record_function("engine.regroup"):
+                            shared = self._shared_prefixes(live, lane)
+                            groups.fill(shared, len(lane), self.kv_heads * state.max_len)
+                        # K/V positions a step does not read because a group reads its prefix once (flex:
+                        # from the L2 cache rather than HBM, whole blocks of it)
+                        grain = kernels.FLEX_BLOCK if self.decode_attention == "flex" else 1
+                        saved = sum(
+                            (len(members) - 1) * (length // grain * grain) for members, length in shared
                         )
-                prefills += len(admitted)
-                regroup = regroup or bool(admitted)
-                for slot, index in admitted:
-                    owner[slot], budget[slot] = index, max_new - 1
-                    end_pos[slot] = len(prompts[index]) + max_new
-            live = [s for s in range(state.slots) if owner[s] >= 0]
-            if finished or not live:
-                # Answer the finished prompts first, a chunk at a time: each chunk's next prompts are
-                # admitted (their prefill queued on the GPU) before the host works on the next chunk, and
-                # decoding resumes for all slots at once (decoding between chunks staggered a round's
-                # slots: 1,207 decode steps and 0.92x the rounds' speed on an H200). No prompts left and
-                # none finished: the end.
-                if self._feed(feed, state, finished, prompts, keys, outputs, queue, max_new, graphs):
-                    regroup = True
-                continue
-            n_steps = max(1, min([self.config.sync_every] + [budget[s] for s in live if budget[s] > 0]))
-            if all(budget[s] <= 0 for s in live):
-                n_steps = 0  # every live slot ended on its prefill token
-            attend = kernels.round_up(max(end_pos[s] for s in live), self.config.attend_bucket, state.max_len)
-            # varlen reads each slot's own length whatever ``attend`` says (it only bounds them), so its
-            # steps attend the whole cache: one graph per lane and cache size, not one per bucket
-            bound = state.max_len if self.decode_attention in kernels.PER_SLOT_KERNELS else attend
-            groups = None
-            sharing = self.decode_attention in ("cascade", "grouped") or self.config.shared_reads
-            if self.decode_attention in kernels.SHARING_KERNELS and sharing and keys is not None:
-                groups = self._cascade.get((lane.start, lane.stop))
-                if groups is None and self.decode_attention == "grouped":
-                    fold = int(self.model.config.num_attention_heads) // self.kv_heads
-                    groups = grouped.SegmentTables(len(lane), self.kv_heads, fold, self.device)
-                    self._cascade[(lane.start, lane.stop)] = groups
-                elif groups is None:
-                    groups = kernels.CascadeGroups.allocate(len(lane), self.device)
-                    self._cascade[(lane.start, lane.stop)] = groups
-                if regroup and self.decode_attention == "grouped":
-                    with record_function("engine.regroup"):
-                        order, lcp = self._sorted_holders(live, lane)
-                        saved = groups.fill(
-                            order, lcp, len(live), self.config.share_min_tokens
-                        ).shared_positions
-                    regroup = False
-                elif regroup and self.decode_attention == "flex" and self.config.share_blocks:
-                    with record_function("engine.regroup"):
-                        order, lcp = self._sorted_holders(live, lane)
-                        blocks = state.max_len // kernels.FLEX_BLOCK
-                        groups.fill_blocks(order, lcp, blocks)
-                    # positions read from another slot's copy of the same block
-                    saved = kernels.FLEX_BLOCK * sum(
-                        sum(source != s for source in row)
-                        for s, row in enumerate(kernels.block_sources(order, lcp, blocks))
-                    )  # fmt: skip
-                    regroup = False
-                elif regroup:
-                    with record_function("engine.regroup"):
-                        shared = self._shared_prefixes(live, lane)
-                        groups.fill(shared, len(lane), self.kv_heads * state.max_len)
-                    # K/V positions a step does not read because a group reads its prefix once (flex:
-                    # from the L2 cache rather than HBM, whole blocks of it)
-                    grain = kernels.FLEX_BLOCK if self.decode_attention == "flex" else 1
-                    saved = sum((len(members) - 1) * (length // grain * grain) for members, length in shared)
-                    regroup = False
-                counts["decode_shared_positions"] += n_steps * saved
-            with record_function("engine.decode"):
-                for _ in range(n_steps):
-                    self._step(view, bound, graphs, (bound, lane.start, lane.stop), groups)
-            # K/V positions the decode attention covers: every slot to ``attend`` (sdpa, matmul), or
-            # each live slot to its own position (varlen; host-side bound: a slot stopped early counts)
-            counts["decode_kv_positions"] += len(lane) * attend * n_steps
-            counts["decode_live_positions"] += sum(
-                n_steps * (end_pos[s] - budget[s]) + n_steps * (n_steps - 1) // 2 for s in live
-            )
-            steps += n_steps
-            for s in live:
-                budget[s] -= n_steps
-            with record_function("engine.sync"):
-                active = state.active.tolist()  # the only host sync of the loop
-            done = [s for s in live if not active[s]]
-            if done:
-                if feed is not None:
-                    finished += [owner[s] for s in done]
-                with record_function("engine.harvest"):
-                    self._harvest(state, done, owner, outputs, prompts, keys)
+                        regroup = False
+                    counts["decode_shared_positions"] += n_steps * saved
+                with record_function("engine.decode"):
+                    for _ in range(n_steps):
+                        self._step(view, bound, graphs, (bound, lane.start, lane.stop), groups)
+                # K/V positions the decode attention covers: every slot to ``attend`` (sdpa, matmul), or
+                # each live slot to its own position (varlen; host-side bound: a slot stopped early counts)
+                counts["decode_kv_positions"] += len(lane) * attend * n_steps
+                counts["decode_live_positions"] += sum(
+                    n_steps * (end_pos[s] - budget[s]) + n_steps * (n_steps - 1) // 2 for s in live
+                )
+                steps += n_steps
+                for s in live:
+                    budget[s] -= n_steps
+                with record_function("engine.sync"):
+                    active = state.active.tolist()  # the only host sync of the loop
+                done = [s for s in live if not active[s]]
+                if done:
+                    if feed is not None:
+                        finished += [owner[s] for s in done]
+                    with record_function("engine.harvest"):
+                        self._harvest(state, done, owner, outputs, prompts, keys)
+        finally:
+            if worker is not None:
+                worker.close()
         counts.update(
             dict.fromkeys(
                 (
@@ -675,6 +715,21 @@ class Engine:
         del finished[: len(chunk)]
         with record_function("engine.feed"):
             new = list(feed([(keys[i], outputs[i] or []) for i in chunk]))
+        return self._take_fed(new, state, prompts, keys, outputs, queue, max_new, graphs)
+
+    def _take_fed(
+        self,
+        new: list[tuple[Hashable, Sequence[int]]],
+        state: kernels.DecodeState,
+        prompts: list[list[int]],
+        keys: list[Hashable],
+        outputs: list[list[int] | None],
+        queue: list[int],
+        max_new: int,
+        graphs: dict[tuple[int, int, int], Any],
+    ) -> bool:
+        """Queue the prompts ``feed`` returned (growing the cache when one needs it; the decode graphs
+        are then recaptured). Whether there were any."""
         if not new:
             return False
         cap = self.max_cache_len
@@ -1019,3 +1074,47 @@ class Engine:
             )
         state.mode = None
         state.advance(out.logits[:, -1, :].argmax(dim=-1), self.stops, self.stop_seqs, self.stop_seq_pad)
+
+
+class _FeedWorker:
+    """``Engine.generate_ids(feed=)`` with ``EngineConfig.feed_overlap``: one ``feed`` call at a time in a
+    thread of its own, the decode loop polling it at its host syncs."""
+
+    def __init__(self, feed: Feed) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.feed = feed
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-feed")
+        self._future: Any = None
+        #: prompt indices of the call under way (their keys are not evicted meanwhile)
+        self.feeding: list[int] = []
+        #: ``feed([])`` (slots free, nothing queued) may still return prompts
+        self.asks_more = True
+        self._asking = False  # the call under way is such a ``feed([])``
+        self._switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch, 0.001))
+
+    @property
+    def busy(self) -> bool:
+        return self._future is not None
+
+    def submit(self, done: list[tuple[Hashable, list[int]]], indices: list[int]) -> None:
+        self.feeding = indices
+        self._future = self._pool.submit(lambda: list(self.feed(done)))
+        self._asking = not done
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    def result(self) -> list[tuple[Hashable, Sequence[int]]]:
+        """The call's prompts (waiting for it); its exception, raised here."""
+        future, self._future, self.feeding = self._future, None, []
+        new = future.result()
+        if self._asking and not new:
+            self.asks_more = False
+        return new
+
+    def close(self) -> None:
+        """Wait for a call under way (an error elsewhere ended the run) and stop the thread."""
+        self._pool.shutdown(wait=True)
+        sys.setswitchinterval(self._switch)

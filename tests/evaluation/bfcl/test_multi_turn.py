@@ -353,6 +353,7 @@ def test_overlapped_lanes_give_the_same_conversations(fixtures_dir, bfcl_environ
     from collections import Counter
 
     from evaluation.bfcl.multi_turn import run_conversations
+    from evaluation.generation.engine import EngineConfig
 
     items = _items(fixtures_dir)[:6]
     totals: Counter[str] = Counter()
@@ -361,7 +362,18 @@ def test_overlapped_lanes_give_the_same_conversations(fixtures_dir, bfcl_environ
     )
     serial = run_conversations(tiny_model, tokenizer, items, bfcl_environments, 6, 4)
     fed = run_conversations(tiny_model, tokenizer, items, bfcl_environments, 6, 4, fed=True)  # refilling
-    assert lanes == serial == fed and len(lanes) == 6
+    # fed in a thread beside the decode steps: half the window first, the rest asked for meanwhile
+    overlapped = run_conversations(
+        tiny_model,
+        tokenizer,
+        items,
+        bfcl_environments,
+        6,
+        4,
+        fed=True,
+        engine_config=EngineConfig(feed_overlap=True),
+    )
+    assert lanes == serial == fed == overlapped and len(lanes) == 6
     assert totals["evictions"] <= 2  # only to seat the 5th and 6th conversations
     assert totals["reused_tokens"] > totals["prefilled_tokens"]
 

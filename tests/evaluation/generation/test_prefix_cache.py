@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import sys
+import threading
 from collections import Counter
 from types import SimpleNamespace
 
@@ -335,6 +337,7 @@ def test_keyed_rounds_equal_generate_exactly(gqa_model, rounds, config):
         KEEPING,
         EVICTING,
         dataclasses.replace(KEEPING, feed_chunk=2),
+        dataclasses.replace(KEEPING, feed_overlap=True),  # feed in a thread, the other slots decoding
         dataclasses.replace(KEEPING, decode_attention="flex", prefill_attention="packed"),  # groups regrouped
         dataclasses.replace(KEEPING, decode_attention="flex", prefill_attention="packed", flex_rows=4),
         dataclasses.replace(KEEPING, decode_attention="flex", prefill_attention="packed", flex_cascade=2),
@@ -344,6 +347,7 @@ def test_keyed_rounds_equal_generate_exactly(gqa_model, rounds, config):
         "keeping",
         "evicting",
         "keeping-fed-in-pairs",
+        "keeping-fed-overlapped",
         "keeping-flex-packed",
         "keeping-flex-packed-rows",
         "keeping-flex-packed-cascade",
@@ -363,6 +367,8 @@ def test_fed_rounds_in_one_call_equal_generate_exactly(gqa_model, rounds, config
 
     def feed(done):
         calls.append(len(done))
+        if config.feed_overlap:
+            assert threading.current_thread() is not threading.main_thread()
         out = []
         for key, ids in done:
             assert (key, at[key]) not in got
@@ -379,7 +385,9 @@ def test_fed_rounds_in_one_call_equal_generate_exactly(gqa_model, rounds, config
     engine = Engine(gqa_model, STOPS, config=config)
     keys, prompts, reference = rounds[0]
     assert engine.generate_ids(prompts, MAX_NEW, keys=keys, feed=feed) == reference
-    assert got == expected and len(calls) >= 2 and max(calls) <= config.feed_chunk
+    assert got == expected and len(calls) >= 2
+    # in turn: a chunk at a time; overlapped: whatever finished while the last call ran, all at once
+    assert max(calls) <= config.feed_chunk or config.feed_overlap
     # flex: the groups are recomputed as fed prompts come in, and a shared system prompt is read once
     assert (engine.totals["decode_shared_positions"] > 0) == (config.decode_attention in ("flex", "grouped"))
     assert (
@@ -389,6 +397,25 @@ def test_fed_rounds_in_one_call_equal_generate_exactly(gqa_model, rounds, config
         engine.generate_ids([[5] * 9, [6] * 9], 4, keys=["x", "y"], feed=lambda done: [("y", [7] * 9)] * 2)
     with pytest.raises(ValueError, match="keyed"):
         engine.generate_ids([[5] * 9], 4, feed=feed)
+
+
+def test_an_overlapped_feed_that_fails_ends_the_call_with_its_error(gqa_model):
+    """feed_overlap: an error in the feed's thread is raised by generate_ids; the engine's table starts
+    over, the interpreter's switch interval is restored, and the engine serves the next call."""
+    switch = sys.getswitchinterval()
+    engine = Engine(gqa_model, STOPS, config=dataclasses.replace(KEEPING, feed_overlap=True))
+
+    def feed(done):
+        if done:
+            raise RuntimeError("environment died")
+        return [("b", [7] * 9)]  # the top-up: a second key while the first decodes
+
+    with pytest.raises(RuntimeError, match="environment died"):
+        engine.generate_ids([[5] * 9], 4, keys=["a"], feed=feed)
+    assert sys.getswitchinterval() == switch and engine.table is None  # reset
+    assert engine.generate_ids([[5] * 9], 4, keys=["a"]) == hf_generate_ids(
+        gqa_model, [[5] * 9], STOPS, 0, 4, 1
+    )
 
 
 def test_prefill_keys_bounds_only_the_gathering_prefill(gqa_model, rounds, monkeypatch):
