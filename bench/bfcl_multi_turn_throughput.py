@@ -183,7 +183,7 @@ def run(args: argparse.Namespace) -> str:
                 runs += [("multi_turn_engine_reuse_whole-render", True, True, False, False)]
             if args.in_order:
                 runs += [("multi_turn_engine_reuse_in-order", True, True, False, False)]
-        for name, engine, reuse, overlap, fed in runs:  # fed: False, the run's EngineConfig.feed_chunk, "overlap"
+        for name, engine, reuse, overlap, fed in runs:  # fed: False, a feed_chunk, or "overlap"
             totals: Counter[str] = Counter()
             run_config = fed_config(config, fed)
             with whole_renders(name.endswith("_whole-render")):

@@ -14,7 +14,7 @@
 # There (carry [".whl", ".study/mt"]):
 #   bash bench/multi_turn_device.sh rounds     the default path timed against the single-turn pass (~90 s)
 #   bash bench/multi_turn_device.sh fed        + the fed path at three chunk sizes and a profile of one (~5 min)
-#   bash bench/multi_turn_device.sh overlap    + fed (chunk 128) and fed with feed_overlap, a profile of the latter (~4 min)
+#   bash bench/multi_turn_device.sh overlap    + fed with feed_overlap, and a profile of it (~4 min)
 #   bash bench/multi_turn_device.sh profile    + a profile of the rounds run (GPU idle by host phase)
 #   bash bench/multi_turn_device.sh generate   + batched model.generate over the same conversations (long)
 #   bash bench/multi_turn_device.sh gpu-tests  the GPU-marked engine tests
@@ -34,7 +34,7 @@ run=(python3 bench/bfcl_multi_turn_throughput.py --data /tmp/mt/bfcl_eval/data -
 case "${1:-rounds}" in
   rounds)    "${run[@]}" --skip-fed --skip-generate ;;
   fed)       "${run[@]}" --skip-generate --feed-chunk 32 64 128 --profile "$OUT/profile_fed.txt" --profile-fed 64 ;;
-  overlap)   "${run[@]}" --skip-generate --feed-chunk 128 --feed-overlap --profile "$OUT/profile_overlap.txt" \
+  overlap)   "${run[@]}" --skip-generate --skip-fed --feed-overlap --profile "$OUT/profile_overlap.txt" \
                --profile-overlap ;;
   profile)   "${run[@]}" --skip-fed --skip-generate --profile "$OUT/profile.txt" ;;
   generate)  "${run[@]}" --skip-fed ;;

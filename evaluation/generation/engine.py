@@ -371,7 +371,7 @@ class Engine:
                 )
             if feed is not None and slot_range is not None:
                 raise ValueError("feed takes all the slots: no slot_range")
-            state = self._keyed_state(ids, keys, max_new_tokens, slot_range)
+            state = self._keyed_state(ids, keys, max_new_tokens, slot_range, fed=feed is not None)
         if feed is not None and keys is None:
             raise ValueError("feed needs keyed prompts")
         was_training = self.model.training
@@ -402,11 +402,16 @@ class Engine:
         self._keyed, self.table, self._keyed_graphs, self._cascade = None, None, {}, {}
 
     def _keyed_state(
-        self, prompts: list[list[int]], keys: list[Hashable], max_new: int, slot_range: range | None = None
+        self,
+        prompts: list[list[int]],
+        keys: list[Hashable],
+        max_new: int,
+        slot_range: range | None = None,
+        fed: bool = False,
     ) -> kernels.DecodeState:
         """The persistent cache, allocated or grown to fit the call: as many slots as keys (up to
-        ``config.slots``), as many positions as the longest prompt needs; x1.5 at least when it
-        grows, so it seldom regrows."""
+        ``config.slots``; all of them for a ``fed`` call, whose feed may bring more keys), as many
+        positions as the longest prompt needs; x1.5 at least when it grows, so it seldom regrows."""
         cap = self.max_cache_len
         for i, prompt in enumerate(prompts):
             if len(prompt) + max_new > cap:
@@ -420,14 +425,15 @@ class Engine:
         state, table = self._keyed, self.table
         least = slot_range.stop if slot_range is not None else 0
         if state is None or table is None:
-            slots = self._fit_slots(max(least, min(self.config.slots, len(keys))), need, least, None)
+            wanted = self.config.slots if fed else min(self.config.slots, len(keys))
+            slots = self._fit_slots(max(least, wanted), need, least, None)
             state = kernels.DecodeState.allocate(
                 slots, need, max_new, self.n_layers, self.kv_heads, self.head_dim, self.dtype, self.device
             )
             self._keyed, self.table = state, SlotTable(slots, self.config.share_min_tokens)
             return state
         slots, length = state.slots, state.max_len
-        wanted = min(self.config.slots, len(table.slot_of.keys() | set(keys)))
+        wanted = self.config.slots if fed else min(self.config.slots, len(table.slot_of.keys() | set(keys)))
         if wanted > slots:
             slots = min(self.config.slots, max(wanted, slots * 2))
         slots = max(slots, least)

@@ -399,6 +399,32 @@ def test_fed_rounds_in_one_call_equal_generate_exactly(gqa_model, rounds, config
         engine.generate_ids([[5] * 9], 4, feed=feed)
 
 
+@pytest.mark.parametrize("overlap", [False, True])
+def test_a_fed_call_has_all_the_slots_for_the_keys_its_feed_brings(gqa_model, overlap):
+    """A fed call that starts with fewer prompts than slots gets every slot: the keys its feed brings
+    (here the overlapped top-up's, asked while the first decodes) take free slots, evicting none, and
+    each key's next round reuses its own cache."""
+    config = dataclasses.replace(KEEPING, feed_overlap=overlap)
+    engine = Engine(gqa_model, STOPS, config=config)
+    rng = random.Random(3)
+    first = {k: [rng.randrange(3, 300) for _ in range(20 + 5 * n)] for n, k in enumerate("abcdef")}
+    rounds, joined = dict.fromkeys(first, 0), {"a"}
+
+    def feed(done):
+        out = []
+        for k, ids in done:
+            rounds[k] += 1
+            if rounds[k] == 1:  # a second round, continuing the first
+                out.append((k, first[k] + ids + [7]))
+        new = [k for k in first if k not in joined]  # the top-up, or (in turn) the first feed
+        joined.update(new)
+        return out + [(k, first[k]) for k in new]
+
+    engine.generate_ids([first["a"]], MAX_NEW, keys=["a"], feed=feed)
+    assert engine._keyed.slots == config.slots and engine.totals["evictions"] == 0
+    assert all(n == 2 for n in rounds.values()) and engine.totals["reused_tokens"] > 0
+
+
 def test_an_overlapped_feed_that_fails_ends_the_call_with_its_error(gqa_model):
     """feed_overlap: an error in the feed's thread is raised by generate_ids; the engine's table starts
     over, the interpreter's switch interval is restored, and the engine serves the next call."""
