@@ -127,14 +127,16 @@ def run_conversations(
     conversations with a random-weight model (whose replies all run to the token budget, so they end
     together) it was 0.92x the rounds' speed (40.3 s vs 37.0 s; more decode steps of fewer slots),
     with the GPU idle 18% of the time. Since then finished replies are answered before decoding
-    resumes (the rounds' decode steps, each chunk's prefill overlapping the next chunk's host work);
-    not yet measured on a GPU. With ``overlap`` (engine and reuse only) the
-    conversations under way run in two lanes of half the window each: while the engine generates one
-    lane's round, the host executes the other lane's calls and renders and tokenizes its next prompts
-    (:func:`_run_lanes`); the replies are the same. It is off by default: each lane decodes its own
-    64-odd steps, so the decode steps double, and on the CPU (where a step's cost is mostly fixed)
-    that made it 1.4x slower (``bench/bfcl_multi_turn_throughput.py``); on a GPU, where the host work
-    between rounds leaves the GPU idle, it is unmeasured. ``engine_totals`` (on the engine) receives its counts:
+    resumes (the rounds' decode steps, each chunk's prefill overlapping the next chunk's host work):
+    0.97-0.98x the rounds' time at ``EngineConfig.feed_chunk`` 128 (1.17x at 32); with
+    ``EngineConfig.feed_overlap`` (the host's work in a thread beside the decode steps, half the window
+    starting first) 1.06x (``bench/results/2026-12-04_bfcl_multi_turn_fed_overlap_h200.txt``).
+    With ``overlap`` (engine and reuse only) the conversations under way run in two lanes of half the
+    window each: while the engine generates one lane's round, the host executes the other lane's calls
+    and renders and tokenizes its next prompts (:func:`_run_lanes`); the replies are the same. It is off
+    by default: each lane decodes its own 64-odd steps, so the decode steps double: 1.4x the rounds'
+    time on the CPU (where a step's cost is mostly fixed), 1.09x on an H200
+    (``bench/results/2026-12-03_bfcl_multi_turn_render_fed_lanes_h200.txt``). ``engine_totals`` (on the engine) receives its counts:
     ``prefilled_tokens``, ``reused_tokens``, ``copied_tokens``, ``evictions``, decode positions.
     ``use_engine=False`` decodes with batched ``model.generate`` instead (the side-by-side baseline);
     ``engine_config`` (:class:`evaluation.generation.engine.EngineConfig`): the engine's other knobs.
