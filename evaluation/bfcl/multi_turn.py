@@ -128,7 +128,7 @@ def run_conversations(
     together) it was 0.92x the rounds' speed (40.3 s vs 37.0 s; more decode steps of fewer slots),
     with the GPU idle 18% of the time. Since then finished replies are answered before decoding
     resumes (the rounds' decode steps, each chunk's prefill overlapping the next chunk's host work):
-    0.97-0.98x the rounds' time at ``EngineConfig.feed_chunk`` 128 (1.17x at 32); with
+    0.97-1.02x the rounds' time at ``EngineConfig.feed_chunk`` 128 (1.17x at 32); with
     ``EngineConfig.feed_overlap`` (the host's work in a thread beside the decode steps, half the window
     starting first) 1.06x (``bench/results/2026-12-04_bfcl_multi_turn_fed_overlap_h200.txt``).
     With ``overlap`` (engine and reuse only) the conversations under way run in two lanes of half the
