@@ -593,8 +593,10 @@ def dump_batches(rounds: list[list[list[int]]], steps: int, path: Path) -> None:
 
 
 def profile_reuse(fn: Any, device: str, name: str = "multi_turn_engine_reuse") -> str:
-    """Where one more run's time goes: torch.profiler's operators (by device time on CUDA) and
-    cProfile's Python functions (by cumulative time), as text tables."""
+    """Where one more run's time goes: torch.profiler's timeline (the GPU's idle time by host phase)
+    and operators (by device time on CUDA), then, in a run of its own (its per-call overhead inflates
+    the host's Python, which would swell the idle time of the phases that run it), cProfile's Python
+    functions by cumulative time; as text tables."""
     import cProfile
     import io
     import pstats
@@ -602,22 +604,25 @@ def profile_reuse(fn: Any, device: str, name: str = "multi_turn_engine_reuse") -
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
-    py = cProfile.Profile()
     with profile(activities=activities) as prof:
-        py.enable()
         _, seconds = timed(fn, device)
-        py.disable()
+    py = cProfile.Profile()
+    py.enable()
+    _, py_seconds = timed(fn, device)
+    py.disable()
     sort = "cuda_time_total" if device == "cuda" else "cpu_time_total"
     out = io.StringIO()
-    out.write(f"# one {name} run under the profilers: {seconds:.1f} s\n\n")
+    out.write(
+        f"# one {name} run under torch.profiler: {seconds:.1f} s; one more under cProfile: {py_seconds:.1f} s\n\n"
+    )
     with tempfile.TemporaryDirectory() as tmp:  # the timeline: where the GPU waits for the host
         prof.export_chrome_trace(f"{tmp}/trace.json")
         trace = json.loads(Path(f"{tmp}/trace.json").read_text())
-    out.write("## the GPU's idle time by host phase (record_function ranges mt.*, engine.*)\n")
+    out.write("## the GPU's idle time by host phase (record_function ranges mt.*, engine.*, session.*)\n")
     out.write(render_idle_by_phase(idle_by_phase(trace)))
     out.write(f"\n## operators by {sort}\n")
     out.write(prof.key_averages().table(sort_by=sort, row_limit=40, max_name_column_width=60))
-    out.write("\n\n## Python functions by cumulative time\n")
+    out.write("\n\n## Python functions by cumulative time (the cProfile run)\n")
     pstats.Stats(py, stream=out).sort_stats("cumulative").print_stats(60)
     if device == "cuda":
         out.write("\n## host-device synchronizations of one more run (torch.cuda.set_sync_debug_mode)\n")

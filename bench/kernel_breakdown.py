@@ -187,7 +187,9 @@ def _merged(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return out
 
 
-def idle_by_phase(trace: dict[str, Any], prefixes: tuple[str, ...] = ("mt.", "engine.")) -> dict[str, dict]:
+def idle_by_phase(
+    trace: dict[str, Any], prefixes: tuple[str, ...] = ("mt.", "engine.", "session.")
+) -> dict[str, dict]:
     """Where the GPU waits for the host: the profiled span cut by the host's named phases (the
     `record_function` ranges whose names start with `prefixes`; nested ones count for the innermost, and
     where ranges of two threads overlap the one that started last counts), and for each phase its wall

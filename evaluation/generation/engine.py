@@ -375,7 +375,8 @@ class Engine:
                 )
             if feed is not None and slot_range is not None:
                 raise ValueError("feed takes all the slots: no slot_range")
-            state = self._keyed_state(ids, keys, max_new_tokens, slot_range, fed=feed is not None)
+            with record_function("engine.cache"):  # sized (grown) for the call's prompts
+                state = self._keyed_state(ids, keys, max_new_tokens, slot_range, fed=feed is not None)
         if feed is not None and keys is None:
             raise ValueError("feed needs keyed prompts")
         was_training = self.model.training
@@ -520,7 +521,8 @@ class Engine:
         if keys is None:
             queue = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths together
         else:
-            queue = self._keyed_order(prompts, keys)
+            with record_function("engine.order"):
+                queue = self._keyed_order(prompts, keys)
         queue.reverse()  # pop() from the end takes the shortest first
         counts: Counter[str] = Counter()
         outputs: list[list[int] | None] = [None] * len(prompts)
@@ -863,53 +865,57 @@ class Engine:
             deferred: list[int] = []
             pending: set[int] = set()  # chain hashes of the group's prompts
             width = attend = tokens = 0
-            while queue and free:
-                i = queue.pop()
-                if i not in hashes:
-                    hashes[i] = table.hashes(prompts[i], keys[i])
-                plan = table.plan(
-                    prompts[i], hashes[i], keys[i], set(free), {p.slot for _, p in group}, waiting
-                )
-                if pending and shared_tokens(hashes[i], pending) - plan.start >= cfg.share_min_tokens:
-                    deferred.append(i)
-                    continue
-                rows, new = len(group) + 1, len(prompts[i]) - plan.start
-                new_width, new_attend = max(width, new), max(attend, len(prompts[i]))
-                # sdpa gathers the rows' cached K/V (prefill_keys bounds that copy); varlen reads it in place
-                gathered = rows * new_attend if self.prefill_attention == "sdpa" else 0
-                # the forward's tokens: rows padded to the widest, or (packed) the new tokens alone
-                batch = tokens + new if self.prefill_attention == "packed" else rows * new_width
-                if group and (batch > cfg.prefill_tokens or gathered > cfg.prefill_keys):
-                    queue.append(i)
-                    break
-                table.assign(plan, keys[i])
-                waiting.discard(keys[i])
-                free.remove(plan.slot)
-                group.append((i, plan))
-                pending.update(hashes[i])
-                width, attend, tokens = new_width, new_attend, tokens + new
+            with record_function("engine.plan"):  # the slot table: hashes, plans (host only)
+                while queue and free:
+                    i = queue.pop()
+                    if i not in hashes:
+                        hashes[i] = table.hashes(prompts[i], keys[i])
+                    plan = table.plan(
+                        prompts[i], hashes[i], keys[i], set(free), {p.slot for _, p in group}, waiting
+                    )
+                    if pending and shared_tokens(hashes[i], pending) - plan.start >= cfg.share_min_tokens:
+                        deferred.append(i)
+                        continue
+                    rows, new = len(group) + 1, len(prompts[i]) - plan.start
+                    new_width, new_attend = max(width, new), max(attend, len(prompts[i]))
+                    # sdpa gathers the rows' cached K/V (prefill_keys bounds that copy); varlen reads it in place
+                    gathered = rows * new_attend if self.prefill_attention == "sdpa" else 0
+                    # the forward's tokens: rows padded to the widest, or (packed) the new tokens alone
+                    batch = tokens + new if self.prefill_attention == "packed" else rows * new_width
+                    if group and (batch > cfg.prefill_tokens or gathered > cfg.prefill_keys):
+                        queue.append(i)
+                        break
+                    table.assign(plan, keys[i])
+                    waiting.discard(keys[i])
+                    free.remove(plan.slot)
+                    group.append((i, plan))
+                    pending.update(hashes[i])
+                    width, attend, tokens = new_width, new_attend, tokens + new
             queue.extend(reversed(deferred))  # first in line again
             group.sort(key=lambda member: member[1].slot)  # ascending slots: the varlen kernels' layout
             copies = [p for _, p in group if p.source is not None]
-            state.copy_prefix(
-                [p.slot for p in copies],
-                [p.source for p in copies],
-                [p.reused for p in copies],
-                [p.start for p in copies],
-            )
+            with record_function("engine.copy"):
+                state.copy_prefix(
+                    [p.slot for p in copies],
+                    [p.source for p in copies],
+                    [p.reused for p in copies],
+                    [p.start for p in copies],
+                )
             slots = [p.slot for _, p in group]
-            first = self._prefill_extend(
-                state, [prompts[i] for i, _ in group], [p.start for _, p in group], slots
-            )
+            with record_function("engine.prefill"):
+                first = self._prefill_extend(
+                    state, [prompts[i] for i, _ in group], [p.start for _, p in group], slots
+                )
             counts["prefill_calls"] += 1
             lengths = [len(prompts[i]) for i, _ in group]
-            state.start(slots, lengths, first, self.stops, max_new, self.stop_seqs, self.stop_seq_pad)
-            for i, plan in group:
-                table.store(plan.slot, prompts[i])
-                counts["prefilled_tokens"] += len(prompts[i]) - plan.start
-                counts["reused_tokens"] += plan.reused
-                counts["copied_tokens"] += plan.start - plan.reused
-                counts["evictions"] += plan.evicts is not None
+            with record_function("engine.store"):
+                state.start(slots, lengths, first, self.stops, max_new, self.stop_seqs, self.stop_seq_pad)
+                for i, plan in group:
+                    table.store(plan.slot, prompts[i])
+                    counts["prefilled_tokens"] += len(prompts[i]) - plan.start
+                    counts["reused_tokens"] += plan.reused
+                    counts["copied_tokens"] += plan.start - plan.reused
+                    counts["evictions"] += plan.evicts is not None
             admitted += [(p.slot, i) for i, p in group]
         return admitted
 

@@ -22,6 +22,7 @@ from collections.abc import Hashable, Sequence
 from typing import Any
 
 import torch
+from torch.profiler import record_function
 
 from evaluation.generation.encode import IncrementalEncoder
 from evaluation.generation.engine import Engine, EngineConfig, EngineUnsupported, check_supported
@@ -125,13 +126,17 @@ class ChatSession:
         schemas are formatted once (:class:`evaluation.generation.render.ToolRenderer`; same text, checked)."""
         if not prompts:
             return []
-        texts = [self.renderer.render(prompt) for prompt in prompts]
-        return self.encoder.encode(texts, keys)
+        with record_function("session.render"):  # phases named for the profiler's timeline
+            texts = [self.renderer.render(prompt) for prompt in prompts]
+        with record_function("session.tokenize"):
+            return self.encoder.encode(texts, keys)
 
     def generate(self, encoded: Sequence[Sequence[int]], keys: Sequence[Hashable] | None) -> list[str]:
         """Replies to ``encoded`` prompts (from :meth:`encode`), one distinct key per prompt (``None``:
         no reuse, every prompt prefilled from its first token, as :func:`generate` does)."""
-        return self.decode(self.engine.generate_ids(encoded, self.max_new_tokens, keys=keys))
+        ids = self.engine.generate_ids(encoded, self.max_new_tokens, keys=keys)
+        with record_function("session.decode"):
+            return self.decode(ids)
 
     def decode(self, generated: Sequence[Sequence[int]]) -> list[str]:
         """Reply texts of generated ids (up to the first stop token or stop string)."""
