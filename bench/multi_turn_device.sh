@@ -15,7 +15,7 @@
 #   bash bench/multi_turn_device.sh rounds     the default path timed against the single-turn pass (~90 s)
 #   bash bench/multi_turn_device.sh fed        + the fed path at three chunk sizes and a profile of one (~5 min)
 #   bash bench/multi_turn_device.sh overlap    + fed with feed_overlap, and a profile of it (~4 min)
-#   bash bench/multi_turn_device.sh profile    + a profile of the rounds run (GPU idle by host phase)
+#   bash bench/multi_turn_device.sh profile    + profiles of the rounds run: GPU idle by host phase, cProfile, syncs (~5 min)
 #   bash bench/multi_turn_device.sh generate   + batched model.generate over the same conversations (long)
 #   bash bench/multi_turn_device.sh gpu-tests  the GPU-marked engine tests
 # Results (tables, logs, profiles) go to $OUT.
