@@ -323,7 +323,8 @@ class Engine:
         chunk is fed -- so the host's work there (a conversation's next turn: executing its calls,
         rendering and tokenizing its next prompt) runs while the GPU prefills the last chunk's -- and
         returns ``[(key, prompt), ...]`` to admit (a key finished, or a new one; keys being fed are
-        not evicted meanwhile); the cache grows if a fed prompt needs it. The call returns when no
+        not evicted meanwhile); the call has all of ``config.slots`` (within the cache budget) for the
+        keys ``feed`` brings, and the cache grows if a fed prompt needs it. The call returns when no
         prompt is left and ``feed`` returned none; every prompt's ids, fed ones included, go to
         ``feed`` once.
 
