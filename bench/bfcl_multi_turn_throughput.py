@@ -118,12 +118,13 @@ def run(args: argparse.Namespace) -> str:
         overlap: bool = False,
         fed: bool = False,
         longest_first: bool = True,
+        prefetch: int = 0,
     ) -> list:
         batch = args.slots if engine else args.generate_batch
         return run_conversations(
             model, tokenizer, items, source_dir, args.max_new_tokens, batch, limits,
             use_engine=engine, reuse=reuse, overlap=overlap, engine_totals=totals, engine_config=config,
-            fed=fed, longest_first=longest_first,
+            fed=fed, longest_first=longest_first, prefetch=prefetch,
         )  # fmt: skip
 
     # Warm-up: one untimed pass over the single-turn items (with each kernel). The first pass of a
@@ -174,6 +175,9 @@ def run(args: argparse.Namespace) -> str:
                     for n in args.feed_chunk
                 ]
             )
+            runs += [
+                (f"multi_turn_engine_reuse_prefetch-{n}", True, True, False, False) for n in args.prefetch
+            ]
             if args.feed_overlap:  # EngineConfig.feed_overlap: feed in a thread beside the decode steps
                 runs += [("multi_turn_engine_reuse_fed-overlap", True, True, False, "overlap")]
             runs += [] if args.skip_lanes else [("multi_turn_engine_reuse_lanes", True, True, True, False)]
@@ -189,7 +193,7 @@ def run(args: argparse.Namespace) -> str:
             with whole_renders(name.endswith("_whole-render")):
                 out, seconds = timed(
                     lambda c=run_config, e=engine, r=reuse, t=totals, o=overlap, q=bool(fed), n=name: (
-                        converse(c, e, r, t, o, q, not n.endswith("_in-order"))
+                        converse(c, e, r, t, o, q, not n.endswith("_in-order"), prefetch_of(n))
                     ),
                     args.device,
                 )
@@ -273,6 +277,12 @@ def flex_options(spec: str) -> tuple[tuple[str, int], ...] | None:
         return ()
     n, s, w = (int(x) for x in spec.split(":"))
     return (("BLOCK_N", n), ("num_stages", s), ("num_warps", w))
+
+
+def prefetch_of(name: str) -> int:
+    """A run's ``run_conversations(prefetch=)``, from its name (``..._prefetch-N``; 0 otherwise)."""
+    _, _, n = name.rpartition("_prefetch-")
+    return int(n) if n.isdigit() else 0
 
 
 def fed_config(config: EngineConfig, fed: int | str | bool) -> EngineConfig:
@@ -694,6 +704,15 @@ def main() -> None:
         action="store_true",
         help="one more fed run with EngineConfig.feed_overlap (the host's work for finished replies in a "
         "thread while the other slots decode; half the window starts, the rest joins meanwhile)",
+    )
+    parser.add_argument(
+        "--prefetch",
+        nargs="*",
+        type=int,
+        default=[],
+        metavar="N",
+        help="one more rounds run per N with run_conversations(prefetch=N): up to N next conversations' first "
+        "prompts rendered and tokenized in a thread while each round generates",
     )
     parser.add_argument(
         "--profile-overlap",

@@ -18,6 +18,7 @@ tokens its prompt does not share with what the cache holds.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Hashable, Sequence
 from typing import Any
 
@@ -109,6 +110,9 @@ class ChatSession:
         self.engine = Engine(model, self.stops, sequences, config)
         self.encoder = IncrementalEncoder(tokenizer)
         self.renderer = ToolRenderer(tokenizer)
+        #: held while the tokenizer, the renderer or the encoder is in use: a caller may encode from
+        #: another thread (prompts prepared ahead) while this one decodes replies
+        self.lock = threading.RLock()
 
     @property
     def max_prompt_tokens(self) -> int:
@@ -126,16 +130,17 @@ class ChatSession:
         schemas are formatted once (:class:`evaluation.generation.render.ToolRenderer`; same text, checked)."""
         if not prompts:
             return []
-        with record_function("session.render"):  # phases named for the profiler's timeline
-            texts = [self.renderer.render(prompt) for prompt in prompts]
-        with record_function("session.tokenize"):
-            return self.encoder.encode(texts, keys)
+        with self.lock:
+            with record_function("session.render"):  # phases named for the profiler's timeline
+                texts = [self.renderer.render(prompt) for prompt in prompts]
+            with record_function("session.tokenize"):
+                return self.encoder.encode(texts, keys)
 
     def generate(self, encoded: Sequence[Sequence[int]], keys: Sequence[Hashable] | None) -> list[str]:
         """Replies to ``encoded`` prompts (from :meth:`encode`), one distinct key per prompt (``None``:
         no reuse, every prompt prefilled from its first token, as :func:`generate` does)."""
         ids = self.engine.generate_ids(encoded, self.max_new_tokens, keys=keys)
-        with record_function("session.decode"):
+        with record_function("session.decode"), self.lock:
             return self.decode(ids)
 
     def decode(self, generated: Sequence[Sequence[int]]) -> list[str]:

@@ -3,6 +3,7 @@ BFCL's state and response checks, the conversation loop, and the whole evaluatio
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from collections import Counter
@@ -325,6 +326,7 @@ def test_longest_conversations_start_first_and_the_rounds_stay_full(
             self.rounds = []
             self.encoder = SimpleNamespace(forget=lambda key: None)
             self.engine = SimpleNamespace(totals=Counter())
+            self.lock = contextlib.nullcontext()
 
         def encode(self, prompts, keys):
             return [[1, 2, 3]] * len(prompts)
@@ -346,14 +348,18 @@ def test_longest_conversations_start_first_and_the_rounds_stay_full(
     assert in_order == [[0, 1], [0, 1], [0, 1], [2], [2], [2], [2]]
 
 
-def test_overlapped_lanes_give_the_same_conversations(fixtures_dir, bfcl_environments, tokenizer, tiny_model):
+def test_overlapped_lanes_give_the_same_conversations(
+    fixtures_dir, bfcl_environments, tokenizer, tiny_model, monkeypatch
+):
     """Two lanes (the engine generating one while the host steps the other) and more conversations than
     the window, so lanes refill: the same rows as one lane at a time, and no conversation loses its slot
     to the other lane."""
+    import threading
     from collections import Counter
 
     from evaluation.bfcl.multi_turn import run_conversations
     from evaluation.generation.engine import EngineConfig
+    from evaluation.generation.generate import ChatSession
 
     items = _items(fixtures_dir)[:6]
     totals: Counter[str] = Counter()
@@ -373,7 +379,23 @@ def test_overlapped_lanes_give_the_same_conversations(fixtures_dir, bfcl_environ
         fed=True,
         engine_config=EngineConfig(feed_overlap=True),
     )
-    assert lanes == serial == fed == overlapped and len(lanes) == 6
+    # first prompts tokenized ahead in a thread while the rounds generate: the same rows
+    threads = []
+    encode = ChatSession.encode
+
+    def recording(self, prompts, keys=None):
+        threads.append((threading.current_thread().name, len(prompts)))
+        return encode(self, prompts, keys)
+
+    monkeypatch.setattr(ChatSession, "encode", recording)
+    assert run_conversations(tiny_model, tokenizer, items, bfcl_environments, 6, 4) == serial
+    in_rounds, threads[:] = sum(n for _, n in threads), []
+    prefetched = run_conversations(tiny_model, tokenizer, items, bfcl_environments, 6, 4, prefetch=2)
+    assert lanes == serial == fed == overlapped == prefetched and len(lanes) == 6
+    # the two conversations past the window of four were tokenized ahead, by the prefetch thread, and
+    # their first prompts were not tokenized again
+    ahead = sum(n for name, n in threads if name.startswith("bfcl-prefetch"))
+    assert ahead == 2 and sum(n for _, n in threads) == in_rounds
     assert totals["evictions"] <= 2  # only to seat the 5th and 6th conversations
     assert totals["reused_tokens"] > totals["prefilled_tokens"]
 
