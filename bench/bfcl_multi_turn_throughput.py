@@ -478,6 +478,8 @@ def host_only(args: argparse.Namespace) -> str:
         f"rest) {cascade:.3e} ({cascade / own:.2f}x)"
     )
     lines.append(scripted_run(items, tokenizer, model, environment_dir(args.data), args, limits)[0])
+    if args.simulate_round:
+        lines.append(prefetch_run(items, tokenizer, model, environment_dir(args.data), args, limits))
     return "\n".join(lines)
 
 
@@ -537,6 +539,49 @@ def scripted_run(
         f"conversations, {replies_n} replies, {calls} calls executed, {seconds:.1f} s; environment requests: "
         f"{by_kind}; ended early: {dict(stopped) or 'none'}",
         out,
+    )
+
+
+def prefetch_run(items: list, tokenizer: Any, model: Any, source_dir: Path, args: Any, limits: Limits) -> str:
+    """What tokenizing first prompts ahead (``run_conversations(prefetch=)``) hides, with the GPU simulated:
+    each round's generation is a sleep of ``--simulate-round`` seconds (the GIL released, as while an
+    engine waits for the device) before the fixed replies are decoded under the session's lock. Rounds
+    without and with prefetch, alternating, two passes each; the host's time is the run's minus the
+    sleeps."""
+    from evaluation.generation import generate as gen
+
+    reply = "lorem ipsum " * 20
+    slept = [0]
+
+    def simulated(self: Any, encoded: list[list[int]], keys: Any) -> list[str]:
+        time.sleep(args.simulate_round)
+        slept[0] += 1
+        with self.lock:  # where the real session decodes the replies
+            return [reply] * len(encoded)
+
+    original = gen.ChatSession.generate
+    gen.ChatSession.generate = simulated
+    trials: dict[int, list[tuple[float, int]]] = {0: [], args.slots // 2: []}
+    try:
+        for _ in range(2):
+            for n in trials:
+                slept[0] = 0
+                start = time.perf_counter()
+                run_conversations(
+                    model, tokenizer, items, source_dir, args.max_new_tokens, args.slots, limits, prefetch=n
+                )
+                trials[n].append((time.perf_counter() - start, slept[0]))
+    finally:
+        gen.ChatSession.generate = original
+    parts = []
+    for n, runs in trials.items():
+        host = [t - k * args.simulate_round for t, k in runs]
+        parts.append(
+            f"prefetch {n}: {', '.join(f'{t:.1f}' for t, _ in runs)} s, host {', '.join(f'{h:.1f}' for h in host)} s"
+        )
+    return (
+        f"simulated GPU ({args.simulate_round} s a round, {trials[0][0][1]} rounds; fixed replies): "
+        + "; ".join(parts)
     )
 
 
@@ -704,6 +749,14 @@ def main() -> None:
         action="store_true",
         help="one more fed run with EngineConfig.feed_overlap (the host's work for finished replies in a "
         "thread while the other slots decode; half the window starts, the rest joins meanwhile)",
+    )
+    parser.add_argument(
+        "--simulate-round",
+        type=float,
+        default=0.85,
+        metavar="SECONDS",
+        help="--host-only: also time rounds whose generation is a sleep of this long (an H200's ~12 s of GPU "
+        "work over 14 rounds), without and with prefetching first prompts (0: leave out)",
     )
     parser.add_argument(
         "--prefetch",

@@ -146,7 +146,9 @@ def run_conversations(
     this many conversations next in line are rendered and tokenized in a background thread
     (:meth:`_Rounds.prefetch_soon`); the same prompts and replies. Off by default: not yet measured on a
     GPU (the host's prepare was 3.1 s of an H200's 6.3 s idle in a 17.7 s run, and most of its
-    tokenizing is first prompts).
+    tokenizing is first prompts). With each round's generation simulated by a 0.85 s sleep, prefetching
+    128 hid 0.5-1.8 s of the host's ~6 s on the CPU VM
+    (``bench/results/2026-12-04_bfcl_multi_turn_prefetch_simulated_cpu-2core.txt``).
 
     With a window smaller than the items, ``longest_first`` starts the conversations with the most
     user turns first (a stable sort; :func:`schedule`): the longest chains of rounds begin at once and
