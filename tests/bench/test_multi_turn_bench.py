@@ -128,3 +128,26 @@ def test_scripted_run_replies_with_the_ground_truth_and_executes_its_calls(bfcl_
     assert f"execute {executed} in" in line and f"{sum(r['n_calls'] for r in rows)} calls executed" in line
     scored = score_conversations([i for i, _ in done], [r for _, r in done], bfcl_environments)
     assert all(r["valid"] for r in scored)
+
+
+def test_prefetch_run_times_rounds_without_and_with_prefetch(bfcl_environments):
+    """--host-only's simulated-GPU line: rounds without and with prefetching first prompts, two passes
+    each, their time and the host's (the run's minus the sleeps), over the same rounds."""
+    import re
+    from types import SimpleNamespace
+
+    from bench.bfcl_multi_turn_throughput import prefetch_run
+    from contracts.bfcl import MULTI_TURN_CATEGORIES, load_multi_turn_category
+    from evaluation.bfcl.multi_turn import Limits
+    from tests.evaluation.conftest import FIXTURES, build_model, build_tokenizer
+
+    items = [i for name in MULTI_TURN_CATEGORIES for i in load_multi_turn_category(FIXTURES, name)]
+    tokenizer = build_tokenizer()
+    model = build_model(len(tokenizer))
+    args = SimpleNamespace(max_new_tokens=8, slots=4, simulate_round=0.01)
+    line = prefetch_run(items, tokenizer, model, bfcl_environments, args, Limits(max_prompt_tokens=None))
+    rounds = int(re.search(r"(\d+) rounds", line).group(1))
+    assert rounds >= 2 and "prefetch 0: " in line and "prefetch 2: " in line
+    for n in ("0", "2"):
+        total, host = re.search(rf"prefetch {n}: ([\d.]+), [\d.]+ s, host ([\d.]+), [\d.]+ s", line).groups()
+        assert 0 < float(host) <= float(total)
