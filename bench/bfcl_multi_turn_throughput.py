@@ -263,7 +263,9 @@ def run(args: argparse.Namespace) -> str:
         name = "multi_turn_engine_reuse" + (
             "_fed-overlap" if fed == "overlap" else f"_fed (feed_chunk {fed})" if fed else ""
         )
-        args.profile.write_text(profile_reuse(lambda: converse(config, fed=bool(fed)), args.device, name))
+        args.profile.write_text(
+            profile_reuse(lambda: converse(config, fed=bool(fed)), args.device, name, args.profile_syncs)
+        )
         lines.append(f"profile of one more {name} run (not timed above): {args.profile}")
     return "\n".join(lines)
 
@@ -647,7 +649,7 @@ def dump_batches(rounds: list[list[list[int]]], steps: int, path: Path) -> None:
             f.write(json.dumps(record) + "\n")
 
 
-def profile_reuse(fn: Any, device: str, name: str = "multi_turn_engine_reuse") -> str:
+def profile_reuse(fn: Any, device: str, name: str = "multi_turn_engine_reuse", syncs: bool = False) -> str:
     """Where one more run's time goes: torch.profiler's timeline (the GPU's idle time by host phase)
     and operators (by device time on CUDA), then, in a run of its own (its per-call overhead inflates
     the host's Python, which would swell the idle time of the phases that run it), cProfile's Python
@@ -679,7 +681,7 @@ def profile_reuse(fn: Any, device: str, name: str = "multi_turn_engine_reuse") -
     out.write(prof.key_averages().table(sort_by=sort, row_limit=40, max_name_column_width=60))
     out.write("\n\n## Python functions by cumulative time (the cProfile run)\n")
     pstats.Stats(py, stream=out).sort_stats("cumulative").print_stats(60)
-    if device == "cuda":
+    if device == "cuda" and syncs:
         out.write("\n## host-device synchronizations of one more run (torch.cuda.set_sync_debug_mode)\n")
         out.write(sync_points(fn))
     return out.getvalue()
@@ -766,6 +768,12 @@ def main() -> None:
         metavar="N",
         help="one more rounds run per N with run_conversations(prefetch=N): up to N next conversations' first "
         "prompts rendered and tokenized in a thread while each round generates",
+    )
+    parser.add_argument(
+        "--profile-syncs",
+        action="store_true",
+        help="with --profile on CUDA: one more run under torch.cuda.set_sync_debug_mode, counting the host's "
+        "waits for the GPU by where they happen",
     )
     parser.add_argument(
         "--profile-overlap",

@@ -16,7 +16,7 @@
 #   bash bench/multi_turn_device.sh fed        + the fed path at three chunk sizes and a profile of one (~5 min)
 #   bash bench/multi_turn_device.sh overlap    + fed with feed_overlap, and a profile of it (~4 min)
 #   bash bench/multi_turn_device.sh prefetch   + rounds with 64 and 128 first prompts tokenized ahead a round (~4 min)
-#   bash bench/multi_turn_device.sh profile    + profiles of the rounds run: GPU idle by host phase, cProfile, syncs (~5 min)
+#   bash bench/multi_turn_device.sh profile    + profiles of the rounds run: GPU idle by host phase, cProfile (~4 min)
 #   bash bench/multi_turn_device.sh generate   + batched model.generate over the same conversations (long)
 #   bash bench/multi_turn_device.sh gpu-tests  the GPU-marked engine tests
 # Results (tables, logs, profiles) go to $OUT.
