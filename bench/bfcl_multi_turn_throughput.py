@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> str:
         overlap: bool = False,
         fed: bool = False,
         longest_first: bool = True,
-        prefetch: int = 0,
+        prefetch: int | None = None,
     ) -> list:
         batch = args.slots if engine else args.generate_batch
         return run_conversations(
@@ -281,10 +281,11 @@ def flex_options(spec: str) -> tuple[tuple[str, int], ...] | None:
     return (("BLOCK_N", n), ("num_stages", s), ("num_warps", w))
 
 
-def prefetch_of(name: str) -> int:
-    """A run's ``run_conversations(prefetch=)``, from its name (``..._prefetch-N``; 0 otherwise)."""
+def prefetch_of(name: str) -> int | None:
+    """A run's ``run_conversations(prefetch=)``, from its name (``..._prefetch-N``; ``None``, the
+    default, otherwise)."""
     _, _, n = name.rpartition("_prefetch-")
-    return int(n) if n.isdigit() else 0
+    return int(n) if n.isdigit() else None
 
 
 def fed_config(config: EngineConfig, fed: int | str | bool) -> EngineConfig:
@@ -766,7 +767,8 @@ def main() -> None:
         type=int,
         default=[],
         metavar="N",
-        help="one more rounds run per N with run_conversations(prefetch=N): up to N next conversations' first "
+        help="one more rounds run per N with run_conversations(prefetch=N) (the default run: half the slots; 0: none): "
+        "up to N next conversations' first "
         "prompts rendered and tokenized in a thread while each round generates",
     )
     parser.add_argument(

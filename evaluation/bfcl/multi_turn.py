@@ -111,7 +111,7 @@ def run_conversations(
     engine_config: Any = None,
     fed: bool = False,
     longest_first: bool = True,
-    prefetch: int = 0,
+    prefetch: int | None = None,
 ) -> list[dict[str, Any]]:
     """Run every conversation to its end; one response row per item (``decoded`` per turn and step).
 
@@ -144,11 +144,10 @@ def run_conversations(
 
     ``prefetch`` (rounds on the engine): each round, while it generates, the first prompts of up to
     this many conversations next in line are rendered and tokenized in a background thread
-    (:meth:`_Rounds.prefetch_soon`); the same prompts and replies. Off by default: not yet measured on a
-    GPU (the host's prepare was 3.1 s of an H200's 6.3 s idle in a 17.7 s run, and most of its
-    tokenizing is first prompts). With each round's generation simulated by a 0.85 s sleep, prefetching
-    128 hid 0.5-1.8 s of the host's ~6 s on the CPU VM
-    (``bench/results/2026-12-04_bfcl_multi_turn_prefetch_simulated_cpu-2core.txt``).
+    (:meth:`_Rounds.prefetch_soon`); the same prompts and replies. ``None`` (the default): half the window
+    (128 of 256); 0: none. On an H200 over BFCL's 800 conversations, prefetching 64 or 128 took 0.97x the
+    rounds' time without it (15.8 s vs 16.4 s, the same replies;
+    ``bench/results/2026-12-04_bfcl_multi_turn_prefetch_h200.txt``).
 
     With a window smaller than the items, ``longest_first`` starts the conversations with the most
     user turns first (a stable sort; :func:`schedule`): the longest chains of rounds begin at once and
@@ -167,6 +166,8 @@ def run_conversations(
         if session is not None and reuse:  # a slot's cache bounds the conversation
             budget = session.max_prompt_tokens if budget is None else min(budget, session.max_prompt_tokens)
         window = batch_size if session is not None and reuse else len(items)
+        if prefetch is None:
+            prefetch = window // 2 if session is not None and reuse else 0
         convs = []
         for item in items:
             conv = _Conversation(item, tools=prompt_functions(item.functions, item.category))

@@ -19,8 +19,16 @@ Within one call, a piece several prompts hold (conversations with the same tools
 before any head is kept) is tokenized once: BFCL's first round of 256 first prompts tokenized 2.2M
 characters instead of 5.7M.
 
+The pieces go straight to the fast tokenizer's Rust backend (``encode_batch_fast``: no character
+offsets, which nothing here reads) where that gives what ``tokenizer(texts, add_special_tokens=False)``
+gives -- no truncation or padding set on the backend, special tokens matched as the tokenizer matches them
+(:func:`backend_encoder`). Over a round of 256 BFCL continuation prompts (short new pieces) that was 9.4 ms
+against 32.5 ms through the tokenizer's ``__call__``, which builds a ``BatchEncoding`` of every field; for
+whole prompts 0.61 s against 0.95 s (CPU VM, two threads).
+
 Exactness is checked, not assumed: on the first prompts split from scratch and on the first that
-continue from the cache, the encoder also tokenizes a few of them whole and compares; on any difference (a tokenizer whose normalizer or pre-tokenizer
+continue from the cache, the encoder also tokenizes a few of them whole (through the tokenizer's own
+``__call__``, the reference) and compares; on any difference (a tokenizer whose normalizer or pre-tokenizer
 reaches across special tokens) it logs why and tokenizes whole prompts from then on.
 """
 
@@ -29,10 +37,32 @@ from __future__ import annotations
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+
+def backend_encoder(tokenizer: Any) -> Callable[[list[str]], list[list[int]]] | None:
+    """``texts -> ids`` on a fast tokenizer's Rust backend, the same ids as ``tokenizer(texts,
+    add_special_tokens=False)["input_ids"]`` without building a ``BatchEncoding``; ``None`` where the
+    backend would not give those (no backend; truncation or padding set on it, which the tokenizer's call
+    would reset; its special-token splitting not the tokenizer's)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or not hasattr(backend, "encode_batch"):
+        return None
+    if getattr(backend, "truncation", None) is not None or getattr(backend, "padding", None) is not None:
+        return None
+    if bool(getattr(backend, "encode_special_tokens", False)) != bool(
+        getattr(tokenizer, "split_special_tokens", False)
+    ):
+        return None
+    encode = getattr(backend, "encode_batch_fast", None) or backend.encode_batch
+
+    def ids(texts: list[str]) -> list[list[int]]:
+        return [encoding.ids for encoding in encode(texts, add_special_tokens=False)]
+
+    return ids
 
 
 class IncrementalEncoder:
@@ -63,6 +93,11 @@ class IncrementalEncoder:
         #: characters tokenized, and characters taken from a key's cache, from a head, or from an identical
         #: piece of another prompt of the same call instead
         self.stats = {"tokenized_chars": 0, "cached_chars": 0, "shared_chars": 0, "repeated_chars": 0}
+        #: the pieces' tokenizer: the Rust backend where it gives the same ids, else the tokenizer's call
+        self._ids = backend_encoder(tokenizer) or self._call
+
+    def _call(self, texts: list[str]) -> list[list[int]]:
+        return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
 
     def _whole(self, texts: Sequence[str]) -> list[list[int]]:
         self.stats["tokenized_chars"] += sum(map(len, texts))
@@ -124,7 +159,7 @@ class IncrementalEncoder:
         self.stats["repeated_chars"] += sum(map(len, pieces)) - sum(map(len, distinct))
         for _, _, kind, bounds, _, _ in plans:
             self.stats["cached_chars" if kind == "cached" else "shared_chars"] += bounds[0]
-        ids = self.tokenizer(distinct, add_special_tokens=False)["input_ids"] if distinct else []
+        ids = self._ids(distinct) if distinct else []
         encoded = [ids[j] for j in where]
         out = []
         for key, text, _, bounds, head, first in plans:
@@ -153,13 +188,13 @@ class IncrementalEncoder:
     def _verify(self, kind: str, texts: list[str], got: list[list[int]]) -> None:
         if not self.enabled:
             return
-        whole = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        whole = self._call(texts)  # the reference: the tokenizer's own call
         bad = next((i for i, (a, b) in enumerate(zip(whole, got, strict=True)) if a != b), None)
         if bad is None:
             self.verified[kind] = True
             return
         log.warning(
-            "tokenizing at special tokens changed a prompt's ids (%d vs %d tokens, %s): tokenizing whole prompts",
+            "tokenizing pieces at special tokens changed a prompt's ids (%d vs %d tokens, %s): tokenizing whole prompts",
             len(got[bad]), len(whole[bad]), kind,
         )  # fmt: skip
         self.enabled = False

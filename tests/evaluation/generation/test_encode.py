@@ -160,3 +160,31 @@ def test_first_prompts_of_one_call_tokenize_their_common_system_turn_once(tokeni
     plain = IncrementalEncoder(Recording(), share_pieces=False)
     assert plain.encode(texts, keys=[0, 1, 2]) == got
     assert calls[0].count(head) == 3 and plain.stats["repeated_chars"] == 0
+
+
+def test_pieces_go_to_the_rust_backend_only_where_it_gives_the_tokenizers_ids(tokenizer):
+    """The backend's ``encode_batch_fast`` gives ``tokenizer(texts)``'s ids (special tokens, unicode,
+    spaces); a backend with truncation set (the tokenizer's call would reset it), or whose special-token
+    splitting is not the tokenizer's, is not used."""
+    import copy
+
+    from evaluation.generation.encode import backend_encoder
+
+    texts = [render_prompt(tokenizer, {"messages": h[-1], "tools": TOOLS}) for h in _conversations(3)] + [
+        "",
+        "  leading and trailing  ",
+        "Ünïcödé\tand <|im_end|> inside",
+    ]
+    fast = backend_encoder(tokenizer)
+    assert fast is not None
+    assert fast(texts) == tokenizer(texts, add_special_tokens=False)["input_ids"]
+    encoder = IncrementalEncoder(tokenizer)
+    assert encoder._ids is not encoder._call  # the incremental path uses it
+    truncating = copy.deepcopy(tokenizer)
+    truncating.backend_tokenizer.enable_truncation(max_length=8)
+    assert backend_encoder(truncating) is None
+    splitting = copy.deepcopy(tokenizer)
+    splitting.backend_tokenizer.encode_special_tokens = True
+    assert backend_encoder(splitting) is None
+    assert backend_encoder(SimpleNamespace()) is None  # a slow tokenizer: its call
+    assert IncrementalEncoder(_CountingTokenizer())._ids.__func__ is IncrementalEncoder._call
