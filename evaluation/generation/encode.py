@@ -200,3 +200,45 @@ class IncrementalEncoder:
         self.enabled = False
         self._cache.clear()
         self._heads.clear()
+
+
+class ReplyDecoder:
+    """``decoder(list_of_ids)`` -> ``[tokenizer.decode(ids, skip_special_tokens=True) for ids in ...]``, in
+    one call to the fast tokenizer's Rust backend (``decode_batch``, spread over its threads) where that
+    gives the same texts: no ``clean_up_tokenization_spaces`` (which the tokenizer applies after its
+    backend), and checked -- the first :attr:`VERIFY` replies are also decoded one by one by the tokenizer
+    and compared; on any difference it logs why and decodes one by one from then on."""
+
+    VERIFY = 8
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        usable = backend is not None and hasattr(backend, "decode_batch")
+        self._batch = (
+            backend.decode_batch
+            if usable and not getattr(tokenizer, "clean_up_tokenization_spaces", False)
+            else None
+        )
+        self.verified = 0
+
+    def _one_by_one(self, generated: Sequence[Sequence[int]]) -> list[str]:
+        return [self.tokenizer.decode(list(ids), skip_special_tokens=True) for ids in generated]
+
+    def __call__(self, generated: Sequence[Sequence[int]]) -> list[str]:
+        if self._batch is None or not generated:
+            return self._one_by_one(generated)
+        texts = self._batch([list(ids) for ids in generated], skip_special_tokens=True)
+        if self.verified < self.VERIFY:
+            n = self.VERIFY - self.verified
+            reference = self._one_by_one(generated[:n])
+            bad = next((i for i, (a, b) in enumerate(zip(texts, reference, strict=False)) if a != b), None)
+            if bad is not None:
+                log.warning(
+                    "the backend's batch decoding changed a reply (%r vs %r): decoding one by one",
+                    texts[bad][:80], reference[bad][:80],
+                )  # fmt: skip
+                self._batch = None
+                return self._one_by_one(generated)
+            self.verified += len(reference)
+        return texts

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch.profiler import record_function
 
-from evaluation.generation.encode import IncrementalEncoder
+from evaluation.generation.encode import IncrementalEncoder, ReplyDecoder
 from evaluation.generation.engine import Engine, EngineConfig, EngineUnsupported, check_supported
 from evaluation.generation.render import ToolRenderer, render_prompt
 
@@ -109,6 +109,7 @@ class ChatSession:
         config = dataclasses.replace(config or EngineConfig(), slots=slots)
         self.engine = Engine(model, self.stops, sequences, config)
         self.encoder = IncrementalEncoder(tokenizer)
+        self.decoder = ReplyDecoder(tokenizer)
         self.renderer = ToolRenderer(tokenizer)
         #: held while the tokenizer, the renderer or the encoder is in use: a caller may encode from
         #: another thread (prompts prepared ahead) while this one decodes replies
@@ -144,11 +145,10 @@ class ChatSession:
             return self.decode(ids)
 
     def decode(self, generated: Sequence[Sequence[int]]) -> list[str]:
-        """Reply texts of generated ids (up to the first stop token or stop string)."""
-        return [
-            truncate_at_stop(_decode_new(self.tokenizer, list(ids), self.stops), self.stop_strings)
-            for ids in generated
-        ]
+        """Reply texts of generated ids (up to the first stop token or stop string), in one batch call
+        (:class:`evaluation.generation.encode.ReplyDecoder`)."""
+        texts = self.decoder([_until_stop(list(ids), self.stops, keep=False) for ids in generated])
+        return [truncate_at_stop(text, self.stop_strings) for text in texts]
 
 
 def truncate_at_stop(text: str, stop_strings: Sequence[str]) -> str:
@@ -211,17 +211,14 @@ def hf_generate_ids(
     return outputs
 
 
-def _until_stop(ids: list[int], stops: list[int]) -> list[int]:
+def _until_stop(ids: list[int], stops: list[int], keep: bool = True) -> list[int]:
+    """``ids`` up to their first stop token, included (``keep``) or not."""
     for position, token in enumerate(ids):
         if token in stops:
-            return ids[: position + 1]
+            return ids[: position + keep]
     return ids
 
 
 def _decode_new(tokenizer: Any, ids: list[int], stops: list[int]) -> str:
     """Text of the generated ids up to (not including) the first stop token."""
-    for position, token in enumerate(ids):
-        if token in stops:
-            ids = ids[:position]
-            break
-    return tokenizer.decode(ids, skip_special_tokens=True)
+    return tokenizer.decode(_until_stop(ids, stops, keep=False), skip_special_tokens=True)

@@ -188,3 +188,31 @@ def test_pieces_go_to_the_rust_backend_only_where_it_gives_the_tokenizers_ids(to
     assert backend_encoder(splitting) is None
     assert backend_encoder(SimpleNamespace()) is None  # a slow tokenizer: its call
     assert IncrementalEncoder(_CountingTokenizer())._ids.__func__ is IncrementalEncoder._call
+
+
+def test_replies_decode_in_one_backend_call_with_the_tokenizers_texts(tokenizer, caplog):
+    """ReplyDecoder: the backend's batch decoding gives ``tokenizer.decode``'s texts (special tokens
+    skipped); a difference found by its check logs and falls back to decoding one by one."""
+    from evaluation.generation.encode import ReplyDecoder
+
+    texts = ["Ünïcödé  spaces\\tand tabs", '<tool_call>{"name": "get_weather"}</tool_call>', "", " lead"]
+    generated = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    generated[1] = generated[1] + [tokenizer.convert_tokens_to_ids("<|im_end|>")]  # a special token, skipped
+    expected = [tokenizer.decode(ids, skip_special_tokens=True) for ids in generated]
+    decoder = ReplyDecoder(tokenizer)
+    assert decoder._batch is not None
+    assert decoder(generated) == expected and decoder.verified == len(generated)
+
+    class Cleaning(SimpleNamespace):  # a tokenizer whose decode differs from its backend's
+        def decode(self, ids, skip_special_tokens=False):
+            return tokenizer.decode(ids, skip_special_tokens=skip_special_tokens).strip()
+
+    odd = Cleaning(backend_tokenizer=tokenizer.backend_tokenizer, clean_up_tokenization_spaces=False)
+    decoder = ReplyDecoder(odd)
+    with caplog.at_level(logging.WARNING):
+        assert decoder(generated) == [t.strip() for t in expected]
+    assert decoder._batch is None and "decoding one by one" in caplog.text
+    # clean_up_tokenization_spaces: the tokenizer's own decode from the start
+    assert ReplyDecoder(Cleaning(backend_tokenizer=None))._batch is None
+    cleaning = Cleaning(backend_tokenizer=tokenizer.backend_tokenizer, clean_up_tokenization_spaces=True)
+    assert ReplyDecoder(cleaning)._batch is None
