@@ -187,7 +187,13 @@ def run(args: argparse.Namespace) -> str:
                 runs += [("multi_turn_engine_reuse_whole-render", True, True, False, False)]
             if args.in_order:
                 runs += [("multi_turn_engine_reuse_in-order", True, True, False, False)]
-        for name, engine, reuse, overlap, fed in runs:  # fed: False, a feed_chunk, or "overlap"
+        # --repeats: the runs again, in reverse order every other pass (so neither comes first each time),
+        # rows named NAME@2, NAME@3, ...
+        passes = [runs if r % 2 == 0 else runs[::-1] for r in range(args.repeats)]
+        labelled = [
+            (f"{run[0]}@{r + 1}" if r else run[0], run) for r, runs_r in enumerate(passes) for run in runs_r
+        ]
+        for label, (name, engine, reuse, overlap, fed) in labelled:  # fed: False, a feed_chunk, or "overlap"
             totals: Counter[str] = Counter()
             run_config = fed_config(config, fed)
             with whole_renders(name.endswith("_whole-render")):
@@ -198,11 +204,11 @@ def run(args: argparse.Namespace) -> str:
                     args.device,
                 )
             replies = sum(len(step) for r in out for step in r["decoded"])
-            rows.append((name, len(items), replies, seconds))
-            base_of[name] = f"single_turn_engine{suffix}"
-            decoded[name] = [r["texts"] for r in out]
+            rows.append((label, len(items), replies, seconds))
+            base_of[label] = f"single_turn_engine{suffix}"
+            decoded[label] = [r["texts"] for r in out]
             if engine:
-                tokens[name] = totals
+                tokens[label] = totals
             print(rows[-1], dict(totals), flush=True)
     head = (
         f"# BFCL multi-turn throughput — {date.today()} — {platform.node()} — {args.device} "
@@ -331,7 +337,7 @@ def host_only(args: argparse.Namespace) -> str:
 
     warming = [True]  # the untimed first pass: nothing recorded
 
-    def fixed_replies(self: Any, encoded: list[list[int]], keys: Any) -> list[str]:
+    def fixed_replies(self: Any, encoded: list[list[int]], keys: Any, on_decode: Any = None) -> list[str]:
         copied = [list(e) for e in encoded]  # in every run, so each pays the same for it
         if len(rows) == 0 and not warming[0]:  # the first (incremental) run
             rounds.append(copied)
@@ -399,6 +405,7 @@ def host_only(args: argparse.Namespace) -> str:
                     args.slots,
                     limits,
                     overlap=False,  # the fixed replies stand in for ChatSession.generate
+                    prefetch=0,  # nothing to hide behind: prefetch_run below times it with a simulated GPU
                 ),
                 "cpu",
             )
@@ -504,7 +511,7 @@ def scripted_run(
 
     scripts: dict[int, Iterator[str]] = {}
 
-    def replies(self: Any, encoded: list[list[int]], keys: Any) -> list[str]:
+    def replies(self: Any, encoded: list[list[int]], keys: Any, on_decode: Any = None) -> list[str]:
         return [next(scripts.setdefault(k, script(items[k])), "Nothing more.") for k in keys]
 
     requests: Counter[str] = Counter()
@@ -528,7 +535,7 @@ def scripted_run(
             request_s.clear()
             start = time.perf_counter()
             out = run_conversations(
-                model, tokenizer, items, source_dir, args.max_new_tokens, args.slots, limits
+                model, tokenizer, items, source_dir, args.max_new_tokens, args.slots, limits, prefetch=0
             )
             seconds = time.perf_counter() - start
     finally:
@@ -556,7 +563,9 @@ def prefetch_run(items: list, tokenizer: Any, model: Any, source_dir: Path, args
     reply = "lorem ipsum " * 20
     slept = [0]
 
-    def simulated(self: Any, encoded: list[list[int]], keys: Any) -> list[str]:
+    def simulated(self: Any, encoded: list[list[int]], keys: Any, on_decode: Any = None) -> list[str]:
+        if on_decode is not None:  # where the engine calls it: its first decode steps queued
+            on_decode()
         time.sleep(args.simulate_round)
         slept[0] += 1
         with self.lock:  # where the real session decodes the replies
@@ -760,6 +769,12 @@ def main() -> None:
         metavar="SECONDS",
         help="--host-only: also time rounds whose generation is a sleep of this long (an H200's ~12 s of GPU "
         "work over 14 rounds), without and with prefetching first prompts (0: leave out)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="time the multi-turn runs this many times, every other pass in reverse order (rows NAME@2, ...)",
     )
     parser.add_argument(
         "--prefetch",

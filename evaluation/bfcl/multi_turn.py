@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -199,10 +200,11 @@ def run_conversations(
                             continue
                         active, prompts, encoded = batch
                         rounds.open_soon(active)  # the worker builds environments while the model generates
-                        rounds.prefetch_soon()  # and the next conversations' first prompts are tokenized
                         with record_function("mt.generate"):
                             if session is not None:
-                                texts = session.generate(encoded, [i for i, _ in active] if reuse else None)
+                                # and the next conversations' first prompts are tokenized once it decodes
+                                keys = [i for i, _ in active] if reuse else None
+                                texts = session.generate(encoded, keys, on_decode=rounds.prefetch_soon)
                             else:
                                 texts = generate(
                                     model,
@@ -266,6 +268,7 @@ class _Rounds:
     _prefetched: dict[int, tuple[int, list[int]]] = field(default_factory=dict)
     _prefetching: tuple[list[tuple[int, int]], Any] | None = None
     _prefetch_pool: Any = None
+    _switch: float | None = None  # the interpreter's switch interval before prefetching
 
     def close(self) -> None:
         """Wait for opens and prefetches under way (their sessions then close with the rest) and stop
@@ -278,14 +281,21 @@ class _Rounds:
         for pool in (self._pool, self._prefetch_pool):
             if pool is not None:
                 pool.shutdown()
+        if self._switch is not None:
+            sys.setswitchinterval(self._switch)
+            self._switch = None
 
     def prefetch_soon(self) -> None:
         """Start rendering and tokenizing, in a background thread, the first prompts of the next
-        :attr:`prefetch` conversations in line that have not started: called as a round starts
-        generating, so the host's work for the conversations that join later (544 of BFCL's 800, in a
-        window of 256) runs while the GPU decodes instead of between rounds. The session serializes its
-        tokenizer's use (:attr:`ChatSession.lock`), so the round's reply decoding waits for it if it
-        runs late; the next :meth:`prepare` collects it."""
+        :attr:`prefetch` conversations in line that have not started: called once a round's first
+        decode steps are queued (``on_decode`` of :meth:`ChatSession.generate`), so the host's work for
+        the conversations that join later (544 of BFCL's 800, in a window of 256) runs while the GPU
+        decodes instead of between rounds, and not during the round's admissions, whose host work the
+        GPU waits on (started before them, it took the GIL from them: on an H200 the engine's host phases
+        kept the GPU idle ~1 s longer over the run, as much as the prefetch saved). While prefetching,
+        the interpreter's switch interval is 1 ms (the decode loop gets the GIL back sooner). The
+        session serializes its tokenizer's use (:attr:`ChatSession.lock`), so the round's reply decoding
+        waits for it if it runs late; the next :meth:`prepare` collects it."""
         from concurrent.futures import ThreadPoolExecutor
 
         if not self.prefetch or self.session is None or self._prefetching is not None:
@@ -299,6 +309,8 @@ class _Rounds:
             return
         if self._prefetch_pool is None:
             self._prefetch_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bfcl-prefetch")
+            self._switch = sys.getswitchinterval()
+            sys.setswitchinterval(min(self._switch, 0.001))
         prompts = [{"messages": list(self.convs[i].messages), "tools": self.convs[i].tools} for i in ahead]
         future = self._prefetch_pool.submit(self.session.encode, prompts, ahead if self.reuse else None)
         self._prefetching = ([(i, len(p["messages"])) for i, p in zip(ahead, prompts, strict=True)], future)

@@ -305,6 +305,7 @@ class Engine:
         keys: Sequence[Hashable] | None = None,
         slot_range: range | None = None,
         feed: Feed | None = None,
+        on_decode: Callable[[], None] | None = None,
     ) -> list[list[int]]:
         """Generated token ids for each prompt (input order), at most ``max_new_tokens`` each.
 
@@ -336,7 +337,13 @@ class Engine:
         conversations has the other half prepared while the first half decodes, and the halves then
         take turns, one decoding while the host answers the other. ``feed`` must not use the model or
         the engine; the decode loop's host syncs release the GIL, and the interpreter's switch interval
-        is 1 ms during the call (the loop takes the GIL back sooner from a busy ``feed``)."""
+        is 1 ms during the call (the loop takes the GIL back sooner from a busy ``feed``).
+
+        ``on_decode`` is called once, as soon as the call's first decode steps are queued on the GPU
+        (after the first admissions' host work: ordering, planning, prefill launches): the moment for a
+        caller to start host work of its own in another thread (the next round's first prompts,
+        :meth:`evaluation.bfcl.multi_turn._Rounds.prefetch_soon`), which would otherwise compete for the
+        GIL with the admissions while the GPU waits on them."""
         if max_new_tokens < 1:
             raise ValueError("max_new_tokens must be >= 1")
         if not prompts:
@@ -384,7 +391,9 @@ class Engine:
         self.model.eval()
         try:
             with torch.inference_mode(), kernels.engine_attention(self.model, state):
-                return self._run(state, ids, max_new_tokens, keys, slot_range or range(state.slots), feed)
+                return self._run(
+                    state, ids, max_new_tokens, keys, slot_range or range(state.slots), feed, on_decode
+                )
         except BaseException:
             if keys is not None:  # the table may name K/V that was never written: start over
                 self.reset()
@@ -516,6 +525,7 @@ class Engine:
         keys: list[Hashable] | None = None,
         lane: range | None = None,
         feed: Feed | None = None,
+        on_decode: Callable[[], None] | None = None,
     ) -> list[list[int]]:
         lane = lane or range(state.slots)
         view = state if len(lane) == state.slots else state.narrow(lane.start, lane.stop)
@@ -635,6 +645,9 @@ class Engine:
                 with record_function("engine.decode"):
                     for _ in range(n_steps):
                         self._step(view, bound, graphs, (bound, lane.start, lane.stop), groups)
+                if on_decode is not None:  # the GPU has steps queued: the caller's own host work may start
+                    on_decode, started = None, on_decode
+                    started()
                 # K/V positions the decode attention covers: every slot to ``attend`` (sdpa, matmul), or
                 # each live slot to its own position (varlen; host-side bound: a slot stopped early counts)
                 counts["decode_kv_positions"] += len(lane) * attend * n_steps

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import torch
@@ -137,10 +137,16 @@ class ChatSession:
             with record_function("session.tokenize"):
                 return self.encoder.encode(texts, keys)
 
-    def generate(self, encoded: Sequence[Sequence[int]], keys: Sequence[Hashable] | None) -> list[str]:
+    def generate(
+        self,
+        encoded: Sequence[Sequence[int]],
+        keys: Sequence[Hashable] | None,
+        on_decode: Callable[[], None] | None = None,
+    ) -> list[str]:
         """Replies to ``encoded`` prompts (from :meth:`encode`), one distinct key per prompt (``None``:
-        no reuse, every prompt prefilled from its first token, as :func:`generate` does)."""
-        ids = self.engine.generate_ids(encoded, self.max_new_tokens, keys=keys)
+        no reuse, every prompt prefilled from its first token, as :func:`generate` does). ``on_decode``:
+        called once when the first decode steps are queued (:meth:`Engine.generate_ids`)."""
+        ids = self.engine.generate_ids(encoded, self.max_new_tokens, keys=keys, on_decode=on_decode)
         with record_function("session.decode"), self.lock:
             return self.decode(ids)
 

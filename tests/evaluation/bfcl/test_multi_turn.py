@@ -331,7 +331,7 @@ def test_longest_conversations_start_first_and_the_rounds_stay_full(
         def encode(self, prompts, keys):
             return [[1, 2, 3]] * len(prompts)
 
-        def generate(self, encoded, keys):
+        def generate(self, encoded, keys, on_decode=None):
             self.rounds.append(list(keys))
             return ["Done."] * len(encoded)
 

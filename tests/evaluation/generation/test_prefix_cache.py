@@ -598,3 +598,28 @@ def test_slot_ranges_keep_lanes_apart(gqa_model, rounds, kernel):
         engine.generate_ids([first], MAX_NEW, keys=["c"], slot_range=range(1, 3))
     with pytest.raises(ValueError, match="outside slot_range"):  # a key keeps to its range
         engine.generate_ids([first], MAX_NEW, keys=["a"], slot_range=range(1, 2))
+
+
+def test_on_decode_runs_once_when_the_first_decode_steps_are_queued(gqa_model, rounds, monkeypatch):
+    """``generate_ids(on_decode=)``: called once per call, after every prompt that fits is admitted and
+    the first decode steps are launched (never before an admission), with the same tokens as without."""
+    engine = Engine(gqa_model, STOPS, config=EVICTING)  # two slots: admissions go on after the first decode
+    events: list[str] = []
+    admit, step = Engine._admit_keyed, Engine._step
+
+    def admitting(self, *args, **kwargs):
+        events.append("admit")
+        return admit(self, *args, **kwargs)
+
+    def stepping(self, *args, **kwargs):
+        events.append("step")
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(Engine, "_admit_keyed", admitting)
+    monkeypatch.setattr(Engine, "_step", stepping)
+    for keys, prompts, ref in rounds:
+        events.clear()
+        assert engine.generate_ids(prompts, MAX_NEW, keys=keys, on_decode=lambda: events.append("on")) == ref
+        assert events.count("on") == 1
+        first = events.index("on")
+        assert events[first - 1] == "step" and events.index("admit") < events.index("step") < first
