@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> str:
         overlap: bool = False,
         fed: bool = False,
         longest_first: bool = True,
-        prefetch: int | None = None,
+        prefetch: int = 0,
     ) -> list:
         batch = args.slots if engine else args.generate_batch
         return run_conversations(
@@ -269,8 +269,14 @@ def run(args: argparse.Namespace) -> str:
         name = "multi_turn_engine_reuse" + (
             "_fed-overlap" if fed == "overlap" else f"_fed (feed_chunk {fed})" if fed else ""
         )
+        name += f"_prefetch-{args.profile_prefetch}" if args.profile_prefetch else ""
         args.profile.write_text(
-            profile_reuse(lambda: converse(config, fed=bool(fed)), args.device, name, args.profile_syncs)
+            profile_reuse(
+                lambda: converse(config, fed=bool(fed), prefetch=args.profile_prefetch),
+                args.device,
+                name,
+                args.profile_syncs,
+            )
         )
         lines.append(f"profile of one more {name} run (not timed above): {args.profile}")
     return "\n".join(lines)
@@ -287,11 +293,10 @@ def flex_options(spec: str) -> tuple[tuple[str, int], ...] | None:
     return (("BLOCK_N", n), ("num_stages", s), ("num_warps", w))
 
 
-def prefetch_of(name: str) -> int | None:
-    """A run's ``run_conversations(prefetch=)``, from its name (``..._prefetch-N``; ``None``, the
-    default, otherwise)."""
+def prefetch_of(name: str) -> int:
+    """A run's ``run_conversations(prefetch=)``, from its name (``..._prefetch-N``; 0 otherwise)."""
     _, _, n = name.rpartition("_prefetch-")
-    return int(n) if n.isdigit() else None
+    return int(n) if n.isdigit() else 0
 
 
 def fed_config(config: EngineConfig, fed: int | str | bool) -> EngineConfig:
@@ -782,7 +787,7 @@ def main() -> None:
         type=int,
         default=[],
         metavar="N",
-        help="one more rounds run per N with run_conversations(prefetch=N) (the default run: half the slots; 0: none): "
+        help="one more rounds run per N with run_conversations(prefetch=N) (the default run: none): "
         "up to N next conversations' first "
         "prompts rendered and tokenized in a thread while each round generates",
     )
@@ -796,6 +801,13 @@ def main() -> None:
         "--profile-overlap",
         action="store_true",
         help="with --profile: profile the feed_overlap run instead of the rounds run",
+    )
+    parser.add_argument(
+        "--profile-prefetch",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --profile: the profiled run prefetches N first prompts a round (run_conversations(prefetch=N))",
     )
     parser.add_argument(
         "--profile-fed",

@@ -15,7 +15,8 @@
 #   bash bench/multi_turn_device.sh rounds     the default path timed against the single-turn pass (~90 s)
 #   bash bench/multi_turn_device.sh fed        + the fed path at three chunk sizes and a profile of one (~5 min)
 #   bash bench/multi_turn_device.sh overlap    + fed with feed_overlap, and a profile of it (~4 min)
-#   bash bench/multi_turn_device.sh prefetch   the default (prefetch 128) and without (0), three times alternating, + a profile (~5 min)
+#   bash bench/multi_turn_device.sh prefetch   + rounds prefetching 128 first prompts, both three times alternating,
+#                                              and a profile of the prefetching run (~5 min)
 #   bash bench/multi_turn_device.sh profile    + profiles of the rounds run: GPU idle by host phase, cProfile (~4 min)
 #   bash bench/multi_turn_device.sh generate   + batched model.generate over the same conversations (long)
 #   bash bench/multi_turn_device.sh gpu-tests  the GPU-marked engine tests
@@ -37,8 +38,9 @@ case "${1:-rounds}" in
   fed)       "${run[@]}" --skip-generate --feed-chunk 32 64 128 --profile "$OUT/profile_fed.txt" --profile-fed 64 ;;
   overlap)   "${run[@]}" --skip-generate --skip-fed --feed-overlap --profile "$OUT/profile_overlap.txt" \
                --profile-overlap ;;
-  prefetch)  "${run[@]}" --skip-fed --skip-generate --prefetch 0 --repeats 3 --profile "$OUT/profile.txt" ;;
-  profile)   "${run[@]}" --skip-fed --skip-generate --prefetch 0 --profile "$OUT/profile.txt" ;;
+  prefetch)  "${run[@]}" --skip-fed --skip-generate --prefetch 128 --repeats 3 --profile "$OUT/profile.txt" \
+               --profile-prefetch 128 ;;
+  profile)   "${run[@]}" --skip-fed --skip-generate --profile "$OUT/profile.txt" ;;
   generate)  "${run[@]}" --skip-fed ;;
   gpu-tests) python3 -m pytest -q -p no:cacheprovider -m gpu tests/evaluation/generation ;;
   *) echo "unknown mode $1" >&2; exit 2 ;;

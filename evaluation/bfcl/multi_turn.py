@@ -112,7 +112,7 @@ def run_conversations(
     engine_config: Any = None,
     fed: bool = False,
     longest_first: bool = True,
-    prefetch: int | None = None,
+    prefetch: int = 0,
 ) -> list[dict[str, Any]]:
     """Run every conversation to its end; one response row per item (``decoded`` per turn and step).
 
@@ -143,12 +143,13 @@ def run_conversations(
     ``use_engine=False`` decodes with batched ``model.generate`` instead (the side-by-side baseline);
     ``engine_config`` (:class:`evaluation.generation.engine.EngineConfig`): the engine's other knobs.
 
-    ``prefetch`` (rounds on the engine): each round, while it generates, the first prompts of up to
-    this many conversations next in line are rendered and tokenized in a background thread
-    (:meth:`_Rounds.prefetch_soon`); the same prompts and replies. ``None`` (the default): half the window
-    (128 of 256); 0: none. On an H200 over BFCL's 800 conversations, prefetching 64 or 128 took 0.97x the
-    rounds' time without it (15.8 s vs 16.4 s, the same replies;
-    ``bench/results/2026-12-04_bfcl_multi_turn_prefetch_h200.txt``).
+    ``prefetch`` (rounds on the engine): each round, once its first decode steps are queued, the first
+    prompts of up to this many conversations next in line are rendered and tokenized in a background
+    thread (:meth:`_Rounds.prefetch_soon`); the same prompts and replies. Off by default: on an H200 over
+    BFCL's 800 conversations it took the round's host work for joining conversations off the GPU's idle
+    time (profile: idle 3.9 s of 15.8 s) but the timed runs did not show it: 0.97x the rounds' time
+    without it in one call, 1.04x and 1.02x (three alternating pairs) in two others, within the spread
+    between runs (``bench/results/2026-12-04_bfcl_multi_turn_prefetch_h200.txt``).
 
     With a window smaller than the items, ``longest_first`` starts the conversations with the most
     user turns first (a stable sort; :func:`schedule`): the longest chains of rounds begin at once and
@@ -167,8 +168,6 @@ def run_conversations(
         if session is not None and reuse:  # a slot's cache bounds the conversation
             budget = session.max_prompt_tokens if budget is None else min(budget, session.max_prompt_tokens)
         window = batch_size if session is not None and reuse else len(items)
-        if prefetch is None:
-            prefetch = window // 2 if session is not None and reuse else 0
         convs = []
         for item in items:
             conv = _Conversation(item, tools=prompt_functions(item.functions, item.category))

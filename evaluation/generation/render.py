@@ -15,8 +15,14 @@ in, learned once per tool set:
    once it is replaced by ``X_T``. Elsewhere (a template that writes the tools in several places, or
    differently as the messages change) the prompt is rendered whole, counted.
 
+A template's ``{% generation %}`` blocks (transformers' marks for assistant-token masks in training)
+render their body as it is, but each one costs a call into transformers' tracking extension: about a
+third of a BFCL prompt's rendering with its assistant turns (cProfile, H200 host). The renderer renders
+with :func:`inference_template` -- the same template with those blocks made plain ``if true`` blocks,
+the same whitespace control -- which writes the same text.
+
 Exactness is checked, not assumed: the first :attr:`ToolRenderer.VERIFY` spliced prompts are also
-rendered whole and compared; on any difference the renderer logs why and renders whole prompts from
+rendered whole with the tokenizer's own template and compared; on any difference the renderer logs why and renders whole prompts from
 then on. A tool set is keyed by the identity of its list and of its dicts (the caller does not mutate
 them in place: :mod:`evaluation.bfcl.multi_turn` builds a new list when a held-out function comes
 back); the renderer holds them, so an identity is never reused while cached.
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections import Counter
 from typing import Any
 
@@ -35,16 +42,31 @@ log = logging.getLogger(__name__)
 MARK = "__forge_stand_in_"
 
 
-def render_prompt(tokenizer: Any, prompt: Any) -> str:
-    """Prompt text for one input: strings pass through, conversations go through the chat template."""
+def render_prompt(tokenizer: Any, prompt: Any, chat_template: str | None = None) -> str:
+    """Prompt text for one input: strings pass through, conversations go through the chat template
+    (the tokenizer's, or ``chat_template``)."""
     if isinstance(prompt, str):
         return prompt
     if isinstance(prompt, list):  # bare message list
         prompt = {"messages": prompt}
     tools = prompt.get("tools") or None
+    extra = {"chat_template": chat_template} if chat_template is not None else {}
     return tokenizer.apply_chat_template(
-        prompt["messages"], tools=tools, add_generation_prompt=True, tokenize=False
+        prompt["messages"], tools=tools, add_generation_prompt=True, tokenize=False, **extra
     )
+
+
+_GENERATION = re.compile(r"\{%(-?)\s*generation\s*(-?)%\}")
+_END_GENERATION = re.compile(r"\{%(-?)\s*endgeneration\s*(-?)%\}")
+
+
+def inference_template(template: Any) -> str | None:
+    """``template`` with its ``{% generation %}...{% endgeneration %}`` blocks made ``{% if true
+    %}...{% endif %}`` (the same whitespace control): the same text, without transformers' assistant-mask
+    tracking. ``None`` when there is nothing to change (no such block, or not one template string)."""
+    if not isinstance(template, str) or not _GENERATION.search(template):
+        return None
+    return _END_GENERATION.sub(r"{%\1 endif \2%}", _GENERATION.sub(r"{%\1 if true \2%}", template))
 
 
 def stand_ins(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -74,6 +96,8 @@ class ToolRenderer:
 
     def __init__(self, tokenizer: Any) -> None:
         self.tokenizer = tokenizer
+        #: the template rendered with (:func:`inference_template`; ``None``: the tokenizer's own)
+        self.template = inference_template(getattr(tokenizer, "chat_template", None))
         self.enabled = True
         self.verified = 0
         #: tool-set key -> (its tools, held; the stand-ins' span, the real tools' span), or None where
@@ -89,20 +113,20 @@ class ToolRenderer:
         tools = None if isinstance(prompt, str | list) else prompt.get("tools")
         if not tools or not self.enabled or not all(isinstance(t, dict) for t in tools):
             self.stats["whole"] += 1
-            return render_prompt(self.tokenizer, prompt)
+            return render_prompt(self.tokenizer, prompt, self.template)
         key = self._key(tools)
         entry = self._spans.get(key)
         if entry is None:
             return self._learn(key, prompt, tools)
         span = entry[1]
         if span is not None:
-            cheap = render_prompt(self.tokenizer, {**prompt, "tools": stand_ins(tools)})
+            cheap = render_prompt(self.tokenizer, {**prompt, "tools": stand_ins(tools)}, self.template)
             if cheap.count(span[0]) == 1:
                 text = cheap.replace(span[0], span[1])
                 self.stats["spliced"] += 1
                 return self._verify(prompt, text) if self.verified < self.VERIFY else text
         self.stats["whole"] += 1
-        return render_prompt(self.tokenizer, prompt)
+        return render_prompt(self.tokenizer, prompt, self.template)
 
     def _key(self, tools: list[Any]) -> str:
         """A tool set's content and order (its ``repr``), computed once per list and dicts held. Not
@@ -115,8 +139,8 @@ class ToolRenderer:
         return known[1]
 
     def _learn(self, key: str, prompt: Any, tools: list[Any]) -> str:
-        text = render_prompt(self.tokenizer, prompt)
-        cheap = render_prompt(self.tokenizer, {**prompt, "tools": stand_ins(tools)})
+        text = render_prompt(self.tokenizer, prompt, self.template)
+        cheap = render_prompt(self.tokenizer, {**prompt, "tools": stand_ins(tools)}, self.template)
         head, end, cheap_end = differing_span(text, cheap)
         span = (cheap[head:cheap_end], text[head:end])
         self._spans[key] = (tools, span if MARK in span[0] else None)
@@ -130,9 +154,11 @@ class ToolRenderer:
             self.verified += 1
             return text
         log.warning(
-            "splicing the tools' text changed a prompt (%d vs %d characters): rendering whole prompts",
+            "splicing the tools' text changed a prompt (%d vs %d characters): rendering whole prompts "
+            "with the tokenizer's own template",
             len(text), len(whole),
         )  # fmt: skip
         self.enabled = False
+        self.template = None
         self._spans.clear()
         return whole

@@ -101,3 +101,31 @@ class _Ordered:
     def apply_chat_template(self, messages, tools=None, add_generation_prompt=True, tokenize=False):
         body = "".join(f"<{m['role']}>{m['content']}" for m in messages)
         return f"<tools>{[list(t.items()) for t in tools or []]}</tools>{body}<assistant>"
+
+
+def test_the_inference_template_renders_generation_blocks_as_they_are(tokenizer):
+    """The chat template's ``{% generation %}`` blocks (assistant masks) are plain blocks in the template
+    the renderer uses: the same text as the tokenizer's own template, assistant turns and tool calls included."""
+    from contracts.chat import CHAT_TEMPLATE
+    from evaluation.generation.render import inference_template
+
+    tokenizer = copy.deepcopy(tokenizer)
+    tokenizer.chat_template = template = CHAT_TEMPLATE  # the project's template: masks for SFT
+    assert "generation" in template and inference_template(template) is not None
+    stripped = inference_template(template)
+    assert "{%- generation" not in stripped and inference_template(stripped) is None
+    assert inference_template(None) is None and inference_template({"default": template}) is None
+    messages = [
+        {"role": "user", "content": "  hi\n"},
+        {"role": "assistant", "content": "Calling.", "tool_calls": [{"name": "f", "arguments": {"x": 1}}]},
+        {"role": "tool", "content": '{"ok": true}'},
+        {"role": "assistant", "content": "Done.\n"},
+        {"role": "user", "content": "again"},
+    ]
+    prompt = {"messages": messages, "tools": [{"name": "f", "description": "d", "parameters": {}}]}
+    assert render_prompt(tokenizer, prompt, stripped) == render_prompt(tokenizer, prompt)
+    renderer = ToolRenderer(tokenizer)
+    assert renderer.template == stripped
+    for _ in range(3):  # learned, then spliced (and checked against the tokenizer's own template)
+        assert renderer.render(prompt) == render_prompt(tokenizer, prompt)
+    assert renderer.enabled and renderer.template == stripped and renderer.verified == 2
