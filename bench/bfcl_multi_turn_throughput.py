@@ -178,6 +178,8 @@ def run(args: argparse.Namespace) -> str:
             runs += [
                 (f"multi_turn_engine_reuse_prefetch-{n}", True, True, False, False) for n in args.prefetch
             ]
+            if args.ramp_off:  # EngineConfig.prefill_ramp 0: an admission's first group as large as the rest
+                runs += [("multi_turn_engine_reuse_ramp-0", True, True, False, False)]
             if args.feed_overlap:  # EngineConfig.feed_overlap: feed in a thread beside the decode steps
                 runs += [("multi_turn_engine_reuse_fed-overlap", True, True, False, "overlap")]
             runs += [] if args.skip_lanes else [("multi_turn_engine_reuse_lanes", True, True, True, False)]
@@ -196,6 +198,8 @@ def run(args: argparse.Namespace) -> str:
         for label, (name, engine, reuse, overlap, fed) in labelled:  # fed: False, a feed_chunk, or "overlap"
             totals: Counter[str] = Counter()
             run_config = fed_config(config, fed)
+            if name.endswith("_ramp-0"):
+                run_config = dataclasses.replace(run_config, prefill_ramp=0)
             with whole_renders(name.endswith("_whole-render")):
                 out, seconds = timed(
                     lambda c=run_config, e=engine, r=reuse, t=totals, o=overlap, q=bool(fed), n=name: (
@@ -774,6 +778,12 @@ def main() -> None:
         metavar="SECONDS",
         help="--host-only: also time rounds whose generation is a sleep of this long (an H200's ~12 s of GPU "
         "work over 14 rounds), without and with prefetching first prompts (0: leave out)",
+    )
+    parser.add_argument(
+        "--ramp-off",
+        action="store_true",
+        help="one more rounds run with EngineConfig.prefill_ramp=0 (each admission's first prefill group as "
+        "large as the others), against the default's ramp",
     )
     parser.add_argument(
         "--repeats",

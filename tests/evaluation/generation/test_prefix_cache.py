@@ -273,6 +273,9 @@ def test_a_keyed_round_compares_each_continuing_prompt_with_its_slot_once(gqa_mo
         dataclasses.replace(EVICTING, decode_attention="varlen", prefill_attention="varlen"),
         dataclasses.replace(KEEPING, prefill_attention="packed"),  # new tokens packed, no padding
         dataclasses.replace(EVICTING, prefill_attention="packed", prefill_tokens=40),  # small packed groups
+        dataclasses.replace(
+            KEEPING, prefill_attention="packed", prefill_ramp=8
+        ),  # groups of 8, 16, 32.. tokens
         dataclasses.replace(KEEPING, decode_attention="cascade"),  # shared prefixes read once per group
         dataclasses.replace(EVICTING, decode_attention="cascade"),
         dataclasses.replace(KEEPING, decode_attention="flex"),  # a group's whole blocks from one member
@@ -295,6 +298,7 @@ def test_a_keyed_round_compares_each_continuing_prompt_with_its_slot_once(gqa_mo
         "evicting-varlen-both",
         "keeping-packed-prefill",
         "evicting-packed-prefill",
+        "keeping-packed-prefill-ramp",
         "keeping-cascade",
         "evicting-cascade",
         "keeping-flex",
@@ -623,3 +627,27 @@ def test_on_decode_runs_once_when_the_first_decode_steps_are_queued(gqa_model, r
         assert events.count("on") == 1
         first = events.index("on")
         assert events[first - 1] == "step" and events.index("admit") < events.index("step") < first
+
+
+def test_a_prefill_ramp_starts_with_a_small_group_and_doubles(gqa_model, rounds, monkeypatch):
+    """``prefill_ramp``: an admission's first group takes at most that many new tokens, the next ones
+    twice as many each, up to ``prefill_tokens``; without it one group takes everything that fits."""
+    sizes: list[list[int]] = []
+    extend = Engine._prefill_extend
+
+    def recording(self, state, prompts, starts, slots):
+        sizes[-1].append((sum(len(p) - s for p, s in zip(prompts, starts, strict=True)), len(prompts)))
+        return extend(self, state, prompts, starts, slots)
+
+    monkeypatch.setattr(Engine, "_prefill_extend", recording)
+    keys, prompts, reference = rounds[0]
+    for ramp in (0, 16):
+        sizes.append([])
+        config = dataclasses.replace(KEEPING, prefill_attention="packed", prefill_ramp=ramp)
+        assert Engine(gqa_model, STOPS, config=config).generate_ids(prompts, MAX_NEW, keys=keys) == reference
+    whole, ramped = sizes
+    assert sum(n for n, _ in whole) == sum(n for n, _ in ramped) and len(ramped) > len(whole)
+    limits = [16 * 2**k for k in range(len(ramped))]
+    # a group past its limit only when it is one prompt (a prompt is never split)
+    assert all(n <= limit or rows == 1 for (n, rows), limit in zip(ramped, limits, strict=True))
+    assert whole[0][0] > limits[0] and whole[0][1] > 1
