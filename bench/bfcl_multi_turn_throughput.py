@@ -178,8 +178,10 @@ def run(args: argparse.Namespace) -> str:
             runs += [
                 (f"multi_turn_engine_reuse_prefetch-{n}", True, True, False, False) for n in args.prefetch
             ]
-            if args.ramp_off:  # EngineConfig.prefill_ramp 0: an admission's first group as large as the rest
-                runs += [("multi_turn_engine_reuse_ramp-0", True, True, False, False)]
+            # EngineConfig.prefill_ramp N: an admission's first prefill group at most N new tokens, then doubling
+            runs += [
+                (f"multi_turn_engine_reuse_ramp-{n}", True, True, False, False) for n in args.prefill_ramp
+            ]
             if args.feed_overlap:  # EngineConfig.feed_overlap: feed in a thread beside the decode steps
                 runs += [("multi_turn_engine_reuse_fed-overlap", True, True, False, "overlap")]
             runs += [] if args.skip_lanes else [("multi_turn_engine_reuse_lanes", True, True, True, False)]
@@ -198,8 +200,9 @@ def run(args: argparse.Namespace) -> str:
         for label, (name, engine, reuse, overlap, fed) in labelled:  # fed: False, a feed_chunk, or "overlap"
             totals: Counter[str] = Counter()
             run_config = fed_config(config, fed)
-            if name.endswith("_ramp-0"):
-                run_config = dataclasses.replace(run_config, prefill_ramp=0)
+            _, ramp, n = label.partition("@")[0].rpartition("_ramp-")
+            if ramp and n.isdigit():
+                run_config = dataclasses.replace(run_config, prefill_ramp=int(n))
             with whole_renders(name.endswith("_whole-render")):
                 out, seconds = timed(
                     lambda c=run_config, e=engine, r=reuse, t=totals, o=overlap, q=bool(fed), n=name: (
@@ -780,10 +783,13 @@ def main() -> None:
         "work over 14 rounds), without and with prefetching first prompts (0: leave out)",
     )
     parser.add_argument(
-        "--ramp-off",
-        action="store_true",
-        help="one more rounds run with EngineConfig.prefill_ramp=0 (each admission's first prefill group as "
-        "large as the others), against the default's ramp",
+        "--prefill-ramp",
+        nargs="*",
+        type=int,
+        default=[],
+        metavar="N",
+        help="one more rounds run per N with EngineConfig.prefill_ramp=N (each admission's first prefill group "
+        "at most N new tokens, each next twice as many), against the default (0: no ramp)",
     )
     parser.add_argument(
         "--repeats",

@@ -18,7 +18,7 @@
 #   bash bench/multi_turn_device.sh prefetch   + rounds prefetching 128 first prompts, both three times alternating,
 #                                              and a profile of the prefetching run (~5 min)
 #   bash bench/multi_turn_device.sh profile    + profiles of the rounds run: GPU idle by host phase, cProfile (~4 min)
-#   bash bench/multi_turn_device.sh ramp       rounds with and without EngineConfig.prefill_ramp, three times
+#   bash bench/multi_turn_device.sh ramp       rounds without and with EngineConfig.prefill_ramp 2048, three times
 #                                              alternating, + a profile of the default (~5 min)
 #   bash bench/multi_turn_device.sh generate   + batched model.generate over the same conversations (long)
 #   bash bench/multi_turn_device.sh gpu-tests  the GPU-marked engine tests
@@ -43,7 +43,7 @@ case "${1:-rounds}" in
   prefetch)  "${run[@]}" --skip-fed --skip-generate --prefetch 128 --repeats 3 --profile "$OUT/profile.txt" \
                --profile-prefetch 128 ;;
   profile)   "${run[@]}" --skip-fed --skip-generate --profile "$OUT/profile.txt" ;;
-  ramp)      "${run[@]}" --skip-fed --skip-generate --ramp-off --repeats 3 --profile "$OUT/profile.txt" ;;
+  ramp)      "${run[@]}" --skip-fed --skip-generate --prefill-ramp 2048 --repeats 3 --profile "$OUT/profile.txt" ;;
   generate)  "${run[@]}" --skip-fed ;;
   gpu-tests) python3 -m pytest -q -p no:cacheprovider -m gpu tests/evaluation/generation ;;
   *) echo "unknown mode $1" >&2; exit 2 ;;

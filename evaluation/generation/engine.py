@@ -111,9 +111,10 @@ class EngineConfig:
     the window decoding apart part of the time:
     ``bench/results/2026-12-04_bfcl_multi_turn_fed_overlap_h200.txt``); ``prefill_ramp``: a keyed
     admission's first prefill group takes at most this many new tokens, each next one twice as many up
-    to ``prefill_tokens`` (0: every group up to ``prefill_tokens``) -- the GPU waits for the first group's
-    host planning only, and later groups are planned while the previous ones prefill, so the first
-    starts sooner (the first plan of each of BFCL's 14 rounds kept an H200 idle ~36 ms); ``shared_reads`` (``flex`` decode): slots whose caches hold the same first
+    to ``prefill_tokens`` (0, the default: every group up to ``prefill_tokens``) -- the GPU waits for the
+    first group's host planning only, and later groups are planned while the previous ones prefill (the
+    first plan of each of BFCL's 14 rounds kept an H200 idle ~36 ms). Off by default: not yet measured
+    on a GPU (``bench/multi_turn_device.sh ramp``); ``shared_reads`` (``flex`` decode): slots whose caches hold the same first
     tokens read that prefix's whole blocks from one member's cache, side by side, so it comes from
     HBM once per group and step (:func:`kernels.decode_flex`); off: each slot reads its own copy;
     ``flex_split``: CTAs per (slot, K/V head) of the flex decoding kernel (:func:`kernels.flex_plan`);
@@ -167,7 +168,7 @@ class EngineConfig:
     slots: int = 64
     sync_every: int = 8
     prefill_tokens: int = 16384
-    prefill_ramp: int = 2048
+    prefill_ramp: int = 0
     attend_bucket: int = 256
     cuda_graphs: bool = True
     decode_attention: str = "auto"
