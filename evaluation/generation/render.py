@@ -21,8 +21,16 @@ third of a BFCL prompt's rendering with its assistant turns (cProfile, H200 host
 with :func:`inference_template` -- the same template with those blocks made plain ``if true`` blocks,
 the same whitespace control -- which writes the same text.
 
-Exactness is checked, not assumed: the first :attr:`ToolRenderer.VERIFY` spliced prompts are also
-rendered whole with the tokenizer's own template and compared; on any difference the renderer logs why and renders whole prompts from
+A spliced render's messages go to the compiled template directly (transformers'
+``_compile_jinja_template``, cached by it) rather than through ``apply_chat_template``, which first
+rebuilds every message out of plain data (``_plain_template_data``: its guard against rich objects that
+the sandbox must not see; about a third of a render): these messages are the caller's plain dicts, and
+only messages with the keys a chat message has (role, content, tool calls, name, tool-call id) take
+that path; the rest go through ``apply_chat_template``.
+
+Exactness is checked, not assumed: the first :attr:`ToolRenderer.VERIFY` spliced prompts, and one in
+every :attr:`ToolRenderer.VERIFY_EVERY` after them, are also rendered whole through the tokenizer's own
+``apply_chat_template`` and template and compared; on any difference the renderer logs why and renders whole prompts from
 then on. A tool set is keyed by the identity of its list and of its dicts (the caller does not mutate
 them in place: :mod:`evaluation.bfcl.multi_turn` builds a new list when a held-out function comes
 back); the renderer holds them, so an identity is never reused while cached.
@@ -69,6 +77,24 @@ def inference_template(template: Any) -> str | None:
     return _END_GENERATION.sub(r"{%\1 endif \2%}", _GENERATION.sub(r"{%\1 if true \2%}", template))
 
 
+#: the keys of a message that the direct render takes (others -- reasoning fields, which
+#: ``apply_chat_template`` aliases, or anything else -- go through ``apply_chat_template``)
+PLAIN_KEYS = frozenset({"role", "content", "tool_calls", "name", "tool_call_id"})
+
+
+def compiled_template(template: Any) -> Any:
+    """transformers' compiled (sandboxed, cached) form of ``template``; ``None`` where this version of
+    transformers has no such function or the template is not one string."""
+    if not isinstance(template, str):
+        return None
+    try:
+        from transformers.utils.chat_template_utils import _compile_jinja_template
+
+        return _compile_jinja_template(template)
+    except Exception:  # noqa: BLE001 - a transformers without it: apply_chat_template, as before
+        return None
+
+
 def stand_ins(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One small tool standing for all of ``tools``, shaped like the first (OpenAI's ``{"type",
     "function"}`` wrapper or a bare function), with a marker name and nothing to serialize. One, not
@@ -93,11 +119,16 @@ class ToolRenderer:
 
     #: spliced prompts also rendered whole and compared (a few: each costs a whole render)
     VERIFY = 4
+    #: after those, one spliced prompt in this many is checked too (the direct render's messages vary)
+    VERIFY_EVERY = 256
 
     def __init__(self, tokenizer: Any) -> None:
         self.tokenizer = tokenizer
         #: the template rendered with (:func:`inference_template`; ``None``: the tokenizer's own)
         self.template = inference_template(getattr(tokenizer, "chat_template", None))
+        #: the spliced renders' template, compiled (:func:`compiled_template`; ``None``: apply_chat_template)
+        self._compiled = compiled_template(self.template or getattr(tokenizer, "chat_template", None))
+        self._special = dict(getattr(tokenizer, "special_tokens_map", {}) or {}) if self._compiled else {}
         self.enabled = True
         self.verified = 0
         #: tool-set key -> (its tools, held; the stand-ins' span, the real tools' span), or None where
@@ -111,36 +142,49 @@ class ToolRenderer:
 
     def render(self, prompt: Any) -> str:
         tools = None if isinstance(prompt, str | list) else prompt.get("tools")
-        if not tools or not self.enabled or not all(isinstance(t, dict) for t in tools):
+        key = self._key(tools) if tools and self.enabled else None
+        if key is None:
             self.stats["whole"] += 1
             return render_prompt(self.tokenizer, prompt, self.template)
-        key = self._key(tools)
         entry = self._spans.get(key)
         if entry is None:
             return self._learn(key, prompt, tools)
         span = entry[1]
         if span is not None:
-            cheap = render_prompt(self.tokenizer, {**prompt, "tools": stand_ins(tools)}, self.template)
+            cheap = self._render_cheap(prompt["messages"], stand_ins(tools))
             if cheap.count(span[0]) == 1:
                 text = cheap.replace(span[0], span[1])
                 self.stats["spliced"] += 1
-                return self._verify(prompt, text) if self.verified < self.VERIFY else text
+                due = self.verified < self.VERIFY or self.stats["spliced"] % self.VERIFY_EVERY == 0
+                return self._verify(prompt, text) if due else text
         self.stats["whole"] += 1
         return render_prompt(self.tokenizer, prompt, self.template)
 
-    def _key(self, tools: list[Any]) -> str:
-        """A tool set's content and order (its ``repr``), computed once per list and dicts held. Not
-        canonical JSON: two sets that differ only in their keys' order may render differently, so they
-        are two keys; and ``repr`` is about twice as fast (BFCL's 1,000-odd tool lists: ~140 vs ~290 µs each)."""
+    def _render_cheap(self, messages: list[Any], tools: list[dict[str, Any]]) -> str:
+        """The prompt with stand-in ``tools``: on the compiled template when every message is a plain
+        chat message (``None`` values dropped, as ``apply_chat_template`` drops them), else through it."""
+        if self._compiled is not None and all(type(m) is dict and m.keys() <= PLAIN_KEYS for m in messages):
+            plain = [{k: v for k, v in m.items() if v is not None} for m in messages]
+            return self._compiled.render(
+                messages=plain, tools=tools, documents=None, add_generation_prompt=True, **self._special
+            )
+        return render_prompt(self.tokenizer, {"messages": messages, "tools": tools}, self.template)
+
+    def _key(self, tools: list[Any]) -> str | None:
+        """A tool set's content and order (its ``repr``), computed once per list and dicts held (``None``:
+        not a list of dicts, rendered whole). Not canonical JSON: two sets that differ only in their keys'
+        order may render differently, so they are two keys; and ``repr`` is about twice as fast (BFCL's
+        1,000-odd tool lists: ~140 vs ~290 µs each)."""
         ident = (id(tools), *map(id, tools))
         known = self._keys.get(ident)
         if known is None:
-            known = self._keys[ident] = (tools, repr(tools))
+            plain = all(isinstance(t, dict) for t in tools)
+            known = self._keys[ident] = (tools, repr(tools) if plain else None)
         return known[1]
 
     def _learn(self, key: str, prompt: Any, tools: list[Any]) -> str:
         text = render_prompt(self.tokenizer, prompt, self.template)
-        cheap = render_prompt(self.tokenizer, {**prompt, "tools": stand_ins(tools)}, self.template)
+        cheap = self._render_cheap(prompt["messages"], stand_ins(tools))
         head, end, cheap_end = differing_span(text, cheap)
         span = (cheap[head:cheap_end], text[head:end])
         self._spans[key] = (tools, span if MARK in span[0] else None)
@@ -159,6 +203,6 @@ class ToolRenderer:
             len(text), len(whole),
         )  # fmt: skip
         self.enabled = False
-        self.template = None
+        self.template = self._compiled = None
         self._spans.clear()
         return whole

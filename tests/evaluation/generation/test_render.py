@@ -129,3 +129,46 @@ def test_the_inference_template_renders_generation_blocks_as_they_are(tokenizer)
     for _ in range(3):  # learned, then spliced (and checked against the tokenizer's own template)
         assert renderer.render(prompt) == render_prompt(tokenizer, prompt)
     assert renderer.enabled and renderer.template == stripped and renderer.verified == 2
+
+
+def test_spliced_renders_go_to_the_compiled_template_only_for_plain_messages(tokenizer, monkeypatch, caplog):
+    """A spliced render's messages go straight to the compiled template (no apply_chat_template) when they
+    are plain chat messages (``None`` values dropped, as apply_chat_template does): the same text; other
+    messages go through apply_chat_template; the check every VERIFY_EVERY spliced prompts catches a
+    compiled path that writes differently, and turns it off."""
+    from contracts.chat import CHAT_TEMPLATE
+
+    tokenizer = copy.deepcopy(tokenizer)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    reference = [render_prompt(tokenizer, {"messages": h[-1], "tools": TOOLS}) for h in _conversations(3)]
+    renderer = ToolRenderer(tokenizer)
+    assert renderer._compiled is not None
+    calls = []
+    apply = type(tokenizer).apply_chat_template
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return apply(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(tokenizer), "apply_chat_template", counting)
+    histories = _conversations(3)
+    renderer.render({"messages": histories[0][0], "tools": TOOLS})  # learned: apply_chat_template
+    renderer.verified = ToolRenderer.VERIFY  # past the first checks
+    calls.clear()
+    for h, expected in zip(histories, reference, strict=True):
+        messages = [{**m, "name": None} for m in h[-1]]  # None values are dropped
+        assert renderer.render({"messages": messages, "tools": TOOLS}) == expected
+    assert not calls  # spliced on the compiled template alone
+    odd = [{**h, "reasoning_content": "x"} if h["role"] == "assistant" else h for h in histories[0][-1]]
+    assert renderer.render({"messages": odd, "tools": TOOLS}) == render_prompt(
+        tokenizer, {"messages": odd, "tools": TOOLS}
+    )
+    assert calls  # not a plain chat message: apply_chat_template
+    # a compiled path that writes otherwise is caught by the periodic check
+    real = renderer._compiled
+    renderer._compiled = type("Odd", (), {"render": lambda self, **kw: real.render(**kw) + " "})()
+    renderer.stats["spliced"] = ToolRenderer.VERIFY_EVERY - 1
+    with caplog.at_level(logging.WARNING):
+        prompt = {"messages": histories[1][-1], "tools": TOOLS}
+        assert renderer.render(prompt) == render_prompt(tokenizer, prompt)
+    assert not renderer.enabled and renderer._compiled is None
