@@ -182,6 +182,8 @@ def run(args: argparse.Namespace) -> str:
             runs += [
                 (f"multi_turn_engine_reuse_ramp-{n}", True, True, False, False) for n in args.prefill_ramp
             ]
+            # EngineConfig.sync_every N: decode steps between the host's reads of the finished flags
+            runs += [(f"multi_turn_engine_reuse_sync-{n}", True, True, False, False) for n in args.sync_every]
             if args.feed_overlap:  # EngineConfig.feed_overlap: feed in a thread beside the decode steps
                 runs += [("multi_turn_engine_reuse_fed-overlap", True, True, False, "overlap")]
             runs += [] if args.skip_lanes else [("multi_turn_engine_reuse_lanes", True, True, True, False)]
@@ -200,9 +202,7 @@ def run(args: argparse.Namespace) -> str:
         for label, (name, engine, reuse, overlap, fed) in labelled:  # fed: False, a feed_chunk, or "overlap"
             totals: Counter[str] = Counter()
             run_config = fed_config(config, fed)
-            _, ramp, n = label.partition("@")[0].rpartition("_ramp-")
-            if ramp and n.isdigit():
-                run_config = dataclasses.replace(run_config, prefill_ramp=int(n))
+            run_config = tuned_config(run_config, label)
             with whole_renders(name.endswith("_whole-render")):
                 out, seconds = timed(
                     lambda c=run_config, e=engine, r=reuse, t=totals, o=overlap, q=bool(fed), n=name: (
@@ -301,9 +301,24 @@ def flex_options(spec: str) -> tuple[tuple[str, int], ...] | None:
 
 
 def prefetch_of(name: str) -> int:
-    """A run's ``run_conversations(prefetch=)``, from its name (``..._prefetch-N``; 0 otherwise)."""
-    _, _, n = name.rpartition("_prefetch-")
+    """A run's ``run_conversations(prefetch=)``, from its name (``..._prefetch-N``, a repeat's ``@K``
+    ignored; 0 otherwise)."""
+    _, _, n = name.partition("@")[0].rpartition("_prefetch-")
     return int(n) if n.isdigit() else 0
+
+
+#: run-name suffixes (``..._ramp-N``, ``..._sync-N``) and the EngineConfig field each sets to N
+TUNED = {"_ramp-": "prefill_ramp", "_sync-": "sync_every"}
+
+
+def tuned_config(config: EngineConfig, label: str) -> EngineConfig:
+    """``config`` with the field a run's name tunes (``TUNED``; ``@K``, a repeat, ignored) set."""
+    name = label.partition("@")[0]
+    for suffix, field in TUNED.items():
+        _, found, n = name.rpartition(suffix)
+        if found and n.isdigit():
+            return dataclasses.replace(config, **{field: int(n)})
+    return config
 
 
 def fed_config(config: EngineConfig, fed: int | str | bool) -> EngineConfig:
@@ -790,6 +805,15 @@ def main() -> None:
         metavar="N",
         help="one more rounds run per N with EngineConfig.prefill_ramp=N (each admission's first prefill group "
         "at most N new tokens, each next twice as many), against the default (0: no ramp)",
+    )
+    parser.add_argument(
+        "--sync-every",
+        nargs="*",
+        type=int,
+        default=[],
+        metavar="N",
+        help="one more rounds run per N with EngineConfig.sync_every=N (decode steps between the host's reads "
+        "of the finished flags; the default 8)",
     )
     parser.add_argument(
         "--repeats",

@@ -151,3 +151,18 @@ def test_prefetch_run_times_rounds_without_and_with_prefetch(bfcl_environments):
     for n in ("0", "2"):
         total, host = re.search(rf"prefetch {n}: ([\d.]+), [\d.]+ s, host ([\d.]+), [\d.]+ s", line).groups()
         assert 0 < float(host) <= float(total)
+
+
+def test_run_names_set_the_engine_knobs_they_tune():
+    """``..._ramp-N`` / ``..._sync-N`` set prefill_ramp / sync_every (a repeat's ``@K`` ignored);
+    ``..._prefetch-N`` is run_conversations' prefetch; other names leave the defaults."""
+    from bench.bfcl_multi_turn_throughput import prefetch_of, tuned_config
+    from evaluation.generation.engine import EngineConfig
+
+    base = EngineConfig(slots=4)
+    assert tuned_config(base, "multi_turn_engine_reuse_ramp-2048@2").prefill_ramp == 2048
+    synced = tuned_config(base, "multi_turn_engine_reuse_sync-16")
+    assert synced.sync_every == 16 and synced.slots == 4 and synced.prefill_ramp == base.prefill_ramp
+    assert tuned_config(base, "multi_turn_engine_reuse@3") == base
+    assert prefetch_of("multi_turn_engine_reuse_prefetch-128@2") == 128
+    assert prefetch_of("multi_turn_engine_reuse") == 0
