@@ -20,8 +20,8 @@
 #   bash bench/multi_turn_device.sh profile    + profiles of the rounds run: GPU idle by host phase, cProfile (~4 min)
 #   bash bench/multi_turn_device.sh ramp       rounds without and with EngineConfig.prefill_ramp 2048, three times
 #                                              alternating, + a profile of the default (~5 min)
-#   bash bench/multi_turn_device.sh tune       rounds: the default, prefill_ramp 2048, sync_every 16; twice, the
-#                                              second pass reversed (~4 min)
+#   bash bench/multi_turn_device.sh tune       rounds: the default, prefill_ramp 2048, sync_every 16, 8 encoder
+#                                              worker processes; twice, the second pass reversed (~5 min)
 #   bash bench/multi_turn_device.sh generate   + batched model.generate over the same conversations (long)
 #   bash bench/multi_turn_device.sh gpu-tests  the GPU-marked engine tests
 # Results (tables, logs, profiles) go to $OUT.
@@ -46,7 +46,8 @@ case "${1:-rounds}" in
                --profile-prefetch 128 ;;
   profile)   "${run[@]}" --skip-fed --skip-generate --profile "$OUT/profile.txt" ;;
   ramp)      "${run[@]}" --skip-fed --skip-generate --prefill-ramp 2048 --repeats 3 --profile "$OUT/profile.txt" ;;
-  tune)      "${run[@]}" --skip-fed --skip-generate --prefill-ramp 2048 --sync-every 16 --repeats 2 ;;
+  tune)      "${run[@]}" --skip-fed --skip-generate --prefill-ramp 2048 --sync-every 16 --encode-workers 8 \
+               --repeats 2 ;;
   generate)  "${run[@]}" --skip-fed ;;
   gpu-tests) python3 -m pytest -q -p no:cacheprovider -m gpu tests/evaluation/generation ;;
   *) echo "unknown mode $1" >&2; exit 2 ;;

@@ -324,9 +324,14 @@ def test_longest_conversations_start_first_and_the_rounds_stay_full(
 
         def __init__(self):
             self.rounds = []
-            self.encoder = SimpleNamespace(forget=lambda key: None)
             self.engine = SimpleNamespace(totals=Counter())
             self.lock = contextlib.nullcontext()
+
+        def forget(self, key):
+            pass
+
+        def close(self):
+            pass
 
         def encode(self, prompts, keys):
             return [[1, 2, 3]] * len(prompts)
@@ -396,6 +401,9 @@ def test_overlapped_lanes_give_the_same_conversations(
     # the two conversations past the window of four were tokenized ahead, by the prefetch thread, and their first prompts were not tokenized again
     ahead = sum(n for name, n in threads if name.startswith("bfcl-prefetch"))
     assert ahead == 2 and sum(n for _, n in threads) == in_rounds
+    # prompts rendered and tokenized in a worker process (once it has started): the same rows
+    pooled = run_conversations(tiny_model, tokenizer, items, bfcl_environments, 6, 4, encode_workers=1)
+    assert pooled == serial
     assert totals["evictions"] <= 2  # only to seat the 5th and 6th conversations
     assert totals["reused_tokens"] > totals["prefilled_tokens"]
 
