@@ -19,6 +19,16 @@ Within one call, a piece several prompts hold (conversations with the same tools
 before any head is kept) is tokenized once: BFCL's first round of 256 first prompts tokenized 2.2M
 characters instead of 5.7M.
 
+A long piece -- a system turn with a tool set's docs, which chat templates write one tool per line -- is
+tokenized line by line, each line once: BFCL's 266 tool sets are 6.5M characters of system turns over a run
+but 134 distinct lines (100k characters). A line here ends at a newline followed by a character that is
+not whitespace; byte-level pre-tokenizers (GPT-2's, Llama 3's, Qwen's) never join a newline with what
+follows it unless that is whitespace, so the ids of the lines put end to end are the piece's. That too is
+checked (the first :attr:`IncrementalEncoder.LINES_VERIFY` line-split pieces and one in
+:attr:`IncrementalEncoder.LINES_VERIFY_EVERY` after them, tokenized whole and compared); a tokenizer for
+which it does not hold (SentencePiece's metaspace, a prefix space added to every text) tokenizes long
+pieces whole from then on.
+
 The pieces go straight to the fast tokenizer's Rust backend (``encode_batch_fast``: no character
 offsets, which nothing here reads) where that gives what ``tokenizer(texts, add_special_tokens=False)``
 gives -- no truncation or padding set on the backend, special tokens matched as the tokenizer matches them
@@ -74,10 +84,27 @@ class IncrementalEncoder:
     #: a head shorter than this many characters is not kept (a tool set's docs or a system prompt is)
     MIN_HEAD = 1000
 
-    def __init__(self, tokenizer: Any, *, share_heads: bool = True, share_pieces: bool = True) -> None:
+    #: a piece at least this many characters long is tokenized line by line (its lines' ids kept)
+    LINES_FROM = 2048
+    #: lines kept with their ids (the least recently used dropped past this many)
+    LINES = 16384
+    #: line-split pieces also tokenized whole and compared: the first this many, ...
+    LINES_VERIFY = 4
+    #: ... and after them one in this many
+    LINES_VERIFY_EVERY = 64
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        *,
+        share_heads: bool = True,
+        share_pieces: bool = True,
+        share_lines: bool = True,
+    ) -> None:
         self.tokenizer = tokenizer
         self.share_heads = share_heads
         self.share_pieces = share_pieces  # a piece several prompts of a call hold tokenized once
+        self.share_lines = share_lines  # a long piece tokenized line by line, each line once
         specials = sorted(
             (t.content for t in getattr(tokenizer, "added_tokens_decoder", {}).values() if t.special),
             key=len,
@@ -90,9 +117,17 @@ class IncrementalEncoder:
         self.enabled = self._special is not None
         self._cache: dict[Hashable, tuple[str, list[int]]] = {}  # key -> (text up to a split, its ids)
         self._heads: OrderedDict[str, list[int]] = OrderedDict()  # head text -> its ids
-        #: characters tokenized, and characters taken from a key's cache, from a head, or from an identical
-        #: piece of another prompt of the same call instead
-        self.stats = {"tokenized_chars": 0, "cached_chars": 0, "shared_chars": 0, "repeated_chars": 0}
+        self._lines: OrderedDict[str, list[int]] = OrderedDict()  # line text -> its ids
+        self._line_split_pieces = 0  # long pieces tokenized line by line so far (for the checks' schedule)
+        #: characters tokenized, and characters taken from a key's cache, from a head, from an identical
+        #: piece of another prompt of the same call, or from lines tokenized before, instead
+        self.stats = {
+            "tokenized_chars": 0,
+            "cached_chars": 0,
+            "shared_chars": 0,
+            "repeated_chars": 0,
+            "line_chars": 0,
+        }
         #: the pieces' tokenizer: the Rust backend where it gives the same ids, else the tokenizer's call
         self._ids = backend_encoder(tokenizer) or self._call
 
@@ -155,11 +190,10 @@ class IncrementalEncoder:
             distinct = list(unique)
         else:
             where, distinct = list(range(len(pieces))), pieces
-        self.stats["tokenized_chars"] += sum(map(len, distinct))
         self.stats["repeated_chars"] += sum(map(len, pieces)) - sum(map(len, distinct))
         for _, _, kind, bounds, _, _ in plans:
             self.stats["cached_chars" if kind == "cached" else "shared_chars"] += bounds[0]
-        ids = self._ids(distinct) if distinct else []
+        ids = self._tokenize(distinct) if distinct else []
         encoded = [ids[j] for j in where]
         out = []
         for key, text, _, bounds, head, first in plans:
@@ -175,6 +209,71 @@ class IncrementalEncoder:
             if sample and not self.verified[kind]:
                 self._verify(kind, [plans[i][1] for i in sample], [out[i] for i in sample])
         return out if self.enabled else self._whole(texts)
+
+    #: where a piece splits into lines: after a newline, before a character that is not whitespace
+    _LINE = re.compile(r"(?<=\n)(?=\S)")
+
+    def _tokenize(self, pieces: list[str]) -> list[list[int]]:
+        """The ids of each piece, in one call to the tokenizer: a piece of :attr:`LINES_FROM` characters or
+        more as its lines' ids end to end, each line not seen before tokenized once (:attr:`share_lines`)."""
+        split = [
+            self._LINE.split(piece) if self.share_lines and len(piece) >= self.LINES_FROM else None
+            for piece in pieces
+        ]
+        batch: list[str] = []  # the texts handed to the tokenizer: pieces as they are, and new lines once
+        where: list[int] = []  # a piece's place in the batch (-1: line by line)
+        lines_at: dict[str, int] = {}  # a new line -> its place in the batch
+        for piece, lines in zip(pieces, split, strict=True):
+            if lines is None:
+                where.append(len(batch))
+                batch.append(piece)
+                continue
+            where.append(-1)
+            for line in lines:
+                if line not in self._lines and line not in lines_at:
+                    lines_at[line] = len(batch)
+                    batch.append(line)
+        self.stats["tokenized_chars"] += sum(map(len, batch))
+        ids = self._ids(batch) if batch else []
+        new_lines = {line: ids[j] for line, j in lines_at.items()}
+        out = []
+        for piece, lines, j in zip(pieces, split, where, strict=True):
+            if lines is None:
+                out.append(ids[j])
+                continue
+            got: list[int] = []
+            for line in lines:
+                known = self._lines.get(line)
+                if known is None:
+                    known = self._lines[line] = new_lines[line]
+                else:
+                    self._lines.move_to_end(line)
+                    self.stats["line_chars"] += len(line)
+                got += known
+            out.append(got)
+            self._line_split_pieces += 1
+            n = self._line_split_pieces
+            due = n <= self.LINES_VERIFY or n % self.LINES_VERIFY_EVERY == 0
+            if due and not self._lines_match(piece, got):
+                self.stats["tokenized_chars"] += sum(map(len, pieces))
+                return self._ids(pieces)
+        while len(self._lines) > self.LINES:
+            self._lines.popitem(last=False)
+        return out
+
+    def _lines_match(self, piece: str, got: list[int]) -> bool:
+        """Whether a line-split piece's ids are its whole tokenization (the tokenizer's own call); if not,
+        long pieces are tokenized whole from then on."""
+        whole = self._call([piece])[0]
+        if whole == got:
+            return True
+        log.info(
+            "tokenizing a long piece line by line changed its ids (%d vs %d tokens): tokenizing long pieces whole",
+            len(got), len(whole),
+        )  # fmt: skip
+        self.share_lines = False
+        self._lines.clear()
+        return False
 
     def _keep(self, head: str, ids: list[int]) -> None:
         if head not in self._heads:

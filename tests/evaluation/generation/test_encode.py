@@ -3,6 +3,7 @@ tokenized; a tokenizer for which splitting at special tokens changes ids is dete
 
 from __future__ import annotations
 
+import json
 import logging
 from types import SimpleNamespace
 
@@ -147,7 +148,7 @@ def test_first_prompts_of_one_call_tokenize_their_common_system_turn_once(tokeni
             calls.append(list(batch))
             return tokenizer(batch, add_special_tokens=add_special_tokens)
 
-    encoder = IncrementalEncoder(Recording())
+    encoder = IncrementalEncoder(Recording(), share_lines=False)  # lines: the next test
     got = encoder.encode(texts, keys=[0, 1, 2])
     assert got == tokenizer(texts, add_special_tokens=False)["input_ids"]
     pieces = calls[0]  # then the verification's whole prompts
@@ -157,9 +158,101 @@ def test_first_prompts_of_one_call_tokenize_their_common_system_turn_once(tokeni
     assert encoder.stats["repeated_chars"] >= 2 * len(head)
     assert encoder.stats["tokenized_chars"] < sum(map(len, texts)) - 2 * len(head) + 1
     calls.clear()  # off: each prompt's copy tokenized, the same ids
-    plain = IncrementalEncoder(Recording(), share_pieces=False)
+    plain = IncrementalEncoder(Recording(), share_pieces=False, share_lines=False)
     assert plain.encode(texts, keys=[0, 1, 2]) == got
     assert calls[0].count(head) == 3 and plain.stats["repeated_chars"] == 0
+
+
+class _Recording:
+    """The tokenizer, recording each batch of texts its call tokenizes."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer, self.calls = tokenizer, []
+        self.added_tokens_decoder = tokenizer.added_tokens_decoder
+
+    def __call__(self, batch, add_special_tokens=False):
+        self.calls.append(list(batch))
+        return self.tokenizer(batch, add_special_tokens=add_special_tokens)
+
+
+def test_long_system_turns_are_tokenized_line_by_line_each_line_once(tokenizer):
+    """Tool sets that share tools (BFCL: 266 sets, 134 distinct lines): a system turn past LINES_FROM
+    characters is tokenized line by line, a line seen before not again; ids equal whole tokenization,
+    and the first line-split pieces are checked whole."""
+
+    def first(c: int, tools: list[dict]) -> str:
+        return render_prompt(
+            tokenizer, {"messages": [{"role": "user", "content": f"Question {c}?"}], "tools": tools}
+        )
+
+    a, b, c = _tools("alpha", 120), _tools("beta", 120), _tools("gamma", 120)
+    recording = _Recording(tokenizer)
+    encoder = IncrementalEncoder(recording, share_heads=False)
+    encoder.LINES_VERIFY = 1
+    texts = [first(0, a + b)]
+    assert len(texts[0]) > encoder.LINES_FROM
+    assert encoder.encode(texts, keys=[0]) == tokenizer(texts, add_special_tokens=False)["input_ids"]
+    handed = recording.calls[0]
+    assert all(len(t) < 1000 for t in handed)  # lines, none of them the whole system turn
+    assert sum('"description": "alpha' in t for t in handed) == len(a)  # one tool a line
+    check = recording.calls[1]  # the check: the long piece tokenized whole
+    assert len(check) == 1 and len(check[0]) >= encoder.LINES_FROM and texts[0].startswith(check[0])
+    recording.calls.clear()
+    texts = [first(1, a + c), first(2, a + c)]  # alpha's lines seen before, gamma's not
+    assert encoder.encode(texts, keys=[1, 2]) == tokenizer(texts, add_special_tokens=False)["input_ids"]
+    handed = recording.calls[0]
+    assert not any("alpha" in t or "beta" in t for t in handed)
+    assert sum("gamma" in t for t in handed) == len(c)  # each of gamma's lines once, for both prompts
+    assert encoder.stats["line_chars"] > 2 * len(a) * len(json.dumps(a[0]))
+    assert len(recording.calls) == 1  # past LINES_VERIFY, no check this time
+    # off: the long piece whole
+    whole = IncrementalEncoder(_Recording(tokenizer), share_lines=False, share_heads=False)
+    assert whole.encode(texts, keys=[1, 2]) == tokenizer(texts, add_special_tokens=False)["input_ids"]
+    assert whole.stats["line_chars"] == 0
+    # bounded: the least recently used lines go first
+    small = IncrementalEncoder(tokenizer, share_heads=False)
+    small.LINES = 5
+    small.encode([first(3, a + b + c)], keys=[3])
+    assert len(small._lines) == 5
+
+
+class _JoiningTokenizer:
+    """One id per character, except a newline and the character after it, which are one id (a
+    tokenizer for which the ids of lines put end to end are not a text's); special tokens one id."""
+
+    added_tokens_decoder = {0: SimpleNamespace(content="<|im_end|>", special=True)}
+
+    def __call__(self, texts, add_special_tokens=False):
+        out = []
+        for text in texts:
+            ids, i = [], 0
+            while i < len(text):
+                if text.startswith("<|im_end|>", i):
+                    ids.append(0)
+                    i += len("<|im_end|>")
+                elif text[i] == "\n" and i + 1 < len(text) and not text[i + 1].isspace():
+                    ids.append(100_000 + ord(text[i + 1]))
+                    i += 2
+                else:
+                    ids.append(ord(text[i]))
+                    i += 1
+            out.append(ids)
+        return {"input_ids": out}
+
+
+def test_a_tokenizer_joining_across_lines_tokenizes_long_pieces_whole(caplog):
+    """Where the ids of lines put end to end differ from the piece's, the check sees it: that call's
+    pieces and every later long piece are tokenized whole, the ids stay the tokenizer's."""
+    fake = _JoiningTokenizer()
+    long = "\n".join(f"line {n} of the tools" for n in range(200)) + "<|im_end|>"
+    texts = [long + "user one", long.replace("tools", "docs") + "user two"]
+    encoder = IncrementalEncoder(fake)
+    with caplog.at_level(logging.INFO, logger="evaluation.generation.encode"):
+        got = encoder.encode(texts, keys=[1, 2])
+    assert got == fake(texts)["input_ids"]
+    assert not encoder.share_lines and encoder.enabled and "line by line" in caplog.text
+    assert encoder.encode([texts[0] + "\nmore"], keys=[3]) == fake([texts[0] + "\nmore"])["input_ids"]
+    assert encoder.stats["line_chars"] == 0 and not encoder._lines
 
 
 def test_pieces_go_to_the_rust_backend_only_where_it_gives_the_tokenizers_ids(tokenizer):

@@ -152,7 +152,7 @@ def test_spliced_renders_go_to_the_compiled_template_only_for_plain_messages(tok
 
     monkeypatch.setattr(type(tokenizer), "apply_chat_template", counting)
     histories = _conversations(3)
-    renderer.render({"messages": histories[0][0], "tools": TOOLS})  # learned: apply_chat_template
+    renderer.render({"messages": histories[0][0], "tools": TOOLS})  # learned (and checked)
     renderer.verified = ToolRenderer.VERIFY  # past the first checks
     calls.clear()
     for h, expected in zip(histories, reference, strict=True):
@@ -172,3 +172,53 @@ def test_spliced_renders_go_to_the_compiled_template_only_for_plain_messages(tok
         prompt = {"messages": histories[1][-1], "tools": TOOLS}
         assert renderer.render(prompt) == render_prompt(tokenizer, prompt)
     assert not renderer.enabled and renderer._compiled is None
+
+
+def test_a_tool_sets_first_prompt_renders_on_the_compiled_template_when_its_tools_are_plain(
+    tokenizer, monkeypatch, caplog
+):
+    """Learning a tool set renders its first prompt on the compiled template too where the tools are
+    plain JSON data (checked against apply_chat_template for the first VERIFY sets); tools holding
+    anything else (a tuple, a str subclass) go through apply_chat_template; a compiled path that writes
+    otherwise is caught at learning."""
+    import enum
+
+    from contracts.chat import CHAT_TEMPLATE
+    from evaluation.generation.render import json_plain
+
+    assert json_plain(TOOLS) and json_plain([{"a": [1, 2.5, None, True, "x"]}])
+    assert not json_plain([{"a": (1, 2)}]) and not json_plain([{1: "x"}])
+    Kind = enum.Enum("Kind", {"S": "string"}, type=str)
+    assert not json_plain([{"type": Kind.S}])
+
+    tokenizer = copy.deepcopy(tokenizer)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    calls = []
+    apply = type(tokenizer).apply_chat_template
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return apply(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(tokenizer), "apply_chat_template", counting)
+    renderer = ToolRenderer(tokenizer)
+    renderer.learned_verified = ToolRenderer.VERIFY  # past the first checks
+    messages = _conversations(1)[0][1]
+    sets = [[{**t, "name": f"{t['name']}_{k}"} for t in TOOLS] for k in range(3)]
+    for tools in sets:
+        got = renderer.render({"messages": messages, "tools": tools})
+        monkeypatch.setattr(type(tokenizer), "apply_chat_template", apply)
+        assert got == render_prompt(tokenizer, {"messages": messages, "tools": tools})
+        monkeypatch.setattr(type(tokenizer), "apply_chat_template", counting)
+    assert renderer.stats["learned"] == 3 and not calls  # none through apply_chat_template
+    odd = [{**TOOLS[0], "parameters": {**TOOLS[0]["parameters"], "required": ("city",)}}]
+    renderer.render({"messages": messages, "tools": odd})
+    assert calls  # not plain data: apply_chat_template
+    # the first VERIFY learned sets are checked: a compiled template writing otherwise is caught
+    checking = ToolRenderer(tokenizer)
+    real = checking._compiled
+    checking._compiled = type("Odd", (), {"render": lambda self, **kw: real.render(**kw) + " "})()
+    with caplog.at_level(logging.WARNING):
+        prompt = {"messages": messages, "tools": sets[0]}
+        assert checking.render(prompt) == render_prompt(tokenizer, prompt)
+    assert not checking.enabled and "compiled template" in caplog.text
