@@ -456,12 +456,17 @@ def host_only(args: argparse.Namespace) -> str:
         gen.ChatSession.generate, IncrementalEncoder.encode, ToolRenderer.render = originals
         IncrementalEncoder.forget = forget
 
-    #: the replay's ways: (share_heads, share_pieces) of IncrementalEncoder
-    ways = {"neither": (False, False), "heads": (True, False), "heads+pieces": (True, True)}
+    #: the replay's ways: (share_heads, share_pieces, share_lines) of IncrementalEncoder
+    ways = {
+        "neither": (False, False, False),
+        "heads": (True, False, False),
+        "heads+pieces": (True, True, False),
+        "+lines": (True, True, True),
+    }
 
     def replay(way: str) -> tuple[float, dict[str, int]]:
-        heads, pieces = ways[way]
-        encoder = IncrementalEncoder(tokenizer, share_heads=heads, share_pieces=pieces)
+        heads, pieces, by_line = ways[way]
+        encoder = IncrementalEncoder(tokenizer, share_heads=heads, share_pieces=pieces, share_lines=by_line)
         start = time.perf_counter()
         for texts, keys in calls:
             encoder.encode(texts, keys) if texts is not None else encoder.forget(keys)
@@ -492,7 +497,8 @@ def host_only(args: argparse.Namespace) -> str:
     lines.append(
         f"the first run's {sum(t is not None for t, _ in calls)} tokenizer calls replayed, twice each way "
         "(IncrementalEncoder; heads: a first prompt starting with another key's system turn tokenizes only the "
-        "rest; pieces: a piece several prompts of one call hold is tokenized once):"
+        "rest; pieces: a piece several prompts of one call hold is tokenized once; lines: a long piece tokenized "
+        "line by line, each line once):"
     )
     for way in ways:
         seconds, stats = best[way]
@@ -500,7 +506,7 @@ def host_only(args: argparse.Namespace) -> str:
             f"  {way:<13} {', '.join(f'{t:.2f}' for t, _ in trials[way])} s "
             f"({best['neither'][0] / seconds:.2f}x neither's best); characters tokenized "
             f"{stats['tokenized_chars']:,} ({stats['shared_chars']:,} from shared heads, "
-            f"{stats['repeated_chars']:,} repeats of a piece)"
+            f"{stats['repeated_chars']:,} repeats of a piece, {stats['line_chars']:,} from lines tokenized before)"
         )
     own, shared = shared_prefix_positions(rounds, args.max_new_tokens)
     blocks = 0  # each whole 128-block several prompts of a round hold read once (EngineConfig.share_blocks)
