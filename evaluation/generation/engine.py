@@ -933,7 +933,7 @@ class Engine:
             with record_function("engine.store"):
                 state.start(slots, lengths, first, self.stops, max_new, self.stop_seqs, self.stop_seq_pad)
                 for i, plan in group:
-                    table.store(plan.slot, prompts[i])
+                    table.store(plan.slot, prompts[i], hashes[i])  # the plan's hashes: not hashed again
                     counts["prefilled_tokens"] += len(prompts[i]) - plan.start
                     counts["reused_tokens"] += plan.reused
                     counts["copied_tokens"] += plan.start - plan.reused

@@ -216,15 +216,19 @@ class SlotTable:
         out = list(known[: min(self.common(slot, prompt) // BLOCK, len(known))])
         return out + block_hashes(prompt[len(out) * BLOCK :], chain=out[-1] if out else 0)
 
-    def store(self, slot: int, ids: Sequence[int]) -> None:
+    def store(self, slot: int, ids: Sequence[int], hashes: Sequence[int] | None = None) -> None:
         """The slot now holds the K/V of ``ids`` (positions ``0..len(ids)-1``). Only the blocks past
-        what it shares with the slot's previous ids are hashed and re-indexed."""
+        what it shares with the slot's previous ids are hashed (unless ``hashes``, their
+        :func:`block_hashes` computed for the plan, are given) and re-indexed."""
         old = self._hashes[slot]
         # the blocks it shares with what the slot held keep their hashes (and index entries); past them
         # the chain hashes differ (a collision would only re-add what it drops)
         keep = min(self.common(slot, ids) // BLOCK, len(old))
-        tail = ids[keep * BLOCK :] if keep else ids
-        new = old[:keep] + block_hashes(tail, chain=old[keep - 1] if keep else 0)
+        if hashes is not None:
+            new = list(hashes)
+        else:
+            tail = ids[keep * BLOCK :] if keep else ids
+            new = old[:keep] + block_hashes(tail, chain=old[keep - 1] if keep else 0)
         self._replace(slot, ids, new, keep)
 
     def _replace(self, slot: int, ids: Sequence[int], new: list[int], keep: int) -> None:
