@@ -348,7 +348,7 @@ def whole_renders(on: bool) -> Iterator[None]:
 
     spliced = ToolRenderer.render
     if on:
-        ToolRenderer.render = lambda self, prompt: render_prompt(self.tokenizer, prompt)
+        ToolRenderer.render = lambda self, prompt, key=None: render_prompt(self.tokenizer, prompt)
     try:
         yield
     finally:
@@ -387,15 +387,21 @@ def host_only(args: argparse.Namespace) -> str:
 
     render_seconds: Counter[str] = Counter()  # per run: the time spent rendering prompts
 
-    def counted(self: ToolRenderer, prompt: Any) -> str:
+    def counted(self: ToolRenderer, prompt: Any, key: Any = None) -> str:
         if not renderers or renderers[-1] is not self:
             renderers.append(self)
         start = time.perf_counter()
-        text = spliced(self, prompt)
+        text = spliced(self, prompt, key)
         render_seconds[rows_done()] += time.perf_counter() - start
         return text
 
-    def whole_render(self: ToolRenderer, prompt: Any) -> str:
+    def in_full(self: ToolRenderer, prompt: Any, key: Any = None) -> str:
+        start = time.perf_counter()
+        text = spliced(self, prompt)  # no key: nothing continued, every prompt rendered in full
+        render_seconds[rows_done()] += time.perf_counter() - start
+        return text
+
+    def whole_render(self: ToolRenderer, prompt: Any, key: Any = None) -> str:
         start = time.perf_counter()
         text = gen.render_prompt(self.tokenizer, prompt)
         render_seconds[rows_done()] += time.perf_counter() - start
@@ -426,6 +432,7 @@ def host_only(args: argparse.Namespace) -> str:
         for name, encode, render in (
             ("(warm-up, untimed)", whole, spliced),  # the process's first pass pays imports and caches
             ("incremental tokenization", recording, counted),
+            ("prompts rendered in full", whole, in_full),
             ("tools rendered every round", whole, whole_render),
             (
                 "whole prompts every round",
@@ -490,7 +497,8 @@ def host_only(args: argparse.Namespace) -> str:
     counts = sum((r.stats for r in renderers), Counter())
     lines.append(
         f"first run's prompts: {counts['spliced']} rendered with stand-in tools and the tools' text spliced in, "
-        f"{counts['whole']} rendered whole ({counts['learned']} tool sets learned; "
+        f"{counts['whole']} rendered whole, {counts['continued']} continued from their conversation's last text "
+        f"({counts['learned']} tool sets learned; "
         f"splicing {'on' if all(r.enabled for r in renderers) else 'turned off by a mismatch'})"
     )
     best = {way: min(trials[way], key=lambda t: t[0]) for way in ways}

@@ -69,6 +69,7 @@ def _encode(items: list[Item], drop: list[Hashable]) -> list[tuple[int, list[int
     for key in drop:
         convs.pop(key, None)
         encoder.forget(key)
+        _STATE["renderer"].forget(key)
     texts = []
     for key, known, new, tools in items:
         if not known or key not in convs:
@@ -79,7 +80,7 @@ def _encode(items: list[Item], drop: list[Hashable]) -> list[tuple[int, list[int
         if tools is not None:
             conv["tools"] = tools[0]
         prompt = {"messages": conv["messages"], "tools": conv["tools"]} if conv["tools"] else conv["messages"]
-        texts.append(_STATE["renderer"].render(prompt))
+        texts.append(_STATE["renderer"].render(prompt, key))
     out = []
     for (key, *_), ids in zip(items, encoder.encode(texts, [key for key, *_ in items]), strict=True):
         conv = convs[key]

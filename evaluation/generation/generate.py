@@ -144,7 +144,10 @@ class ChatSession:
                 return self.pool.encode(prompts, keys, self._reference)
         with self.lock:
             with record_function("session.render"):  # phases named for the profiler's timeline
-                texts = [self.renderer.render(prompt) for prompt in prompts]
+                texts = [
+                    self.renderer.render(prompt, key)
+                    for prompt, key in zip(prompts, keys or [None] * len(prompts), strict=True)
+                ]
             with record_function("session.tokenize"):
                 return self.encoder.encode(texts, keys)
 
@@ -159,6 +162,7 @@ class ChatSession:
         """``key``'s conversation ended: its encoder state goes (in-process and in the pool)."""
         with self.lock:
             self.encoder.forget(key)
+            self.renderer.forget(key)
         if self.pool is not None:
             self.pool.forget(key)
 

@@ -222,3 +222,62 @@ def test_a_tool_sets_first_prompt_renders_on_the_compiled_template_when_its_tool
         prompt = {"messages": messages, "tools": sets[0]}
         assert checking.render(prompt) == render_prompt(tokenizer, prompt)
     assert not checking.enabled and "compiled template" in caplog.text
+
+
+def test_a_conversations_next_prompt_renders_only_its_new_messages(tokenizer, monkeypatch):
+    """Keyed prompts that repeat the key's previous messages render only the new ones (after a probe
+    message) and append them: the text of a whole render, for our template; a prompt whose earlier messages
+    changed, or whose tools did, renders in full; ``forget`` drops a key's text."""
+    from contracts.chat import CHAT_TEMPLATE
+
+    tokenizer = copy.deepcopy(tokenizer)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    renderer = ToolRenderer(tokenizer)
+    histories = _conversations(4)
+    for r in range(5):
+        for c, h in enumerate(histories):
+            prompt = {"messages": list(h[r]), "tools": TOOLS}
+            assert renderer.render(prompt, key=c) == render_prompt(tokenizer, prompt), f"round {r}"
+    assert renderer.stats["continued"] == 3 * 4 and renderer.incremental
+    assert renderer.continued_verified == ToolRenderer.VERIFY
+    renderer.continued_verified = ToolRenderer.VERIFY  # past the checks: what follows is the fast path's own
+    rendered = []
+    monkeypatch.setattr(
+        renderer, "_render", lambda prompt: rendered.append(prompt) or ToolRenderer._render(renderer, prompt)
+    )
+    grown = [*histories[0][4], {"role": "user", "content": "One more?"}]
+    assert renderer.render({"messages": grown, "tools": TOOLS}, key=0) == render_prompt(
+        tokenizer, {"messages": grown, "tools": TOOLS}
+    )
+    assert not rendered  # continued
+    edited = copy.deepcopy(grown) + [{"role": "user", "content": "And?"}]
+    edited[0]["content"] = "changed"  # an earlier message is not what the key's text holds
+    prompt = {"messages": edited, "tools": TOOLS}
+    assert renderer.render(prompt, key=0) == render_prompt(tokenizer, prompt) and len(rendered) == 1
+    more = [*edited, {"role": "user", "content": "Last."}]
+    prompt = {"messages": more, "tools": [*TOOLS, {**TOOLS[0], "name": "get_area"}]}  # other tools
+    assert renderer.render(prompt, key=0) == render_prompt(tokenizer, prompt) and len(rendered) == 2
+    renderer.forget(0)
+    prompt = {"messages": [*more, {"role": "user", "content": "Gone?"}], "tools": prompt["tools"]}
+    assert renderer.render(prompt, key=0) == render_prompt(tokenizer, prompt) and len(rendered) == 3
+
+
+class _Numbered:
+    """A template that numbers the messages: a message's text depends on how many came before it."""
+
+    def apply_chat_template(self, messages, tools=None, add_generation_prompt=True, tokenize=False, **_):
+        names = ",".join(t["name"] for t in tools or [])
+        body = "".join(f"[{i}]{m['role']}:{m['content']}\n" for i, m in enumerate(messages))
+        return f"<{names}>{body}" + ("assistant:" if add_generation_prompt else "")
+
+
+def test_a_template_that_is_not_message_by_message_is_caught_and_rendered_in_full(caplog):
+    renderer, template = ToolRenderer(_Numbered()), _Numbered()
+    history = _conversations(3)[0]
+    with caplog.at_level(logging.WARNING):
+        for r in range(4):
+            prompt = {"messages": history[r], "tools": TOOLS}
+            assert renderer.render(prompt, key="k") == template.apply_chat_template(history[r], tools=TOOLS)
+    assert not renderer.incremental and "continuing a conversation" in caplog.text
+    # round 1's new messages sit right after the first, as after the probe (the same numbers); round 2's not
+    assert renderer.stats["continued"] == 2 and not renderer._last
