@@ -123,21 +123,23 @@ def json_plain(value: Any) -> bool:
     ``int``, ``float``, ``bool``, ``None``; not their subclasses): what ``apply_chat_template``'s copy into
     plain data would give back equal, so the compiled template may see it as it is."""
     stack = [value]
+    pop, push = stack.pop, stack.extend
     while stack:
-        item = stack.pop()
+        item = pop()
         kind = type(item)
         if kind is dict:
-            if not all(type(k) is str for k in item):
+            if not set(map(type, item)) <= _STR:
                 return False
-            stack.extend(item.values())
+            push(item.values())
         elif kind is list:
-            stack.extend(item)
-        elif item is not None and kind not in _JSON_SCALARS:
+            push(item)
+        elif kind not in _JSON_SCALARS:
             return False
     return True
 
 
-_JSON_SCALARS = frozenset({str, int, float, bool})
+_STR = frozenset({str})
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def content_key(value: Any) -> bytes | str:
