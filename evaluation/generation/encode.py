@@ -21,13 +21,17 @@ characters instead of 5.7M.
 
 A long piece -- a system turn with a tool set's docs, which chat templates write one tool per line -- is
 tokenized line by line, each line once: BFCL's 266 tool sets are 6.5M characters of system turns over a run
-but 134 distinct lines (100k characters). A line here ends at a newline followed by a character that is
-not whitespace; byte-level pre-tokenizers (GPT-2's, Llama 3's, Qwen's) never join a newline with what
-follows it unless that is whitespace, so the ids of the lines put end to end are the piece's. That too is
-checked (the first :attr:`IncrementalEncoder.LINES_VERIFY` line-split pieces and one in
+but 134 distinct lines (100k characters). A line here ends at a single newline between two characters
+that are not whitespace (``}\n{``): byte-level pre-tokenizers (GPT-2's, Llama 3's, Qwen's) make such a
+newline a pre-token of its own or the end of the one before it, never part of what follows, and BPE merges
+stay within pre-tokens, so the ids of the lines put end to end are the piece's. Not after a run of
+whitespace: GPT-2's pattern splits ``\n\n`` before a word into two pre-tokens but keeps it one (a single
+merged token) at the end of a text. A tokenizer is probed at the start (a text with such boundaries between
+letters, digits and punctuation, tokenized whole and line by line), and the lines are checked at run time
+too (the first :attr:`IncrementalEncoder.LINES_VERIFY` line-split pieces and one in
 :attr:`IncrementalEncoder.LINES_VERIFY_EVERY` after them, tokenized whole and compared); a tokenizer for
 which it does not hold (SentencePiece's metaspace, a prefix space added to every text) tokenizes long
-pieces whole from then on.
+pieces whole.
 
 The pieces go straight to the fast tokenizer's Rust backend (``encode_batch_fast``: no character
 offsets, which nothing here reads) where that gives what ``tokenizer(texts, add_special_tokens=False)``
@@ -118,6 +122,9 @@ class IncrementalEncoder:
         self._cache: dict[Hashable, tuple[str, list[int]]] = {}  # key -> (text up to a split, its ids)
         self._heads: OrderedDict[str, list[int]] = OrderedDict()  # head text -> its ids
         self._lines: OrderedDict[str, list[int]] = OrderedDict()  # line text -> its ids
+        if self.share_lines and self.enabled:
+            lines = self._LINE.split(self.LINES_PROBE)
+            self.share_lines = len(lines) > 1 and self._lines_probe(lines)
         self._line_split_pieces = 0  # long pieces tokenized line by line so far (for the checks' schedule)
         #: characters tokenized, and characters taken from a key's cache, from a head, from an identical
         #: piece of another prompt of the same call, or from lines tokenized before, instead
@@ -211,7 +218,11 @@ class IncrementalEncoder:
         return out if self.enabled else self._whole(texts)
 
     #: where a piece splits into lines: after a newline, before a character that is not whitespace
-    _LINE = re.compile(r"(?<=\n)(?=\S)")
+    _LINE = re.compile(r"(?<=\S\n)(?=\S)")
+    #: a text with line boundaries between the kinds of characters pieces hold, for the start's probe
+    LINES_PROBE = "\n".join(
+        ('{"name": "a_b", "n": 10}', "x1", "Word.", "'quoted'", "99", "[1, 2]", "end!", "\ttab", "Ünï", "z")
+    )
 
     def _tokenize(self, pieces: list[str]) -> list[list[int]]:
         """The ids of each piece, in one call to the tokenizer: a piece of :attr:`LINES_FROM` characters or
@@ -260,6 +271,14 @@ class IncrementalEncoder:
         while len(self._lines) > self.LINES:
             self._lines.popitem(last=False)
         return out
+
+    def _lines_probe(self, lines: list[str]) -> bool:
+        """Whether this tokenizer gives :attr:`LINES_PROBE` the ids of its lines put end to end."""
+        try:
+            whole, *parts = self._call([self.LINES_PROBE, *lines])
+        except Exception:  # noqa: BLE001 - a tokenizer that cannot take the probe: no lines
+            return False
+        return whole == [i for part in parts for i in part]
 
     def _lines_match(self, piece: str, got: list[int]) -> bool:
         """Whether a line-split piece's ids are its whole tokenization (the tokenizer's own call); if not,

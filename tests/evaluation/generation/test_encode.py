@@ -188,6 +188,8 @@ def test_long_system_turns_are_tokenized_line_by_line_each_line_once(tokenizer):
     a, b, c = _tools("alpha", 120), _tools("beta", 120), _tools("gamma", 120)
     recording = _Recording(tokenizer)
     encoder = IncrementalEncoder(recording, share_heads=False)
+    assert len(recording.calls) == 1 and recording.calls[0][0] == encoder.LINES_PROBE  # the probe
+    recording.calls.clear()
     encoder.LINES_VERIFY = 1
     texts = [first(0, a + b)]
     assert len(texts[0]) > encoder.LINES_FROM
@@ -217,10 +219,14 @@ def test_long_system_turns_are_tokenized_line_by_line_each_line_once(tokenizer):
 
 
 class _JoiningTokenizer:
-    """One id per character, except a newline and the character after it, which are one id (a
-    tokenizer for which the ids of lines put end to end are not a text's); special tokens one id."""
+    """One id per character, except a newline and the character after it when that is ``joins``, which
+    are one id (a tokenizer for which the ids of lines put end to end are not a text's); special tokens
+    one id."""
 
     added_tokens_decoder = {0: SimpleNamespace(content="<|im_end|>", special=True)}
+
+    def __init__(self, joins: str) -> None:
+        self.joins = joins
 
     def __call__(self, texts, add_special_tokens=False):
         out = []
@@ -230,7 +236,7 @@ class _JoiningTokenizer:
                 if text.startswith("<|im_end|>", i):
                     ids.append(0)
                     i += len("<|im_end|>")
-                elif text[i] == "\n" and i + 1 < len(text) and not text[i + 1].isspace():
+                elif text[i] == "\n" and i + 1 < len(text) and text[i + 1] in self.joins:
                     ids.append(100_000 + ord(text[i + 1]))
                     i += 2
                 else:
@@ -241,18 +247,50 @@ class _JoiningTokenizer:
 
 
 def test_a_tokenizer_joining_across_lines_tokenizes_long_pieces_whole(caplog):
-    """Where the ids of lines put end to end differ from the piece's, the check sees it: that call's
-    pieces and every later long piece are tokenized whole, the ids stay the tokenizer's."""
-    fake = _JoiningTokenizer()
-    long = "\n".join(f"line {n} of the tools" for n in range(200)) + "<|im_end|>"
+    """A tokenizer that joins a newline with what follows fails the probe at the start (nothing split);
+    one that joins only where the probe has no line (here before ``#``) is caught by the run-time check:
+    that call's pieces and every later long piece are tokenized whole, the ids stay the tokenizer's."""
+    assert not IncrementalEncoder(_JoiningTokenizer("abcdefghijklmnopqrstuvwxyz{")).share_lines
+    assert IncrementalEncoder(_JoiningTokenizer("")).share_lines
+    fake = _JoiningTokenizer("#")
+    long = "\n".join(f"#line {n} of the tools" for n in range(200)) + "<|im_end|>"
     texts = [long + "user one", long.replace("tools", "docs") + "user two"]
     encoder = IncrementalEncoder(fake)
+    assert encoder.share_lines  # the probe has no "\n#"
     with caplog.at_level(logging.INFO, logger="evaluation.generation.encode"):
         got = encoder.encode(texts, keys=[1, 2])
     assert got == fake(texts)["input_ids"]
     assert not encoder.share_lines and encoder.enabled and "line by line" in caplog.text
     assert encoder.encode([texts[0] + "\nmore"], keys=[3]) == fake([texts[0] + "\nmore"])["input_ids"]
     assert encoder.stats["line_chars"] == 0 and not encoder._lines
+
+
+def test_lines_split_only_where_a_byte_level_bpe_keeps_the_newline_apart():
+    """GPT-2's pattern keeps ``\n\n`` before a word as two pre-tokens but at a text's end as one (merged
+    into one token where the vocabulary has it): lines are never cut after a run of whitespace, so even
+    unchecked (LINES_VERIFY and VERIFY 0) the ids are the whole text's."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    # texts ending in "\n\n" (where the pattern keeps it one pre-token) teach the merge
+    corpus = ['para one.\n\nPara two.\n\n{"a": 1}\n{"b": 2}\n\n'] * 50
+    backend.train_from_iterator(
+        corpus,
+        trainers.BpeTrainer(vocab_size=400, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()),
+    )
+    tok = PreTrainedTokenizerFast(tokenizer_object=backend, additional_special_tokens=["<|im_end|>"])
+    ids = lambda t: tok(t, add_special_tokens=False)["input_ids"]  # noqa: E731
+    assert ids("x.\n\n") + ids("Para") != ids("x.\n\nPara")  # the hazard: cut after "\n\n"
+    encoder = IncrementalEncoder(tok)
+    encoder.LINES_VERIFY, encoder.VERIFY, encoder.LINES_FROM = 0, 0, 64  # no run-time checks at all
+    assert encoder.share_lines
+    text = "".join(f'{{"tool": {n}}}\n' + ("\n" if n % 3 == 0 else "") + "Para two.\n" for n in range(40))
+    texts = [text + "<|im_end|>q", text[5:] + "<|im_end|>r"]
+    assert encoder.encode(texts, keys=[1, 2]) == [ids(t) for t in texts]
+    assert encoder.stats["line_chars"] > 0 and encoder.share_lines
 
 
 def test_pieces_go_to_the_rust_backend_only_where_it_gives_the_tokenizers_ids(tokenizer):
