@@ -32,7 +32,9 @@ A conversation's next prompt (``render(prompt, key)``) repeats its previous mess
 previous text (without its generation prompt) is kept per key, and only the new messages are rendered --
 after a one-message probe, whose text is then cut off -- and appended. That holds for templates that write
 each message on its own (ChatML-like: ours, Qwen's), not for ones that write earlier messages differently as
-the conversation grows; the same checks tell (and turn it off). BFCL's 800 conversations: 2,336 of 3,336
+the conversation grows: a sample conversation (:data:`SAMPLE`) continued from each of its messages is
+compared with the tokenizer's own whole render once, at the start, and the same run-time checks as the
+splice's follow (either turns it off). BFCL's 800 conversations: 2,336 of 3,336
 prompts continued; a tool set's first prompt renders on the compiled template too where its tools are plain
 JSON data (:func:`json_plain`).
 
@@ -89,6 +91,21 @@ def inference_template(template: Any) -> str | None:
 
 #: the message a conversation's new messages are rendered after (:meth:`ToolRenderer._continue`)
 PROBE = {"role": "user", "content": "."}
+
+#: a conversation of every kind of message, continued from each of its messages on to test a template
+SAMPLE = [
+    {"role": "user", "content": "Hi."},
+    {"role": "assistant", "content": "Hello."},
+    {"role": "user", "content": "Call f."},
+    {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": {"x": 1}}}],
+    },
+    {"role": "tool", "content": '{"ok": true}'},
+    {"role": "assistant", "content": "Done."},
+    {"role": "user", "content": "Bye."},
+]
 
 #: the keys of a message that the direct render takes (others -- reasoning fields, which
 #: ``apply_chat_template`` aliases, or anything else -- go through ``apply_chat_template``)
@@ -262,12 +279,33 @@ class ToolRenderer:
         """(the template's text for :data:`PROBE` alone, the generation prompt it adds), or ``None`` where the
         generation prompt is not a suffix (then nothing continues)."""
         if self._frame is False:
-            head = self._render_cheap([PROBE], None, generation=False)
-            full = self._render_cheap([PROBE], None)
-            self._frame = (
-                (head, full[len(head) :]) if full.startswith(head) and len(full) > len(head) else None
-            )
+            try:
+                head = self._render_cheap([PROBE], None, generation=False)
+                full = self._render_cheap([PROBE], None)
+                frame = (head, full[len(head) :]) if full.startswith(head) and len(full) > len(head) else None
+                self._frame = frame if frame is not None and self._continues(frame) else None
+            except Exception as exc:  # noqa: BLE001 - a template that refuses the probe: nothing continues
+                log.info("the chat template cannot be continued message by message (%s)", exc)
+                self._frame = None
         return self._frame  # type: ignore[return-value]
+
+    def _continues(self, frame: tuple[str, str]) -> bool:
+        """Whether a sample conversation (:data:`SAMPLE`), continued from each of its messages on, gives
+        the tokenizer's own whole render: templates that write an earlier message differently once more
+        follow (its number, whether it is the last, the last user turn's place) fail here."""
+        head, generation = frame
+        tools = stand_ins([{"name": "f"}])
+        for cut in range(1, len(SAMPLE)):
+            start, rest = SAMPLE[:cut], SAMPLE[cut:]
+            before = render_prompt(self.tokenizer, {"messages": start, "tools": tools})
+            after = self._render_cheap([PROBE, *rest], None)
+            whole = render_prompt(self.tokenizer, {"messages": SAMPLE, "tools": tools})
+            if not (before.endswith(generation) and after.startswith(head)):
+                return False
+            if before[: len(before) - len(generation)] + after[len(head) :] != whole:
+                log.info("the chat template writes earlier messages differently as a conversation grows")
+                return False
+        return True
 
     def _remember(self, key: Hashable, prompt: Any, text: str) -> None:
         messages = prompt.get("messages") if isinstance(prompt, dict) else None

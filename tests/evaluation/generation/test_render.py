@@ -263,21 +263,33 @@ def test_a_conversations_next_prompt_renders_only_its_new_messages(tokenizer, mo
 
 
 class _Numbered:
-    """A template that numbers the messages: a message's text depends on how many came before it."""
+    """A template that numbers the messages from ``start`` on: a message's text depends on how many came
+    before it."""
+
+    def __init__(self, start: int = 0) -> None:
+        self.start = start
 
     def apply_chat_template(self, messages, tools=None, add_generation_prompt=True, tokenize=False, **_):
         names = ",".join(t["name"] for t in tools or [])
-        body = "".join(f"[{i}]{m['role']}:{m['content']}\n" for i, m in enumerate(messages))
+        number = lambda i: f"[{i}]" if i >= self.start else ""  # noqa: E731
+        body = "".join(f"{number(i)}{m['role']}:{m['content']}\n" for i, m in enumerate(messages))
         return f"<{names}>{body}" + ("assistant:" if add_generation_prompt else "")
 
 
 def test_a_template_that_is_not_message_by_message_is_caught_and_rendered_in_full(caplog):
+    """A template that writes earlier messages differently as the conversation grows fails the sample
+    conversation at the start (nothing continued); one that differs only past the sample's length is
+    caught by the run-time check; either way every prompt is the template's."""
+    history = _conversations(6)[0]
     renderer, template = ToolRenderer(_Numbered()), _Numbered()
-    history = _conversations(3)[0]
+    for r in range(4):
+        prompt = {"messages": history[r], "tools": TOOLS}
+        assert renderer.render(prompt, key="k") == template.apply_chat_template(history[r], tools=TOOLS)
+    assert renderer._probe() is None and renderer.stats["continued"] == 0
+    late, template = ToolRenderer(_Numbered(start=9)), _Numbered(start=9)
     with caplog.at_level(logging.WARNING):
-        for r in range(4):
+        for r in range(7):
             prompt = {"messages": history[r], "tools": TOOLS}
-            assert renderer.render(prompt, key="k") == template.apply_chat_template(history[r], tools=TOOLS)
-    assert not renderer.incremental and "continuing a conversation" in caplog.text
-    # round 1's new messages sit right after the first, as after the probe (the same numbers); round 2's not
-    assert renderer.stats["continued"] == 2 and not renderer._last
+            assert late.render(prompt, key="k") == template.apply_chat_template(history[r], tools=TOOLS)
+    assert not late.incremental and "continuing a conversation" in caplog.text
+    assert late.stats["continued"] >= 2 and not late._last
