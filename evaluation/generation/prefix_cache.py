@@ -58,11 +58,17 @@ def block_hashes(
 
 def shared_tokens(hashes: Sequence[int], others: Collection[int]) -> int:
     """Tokens (whole blocks) of a prompt that another prompt shares, ``others`` holding the other
-    prompts' chain hashes."""
-    depth = 0
-    while depth < len(hashes) and hashes[depth] in others:
-        depth += 1
-    return depth * BLOCK
+    prompts' chain hashes. A chain hash at depth ``d`` in ``others`` means a prompt holding the same first
+    ``d + 1`` blocks, whose shallower hashes are in ``others`` too: the shared depth is bisected (a BFCL
+    first prompt shares ~400 blocks with another of its admission group: ~9 lookups instead of ~400)."""
+    lo, hi = 0, len(hashes)  # hashes[:lo] are all in others; the shared depth is in lo..hi
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if hashes[mid - 1] in others:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo * BLOCK
 
 
 @dataclass(frozen=True)

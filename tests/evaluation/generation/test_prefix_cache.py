@@ -33,6 +33,17 @@ def test_common_prefix_and_block_hashes():
         block_hashes([-5] + a[1:])[0] != hashes[0] and block_hashes([-5] + a[1:])[1] != hashes[1]
     )  # chained
     assert shared_tokens(block_hashes(a[:100] + [7] * 50), set(hashes)) == 100 // BLOCK * BLOCK
+    # bisected: the same depth as walking the blocks one by one, whatever the group holds
+    rng = random.Random(3)
+    for _ in range(200):
+        group = [
+            a[: rng.randrange(201)] + [rng.randrange(9) for _ in range(rng.randrange(60))] for _ in range(3)
+        ]
+        others = {h for g in group for h in block_hashes(g)}
+        prompt = block_hashes(a[: rng.randrange(201)] + [-1] * rng.randrange(40))
+        walked = next((d for d, h in enumerate(prompt) if h not in others), len(prompt))
+        assert shared_tokens(prompt, others) == walked * BLOCK
+    assert shared_tokens([], {1}) == 0 and shared_tokens(hashes, set()) == 0
 
 
 def _plan(table, prompt, key, free, busy=(), waiting=()):
