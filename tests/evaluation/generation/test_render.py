@@ -131,6 +131,19 @@ def test_the_inference_template_renders_generation_blocks_as_they_are(tokenizer)
     assert renderer.enabled and renderer.template == stripped and renderer.verified == 2
 
 
+def _count_chat_template_calls(tokenizer, monkeypatch) -> list[int]:
+    """The list each call of ``tokenizer``'s class's ``apply_chat_template`` appends to from now on."""
+    calls: list[int] = []
+    apply = type(tokenizer).apply_chat_template
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return apply(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(tokenizer), "apply_chat_template", counting)
+    return calls
+
+
 def test_spliced_renders_go_to_the_compiled_template_only_for_plain_messages(tokenizer, monkeypatch, caplog):
     """A spliced render's messages go straight to the compiled template (no apply_chat_template) when they
     are plain chat messages (``None`` values dropped, as apply_chat_template does): the same text; other
@@ -143,14 +156,7 @@ def test_spliced_renders_go_to_the_compiled_template_only_for_plain_messages(tok
     reference = [render_prompt(tokenizer, {"messages": h[-1], "tools": TOOLS}) for h in _conversations(3)]
     renderer = ToolRenderer(tokenizer)
     assert renderer._compiled is not None
-    calls = []
-    apply = type(tokenizer).apply_chat_template
-
-    def counting(self, *args, **kwargs):
-        calls.append(1)
-        return apply(self, *args, **kwargs)
-
-    monkeypatch.setattr(type(tokenizer), "apply_chat_template", counting)
+    calls = _count_chat_template_calls(tokenizer, monkeypatch)
     histories = _conversations(3)
     renderer.render({"messages": histories[0][0], "tools": TOOLS})  # learned (and checked)
     renderer.verified = ToolRenderer.VERIFY  # past the first checks
@@ -193,14 +199,9 @@ def test_a_tool_sets_first_prompt_renders_on_the_compiled_template_when_its_tool
 
     tokenizer = copy.deepcopy(tokenizer)
     tokenizer.chat_template = CHAT_TEMPLATE
-    calls = []
     apply = type(tokenizer).apply_chat_template
-
-    def counting(self, *args, **kwargs):
-        calls.append(1)
-        return apply(self, *args, **kwargs)
-
-    monkeypatch.setattr(type(tokenizer), "apply_chat_template", counting)
+    calls = _count_chat_template_calls(tokenizer, monkeypatch)
+    counting = type(tokenizer).apply_chat_template
     renderer = ToolRenderer(tokenizer)
     renderer.learned_verified = ToolRenderer.VERIFY  # past the first checks
     messages = _conversations(1)[0][1]
