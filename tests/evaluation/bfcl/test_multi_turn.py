@@ -409,14 +409,17 @@ def test_overlapped_lanes_give_the_same_conversations(
 
 
 def test_quiet_gc_freezes_for_the_run_and_leaves_others_freezes_alone():
+    """Frozen and with higher collection thresholds for the run; the caller's thresholds and freezes back."""
     import gc
 
     from evaluation.bfcl.multi_turn import _quiet_gc
 
     assert gc.get_freeze_count() == 0
+    thresholds = gc.get_threshold()
     with _quiet_gc():
         assert gc.get_freeze_count() > 0  # what was alive is out of the collector's sight
-    assert gc.get_freeze_count() == 0
+        assert gc.get_threshold()[:2] == (50_000, 20)  # the young generations collected less often
+    assert gc.get_freeze_count() == 0 and gc.get_threshold() == thresholds
     gc.freeze()  # someone else's freeze: kept as it is
     try:
         before = gc.get_freeze_count()
