@@ -18,6 +18,8 @@
 #   bash bench/multi_turn_device.sh prefetch   + rounds prefetching 128 first prompts, both three times alternating,
 #                                              and a profile of the prefetching run (~5 min)
 #   bash bench/multi_turn_device.sh profile    + profiles of the rounds run: GPU idle by host phase, cProfile (~4 min)
+#   bash bench/multi_turn_device.sh repeat     the rounds run three times against the single-turn pass, + a profile
+#                                              of it (~5 min; the ratio's spread within one call)
 #   bash bench/multi_turn_device.sh ramp       rounds without and with EngineConfig.prefill_ramp 2048, three times
 #                                              alternating, + a profile of the default (~5 min)
 #   bash bench/multi_turn_device.sh tune       rounds: the default, prefill_ramp 2048, sync_every 16, 8 encoder
@@ -45,6 +47,7 @@ case "${1:-rounds}" in
   prefetch)  "${run[@]}" --skip-fed --skip-generate --prefetch 128 --repeats 3 --profile "$OUT/profile.txt" \
                --profile-prefetch 128 ;;
   profile)   "${run[@]}" --skip-fed --skip-generate --profile "$OUT/profile.txt" ;;
+  repeat)    "${run[@]}" --skip-fed --skip-generate --repeats 3 --profile "$OUT/profile.txt" ;;
   ramp)      "${run[@]}" --skip-fed --skip-generate --prefill-ramp 2048 --repeats 3 --profile "$OUT/profile.txt" ;;
   tune)      "${run[@]}" --skip-fed --skip-generate --prefill-ramp 2048 --sync-every 16 --encode-workers 8 \
                --repeats 2 ;;
