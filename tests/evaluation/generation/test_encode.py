@@ -7,6 +7,9 @@ import json
 import logging
 from types import SimpleNamespace
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from evaluation.generation.encode import IncrementalEncoder
 from evaluation.generation.generate import ChatSession, render_prompt
 
@@ -347,3 +350,16 @@ def test_replies_decode_in_one_backend_call_with_the_tokenizers_texts(tokenizer,
     assert ReplyDecoder(Cleaning(backend_tokenizer=None))._batch is None
     cleaning = Cleaning(backend_tokenizer=tokenizer.backend_tokenizer, clean_up_tokenization_spaces=True)
     assert ReplyDecoder(cleaning)._batch is None
+
+
+@given(
+    st.text(alphabet=st.sampled_from(["\n", " ", "\t", "a", "}", "{", "1", "é", "\u2028", "\r"]), max_size=60)
+)
+def test_split_lines_cuts_where_the_pattern_does_and_loses_nothing(text):
+    """Cut after a newline between two non-whitespace characters, as the regex says; nothing lost."""
+    import re
+
+    from evaluation.generation.encode import split_lines
+
+    assert split_lines(text) == re.split(r"(?<=\S\n)(?=\S)", text)
+    assert "".join(split_lines(text)) == text
