@@ -295,11 +295,11 @@ class ToolRenderer:
         follow (its number, whether it is the last, the last user turn's place) fail here."""
         head, generation = frame
         tools = stand_ins([{"name": "f"}])
+        whole = render_prompt(self.tokenizer, {"messages": SAMPLE, "tools": tools})
         for cut in range(1, len(SAMPLE)):
             start, rest = SAMPLE[:cut], SAMPLE[cut:]
             before = render_prompt(self.tokenizer, {"messages": start, "tools": tools})
             after = self._render_cheap([PROBE, *rest], None)
-            whole = render_prompt(self.tokenizer, {"messages": SAMPLE, "tools": tools})
             if not (before.endswith(generation) and after.startswith(head)):
                 return False
             if before[: len(before) - len(generation)] + after[len(head) :] != whole:
