@@ -1,9 +1,10 @@
 """Every benchmark on one checkpoint, the model loaded once: what the ablation compares.
 
 For each checkpoint (base, CPT stages, control, SFT arms) the same items are scored: BFCL
-categories of the official data, the unseen-API benchmark, held-out perplexity per category,
-HumanEval, and the teacher-forced log-likelihood of every item's ground-truth call (BFCL and
-unseen APIs). Accuracies come with bootstrap 95% intervals over items (:mod:`evaluation.bootstrap`).
+categories of the official data (its multi-turn categories as conversations against the wheel's
+environment classes, as :func:`evaluation.pipeline.run_bfcl` runs them), the unseen-API benchmark,
+held-out perplexity per category, HumanEval, and the teacher-forced log-likelihood of every
+single-turn item's ground-truth call (BFCL and unseen APIs). Accuracies come with bootstrap 95% intervals over items (:mod:`evaluation.bootstrap`).
 The result is one JSON document per checkpoint (``results.json``) plus per-item rows, so the
 comparison across checkpoints is a join on the metric names of :func:`flat_scores`.
 """
@@ -15,13 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from contracts.bfcl import load_category, read_unseen_benchmark
+from contracts.bfcl import category, load_category, read_unseen_benchmark
 from contracts.io import atomic_write_text, read_jsonl
-from evaluation.bfcl.runner import as_item, evaluate_items, load_model
+from evaluation.bfcl.multi_turn import stop_reasons
+from evaluation.bfcl.runner import as_item, evaluate_items, load_model, multi_turn_rows, summarize
 from evaluation.bootstrap import accuracy_by_category, bootstrap_ci
 from evaluation.config import EvaluationConfig
 from evaluation.loglik import item_logliks, summarize_logliks
 from evaluation.perplexity import perplexity
+from evaluation.pipeline import multi_turn_options
 
 
 @dataclass(frozen=True)
@@ -37,8 +40,28 @@ class EvalInputs:
 
 
 def _bfcl_items(inputs: EvalInputs, cfg: EvaluationConfig) -> list[Any]:
+    """The single-turn items of the configured categories (the multi-turn ones are conversations:
+    :func:`_multi_turn_rows`)."""
     limit = cfg.bfcl.limit_per_category
-    return [item for cat in cfg.bfcl.categories for item in load_category(inputs.bfcl_dir, cat, limit)]
+    single = [c for c in cfg.bfcl.categories if not category(c).multi_turn]
+    return [item for cat in single for item in load_category(inputs.bfcl_dir, cat, limit)]
+
+
+def _multi_turn_rows(model: Any, tokenizer: Any, inputs: EvalInputs, cfg: EvaluationConfig) -> list[dict]:
+    """Scored rows of the configured multi-turn categories, run as :func:`~evaluation.pipeline.run_bfcl`
+    runs them (the same environments, limits and conversations per category)."""
+    options = multi_turn_options(cfg.bfcl.model_dump())
+    limit = options.pop("multi_turn_limit_per_category")
+    return multi_turn_rows(
+        model,
+        tokenizer,
+        inputs.bfcl_dir,
+        cfg.bfcl.categories,
+        cfg.bfcl.limit_per_category if limit is None else limit,
+        cfg.bfcl.batch_size,
+        cfg.bfcl.max_new_tokens,
+        **options,
+    )
 
 
 def _unseen_items(inputs: EvalInputs, cfg: EvaluationConfig) -> list[Any]:
@@ -53,10 +76,22 @@ def _unseen_items(inputs: EvalInputs, cfg: EvaluationConfig) -> list[Any]:
     return items
 
 
-def _accuracy(model: Any, tokenizer: Any, items: list[Any], batch: int, max_new: int, seed: int) -> dict:
-    if not items:
+def _accuracy(
+    model: Any,
+    tokenizer: Any,
+    items: list[Any],
+    batch: int,
+    max_new: int,
+    seed: int,
+    more_rows: list[dict] = (),
+) -> dict:
+    """Scores of ``items`` (generated here) and of ``more_rows`` (scored already: conversations)."""
+    rows = (evaluate_items(model, tokenizer, items, batch, max_new)["rows"] if items else []) + list(
+        more_rows
+    )
+    if not rows:
         return {"n_items": 0, "note": "no items"}
-    result = evaluate_items(model, tokenizer, items, batch, max_new)
+    result = summarize(rows)
     rows = result.pop("rows")
     result["ci"] = accuracy_by_category(rows, seed=seed)
     return {**result, "rows": rows}
@@ -70,9 +105,12 @@ def evaluate_checkpoint(
     model, tokenizer = load_model(model_dir)
     result: dict[str, Any] = {"model_dir": str(model_dir), "config": cfg.model_dump()}
     bfcl_items, unseen_items = _bfcl_items(inputs, cfg), _unseen_items(inputs, cfg)
+    conversations = _multi_turn_rows(model, tokenizer, inputs, cfg)
     result["bfcl"] = _accuracy(
-        model, tokenizer, bfcl_items, cfg.bfcl.batch_size, cfg.bfcl.max_new_tokens, seed
+        model, tokenizer, bfcl_items, cfg.bfcl.batch_size, cfg.bfcl.max_new_tokens, seed, conversations
     )
+    if any(category(c).multi_turn for c in cfg.bfcl.categories):
+        result["bfcl"]["multi_turn_stopped"] = stop_reasons(conversations)
     result["unseen_api"] = _accuracy(
         model, tokenizer, unseen_items, cfg.unseen.batch_size, cfg.unseen.max_new_tokens, seed
     )
@@ -117,7 +155,8 @@ def save(out_dir: Path, result: dict[str, Any]) -> dict[str, Any]:
 
 def flat_scores(result: dict[str, Any]) -> dict[str, float]:
     """The comparison's metric names -> value, from a slim result: ``bfcl.acc.<cat>`` with
-    ``.lo``/``.hi``, ``unseen_api.acc.<cat>``, ``loglik_bfcl.nll`` (per target token),
+    ``.lo``/``.hi``, BFCL's summary groups as ``bfcl.group.<group>`` (``multi_turn``, ``non_live_ast``, ...),
+    ``unseen_api.acc.<cat>``, ``loglik_bfcl.nll`` (per target token),
     ``ppl.<category>`` / ``nll.<category>``, ``humaneval.pass@1``."""
     out: dict[str, float] = {}
     for bench in ("bfcl", "unseen_api"):
@@ -125,6 +164,8 @@ def flat_scores(result: dict[str, Any]) -> dict[str, float]:
             out[f"{bench}.acc.{cat}"] = ci["mean"]
             out[f"{bench}.acc.{cat}.lo"] = ci["lo"]
             out[f"{bench}.acc.{cat}.hi"] = ci["hi"]
+        for group, stats in ((result.get(bench) or {}).get("summary") or {}).items():
+            out[f"{bench}.group.{group}"] = stats["accuracy"]
         ll = result.get(f"loglik_{bench}") or {}
         if ll.get("all"):
             out[f"loglik_{bench}.nll"] = ll["all"]["nll_per_token"]

@@ -22,6 +22,9 @@ class BfclEvalConfig(_Section):
     categories: list[str] = DEFAULT_BFCL_CATEGORIES
     #: first N items of each category (None: all)
     limit_per_category: int | None = None
+    #: first N conversations of each multi-turn category (None: ``limit_per_category``); a conversation
+    #: is many generations, so a quick profile can take fewer of them than of single-turn items
+    multi_turn_limit_per_category: int | None = None
     #: tokens generated per answer
     max_new_tokens: int = 128
     #: engine slots (prompts decoded at once)

@@ -34,7 +34,6 @@ def _repo_path(value: str) -> Path:
 
 def run_bfcl(model_dir: Path, data_dir: Path, cfg: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     """BFCL's categories from ``cfg`` (single-turn and multi-turn) on the official data."""
-    environments = cfg.get("environments_dir")
     result = evaluate_bfcl(
         model_dir,
         data_dir,
@@ -43,13 +42,23 @@ def run_bfcl(model_dir: Path, data_dir: Path, cfg: dict[str, Any], out_dir: Path
         limit_per_category=cfg.get("limit_per_category"),
         batch_size=int(cfg.get("batch_size", 8)),
         max_new_tokens=int(cfg.get("max_new_tokens", 128)),
-        environments_dir=_repo_path(environments) if environments else None,
-        limits=Limits(
+        **multi_turn_options(cfg),
+    )
+    return save_result(out_dir, result)
+
+
+def multi_turn_options(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The multi-turn keywords of :func:`evaluation.bfcl.runner.evaluate_bfcl` (and
+    :func:`~evaluation.bfcl.runner.multi_turn_rows`, less the limit) from a dumped ``evaluation.bfcl``."""
+    environments = cfg.get("environments_dir")
+    return {
+        "environments_dir": _repo_path(environments) if environments else None,
+        "limits": Limits(
             max_steps_per_turn=int(cfg.get("max_steps_per_turn", MAX_STEPS_PER_TURN)),
             step_timeout_s=float(cfg.get("step_timeout_s", 30.0)),
         ),
-    )
-    return save_result(out_dir, result)
+        "multi_turn_limit_per_category": cfg.get("multi_turn_limit_per_category"),
+    }
 
 
 def run_unseen(model_dir: Path, bench_dir: Path, cfg: dict[str, Any], out_dir: Path) -> dict[str, Any]:

@@ -86,45 +86,74 @@ def evaluate_bfcl(
     device: str | None = None,
     environments_dir: str | os.PathLike[str] | None = None,
     limits: Limits | None = None,
+    multi_turn_limit_per_category: int | None = None,
 ) -> dict[str, Any]:
     """Load the model in ``model_dir``, run the BFCL ``categories`` from ``data_dir`` and score them.
 
     Multi-turn categories run as conversations against the environment classes in
-    ``environments_dir`` (default: beside ``data_dir``, where the download unpacks them).
+    ``environments_dir`` (default: beside ``data_dir``, where the download unpacks them), the first
+    ``multi_turn_limit_per_category`` of each (``None``: ``limit_per_category``).
     """
     single = [c for c in categories if not bfcl_category(c).multi_turn]
-    multi = [c for c in categories if bfcl_category(c).multi_turn]
     items = [item for category in single for item in load_category(data_dir, category, limit_per_category)]
-    conversations = [
-        item
-        for category in multi
-        for item in load_multi_turn_category(data_dir, category, limit_per_category)
-    ]
     model, tokenizer = load_model(model_dir, device)
     rows = []
     if items:
         texts = generate(model, tokenizer, [item_prompt(item) for item in items], max_new_tokens, batch_size)
         rows = score_items(items, None, texts)["rows"]
-    stopped: dict[str, int] = {}
-    if conversations:
-        source = environments_dir or environment_dir(data_dir)
-        responses = run_conversations(
-            model, tokenizer, conversations, source, max_new_tokens, batch_size, limits or Limits()
-        )
-        rows += score_conversations(conversations, responses, source)
-        stopped = stop_reasons(rows)
-    result = summarize(rows)
-    if conversations:
-        result["multi_turn_stopped"] = stopped
+    multi = multi_turn_rows(
+        model,
+        tokenizer,
+        data_dir,
+        categories,
+        limit_per_category if multi_turn_limit_per_category is None else multi_turn_limit_per_category,
+        batch_size,
+        max_new_tokens,
+        environments_dir,
+        limits,
+    )
+    result = summarize(rows + multi)
+    if any(bfcl_category(c).multi_turn for c in categories):
+        result["multi_turn_stopped"] = stop_reasons(multi)
     result["config"] = {
         "model_dir": str(model_dir),
         "data_dir": str(data_dir),
         "categories": list(categories),
         "limit_per_category": limit_per_category,
+        "multi_turn_limit_per_category": multi_turn_limit_per_category,
         "batch_size": batch_size,
         "max_new_tokens": max_new_tokens,
     }
     return result
+
+
+def multi_turn_rows(
+    model: Any,
+    tokenizer: Any,
+    data_dir: str | os.PathLike[str],
+    categories: Sequence[str],
+    limit_per_category: int | None = None,
+    batch_size: int = 8,
+    max_new_tokens: int = 256,
+    environments_dir: str | os.PathLike[str] | None = None,
+    limits: Limits | None = None,
+) -> list[dict[str, Any]]:
+    """Scored rows of the multi-turn members of ``categories`` (the others are left out), their
+    conversations run with an already loaded model against the environment classes in
+    ``environments_dir`` (default: beside ``data_dir``); ``[]`` when there are none."""
+    conversations = [
+        item
+        for category in categories
+        if bfcl_category(category).multi_turn
+        for item in load_multi_turn_category(data_dir, category, limit_per_category)
+    ]
+    if not conversations:
+        return []
+    source = environments_dir or environment_dir(data_dir)
+    responses = run_conversations(
+        model, tokenizer, conversations, source, max_new_tokens, batch_size, limits or Limits()
+    )
+    return score_conversations(conversations, responses, source)
 
 
 def as_item(item: BfclItem | Mapping[str, Any], category: str | None = None) -> BfclItem:

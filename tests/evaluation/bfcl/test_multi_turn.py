@@ -282,6 +282,78 @@ def test_one_multi_turn_item_through_the_evaluation_path(
     assert Path(tmp_path / "out").is_dir()
 
 
+def test_multi_turn_categories_take_their_own_limit(tmp_path, model_dir, fixtures_dir, bfcl_environments):
+    """``multi_turn_limit_per_category`` caps the conversations apart from the single-turn items (a quick
+    profile runs fewer of them); unset, the shared limit applies to both."""
+    from evaluation.pipeline import run_bfcl
+
+    cfg = {
+        "categories": ["simple_python", "multi_turn_base", "multi_turn_miss_func"],
+        "limit_per_category": 2,
+        "multi_turn_limit_per_category": 1,
+        "max_new_tokens": 6,
+        "batch_size": 4,
+        "environments_dir": str(bfcl_environments),
+    }
+    result = run_bfcl(model_dir, fixtures_dir, cfg, tmp_path / "capped")
+    assert {c: s["n"] for c, s in result["categories"].items()} == {
+        "simple_python": 2,
+        "multi_turn_base": 1,
+        "multi_turn_miss_func": 1,
+    }
+    assert result["config"]["multi_turn_limit_per_category"] == 1
+    assert sum(result["multi_turn_stopped"].values()) <= 2 and result["summary"]["multi_turn"]["n"] == 2
+    shared = run_bfcl(
+        model_dir, fixtures_dir, {**cfg, "multi_turn_limit_per_category": None}, tmp_path / "shared"
+    )
+    assert {c: s["n"] for c, s in shared["categories"].items()} == dict.fromkeys(cfg["categories"], 2)
+
+
+def test_checkpoint_evaluation_runs_the_multi_turn_categories(
+    tmp_path, model_dir, fixtures_dir, bfcl_environments
+):
+    """An ablation checkpoint's evaluation with BFCL's multi-turn categories configured (as the gpu profile
+    does) runs them as conversations -- it used to hand them to the single-turn loader, which refused
+    them -- and its scores carry BFCL's summary groups; the log-likelihood covers the single-turn items."""
+    from evaluation.checkpoint import EvalInputs, evaluate_checkpoint, flat_scores
+    from evaluation.config import EvaluationConfig
+
+    unseen = tmp_path / "unseen"
+    unseen.mkdir()
+    (unseen / "items.jsonl").write_text("")
+    (unseen / "possible_answers.jsonl").write_text("")
+    (tmp_path / "heldout").mkdir()
+    cfg = EvaluationConfig.model_validate(
+        {
+            "bfcl": {
+                "categories": ["simple_python", "multi_turn_base", "multi_turn_long_context"],
+                "limit_per_category": 2,
+                "multi_turn_limit_per_category": 1,
+                "max_new_tokens": 6,
+                "batch_size": 4,
+                "environments_dir": str(bfcl_environments),
+            }
+        }
+    )
+    inputs = EvalInputs(fixtures_dir, unseen, tmp_path / "heldout")
+    result = evaluate_checkpoint(model_dir, inputs, cfg, tmp_path / "out")
+    bfcl = result["bfcl"]
+    assert {c: s["n"] for c, s in bfcl["categories"].items()} == {
+        "simple_python": 2,
+        "multi_turn_base": 1,
+        "multi_turn_long_context": 1,
+    }
+    assert set(bfcl["ci"]) == {"simple_python", "multi_turn_base", "multi_turn_long_context", "all"}
+    assert "multi_turn_stopped" in bfcl and bfcl["summary"]["multi_turn"]["complete"] is False
+    scores = flat_scores(result)
+    assert scores["bfcl.group.multi_turn"] == bfcl["summary"]["multi_turn"]["accuracy"]
+    assert "bfcl.acc.multi_turn_base" in scores
+    loglik = result["loglik_bfcl"]
+    assert loglik["all"]["n_items"] + sum(loglik["skipped"].values()) == 2  # the single-turn items only
+    rows = (tmp_path / "out" / "items_bfcl.jsonl").read_text().splitlines()
+    assert len(rows) == 4 and {json.loads(r)["category"] for r in rows} >= {"multi_turn_base"}
+
+
 def test_engine_with_kv_reuse_decodes_the_same_conversations(
     fixtures_dir, bfcl_environments, tokenizer, tiny_model
 ):
