@@ -48,6 +48,21 @@ def test_extends_deep_merges_over_the_parent():
     assert load_profile("cluster")["model"]["hidden_size"] == 1024
 
 
+def test_profiles_that_run_multi_turn_give_the_model_room_for_its_prompts():
+    """BFCL's multi-turn conversations start at ~3-7k tokens of function docs (bench tokenizer; the gpu
+    profile's comment): a profile that runs them with a shorter context ends every one at its first
+    prompt, a score of nothing. The demo (default) runs them too."""
+    from contracts.bfcl import MULTI_TURN_CATEGORIES
+
+    running = []
+    for path in sorted(PROFILES_DIR.glob("*.yaml")):
+        settings = load_settings(path.stem)
+        if set(settings.evaluation.bfcl.categories) & set(MULTI_TURN_CATEGORIES):
+            running.append(path.stem)
+            assert settings.model["max_position_embeddings"] >= 8192, path.stem
+    assert {"default", "gpu", "cluster"} <= set(running)
+
+
 def test_default_profile_holds_out_providers_it_also_ingests():
     p = load_profile("default")
     heldout = set(p["sources"]["heldout_providers"])
