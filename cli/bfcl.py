@@ -183,6 +183,7 @@ def _eval_bfcl(args: argparse.Namespace) -> int:
         "environments_dir": str(args.environments.resolve()) if args.environments else None,
         "categories": args.categories,
         "limit_per_category": args.limit,
+        "multi_turn_limit_per_category": args.multi_turn_limit,
         "batch_size": args.batch_size,
         "max_new_tokens": args.max_new_tokens,
     }
@@ -235,6 +236,12 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     )
     s.add_argument("--environments", type=Path, metavar="DIR", help=environments)
     s.add_argument("--limit", type=positive_int, metavar="N", help="only the first N items per category")
+    s.add_argument(
+        "--multi-turn-limit",
+        type=positive_int,
+        metavar="N",
+        help="only the first N conversations per multi-turn category (default: --limit)",
+    )
     s.add_argument(
         "--batch-size", type=positive_int, default=8, help="sequences per batch (default: %(default)s)"
     )

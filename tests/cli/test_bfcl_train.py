@@ -147,12 +147,17 @@ def test_eval_bfcl(cli, fails, base_model, tmp_path, bfcl_environments):
             "--limit", "1", "--max-new-tokens", "4", "--out", tmp_path / "ev")  # fmt: skip
     assert r.rc == 0, r.err
     assert "simple_python" in r.out and (tmp_path / "ev" / "results.json").exists()
-    # multi-turn with a 1,024-position model: every conversation outgrows it at its first prompt, and says so
-    r = cli("eval", "bfcl", "--model", model / "hf", "--data", BFCL, "--categories", "multi_turn_base",
-            "--environments", bfcl_environments, "--limit", "1", "--max-new-tokens", "4",
-            "--out", tmp_path / "mt")  # fmt: skip
+    # multi-turn with a 1,024-position model: every conversation outgrows it at its first prompt, and says so;
+    # --multi-turn-limit caps the conversations apart from the single-turn items
+    r = cli("eval", "bfcl", "--model", model / "hf", "--data", BFCL, "--categories", "simple_python",
+            "multi_turn_base", "--environments", bfcl_environments, "--limit", "2", "--multi-turn-limit", "1",
+            "--max-new-tokens", "4", "--out", tmp_path / "mt")  # fmt: skip
     assert r.rc == 0, r.err
     assert "multi-turn conversations ended early: prompt_too_long 1" in r.out
+    counts = {
+        c: s["n"] for c, s in json.loads((tmp_path / "mt" / "results.json").read_text())["categories"].items()
+    }
+    assert counts == {"simple_python": 2, "multi_turn_base": 1}
     fails(cli("eval", "bfcl", "--model", "/missing"), 2, "no such file or directory")
     fails(cli("eval", "bfcl", "--model", model, "--data", BFCL), 1, "a training output", str(model / "hf"))
     fails(cli("eval", "bfcl", "--model", tmp_path, "--data", BFCL), 1, "not a Hugging Face model directory")
