@@ -2,7 +2,11 @@
 
 Rows match ``contracts.tables.GENERAL_DOCUMENTS`` (one row per file, per package README, or per
 module's docstrings). Order is deterministic (sorted paths / names, archive order), so the same
-environment and package versions give the same rows. Nothing is imported or installed to read it:
+environment and package versions give the same rows, with the same ``doc_id`` wherever they are
+installed: a file's URI names what it belongs to, not where it lies (``stdlib:python-3.11.7!/json/
+__init__.py``, ``package:PyYAML-6.0.2!/yaml/__init__.py``, ``package:aiohttp-3.10.5!/METADATA``, like the
+registry packages' ``pypi:requests-2.32.3-py3-none-any.whl!/requests/__init__.py``); only a local
+directory's files keep their absolute paths. Nothing is imported or installed to read it:
 code is read as files, docstrings through ``ast``, READMEs through ``importlib.metadata``, packages
 as archives.
 
@@ -27,6 +31,7 @@ from __future__ import annotations
 import ast
 import importlib.metadata as md
 import importlib.util
+import platform
 import sysconfig
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -106,32 +111,45 @@ def _dist_license(dist: md.Distribution) -> str:
     return metadata_license(dist.metadata)  # type: ignore[arg-type]
 
 
-def _code_root(root: str, stats: StepStats) -> tuple[str, list[Path], str]:
-    """(source name, sorted .py files, license) of one code root spec."""
+def _stdlib_uri(path: Path, base: Path) -> str:
+    """A standard-library file's URI: the interpreter's version and the file's path under the stdlib."""
+    return f"stdlib:python-{platform.python_version()}!/{path.relative_to(base).as_posix()}"
+
+
+def _dist_uri(dist: md.Distribution, member: str) -> str:
+    """An installed distribution's file's URI: its name, version and the file's path in it."""
+    return f"package:{dist.metadata['Name']}-{dist.version}!/{member}"
+
+
+def _code_root(root: str, stats: StepStats) -> tuple[str, list[tuple[Path, str]], str]:
+    """(source name, sorted .py files with their URIs, license) of one code root spec."""
     if root == "stdlib":
         base = _stdlib_dir()
         files = sorted(p for p in base.rglob("*.py") if not _excluded(p, base))
-        return "python_stdlib_source", files, "PSF-2.0"
+        return "python_stdlib_source", [(p, _stdlib_uri(p, base)) for p in files], "PSF-2.0"
     if root.startswith("package:"):
         name = root.split(":", 1)[1]
         dist = _distribution(name)
         if dist is not None:
-            files = sorted(
-                Path(dist.locate_file(f)).resolve() for f in (dist.files or []) if str(f).endswith(".py")
+            members = sorted(
+                (Path(dist.locate_file(f)).resolve(), f.as_posix())
+                for f in (dist.files or [])
+                if str(f).endswith(".py")
             )
-            return f"package:{dist.metadata['Name']}", files, _dist_license(dist)
+            pairs = [(path, _dist_uri(dist, member)) for path, member in members]
+            return f"package:{dist.metadata['Name']}", pairs, _dist_license(dist)
         spec = importlib.util.find_spec(name)
         if spec is None or not spec.origin:
             stats.drop("package_not_found", name)
             return root, [], "unknown"
         base = Path(spec.origin).parent if spec.submodule_search_locations else Path(spec.origin)
         files = sorted(base.rglob("*.py")) if base.is_dir() else [base]
-        return root, files, "unknown"
+        return root, [(p, f"{root}!/{p.relative_to(base.parent).as_posix()}") for p in files], "unknown"
     base = Path(root)
     if not base.is_dir():
         stats.drop("code_root_not_found", root)
         return root, [], "unknown"
-    return "local_code", sorted(base.resolve().rglob("*.py")), "unknown"
+    return "local_code", [(p, str(p)) for p in sorted(base.resolve().rglob("*.py"))], "unknown"
 
 
 def _package_rows(
@@ -215,7 +233,7 @@ def iter_code_documents(
                 yield row
             continue
         source, files, license_ = _code_root(root, stats)
-        for path in files:
+        for path, uri in files:
             if max_files is not None and n >= max_files:
                 return
             try:
@@ -238,7 +256,7 @@ def iter_code_documents(
                 continue
             stats.keep()
             n += 1
-            yield _row(source, str(path), path.name, "python", text, license_)
+            yield _row(source, uri, path.name, "python", text, license_)
 
 
 def module_docstrings_text(path: Path) -> str:
@@ -272,8 +290,8 @@ def _iter_text_source(
             if not str(body).strip():
                 stats.drop("no_long_description", name)
                 continue
-            uri = f"{Path(str(dist.locate_file(''))).resolve()}#{name}/METADATA"
-            yield _row("package_metadata", uri, name, "en", str(body).strip(), _dist_license(dist))
+            yield _row("package_metadata", _dist_uri(dist, "METADATA"), name, "en", str(body).strip(),
+                       _dist_license(dist))  # fmt: skip
     elif src == "module_docstrings":
         base = _stdlib_dir()
         for path in sorted(p for p in base.rglob("*.py") if not _excluded(p, base)):
@@ -285,7 +303,8 @@ def _iter_text_source(
             if not text.strip():
                 stats.drop("no_docstrings", str(path))
                 continue
-            yield _row("module_docstrings", f"{path}#docstrings", path.stem, "en", text, "PSF-2.0")
+            uri = f"{_stdlib_uri(path, base)}#docstrings"
+            yield _row("module_docstrings", uri, path.stem, "en", text, "PSF-2.0")
     else:
         base = Path(src)
         if not base.is_dir():

@@ -22,6 +22,7 @@ import ast
 import enum
 import inspect
 import json
+import re
 import types
 import typing
 from collections.abc import Iterator
@@ -172,6 +173,21 @@ def _jsonable(value: Any) -> bool:
     return True
 
 
+#: CPython's default repr of an object carries its memory address (``<function f at 0x7f...>``)
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def default_text(value: Any, limit: int = 80) -> str:
+    """A non-JSON default's text for a description, the same in every process: the repr without the
+    memory address (``<function IS_CHARACTER_JUNK>``), a set's members in sorted order (their order
+    follows string hashing, which differs per process); at most ``limit`` characters."""
+    if isinstance(value, set | frozenset) and value:
+        text = f"{type(value).__name__}({{{', '.join(sorted(map(repr, value)))}}})"
+    else:
+        text = repr(value)
+    return _ADDRESS.sub("", text)[:limit]
+
+
 def describe_callable(obj: Any, qualname: str, kind: str) -> dict[str, Any]:
     """JSON-ready facts about one callable: params (name, schema, required), returns, doc.
 
@@ -199,7 +215,7 @@ def describe_callable(obj: Any, qualname: str, kind: str) -> dict[str, Any]:
             if _jsonable(p.default):
                 schema["default"] = p.default
             else:
-                schema["description"] = f"(default: {repr(p.default)[:80]})"
+                schema["description"] = f"(default: {default_text(p.default)})"
         required = p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
         params.append({"name": p.name, "schema": schema, "required": required})
     returns = {} if kind == "class" else annotation_schema(sig.return_annotation)

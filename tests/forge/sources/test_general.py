@@ -37,6 +37,34 @@ def test_stdlib_and_package_roots() -> None:
     assert missing.dropped == {"package_not_found": 1}
 
 
+def test_installed_files_are_named_by_what_they_belong_to_not_where_they_lie() -> None:
+    """The stdlib's and installed packages' documents get URIs (and so ``doc_id``s) without the install
+    paths: two clones of the project, or two machines, give the same ids to the same files (the ids
+    decide the held-out split and the retrieval folds; a venv path in them changed both per clone)."""
+    import sys
+    import sysconfig
+
+    rows = [
+        *iter_code_documents(["stdlib"], max_files=5),
+        *iter_code_documents(["package:pyyaml"], max_files=2),
+        *iter_text_documents(["module_docstrings"], max_docs=2),
+        *iter_text_documents(["package_metadata"], max_docs=2),
+    ]
+    places = {sys.prefix, sys.base_prefix, sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"]}
+    assert len(rows) == 11 and not any(place in r["uri"] for r in rows for place in places)
+    by_source = {r["source"]: r["uri"] for r in rows}
+    version = ".".join(map(str, sys.version_info[:3]))
+    assert by_source["python_stdlib_source"].startswith(f"stdlib:python-{version}!/")
+    assert by_source["module_docstrings"].startswith(f"stdlib:python-{version}!/")
+    assert by_source["module_docstrings"].endswith("#docstrings")
+    assert (
+        by_source["package:PyYAML"].startswith("package:PyYAML-") and "!/yaml/" in by_source["package:PyYAML"]
+    )
+    assert by_source["package_metadata"].startswith("package:") and by_source["package_metadata"].endswith(
+        "!/METADATA"
+    )
+
+
 def test_module_docstrings_via_ast_without_import(tmp_path: Path) -> None:
     mod = tmp_path / "m.py"
     mod.write_text('"""Module doc."""\nraise SystemExit("never imported")\n'
