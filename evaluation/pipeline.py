@@ -86,6 +86,7 @@ def run_unseen(model_dir: Path, bench_dir: Path, cfg: dict[str, Any], out_dir: P
     result = evaluate_items(
         model, tokenizer, items, int(cfg.get("batch_size", 8)), int(cfg.get("max_new_tokens", 128))
     )
+    result["config"] = {"limit_per_category": limit}
     return save_result(out_dir, result)
 
 

@@ -10,14 +10,17 @@
 and flattens them into rows ``{benchmark, metric, value, n}`` (accuracies as fractions, perplexity in
 its own unit); a BFCL-format result's summary numbers come first, in the order of
 :data:`contracts.bfcl.SUMMARY_ORDER`, then its categories. ``format_scorecard`` renders the rows as a fixed-width terminal table or Markdown
-(for Dagster metadata / MLflow).
+(for Dagster metadata / MLflow), with the card's ``notes`` under the table: which benchmarks ran on the
+first N items of each category (``config.limit_per_category``, and for BFCL's multi-turn categories
+``config.multi_turn_limit_per_category``), whose numbers are BFCL's partial evaluation and not
+comparable to the leaderboard.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from contracts.bfcl import OVERALL, SUMMARY_GROUPS, SUMMARY_ORDER
+from contracts.bfcl import MULTI_TURN_CATEGORIES, OVERALL, SUMMARY_GROUPS, SUMMARY_ORDER
 
 # Rows shown among the headline numbers: the headline summary groups, and perplexity.
 _HEADLINE = (*(g.name for g in (*SUMMARY_GROUPS, OVERALL) if g.headline), "ppl")
@@ -77,19 +80,41 @@ def _stopped_rows(benchmark: str, result: dict[str, Any]) -> list[dict[str, Any]
     ]
 
 
+def _limit_note(benchmark: str, result: dict[str, Any]) -> str | None:
+    """What a limited run covered (``None``: every item), from the result's ``config``."""
+    config = result.get("config") or {}
+    limit, conversations = config.get("limit_per_category"), config.get("multi_turn_limit_per_category")
+    if conversations is None:
+        conversations = limit
+    multi = any(c in MULTI_TURN_CATEGORIES for c in result.get("categories") or {})
+    single = any(c not in MULTI_TURN_CATEGORIES for c in result.get("categories") or {})
+    parts = []
+    if single and limit is not None:
+        parts.append(f"the first {limit} items of each category")
+    if multi and conversations is not None:
+        parts.append(f"the first {conversations} conversations of each multi-turn category")
+    if not parts:
+        return None
+    return f"{benchmark}: {' and '.join(parts)} (a partial evaluation, not comparable to the leaderboard)"
+
+
 def build_scorecard(results: dict[str, Any]) -> dict[str, Any]:
-    """Flatten evaluation results into scorecard rows plus a few headline numbers."""
+    """Flatten evaluation results into scorecard rows plus a few headline numbers, and notes on what a
+    limited benchmark covered."""
     rows: list[dict[str, Any]] = []
+    notes: list[str] = []
     for benchmark, result in results.items():
         if benchmark == "model" or not isinstance(result, dict):
             continue
         rows.extend(_bench_rows(benchmark, result))
+        if "categories" in result and (note := _limit_note(benchmark, result)) is not None:
+            notes.append(note)
     headline = {}
     for row in rows:
         key = f"{row['benchmark']}/{row['metric']}"
         if row["metric"] in _HEADLINE:
             headline[key] = row["value"]
-    return {"model": results.get("model"), "rows": rows, "headline": headline}
+    return {"model": results.get("model"), "rows": rows, "headline": headline, "notes": notes}
 
 
 def _cell(value: Any, metric: str) -> str:
@@ -113,9 +138,11 @@ def format_scorecard(scorecard: dict[str, Any], style: str = "text") -> str:
         for row in scorecard["rows"]
     ]
     title = f"Scorecard: {scorecard.get('model') or 'model'}"
+    notes = scorecard.get("notes") or []
     if style == "markdown":
         lines = [f"**{title}**", "", "| " + " | ".join(header) + " |", "| --- | --- | ---: | ---: |"]
         lines += ["| " + " | ".join(cells) + " |" for cells in body]
+        lines += ["", *(f"_{note}_" for note in notes)] if notes else []
         return "\n".join(lines)
     if style != "text":
         raise ValueError(f"unknown style {style!r}: use 'text' or 'markdown'")
@@ -129,7 +156,8 @@ def format_scorecard(scorecard: dict[str, Any], style: str = "text") -> str:
         ).rstrip()
 
     rule = "  ".join("-" * width for width in widths)
-    return "\n".join([title, line(header), rule, *(line(cells) for cells in body)])
+    tail = ["", *(f"note: {note}" for note in notes)] if notes else []
+    return "\n".join([title, line(header), rule, *(line(cells) for cells in body), *tail])
 
 
 def _fmt_ci(scores: dict[str, float], key: str) -> str:

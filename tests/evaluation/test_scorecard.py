@@ -60,3 +60,33 @@ def test_multi_turn_conversations_ended_early_are_rows_beside_the_score():
     assert "multi_turn ended early" not in " ".join(card["headline"])
     # nothing stopped, or no multi-turn: no such rows
     assert not [r for r in build_scorecard({"bfcl": _bfcl()})["rows"] if "ended early" in r["metric"]]
+
+
+def test_a_limited_run_says_so_under_the_table():
+    """A benchmark run on the first N items of each category (and N conversations of each multi-turn
+    one) is BFCL's partial evaluation: the card notes it, in both renderings; a full run has no note."""
+    from contracts.bfcl import MULTI_TURN_CATEGORIES
+
+    rows = [
+        {"category": c, "valid": True, "error_type": None} for c in ("simple_python", *MULTI_TURN_CATEGORIES)
+    ]
+    bfcl = {**summarize(rows), "config": {"limit_per_category": 20, "multi_turn_limit_per_category": 2}}
+    unseen = {**summarize(rows[:1]), "config": {"limit_per_category": 5}}
+    full = {**summarize(rows[:1]), "config": {"limit_per_category": None}}
+    card = build_scorecard({"bfcl": bfcl, "unseen_api": unseen, "other": full})
+    assert card["notes"] == [
+        "bfcl: the first 20 items of each category and the first 2 conversations of each multi-turn category "
+        "(a partial evaluation, not comparable to the leaderboard)",
+        "unseen_api: the first 5 items of each category (a partial evaluation, not comparable to the leaderboard)",
+    ]
+    text, markdown = format_scorecard(card), format_scorecard(card, "markdown")
+    assert text.splitlines()[-2:] == [f"note: {n}" for n in card["notes"]]
+    assert markdown.splitlines()[-1] == f"_{card['notes'][1]}_"
+    only_multi = {**summarize(rows[1:]), "config": {"limit_per_category": 3}}  # the shared limit applies
+    assert build_scorecard({"bfcl": only_multi})["notes"] == [
+        "bfcl: the first 3 conversations of each multi-turn category (a partial evaluation, not comparable "
+        "to the leaderboard)"
+    ]
+    assert build_scorecard({"bfcl": full})["notes"] == [] and "note:" not in format_scorecard(
+        build_scorecard({"bfcl": full})
+    )
