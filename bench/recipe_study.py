@@ -449,6 +449,7 @@ def _summary(summary: dict[str, Any]) -> dict[str, Any]:
         "n_examples_train",  # SFT only, as the next two
         "n_examples_eval",
         "skipped_rows",
+        "n_examples_cut",
     )
     return {k: summary.get(k) for k in keys}
 
@@ -464,9 +465,10 @@ def sft_rows_line(steps: dict[str, Any]) -> str | None:
         skipped = res.get("skipped_rows") or {}
         total = kept + sum(skipped.values())
         reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(skipped.items())) or "none"
+        cut = res.get("n_examples_cut") or 0
         return (
-            f"SFT rows (every SFT arm): {kept:,} of {total:,} kept ({res['n_examples_train']:,} train); "
-            f"skipped: {reasons} ({(total - kept) / max(total, 1):.1%})."
+            f"SFT rows (every SFT arm): {kept:,} of {total:,} kept ({res['n_examples_train']:,} train, {cut:,} of "
+            f"them cut at the sequence length); skipped: {reasons} ({(total - kept) / max(total, 1):.1%})."
         )
     return None
 

@@ -31,14 +31,22 @@ log = logging.getLogger(__name__)
 _GENERATION_TAG = re.compile(r"\{%-?\s*generation\s*-?%\}")
 
 
+#: the key of :func:`load_sft_examples`' counts for rows kept but cut at ``seq_len`` (not a skip)
+CUT = "cut_at_seq_len"
+
+
 def render_example(
-    tokenizer: Any, messages: list[dict], tools: list[dict] | None, seq_len: int
+    tokenizer: Any,
+    messages: list[dict],
+    tools: list[dict] | None,
+    seq_len: int,
+    counts: Counter | None = None,
 ) -> dict[str, list[int]]:
     """Tokenize one conversation with the chat template and build next-token labels.
 
     Returns `input_ids` and `labels` of equal length <= seq_len: labels[t] is the token after
     input_ids[t] when that token is assistant output, else -100. The conversation is truncated to its
-    first seq_len + 1 tokens.
+    first seq_len + 1 tokens (counted as ``counts[CUT]`` when given).
     """
     enc = tokenizer.apply_chat_template(
         messages, tools=tools or None, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
@@ -49,20 +57,24 @@ def render_example(
             "chat template marked no assistant tokens for a conversation with an assistant turn; the template "
             "must wrap assistant output in {% generation %}...{% endgeneration %}"
         )
+    if counts is not None and len(ids) > seq_len + 1:
+        counts[CUT] += 1
     ids, mask = ids[: seq_len + 1], mask[: seq_len + 1]
     targets = [t if m else -100 for t, m in zip(ids, mask, strict=True)]
     return {"input_ids": ids[:-1], "labels": targets[1:]}
 
 
 #: bump when render_example's output changes: rendered sets cached under the old rule are not reused
-RENDER_VERSION = 1
+RENDER_VERSION = 2
 
 
 def load_sft_examples(
     path: str | Path, tokenizer: Any, seq_len: int, cache_dir: str | Path | None = None
 ) -> tuple[list[dict[str, list[int]]], Counter]:
     """Render every row of the SFT JSONL. Returns (examples, skipped-by-reason). Malformed rows raise with
-    file:line; rows left without supervised tokens (no assistant turn, or truncated away) are counted.
+    file:line; rows left without supervised tokens (no assistant turn, or truncated away) are counted, and
+    so are rows kept but cut at ``seq_len`` (key :data:`CUT`: their later turns are not trained on; in the
+    demo's data 238 of the first 3,000 conversations were longer than 1,024 tokens), which are no skip.
 
     With ``cache_dir`` the result is kept there (one file per JSONL content, tokenizer and ``seq_len``,
     written atomically) and read back by later calls instead of rendering again; an unreadable cache
@@ -89,13 +101,15 @@ def load_sft_examples(
         if not row.has_assistant_turn:
             skipped["no_assistant_turn"] += 1
             continue
+        cut = Counter()
         try:
-            ex = render_example(tokenizer, row.messages, row.tools, seq_len)
+            ex = render_example(tokenizer, row.messages, row.tools, seq_len, cut)
         except ValueError as e:
             raise ValueError(f"{path}:{lineno} (id {row.id!r}): {e}") from e
         if all(t == -100 for t in ex["labels"]):
             skipped["assistant_tokens_truncated"] += 1
             continue
+        skipped.update(cut)
         examples.append(ex)
     if cached is not None:
         _write_rendered(cached, examples, skipped)
@@ -206,8 +220,15 @@ def sft_body(cfg: RunConfig, env: D.DistEnv, sinks: list[MetricSink]) -> dict[st
     examples, skipped = load_sft_examples(
         cfg.data.sft_path, tokenizer, cfg.data.seq_len, cfg.data.render_cache_dir
     )
+    cut = skipped.pop(CUT, 0)
     if skipped:
         emit(sinks, "log_text", f"sft: skipped rows by reason: {dict(skipped)}")
+    if cut:
+        emit(
+            sinks,
+            "log_text",
+            f"sft: {cut:,} kept rows cut at seq_len {cfg.data.seq_len} (their later turns untrained)",
+        )
     if cfg.parallel == "fsdp" and env.enabled and not cfg.full_finetune:
         raise ValueError("sft: parallel='fsdp' supports full_finetune only; use parallel='ddp' for LoRA")
     model = init_model(cfg.model, tokenizer)
@@ -231,6 +252,7 @@ def sft_body(cfg: RunConfig, env: D.DistEnv, sinks: list[MetricSink]) -> dict[st
         "n_examples_train": len(data.train),
         "n_examples_eval": len(data.eval),
         "skipped_rows": dict(skipped),
+        "n_examples_cut": cut,
         "lora": not cfg.full_finetune,
         "hf_dir": str(hf_dir),
         "adapter_dir": str(adapter_dir) if adapter_dir else None,

@@ -349,7 +349,7 @@ def test_recipe_study_bench_runs_on_the_cpu(built, tmp_path):
     md = (out / "results.md").read_text()
     assert "Mixing-ratio law" in md and all(f"| {a} |" in md for a in ARMS)
     sft = results["steps"]["train_sft_base"]
-    assert sft["n_examples_train"] > 0 and f"kept ({sft['n_examples_train']:,} train)" in md  # SFT rows line
+    assert sft["n_examples_train"] > 0 and f"kept ({sft['n_examples_train']:,} train, " in md  # SFT rows line
     assert (out / "law.png").exists() and (out / "loss_curves.png").exists()
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)  # resumes: nothing redone
     assert again.returncode == 0 and "done in" not in again.stdout

@@ -5,7 +5,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from training.model import load_tokenizer
-from training.sft import SftBatches, load_sft_examples, render_example, train_sft
+from training.sft import CUT, SftBatches, load_sft_examples, render_example, train_sft
 
 
 def _assistant_texts(messages):
@@ -66,6 +66,11 @@ def test_rows_without_supervision_are_counted_and_bad_rows_named(tmp_path, token
     assert len(examples) == 3 and skipped == {"no_assistant_turn": 1}
     examples, skipped = load_sft_examples(path, tokenizer, seq_len=20)  # truncation removes every answer
     assert examples == [] and skipped == {"no_assistant_turn": 1, "assistant_tokens_truncated": 3}
+    # a sequence that cuts the longest conversation's end but keeps supervised tokens: kept, and counted as cut
+    lengths = sorted(len(e["input_ids"]) + 1 for e in load_sft_examples(path, tokenizer, seq_len=4096)[0])
+    examples, skipped = load_sft_examples(path, tokenizer, seq_len=lengths[-1] - 3)
+    cut = sum(n > lengths[-1] - 2 for n in lengths)
+    assert len(examples) == 3 and skipped == {"no_assistant_turn": 1, CUT: cut} and cut >= 1
     path.write_text(json.dumps(rows[0]) + "\n{broken\n")
     with pytest.raises(ValueError, match="d.jsonl:2"):
         load_sft_examples(path, tokenizer, seq_len=64)
@@ -110,6 +115,8 @@ def test_lora_sft_trains_adapters_and_exports_merged_model(tmp_path, base_model_
     summary = train_sft(cfg)
     assert summary["lora"] and 0 < summary["n_params_trainable"] < summary["n_params"] / 2
     assert summary["n_examples_train"] == 20 and summary["n_examples_eval"] == 4
+    # each of these conversations is longer than the 256-token sequences: all kept, all counted as cut (no skip)
+    assert summary["n_examples_cut"] == 24 and CUT not in summary["skipped_rows"]
     losses = [r["loss"] for r in read_metrics(cfg.output_dir) if "loss" in r]
     assert losses[-1] < losses[0]
 
