@@ -193,6 +193,10 @@ def _eval_bfcl(args: argparse.Namespace) -> int:
         lines.append(f"  {name:<24} {c['accuracy']:>7.1%}  ({c['n_valid']}/{c['n']})")
     for name, g in result.get("summary", {}).items():
         lines.append(f"  {name + ' (summary)':<24} {g['accuracy']:>7.1%}")
+    if result.get("prompts_too_long"):
+        lines.append(
+            f"  not generated (prompt and --max-new-tokens past the model's positions): {result['prompts_too_long']:,}"
+        )
     stopped = result.get("multi_turn_stopped") or {}
     if stopped:  # e.g. every conversation past a small model's context: say so beside the zero
         reasons = ", ".join(f"{reason} {n:,}" for reason, n in sorted(stopped.items(), key=lambda kv: -kv[1]))

@@ -86,12 +86,13 @@ def _accuracy(
     more_rows: list[dict] = (),
 ) -> dict:
     """Scores of ``items`` (generated here) and of ``more_rows`` (scored already: conversations)."""
-    rows = (evaluate_items(model, tokenizer, items, batch, max_new)["rows"] if items else []) + list(
-        more_rows
-    )
+    single = evaluate_items(model, tokenizer, items, batch, max_new) if items else {}
+    rows = single.get("rows", []) + list(more_rows)
     if not rows:
         return {"n_items": 0, "note": "no items"}
     result = summarize(rows)
+    if single.get("prompts_too_long"):
+        result["prompts_too_long"] = single["prompts_too_long"]
     rows = result.pop("rows")
     result["ci"] = accuracy_by_category(rows, seed=seed)
     return {**result, "rows": rows}

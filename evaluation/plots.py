@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from evaluation.scorecard import STOPPED
+from evaluation.scorecard import COUNT_ROWS
 
 #: benchmarks whose rows are accuracies (fractions), drawn in the left panel
 ACCURACY_BENCHMARKS = ("bfcl", "unseen_api", "humaneval")
@@ -23,7 +23,7 @@ def _series(card: dict[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
         if not isinstance(value, int | float):
             continue
         label = f"{row['benchmark']}/{row['metric']}"
-        if row["metric"].startswith(STOPPED):  # shares of conversations cut short, not scores
+        if row["metric"].startswith(COUNT_ROWS):  # shares of items cut short or left out, not scores
             continue
         if row["benchmark"] in ACCURACY_BENCHMARKS and row["metric"] != "n_problems":
             acc[label] = float(value)

@@ -38,6 +38,12 @@ def _bench_rows(benchmark: str, result: dict[str, Any]) -> list[dict[str, Any]]:
                     {"benchmark": benchmark, "metric": label, "value": part["accuracy"], "n": part["n"]}
                 )
         rows += _stopped_rows(benchmark, result)
+        if result.get("prompts_too_long"):  # single-turn items whose prompt outgrew the model's positions
+            n = result.get("n_items") or len(result.get("rows", ())) or None
+            value = result["prompts_too_long"] / n if n else None
+            rows.append(
+                {"benchmark": benchmark, "metric": NOT_GENERATED + "prompt_too_long", "value": value, "n": n}
+            )
         for category, stats in result["categories"].items():
             rows.append(
                 {"benchmark": benchmark, "metric": category, "value": stats["accuracy"], "n": stats["n"]}
@@ -63,6 +69,10 @@ def _bench_rows(benchmark: str, result: dict[str, Any]) -> list[dict[str, Any]]:
 
 #: metric prefix of the rows that count multi-turn conversations ended early (not accuracies)
 STOPPED = "multi_turn ended early: "
+#: metric prefix of the row that counts items never generated (their prompt past the model's positions)
+NOT_GENERATED = "not generated: "
+#: the prefixes of rows that are shares of items cut short or left out, not scores
+COUNT_ROWS = (STOPPED, NOT_GENERATED)
 
 
 def _stopped_rows(benchmark: str, result: dict[str, Any]) -> list[dict[str, Any]]:

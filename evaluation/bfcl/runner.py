@@ -26,6 +26,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,17 @@ def item_prompt(item: BfclItem) -> dict[str, Any]:
     return {"messages": item.messages, "tools": prompt_functions(item.functions, item.category)}
 
 
+#: the error type of an item whose prompt and answer budget exceed the model's positions (not generated)
+PROMPT_TOO_LONG = "prompt_too_long"
+
+
+@dataclass(frozen=True)
+class Unanswered:
+    """A response that was never generated, and why (scored wrong with ``reason`` as its error type)."""
+
+    reason: str
+
+
 def evaluate_items(
     model: Any,
     tokenizer: Any,
@@ -71,9 +83,17 @@ def evaluate_items(
     batch_size: int = 8,
     max_new_tokens: int = 256,
 ) -> dict[str, Any]:
-    """Generate an answer for every item with an already loaded model, then score them."""
-    texts = generate(model, tokenizer, [item_prompt(item) for item in items], max_new_tokens, batch_size)
-    return score_items(items, None, texts)
+    """Generate an answer for every item with an already loaded model, then score them. An item whose
+    prompt and ``max_new_tokens`` exceed the model's positions is not generated: it is wrong with error
+    type :data:`PROMPT_TOO_LONG`, counted as ``prompts_too_long`` (an irrelevance item is not right for
+    saying nothing it was never asked)."""
+    prompts = [item_prompt(item) for item in items]
+    texts = generate(model, tokenizer, prompts, max_new_tokens, batch_size, skip_too_long=True)
+    result = score_items(items, None, [Unanswered(PROMPT_TOO_LONG) if t is None else t for t in texts])
+    too_long = sum(t is None for t in texts)
+    if too_long:
+        result["prompts_too_long"] = too_long
+    return result
 
 
 def evaluate_bfcl(
@@ -97,10 +117,8 @@ def evaluate_bfcl(
     single = [c for c in categories if not bfcl_category(c).multi_turn]
     items = [item for category in single for item in load_category(data_dir, category, limit_per_category)]
     model, tokenizer = load_model(model_dir, device)
-    rows = []
-    if items:
-        texts = generate(model, tokenizer, [item_prompt(item) for item in items], max_new_tokens, batch_size)
-        rows = score_items(items, None, texts)["rows"]
+    single_result = evaluate_items(model, tokenizer, items, batch_size, max_new_tokens) if items else {}
+    rows = single_result.get("rows", [])
     multi = multi_turn_rows(
         model,
         tokenizer,
@@ -113,6 +131,8 @@ def evaluate_bfcl(
         limits,
     )
     result = summarize(rows + multi)
+    if single_result.get("prompts_too_long"):
+        result["prompts_too_long"] = single_result["prompts_too_long"]
     if any(bfcl_category(c).multi_turn for c in categories):
         result["multi_turn_stopped"] = stop_reasons(multi)
     result["config"] = {
@@ -201,6 +221,9 @@ def _score_one(item: BfclItem, truth: list[dict] | None, response: Any) -> dict[
     if response is None:
         decoded = ParseResult([], "no response for this item")
         verdict = Verdict(False, "missing_response", ["no response for this item"])
+    elif isinstance(response, Unanswered):
+        decoded = ParseResult([], f"not generated: {response.reason}")
+        verdict = Verdict(False, response.reason, [f"not generated: {response.reason}"])
     else:
         if isinstance(response, str):
             decoded = parse_tool_calls(response)

@@ -56,21 +56,55 @@ def generate(
     stop_strings: Sequence[str] = (),
     use_engine: bool = True,
     engine_config: EngineConfig | None = None,
+    skip_too_long: bool = False,
 ) -> list[str]:
     """Greedy completions for ``prompts`` (same order), at most ``max_new_tokens`` tokens each.
 
     ``stop_strings`` also end a completion, which is cut before the first of them (on the engine
     they stop decoding early when the model emits their usual tokenization). ``use_engine=False``
     forces the ``model.generate`` path; ``engine_config``: the engine's knobs (``slots`` is
-    ``batch_size``).
+    ``batch_size``). ``skip_too_long``: a prompt whose tokens and ``max_new_tokens`` exceed the model's
+    positions (:func:`context_limit`) is not generated and its entry is ``None``; by default it runs past
+    them, which a RoPE model does without a word and a model with learned positions cannot.
     """
     if batch_size < 1 or max_new_tokens < 1:
         raise ValueError("batch_size and max_new_tokens must be >= 1")
     texts = [render_prompt(tokenizer, prompt) for prompt in prompts]
     if not texts:
         return []
-    stops = stop_token_ids(tokenizer)
     encoded = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+    limit = context_limit(model) if skip_too_long else None
+    if limit is None:
+        return _generate_encoded(model, tokenizer, encoded, max_new_tokens, batch_size, stop_strings, use_engine,
+                                 engine_config)  # fmt: skip
+    keep = [i for i, ids in enumerate(encoded) if len(ids) + max_new_tokens <= limit]
+    out: list[str | None] = [None] * len(encoded)
+    if keep:
+        kept = [encoded[i] for i in keep]
+        texts = _generate_encoded(model, tokenizer, kept, max_new_tokens, batch_size, stop_strings, use_engine,
+                                  engine_config)  # fmt: skip
+        for i, text in zip(keep, texts, strict=True):
+            out[i] = text
+    return out  # type: ignore[return-value]
+
+
+def context_limit(model: Any) -> int | None:
+    """The positions ``model`` was built for (``config.max_position_embeddings``), ``None`` when unknown."""
+    limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    return limit if isinstance(limit, int) and limit > 0 else None
+
+
+def _generate_encoded(
+    model: Any,
+    tokenizer: Any,
+    encoded: list[list[int]],
+    max_new_tokens: int,
+    batch_size: int,
+    stop_strings: Sequence[str],
+    use_engine: bool,
+    engine_config: EngineConfig | None,
+) -> list[str]:
+    stops = stop_token_ids(tokenizer)
     if use_engine and all(encoded) and engine_supported(model):
         sequences = [tokenizer(s, add_special_tokens=False)["input_ids"] for s in stop_strings if s]
         config = dataclasses.replace(engine_config or EngineConfig(), slots=batch_size)

@@ -131,3 +131,40 @@ def test_load_response_file(tmp_path):
     path.write_text('{"id": "a"}\n')
     with pytest.raises(ValueError, match=":1:"):
         load_response_file(path)
+
+
+def test_items_past_the_models_positions_are_not_generated_and_say_so(fixtures_dir, tokenizer):
+    """A prompt whose tokens and answer budget exceed the model's positions is not run past them (a RoPE
+    model would answer without a word, one with learned positions would fail): the item is wrong as
+    ``prompt_too_long`` -- an irrelevance item too, it was never asked -- and counted, in the result, the
+    CLI-facing summary and the scorecard (a share of the items, not drawn as a score)."""
+    from evaluation.bfcl.runner import PROMPT_TOO_LONG, evaluate_items, item_prompt
+    from evaluation.generation.generate import generate
+    from evaluation.generation.render import render_prompt
+    from evaluation.plots import _series
+    from evaluation.scorecard import build_scorecard
+
+    from ..conftest import build_model
+
+    items = [i for c in ("simple_python", "irrelevance") for i in load_category(fixtures_dir, c)[:3]]
+    lengths = [
+        len(tokenizer(render_prompt(tokenizer, item_prompt(i)), add_special_tokens=False)["input_ids"])
+        for i in items
+    ]
+    limit = sorted(lengths)[len(lengths) // 2] + 4  # about half the prompts fit with 4 new tokens
+    model = build_model(len(tokenizer))
+    model.config.max_position_embeddings = limit
+    long = [n + 4 > limit for n in lengths]
+    assert 0 < sum(long) < len(items)
+    texts = generate(model, tokenizer, [item_prompt(i) for i in items], 4, 2, skip_too_long=True)
+    assert [t is None for t in texts] == long
+    assert all(isinstance(t, str) for t in generate(model, tokenizer, [item_prompt(i) for i in items], 4, 2))
+    result = evaluate_items(model, tokenizer, items, 2, 4)
+    assert result["prompts_too_long"] == sum(long)
+    for row, cut in zip(result["rows"], long, strict=True):
+        assert (row["error_type"] == PROMPT_TOO_LONG) == cut and (not row["valid"] if cut else True)
+        assert (row["text"] is None) == cut
+    card = build_scorecard({"bfcl": result})
+    shares = {r["metric"]: r["value"] for r in card["rows"]}
+    assert shares["not generated: prompt_too_long"] == sum(long) / len(items)
+    assert not [k for k in _series(card)[0] if "not generated" in k]
