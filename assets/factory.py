@@ -7,10 +7,16 @@ of warehouse tables it reads, the digests of local source files, extra digests t
 (an installed environment, a crawl period), and the code: the digest of the stage module's import
 closure (:func:`forge.core.stage.code_fingerprint`). Change any of them and the asset rebuilds;
 change nothing and it reports ``up_to_date``.
+
+Paths in the settings, the inputs and the extras count by where they lie *within* the state home
+(``HEPHAESTUS_HOME``) or the repository, not by their absolute location (:func:`portable`): a home moved
+or copied elsewhere -- another disk, a GPU machine -- keeps its fingerprints and rebuilds nothing (a copy of
+the demo's home used to rebuild 26 of its 28 Python assets).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,15 +46,41 @@ def input_fingerprint(
     if tables and warehouse is None:
         raise ValueError("table fingerprints need the warehouse path")
     settings = config.fingerprint_fields() if isinstance(config, StageConfig) else config
+    anchors = _anchors()
     return fingerprint(
-        settings,
-        io or {},
+        portable(settings, anchors),
+        portable(io or {}, anchors),
         [upstream_fingerprint(d) for d in upstream],
         [table_fingerprint(warehouse, t) for t in tables] if warehouse is not None else [],
         [file_digest(s) for s in sources],
-        list(extras),
+        portable(list(extras), anchors),
         code,
     )
+
+
+def _anchors() -> list[tuple[str, str]]:
+    """(absolute root, its token) for :func:`portable`: the state home first (it may lie in the repository)."""
+    from assets.profile import REPO_ROOT, default_home
+
+    return [(str(default_home()), "$HEPHAESTUS_HOME"), (str(REPO_ROOT), "$REPO")]
+
+
+def portable(value: Any, anchors: Sequence[tuple[str, str]]) -> Any:
+    """``value`` (plain data) with every path -- a ``Path``, or a string naming one -- under an anchor's root
+    written as the anchor's token plus the rest (``/work/a/.hephaestus/cache`` -> ``$HEPHAESTUS_HOME/cache``);
+    other values as they are."""
+    if isinstance(value, Path):
+        value = str(value)
+    if isinstance(value, str):
+        for root, token in anchors:
+            if value == root or value.startswith(root + os.sep):
+                return token + value[len(root) :]
+        return value
+    if isinstance(value, dict):
+        return {k: portable(v, anchors) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [portable(v, anchors) for v in value]
+    return value
 
 
 def stage_asset(
