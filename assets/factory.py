@@ -46,7 +46,7 @@ def input_fingerprint(
     if tables and warehouse is None:
         raise ValueError("table fingerprints need the warehouse path")
     settings = config.fingerprint_fields() if isinstance(config, StageConfig) else config
-    anchors = _anchors()
+    anchors = home_anchors()
     return fingerprint(
         portable(settings, anchors),
         portable(io or {}, anchors),
@@ -58,7 +58,7 @@ def input_fingerprint(
     )
 
 
-def _anchors() -> list[tuple[str, str]]:
+def home_anchors() -> list[tuple[str, str]]:
     """(absolute root, its token) for :func:`portable`: the state home first (it may lie in the repository)."""
     from assets.profile import REPO_ROOT, default_home
 

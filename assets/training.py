@@ -32,6 +32,7 @@ from assets.common import (
     start_mlflow_run,
     up_to_date_result,
 )
+from assets.factory import home_anchors, portable
 from assets.resources import ForgeResource, MlflowResource
 from assets.tracking import dataset_input, mark_failed
 from forge.core.io import atomic_write_json, fingerprint
@@ -150,7 +151,8 @@ def launch_training(
     out = Path(cfg.output_dir)
     dirs = [d for d in upstream if d is not None] + ([data] if data else [])
     upstream_fps = [upstream_fingerprint(d) for d in dirs]
-    fp = fingerprint(to_dict(cfg), upstream_fps, code_fingerprint(TRAINING_ENTRY))
+    # the run's paths (output, data, tokenizer) by their place in the home: a moved home is still fresh
+    fp = fingerprint(portable(to_dict(cfg), home_anchors()), upstream_fps, code_fingerprint(TRAINING_ENTRY))
     skipped = up_to_date_result(context, out, fp)
     if skipped is not None:
         return skipped
