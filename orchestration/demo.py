@@ -13,6 +13,28 @@ import sys
 import time
 
 
+def check_summary(checks: list) -> str:
+    """One line over the run's asset-check evaluations: how many passed, which failed (blocking or of error
+    severity), and which only warned -- a non-blocking ``WARN`` check that did not pass, e.g. ``promotion``
+    refusing a challenger no better than the champion, which is a decision, not a failure -- with its
+    ``decision`` metadata where it has one."""
+    from dagster import AssetCheckSeverity
+
+    failed = [c.check_name for c in checks if not c.passed and c.severity != AssetCheckSeverity.WARN]
+    warned = []
+    for c in checks:
+        if not c.passed and c.severity == AssetCheckSeverity.WARN:
+            decision = (c.metadata or {}).get("decision")
+            value = getattr(decision, "value", decision)
+            warned.append(c.check_name + (f" ({value})" if value else ""))
+    passed = len(checks) - len(failed) - len(warned)
+    return (
+        f"{len(checks)} asset checks: {passed} passed"
+        + (f", warned: {', '.join(warned)}" if warned else "")
+        + (f", FAILED: {', '.join(failed)}" if failed else "")
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m orchestration.demo")
     parser.add_argument("--profile", default=os.environ.get("HEPHAESTUS_PROFILE", "default"))
@@ -50,7 +72,6 @@ def main(argv: list[str] | None = None) -> int:
     checks = [
         e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
     ]
-    failed_checks = [c.check_name for c in checks if not c.passed]
 
     print()
     print(
@@ -68,10 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             "Nothing upstream changed: every Python asset was up to date and skipped its work "
             "(dbt re-ran its models, which takes seconds)."
         )
-    print(
-        f"{len(checks)} asset checks: {len(checks) - len(failed_checks)} passed"
-        + (f", FAILED: {', '.join(failed_checks)}" if failed_checks else "")
-    )
+    print(check_summary(checks))
     card = paths.evaluation / "scorecard" / "scorecard.txt"
     if card.exists():
         print("\nScorecard\n" + card.read_text())
