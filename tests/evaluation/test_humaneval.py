@@ -109,11 +109,18 @@ def test_a_killed_evaluation_leaves_no_candidate_running():
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root)}
     parent, candidate = subprocess.Popen([sys.executable, "-c", script], cwd=root, env=env), None
+
+    def is_candidate(process: psutil.Process) -> bool:
+        try:
+            return any("candidate.py" in a for a in process.cmdline())
+        except psutil.Error:  # a helper that exited (a zombie, gone) while we looked: not the candidate
+            return False
+
     try:
         deadline = time.monotonic() + 30
         while candidate is None and time.monotonic() < deadline:
             kids = psutil.Process(parent.pid).children(recursive=True)
-            candidate = next((k for k in kids if any("candidate.py" in a for a in k.cmdline())), None)
+            candidate = next((k for k in kids if is_candidate(k)), None)
             time.sleep(0.05)
         assert candidate is not None, "the candidate never started"
         parent.send_signal(signal.SIGKILL)
