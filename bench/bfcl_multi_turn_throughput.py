@@ -83,6 +83,8 @@ def run(args: argparse.Namespace) -> str:
     items, single, source, tokenizer, model = setup(args, args.device, dtype, args.tiny)
     source_dir = environment_dir(args.data)
     limits = Limits(max_prompt_tokens=model.config.max_position_embeddings - args.max_new_tokens)
+    # --generate-limit N: model.generate (and the engine beside it) on the first N conversations of each category
+    few = [i for c in MULTI_TURN_CATEGORIES for i in [j for j in items if j.category == c][: args.generate_limit]]
     configs = [
         EngineConfig(
             decode_attention=k.removesuffix("-own").removesuffix("-blocks"),
@@ -120,10 +122,11 @@ def run(args: argparse.Namespace) -> str:
         longest_first: bool = True,
         prefetch: int = 0,
         encode_workers: int = 0,
+        subset: bool = False,
     ) -> list:
         batch = args.slots if engine else args.generate_batch
         return run_conversations(
-            model, tokenizer, items, source_dir, args.max_new_tokens, batch, limits,
+            model, tokenizer, few if subset else items, source_dir, args.max_new_tokens, batch, limits,
             use_engine=engine, reuse=reuse, overlap=overlap, engine_totals=totals, engine_config=config,
             fed=fed, longest_first=longest_first, prefetch=prefetch, encode_workers=encode_workers,
         )  # fmt: skip
@@ -194,7 +197,13 @@ def run(args: argparse.Namespace) -> str:
                 runs += [("multi_turn_engine_reuse_fed-overlap", True, True, False, "overlap")]
             runs += [] if args.skip_lanes else [("multi_turn_engine_reuse_lanes", True, True, True, False)]
             runs += [] if args.skip_no_reuse else [("multi_turn_engine", True, False, False, False)]
-            runs += [] if args.skip_generate else [("multi_turn_generate", False, False, False, False)]
+            if not args.skip_generate and args.generate_limit:  # the baseline and the engine on the same few
+                runs += [
+                    (f"multi_turn_engine_reuse_first-{args.generate_limit}", True, True, False, False),
+                    (f"multi_turn_generate_first-{args.generate_limit}", False, False, False, False),
+                ]
+            elif not args.skip_generate:
+                runs += [("multi_turn_generate", False, False, False, False)]
             if args.whole_render:
                 runs += [("multi_turn_engine_reuse_whole-render", True, True, False, False)]
             if args.in_order:
@@ -212,12 +221,15 @@ def run(args: argparse.Namespace) -> str:
             with whole_renders(name.endswith("_whole-render")):
                 out, seconds = timed(
                     lambda c=run_config, e=engine, r=reuse, t=totals, o=overlap, q=bool(fed), n=name: (
-                        converse(c, e, r, t, o, q, not n.endswith("_in-order"), prefetch_of(n), workers_of(n))
+                        converse(
+                            c, e, r, t, o, q, not n.endswith("_in-order"), prefetch_of(n), workers_of(n),
+                            "_first-" in n,
+                        )
                     ),
                     args.device,
                 )
             replies = sum(len(step) for r in out for step in r["decoded"])
-            rows.append((label, len(items), replies, seconds))
+            rows.append((label, len(few if "_first-" in name else items), replies, seconds))
             base_of[label] = f"single_turn_engine{suffix}"
             decoded[label] = [r["texts"] for r in out]
             if engine:
@@ -245,9 +257,15 @@ def run(args: argparse.Namespace) -> str:
             and other in base_of
             and base_of[other] == base_of.get("multi_turn_engine_reuse")
             and other != "multi_turn_engine_reuse"
+            and "_first-" not in other  # other conversations: against their own engine run below
             and reuse
         ):
             lines.append(f"{other} / multi_turn_engine_reuse: {seconds[other] / reuse:.2f}x")
+    engine_few = f"multi_turn_engine_reuse_first-{args.generate_limit}"
+    for name, secs in seconds.items():  # model.generate against the engine on the same conversations
+        if name.startswith("multi_turn_generate_first-") and engine_few in seconds:
+            same_replies = "identical" if decoded[name] == decoded[engine_few] else "not identical"
+            lines.append(f"{name} / {engine_few}: {secs / seconds[engine_few]:.2f}x (replies {same_replies})")
     lines.append(
         f"{'prompt tokens':<32}{'prefilled':>11}{'reused':>12}{'copied':>12}{'evictions':>12}"
         f"{'decode K/V pos':>16}{'live pos':>14}{'shared pos':>12}{'graphs':>8}{'prefills':>10}"
@@ -270,9 +288,11 @@ def run(args: argparse.Namespace) -> str:
     same = [
         n
         for n in decoded
-        if n != "multi_turn_engine_reuse" and decoded[n] == decoded.get("multi_turn_engine_reuse")
+        if n != "multi_turn_engine_reuse"
+        and "_first-" not in n
+        and decoded[n] == decoded.get("multi_turn_engine_reuse")
     ]
-    differ = [n for n in decoded if n != "multi_turn_engine_reuse" and n not in same]
+    differ = [n for n in decoded if n != "multi_turn_engine_reuse" and "_first-" not in n and n not in same]
     lines.append(
         f"replies identical to multi_turn_engine_reuse: {', '.join(same) or '-'}; differ: {', '.join(differ) or '-'}"
     )
@@ -790,6 +810,15 @@ def main() -> None:
         default=64,
         help="conversations per model.generate batch (its prefill of a batch of ~6k-token prompts at once "
         "must fit: 256 ran out of an H200's memory)",
+    )
+    parser.add_argument(
+        "--generate-limit",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the model.generate baseline on the first N conversations of each category, beside the engine "
+        "on the same N (all 800 re-prefilled every round by generate take longer than a device command's "
+        "10 minutes); 0: generate on all",
     )
     parser.add_argument(
         "--skip-reuse",

@@ -24,7 +24,8 @@
 #                                              alternating, + a profile of the default (~5 min)
 #   bash bench/multi_turn_device.sh tune       rounds: the default, prefill_ramp 2048, sync_every 16, 8 encoder
 #                                              worker processes; twice, the second pass reversed (~5 min)
-#   bash bench/multi_turn_device.sh generate   + batched model.generate over the same conversations (long)
+#   bash bench/multi_turn_device.sh generate   + batched model.generate and the engine on the first 32 conversations
+#                                              of each category (generate on all 800 outlasts a command; ~5 min)
 #   bash bench/multi_turn_device.sh gpu-tests  the GPU-marked engine tests
 # Results (tables, logs, profiles) go to $OUT.
 set -u
@@ -51,7 +52,7 @@ case "${1:-rounds}" in
   ramp)      "${run[@]}" --skip-fed --skip-generate --prefill-ramp 2048 --repeats 3 --profile "$OUT/profile.txt" ;;
   tune)      "${run[@]}" --skip-fed --skip-generate --prefill-ramp 2048 --sync-every 16 --encode-workers 8 \
                --repeats 2 ;;
-  generate)  "${run[@]}" --skip-fed ;;
+  generate)  "${run[@]}" --skip-fed --generate-limit 32 ;;
   gpu-tests) python3 -m pytest -q -p no:cacheprovider -m gpu tests/evaluation/generation ;;
   *) echo "unknown mode $1" >&2; exit 2 ;;
 esac 2>&1 | tee "$OUT/mt.log" | grep -v "^\[transformers\]" | tail -60

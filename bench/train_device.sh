@@ -9,7 +9,9 @@
 #   .whl13/: the peers' wheels (the GPU machine's torch, triton and transformers are used):
 #     .venv/bin/pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
 #       --platform manylinux_2_24_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
-#       -d .whl13 liger-kernel==0.8.5 torchao==0.17.0 torchtitan==0.2.2
+#       -d .whl13 liger-kernel==0.8.5 torchao==0.17.0 torchtitan==0.2.2 torchdata==0.11.0 tyro==1.0.17 \
+#       docstring-parser typeguard
+#     (torchtitan's package imports torchdata and tyro for its trainer; the 2026-12-05 GPU image lacked both)
 #
 # There (carry [".whl", ".whl13"]):
 #   bash bench/train_device.sh peers     hf, hf+liger, ours, ours+fp8, torchtitan at 350M and 1B, 16k tokens/step
