@@ -84,7 +84,9 @@ def run(args: argparse.Namespace) -> str:
     source_dir = environment_dir(args.data)
     limits = Limits(max_prompt_tokens=model.config.max_position_embeddings - args.max_new_tokens)
     # --generate-limit N: model.generate (and the engine beside it) on the first N conversations of each category
-    few = [i for c in MULTI_TURN_CATEGORIES for i in [j for j in items if j.category == c][: args.generate_limit]]
+    few = [
+        i for c in MULTI_TURN_CATEGORIES for i in [j for j in items if j.category == c][: args.generate_limit]
+    ]
     configs = [
         EngineConfig(
             decode_attention=k.removesuffix("-own").removesuffix("-blocks"),
@@ -121,14 +123,13 @@ def run(args: argparse.Namespace) -> str:
         fed: bool = False,
         longest_first: bool = True,
         prefetch: int = 0,
-        encode_workers: int = 0,
         subset: bool = False,
     ) -> list:
         batch = args.slots if engine else args.generate_batch
         return run_conversations(
             model, tokenizer, few if subset else items, source_dir, args.max_new_tokens, batch, limits,
             use_engine=engine, reuse=reuse, overlap=overlap, engine_totals=totals, engine_config=config,
-            fed=fed, longest_first=longest_first, prefetch=prefetch, encode_workers=encode_workers,
+            fed=fed, longest_first=longest_first, prefetch=prefetch,
         )  # fmt: skip
 
     # Warm-up: one untimed pass over the single-turn items (with each kernel). The first pass of a
@@ -188,11 +189,6 @@ def run(args: argparse.Namespace) -> str:
             ]
             # EngineConfig.sync_every N: decode steps between the host's reads of the finished flags
             runs += [(f"multi_turn_engine_reuse_sync-{n}", True, True, False, False) for n in args.sync_every]
-            # run_conversations(encode_workers=N): prompts rendered and tokenized in N worker processes
-            runs += [
-                (f"multi_turn_engine_reuse_workers-{n}", True, True, False, False)
-                for n in args.encode_workers
-            ]
             if args.feed_overlap:  # EngineConfig.feed_overlap: feed in a thread beside the decode steps
                 runs += [("multi_turn_engine_reuse_fed-overlap", True, True, False, "overlap")]
             runs += [] if args.skip_lanes else [("multi_turn_engine_reuse_lanes", True, True, True, False)]
@@ -222,8 +218,7 @@ def run(args: argparse.Namespace) -> str:
                 out, seconds = timed(
                     lambda c=run_config, e=engine, r=reuse, t=totals, o=overlap, q=bool(fed), n=name: (
                         converse(
-                            c, e, r, t, o, q, not n.endswith("_in-order"), prefetch_of(n), workers_of(n),
-                            "_first-" in n,
+                            c, e, r, t, o, q, not n.endswith("_in-order"), prefetch_of(n), "_first-" in n
                         )
                     ),
                     args.device,
@@ -330,12 +325,6 @@ def prefetch_of(name: str) -> int:
     """A run's ``run_conversations(prefetch=)``, from its name (``..._prefetch-N``, a repeat's ``@K``
     ignored; 0 otherwise)."""
     _, _, n = name.partition("@")[0].rpartition("_prefetch-")
-    return int(n) if n.isdigit() else 0
-
-
-def workers_of(name: str) -> int:
-    """A run's ``run_conversations(encode_workers=)``, from its name (``..._workers-N``; 0 otherwise)."""
-    _, _, n = name.partition("@")[0].rpartition("_workers-")
     return int(n) if n.isdigit() else 0
 
 
@@ -869,15 +858,6 @@ def main() -> None:
         metavar="N",
         help="one more rounds run per N with EngineConfig.sync_every=N (decode steps between the host's reads "
         "of the finished flags; the default 8)",
-    )
-    parser.add_argument(
-        "--encode-workers",
-        nargs="*",
-        type=int,
-        default=[],
-        metavar="N",
-        help="one more rounds run per N with run_conversations(encode_workers=N): prompts rendered and "
-        "tokenized in N worker processes",
     )
     parser.add_argument(
         "--repeats",

@@ -22,8 +22,8 @@
 #                                              of it (~5 min; the ratio's spread within one call)
 #   bash bench/multi_turn_device.sh ramp       rounds without and with EngineConfig.prefill_ramp 2048, three times
 #                                              alternating, + a profile of the default (~5 min)
-#   bash bench/multi_turn_device.sh tune       rounds: the default, prefill_ramp 2048, sync_every 16, 8 encoder
-#                                              worker processes; twice, the second pass reversed (~5 min)
+#   bash bench/multi_turn_device.sh tune       rounds: the default, prefill_ramp 2048, sync_every 16; twice, the
+#                                              second pass reversed (~3 min)
 #   bash bench/multi_turn_device.sh generate   + batched model.generate and the engine on the first 32 conversations
 #                                              of each category (generate on all 800 outlasts a command; ~5 min)
 #   bash bench/multi_turn_device.sh gpu-tests  the GPU-marked engine tests
@@ -50,8 +50,7 @@ case "${1:-rounds}" in
   profile)   "${run[@]}" --skip-fed --skip-generate --profile "$OUT/profile.txt" ;;
   repeat)    "${run[@]}" --skip-fed --skip-generate --repeats 3 --profile "$OUT/profile.txt" ;;
   ramp)      "${run[@]}" --skip-fed --skip-generate --prefill-ramp 2048 --repeats 3 --profile "$OUT/profile.txt" ;;
-  tune)      "${run[@]}" --skip-fed --skip-generate --prefill-ramp 2048 --sync-every 16 --encode-workers 8 \
-               --repeats 2 ;;
+  tune)      "${run[@]}" --skip-fed --skip-generate --prefill-ramp 2048 --sync-every 16 --repeats 2 ;;
   generate)  "${run[@]}" --skip-fed --generate-limit 32 ;;
   gpu-tests) python3 -m pytest -q -p no:cacheprovider -m gpu tests/evaluation/generation ;;
   *) echo "unknown mode $1" >&2; exit 2 ;;

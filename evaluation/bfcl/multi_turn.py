@@ -113,7 +113,6 @@ def run_conversations(
     fed: bool = False,
     longest_first: bool = True,
     prefetch: int = 0,
-    encode_workers: int = 0,
 ) -> list[dict[str, Any]]:
     """Run every conversation to its end; one response row per item (``decoded`` per turn and step).
 
@@ -152,14 +151,6 @@ def run_conversations(
     without it in one call, 1.04x and 1.02x (three alternating pairs) in two others, within the spread
     between runs (``bench/results/2026-12-04_bfcl_multi_turn_prefetch_h200.txt``).
 
-    ``encode_workers`` (on the engine, with ``reuse``): the prompts are rendered and tokenized in that
-    many worker processes, each conversation on one of them (:class:`evaluation.generation.encode_pool.
-    EncoderPool`; only new messages travel, and the ids past what the last prompt's share); the same ids,
-    checked on a sample. Off by default: on the 2-core CPU VM the host-only run took 8.1 s with two
-    workers against 3.3-4.2 s in-process (the workers and this process share two cores, each worker
-    learns its own conversations' tool sets and heads, and a round pays ~50-100 ms of pickling and
-    process hand-offs); not yet measured on a GPU machine's 16 cores (``bench/multi_turn_device.sh tune``).
-
     With a window smaller than the items, ``longest_first`` starts the conversations with the most
     user turns first (a stable sort; :func:`schedule`): the longest chains of rounds begin at once and
     the short ones fill in behind, so the rounds stay full and end together. Over BFCL's 800
@@ -171,11 +162,7 @@ def run_conversations(
 
     from evaluation.generation.generate import generate
 
-    session = (
-        _session(model, tokenizer, max_new_tokens, batch_size, engine_config, encode_workers)
-        if use_engine
-        else None
-    )
+    session = _session(model, tokenizer, max_new_tokens, batch_size, engine_config) if use_engine else None
     with _quiet_gc():  # a full collection scans only what the run allocates
         budget = _prompt_budget(model, max_new_tokens, limits)
         if session is not None and reuse:  # a slot's cache bounds the conversation
@@ -230,8 +217,6 @@ def run_conversations(
                             rounds.finish(active, texts)
             finally:
                 rounds.close()
-                if session is not None:
-                    session.close()
             for index in sorted(opened):
                 try:
                     worker.close(str(index))
@@ -558,15 +543,13 @@ def _quiet_gc() -> Iterator[None]:
 GC_THRESHOLDS = (50_000, 20, 10)
 
 
-def _session(
-    model: Any, tokenizer: Any, max_new_tokens: int, slots: int, config: Any = None, encode_workers: int = 0
-) -> Any:
+def _session(model: Any, tokenizer: Any, max_new_tokens: int, slots: int, config: Any = None) -> Any:
     """A :class:`ChatSession` on the engine, or ``None`` when the model does not run on it."""
     from evaluation.generation.generate import ChatSession, engine_supported
 
     if not engine_supported(model):
         return None
-    return ChatSession(model, tokenizer, max_new_tokens, slots, config=config, encode_workers=encode_workers)
+    return ChatSession(model, tokenizer, max_new_tokens, slots, config=config)
 
 
 def _step(worker: EnvironmentWorker, sid: str, conv: _Conversation, text: str, limits: Limits) -> None:

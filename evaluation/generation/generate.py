@@ -132,7 +132,6 @@ class ChatSession:
         *,
         stop_strings: Sequence[str] = (),
         config: EngineConfig | None = None,
-        encode_workers: int = 0,
     ) -> None:
         if max_new_tokens < 1:
             raise ValueError("max_new_tokens must be >= 1")
@@ -149,13 +148,6 @@ class ChatSession:
         #: held while the tokenizer, the renderer or the encoder is in use: a caller may encode from
         #: another thread (prompts prepared ahead) while this one decodes replies
         self.lock = threading.RLock()
-        #: ``encode_workers`` > 0: keyed prompts rendered and tokenized in that many worker processes
-        #: (:class:`evaluation.generation.encode_pool.EncoderPool`) once they have started
-        self.pool = None
-        if encode_workers > 0:
-            from evaluation.generation.encode_pool import EncoderPool
-
-            self.pool = EncoderPool(tokenizer, encode_workers)
 
     @property
     def max_prompt_tokens(self) -> int:
@@ -173,9 +165,6 @@ class ChatSession:
         schemas are formatted once (:class:`evaluation.generation.render.ToolRenderer`; same text, checked)."""
         if not prompts:
             return []
-        if self.pool is not None and keys is not None and self.pool.ready():
-            with record_function("session.pool"):
-                return self.pool.encode(prompts, keys, self._reference)
         with self.lock:
             with record_function("session.render"):  # phases named for the profiler's timeline
                 texts = [
@@ -185,25 +174,11 @@ class ChatSession:
             with record_function("session.tokenize"):
                 return self.encoder.encode(texts, keys)
 
-    def _reference(self, prompts: Sequence[Any]) -> list[list[int]]:
-        """The prompts' ids the tokenizer's own way (``apply_chat_template``, then the whole text
-        tokenized): what the encoder pool is checked against, and falls back to."""
-        with self.lock:
-            texts = [render_prompt(self.tokenizer, prompt) for prompt in prompts]
-            return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
-
     def forget(self, key: Hashable) -> None:
-        """``key``'s conversation ended: its encoder state goes (in-process and in the pool)."""
+        """``key``'s conversation ended: its encoder and renderer state goes."""
         with self.lock:
             self.encoder.forget(key)
             self.renderer.forget(key)
-        if self.pool is not None:
-            self.pool.forget(key)
-
-    def close(self) -> None:
-        """Stop the encoder pool's workers, if any (encoding goes on in-process)."""
-        if self.pool is not None:
-            self.pool.close()
 
     def generate(
         self,

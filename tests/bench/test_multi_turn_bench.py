@@ -156,7 +156,7 @@ def test_prefetch_run_times_rounds_without_and_with_prefetch(bfcl_environments):
 def test_run_names_set_the_engine_knobs_they_tune():
     """``..._ramp-N`` / ``..._sync-N`` set prefill_ramp / sync_every (a repeat's ``@K`` ignored);
     ``..._prefetch-N`` is run_conversations' prefetch; other names leave the defaults."""
-    from bench.bfcl_multi_turn_throughput import prefetch_of, tuned_config, workers_of
+    from bench.bfcl_multi_turn_throughput import prefetch_of, tuned_config
     from evaluation.generation.engine import EngineConfig
 
     base = EngineConfig(slots=4)
@@ -166,6 +166,3 @@ def test_run_names_set_the_engine_knobs_they_tune():
     assert tuned_config(base, "multi_turn_engine_reuse@3") == base
     assert prefetch_of("multi_turn_engine_reuse_prefetch-128@2") == 128
     assert prefetch_of("multi_turn_engine_reuse") == 0
-    assert (
-        workers_of("multi_turn_engine_reuse_workers-8@2") == 8 and workers_of("multi_turn_engine_reuse") == 0
-    )

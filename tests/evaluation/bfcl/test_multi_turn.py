@@ -473,9 +473,6 @@ def test_overlapped_lanes_give_the_same_conversations(
     # the two conversations past the window of four were tokenized ahead, by the prefetch thread, and their first prompts were not tokenized again
     ahead = sum(n for name, n in threads if name.startswith("bfcl-prefetch"))
     assert ahead == 2 and sum(n for _, n in threads) == in_rounds
-    # prompts rendered and tokenized in a worker process (once it has started): the same rows
-    pooled = run_conversations(tiny_model, tokenizer, items, bfcl_environments, 6, 4, encode_workers=1)
-    assert pooled == serial
     assert totals["evictions"] <= 2  # only to seat the 5th and 6th conversations
     assert totals["reused_tokens"] > totals["prefilled_tokens"]
 
