@@ -98,7 +98,11 @@ def parse_model_card(
         task = next((t for t in [*called, *tags] if TASK_ALIASES.get(t, t) in TASKS), None)
     signature = task_signature(task) if task else None
     if signature is None:
-        stats.drop("no_task" if not task else "unknown_task", f"{model_id}: {task!r}")
+        if not task:
+            why = "no pipeline_tag, and no known task among its tags or pipeline() calls"
+            stats.drop("no_task", f"{model_id}: {why}")
+        else:
+            stats.drop("unknown_task", f"{model_id}: task {task!r} has no known signature")
         return None
     parameters, result = signature
     usage = [code for lang, code in blocks if lang in ("python", "py", "bash", "sh", "")]

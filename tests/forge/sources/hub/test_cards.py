@@ -34,6 +34,9 @@ def test_local_fixtures_rows_and_skips():
     assert all(r["source"] == "hub_docs" and r["content_sha256"] == content_sha256(r) for r in rows)
     assert stats.n_kept == 5
     assert stats.dropped["bad_front_matter"] == 1 and stats.dropped["no_task"] == 1
+    assert stats.examples["no_task"] == [
+        "acme/no-task: no pipeline_tag, and no known task among its tags or pipeline() calls"
+    ]
     assert stats.dropped["hubconf_syntax_error"] == 1
     assert stats.dropped["imported_entrypoint"] == 6  # vision: 5 names, dino: resnet50
 
@@ -83,6 +86,7 @@ def test_task_inferred_from_usage_code():
     unknown = "---\npipeline_tag: robot-dancing\n---\n# R\n"
     assert parse_model_card(unknown, "x/r", source_uri="mem", fetched_at=WHEN, stats=stats) is None
     assert stats.dropped["unknown_task"] == 1
+    assert stats.examples["unknown_task"] == ["x/r: task 'robot-dancing' has no known signature"]
 
 
 @pytest.fixture
