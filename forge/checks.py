@@ -182,12 +182,15 @@ def validate_dataframe(
     drift expectations are added too."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
 
     expectations = _expectations(table, min_chars)
     if baseline is not None:
         df = with_drift_columns(table, df)
         expectations += drift_expectations(table, baseline, len(df), drift or DriftConfig())
     context = gx.get_context(mode="ephemeral")
+    # no "Calculating Metrics" bars in a run's output (GX passes disable= itself, so TQDM_DISABLE is not read)
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     source = context.data_sources.add_pandas(name=f"{table}_source")
     asset = source.add_dataframe_asset(name=table)
     batch_def = asset.add_batch_definition_whole_dataframe(f"{table}_batch")

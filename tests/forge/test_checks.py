@@ -157,3 +157,9 @@ def test_near_duplicate_clusters_suite():
     )
     result = validate_dataframe("fct_near_duplicate_clusters", df)
     assert {o.column for o in result.failed} == {"similarity_to_kept", "n_cluster_documents"}
+
+
+def test_validation_draws_no_progress_bars(capfd):
+    """GX's "Calculating Metrics" bars (drawn on stderr, whatever TQDM_DISABLE says) stay out of a run's output."""
+    validate_dataframe("fct_corpus_documents", _docs())
+    assert "Calculating Metrics" not in capfd.readouterr().err
