@@ -11,6 +11,7 @@ import hashlib
 import logging
 import os
 import re
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -207,7 +208,9 @@ def add_lora(model: torch.nn.Module, cfg: RunConfig) -> torch.nn.Module:
         lora_dropout=cfg.lora.dropout,
         target_modules=list(cfg.lora.target_modules),
     )
-    return get_peft_model(model, lora)
+    with warnings.catch_warnings():  # peft reads transformers' deprecated `is_gradient_checkpointing` alias
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(model, lora)
 
 
 def sft_body(cfg: RunConfig, env: D.DistEnv, sinks: list[MetricSink]) -> dict[str, Any]:

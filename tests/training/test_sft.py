@@ -178,3 +178,25 @@ def test_rendered_set_is_cached_per_content_tokenizer_and_seq_len(
     assert load_sft_examples(path, tokenizer, seq_len=1024, cache_dir=cache) == fresh and len(calls) == 4
     calls.clear()
     assert load_sft_examples(path, tokenizer, seq_len=1024, cache_dir=cache) == fresh and calls == []
+
+
+def test_adding_lora_raises_no_deprecation_warning_from_the_libraries():
+    """peft reads transformers' deprecated `is_gradient_checkpointing`; that FutureWarning is not the user's to act on."""
+    import warnings
+    from types import SimpleNamespace
+
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from training.sft import add_lora
+
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, vocab_size=64
+        )
+    )
+    cfg = SimpleNamespace(lora=SimpleNamespace(r=4, alpha=8, dropout=0.0, target_modules=["q_proj"]))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        wrapped = add_lora(model, cfg)
+    assert any("lora_A" in n for n, _ in wrapped.named_parameters())
+    assert not [w for w in caught if "is_gradient_checkpointing" in str(w.message)]
