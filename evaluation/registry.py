@@ -2,34 +2,25 @@
 
 The model is logged as an MLflow pyfunc wrapping the Hugging Face directory (weights in
 safetensors, tokenizer with the tool-aware chat template), so ``mlflow.pyfunc.load_model`` gives
-a callable that answers a conversation with tools. Scores go on the run as metrics and on the
+a callable that answers a conversation with tools (:mod:`evaluation.pyfunc_model`: logged as code with
+the ``evaluation`` package, so it loads where this project is not installed). Scores go on the run as metrics and on the
 model version as tags, so two versions compare side by side in the MLflow UI.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import mlflow.pyfunc
 
+from evaluation.pyfunc import ToolCallingModel  # noqa: F401  (versions registered before 2026-12-05 unpickle it here)
 
-class ToolCallingModel(mlflow.pyfunc.PythonModel):
-    """pyfunc: input rows ``{"messages": [...], "tools": [...]}`` → the generated assistant text."""
-
-    def load_context(self, context) -> None:
-        from evaluation.bfcl.runner import load_model
-
-        self.model, self.tokenizer = load_model(context.artifacts["hf_dir"])
-
-    def predict(self, context, model_input, params: dict[str, Any] | None = None):
-        from evaluation.generation.generate import generate
-
-        rows = model_input.to_dict("records") if hasattr(model_input, "to_dict") else list(model_input)
-        prompts = [{"messages": r["messages"], "tools": r.get("tools") or []} for r in rows]
-        max_new = int((params or {}).get("max_new_tokens", 128))
-        return generate(self.model, self.tokenizer, prompts, max_new, 8)
+#: the pyfunc's code, logged with the model (MLflow's models from code), and the package it imports
+PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
+PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def register_model(
@@ -49,10 +40,15 @@ def register_model(
     from mlflow import MlflowClient
 
     mlflow.set_tracking_uri(tracking_uri)
-    with mlflow.start_run(run_id=run_id):
+    with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
+        # the rows' messages and tools (JSON schemas) are free-form: the schema checks list[dict] and no deeper
+        warnings.filterwarnings(
+            "ignore", message=".*Any type hint is inferred as AnyType.*", category=UserWarning
+        )
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=ToolCallingModel(),
+            python_model=str(PYFUNC_CODE),
+            code_paths=[str(PACKAGE_DIR)],
             artifacts={"hf_dir": str(hf_dir)},
             registered_model_name=model_name,
             pip_requirements=["torch", "transformers", "safetensors"],
