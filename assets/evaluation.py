@@ -215,7 +215,9 @@ def scorecard(
     out = profile.paths.evaluation / "scorecard"
     model_name = profile.settings.registry.model_name
     fp = input_fingerprint(
-        code=code_fingerprint("evaluation.scorecard", "evaluation.registry", "evaluation.plots"),
+        code=code_fingerprint(
+            "evaluation.scorecard", "evaluation.registry", "evaluation.pyfunc_model", "evaluation.plots"
+        ),
         config={"model_name": model_name},
         upstream=[profile.paths.evaluation / n for n in EVAL_ASSETS],
     )
@@ -363,7 +365,7 @@ def _checkpoint_eval_asset(arm: str):
         cfg = profile.settings.evaluation
         registry = profile.settings.research.registry_model
         fp = input_fingerprint(
-            code=code_fingerprint("evaluation.checkpoint", "evaluation.registry"),
+            code=code_fingerprint("evaluation.checkpoint", "evaluation.registry", "evaluation.pyfunc_model"),
             config={"evaluation": cfg.model_dump(), "registry": registry},
             upstream=[model, inputs.unseen_dir, inputs.heldout_dir],
             extras=[file_digest(inputs.bfcl_dir)[:32], he_src["digest"]],
