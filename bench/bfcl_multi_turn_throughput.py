@@ -16,7 +16,8 @@ One invocation, one GPU, one model (Llama-3.2-1B's shape, random weights from co
   ``_lanes``: two lanes, the host stepping one while the engine generates the other, ``--skip-lanes``
   leaves it out), on the engine re-prefilling every prompt from its first token
   each round (``--skip-no-reuse`` leaves it out), and on batched
-  ``model.generate`` (``--skip-generate``). The engine runs also print the prompt tokens they
+  ``model.generate`` (``--skip-generate``; ``--generate-limit N``: on the first N conversations of each
+  category, beside the engine on the same ones, ``_first-N`` rows). The engine runs also print the prompt tokens they
   prefilled, reused from the conversation's own slot and copied from another slot.
 
 Needs the extracted BFCL data and environment classes (``hephaestus bfcl download``).
