@@ -430,6 +430,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--compile-scope", choices=["block", "decoder"], default="block",
                    help="our engines compile each decoder block (default) or the whole decoder as one graph")  # fmt: skip
+    p.add_argument("--clip-outside-optimizer", action="store_true",
+                   help="ours clips with clip_grad_norm_ (grads rescaled in place) as before 2026-12-05, "
+                   "instead of handing the factor to the fused AdamW")  # fmt: skip
     p.add_argument("--out", help="write the table here (and JSON rows beside it)")
     p.add_argument("--profile-out", help="profile ours at the first config; the breakdown (Markdown) here")
     p.add_argument("--profile-steps", type=int, default=3)
@@ -562,11 +565,17 @@ def parity(size: str, seq: int, rows: int, steps: int, out_base: str) -> dict[st
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.clip_outside_optimizer:
+        from training import loop
+
+        clip = loop.clip_gradients
+        loop.clip_gradients = lambda model, opt, max_norm, in_optimizer: clip(model, opt, max_norm, False)
     dev = torch.device("cuda", 0)
     peak = peak_flops(dev, None)
     head = (f"# train_throughput {datetime.date.today()} on {torch.cuda.get_device_name(dev)}; {_versions()}; "
             f"{args.warmup} warm-up + {args.steps} timed steps; MFU vs {peak / 1e12:.0f} TFLOP/s dense bf16; ours: "
-            f"compile scope {args.compile_scope}, mode {args.compile_mode or 'default'}")  # fmt: skip
+            f"compile scope {args.compile_scope}, mode {args.compile_mode or 'default'}, clipping "
+            f"{'outside' if args.clip_outside_optimizer else 'inside'} the fused AdamW")  # fmt: skip
     print(head, flush=True)
     jobs = [
         (size, seq, t, e) for t in args.tokens_per_step for size, seq in args.configs for e in args.engines

@@ -107,6 +107,27 @@ def build_optimizer(model: torch.nn.Module, cfg: RunConfig, device: torch.device
     return torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas), fused=fused or None)
 
 
+def clip_gradients(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, max_norm: float, in_optimizer: bool
+) -> torch.Tensor:
+    """The gradients' total 2-norm (before clipping), clipped to `max_norm` (<= 0: not clipped).
+
+    `in_optimizer` (a fused AdamW outside FSDP): the grads are not rescaled here; the factor goes to the
+    optimizer as its `grad_scale` (the fused kernel divides each grad by it as it reads it), which saves
+    a read and a write of every gradient a step. Otherwise `clip_grad_norm_` scales them in place.
+    """
+    clip = max_norm if max_norm > 0 else math.inf
+    if not in_optimizer:
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        return grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm  # DTensor: FSDP
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    grad_norm = torch.nn.utils.get_total_norm(grads)
+    # clip_grad_norm_ multiplies by min(max_norm / (norm + 1e-6), 1); dividing by its inverse is the same
+    scale = torch.clamp((grad_norm + 1e-6) / clip, min=1.0) if clip < math.inf else None
+    optimizer.grad_scale = scale  # type: ignore[attr-defined]
+    return grad_norm
+
+
 def _non_finite(step: int, loss: float, out_dir: Path, skipped: bool) -> NonFiniteLossError:
     where = latest_checkpoint(out_dir)
     what = "its update was skipped" if skipped else "weights were not updated"
@@ -194,10 +215,7 @@ def train_loop(
                 stats[1] += n_tokens
             D.all_reduce_sum(stats, env)
             step_loss = stats[0] / n_micro
-            clip = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else math.inf
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-            if hasattr(grad_norm, "full_tensor"):  # DTensor under FSDP
-                grad_norm = grad_norm.full_tensor()
+            grad_norm = clip_gradients(model, optimizer, cfg.optim.grad_clip, defer)
             if defer:
                 is_bad = ~torch.isfinite(step_loss) | ~torch.isfinite(grad_norm)
                 optimizer.found_inf.copy_(is_bad)

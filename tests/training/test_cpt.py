@@ -54,15 +54,22 @@ def _losses_sink(store: list, crash_at: int | None = None) -> CallbackSink:
     return CallbackSink(on_metrics)
 
 
-def test_resume_sees_the_same_batches_and_losses(make_cfg):
+@pytest.mark.parametrize("fused", [False, True], ids=["foreach", "fused"])
+def test_resume_sees_the_same_batches_and_losses(make_cfg, fused):
+    """Exact resume, with the CPU's default AdamW and with the fused one (the GPU default, which also
+    clips inside the optimizer)."""
+
     def cfg_for(name):
-        cfg = make_cfg(name, steps=8)
+        cfg = make_cfg(f"{name}_{fused}", steps=8)
         cfg.schedule.checkpoint_every = 4
         cfg.schedule.eval_every = 4
+        cfg.optim.fused = fused
+        cfg.optim.grad_clip = 0.5  # small enough to bite on this model's early steps
         return cfg
 
     straight: list = []
     train_cpt(cfg_for("straight"), [_losses_sink(straight)])
+    assert any(m.get("grad_norm", 0) > 0.5 for _, m in straight)  # clipping bit
 
     first: list = []
     with pytest.raises(KeyboardInterrupt):
@@ -143,3 +150,31 @@ def test_fused_optimizer_skips_a_non_finite_step_on_device(make_cfg, monkeypatch
     assert "loss is nan at step 3; its update was skipped" in str(err.value)
     assert "step_00000002" in str(err.value)
     assert [p.name for p in list_checkpoints(cfg.output_dir)] == ["step_00000002"]
+
+
+@pytest.mark.parametrize("max_norm", [0.05, 1e6, 0.0])
+def test_clipping_inside_the_fused_optimizer_equals_clip_grad_norm(max_norm):
+    """The fused path hands the clip factor to AdamW as its grad_scale instead of rescaling the grads:
+    the same norms and the same weights as clip_grad_norm_ + step, whether clipping bites or not."""
+    import copy
+
+    torch.manual_seed(0)
+    ref = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.Tanh(), torch.nn.Linear(32, 4))
+    ours = copy.deepcopy(ref)
+    opt_ref = torch.optim.AdamW(ref.parameters(), lr=1e-2, fused=True)
+    opt_ours = torch.optim.AdamW(ours.parameters(), lr=1e-2, fused=True)
+    for step in range(6):
+        x = torch.randn(8, 16) * (30.0 if step % 2 else 1.0)
+        for m in (ref, ours):
+            m(x).pow(2).mean().backward()
+        norm_ref = loop.clip_gradients(ref, opt_ref, max_norm, in_optimizer=False)
+        norm_ours = loop.clip_gradients(ours, opt_ours, max_norm, in_optimizer=True)
+        assert float(norm_ours) == pytest.approx(float(norm_ref), rel=1e-6)
+        if 0 < max_norm < float(norm_ref):  # clipping bites: ours left the grads as they were
+            assert float(torch.nn.utils.get_total_norm([p.grad for p in ours.parameters()])) > max_norm * 2
+        opt_ref.step()
+        opt_ours.step()
+        opt_ref.zero_grad()
+        opt_ours.zero_grad()
+        for a, b in zip(ref.parameters(), ours.parameters(), strict=True):
+            torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
