@@ -22,6 +22,9 @@
 #   bash bench/train_device.sh ours [ARGS...]   ours alone at 350M and 1B, 16k, with extra train_throughput ARGS
 #                                        (e.g. --compile-scope decoder) -- one variant against the default, run
 #                                        twice in one command
+#   bash bench/train_device.sh before    ours and ours+fp8 at 350M and 1B, 16k, as they are, then as they were
+#                                        before 2026-12-05 (--clip-outside-optimizer --float8-all-linears:
+#                                        clip_grad_norm_ rescaling the grads, float8 on every linear)
 # Tables, JSON rows, profiles and curves go to $OUT.
 set -u
 export HF_HUB_OFFLINE=1 TQDM_DISABLE=1 PYTHONUNBUFFERED=1 MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=1
@@ -47,5 +50,8 @@ case "$mode" in
              --tokens-per-step 16384 --parity-out "$OUT/float8_parity_1b" ;;
   ours)    "${bench[@]}" --engines ours --tokens-per-step 16384 --warmup 6 --steps 12 --out "$OUT/default.txt"
            "${bench[@]}" --engines ours --tokens-per-step 16384 --warmup 6 --steps 12 --out "$OUT/variant.txt" "$@" ;;
+  before)  "${bench[@]}" --engines ours ours+fp8 --tokens-per-step 16384 --warmup 6 --steps 12 --out "$OUT/now.txt"
+           "${bench[@]}" --engines ours ours+fp8 --tokens-per-step 16384 --warmup 6 --steps 12 \
+             --clip-outside-optimizer --float8-all-linears --out "$OUT/before.txt" ;;
   *) echo "unknown mode $mode" >&2; exit 2 ;;
 esac 2>&1 | tee "$OUT/train.log" | grep -v "^\[transformers\]" | tail -60

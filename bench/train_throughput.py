@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import functools
 import gc
 import importlib.abc
 import importlib.machinery
@@ -433,6 +434,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--clip-outside-optimizer", action="store_true",
                    help="ours clips with clip_grad_norm_ (grads rescaled in place) as before 2026-12-05, "
                    "instead of handing the factor to the fused AdamW")  # fmt: skip
+    p.add_argument("--float8-all-linears", action="store_true",
+                   help="ours+fp8 converts every eligible linear, small ones too, as before 2026-12-05 "
+                   "(default: torchao's size rule leaves in <= 4096 and out <= 1024 in bf16)")  # fmt: skip
     p.add_argument("--out", help="write the table here (and JSON rows beside it)")
     p.add_argument("--profile-out", help="profile ours at the first config; the breakdown (Markdown) here")
     p.add_argument("--profile-steps", type=int, default=3)
@@ -563,19 +567,30 @@ def parity(size: str, seq: int, rows: int, steps: int, out_base: str) -> dict[st
     return write_parity(out_base, curves, meta)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.clip_outside_optimizer:
-        from training import loop
+def apply_variants(args: argparse.Namespace) -> str:
+    """Switch our engine back to an earlier way for a comparison (the process's training modules are
+    patched: one variant per invocation); returns the table head's words for what ours runs."""
+    from training import loop, parallel
 
+    if args.clip_outside_optimizer:
         clip = loop.clip_gradients
         loop.clip_gradients = lambda model, opt, max_norm, in_optimizer: clip(model, opt, max_norm, False)
+    if args.float8_all_linears:
+        parallel.float8_module_filter = functools.partial(parallel.float8_module_filter, small_too=True)
+    return (
+        f"clipping {'outside' if args.clip_outside_optimizer else 'inside'} the fused AdamW, float8 on "
+        + ("every eligible linear" if args.float8_all_linears else "linears above torchao's size rule")
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    variants = apply_variants(args)
     dev = torch.device("cuda", 0)
     peak = peak_flops(dev, None)
     head = (f"# train_throughput {datetime.date.today()} on {torch.cuda.get_device_name(dev)}; {_versions()}; "
             f"{args.warmup} warm-up + {args.steps} timed steps; MFU vs {peak / 1e12:.0f} TFLOP/s dense bf16; ours: "
-            f"compile scope {args.compile_scope}, mode {args.compile_mode or 'default'}, clipping "
-            f"{'outside' if args.clip_outside_optimizer else 'inside'} the fused AdamW")  # fmt: skip
+            f"compile scope {args.compile_scope}, mode {args.compile_mode or 'default'}, {variants}")  # fmt: skip
     print(head, flush=True)
     jobs = [
         (size, seq, t, e) for t in args.tokens_per_step for size, seq in args.configs for e in args.engines

@@ -117,9 +117,10 @@ class PerfConfig:
     one graph, compile time does not grow with depth; as torchtitan); "decoder": the whole decoder (the
     embeddings, every layer, the final norm) as one graph, fewer Python returns between kernels and one
     graph for CUDA graphs (`compile_mode: reduce-overhead`) to capture; one process or DDP only.
-    `float8`: train the decoder's linear layers in float8 (torchao `convert_to_float8_training`, dynamic
-    tensorwise scaling; the embeddings and the output head stay bf16). Needs a CUDA GPU of compute
-    capability >= 8.9 (Ada, Hopper) and the `torchao` package; changes the maths up to float8 rounding.
+    `float8`: train the decoder's large linear layers in float8 (torchao `convert_to_float8_training`,
+    dynamic tensorwise scaling; the embeddings, the output head and linears below torchao's size rule stay
+    bf16: parallel.float8_module_filter). Needs a CUDA GPU of compute capability >= 8.9 (Ada, Hopper) and
+    the `torchao` package; changes the maths up to float8 rounding.
     """
 
     loss_chunk_tokens: int = 4096

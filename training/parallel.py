@@ -4,7 +4,7 @@ One code path for one process, DDP and FSDP2 (`cfg.parallel` under torchrun):
 
 - the objective is a loss module around the model, chosen in config (losses.build_objective), so a
   step is one module call;
-- `cfg.perf.float8`: the decoder's linear layers train in float8 (torchao), converted before compiling;
+- `cfg.perf.float8`: the decoder's large linear layers train in float8 (torchao), converted before compiling;
 - `cfg.compile`: every decoder layer and the chunked loss are compiled on their own (as torchtitan);
 - one process: that module; `parallel="ddp"`: DistributedDataParallel around it;
 - `parallel="fsdp"`: FSDP2 `fully_shard` on every decoder layer and on the loss module as root; bf16
@@ -107,16 +107,23 @@ def prepare_model(cfg: RunConfig, objective: torch.nn.Module, env: D.DistEnv) ->
     return objective
 
 
-def float8_module_filter(module: torch.nn.Module, fqn: str) -> bool:
+def float8_module_filter(module: torch.nn.Module, fqn: str, *, small_too: bool = False) -> bool:
     """Which modules float8 training converts: linear layers whose both dims are multiples of 16 (what
     the float8 matmul needs), except the output head and the embeddings (kept in bf16 for accuracy, and
-    the head is tied to the embeddings in our models)."""
+    the head is tied to the embeddings in our models), and except small ones: torchao's size rule for
+    tensorwise scaling (its `_auto_filter_for_tensorwise`, from H100 benchmarks) leaves a linear with
+    in_features <= 4096 and out_features <= 1024 in bf16, where casting to float8 costs more than the
+    faster matmul saves (a 1B Llama's k/v projections, a 350M's attention and down projections).
+    `small_too` converts those as well (what perf.float8 did before 2026-12-05)."""
     if not isinstance(module, torch.nn.Linear):
         return False
     name = fqn.rsplit(".", 1)[-1]
     if name == "lm_head" or "embed" in name:
         return False
-    return module.in_features % 16 == 0 and module.out_features % 16 == 0
+    k, n = module.in_features, module.out_features
+    if k % 16 or n % 16:
+        return False
+    return small_too or not (k <= 4096 and n <= 1024)
 
 
 def apply_float8(model: torch.nn.Module, device: torch.device) -> int:

@@ -180,9 +180,26 @@ def test_float8_config_errors_clearly_on_cpu(tmp_path) -> None:
 
 
 def test_float8_module_filter() -> None:
-    assert float8_module_filter(torch.nn.Linear(64, 128), "model.layers.0.mlp.up_proj")
-    assert not float8_module_filter(torch.nn.Linear(64, 100), "model.layers.0.mlp.up_proj")
-    assert not float8_module_filter(torch.nn.Linear(64, 128), "lm_head")
+    def lin(k: int, n: int) -> torch.nn.Linear:
+        return torch.nn.Linear(k, n, bias=False, device="meta")
+
+    # a 1B Llama's layer (LLAMA_SIZES["1b"]): its k/v projections (2048 -> 512) stay bf16
+    converted = {
+        name: float8_module_filter(lin(k, n), f"model.layers.0.{name}")
+        for name, (k, n) in {
+            "self_attn.q_proj": (2048, 2048), "self_attn.k_proj": (2048, 512),
+            "self_attn.v_proj": (2048, 512), "self_attn.o_proj": (2048, 2048),
+            "mlp.gate_proj": (2048, 8192), "mlp.up_proj": (2048, 8192), "mlp.down_proj": (8192, 2048),
+        }.items()
+    }  # fmt: skip
+    assert [n for n, c in converted.items() if not c] == ["self_attn.k_proj", "self_attn.v_proj"]
+    # 350M: only gate/up (1024 -> 2688) are large enough
+    assert float8_module_filter(lin(1024, 2688), "model.layers.0.mlp.up_proj")
+    assert not float8_module_filter(lin(2688, 1024), "model.layers.0.mlp.down_proj")
+    assert not float8_module_filter(lin(1024, 1024), "model.layers.0.self_attn.q_proj")
+    assert float8_module_filter(lin(1024, 1024), "model.layers.0.self_attn.q_proj", small_too=True)
+    assert not float8_module_filter(lin(2048, 8200), "model.layers.0.mlp.up_proj")  # not a multiple of 16
+    assert not float8_module_filter(lin(2048, 8192), "lm_head")
     assert not float8_module_filter(torch.nn.Embedding(128, 64), "model.embed_tokens")
 
 
@@ -244,3 +261,25 @@ def test_profile_and_parity_only_run() -> None:
     )
     assert args.engines == [] and args.aux_tokens == 16384 and args.parity_config == ("1b", 1024)
     assert tt.parse_args(["--tokens-per-step", "65536", "32768"]).aux_tokens == 65536
+
+
+def test_variants_switch_ours_back(monkeypatch) -> None:
+    """--clip-outside-optimizer and --float8-all-linears put the earlier behaviour back for a comparison."""
+    from training import loop, parallel
+
+    monkeypatch.setattr(loop, "clip_gradients", loop.clip_gradients)  # restored after the test
+    monkeypatch.setattr(parallel, "float8_module_filter", parallel.float8_module_filter)
+    assert tt.apply_variants(tt.parse_args([])).startswith("clipping inside the fused AdamW")
+    small = torch.nn.Linear(1024, 1024, bias=False, device="meta")
+    assert not parallel.float8_module_filter(small, "model.layers.0.self_attn.q_proj")
+
+    head = tt.apply_variants(tt.parse_args(["--clip-outside-optimizer", "--float8-all-linears"]))
+    assert head == "clipping outside the fused AdamW, float8 on every eligible linear"
+    assert parallel.float8_module_filter(small, "model.layers.0.self_attn.q_proj")
+    model = torch.nn.Linear(4, 4)
+    model(torch.randn(2, 4)).pow(2).sum().backward()
+    opt = torch.optim.AdamW(model.parameters(), fused=True)
+    before = model.weight.grad.clone()
+    loop.clip_gradients(model, opt, 1e-3, in_optimizer=True)  # forced to clip_grad_norm_: grads rescaled
+    assert getattr(opt, "grad_scale", None) is None
+    assert float(model.weight.grad.norm()) < float(before.norm())
