@@ -260,7 +260,11 @@ def scorecard(
             description=f"Hephaestus SFT model ({profile.paths.profile} profile).\n\n{md}",
             alias=CHALLENGER,  # the promotion check decides whether it becomes champion
         )
-        context.log.info("\n" + text)
+        headline = ", ".join(f"{k} {v:.4g}" for k, v in scores.items())
+        context.log.info(
+            f"scorecard: {headline}; registered {registered['model_uri']}; the table is this "
+            f"materialization's `scorecard` metadata and {out / 'scorecard.txt'}"
+        )
         return {
             "scorecard_md": md,
             "scorecard_plot_md": png_markdown(plot, "scorecard against the champion"),

@@ -72,7 +72,9 @@ def generate(
     texts = [render_prompt(tokenizer, prompt) for prompt in prompts]
     if not texts:
         return []
-    encoded = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+    # verbose=False: no transformers warning for a prompt past the tokenizer's model_max_length; the bound
+    # that matters is the model's positions, checked below (skip_too_long) and counted by the callers
+    encoded = [tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"] for text in texts]
     limit = context_limit(model) if skip_too_long else None
     if limit is None:
         return _generate_encoded(model, tokenizer, encoded, max_new_tokens, batch_size, stop_strings, use_engine,

@@ -76,3 +76,25 @@ def test_bad_arguments(tokenizer, tiny_model):
     assert generate(tiny_model, tokenizer, [], max_new_tokens=4) == []
     with pytest.raises(ValueError):
         generate(tiny_model, tokenizer, ["x"], max_new_tokens=0)
+
+
+def test_a_prompt_past_the_tokenizers_max_length_logs_no_transformers_warning(tokenizer, tiny_model):
+    """The bound that matters is the model's positions (skip_too_long, counted by the callers), so the
+    tokenizer's own "Token indices sequence length is longer than ..." warning would only be noise."""
+    import copy
+    import logging
+
+    tok = copy.deepcopy(tokenizer)  # the warning is given once per tokenizer: a fresh one
+    tok.model_max_length = 4
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("transformers.tokenization_utils_base")
+    logger.addHandler(handler)
+    try:
+        [out] = generate(tiny_model, tok, ["a prompt of more than four tokens"], max_new_tokens=2, batch_size=1)
+        assert isinstance(out, str) and records == []
+        tok("a prompt of more than four tokens again")  # the warning it would be, and that it is caught
+    finally:
+        logger.removeHandler(handler)
+    assert len(records) == 1 and "Token indices sequence length" in records[0].getMessage()
