@@ -92,7 +92,9 @@ def test_a_prompt_past_the_tokenizers_max_length_logs_no_transformers_warning(to
     logger = logging.getLogger("transformers.tokenization_utils_base")
     logger.addHandler(handler)
     try:
-        [out] = generate(tiny_model, tok, ["a prompt of more than four tokens"], max_new_tokens=2, batch_size=1)
+        [out] = generate(
+            tiny_model, tok, ["a prompt of more than four tokens"], max_new_tokens=2, batch_size=1
+        )
         assert isinstance(out, str) and records == []
         tok("a prompt of more than four tokens again")  # the warning it would be, and that it is caught
     finally:
