@@ -22,6 +22,8 @@
 #   bash bench/train_device.sh ours [ARGS...]   ours alone at 350M and 1B, 16k, with extra train_throughput ARGS
 #                                        (e.g. --compile-scope decoder) -- one variant against the default, run
 #                                        twice in one command
+#   bash bench/train_device.sh micro     ours at 350M and 1B, 64k tokens/step, in micro-batches of 16, 32 and 64
+#                                        rows (the gpu profile's CPT stages are 16 x 4 today)
 #   bash bench/train_device.sh before    ours and ours+fp8 at 350M and 1B, 16k, as they are, then as they were
 #                                        before 2026-12-05 (--clip-outside-optimizer --float8-all-linears:
 #                                        clip_grad_norm_ rescaling the grads, float8 on every linear)
@@ -53,5 +55,9 @@ case "$mode" in
   before)  "${bench[@]}" --engines ours ours+fp8 --tokens-per-step 16384 --warmup 6 --steps 12 --out "$OUT/now.txt"
            "${bench[@]}" --engines ours ours+fp8 --tokens-per-step 16384 --warmup 6 --steps 12 \
              --clip-outside-optimizer --float8-all-linears --out "$OUT/before.txt" ;;
+  micro)   for m in 16 32 64; do
+             "${bench[@]}" --engines ours --tokens-per-step 65536 --warmup 4 --steps 8 --max-micro-batch "$m" \
+               --out "$OUT/micro_$m.txt"
+           done ;;
   *) echo "unknown mode $mode" >&2; exit 2 ;;
 esac 2>&1 | tee "$OUT/train.log" | grep -v "^\[transformers\]" | tail -60

@@ -376,12 +376,15 @@ def run_titan(size: str, seq: int, rows: int, micro: int, warmup: int, steps: in
 
 def measure(
     engine: str, size: str, seq: int, rows: int, warmup: int, steps: int,
-    compile_mode: str | None = None, compile_scope: str = "block",
+    compile_mode: str | None = None, compile_scope: str = "block", max_micro: int | None = None,
 ) -> dict:  # fmt: skip
-    """Run one engine, halving the micro-batch on out-of-memory (`compile_*`: ours only)."""
+    """Run one engine, halving the micro-batch on out-of-memory (`compile_*`: ours only). The micro-batch
+    starts at all `rows` of a step, or at `max_micro` rows (the rest by gradient accumulation)."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; known: {ENGINES}")
-    micro = rows
+    micro = min(rows, max_micro or rows)
+    if rows % micro:
+        raise ValueError(f"a micro-batch of {micro} rows does not divide the step's {rows} rows")
     while True:
         _clean()
         try:
@@ -431,6 +434,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--compile-scope", choices=["block", "decoder"], default="block",
                    help="our engines compile each decoder block (default) or the whole decoder as one graph")  # fmt: skip
+    p.add_argument("--max-micro-batch", type=int, metavar="ROWS",
+                   help="every engine's micro-batch at most ROWS (gradient accumulation for the rest of a "
+                   "step; default: the whole step in one micro-batch where memory allows)")  # fmt: skip
     p.add_argument("--clip-outside-optimizer", action="store_true",
                    help="ours clips with clip_grad_norm_ (grads rescaled in place) as before 2026-12-05, "
                    "instead of handing the factor to the fused AdamW")  # fmt: skip
@@ -455,6 +461,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         for size, seq in [*args.configs, *([args.parity_config] if args.parity_config else [])]:
             if t % seq:
                 p.error(f"--tokens-per-step {t} is not a multiple of seq {seq} ({size})")
+            if args.max_micro_batch is not None and (
+                args.max_micro_batch < 1 or (t // seq) % min(args.max_micro_batch, t // seq)
+            ):
+                p.error(
+                    f"--max-micro-batch {args.max_micro_batch} does not divide {t // seq} rows ({t} tokens)"
+                )
     return args
 
 
@@ -609,7 +621,8 @@ def main(argv: list[str] | None = None) -> int:
     for size, seq, tokens, engine in jobs:
         row: dict[str, Any] = {"size": size, "seq": seq, "tokens_per_step": tokens, "engine": engine}
         try:
-            compile_kw = {"compile_mode": args.compile_mode, "compile_scope": args.compile_scope}
+            compile_kw = {"compile_mode": args.compile_mode, "compile_scope": args.compile_scope,
+                          "max_micro": args.max_micro_batch}  # fmt: skip
             r = measure(engine, size, seq, tokens // seq, args.warmup, args.steps, **compile_kw)
             row.update(r, mfu=6 * r["n"] * r["tps"] / peak)
         except Exception as e:  # noqa: BLE001 - one failed run must not lose the others' rows

@@ -52,6 +52,8 @@ def test_profile_engine_and_trace_out() -> None:
         ["--configs", "7b:1024"],
         ["--configs", "350m"],
         ["--configs", "350m:1024", "--tokens-per-step", "1000"],  # not a whole number of rows
+        ["--tokens-per-step", "16384", "--max-micro-batch", "3"],  # 16 rows are not whole micro-batches of 3
+        ["--max-micro-batch", "0"],
     ],
 )
 def test_bad_arguments_exit(argv: list[str]) -> None:
@@ -283,3 +285,29 @@ def test_variants_switch_ours_back(monkeypatch) -> None:
     loop.clip_gradients(model, opt, 1e-3, in_optimizer=True)  # forced to clip_grad_norm_: grads rescaled
     assert getattr(opt, "grad_scale", None) is None
     assert float(model.weight.grad.norm()) < float(before.norm())
+
+
+def test_max_micro_batch_sets_every_engines_micro_batch(monkeypatch) -> None:
+    """--max-micro-batch splits a step into micro-batches of at most that many rows, for every engine."""
+    seen = []
+
+    def fake(kind):
+        def run(size, seq, rows, micro, *a, **k):
+            seen.append((kind, rows, micro))
+            return {"n": 1, "tps": 1.0, "curve": {}}
+
+        return run
+
+    monkeypatch.setattr(tt, "run_ours", fake("ours"))
+    monkeypatch.setattr(tt, "run_hf", fake("hf"))
+    monkeypatch.setattr(tt, "run_titan", fake("titan"))
+    monkeypatch.setattr(tt.torch.cuda, "max_memory_allocated", lambda: 0)
+    monkeypatch.setattr(tt, "_clean", lambda: None)
+    assert tt.parse_args(["--tokens-per-step", "65536", "--max-micro-batch", "16"]).max_micro_batch == 16
+    for engine in ("ours", "hf", "torchtitan"):
+        assert tt.measure(engine, "350m", 1024, 64, 1, 1, max_micro=16)["micro"] == 16
+    assert tt.measure("ours", "350m", 1024, 8, 1, 1, max_micro=16)["micro"] == 8  # a step of fewer rows
+    assert tt.measure("ours", "350m", 1024, 64, 1, 1)["micro"] == 64
+    assert seen == [("ours", 64, 16), ("hf", 64, 16), ("titan", 64, 16), ("ours", 8, 8), ("ours", 64, 64)]
+    with pytest.raises(ValueError, match="does not divide"):
+        tt.measure("ours", "350m", 1024, 64, 1, 1, max_micro=24)
