@@ -8,16 +8,16 @@ checkpoint or none; `latest_checkpoint` ignores the temporaries.
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from contracts.io import atomic_directory
 
 _STEP_DIR = re.compile(r"^step_(\d{8})$")
 
@@ -98,8 +98,8 @@ def save_checkpoint(
     root = Path(output_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:08d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-step_{step:08d}-", dir=root))
-    try:
+    # rewriting the same step (a final checkpoint right after a periodic one) swaps the whole directory
+    with atomic_directory(final) as tmp:
         state = {
             "step": step,
             "model": model_state,
@@ -119,12 +119,6 @@ def save_checkpoint(
             "extra": extra or {},
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
-        if final.exists():  # rewriting the same step (e.g. a final checkpoint right after a periodic one)
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     for old in list_checkpoints(output_dir)[:-keep_last]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -178,22 +172,10 @@ def export_hf(
     the result loads with `AutoModelForCausalLM.from_pretrained(out_dir)` / `AutoTokenizer.from_pretrained`.
     `state_dict`: the gathered full weights of a sharded model (parallel.gathered_model_state)."""
     out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{out.name}-", dir=out.parent))
-    try:
+    with atomic_directory(out) as tmp:
         if state_dict is not None:
             model.save_pretrained(tmp, state_dict=state_dict)
         else:
             model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        old = None
-        if out.exists():
-            old = out.parent / f".old-{out.name}-{os.getpid()}"
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out

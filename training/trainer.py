@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from contracts.io import atomic_write_text
 from training import distributed as D
 from training.checkpoint import export_hf
 from training.config import RunConfig, to_dict
@@ -129,9 +129,7 @@ def finish(
     if env.is_main:
         out = Path(cfg.output_dir)
         for name, payload in (("summary.json", summary), ("config.json", to_dict(cfg))):
-            tmp = out / f".{name}.tmp-{os.getpid()}"
-            tmp.write_text(json.dumps(payload, indent=2) + "\n")
-            os.replace(tmp, out / name)
+            atomic_write_text(out / name, json.dumps(payload, indent=2) + "\n")
         numbers = {
             k if k.startswith("final_") else f"final_{k}": v
             for k, v in summary.items()

@@ -19,9 +19,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 # The atomic writers live in contracts (evaluation writes through them too); re-exported here.
+from contracts.io import atomic_directory as atomic_directory
 from contracts.io import atomic_write_bytes as atomic_write_bytes
 from contracts.io import atomic_write_json as atomic_write_json
 from contracts.io import atomic_write_text as atomic_write_text
+from contracts.io import swap_directory as swap_directory
 
 
 def write_parquet(

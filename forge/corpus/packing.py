@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import shutil
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +40,7 @@ from contracts.packed import (
     Manifest,
     read_manifest,
 )
-from forge.core.io import atomic_write_json, fingerprint
+from forge.core.io import atomic_write_json, fingerprint, swap_directory
 from forge.core.stats import StepStats
 from forge.corpus.spool import PART_ROWS, Spool, TokenEncoder, encode_to_spool
 
@@ -92,22 +91,6 @@ class PackPlan:
             for marker in sorted(sp.dir.glob("part-*.json")):
                 h.update(marker.read_bytes())
         return h.hexdigest()
-
-
-def _swap_in(src: Path, out_dir: Path) -> None:
-    """Replace ``out_dir`` by ``src`` with two renames (readers see the old or the new, whole)."""
-    old = None
-    if out_dir.exists():
-        old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
-        os.replace(out_dir, old)
-    try:
-        os.replace(src, out_dir)
-    except BaseException:
-        if old is not None:
-            os.replace(old, out_dir)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _spans(starts: np.ndarray, sizes: np.ndarray, shard_tokens: int) -> dict[str, np.ndarray]:
@@ -286,7 +269,7 @@ def write_packed(
     atomic_write_json(shards_dir / MANIFEST_NAME, manifest)
     for extra in [key_path, *shards_dir.glob("shard_*.json")]:
         extra.unlink()
-    _swap_in(shards_dir, out_dir)
+    swap_directory(shards_dir, out_dir)
     shutil.rmtree(work_dir_for(out_dir), ignore_errors=True)
     log.info(
         "packed %d uses, %d tokens, %d shards (%d written, %d resumed) -> %s",

@@ -10,7 +10,7 @@ Ids of a freshly trained tokenizer are fixed, so configs and tests may rely on t
 merges. ``len(tokenizer) == vocab_size`` (the added tokens are inside the vocabulary, not appended),
 or less when the corpus runs out of pairs seen ``min_frequency`` times.
 
-Directories are written atomically (:func:`atomic_directory`): a killed run leaves the previous
+Directories are written atomically (:func:`forge.core.io.atomic_directory`): a killed run leaves the previous
 directory in place.
 """
 
@@ -19,53 +19,18 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
-import uuid
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from contracts.chat import ADDED_TOKENS, CHAT_TEMPLATE, EOS_TOKEN, IM_END, IM_START, PAD_TOKEN, SPECIAL_TOKENS
+from forge.core.io import atomic_directory
 from forge.core.stage import Stage, StageConfig
 from forge.core.warehouse import CORPUS_CATEGORIES, fetch_all, iter_rows
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_MAX_LENGTH = 2048
-
-
-@contextmanager
-def atomic_directory(out_dir: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a fresh temporary sibling of ``out_dir``; on success swap it into place.
-
-    The old directory (if any) is renamed aside, the new one renamed in, then the old one removed,
-    so readers see either the complete old or the complete new directory (a crash between the two
-    renames leaves the old one as ``.<name>.old-*`` beside it, never a half-written ``out_dir``).
-    On an exception the temporary directory is removed and ``out_dir`` is untouched; a SIGKILL
-    leaves a hidden ``.<name>.*.tmp`` sibling that the next run ignores.
-    """
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
-        yield tmp
-        old = None
-        if out_dir.exists():
-            old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(out_dir, old)
-        try:
-            os.replace(tmp, out_dir)
-        except BaseException:
-            if old is not None:
-                os.replace(old, out_dir)
-            raise
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _wrap(tokenizer_object, model_max_length: int):

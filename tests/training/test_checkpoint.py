@@ -41,7 +41,7 @@ def test_save_keeps_last_k_and_restores_everything(tmp_path):
     for step in (2, 4, 6):
         save_checkpoint(tmp_path, step, model, opt, data_state={"epoch": 0, "position": step}, tokens_seen=step * 10,
                         config={"name": "t"}, keep_last=2)  # fmt: skip
-    (tmp_path / "checkpoints" / ".tmp-step_00000008-x").mkdir()  # a killed write is ignored
+    (tmp_path / "checkpoints" / ".step_00000008.x.tmp").mkdir()  # a killed write is ignored
     assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000004", "step_00000006"]
     assert latest_checkpoint(tmp_path).name == "step_00000006"
 

@@ -10,7 +10,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from contracts.chat import ADDED_TOKENS, CHAT_TEMPLATE, SPECIAL_TOKENS
-from forge.corpus.tokenizer import atomic_directory, load_or_adapt_tokenizer, train_tokenizer
+from forge.corpus.tokenizer import load_or_adapt_tokenizer, train_tokenizer
 
 CORPUS = [
     "The quick brown fox jumps over the lazy dog. " * 5,
@@ -104,17 +104,6 @@ def test_failed_retrain_leaves_previous_directory(tok_dir, tmp_path):
         train_tokenizer(broken(), out, 650)
     assert (out / "tokenizer.json").read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["tok"]  # no temporary directory left behind
-
-
-def test_atomic_directory_replaces_whole_directory(tmp_path):
-    out = tmp_path / "d"
-    with atomic_directory(out) as tmp:
-        (tmp / "a.txt").write_text("1")
-        (tmp / "b.txt").write_text("1")
-    with atomic_directory(out) as tmp:
-        (tmp / "a.txt").write_text("2")
-    assert sorted(p.name for p in out.iterdir()) == ["a.txt"] and (out / "a.txt").read_text() == "2"
-    assert [p.name for p in tmp_path.iterdir()] == ["d"]
 
 
 @pytest.fixture()
