@@ -14,13 +14,13 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from contracts.bfcl import category as bfcl_category
+from contracts.io import atomic_directory
 
 DEFAULT_SPEC = "bfcl-eval==2026.3.23"
 DATA_PREFIX = "bfcl_eval/data/"
@@ -130,38 +130,44 @@ def download_bfcl_wheel(
 def extract_bfcl_data(wheel: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> Path:
     """Unpack ``bfcl_eval/data/**`` from the wheel into ``out_dir``; returns ``out_dir/bfcl_eval/data``.
 
-    Atomic: files go to a temporary directory beside the target, which is renamed into place only
+    Atomic: files go to a temporary directory beside the target, which is swapped into place only
     when every member is written, so a killed run never leaves a half-extracted data directory. An
     existing complete extraction (marker file present) is reused.
     """
-    target = Path(out_dir) / "bfcl_eval" / "data"
-    marker = target / ".extracted"
-    if marker.is_file():
+
+    def relative(name: str) -> PurePosixPath:
+        rel = PurePosixPath(name[len(DATA_PREFIX) :])
+        if rel.is_absolute() or ".." in rel.parts:
+            raise ValueError(f"unsafe path in wheel: {name!r}")
+        return rel
+
+    def select(names: list[str]) -> list[str]:
+        return [name for name in names if name.startswith(DATA_PREFIX) and not name.endswith("/")]
+
+    return _extract(wheel, Path(out_dir) / "bfcl_eval" / "data", DATA_PREFIX, select, relative)
+
+
+def _extract(
+    wheel: str | os.PathLike[str],
+    target: Path,
+    prefix: str,
+    select: Callable[[list[str]], list[str]],
+    relative: Callable[[str], PurePosixPath],
+) -> Path:
+    """The wheel's members that `select` picks, each at `target / relative(name)`, written through an
+    atomic directory with a `.extracted` marker last; a target with its marker is reused as it is."""
+    if (target / ".extracted").is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".bfcl-data-", dir=target.parent))
-    try:
-        with zipfile.ZipFile(wheel) as archive:
-            members = [
-                name for name in archive.namelist() if name.startswith(DATA_PREFIX) and not name.endswith("/")
-            ]
-            if not members:
-                raise ValueError(f"{wheel} has no {DATA_PREFIX} files; is it a bfcl-eval wheel?")
-            for name in members:
-                relative = PurePosixPath(name[len(DATA_PREFIX) :])
-                if relative.is_absolute() or ".." in relative.parts:
-                    raise ValueError(f"unsafe path in wheel: {name!r}")
-                destination = staging.joinpath(*relative.parts)
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                with archive.open(name) as source, open(destination, "wb") as sink:
-                    shutil.copyfileobj(source, sink)
+    with zipfile.ZipFile(wheel) as archive, atomic_directory(target) as staging:
+        members = select(archive.namelist())
+        if not members:
+            raise ValueError(f"{wheel} has no {prefix} files; is it a bfcl-eval wheel?")
+        for name in members:
+            destination = staging.joinpath(*relative(name).parts)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(name) as source, open(destination, "wb") as sink:
+                shutil.copyfileobj(source, sink)
         (staging / ".extracted").write_text(f"{Path(wheel).name}\n{len(members)} files\n")
-        if target.exists():  # an earlier run died after a partial rename; replace it
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
@@ -183,29 +189,15 @@ def extract_environment_source(wheel: str | os.PathLike[str], out_dir: str | os.
     imported here: :mod:`evaluation.bfcl.environments` loads them by file path in a worker process.
     Atomic and reused like :func:`extract_bfcl_data`.
     """
+
+    def select(names: list[str]) -> list[str]:
+        return [
+            name
+            for name in names
+            if name.startswith(ENVIRONMENT_PREFIX) and name.endswith(".py") and name.count("/") == 4
+        ]
+
     target = Path(out_dir) / ENVIRONMENT_PREFIX.rstrip("/")
-    marker = target / ".extracted"
-    if marker.is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".bfcl-envs-", dir=target.parent))
-    try:
-        with zipfile.ZipFile(wheel) as archive:
-            members = [
-                name
-                for name in archive.namelist()
-                if name.startswith(ENVIRONMENT_PREFIX) and name.endswith(".py") and name.count("/") == 4
-            ]
-            if not members:
-                raise ValueError(f"{wheel} has no {ENVIRONMENT_PREFIX} files; is it a bfcl-eval wheel?")
-            for name in members:
-                with archive.open(name) as source, open(staging / PurePosixPath(name).name, "wb") as sink:
-                    shutil.copyfileobj(source, sink)
-        (staging / ".extracted").write_text(f"{Path(wheel).name}\n{len(members)} files\n")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    return target
+    return _extract(
+        wheel, target, ENVIRONMENT_PREFIX, select, lambda name: PurePosixPath(PurePosixPath(name).name)
+    )
