@@ -235,19 +235,21 @@ def idle_by_phase(
     return dict(sorted(out.items(), key=lambda kv: -kv[1]["idle_us"]))
 
 
-def render_idle_by_phase(phases: dict[str, dict]) -> str:
-    """:func:`idle_by_phase` as a Markdown table, largest GPU idle first."""
+def render_idle_by_phase(phases: dict[str, dict], unit: str = "s") -> str:
+    """:func:`idle_by_phase` as a Markdown table, largest GPU idle first, times in `unit` ("s" or "ms")."""
+    scale = {"s": 1e6, "ms": 1e3}[unit]
     wall = sum(v["wall_us"] for v in phases.values()) or 1.0
     idle = sum(v["idle_us"] for v in phases.values())
     lines = [
-        f"GPU idle {idle / 1e6:,.2f} s of {wall / 1e6:,.2f} s ({idle / wall:.1%}); by the host phase it fell in:",
+        f"GPU idle {idle / scale:,.2f} {unit} of {wall / scale:,.2f} {unit} ({idle / wall:.1%}); by the host "
+        "phase it fell in:",
         "",
-        "| host phase | ranges | wall s | GPU busy s | GPU idle s | share of idle |",
+        f"| host phase | ranges | wall {unit} | GPU busy {unit} | GPU idle {unit} | share of idle |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for name, v in phases.items():
         lines.append(
-            f"| {name} | {int(v['calls'])} | {v['wall_us'] / 1e6:,.2f} | {v['busy_us'] / 1e6:,.2f} "
-            f"| {v['idle_us'] / 1e6:,.2f} | {v['idle_us'] / (idle or 1.0):.1%} |"
+            f"| {name} | {int(v['calls'])} | {v['wall_us'] / scale:,.2f} | {v['busy_us'] / scale:,.2f} "
+            f"| {v['idle_us'] / scale:,.2f} | {v['idle_us'] / (idle or 1.0):.1%} |"
         )
     return "\n".join(lines) + "\n"

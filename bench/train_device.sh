@@ -18,6 +18,7 @@
 #                                        (issue 13's table; ~3.5 min on 2026-12-02)
 #   bash bench/train_device.sh large     the same at 64k tokens/step (~5 min)
 #   bash bench/train_device.sh profile   the torch profiler's breakdown of ours at 350M and at 1B, 16k tokens/step
+#                                        (and since 2026-12-05 the GPU idle by the loop's train.* phases)
 #   bash bench/train_device.sh parity [STEPS]   ours bf16 against ours+fp8 from the same init at 1B (300 steps)
 #   bash bench/train_device.sh ours [ARGS...]   ours alone at 350M and 1B, 16k, with extra train_throughput ARGS
 #                                        (e.g. --compile-scope decoder) -- one variant against the default, run

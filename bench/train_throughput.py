@@ -521,7 +521,7 @@ def profile_ours(
     """Profile `steps` steps of `engine` (ours or a variant) after `warmup` (CUDA activity); write the
     breakdown (Markdown) to `out` and its numbers beside it (.json). The trace (tens of MB) stays in a temp
     dir, or goes gzipped to `trace_out`."""
-    from bench.kernel_breakdown import breakdown_file, render
+    from bench.kernel_breakdown import breakdown_file, idle_by_phase, render, render_idle_by_phase
 
     prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU,
                                               torch.profiler.ProfilerActivity.CUDA])  # fmt: skip
@@ -552,11 +552,14 @@ def profile_ours(
         with trace.open("rb") as src, gzip.open(trace_out, "wb") as dst:
             shutil.copyfileobj(src, dst)
     result = breakdown_file(trace, window["wall"])
+    # where the GPU waits for the host, by the training loop's record_function phases (train.*)
+    phases = idle_by_phase(json.loads(trace.read_text()), prefixes=("train.",))
     result.update(size=size, seq=seq, tokens_per_step=rows * seq, steps=steps, trace=str(trace),
-                  tokens_per_s_under_profiler=steps * rows * seq / window["wall"], tokens_per_s_run=r["tps"])  # fmt: skip
+                  tokens_per_s_under_profiler=steps * rows * seq / window["wall"], tokens_per_s_run=r["tps"],
+                  idle_by_phase=phases)  # fmt: skip
     title = (f"Profile of {engine}: {size}, seq {seq}, {rows * seq} tokens/step, {steps} steps after {warmup} "
              f"warm-up, {torch.cuda.get_device_name(0)}, {_versions()}")  # fmt: skip
-    Path(out).write_text(render(result, title))
+    Path(out).write_text(render(result, title) + "\n" + render_idle_by_phase(phases, unit="ms"))
     Path(out).with_suffix(".json").write_text(json.dumps(result, indent=1))
     return result
 

@@ -5,7 +5,10 @@ the last), check the loss is finite, clip, step, then log / eval / checkpoint wh
 source is any object with `next_batch(n)`, `eval_batches(n, max)`, `state()` and `load_state(s)`; a
 background Prefetcher reads ahead of it. The objective is the loss module the config names
 (losses.py); model wrapping (compile / DDP / FSDP2) is in parallel.py; the setup, sinks and summary
-around a stage are in trainer.py.
+around a stage are in trainer.py. Each phase of a step is a `record_function` range (`train.data`,
+`train.forward`, `train.backward`, `train.clip`, `train.optimizer`, `train.read`, `train.eval`,
+`train.checkpoint`), so a torch profiler trace shows where the GPU waits for the host
+(bench/kernel_breakdown.py: idle_by_phase).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+from torch.profiler import record_function
 
 from training import distributed as D
 from training import parallel as P
@@ -204,18 +208,21 @@ def train_loop(
                 group["lr"] = lr
             stats = torch.zeros(2, device=dev, dtype=torch.float64)  # [sum of micro losses, tokens]
             for micro in range(sched.grad_accum_steps):
-                host = source.next_batch(sched.micro_batch_size)
-                n_tokens = batch_tokens(host)
-                batch = to_device(host, env, eos_id, attn)
+                with record_function("train.data"):
+                    host = source.next_batch(sched.micro_batch_size)
+                    n_tokens = batch_tokens(host)
+                    batch = to_device(host, env, eos_id, attn)
                 with P.grad_sync(train_model, micro == sched.grad_accum_steps - 1):
-                    with autocast(dev):
+                    with record_function("train.forward"), autocast(dev):
                         loss = compute_loss(train_model, batch)
-                    (loss / sched.grad_accum_steps).backward()
+                    with record_function("train.backward"):
+                        (loss / sched.grad_accum_steps).backward()
                 stats[0] += loss.detach().double()
                 stats[1] += n_tokens
-            D.all_reduce_sum(stats, env)
-            step_loss = stats[0] / n_micro
-            grad_norm = clip_gradients(model, optimizer, cfg.optim.grad_clip, defer)
+            with record_function("train.clip"):
+                D.all_reduce_sum(stats, env)
+                step_loss = stats[0] / n_micro
+                grad_norm = clip_gradients(model, optimizer, cfg.optim.grad_clip, defer)
             if defer:
                 is_bad = ~torch.isfinite(step_loss) | ~torch.isfinite(grad_norm)
                 optimizer.found_inf.copy_(is_bad)
@@ -227,8 +234,9 @@ def train_loop(
                 )
             elif not math.isfinite(float(step_loss)):
                 raise _non_finite(step + 1, float(step_loss), out_dir, skipped=False)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            with record_function("train.optimizer"):
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
             step += 1
             tokens_run += stats[1]
             due_log = step % sched.log_every == 0 or step == sched.max_steps
@@ -239,9 +247,10 @@ def train_loop(
             if not (due_log or due_eval or due_ckpt or step == sched.max_steps):
                 continue
             # one host read per logged step: loss, grad norm, tokens, first non-finite step
-            loss_v, norm_v, run_tokens, bad_step, bad_loss = torch.stack(
-                [step_loss, grad_norm.double(), tokens_run, bad[0], bad[1]]
-            ).tolist()
+            with record_function("train.read"):
+                loss_v, norm_v, run_tokens, bad_step, bad_loss = torch.stack(
+                    [step_loss, grad_norm.double(), tokens_run, bad[0], bad[1]]
+                ).tolist()
             if bad_step > 0:
                 raise _non_finite(int(bad_step), bad_loss, out_dir, skipped=True)
             last_loss, tokens_seen = loss_v, tokens_at_start + int(run_tokens)
@@ -261,20 +270,22 @@ def train_loop(
                 }
                 emit(sinks, "log_metrics", step, metrics)
             if due_eval:
-                batches = source.eval_batches(sched.micro_batch_size, sched.eval_batches)
-                last_eval = evaluate(objective, batches, env, eos_id, attn)
+                with record_function("train.eval"):
+                    batches = source.eval_batches(sched.micro_batch_size, sched.eval_batches)
+                    last_eval = evaluate(objective, batches, env, eos_id, attn)
                 emit(sinks, "log_metrics", step, {"eval_loss": last_eval})
             if due_ckpt:
-                rngs = D.gather_objects(rng_state(), env)
-                model_state, optim_state = P.full_state(model, optimizer)
-                if env.is_main:
-                    save_checkpoint(
-                        out_dir, step, model, optimizer, data_state=source.state(), tokens_seen=tokens_seen,
-                        config=config_dict, rng=rngs, keep_last=sched.keep_checkpoints,
-                        extra={"loss": last_loss, "eval_loss": last_eval},
-                        model_state=model_state, optim_state=optim_state,
-                    )  # fmt: skip
-                D.barrier(env)
+                with record_function("train.checkpoint"):
+                    rngs = D.gather_objects(rng_state(), env)
+                    model_state, optim_state = P.full_state(model, optimizer)
+                    if env.is_main:
+                        save_checkpoint(
+                            out_dir, step, model, optimizer, data_state=source.state(), tokens_seen=tokens_seen,
+                            config=config_dict, rng=rngs, keep_last=sched.keep_checkpoints,
+                            extra={"loss": last_loss, "eval_loss": last_eval},
+                            model_state=model_state, optim_state=optim_state,
+                        )  # fmt: skip
+                    D.barrier(env)
             if due_log:
                 t_log, tokens_at_log, step_at_log = time.perf_counter(), tokens_seen, step
     finally:

@@ -44,3 +44,8 @@ def test_idle_is_charged_to_the_innermost_phase_running_on_the_host():
     table = render_idle_by_phase(got)
     assert "(68.0%)" in table and "| mt.prepare | 1 | 0.00 | 0.00 | 0.00 | 29.4% |" in table
     assert idle_by_phase({"traceEvents": []}) == {}
+    in_ms = render_idle_by_phase(got, unit="ms")
+    assert (
+        "GPU idle 0.34 ms of 0.50 ms (68.0%)" in in_ms
+        and "| mt.prepare | 1 | 0.10 | 0.00 | 0.10 | 29.4% |" in in_ms
+    )

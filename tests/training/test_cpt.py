@@ -178,3 +178,25 @@ def test_clipping_inside_the_fused_optimizer_equals_clip_grad_norm(max_norm):
         opt_ours.zero_grad()
         for a, b in zip(ref.parameters(), ours.parameters(), strict=True):
             torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+
+
+def test_a_profiled_step_shows_the_loops_phases(make_cfg):
+    """Each phase of a step is a record_function range, so a profile tells where the GPU waits for the
+    host (bench/kernel_breakdown.py: idle_by_phase over the train.* ranges)."""
+    from bench.kernel_breakdown import idle_by_phase
+
+    cfg = make_cfg("profiled", steps=2)
+    cfg.schedule.log_every, cfg.schedule.eval_every, cfg.schedule.checkpoint_every = 1, 2, 2
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        train_cpt(cfg)
+    names = [e.name for e in prof.events()]
+    for phase in ("data", "forward", "backward", "clip", "optimizer", "read", "eval", "checkpoint"):
+        assert f"train.{phase}" in names, phase
+    assert (
+        names.count("train.optimizer") == 2
+        and names.count("train.forward") == 2 * cfg.schedule.grad_accum_steps
+    )
+    trace = Path(cfg.output_dir) / "trace.json"
+    prof.export_chrome_trace(str(trace))
+    phases = idle_by_phase(json.loads(trace.read_text()), prefixes=("train.",))
+    assert {"train.forward", "train.backward", "train.optimizer"} <= set(phases)
