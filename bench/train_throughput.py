@@ -97,10 +97,16 @@ class RandomTokens(TokenRows):
         return rows
 
 
+# `--perf KEY=VALUE` overrides of our engines' PerfConfig (apply_variants sets them)
+PERF_OVERRIDES: dict[str, Any] = {}
+
+
 def _model_cfg(size: str, seq: int):
     cfg = gpu_config(tempfile.mkdtemp(prefix="bench-"), size="350m")
     for k, v in SIZES[size].items():
         setattr(cfg.model, k, v)
+    for k, v in PERF_OVERRIDES.items():
+        setattr(cfg.perf, k, v)
     cfg.model.max_position_embeddings = max(seq, 2048)
     cfg.data.seq_len = seq
     return cfg
@@ -406,6 +412,23 @@ def measure(
             print(f"  {engine} {size} seq {seq}: out of memory, micro-batch -> {micro}", flush=True)
 
 
+def parse_perf(item: str) -> tuple[str, Any]:
+    """`KEY=VALUE` -> (key, value) for one PerfConfig field, checked as a config file's `perf:` would be."""
+    import yaml
+
+    from training.config import config_from_dict
+
+    key, sep, raw = item.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"--perf {item!r}: expected KEY=VALUE")
+    value = yaml.safe_load(raw)
+    try:
+        config_from_dict({"output_dir": "x", "perf": {key: value}})
+    except (TypeError, ValueError) as e:
+        raise argparse.ArgumentTypeError(f"--perf {item!r}: {e}") from None
+    return key, value
+
+
 def parse_config(conf: str) -> tuple[str, int]:
     """`SIZE:SEQ` -> (size, seq); the size must be one of SIZES."""
     size, _, seq = conf.partition(":")
@@ -437,6 +460,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-micro-batch", type=int, metavar="ROWS",
                    help="every engine's micro-batch at most ROWS (gradient accumulation for the rest of a "
                    "step; default: the whole step in one micro-batch where memory allows)")  # fmt: skip
+    p.add_argument("--perf", action="append", default=[], type=parse_perf, metavar="KEY=VALUE",
+                   help="our engines' perf.KEY (training.config.PerfConfig) set to VALUE (YAML), e.g. "
+                   "loss_chunk_tokens=16384; repeatable")  # fmt: skip
     p.add_argument("--clip-outside-optimizer", action="store_true",
                    help="ours clips with clip_grad_norm_ (grads rescaled in place) as before 2026-12-05, "
                    "instead of handing the factor to the fused AdamW")  # fmt: skip
@@ -587,6 +613,8 @@ def apply_variants(args: argparse.Namespace) -> str:
     patched: one variant per invocation); returns the table head's words for what ours runs."""
     from training import loop, parallel
 
+    PERF_OVERRIDES.clear()
+    PERF_OVERRIDES.update(args.perf)
     if args.clip_outside_optimizer:
         clip = loop.clip_gradients
         loop.clip_gradients = lambda model, opt, max_norm, in_optimizer: clip(model, opt, max_norm, False)
@@ -595,6 +623,7 @@ def apply_variants(args: argparse.Namespace) -> str:
     return (
         f"clipping {'outside' if args.clip_outside_optimizer else 'inside'} the fused AdamW, float8 on "
         + ("every eligible linear" if args.float8_all_linears else "linears above torchao's size rule")
+        + "".join(f", perf.{k}={v}" for k, v in args.perf)
     )
 
 

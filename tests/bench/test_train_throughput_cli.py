@@ -54,6 +54,9 @@ def test_profile_engine_and_trace_out() -> None:
         ["--configs", "350m:1024", "--tokens-per-step", "1000"],  # not a whole number of rows
         ["--tokens-per-step", "16384", "--max-micro-batch", "3"],  # 16 rows are not whole micro-batches of 3
         ["--max-micro-batch", "0"],
+        ["--perf", "loss_chunk_tokens"],  # not KEY=VALUE
+        ["--perf", "no_such_knob=1"],
+        ["--perf", "loss_chunk_tokens=many"],  # not an int
     ],
 )
 def test_bad_arguments_exit(argv: list[str]) -> None:
@@ -311,3 +314,20 @@ def test_max_micro_batch_sets_every_engines_micro_batch(monkeypatch) -> None:
     assert seen == [("ours", 64, 16), ("hf", 64, 16), ("titan", 64, 16), ("ours", 8, 8), ("ours", 64, 64)]
     with pytest.raises(ValueError, match="does not divide"):
         tt.measure("ours", "350m", 1024, 64, 1, 1, max_micro=24)
+
+
+def test_perf_overrides_reach_ours_config(monkeypatch) -> None:
+    """--perf KEY=VALUE sets our engines' PerfConfig field (checked like a config file's perf: section)."""
+    monkeypatch.setattr(tt, "PERF_OVERRIDES", {})
+    args = tt.parse_args(["--perf", "loss_chunk_tokens=16384", "--perf", "prefetch_batches=4"])
+    assert args.perf == [("loss_chunk_tokens", 16384), ("prefetch_batches", 4)]
+    from training import loop, parallel
+
+    monkeypatch.setattr(loop, "clip_gradients", loop.clip_gradients)
+    monkeypatch.setattr(parallel, "float8_module_filter", parallel.float8_module_filter)
+    head = tt.apply_variants(args)
+    assert head.endswith(", perf.loss_chunk_tokens=16384, perf.prefetch_batches=4")
+    cfg = tt._model_cfg("350m", 1024)
+    assert (cfg.perf.loss_chunk_tokens, cfg.perf.prefetch_batches) == (16384, 4)
+    tt.apply_variants(tt.parse_args([]))
+    assert tt._model_cfg("350m", 1024).perf.loss_chunk_tokens == 4096  # back to the default
