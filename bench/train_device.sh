@@ -22,8 +22,7 @@
 #   bash bench/train_device.sh parity [STEPS]   ours bf16 against ours+fp8 from the same init at 1B (300 steps)
 #   bash bench/train_device.sh ours [ARGS...]   ours alone at 350M and 1B, 16k, with extra train_throughput ARGS
 #                                        (e.g. --compile-scope decoder, --perf loss_chunk_tokens=16384) -- one variant
-#                                        against the default, run
-#                                        twice in one command
+#                                        against the default, both in one command
 #   bash bench/train_device.sh micro     ours at 350M and 1B, 64k tokens/step, in micro-batches of 16, 32 and 64
 #                                        rows (the gpu profile's CPT stages are 16 x 4 today)
 #   bash bench/train_device.sh before    ours and ours+fp8 at 350M and 1B, 16k, as they are, then as they were
