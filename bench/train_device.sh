@@ -25,7 +25,7 @@
 #                                        against the default, both in one command
 #   bash bench/train_device.sh micro     ours at 350M and 1B, 64k tokens/step, in micro-batches of 16, 32 and 64
 #                                        rows (the gpu profile's CPT stages are 16 x 4 today)
-#   bash bench/train_device.sh gpu-tests the CUDA tests of training (tests/training -m gpu: bf16, fused AdamW with the
+#   bash bench/train_device.sh gpu-tests the CUDA tests of training (tests/training/test_gpu.py: bf16, fused AdamW with the
 #                                        clipping inside it, compiled and not; needs pytest, pluggy, iniconfig in .whl)
 #   bash bench/train_device.sh before    ours and ours+fp8 at 350M and 1B, 16k, as they are, then as they were
 #                                        before 2026-12-05 (--clip-outside-optimizer --float8-all-linears:
@@ -62,6 +62,6 @@ case "$mode" in
              "${bench[@]}" --engines ours --tokens-per-step 65536 --warmup 4 --steps 8 --max-micro-batch "$m" \
                --out "$OUT/micro_$m.txt"
            done ;;
-  gpu-tests) python3 -m pytest -q -p no:cacheprovider -m gpu tests/training ;;
+  gpu-tests) python3 -m pytest -q -p no:cacheprovider -m gpu tests/training/test_gpu.py ;;
   *) echo "unknown mode $mode" >&2; exit 2 ;;
 esac 2>&1 | tee "$OUT/train.log" | grep -v "^\[transformers\]" | tail -60
