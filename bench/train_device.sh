@@ -30,7 +30,8 @@
 #   bash bench/train_device.sh before    ours and ours+fp8 at 350M and 1B, 16k, as they are, then as they were
 #                                        before 2026-12-05 (--clip-outside-optimizer --float8-all-linears:
 #                                        clip_grad_norm_ rescaling the grads, float8 on every linear)
-# Tables, JSON rows, profiles and curves go to $OUT.
+# Tables, JSON rows, profiles and curves go to $OUT, with each mode's log as train_<mode>.log, so one device call
+# can run several modes: bash bench/train_device.sh gpu-tests; bash bench/train_device.sh before
 set -u
 export HF_HUB_OFFLINE=1 TQDM_DISABLE=1 PYTHONUNBUFFERED=1 MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=1
 OUT=${OUT:-/tmp/t13-out}
@@ -64,4 +65,4 @@ case "$mode" in
            done ;;
   gpu-tests) python3 -m pytest -q -p no:cacheprovider -m gpu tests/training/test_gpu.py ;;
   *) echo "unknown mode $mode" >&2; exit 2 ;;
-esac 2>&1 | tee "$OUT/train.log" | grep -v "^\[transformers\]" | tail -60
+esac 2>&1 | tee "$OUT/train_$mode.log" | grep -v "^\[transformers\]" | tail -60
